@@ -1,0 +1,186 @@
+"""Atomic, verified checkpoints in ``RUN_DIR/checkpoints/``.
+
+A checkpoint is ``step-NNNNNNNN.pt`` plus a small sidecar ``step-NNNNNNNN.json`` (step, epoch, loss, time,
+config hash, size, sha256). The .pt is written to a temp file in the same folder while its sha256 is
+computed, fsynced, renamed into place; then the sidecar the same way; then the folder is fsynced. A
+checkpoint without a sidecar, or whose bytes do not match it, does not verify and is never loaded, so a
+kill at any instant leaves the previous checkpoint as the newest good one. Progress comes from the sidecar
+alone: reading it costs milliseconds whatever the size of the tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+CHECKPOINT_DIR = "checkpoints"
+SIDECAR_FORMAT = 1
+_NAME = re.compile(r"^step-(\d{8,})\.json$")
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What the sidecar says about one checkpoint."""
+
+    path: Path
+    step: int
+    epoch: int
+    loss: float | None
+    time: float
+    config_hash: str
+    bytes: int
+    sha256: str
+
+
+class _HashingWriter:
+    """A write-only file wrapper that hashes what passes through (one pass over the bytes)."""
+
+    def __init__(self, fh: BinaryIO, delay_per_mb: float = 0.0) -> None:
+        self.fh = fh
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.delay_per_mb = delay_per_mb
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        self.size += len(view)
+        if self.delay_per_mb:  # test hook: widen the window in which a kill lands mid-write
+            time.sleep(self.delay_per_mb * max(1, len(view)) / (1 << 20))
+        return self.fh.write(view)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: int, loss: float | None,
+                    config_hash: str) -> CheckpointInfo:
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{checkpoint_name(step)}.pt"
+    tmp = folder / f".{final.name}.tmp-{os.getpid()}"
+    delay = float(os.environ.get("TRM_TEST_CHECKPOINT_DELAY_S_PER_MB", "0") or 0)
+    with open(tmp, "wb") as fh:
+        writer = _HashingWriter(fh, delay)
+        torch.save(state, writer)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    info = CheckpointInfo(final, step, epoch, loss, time.time(), config_hash, writer.size,
+                          writer.digest.hexdigest())
+    _write_json_atomic(final.with_suffix(".json"), {
+        "format": SIDECAR_FORMAT, "file": final.name, "step": step, "epoch": epoch, "loss": loss,
+        "time": info.time, "config_hash": config_hash, "bytes": info.bytes, "sha256": info.sha256})
+    _fsync_dir(folder)
+    return info
+
+
+def read_sidecar(path: Path) -> CheckpointInfo | None:
+    """Parse one sidecar; ``None`` when it is missing, partial or malformed."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        return CheckpointInfo(path.with_name(meta["file"]), int(meta["step"]), int(meta["epoch"]),
+                              meta.get("loss"), float(meta["time"]), str(meta["config_hash"]),
+                              int(meta["bytes"]), str(meta["sha256"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def list_checkpoints(folder: Path) -> list[CheckpointInfo]:
+    """Checkpoints with a readable sidecar, newest first (not yet verified against their bytes)."""
+    if not folder.is_dir():
+        return []
+    infos = [read_sidecar(p) for p in folder.iterdir() if _NAME.match(p.name)]
+    return sorted((i for i in infos if i is not None), key=lambda i: i.step, reverse=True)
+
+
+def latest_progress(folder: Path) -> CheckpointInfo | None:
+    """The newest checkpoint's metadata, from its sidecar only: cheap enough to poll."""
+    found = list_checkpoints(folder)
+    return found[0] if found else None
+
+
+def verify(info: CheckpointInfo) -> str | None:
+    """``None`` when the checkpoint's bytes match its sidecar, else what is wrong."""
+    try:
+        size = info.path.stat().st_size
+    except FileNotFoundError:
+        return f"{info.path.name} is missing"
+    if size != info.bytes:
+        return f"{info.path.name} has {size} bytes, its sidecar says {info.bytes} (truncated?)"
+    digest = hashlib.sha256()
+    with open(info.path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != info.sha256:
+        return f"{info.path.name} does not match its sha256 (corrupt)"
+    return None
+
+
+def newest_verified(folder: Path) -> tuple[CheckpointInfo | None, list[str]]:
+    """The newest checkpoint that verifies, and a note for each newer one that did not."""
+    problems: list[str] = []
+    for info in list_checkpoints(folder):
+        problem = verify(info)
+        if problem is None:
+            return info, problems
+        problems.append(problem)
+    return None, problems
+
+
+def load_checkpoint(info: CheckpointInfo, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    return torch.load(info.path, map_location=map_location, weights_only=True)
+
+
+def prune(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints, and temp files that no live writer owns."""
+    removed: list[Path] = []
+    for info in list_checkpoints(folder)[keep:]:
+        for p in (info.path, info.path.with_suffix(".json")):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    for p in folder.glob(".*.tmp-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,43 @@
+"""What the trainer needs from a dataset, whatever the task."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple, Protocol
+
+import torch
+
+
+class Batch(NamedTuple):
+    inputs: torch.Tensor   # (batch, seq) int64
+    targets: torch.Tensor  # (batch, seq) int64
+
+
+class Dataset(Protocol):
+    vocab_size: int
+    num_train: int
+    num_eval: int
+    description: str
+
+    def train_batch(self, indices: torch.Tensor, seed: int) -> Batch:
+        """Samples ``indices`` of the training split; any randomness comes from ``seed`` alone."""
+        ...
+
+    def eval_batch(self, start: int, size: int) -> Batch:
+        """A fixed slice of the held-out split, the same at every eval."""
+        ...
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers, stable across processes and Python versions."""
+    digest = hashlib.sha256(",".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def holdout_split(count: int, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split sample ids into (train, eval) by a fixed permutation, so eval is spread over the corpus."""
+    n_eval = min(count - 1, int(round(count * fraction))) if fraction > 0 else 0
+    perm = torch.randperm(count, generator=torch.Generator().manual_seed(mix_seed(seed, 7919)))
+    eval_ids, _ = perm[:n_eval].sort()
+    train_ids, _ = perm[n_eval:].sort()
+    return train_ids, eval_ids

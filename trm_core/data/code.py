@@ -1,0 +1,131 @@
+"""Byte-level code corpus with masked-span denoising.
+
+The corpus (every matching source file under ``data.paths``) is packed once into one byte file in the
+cache, keyed by the files' paths, sizes and mtimes; later runs map it back in well under a second.
+Samples are ``seq_len``-byte chunks; the input hides spans behind a mask token and the target is the
+original bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sysconfig
+from pathlib import Path
+
+import torch
+
+from trm_core.config import ConfigError, DataConfig
+from trm_core.data.base import Batch, holdout_split
+
+PAD_TOKEN = 256
+MASK_TOKEN = 257
+CODE_VOCAB = 258
+SKIP_DIRS = {"site-packages", "dist-packages", "__pycache__", ".git"}
+
+
+def default_paths() -> list[str]:
+    return [sysconfig.get_paths()["stdlib"]]
+
+
+def list_sources(paths: list[str], extensions: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for root in paths:
+        p = Path(root).expanduser()
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            for dirpath, dirnames, filenames in os.walk(p):
+                dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+                files.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(tuple(extensions)))
+        else:
+            raise ConfigError(f"data.paths: {root} does not exist")
+    return files
+
+
+def cache_dir(cfg: DataConfig) -> Path:
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trm-tui"
+
+
+def _corpus_key(files: list[Path], cfg: DataConfig) -> str:
+    h = hashlib.sha256(f"v1|{cfg.max_bytes}|".encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _pack(files: list[Path], max_bytes: int, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
+    total = 0
+    with open(tmp, "wb") as out:
+        for f in files:
+            try:
+                blob = f.read_bytes() + b"\n"
+            except OSError:
+                continue  # an unreadable file is skipped, not fatal
+            if max_bytes and total + len(blob) > max_bytes:
+                blob = blob[:max_bytes - total]
+            out.write(blob)
+            total += len(blob)
+            if max_bytes and total >= max_bytes:
+                break
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, dest)
+
+
+def load_corpus(cfg: DataConfig) -> tuple[torch.Tensor, str]:
+    paths = cfg.paths or default_paths()
+    files = list_sources(paths, cfg.extensions)
+    if not files:
+        raise ConfigError(f"data.paths: no files ending in {', '.join(cfg.extensions)} under {', '.join(paths)}")
+    dest = cache_dir(cfg) / f"corpus-{_corpus_key(files, cfg)}.bin"
+    if not dest.exists():
+        _pack(files, cfg.max_bytes, dest)
+    data = torch.frombuffer(bytearray(dest.read_bytes()), dtype=torch.uint8)
+    return data, f"{len(files)} files, {data.numel():,} bytes from {', '.join(paths)}"
+
+
+class CodeDataset:
+    vocab_size = CODE_VOCAB
+
+    def __init__(self, cfg: DataConfig, seq_len: int) -> None:
+        corpus, source = load_corpus(cfg)
+        count = corpus.numel() // seq_len
+        if count < 2:
+            raise ConfigError(f"data.paths: the corpus ({corpus.numel()} bytes) is shorter than two samples of "
+                              f"model.seq_len = {seq_len}")
+        self.chunks = corpus[:count * seq_len].view(count, seq_len)
+        self.train_ids, self.eval_ids = holdout_split(count, cfg.eval_fraction)
+        self.num_train, self.num_eval = len(self.train_ids), len(self.eval_ids)
+        self.seq_len = seq_len
+        self.mask_ratio = cfg.mask_ratio
+        self.mean_span = cfg.mean_span
+        self.description = f"code: {source}; {self.num_train:,} train / {self.num_eval:,} eval samples"
+
+    def _mask(self, targets: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Hide about ``mask_ratio`` of the bytes in spans of mean length ``mean_span``."""
+        batch, n = targets.shape
+        spans = max(1, round(self.mask_ratio * n / self.mean_span)) if self.mask_ratio > 0 else 0
+        if spans == 0:
+            return targets.clone()
+        starts = torch.randint(0, n, (batch, spans, 1), generator=gen)
+        max_len = max(1, int(round(2 * self.mean_span - 1)))
+        lengths = torch.randint(1, max_len + 1, (batch, spans, 1), generator=gen)
+        pos = torch.arange(n).view(1, 1, n)
+        mask = ((pos >= starts) & (pos < starts + lengths)).any(dim=1)
+        return targets.masked_fill(mask, MASK_TOKEN)
+
+    def train_batch(self, indices: torch.Tensor, seed: int) -> Batch:
+        targets = self.chunks[self.train_ids[indices]].long()
+        return Batch(self._mask(targets, torch.Generator().manual_seed(seed)), targets)
+
+    def eval_batch(self, start: int, size: int) -> Batch:
+        ids = torch.arange(start, start + size) % max(1, self.num_eval)
+        targets = self.chunks[self.eval_ids[ids]].long()
+        return Batch(self._mask(targets, torch.Generator().manual_seed(start)), targets)

@@ -1,0 +1,95 @@
+"""The run's event log, ``RUN_DIR/events.jsonl``: one JSON object per line, the writer and its reader.
+
+Each event is written with a single ``os.write`` on an ``O_APPEND`` descriptor, so lines from the trainer,
+the watchdog thread and a signal handler never interleave, and there is no Python buffer to lose on a
+crash. The reader skips (and counts) partial or malformed lines instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+EVENTS_FILE = "events.jsonl"
+
+EVENT_TYPES = frozenset({
+    "run_start", "step", "eval", "checkpoint", "heartbeat", "stall", "warning", "error", "run_end",
+})
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as strings so every line stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class EventWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.last_write = time.monotonic()
+
+    def emit(self, event: str, **fields: Any) -> dict[str, Any]:
+        record = {"event": event, "time": round(time.time(), 6), "v": SCHEMA_VERSION, **_clean(fields)}
+        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        os.write(self._fd, line.encode())
+        self.last_write = time.monotonic()
+        return record
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass
+class ReadResult:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    malformed: int = 0
+    offset: int = 0  # bytes consumed: the start of the first incomplete line
+
+
+def parse_lines(blob: bytes) -> ReadResult:
+    """Parse complete lines of ``blob``; a trailing line without a newline is left unconsumed."""
+    result = ReadResult()
+    end = blob.rfind(b"\n") + 1
+    result.offset = end
+    for raw in blob[:end].split(b"\n")[:-1]:
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            result.malformed += 1
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("event"), str):
+            result.malformed += 1
+            continue
+        result.events.append(record)
+    return result
+
+
+def read_events(path: Path) -> ReadResult:
+    """Every complete, well-formed event in the file (missing file: none)."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return ReadResult()
+    return parse_lines(blob)
+
+
+def iter_events(path: Path, kind: str | None = None) -> Iterator[dict[str, Any]]:
+    for record in read_events(path).events:
+        if kind is None or record["event"] == kind:
+            yield record

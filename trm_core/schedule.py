@@ -1,0 +1,17 @@
+"""Learning-rate schedule: linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak.
+
+A pure function of the step, so resume needs no scheduler state beyond the step count.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def learning_rate(step: int, *, peak: float, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """The learning rate for 0-based ``step``."""
+    if warmup_steps and step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))

@@ -1,0 +1,25 @@
+"""Graceful stop on SIGTERM/SIGINT: finish the step, checkpoint, exit 0. A second signal exits at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Callable
+
+
+class StopRequest:
+    def __init__(self, on_second: Callable[[int], None]) -> None:
+        self.requested: str | None = None
+        self._on_second = on_second
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is None:
+            self.requested = name
+            return
+        self._on_second(signum)
+        os._exit(0)

@@ -1,0 +1,234 @@
+"""One training step of TRM with deep supervision, and the state that makes resume exact.
+
+A step is one batch through up to ``max_supervision_steps`` supervision steps, one optimizer update each.
+The batch may be split into micro-batches: every micro-batch runs the same supervision step before the
+update, and losses are divided by the number of samples still active in the whole batch, so accumulation
+gives the same update as the full batch. Samples whose halting head fires leave the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from trm_core.config import Config
+from trm_core.data.base import Batch
+from trm_core.ema import EMA
+from trm_core.model import TinyRecursiveModel, count_parameters
+from trm_core.schedule import learning_rate
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss or gradient went NaN/inf: the run stops instead of training on garbage."""
+
+
+@dataclass
+class StepMetrics:
+    loss: float
+    halt_loss: float
+    accuracy: float
+    exact: float
+    sup_steps: float
+    grad_norm: float
+    lr: float
+    updates: int
+    step_s: float
+    peak_mem_mb: float
+
+    def as_event(self, batch_size: int, seq_len: int) -> dict[str, Any]:
+        per_s = batch_size / self.step_s if self.step_s > 0 else 0.0
+        return {"loss": self.loss, "halt_loss": self.halt_loss, "accuracy": self.accuracy, "exact": self.exact,
+                "lr": self.lr, "grad_norm": self.grad_norm, "samples_per_s": round(per_s, 3),
+                "tokens_per_s": round(per_s * seq_len, 1), "step_s": round(self.step_s, 6),
+                "sup_steps": self.sup_steps, "updates": self.updates, "peak_mem_mb": round(self.peak_mem_mb, 1)}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class _Active:
+    """The samples of one micro-batch still being supervised."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> None:
+        self.inputs, self.targets, self.y, self.z = inputs, targets, y, z
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def keep(self, mask: torch.Tensor) -> None:
+        self.inputs, self.targets = self.inputs[mask], self.targets[mask]
+        self.y, self.z = self.y[mask], self.z[mask]
+
+
+class Trainer:
+    def __init__(self, cfg: Config, vocab_size: int, total_steps: int) -> None:
+        self.cfg = cfg
+        self.total_steps = total_steps
+        self.device = pick_device(cfg.train.device)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.train.seed)
+        random.seed(cfg.train.seed)
+        self.model = TinyRecursiveModel(cfg.model, vocab_size).to(self.device)
+        self.num_parameters = count_parameters(self.model)
+        self.ema = EMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+        t = cfg.train
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay,
+                                           betas=(t.adam_beta1, t.adam_beta2), foreach=True)
+        self.forward = torch.compile(self.model) if t.compile else self.model
+        use_bf16 = self.device.type == "cuda" and t.bf16
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+        thr = cfg.model.halt_threshold
+        self.halt_logit_threshold = math.inf if thr >= 1.0 else (-math.inf if thr <= 0 else math.log(thr / (1 - thr)))
+        self.step = 0  # completed steps
+
+    # -- training -------------------------------------------------------------------------------------
+
+    def _losses(self, logits: torch.Tensor, targets: torch.Tensor, halt_logit: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample cross-entropy, per-sample halting BCE, per-token correctness."""
+        logits = logits.float()
+        ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape).mean(1)
+        correct = logits.argmax(-1) == targets
+        halt = F.binary_cross_entropy_with_logits(halt_logit.float(), correct.all(1).float(), reduction="none")
+        return ce, halt, correct
+
+    def train_step(self, batch: Batch) -> StepMetrics:
+        started = time.perf_counter()
+        cfg, dev = self.cfg, self.device
+        lr = learning_rate(self.step, peak=cfg.train.learning_rate, warmup_steps=cfg.train.warmup_steps,
+                           total_steps=self.total_steps, min_ratio=cfg.train.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        inputs, targets = batch.inputs.to(dev, non_blocking=True), batch.targets.to(dev, non_blocking=True)
+        batch_size, seq_len = inputs.shape
+        actives = []
+        for mb_in, mb_tg in zip(inputs.split(cfg.micro_batch), targets.split(cfg.micro_batch)):
+            y, z = self.model.initial_state(len(mb_in), seq_len)
+            actives.append(_Active(mb_in, mb_tg, y, z))
+        zero = torch.zeros((), device=dev)
+        loss_sum, halt_sum, acc_sum, exact_sum, sup_sum, norm_sum = (zero.clone() for _ in range(6))
+        pairs, updates = 0, 0
+        max_sup = cfg.model.max_supervision_steps
+        clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else math.inf
+        w_halt = cfg.model.halt_loss_weight
+        self.model.train()
+        for sup in range(max_sup):
+            active_total = sum(len(a) for a in actives)
+            if active_total == 0:
+                break
+            last = sup == max_sup - 1
+            for act in actives:
+                if not len(act):
+                    continue
+                with self.autocast():
+                    out = self.forward(act.inputs, act.y, act.z)
+                ce, halt, correct = self._losses(out.logits, act.targets, out.halt_logit)
+                ((ce + w_halt * halt).sum() / active_total).backward()
+                loss_sum += ce.detach().sum()
+                halt_sum += halt.detach().sum()
+                pairs += len(act)
+                halting = out.halt_logit.detach() >= self.halt_logit_threshold
+                exiting = halting | last
+                acc_sum += correct[exiting].float().mean(1).sum()
+                exact_sum += correct[exiting].all(1).sum()
+                sup_sum += exiting.sum() * (sup + 1)
+                act.y, act.z = out.y, out.z
+                if halting.any():
+                    act.keep(~halting)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            if not torch.isfinite(norm):
+                self.optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteLoss(f"non-finite gradient norm ({norm.item()}) at step {self.step + 1}, "
+                                    f"supervision step {sup + 1}")
+            norm_sum += norm.detach()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self.ema.update()
+            updates += 1
+        self.step += 1
+        stats = torch.stack([loss_sum / pairs, halt_sum / pairs, acc_sum / batch_size, exact_sum / batch_size,
+                             sup_sum / batch_size, norm_sum / updates]).tolist()
+        if not math.isfinite(stats[0]):
+            raise NonFiniteLoss(f"non-finite loss ({stats[0]}) at step {self.step}")
+        return StepMetrics(*stats, lr=lr, updates=updates, step_s=time.perf_counter() - started,
+                           peak_mem_mb=peak_memory_mb(dev))
+
+    # -- eval -----------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def evaluate(self, batches: list[Batch]) -> dict[str, float]:
+        """Loss and accuracy at each sample's exit, using the EMA weights when there are any."""
+        model = self.ema.model if self.ema is not None else self.model
+        model.eval()
+        totals = {"loss": 0.0, "accuracy": 0.0, "exact": 0.0, "sup_steps": 0.0}
+        count = 0
+        max_sup = self.cfg.model.max_supervision_steps
+        for batch in batches:
+            inputs, targets = batch.inputs.to(self.device), batch.targets.to(self.device)
+            y, z = model.initial_state(*inputs.shape)
+            for sup in range(max_sup):
+                with self.autocast():
+                    out = model(inputs, y, z)
+                ce, _, correct = self._losses(out.logits, targets, out.halt_logit)
+                exiting = (out.halt_logit >= self.halt_logit_threshold) | (sup == max_sup - 1)
+                totals["loss"] += ce[exiting].sum().item()
+                totals["accuracy"] += correct[exiting].float().mean(1).sum().item()
+                totals["exact"] += correct[exiting].all(1).sum().item()
+                totals["sup_steps"] += exiting.sum().item() * (sup + 1)
+                count += int(exiting.sum())
+                keep = ~exiting
+                inputs, targets, y, z = inputs[keep], targets[keep], out.y[keep], out.z[keep]
+                if not len(inputs):
+                    break
+        return {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        rng = state["rng"]
+        random.setstate(_as_python_rng_state(rng["python"]))
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _as_python_rng_state(state: Any) -> tuple:
+    """``random.setstate`` wants tuples; a round trip through a checkpoint may give lists."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)

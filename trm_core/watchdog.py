@@ -1,0 +1,80 @@
+"""The watchdog: heartbeats while the worker is busy, and a loud exit when a phase hangs.
+
+The old project bolted a timer onto each batch; here one thread watches whichever phase is running (a
+training step, an eval, a checkpoint save). Past ``timeout_s`` it writes a ``stall`` event carrying the
+Python stack of every thread and exits with code 3, so a supervisor can restart from the last checkpoint.
+A faulthandler timer backs it up for hangs that hold the GIL (the Python thread could not run then).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from trm_core.events import EventWriter
+
+EXIT_STALLED = 3
+
+
+def thread_stacks() -> list[dict[str, Any]]:
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return [{"thread": names.get(ident, str(ident)), "stack": "".join(traceback.format_stack(frame))}
+            for ident, frame in sys._current_frames().items()]
+
+
+class Watchdog:
+    def __init__(self, events: EventWriter, timeout_s: float, heartbeat_s: float,
+                 exit_fn: Callable[[int], None] = os._exit) -> None:
+        self.events = events
+        self.timeout_s = timeout_s
+        self.heartbeat_s = heartbeat_s
+        self._exit = exit_fn
+        self._phase: str | None = None
+        self._step = 0
+        self._since = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="trm-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        faulthandler.cancel_dump_traceback_later()
+
+    def begin(self, phase: str, step: int) -> None:
+        """A phase that must finish within the timeout starts now."""
+        self._step, self._since, self._phase = step, time.monotonic(), phase
+        # backstop for GIL-holding hangs: dumps C-level stacks to stderr (worker.log) and exits 1
+        faulthandler.dump_traceback_later(self.timeout_s * 2 + 30, exit=True)
+
+    def end(self) -> None:
+        self._phase = None
+
+    def _watch(self) -> None:
+        tick = min(1.0, self.heartbeat_s / 2, self.timeout_s / 4)
+        while not self._stop.wait(tick):
+            now = time.monotonic()
+            phase = self._phase
+            if phase is not None and now - self._since > self.timeout_s:
+                self._stall(phase, now - self._since)
+                return
+            if now - self.events.last_write >= self.heartbeat_s:
+                self.events.emit("heartbeat", step=self._step, phase=phase or "idle",
+                                 phase_s=round(now - self._since, 3) if phase else 0.0)
+
+    def _stall(self, phase: str, seconds: float) -> None:
+        stacks = thread_stacks()
+        self.events.emit("stall", step=self._step, phase=phase, seconds=round(seconds, 3),
+                         timeout_s=self.timeout_s, threads=stacks)
+        done = self._step - 1 if phase == "step" else self._step
+        self.events.emit("run_end", status="failed", reason="stalled", step=done, exit_code=EXIT_STALLED)
+        sys.stderr.write(f"watchdog: {phase} of step {self._step} ran {seconds:.1f}s > {self.timeout_s}s; "
+                         "stacks:\n" + "\n".join(f"--- {s['thread']}\n{s['stack']}" for s in stacks))
+        sys.stderr.flush()
+        self._exit(EXIT_STALLED)

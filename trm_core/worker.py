@@ -1,0 +1,198 @@
+"""The training worker process: ``python -m trm_core.worker --run-dir DIR [...]``.
+
+It owns one run dir: resolves and records the config, trains, writes events and checkpoints, and exits
+with a code a supervisor can act on: 0 completed or stopped on request, 1 failed, 2 bad config,
+3 stalled (restart from the last checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trm_core import checkpoint as ckpt
+from trm_core import config as config_mod
+from trm_core import testhooks
+from trm_core.config import Config, ConfigError
+from trm_core.data import Dataset, build_dataset
+from trm_core.data.order import DataOrder
+from trm_core.events import EVENTS_FILE, EventWriter
+from trm_core.stop import StopRequest
+from trm_core.trainer import NonFiniteLoss, Trainer
+from trm_core.watchdog import EXIT_STALLED, Watchdog
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+CONFIG_FILE = "config.toml"
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "EXIT_STALLED"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trm_core.worker", description="Train a Tiny Recursive Model in one run dir.")
+    p.add_argument("--run-dir", required=True, type=Path, help="folder of the run: config, events, checkpoints")
+    p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    p.add_argument("--preset", help="a [presets.NAME] table to apply over the config file")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one key (repeatable); wins over file, preset and environment")
+    p.add_argument("--resume", action="store_true", help="continue from the newest verifying checkpoint")
+    return p
+
+
+def resolve_run_config(args: argparse.Namespace) -> Config:
+    """The config this run will use; raises ConfigError before anything is written."""
+    run_dir: Path = args.run_dir
+    if args.resume:
+        config_mod.check_resume_overrides(args.sets, args.preset)
+        saved = config_mod.read_run_config(run_dir / CONFIG_FILE)
+        return config_mod.resolve(base=saved, env={}, sets=args.sets)
+    existing = ckpt.list_checkpoints(run_dir / ckpt.CHECKPOINT_DIR)
+    if existing or (run_dir / EVENTS_FILE).exists():
+        raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
+                          f"or choose another --run-dir")
+    return config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
+
+
+def total_steps_for(cfg: Config, order: DataOrder) -> int:
+    return cfg.train.max_steps or cfg.train.epochs * order.steps_per_epoch
+
+
+class Run:
+    def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, resume: bool, overrides: list[str]) -> None:
+        self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
+        self.resume, self.overrides = resume, overrides
+        self.ckpt_dir = run_dir / ckpt.CHECKPOINT_DIR
+        self.order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
+        self.total_steps = total_steps_for(cfg, self.order)
+        self.events = EventWriter(run_dir / EVENTS_FILE)
+        self.stop = StopRequest(on_second=self._forced_stop)
+        self.last_loss: float | None = None
+        self.last_saved_step = -1
+        self.started = time.monotonic()
+
+    def _forced_stop(self, signum: int) -> None:
+        self.events.emit("run_end", status="stopped", reason=f"second signal {signum}: exited without a checkpoint",
+                         step=self.trainer.step if hasattr(self, "trainer") else 0, exit_code=EXIT_OK, forced=True)
+
+    def _epoch_of(self, step: int) -> int:
+        return self.order.locate(max(0, step - 1))[0] + 1
+
+    def save(self, watchdog: Watchdog) -> None:
+        step = self.trainer.step
+        watchdog.begin("checkpoint", step)
+        t0 = time.perf_counter()
+        info = ckpt.save_checkpoint(self.ckpt_dir, self.trainer.state_dict(), step=step,
+                                    epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash())
+        ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
+        watchdog.end()
+        self.last_saved_step = step
+        self.events.emit("checkpoint", step=step, epoch=info.epoch, path=str(info.path), bytes=info.bytes,
+                         seconds=round(time.perf_counter() - t0, 4))
+
+    def restore(self) -> int | None:
+        info, problems = ckpt.newest_verified(self.ckpt_dir)
+        for problem in problems:
+            self.events.emit("warning", message=f"skipped checkpoint: {problem}")
+        if info is None:
+            if self.resume:
+                self.events.emit("warning", message="no verifying checkpoint: starting from step 0")
+            return None
+        self.trainer.load_state_dict(ckpt.load_checkpoint(info, map_location=self.trainer.device))
+        self.last_loss = info.loss
+        self.last_saved_step = self.trainer.step
+        return self.trainer.step
+
+    def execute(self) -> int:
+        cfg = self.cfg
+        self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps)
+        resumed_from = self.restore()
+        self.events.emit(
+            "run_start", config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
+            device=str(self.trainer.device), world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
+            steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
+            data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads())
+        self.stop.install()
+        watchdog = Watchdog(self.events, cfg.train.step_timeout_s, cfg.train.heartbeat_s)
+        watchdog.start()
+        try:
+            status = self._loop(watchdog)
+        except NonFiniteLoss as exc:
+            watchdog.stop()
+            self.events.emit("error", message=str(exc), kind="non_finite", step=self.trainer.step + 1)
+            self.events.emit("run_end", status="failed", reason="non-finite loss", step=self.trainer.step,
+                             exit_code=EXIT_FAILED)
+            return EXIT_FAILED
+        except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
+            watchdog.stop()
+            self.events.emit("error", message=f"{type(exc).__name__}: {exc}", kind="exception",
+                             step=self.trainer.step + 1, traceback=traceback.format_exc())
+            self.events.emit("run_end", status="failed", reason=type(exc).__name__, step=self.trainer.step,
+                             exit_code=EXIT_FAILED)
+            traceback.print_exc()
+            return EXIT_FAILED
+        watchdog.stop()
+        self.events.emit("run_end", status=status, step=self.trainer.step, exit_code=EXIT_OK,
+                         reason=self.stop.requested or "finished",
+                         seconds=round(time.monotonic() - self.started, 3))
+        return EXIT_OK
+
+    def _loop(self, watchdog: Watchdog) -> str:
+        cfg, trainer, ds = self.cfg, self.trainer, self.dataset
+        hooks = testhooks.load()
+        eval_batches = [ds.eval_batch(i * cfg.train.batch_size, cfg.train.batch_size)
+                        for i in range(cfg.train.eval_batches)] if cfg.train.eval_every and ds.num_eval else []
+        while trainer.step < self.total_steps and self.stop.requested is None:
+            step = trainer.step + 1
+            epoch, position = self.order.locate(trainer.step)
+            watchdog.begin("step", step)
+            hooks.before_step(step)
+            batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
+            metrics = trainer.train_step(batch)
+            watchdog.end()
+            self.last_loss = metrics.loss
+            if step % cfg.train.log_every == 0 or step == self.total_steps:
+                self.events.emit("step", step=step, total_steps=self.total_steps, epoch=epoch + 1,
+                                 **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len))
+            if eval_batches and step % cfg.train.eval_every == 0:
+                watchdog.begin("eval", step)
+                t0 = time.perf_counter()
+                result = trainer.evaluate(eval_batches)
+                watchdog.end()
+                self.events.emit("eval", step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4),
+                                 **result)
+            if step % cfg.train.checkpoint_every == 0:
+                self.save(watchdog)
+        if self.last_saved_step != trainer.step:
+            self.save(watchdog)
+        return "stopped" if self.stop.requested else "completed"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = resolve_run_config(args)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        dataset = build_dataset(cfg)
+        run_dir: Path = args.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_mod.write_config(cfg, run_dir / CONFIG_FILE)
+    except ConfigError as exc:
+        print(f"trm worker: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    run = Run(cfg, run_dir, dataset, args.resume, args.sets)
+    if args.resume and (done := ckpt.latest_progress(run.ckpt_dir)) and done.step >= run.total_steps:
+        print(f"run in {run_dir} is already complete at step {done.step} of {run.total_steps}")
+        return EXIT_OK
+    return run.execute()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
