@@ -93,3 +93,36 @@ def iter_events(path: Path, kind: str | None = None) -> Iterator[dict[str, Any]]
     for record in read_events(path).events:
         if kind is None or record["event"] == kind:
             yield record
+
+
+class EventTail:
+    """Follow a growing events file: yields new complete events; survives truncation and replacement."""
+
+    def __init__(self, path: Path, from_end: bool = False) -> None:
+        self.path = path
+        self.offset = 0
+        self.inode: int | None = None
+        self.malformed = 0
+        if from_end:
+            try:
+                st = path.stat()
+                self.offset, self.inode = st.st_size, st.st_ino
+            except FileNotFoundError:
+                pass
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return []
+        if st.st_ino != self.inode or st.st_size < self.offset:
+            self.inode, self.offset = st.st_ino, 0  # rotated or truncated: start over
+        if st.st_size == self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            blob = fh.read(st.st_size - self.offset)
+        result = parse_lines(blob)
+        self.offset += result.offset
+        self.malformed += result.malformed
+        return result.events

@@ -2,8 +2,10 @@
 
 Same parameters as tiny-recursive-model's ``MLPMixer1D`` (token mixing over a fixed ``seq_len`` with a hidden
 width of ``expansion_factor * dim``, channel mixing with ``expansion_factor_token * dim``, bias-free
-LayerNorms), but token mixing is a plain batched matmul on (batch, seq, dim) rather than a kernel-size-1
-Conv1d: the math is identical and no transposes or conv dispatch sit on the hot path.
+LayerNorms), but activations are laid out sequence-first, (seq, batch, dim). Token mixing is then one
+GEMM, ``W1 @ x.view(seq, batch * dim)``, instead of a kernel-size-1 Conv1d (or a batched matmul whose weight
+gradient is a per-sample product summed afterwards), and channel mixing is a Linear on the last dim as
+before: the same math with no transposes and larger, faster matrix products.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from torch import nn
 
 
 class TokenMixing(nn.Module):
-    """Mix along the sequence: out[b] = W2 @ gelu(W1 @ x[b] + b1) + b2, with x[b] of shape (seq, dim)."""
+    """Mix along the sequence: out = W2 @ gelu(W1 @ x + b1) + b2, with x viewed as (seq, batch * dim)."""
 
     def __init__(self, seq_len: int, hidden: int) -> None:
         super().__init__()
@@ -30,8 +32,9 @@ class TokenMixing(nn.Module):
             nn.init.uniform_(b, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(torch.baddbmm(self.b1, self.w1.expand(x.shape[0], -1, -1), x))
-        return torch.baddbmm(self.b2, self.w2.expand(x.shape[0], -1, -1), h)
+        seq, batch, dim = x.shape
+        h = F.gelu(torch.addmm(self.b1, self.w1, x.reshape(seq, batch * dim)))
+        return torch.addmm(self.b2, self.w2, h).view(seq, batch, dim)
 
 
 class ChannelMixing(nn.Module):

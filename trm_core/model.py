@@ -3,6 +3,9 @@
 Per supervision step: T refinement blocks, each n latent updates ``z <- net(x + y + z)`` then one answer
 update ``y <- net(y + z)``; only the last block keeps gradients. (y, z) are carried, detached, to the next
 supervision step. A halting head reads the mean-pooled answer and is trained against "answer fully correct".
+
+States and logits are sequence-first, (seq, batch, ...), the layout the mixer is fastest in; token ids
+and targets stay (batch, seq) at the interface.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from trm_core.mixer import MLPMixer
 
 
 class StepOutput(NamedTuple):
-    y: torch.Tensor            # answer state, detached (batch, seq, dim)
-    z: torch.Tensor            # latent state, detached (batch, seq, dim)
-    logits: torch.Tensor       # (batch, seq, vocab)
+    y: torch.Tensor            # answer state, detached (seq, batch, dim)
+    z: torch.Tensor            # latent state, detached (seq, batch, dim)
+    logits: torch.Tensor       # (seq, batch, vocab)
     halt_logit: torch.Tensor   # (batch,)
 
 
@@ -37,7 +40,7 @@ class TinyRecursiveModel(nn.Module):
 
     def initial_state(self, batch: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
         dim = self.y_init.shape[0]
-        return self.y_init.expand(batch, seq_len, dim), self.z_init.expand(batch, seq_len, dim)
+        return self.y_init.expand(seq_len, batch, dim), self.z_init.expand(seq_len, batch, dim)
 
     def _refine(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for _ in range(self.latent_steps):
@@ -46,14 +49,14 @@ class TinyRecursiveModel(nn.Module):
 
     def forward(self, tokens: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> StepOutput:
         """One supervision step."""
-        x = self.input_embed(tokens)
+        x = self.input_embed(tokens.t())
         if self.refinement_blocks > 1:
             with torch.no_grad():
                 for _ in range(self.refinement_blocks - 1):
                     y, z = self._refine(x, y, z)
         y, z = self._refine(x, y, z)
         logits = self.to_logits(y)
-        halt_logit = self.to_halt(y.mean(dim=1)).squeeze(-1)
+        halt_logit = self.to_halt(y.mean(dim=0)).squeeze(-1)
         return StepOutput(y.detach(), z.detach(), logits, halt_logit)
 
 

@@ -1,24 +1,30 @@
 """Fault injection for the test suite, driven by ``TRM_TEST_*`` environment variables.
 
-Real failures are hard to time in a test: these hooks make the real worker hang or crash at a chosen
-step so the watchdog, the exit codes and the supervisor can be tested end to end. Unset, they cost one
-integer comparison per step.
+Real failures are hard to time in a test: these hooks make the real worker hang, crash, receive a signal
+or go non-finite at a chosen step, so the watchdog, the stop path, the exit codes and the supervisor can
+be tested end to end. Unset, they cost a few integer comparisons per step.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import dataclass
+
+import torch
+from torch import nn
 
 
 @dataclass(frozen=True)
 class Hooks:
     stall_at_step: int = 0   # TRM_TEST_STALL_AT_STEP: sleep forever inside this step
     crash_at_step: int = 0   # TRM_TEST_CRASH_AT_STEP: raise inside this step
+    stop_at_step: int = 0    # TRM_TEST_STOP_AT_STEP: the worker sends itself SIGTERM during this step
+    nan_at_step: int = 0     # TRM_TEST_NAN_AT_STEP: poison one weight with NaN before this step
     step_sleep_s: float = 0  # TRM_TEST_STEP_SLEEP_S: slow every step down (long-step heartbeats)
 
-    def before_step(self, step: int) -> None:
+    def before_step(self, step: int, model: nn.Module) -> None:
         if self.step_sleep_s:
             time.sleep(self.step_sleep_s)
         if step == self.stall_at_step:
@@ -26,9 +32,16 @@ class Hooks:
                 time.sleep(3600)
         if step == self.crash_at_step:
             raise RuntimeError(f"injected crash at step {step} (TRM_TEST_CRASH_AT_STEP)")
+        if step == self.stop_at_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if step == self.nan_at_step:
+            with torch.no_grad():
+                next(model.parameters()).view(-1)[0] = float("nan")
 
 
 def load() -> Hooks:
-    env = os.environ
-    return Hooks(int(env.get("TRM_TEST_STALL_AT_STEP", 0) or 0), int(env.get("TRM_TEST_CRASH_AT_STEP", 0) or 0),
-                 float(env.get("TRM_TEST_STEP_SLEEP_S", 0) or 0))
+    def num(name: str) -> float:
+        return float(os.environ.get(f"TRM_TEST_{name}", 0) or 0)
+
+    return Hooks(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
+                 int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"))

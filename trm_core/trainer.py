@@ -74,7 +74,7 @@ class _Active:
 
     def keep(self, mask: torch.Tensor) -> None:
         self.inputs, self.targets = self.inputs[mask], self.targets[mask]
-        self.y, self.z = self.y[mask], self.z[mask]
+        self.y, self.z = self.y[:, mask], self.z[:, mask]  # states are (seq, batch, dim)
 
 
 class Trainer:
@@ -103,10 +103,11 @@ class Trainer:
 
     def _losses(self, logits: torch.Tensor, targets: torch.Tensor, halt_logit: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample cross-entropy, per-sample halting BCE, per-token correctness."""
+        """Per-sample cross-entropy, per-sample halting BCE, per-token correctness (batch, seq)."""
         logits = logits.float()
-        ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(targets.shape).mean(1)
-        correct = logits.argmax(-1) == targets
+        seq_first = targets.t()
+        ce = F.cross_entropy(logits.flatten(0, 1), seq_first.flatten(), reduction="none").view(seq_first.shape).mean(0)
+        correct = (logits.argmax(-1) == seq_first).t()
         halt = F.binary_cross_entropy_with_logits(halt_logit.float(), correct.all(1).float(), reduction="none")
         return ce, halt, correct
 
@@ -196,7 +197,7 @@ class Trainer:
                 totals["sup_steps"] += exiting.sum().item() * (sup + 1)
                 count += int(exiting.sum())
                 keep = ~exiting
-                inputs, targets, y, z = inputs[keep], targets[keep], out.y[keep], out.z[keep]
+                inputs, targets, y, z = inputs[keep], targets[keep], out.y[:, keep], out.z[:, keep]
                 if not len(inputs):
                     break
         return {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}

@@ -152,7 +152,7 @@ class Run:
             step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
             watchdog.begin("step", step)
-            hooks.before_step(step)
+            hooks.before_step(step, trainer.model)
             batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
             metrics = trainer.train_step(batch)
             watchdog.end()
