@@ -1,0 +1,112 @@
+"""Config layering and validation: every user mistake names the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from trm_core import config as C
+from trm_core.config import ConfigError, resolve
+
+from conftest import REPO, run_worker
+
+
+def test_shipped_config_toml_matches_built_in_defaults_and_presets() -> None:
+    shipped = tomllib.loads((REPO / "config.toml").read_text())
+    presets = shipped.pop("presets")
+    assert shipped == C.Config().to_dict()
+    assert presets == C.BUILTIN_PRESETS
+
+
+def test_old_project_defaults() -> None:
+    cfg = C.Config()
+    assert (cfg.model.dim, cfg.model.depth, cfg.model.seq_len) == (1024, 4, 4096)
+    assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.learning_rate) == (1, 15, 2e-4)
+
+
+def test_layers_apply_lowest_first(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[train]\nbatch_size = 2\nepochs = 3\nseed = 5\n"
+                 "[presets.p.train]\nepochs = 4\nseed = 6\nmax_steps = 7\n")
+    env = {"TRM_TRAIN_SEED": "8", "TRM_TRAIN_MAX_STEPS": "9"}
+    cfg = resolve(config_file=f, preset="p", env=env, sets=["train.max_steps=10"])
+    assert cfg.train.batch_size == 2   # file
+    assert cfg.train.epochs == 4       # preset over file
+    assert cfg.train.seed == 8         # environment over preset
+    assert cfg.train.max_steps == 10   # --set over environment
+
+
+def test_env_and_set_parse_types() -> None:
+    cfg = resolve(env={"TRM_TRAIN_COMPILE": "true", "TRM_DATA_EXTENSIONS": ".py,.pyi"},
+                  sets=["train.learning_rate=1e-3", "data.paths=['a', 'b']", "train.device=cpu"],
+                  default_file=Path("/nonexistent"))
+    assert cfg.train.compile is True
+    assert cfg.data.extensions == [".py", ".pyi"]
+    assert cfg.train.learning_rate == 1e-3
+    assert cfg.data.paths == ["a", "b"]
+    assert cfg.train.device == "cpu"
+
+
+@pytest.mark.parametrize("sets, env, expected", [
+    (["train.batch_szie=2"], {}, "unknown key 'train.batch_szie' (did you mean 'batch_size'?)"),
+    (["trian.batch_size=2"], {}, "unknown section 'trian' (did you mean 'train'?)"),
+    (["train.batch_size=two"], {}, "train.batch_size = 'two' is not an integer"),
+    (["train.batch_size=0"], {}, "train.batch_size = 0 is out of range; it must be >= 1"),
+    (["train.learning_rate=-1"], {}, "train.learning_rate = -1.0 is out of range; it must be > 0.0"),
+    (["data.kind='images'"], {}, "data.kind = 'images' is not allowed; choose one of 'code', 'pairs'"),
+    (["train.compile=1"], {}, "train.compile = 1 is not true or false"),
+    (["train.batch_size=6", "train.micro_batch_size=4"], {}, "train.micro_batch_size = 4 does not divide train.batch_size = 6"),
+    ([], {"TRM_MODEL_DIMM": "3"}, "environment TRM_MODEL_DIMM: unknown key 'model.dimm' (did you mean 'dim'?)"),
+    (["train.device=tpu"], {}, "train.device = 'tpu' is not allowed"),
+])
+def test_bad_values_name_key_value_and_rule(sets: list[str], env: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        resolve(env=env, sets=sets, default_file=Path("/nonexistent"))
+    assert expected in str(err.value)
+
+
+def test_bad_file_and_preset(tmp_path: Path) -> None:
+    f = tmp_path / "bad.toml"
+    f.write_text("[train\nbatch_size = 1\n")
+    with pytest.raises(ConfigError, match="bad.toml is not valid TOML"):
+        resolve(config_file=f, env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve(config_file=tmp_path / "missing.toml", env={})
+    with pytest.raises(ConfigError, match="unknown preset 'tinny' \\(did you mean 'tiny'\\?\\)"):
+        resolve(preset="tinny", env={}, default_file=Path("/nonexistent"))
+
+
+def test_resume_allows_only_math_neutral_keys() -> None:
+    C.check_resume_overrides(["train.max_steps=5", "train.micro_batch_size=2"], None)
+    with pytest.raises(ConfigError, match="train.learning_rate cannot change on resume"):
+        C.check_resume_overrides(["train.learning_rate=1"], None)
+
+
+def test_worker_exits_2_on_bad_config_and_writes_nothing(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, ["--set", "train.batch_size=-3"])
+    assert result.returncode == 2
+    assert "train.batch_size = -3 is out of range" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not run_dir.exists()
+
+
+def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import worker_env
+    result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(tmp_path / "r"),
+                             "--set", "model.dimm=3"], capture_output=True, text=True, env=worker_env(), timeout=60)
+    assert result.returncode == 2
+    assert "unknown key 'model.dimm' (did you mean 'dim'?)" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_resolved_config_round_trips(tmp_path: Path) -> None:
+    cfg = resolve(sets=["train.seed=3", "data.paths=['x']"], env={}, default_file=Path("/nonexistent"))
+    C.write_config(cfg, tmp_path / "config.toml")
+    again = resolve(base=C.read_run_config(tmp_path / "config.toml"), env={})
+    assert again == cfg and again.hash() == cfg.hash()

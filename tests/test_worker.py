@@ -1,0 +1,167 @@
+"""The worker as a real process: exact resume, signals, kill -9 mid-checkpoint, watchdog, failures."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from trm_core import checkpoint as ckpt
+
+from conftest import events, run_worker, start_worker, terminate, wait_for
+
+
+def _steps(run_dir: Path) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in events(run_dir, "step")}
+
+
+def test_stop_and_resume_is_bit_identical(tmp_path: Path, micro_args: list[str]) -> None:
+    args = micro_args + ["--set", "train.max_steps=14"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run_worker(straight, args).returncode == 0
+    # the worker signals itself during step 6: a real SIGTERM through the real stop path
+    first = run_worker(split, args, TRM_TEST_STOP_AT_STEP=6)
+    assert first.returncode == 0, first.stderr
+    end = events(split, "run_end")[-1]
+    assert (end["status"], end["step"]) == ("stopped", 6)
+    assert ckpt.latest_progress(split / "checkpoints").step == 6
+    second = run_worker(split, ["--resume"])
+    assert second.returncode == 0, second.stderr
+    assert events(split, "run_start")[-1]["resumed_from"] == 6
+    expected, got = _steps(straight), _steps(split)
+    assert sorted(got) == list(range(1, 15))
+    assert all(got[s] == expected[s] for s in range(1, 15)), (got, expected)  # atol = rtol = 0
+    evals = lambda d: [(e["step"], e["loss"]) for e in events(d, "eval")]  # noqa: E731
+    assert evals(split) == evals(straight)
+    assert events(split, "run_end")[-1]["status"] == "completed"
+
+
+def test_sigterm_finishes_step_checkpoints_and_exits_0(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    proc = start_worker(run_dir, micro_args + ["--set", "train.checkpoint_every=1000"], TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 3, what="three steps")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        terminate(proc)
+    end = events(run_dir, "run_end")[-1]
+    assert end["status"] == "stopped" and end["reason"] == "SIGTERM"
+    saved = events(run_dir, "checkpoint")[-1]
+    assert saved["step"] == end["step"] == events(run_dir, "step")[-1]["step"]
+    info, problems = ckpt.newest_verified(run_dir / "checkpoints")
+    assert info.step == end["step"] and problems == []
+
+
+def test_kill_9_during_checkpoint_write_leaves_a_verifying_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    args = micro_args + ["--set", "train.checkpoint_every=2", "--set", "train.step_timeout_s=600"]
+    # slow writes down (about 3 s for the micro model) so the kill lands inside torch.save
+    proc = start_worker(run_dir, args, TRM_TEST_CHECKPOINT_DELAY_S_PER_MB=30)
+    try:
+        wait_for(lambda: events(run_dir, "checkpoint"), what="first checkpoint")
+        tmp = wait_for(lambda: list((run_dir / "checkpoints").glob(".step-*.tmp-*")), what="a checkpoint mid-write")
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        terminate(proc)
+    assert tmp[0].exists()  # the half-written temp file is there, never renamed into place
+    info, problems = ckpt.newest_verified(run_dir / "checkpoints")
+    assert info is not None and info.step == 2 and problems == []
+    resumed = run_worker(run_dir, ["--resume", "--set", "train.max_steps=5"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert events(run_dir, "run_start")[-1]["resumed_from"] == 2
+    assert [e["step"] for e in events(run_dir, "step")][-3:] == [3, 4, 5]
+    assert not tmp[0].exists()  # a dead writer's temp file is cleaned up
+
+
+def test_second_signal_exits_promptly_and_keeps_last_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    proc = start_worker(run_dir, micro_args + ["--set", "train.checkpoint_every=2"], TRM_TEST_CHECKPOINT_DELAY_S_PER_MB=60)
+    try:
+        wait_for(lambda: events(run_dir, "checkpoint"), what="first checkpoint")
+        proc.send_signal(signal.SIGTERM)
+        # the graceful stop saves a checkpoint (slowly); a second signal must not wait for it
+        wait_for(lambda: list((run_dir / "checkpoints").glob(".step-*.tmp-*")), what="the stop checkpoint mid-write")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - t0 < 3
+    finally:
+        terminate(proc)
+    end = events(run_dir, "run_end")[-1]
+    assert end["status"] == "stopped" and end["forced"] is True
+    info, problems = ckpt.newest_verified(run_dir / "checkpoints")
+    assert info.step == 2 and problems == []
+
+
+def test_truncated_newest_checkpoint_falls_back_with_warning(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=8"]).returncode == 0
+    newest = run_dir / "checkpoints" / "step-00000008.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    resumed = run_worker(run_dir, ["--resume", "--set", "train.max_steps=10"])
+    assert resumed.returncode == 0, resumed.stderr
+    warning = events(run_dir, "warning")[-1]["message"]
+    assert "step-00000008.pt" in warning and "truncated" in warning
+    assert events(run_dir, "run_start")[-1]["resumed_from"] == 4
+
+
+def test_stall_gives_stall_event_with_stacks_and_exit_3(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, micro_args + ["--set", "train.step_timeout_s=1.5"], TRM_TEST_STALL_AT_STEP=3)
+    assert result.returncode == 3
+    stall = events(run_dir, "stall")[-1]
+    assert stall["step"] == 3 and stall["phase"] == "step" and stall["seconds"] > 1.5
+    main = next(t for t in stall["threads"] if t["thread"] == "MainThread")
+    assert "before_step" in main["stack"] and "time.sleep" in main["stack"]
+    assert events(run_dir, "heartbeat")  # the hang was announced before it was declared a stall
+    assert events(run_dir, "run_end")[-1]["reason"] == "stalled"
+    assert "watchdog: step of step 3" in result.stderr
+
+
+def test_crash_gives_error_event_and_exit_1(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, micro_args, TRM_TEST_CRASH_AT_STEP=2)
+    assert result.returncode == 1
+    error = events(run_dir, "error")[-1]
+    assert "injected crash at step 2" in error["message"] and "Traceback" in error["traceback"]
+    assert events(run_dir, "run_end")[-1]["status"] == "failed"
+
+
+def test_non_finite_loss_stops_cleanly(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, micro_args, TRM_TEST_NAN_AT_STEP=3)
+    assert result.returncode == 1
+    error = events(run_dir, "error")[-1]
+    assert error["kind"] == "non_finite" and error["step"] == 3
+    assert [e["step"] for e in events(run_dir, "step")] == [1, 2]
+    assert events(run_dir, "run_end")[-1]["reason"] == "non-finite loss"
+
+
+def test_fresh_start_refuses_an_existing_run(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=2"]).returncode == 0
+    before = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    again = run_worker(run_dir, micro_args)
+    assert again.returncode == 2 and "already holds a run; use --resume" in again.stderr
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == before
+    unsafe = run_worker(run_dir, ["--resume", "--set", "model.dim=64"])
+    assert unsafe.returncode == 2 and "model.dim cannot change on resume" in unsafe.stderr
+
+
+def test_step_events_carry_the_documented_fields(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=4"]).returncode == 0
+    start = events(run_dir, "run_start")[0]
+    for key in ("config", "pid", "host", "device", "world_size", "resumed_from", "total_steps", "parameters"):
+        assert key in start
+    step = events(run_dir, "step")[0]
+    for key in ("step", "epoch", "loss", "halt_loss", "accuracy", "lr", "grad_norm", "samples_per_s",
+                "tokens_per_s", "step_s", "sup_steps", "peak_mem_mb"):
+        assert key in step, key
+    assert 1 <= step["sup_steps"] <= 2
+    saved = events(run_dir, "checkpoint")[0]
+    assert saved["bytes"] == Path(saved["path"]).stat().st_size
+    assert (run_dir / "config.toml").exists()
