@@ -56,11 +56,11 @@ def test_sigterm_finishes_step_checkpoints_and_exits_0(tmp_path: Path, micro_arg
 def test_kill_9_during_checkpoint_write_leaves_a_verifying_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     args = micro_args + ["--set", "train.checkpoint_every=2", "--set", "train.step_timeout_s=600"]
-    # slow writes down (about 3 s for the micro model) so the kill lands inside torch.save
-    proc = start_worker(run_dir, args, TRM_TEST_CHECKPOINT_DELAY_S_PER_MB=30)
+    # slow the step-4 save down (seconds for the micro model) so the kill lands inside torch.save
+    proc = start_worker(run_dir, args, TRM_TEST_SLOW_CHECKPOINT="4:60")
     try:
         wait_for(lambda: events(run_dir, "checkpoint"), what="first checkpoint")
-        tmp = wait_for(lambda: list((run_dir / "checkpoints").glob(".step-*.tmp-*")), what="a checkpoint mid-write")
+        tmp = wait_for(lambda: list((run_dir / "checkpoints").glob(".step-00000004.pt.tmp-*")), what="a checkpoint mid-write")
         time.sleep(0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -78,12 +78,12 @@ def test_kill_9_during_checkpoint_write_leaves_a_verifying_checkpoint(tmp_path: 
 
 def test_second_signal_exits_promptly_and_keeps_last_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
-    proc = start_worker(run_dir, micro_args + ["--set", "train.checkpoint_every=2"], TRM_TEST_CHECKPOINT_DELAY_S_PER_MB=60)
+    # SIGTERM arrives during step 3; its graceful-stop checkpoint is written slowly
+    proc = start_worker(run_dir, micro_args + ["--set", "train.checkpoint_every=2"], TRM_TEST_STOP_AT_STEP=3,
+                        TRM_TEST_SLOW_CHECKPOINT="3:120")
     try:
-        wait_for(lambda: events(run_dir, "checkpoint"), what="first checkpoint")
-        proc.send_signal(signal.SIGTERM)
-        # the graceful stop saves a checkpoint (slowly); a second signal must not wait for it
-        wait_for(lambda: list((run_dir / "checkpoints").glob(".step-*.tmp-*")), what="the stop checkpoint mid-write")
+        # a second signal must not wait for the stop checkpoint
+        wait_for(lambda: list((run_dir / "checkpoints").glob(".step-00000003.pt.tmp-*")), what="the stop checkpoint mid-write")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -84,13 +84,12 @@ def checkpoint_name(step: int) -> str:
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: int, loss: float | None,
-                    config_hash: str) -> CheckpointInfo:
+                    config_hash: str, test_delay_per_mb: float = 0.0) -> CheckpointInfo:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{checkpoint_name(step)}.pt"
     tmp = folder / f".{final.name}.tmp-{os.getpid()}"
-    delay = float(os.environ.get("TRM_TEST_CHECKPOINT_DELAY_S_PER_MB", "0") or 0)
     with open(tmp, "wb") as fh:
-        writer = _HashingWriter(fh, delay)
+        writer = _HashingWriter(fh, test_delay_per_mb)
         torch.save(state, writer)
         fh.flush()
         os.fsync(fh.fileno())

@@ -23,6 +23,12 @@ class Hooks:
     stop_at_step: int = 0    # TRM_TEST_STOP_AT_STEP: the worker sends itself SIGTERM during this step
     nan_at_step: int = 0     # TRM_TEST_NAN_AT_STEP: poison one weight with NaN before this step
     step_sleep_s: float = 0  # TRM_TEST_STEP_SLEEP_S: slow every step down (long-step heartbeats)
+    slow_checkpoint: tuple[int, float] = (0, 0.0)  # TRM_TEST_SLOW_CHECKPOINT=STEP:SECONDS_PER_MB
+
+    def checkpoint_delay_per_mb(self, step: int) -> float:
+        """Widen the window in which a kill or a signal lands while the checkpoint of ``step`` is written."""
+        at, per_mb = self.slow_checkpoint
+        return per_mb if at in (step, -1) else 0.0
 
     def before_step(self, step: int, model: nn.Module) -> None:
         if self.step_sleep_s:
@@ -43,5 +49,6 @@ def load() -> Hooks:
     def num(name: str) -> float:
         return float(os.environ.get(f"TRM_TEST_{name}", 0) or 0)
 
+    at, _, per_mb = os.environ.get("TRM_TEST_SLOW_CHECKPOINT", "0:0").partition(":")
     return Hooks(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
-                 int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"))
+                 int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)))

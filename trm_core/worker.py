@@ -75,6 +75,7 @@ class Run:
         self.last_loss: float | None = None
         self.last_saved_step = -1
         self.started = time.monotonic()
+        self.hooks = testhooks.load()
 
     def _forced_stop(self, signum: int) -> None:
         self.events.emit("run_end", status="stopped", reason=f"second signal {signum}: exited without a checkpoint",
@@ -88,7 +89,8 @@ class Run:
         watchdog.begin("checkpoint", step)
         t0 = time.perf_counter()
         info = ckpt.save_checkpoint(self.ckpt_dir, self.trainer.state_dict(), step=step,
-                                    epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash())
+                                    epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash(),
+                                    test_delay_per_mb=self.hooks.checkpoint_delay_per_mb(step))
         ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
         watchdog.end()
         self.last_saved_step = step
@@ -145,14 +147,13 @@ class Run:
 
     def _loop(self, watchdog: Watchdog) -> str:
         cfg, trainer, ds = self.cfg, self.trainer, self.dataset
-        hooks = testhooks.load()
         eval_batches = [ds.eval_batch(i * cfg.train.batch_size, cfg.train.batch_size)
                         for i in range(cfg.train.eval_batches)] if cfg.train.eval_every and ds.num_eval else []
         while trainer.step < self.total_steps and self.stop.requested is None:
             step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
             watchdog.begin("step", step)
-            hooks.before_step(step, trainer.model)
+            self.hooks.before_step(step, trainer.model)
             batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
             metrics = trainer.train_step(batch)
             watchdog.end()

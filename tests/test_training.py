@@ -1,0 +1,68 @@
+"""Training works: the tiny preset learns on real code, a pairs task learns, long steps send heartbeats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import events, run_worker, worker_env
+
+
+def test_loss_falls_on_tiny_preset(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    # the tiny preset as shipped, on its default corpus (the standard library), cut to 80 steps
+    result = run_worker(run_dir, ["--preset", "tiny", "--set", "train.max_steps=80",
+                                  "--set", f"data.cache_dir='{tmp_path / 'cache'}'"], timeout=300)
+    assert result.returncode == 0, result.stderr
+    losses = [e["loss"] for e in events(run_dir, "step")]
+    assert len(losses) == 80
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.6 * first, (first, last)
+    assert events(run_dir, "run_start")[0]["data"].startswith("code:")
+
+
+def test_pairs_task_learns(tmp_path: Path) -> None:
+    """A copy-with-offset task: output token = input token + 1 (mod 10)."""
+    import random
+
+    rng = random.Random(0)
+    data = tmp_path / "pairs.jsonl"
+    rows = []
+    for _ in range(256):
+        seq = [rng.randrange(10) for _ in range(16)]
+        rows.append(json.dumps({"input": seq, "output": [(t + 1) % 10 for t in seq]}))
+    data.write_text("\n".join(rows) + "\n")
+    run_dir = tmp_path / "run"
+    sets = ["data.kind='pairs'", f"data.pairs_file='{data}'", "model.dim=32", "model.depth=1", "model.seq_len=16",
+            "model.latent_steps=1", "model.refinement_blocks=2", "model.max_supervision_steps=2",
+            "train.batch_size=16", "train.max_steps=60", "train.learning_rate=0.01", "train.warmup_steps=5",
+            "train.eval_every=30", "train.threads=1"]
+    result = run_worker(run_dir, [a for s in sets for a in ("--set", s)], timeout=300)
+    assert result.returncode == 0, result.stderr
+    steps = events(run_dir, "step")
+    assert steps[-1]["accuracy"] > 0.9 > steps[0]["accuracy"]
+    assert events(run_dir, "eval")[-1]["accuracy"] > 0.9
+
+
+def test_long_steps_send_heartbeats(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, micro_args + ["--set", "train.max_steps=2", "--set", "train.heartbeat_s=0.3"],
+                        TRM_TEST_STEP_SLEEP_S=1.5)
+    assert result.returncode == 0, result.stderr
+    beats = [e for e in events(run_dir, "heartbeat") if e["phase"] == "step"]
+    assert len(beats) >= 4 and {b["step"] for b in beats} == {1, 2}
+
+
+def test_headless_cli_prints_plain_progress(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir), *micro_args,
+                             "--set", "train.max_steps=6"], capture_output=True, text=True, env=worker_env(),
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "run started: pid" in out and "step 6/6 (100.0%)" in out
+    assert "checkpoint: step 4" in out and "run ended: completed at step 6" in out
+    assert "\x1b[" not in out  # stdout is not a TTY: no ANSI codes
+    assert (run_dir / "worker.log").exists()
