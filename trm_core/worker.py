@@ -154,13 +154,15 @@ class Run:
             epoch, position = self.order.locate(trainer.step)
             watchdog.begin("step", step)
             self.hooks.before_step(step, trainer.model)
+            t0 = time.perf_counter()
             batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
+            data_s = time.perf_counter() - t0
             metrics = trainer.train_step(batch)
             watchdog.end()
             self.last_loss = metrics.loss
             if step % cfg.train.log_every == 0 or step == self.total_steps:
                 self.events.emit("step", step=step, total_steps=self.total_steps, epoch=epoch + 1,
-                                 **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len))
+                                 data_s=round(data_s, 6), **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len))
             if eval_batches and step % cfg.train.eval_every == 0:
                 watchdog.begin("eval", step)
                 t0 = time.perf_counter()
