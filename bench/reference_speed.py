@@ -9,8 +9,8 @@ project's packages, then run this script from the repository root:
 
 Both train the same MLP-mixer TRM (same parameter count, checked below) on the same random token batches,
 with the same number of supervision steps per batch (halting disabled in both so neither gets an easier
-batch), AdamW, EMA and gradient clipping off in the reference's loop (it has none) but on in ours. Rounds
-alternate ours/reference so machine noise hits both; the figure is the ratio of medians.
+batch), AdamW and EMA in both, gradient clipping in ours only (the reference has none). Steps alternate
+ours/reference so machine noise hits both; the figure is the ratio of median step times.
 """
 
 from __future__ import annotations
@@ -45,33 +45,20 @@ class RandomPairs(TorchDataset):
         return self.inputs[i], self.targets[i]
 
 
-def ours_samples_per_s(cfg: Config, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:
-    trainer = Trainer(cfg, 258, total_steps=10_000)
-    bs = cfg.train.batch_size
-    trainer.train_step(Batch(inputs[:bs], targets[:bs]))  # warm-up
-    t0 = time.perf_counter()
-    for i in range(0, len(inputs), bs):
-        trainer.train_step(Batch(inputs[i:i + bs], targets[i:i + bs]))
-    return len(inputs) / (time.perf_counter() - t0), trainer.num_parameters
+def build_ours(cfg: Config) -> Trainer:
+    return Trainer(cfg, 258, total_steps=10_000)
 
 
-def reference_samples_per_s(cfg: Config, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:
+def build_reference(cfg: Config, inputs: torch.Tensor, targets: torch.Tensor):
+    """The reference Trainer over a one-batch dataset: each call is one step (one batch, all supervision steps)."""
     from tiny_recursive_model import MLPMixer1D, TinyRecursiveModel, Trainer as RefTrainer
 
     m = cfg.model
     model = TinyRecursiveModel(dim=m.dim, num_tokens=258, network=MLPMixer1D(dim=m.dim, depth=m.depth, seq_len=m.seq_len),
                                num_refinement_blocks=m.refinement_blocks, num_latent_refinements=m.latent_steps)
-    bs = cfg.train.batch_size
-    warm = RefTrainer(model, RandomPairs(inputs[:bs], targets[:bs]), batch_size=bs, epochs=1, cpu=True,
-                      halt_prob_thres=1.01, max_recurrent_steps=m.max_supervision_steps, warmup_steps=10)
-    trainer = RefTrainer(model, RandomPairs(inputs, targets), batch_size=bs, epochs=1, cpu=True,
+    trainer = RefTrainer(model, RandomPairs(inputs, targets), batch_size=len(inputs), epochs=1, cpu=True,
                          halt_prob_thres=1.01, max_recurrent_steps=m.max_supervision_steps, warmup_steps=10)
-    with contextlib.redirect_stdout(io.StringIO()):
-        warm()
-        t0 = time.perf_counter()
-        trainer()
-        elapsed = time.perf_counter() - t0
-    return len(inputs) / elapsed, count_parameters(model)
+    return trainer, count_parameters(model)
 
 
 def main() -> None:
@@ -81,30 +68,38 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--sup", type=int, default=4)
-    p.add_argument("--batches", type=int, default=6)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10, help="measured steps of each, interleaved")
+    p.add_argument("--warmup", type=int, default=2)
     args = p.parse_args()
     cfg = Config(model=ModelConfig(dim=args.dim, depth=args.depth, seq_len=args.seq_len, max_supervision_steps=args.sup,
                                    halt_threshold=1.0),
                  train=TrainConfig(batch_size=args.batch, device="cpu", grad_clip=1.0, ema_decay=0.999))
     gen = torch.Generator().manual_seed(0)
-    n = args.batch * args.batches
-    inputs = torch.randint(0, 258, (n, args.seq_len), generator=gen)
-    targets = torch.randint(0, 258, (n, args.seq_len), generator=gen)
-    ours, ref = [], []
-    for r in range(args.rounds):
-        o, n_ours = ours_samples_per_s(cfg, inputs, targets)
-        f, n_ref = reference_samples_per_s(cfg, inputs, targets)
-        assert n_ours == n_ref, (n_ours, n_ref)
-        ours.append(o)
-        ref.append(f)
-        print(f"round {r + 1}: ours {o:.2f} samples/s, reference {f:.2f} samples/s, ratio {o / f:.3f}", flush=True)
+    inputs = torch.randint(0, 258, (args.batch, args.seq_len), generator=gen)
+    targets = torch.randint(0, 258, (args.batch, args.seq_len), generator=gen)
+    ours = build_ours(cfg)
+    reference, n_ref = build_reference(cfg, inputs, targets)
+    assert ours.num_parameters == n_ref, (ours.num_parameters, n_ref)
+    batch = Batch(inputs, targets)
+    times: dict[str, list[float]] = {"ours": [], "reference": []}
+    # steps alternate ours/reference, so drift in machine speed (large here) hits both alike
+    with contextlib.redirect_stdout(io.StringIO()):
+        for i in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            ours.train_step(batch)
+            t1 = time.perf_counter()
+            reference()
+            t2 = time.perf_counter()
+            if i >= args.warmup:
+                times["ours"].append(t1 - t0)
+                times["reference"].append(t2 - t1)
+    med = {k: statistics.median(v) for k, v in times.items()}
     print(f"config: dim={args.dim} depth={args.depth} seq_len={args.seq_len} batch={args.batch} "
           f"n={cfg.model.latent_steps} T={cfg.model.refinement_blocks} supervision_steps={args.sup} "
-          f"params={n_ours:,} threads={torch.get_num_threads()} torch={torch.__version__}")
-    print(f"median: ours {statistics.median(ours):.2f} samples/s, reference {statistics.median(ref):.2f} samples/s, "
-          f"ratio {statistics.median(ours) / statistics.median(ref):.3f}")
-
+          f"params={n_ref:,} threads={torch.get_num_threads()} torch={torch.__version__} steps={args.steps}")
+    print(f"median step: ours {1000 * med['ours']:.1f} ms ({args.batch / med['ours']:.2f} samples/s), "
+          f"reference {1000 * med['reference']:.1f} ms ({args.batch / med['reference']:.2f} samples/s), "
+          f"speed ratio ours/reference {med['reference'] / med['ours']:.3f}")
 
 if __name__ == "__main__":
     main()

@@ -66,3 +66,15 @@ def test_headless_cli_prints_plain_progress(tmp_path: Path, micro_args: list[str
     assert "checkpoint: step 4" in out and "run ended: completed at step 6" in out
     assert "\x1b[" not in out  # stdout is not a TTY: no ANSI codes
     assert (run_dir / "worker.log").exists()
+
+
+def test_headless_cli_shows_why_the_worker_failed(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    missing = tmp_path / "no-such-corpus"
+    result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir), *micro_args,
+                             "--set", f"data.paths=['{missing}']"], capture_output=True, text=True,
+                            env=worker_env(), timeout=120)
+    assert result.returncode == 2
+    assert f"data.paths: {missing} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not run_dir.exists()  # nothing left behind
