@@ -32,10 +32,16 @@ def test_truncated_or_corrupt_newest_falls_back(tmp_path: Path) -> None:
     blob = bytearray(corrupt.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     corrupt.write_bytes(bytes(blob))
-    info, problems = ckpt.newest_verified(tmp_path)
+    info, failed = ckpt.newest_verified(tmp_path)
     assert info is not None and info.step == 1
-    assert "step-00000003.pt has 100 bytes" in problems[0] and "truncated" in problems[0]
-    assert "step-00000002.pt does not match its sha256" in problems[1]
+    assert [bad.step for bad, _ in failed] == [3, 2]
+    assert "step-00000003.pt has 100 bytes" in failed[0][1] and "truncated" in failed[0][1]
+    assert "step-00000002.pt does not match its sha256" in failed[1][1]
+    for bad, _ in failed:
+        ckpt.quarantine(bad)
+    # set aside, not deleted, and never counted again (so pruning cannot keep them over good ones)
+    assert (tmp_path / "step-00000003.pt.corrupt").exists() and (tmp_path / "step-00000003.json.corrupt").exists()
+    assert [i.step for i in ckpt.list_checkpoints(tmp_path)] == [1]
 
 
 def test_checkpoint_without_sidecar_is_ignored(tmp_path: Path) -> None:
@@ -43,6 +49,8 @@ def test_checkpoint_without_sidecar_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "step-00000002.pt").write_bytes(b"half written")
     assert ckpt.latest_progress(tmp_path).step == 1
     assert ckpt.newest_verified(tmp_path)[0].step == 1
+    ckpt.prune(tmp_path, keep=3)
+    assert not (tmp_path / "step-00000002.pt").exists() and (tmp_path / "step-00000001.pt").exists()
 
 
 def test_prune_keeps_newest_k(tmp_path: Path) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from trm_core import config as C
-from trm_core.config import ConfigError, resolve
+from trm_core.config import ConfigError, resolve, tomllib
 
 from conftest import REPO, run_worker
 
@@ -60,6 +59,8 @@ def test_env_and_set_parse_types() -> None:
     (["train.batch_size=6", "train.micro_batch_size=4"], {}, "train.micro_batch_size = 4 does not divide train.batch_size = 6"),
     ([], {"TRM_MODEL_DIMM": "3"}, "environment TRM_MODEL_DIMM: unknown key 'model.dimm' (did you mean 'dim'?)"),
     (["train.device=tpu"], {}, "train.device = 'tpu' is not allowed"),
+    (["train.seed=18446744073709551616"], {}, "train.seed = 18446744073709551616 is out of range"),
+    (["model.dim=8", "model.expansion_factor=0.1"], {}, "model.expansion_factor = 0.1 gives a hidden width of 0"),
 ])
 def test_bad_values_name_key_value_and_rule(sets: list[str], env: dict, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -76,9 +77,12 @@ def test_bad_file_and_preset(tmp_path: Path) -> None:
         resolve(config_file=tmp_path / "missing.toml", env={})
     with pytest.raises(ConfigError, match="unknown preset 'tinny' \\(did you mean 'tiny'\\?\\)"):
         resolve(preset="tinny", env={}, default_file=Path("/nonexistent"))
+    f.write_text("[presets]\ntiny = 1\n")
+    with pytest.raises(ConfigError, match=r"\[presets\] must hold tables"):
+        resolve(config_file=f, preset="tiny", env={})
 
 
-def test_resume_allows_only_math_neutral_keys() -> None:
+def test_resume_allows_only_keys_that_keep_model_data_and_optimizer() -> None:
     C.check_resume_overrides(["train.max_steps=5", "train.micro_batch_size=2"], None)
     with pytest.raises(ConfigError, match="train.learning_rate cannot change on resume"):
         C.check_resume_overrides(["train.learning_rate=1"], None)
@@ -91,6 +95,17 @@ def test_worker_exits_2_on_bad_config_and_writes_nothing(tmp_path: Path) -> None
     assert "train.batch_size = -3 is out of range" in result.stderr
     assert "Traceback" not in result.stderr
     assert not run_dir.exists()
+
+
+def test_worker_exits_2_for_a_missing_cuda_device(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_worker(tmp_path / "run", ["--set", "train.device=cuda"])
+    assert result.returncode == 2
+    assert "train.device = 'cuda' but no CUDA device is available" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:

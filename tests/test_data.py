@@ -86,3 +86,25 @@ def test_bad_pairs_line_names_file_and_line(tmp_path: Path, bad: object, message
     with pytest.raises(ConfigError) as err:
         PairsDataset(DataConfig(kind="pairs", pairs_file=str(f)), seq_len=4, vocab_size=10)
     assert message in str(err.value)
+
+
+def test_pairs_not_utf8_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "p.jsonl"
+    f.write_bytes(json.dumps({"input": [1, 2], "output": [2, 1]}).encode() + b"\n\xff\xfe\n")
+    with pytest.raises(ConfigError, match="p.jsonl:2: not UTF-8 text"):
+        PairsDataset(DataConfig(kind="pairs", pairs_file=str(f)), seq_len=2, vocab_size=0)
+
+
+def test_pairs_vocabulary_covers_the_eval_file(tmp_path: Path) -> None:
+    train, held_out = tmp_path / "t.jsonl", tmp_path / "e.jsonl"
+    _write_pairs(train, [{"input": [1, 2], "output": [2, 1]}] * 4)
+    _write_pairs(held_out, [{"input": [7, 2], "output": [2, 7]}])
+    ds = PairsDataset(DataConfig(kind="pairs", pairs_file=str(train), eval_pairs_file=str(held_out)), 2, 0)
+    assert ds.vocab_size == 8
+
+
+def test_unwritable_cache_dir_is_a_config_error(corpus: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="data.cache_dir: cannot write the packed corpus"):
+        CodeDataset(DataConfig(paths=[str(corpus)], cache_dir=str(blocker / "cache")), 32)

@@ -2,38 +2,80 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from trm_core import checkpoint as ckpt
 
-from conftest import events, run_worker, start_worker, terminate, wait_for
+from conftest import MICRO, events, run_worker, start_worker, terminate, wait_for
 
 
 def _steps(run_dir: Path) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in events(run_dir, "step")}
 
 
-def test_stop_and_resume_is_bit_identical(tmp_path: Path, micro_args: list[str]) -> None:
-    args = micro_args + ["--set", "train.max_steps=14"]
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    assert run_worker(straight, args).returncode == 0
-    # the worker signals itself during step 6: a real SIGTERM through the real stop path
-    first = run_worker(split, args, TRM_TEST_STOP_AT_STEP=6)
+# A corpus cut to 1,600 bytes: 12 steps per epoch, so 16 steps cross an epoch boundary.
+SHORT_EPOCHS = ["--set", "data.max_bytes=1600", "--set", "train.max_steps=16"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> tuple[Path, list[str]]:
+    """One uninterrupted run that the interrupted ones are compared with."""
+    root = tmp_path_factory.mktemp("straight")
+    sets = MICRO + [f"data.paths=['{corpus}']", f"data.cache_dir='{root / 'cache'}'"]
+    args = [a for s in sets for a in ("--set", s)] + SHORT_EPOCHS
+    result = run_worker(root / "run", args)
+    assert result.returncode == 0, result.stderr
+    assert events(root / "run", "run_start")[0]["steps_per_epoch"] == 12
+    return root / "run", args
+
+
+@pytest.mark.parametrize("stop_at", [4, 6, 12])  # on a checkpoint step, between, at the end of epoch 1
+def test_stop_and_resume_is_bit_identical(tmp_path: Path, straight_run: tuple[Path, list[str]], stop_at: int) -> None:
+    straight, args = straight_run
+    split = tmp_path / "split"
+    # the worker signals itself during the step: a real SIGTERM through the real stop path
+    first = run_worker(split, args, TRM_TEST_STOP_AT_STEP=stop_at)
     assert first.returncode == 0, first.stderr
     end = events(split, "run_end")[-1]
-    assert (end["status"], end["step"]) == ("stopped", 6)
-    assert ckpt.latest_progress(split / "checkpoints").step == 6
+    assert (end["status"], end["step"]) == ("stopped", stop_at)
+    assert ckpt.latest_progress(split / "checkpoints").step == stop_at
     second = run_worker(split, ["--resume"])
     assert second.returncode == 0, second.stderr
-    assert events(split, "run_start")[-1]["resumed_from"] == 6
+    assert events(split, "run_start")[-1]["resumed_from"] == stop_at
     expected, got = _steps(straight), _steps(split)
-    assert sorted(got) == list(range(1, 15))
-    assert all(got[s] == expected[s] for s in range(1, 15)), (got, expected)  # atol = rtol = 0
+    assert sorted(got) == list(range(1, 17))
+    assert all(got[s] == expected[s] for s in range(1, 17)), (got, expected)  # atol = rtol = 0
     evals = lambda d: [(e["step"], e["loss"]) for e in events(d, "eval")]  # noqa: E731
     assert evals(split) == evals(straight)
     assert events(split, "run_end")[-1]["status"] == "completed"
+    again = run_worker(split, ["--resume"])  # a completed run says so and does nothing
+    assert again.returncode == 0 and "already complete at step 16" in again.stdout
+    assert len(events(split, "run_start")) == 2
+
+
+def test_truncated_newest_checkpoint_falls_back_and_replays_exactly(
+        tmp_path: Path, straight_run: tuple[Path, list[str]]) -> None:
+    straight, args = straight_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight, run_dir)
+    newest = run_dir / "checkpoints" / "step-00000016.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    before = len(events(run_dir, "step"))
+    resumed = run_worker(run_dir, ["--resume"])  # unchanged config: not "already complete", a fallback
+    assert resumed.returncode == 0, resumed.stderr
+    warning = events(run_dir, "warning")[-1]["message"]
+    assert "step-00000016.pt" in warning and "truncated" in warning
+    assert events(run_dir, "run_start")[-1]["resumed_from"] == 12
+    replayed = events(run_dir, "step")[before:]
+    assert [e["step"] for e in replayed] == [13, 14, 15, 16]
+    assert all(e["loss"] == _steps(straight)[e["step"]] for e in replayed)
+    assert (run_dir / "checkpoints" / "step-00000016.pt.corrupt").exists()  # set aside, not deleted
+    assert ckpt.newest_verified(run_dir / "checkpoints")[0].step == 16  # rewritten, and it verifies
 
 
 def test_sigterm_finishes_step_checkpoints_and_exits_0(tmp_path: Path, micro_args: list[str]) -> None:
@@ -49,8 +91,8 @@ def test_sigterm_finishes_step_checkpoints_and_exits_0(tmp_path: Path, micro_arg
     assert end["status"] == "stopped" and end["reason"] == "SIGTERM"
     saved = events(run_dir, "checkpoint")[-1]
     assert saved["step"] == end["step"] == events(run_dir, "step")[-1]["step"]
-    info, problems = ckpt.newest_verified(run_dir / "checkpoints")
-    assert info.step == end["step"] and problems == []
+    info, failed = ckpt.newest_verified(run_dir / "checkpoints")
+    assert info.step == end["step"] and failed == []
 
 
 def test_kill_9_during_checkpoint_write_leaves_a_verifying_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
@@ -67,8 +109,8 @@ def test_kill_9_during_checkpoint_write_leaves_a_verifying_checkpoint(tmp_path: 
     finally:
         terminate(proc)
     assert tmp[0].exists()  # the half-written temp file is there, never renamed into place
-    info, problems = ckpt.newest_verified(run_dir / "checkpoints")
-    assert info is not None and info.step == 2 and problems == []
+    info, failed = ckpt.newest_verified(run_dir / "checkpoints")
+    assert info is not None and info.step == 2 and failed == []
     resumed = run_worker(run_dir, ["--resume", "--set", "train.max_steps=5"])
     assert resumed.returncode == 0, resumed.stderr
     assert events(run_dir, "run_start")[-1]["resumed_from"] == 2
@@ -92,20 +134,8 @@ def test_second_signal_exits_promptly_and_keeps_last_checkpoint(tmp_path: Path, 
         terminate(proc)
     end = events(run_dir, "run_end")[-1]
     assert end["status"] == "stopped" and end["forced"] is True
-    info, problems = ckpt.newest_verified(run_dir / "checkpoints")
-    assert info.step == 2 and problems == []
-
-
-def test_truncated_newest_checkpoint_falls_back_with_warning(tmp_path: Path, micro_args: list[str]) -> None:
-    run_dir = tmp_path / "run"
-    assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=8"]).returncode == 0
-    newest = run_dir / "checkpoints" / "step-00000008.pt"
-    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-    resumed = run_worker(run_dir, ["--resume", "--set", "train.max_steps=10"])
-    assert resumed.returncode == 0, resumed.stderr
-    warning = events(run_dir, "warning")[-1]["message"]
-    assert "step-00000008.pt" in warning and "truncated" in warning
-    assert events(run_dir, "run_start")[-1]["resumed_from"] == 4
+    info, failed = ckpt.newest_verified(run_dir / "checkpoints")
+    assert info.step == 2 and failed == []
 
 
 def test_stall_gives_stall_event_with_stacks_and_exit_3(tmp_path: Path, micro_args: list[str]) -> None:
@@ -158,8 +188,8 @@ def test_step_events_carry_the_documented_fields(tmp_path: Path, micro_args: lis
     for key in ("config", "pid", "host", "device", "world_size", "resumed_from", "total_steps", "parameters"):
         assert key in start
     step = events(run_dir, "step")[0]
-    for key in ("step", "epoch", "loss", "halt_loss", "accuracy", "lr", "grad_norm", "samples_per_s",
-                "tokens_per_s", "step_s", "sup_steps", "peak_mem_mb"):
+    for key in ("step", "epoch", "loss", "halt_loss", "accuracy", "exact", "lr", "grad_norm", "samples_per_s",
+                "tokens_per_s", "step_s", "data_s", "sup_steps", "updates", "peak_mem_mb"):
         assert key in step, key
     assert 1 <= step["sup_steps"] <= 2
     saved = events(run_dir, "checkpoint")[0]

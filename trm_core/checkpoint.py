@@ -145,15 +145,23 @@ def verify(info: CheckpointInfo) -> str | None:
     return None
 
 
-def newest_verified(folder: Path) -> tuple[CheckpointInfo | None, list[str]]:
-    """The newest checkpoint that verifies, and a note for each newer one that did not."""
-    problems: list[str] = []
+def newest_verified(folder: Path) -> tuple[CheckpointInfo | None, list[tuple[CheckpointInfo, str]]]:
+    """The newest checkpoint that verifies, and each newer one that did not with what is wrong with it."""
+    failed: list[tuple[CheckpointInfo, str]] = []
     for info in list_checkpoints(folder):
         problem = verify(info)
         if problem is None:
-            return info, problems
-        problems.append(problem)
-    return None, problems
+            return info, failed
+        failed.append((info, problem))
+    return None, failed
+
+
+def quarantine(info: CheckpointInfo) -> Path:
+    """Set a checkpoint that failed verification aside (renamed, not deleted) so it never counts again."""
+    for p in (info.path, info.path.with_suffix(".json")):
+        if p.exists():
+            p.rename(p.with_name(p.name + ".corrupt"))
+    return info.path.with_name(info.path.name + ".corrupt")
 
 
 def load_checkpoint(info: CheckpointInfo, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -161,10 +169,16 @@ def load_checkpoint(info: CheckpointInfo, map_location: str | torch.device = "cp
 
 
 def prune(folder: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints, and temp files that no live writer owns."""
+    """Delete all but the newest ``keep`` checkpoints, .pt files without a sidecar, and temp files that no
+    live writer owns. Call it right after a save: then every listed checkpoint has just been verified or
+    written, and failed ones were quarantined on restore."""
     removed: list[Path] = []
     for info in list_checkpoints(folder)[keep:]:
         for p in (info.path, info.path.with_suffix(".json")):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    for p in folder.glob("step-*.pt"):
+        if not p.with_suffix(".json").exists():  # killed between the .pt rename and its sidecar: never valid
             p.unlink(missing_ok=True)
             removed.append(p)
     for p in folder.glob(".*.tmp-*"):

@@ -82,7 +82,7 @@ class TrainConfig:
     adam_beta2: float = _f(0.95, "AdamW beta2", min=0.0, max=1.0)
     grad_clip: float = _f(1.0, "clip the gradient norm to this; 0 = off", min=0.0)
     ema_decay: float = _f(0.999, "decay of the weights' exponential moving average (used for eval); 0 = off", min=0.0, max=1.0)
-    seed: int = _f(0, "seed for initialisation and data order", min=0)
+    seed: int = _f(0, "seed for initialisation and data order", min=0, max=2**63 - 1)
     device: str = _f("auto", "'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'")
     bf16: bool = _f(True, "bf16 autocast on CUDA (ignored on CPU, where runs stay bit-exact)")
     compile: bool = _f(False, "torch.compile the network")
@@ -131,7 +131,9 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-# Keys a resumed run may change: none of them alters the math of the steps to come.
+# Keys a resumed run may change: none of them changes the model, the data or the optimizer. Two still
+# touch the numbers, as the user guide says: epochs/max_steps move the end of the cosine schedule, and
+# device/micro_batch_size change floating-point rounding (bf16 on CUDA, summation order).
 SAFE_ON_RESUME: frozenset[str] = frozenset({
     "train.epochs", "train.max_steps", "train.micro_batch_size", "train.compile", "train.threads",
     "train.log_every", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
@@ -259,6 +261,11 @@ def validate(cfg: Config) -> None:
                           f"train.batch_size = {t.batch_size}; choose a divisor of {t.batch_size}")
     if t.device not in ("auto", "cpu", "cuda") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
         raise ConfigError(f"train.device = {t.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    m = cfg.model
+    for key, factor in (("expansion_factor", m.expansion_factor), ("expansion_factor_token", m.expansion_factor_token)):
+        if int(factor * m.dim) < 1:
+            raise ConfigError(f"model.{key} = {factor} gives a hidden width of {int(factor * m.dim)} with "
+                              f"model.dim = {m.dim}; it must be at least 1 / dim = {1 / m.dim:g}")
     if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
         raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
 
@@ -289,7 +296,10 @@ def resolve(config_file: Path | None = None, preset: str | None = None,
             file_tables = load_toml(Path(path))
             layers.apply_tables(file_tables, str(path))
     if preset:
-        presets = {**BUILTIN_PRESETS, **(file_tables.get("presets") or {})}
+        file_presets = file_tables.get("presets") or {}
+        if not isinstance(file_presets, Mapping) or not all(isinstance(v, Mapping) for v in file_presets.values()):
+            raise ConfigError(f"{config_file or default_file}: [presets] must hold tables like [presets.NAME.train]")
+        presets = {**BUILTIN_PRESETS, **file_presets}
         if preset not in presets:
             raise ConfigError(f"unknown preset '{preset}'{_did_you_mean(preset, list(presets))}; "
                               f"presets: {', '.join(sorted(presets))}")

@@ -70,7 +70,7 @@ def parse_lines(blob: bytes) -> ReadResult:
             continue
         try:
             record = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             result.malformed += 1
             continue
         if not isinstance(record, dict) or not isinstance(record.get("event"), str):

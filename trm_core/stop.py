@@ -8,9 +8,9 @@ from typing import Callable
 
 
 class StopRequest:
-    def __init__(self, on_second: Callable[[int], None]) -> None:
+    def __init__(self) -> None:
         self.requested: str | None = None
-        self._on_second = on_second
+        self.on_second: Callable[[int], None] = lambda signum: None  # set once there is a run to record
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -21,5 +21,5 @@ class StopRequest:
         if self.requested is None:
             self.requested = name
             return
-        self._on_second(signum)
+        self.on_second(signum)
         os._exit(0)

@@ -165,11 +165,11 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update()
             updates += 1
-        self.step += 1
         stats = torch.stack([loss_sum / pairs, halt_sum / pairs, acc_sum / batch_size, exact_sum / batch_size,
                              sup_sum / batch_size, norm_sum / updates]).tolist()
         if not math.isfinite(stats[0]):
-            raise NonFiniteLoss(f"non-finite loss ({stats[0]}) at step {self.step}")
+            raise NonFiniteLoss(f"non-finite loss ({stats[0]}) at step {self.step + 1}")
+        self.step += 1
         return StepMetrics(*stats, lr=lr, updates=updates, step_s=time.perf_counter() - started,
                            peak_mem_mb=peak_memory_mb(dev))
 
@@ -206,8 +206,8 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         rng: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        if self.device.type == "cuda":  # only the training device: never wake other GPUs
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -225,8 +225,8 @@ class Trainer:
         rng = state["rng"]
         random.setstate(_as_python_rng_state(rng["python"]))
         torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
 
 
 def _as_python_rng_state(state: Any) -> tuple:

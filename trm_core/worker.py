@@ -64,22 +64,25 @@ def total_steps_for(cfg: Config, order: DataOrder) -> int:
 
 
 class Run:
-    def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, resume: bool, overrides: list[str]) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, resume: bool, overrides: list[str],
+                 stop: StopRequest) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
-        self.resume, self.overrides = resume, overrides
+        self.resume, self.overrides, self.stop = resume, overrides, stop
         self.ckpt_dir = run_dir / ckpt.CHECKPOINT_DIR
         self.order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
         self.total_steps = total_steps_for(cfg, self.order)
         self.events = EventWriter(run_dir / EVENTS_FILE)
-        self.stop = StopRequest(on_second=self._forced_stop)
         self.last_loss: float | None = None
         self.last_saved_step = -1
+        self.done_steps = 0     # steps completed, as known to the loop
+        self.current_step = 0   # the step a failure would be reported against
         self.started = time.monotonic()
         self.hooks = testhooks.load()
+        stop.on_second = self._forced_stop
 
     def _forced_stop(self, signum: int) -> None:
         self.events.emit("run_end", status="stopped", reason=f"second signal {signum}: exited without a checkpoint",
-                         step=self.trainer.step if hasattr(self, "trainer") else 0, exit_code=EXIT_OK, forced=True)
+                         step=self.done_steps, exit_code=EXIT_OK, forced=True)
 
     def _epoch_of(self, step: int) -> int:
         return self.order.locate(max(0, step - 1))[0] + 1
@@ -97,50 +100,59 @@ class Run:
         self.events.emit("checkpoint", step=step, epoch=info.epoch, path=str(info.path), bytes=info.bytes,
                          seconds=round(time.perf_counter() - t0, 4))
 
-    def restore(self) -> int | None:
-        info, problems = ckpt.newest_verified(self.ckpt_dir)
-        for problem in problems:
-            self.events.emit("warning", message=f"skipped checkpoint: {problem}")
+    def restore(self, watchdog: Watchdog) -> int | None:
+        """Load the newest checkpoint that verifies; set aside (never delete) the ones that do not."""
+        watchdog.begin("restore", 0)
+        info, failed = ckpt.newest_verified(self.ckpt_dir)
+        for bad, problem in failed:
+            moved = ckpt.quarantine(bad)
+            self.events.emit("warning", message=f"skipped checkpoint: {problem}; kept aside as {moved.name}")
         if info is None:
+            watchdog.end()
             if self.resume:
                 self.events.emit("warning", message="no verifying checkpoint: starting from step 0")
             return None
         self.trainer.load_state_dict(ckpt.load_checkpoint(info, map_location=self.trainer.device))
+        watchdog.end()
         self.last_loss = info.loss
-        self.last_saved_step = self.trainer.step
+        self.last_saved_step = self.done_steps = self.trainer.step
         return self.trainer.step
 
     def execute(self) -> int:
         cfg = self.cfg
-        self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps)
-        resumed_from = self.restore()
-        self.events.emit(
-            "run_start", config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
-            device=str(self.trainer.device), world_size=int(os.environ.get("WORLD_SIZE", "1")),
-            resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
-            steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
-            data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads())
-        self.stop.install()
         watchdog = Watchdog(self.events, cfg.train.step_timeout_s, cfg.train.heartbeat_s)
         watchdog.start()
         try:
+            self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps)
+            resumed_from = self.restore(watchdog)
+            if self.resume and self.trainer.step >= self.total_steps:
+                watchdog.stop()
+                print(f"run in {self.run_dir} is already complete at step {self.trainer.step} of {self.total_steps}")
+                return EXIT_OK
+            self.events.emit(
+                "run_start", config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(),
+                host=socket.gethostname(), device=str(self.trainer.device),
+                world_size=int(os.environ.get("WORLD_SIZE", "1")), resumed_from=resumed_from,
+                overrides=self.overrides, total_steps=self.total_steps, steps_per_epoch=self.order.steps_per_epoch,
+                parameters=self.trainer.num_parameters, data=self.dataset.description, torch=torch.__version__,
+                threads=torch.get_num_threads())
             status = self._loop(watchdog)
         except NonFiniteLoss as exc:
             watchdog.stop()
-            self.events.emit("error", message=str(exc), kind="non_finite", step=self.trainer.step + 1)
-            self.events.emit("run_end", status="failed", reason="non-finite loss", step=self.trainer.step,
+            self.events.emit("error", message=str(exc), kind="non_finite", step=self.current_step)
+            self.events.emit("run_end", status="failed", reason="non-finite loss", step=self.done_steps,
                              exit_code=EXIT_FAILED)
             return EXIT_FAILED
         except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
             watchdog.stop()
             self.events.emit("error", message=f"{type(exc).__name__}: {exc}", kind="exception",
-                             step=self.trainer.step + 1, traceback=traceback.format_exc())
-            self.events.emit("run_end", status="failed", reason=type(exc).__name__, step=self.trainer.step,
+                             step=self.current_step, traceback=traceback.format_exc())
+            self.events.emit("run_end", status="failed", reason=type(exc).__name__, step=self.done_steps,
                              exit_code=EXIT_FAILED)
             traceback.print_exc()
             return EXIT_FAILED
         watchdog.stop()
-        self.events.emit("run_end", status=status, step=self.trainer.step, exit_code=EXIT_OK,
+        self.events.emit("run_end", status=status, step=self.done_steps, exit_code=EXIT_OK,
                          reason=self.stop.requested or "finished",
                          seconds=round(time.monotonic() - self.started, 3))
         return EXIT_OK
@@ -150,7 +162,7 @@ class Run:
         eval_batches = [ds.eval_batch(i * cfg.train.batch_size, cfg.train.batch_size)
                         for i in range(cfg.train.eval_batches)] if cfg.train.eval_every and ds.num_eval else []
         while trainer.step < self.total_steps and self.stop.requested is None:
-            step = trainer.step + 1
+            step = self.current_step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
             watchdog.begin("step", step)
             self.hooks.before_step(step, trainer.model)
@@ -159,6 +171,7 @@ class Run:
             data_s = time.perf_counter() - t0
             metrics = trainer.train_step(batch)
             watchdog.end()
+            self.done_steps = step
             self.last_loss = metrics.loss
             if step % cfg.train.log_every == 0 or step == self.total_steps:
                 self.events.emit("step", step=step, total_steps=self.total_steps, epoch=epoch + 1,
@@ -177,10 +190,23 @@ class Run:
         return "stopped" if self.stop.requested else "completed"
 
 
+def check_device(cfg: Config) -> None:
+    device = cfg.train.device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device = {device!r} but no CUDA device is available; use 'auto' or 'cpu'")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device = {device!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stop = StopRequest()
+    stop.install()  # from the start: a stop during set-up still ends cleanly
     try:
         cfg = resolve_run_config(args)
+        check_device(cfg)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         dataset = build_dataset(cfg)
@@ -190,12 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    run = Run(cfg, run_dir, dataset, args.resume, args.sets)
-    if args.resume and (done := ckpt.latest_progress(run.ckpt_dir)) and done.step >= run.total_steps:
-        print(f"run in {run_dir} is already complete at step {done.step} of {run.total_steps}")
-        return EXIT_OK
-    return run.execute()
-
+    return Run(cfg, run_dir, dataset, args.resume, args.sets, stop).execute()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,7 +37,8 @@ def list_sources(paths: list[str], extensions: list[str]) -> list[Path]:
         elif p.is_dir():
             for dirpath, dirnames, filenames in os.walk(p):
                 dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-                files.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(tuple(extensions)))
+                files.extend(Path(dirpath) / f for f in sorted(filenames)
+                             if f.endswith(tuple(extensions)) and (Path(dirpath) / f).is_file())  # no broken links
         else:
             raise ConfigError(f"data.paths: {root} does not exist")
     return files
@@ -86,7 +87,11 @@ def load_corpus(cfg: DataConfig) -> tuple[torch.Tensor, str]:
         raise ConfigError(f"data.paths: no files ending in {', '.join(cfg.extensions)} under {', '.join(paths)}")
     dest = cache_dir(cfg) / f"corpus-{_corpus_key(files, cfg)}.bin"
     if not dest.exists():
-        _pack(files, cfg.max_bytes, dest)
+        try:
+            _pack(files, cfg.max_bytes, dest)
+        except OSError as exc:
+            raise ConfigError(f"data.cache_dir: cannot write the packed corpus to {dest.parent}: "
+                              f"{exc.strerror}") from None
     data = torch.frombuffer(bytearray(dest.read_bytes()), dtype=torch.uint8)
     return data, f"{len(files)} files, {data.numel():,} bytes from {', '.join(paths)}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import torch
 
@@ -11,16 +12,25 @@ from trm_core.config import ConfigError, DataConfig
 from trm_core.data.base import Batch, holdout_split
 
 
+def _lines(fh: BinaryIO, path: Path) -> Iterator[str]:
+    """Lines of the file, decoded one by one so a byte that is not UTF-8 is reported on its own line."""
+    for lineno, raw in enumerate(fh, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}:{lineno}: not UTF-8 text") from None
+
+
 def read_pairs(path: Path, seq_len: int, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Parse and check every line; a bad line is an error naming the file and the line."""
     inputs: list[list[int]] = []
     outputs: list[list[int]] = []
     try:
-        fh = open(path, encoding="utf-8")
+        fh = open(path, "rb")
     except OSError as exc:
         raise ConfigError(f"data.pairs_file: cannot open {path}: {exc.strerror}") from None
     with fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in enumerate(_lines(fh, path), 1):
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
@@ -57,7 +67,8 @@ class PairsDataset:
             train_ids, eval_ids = holdout_split(len(inputs), cfg.eval_fraction)
             self.train_in, self.train_out = inputs[train_ids], outputs[train_ids]
             self.eval_in, self.eval_out = inputs[eval_ids], outputs[eval_ids]
-        observed = int(max(inputs.max(), outputs.max())) + 1
+        observed = int(max(t.max() for t in (self.train_in, self.train_out, self.eval_in, self.eval_out)
+                           if t.numel())) + 1
         self.vocab_size = vocab_size or observed
         self.num_train, self.num_eval = len(self.train_in), len(self.eval_in)
         self.description = f"pairs: {cfg.pairs_file}; {self.num_train:,} train / {self.num_eval:,} eval samples"
