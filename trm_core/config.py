@@ -97,10 +97,20 @@ class TrainConfig:
 
 
 @dataclass
+class SupervisorConfig:
+    max_restarts: int = _f(3, "restart a crashed or stalled worker at most this many times within restart_window_s", min=0)
+    restart_window_s: float = _f(3600.0, "the window that max_restarts counts in", above=0.0)
+    restart_backoff_s: float = _f(5.0, "wait before the first restart; doubles with each further one", min=0.0)
+    stop_grace_s: float = _f(300.0, "a graceful stop may take this long (a checkpoint save) before SIGKILL", above=0.0)
+    stall_after_s: float = _f(0.0, "no step or heartbeat for this long shows 'stalled'; 0 = 10x the recent step time, at least 60 s", min=0.0)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -138,6 +148,8 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     "train.epochs", "train.max_steps", "train.micro_batch_size", "train.compile", "train.threads",
     "train.log_every", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
     "train.keep_checkpoints", "train.step_timeout_s", "train.heartbeat_s", "train.device",
+    "supervisor.max_restarts", "supervisor.restart_window_s", "supervisor.restart_backoff_s",
+    "supervisor.stop_grace_s", "supervisor.stall_after_s",
 })
 
 

@@ -30,13 +30,26 @@ class Hooks:
         at, per_mb = self.slow_checkpoint
         return per_mb if at in (step, -1) else 0.0
 
+    once_dir: str = ""       # TRM_TEST_ONCE_DIR: each fault fires once, remembered by a marker file here
+
+    def _fires(self, name: str, at: int, step: int) -> bool:
+        if step != at:
+            return False
+        if not self.once_dir:
+            return True
+        marker = os.path.join(self.once_dir, f"{name}-{step}")
+        if os.path.exists(marker):
+            return False
+        open(marker, "w").close()
+        return True
+
     def before_step(self, step: int, model: nn.Module) -> None:
         if self.step_sleep_s:
             time.sleep(self.step_sleep_s)
-        if step == self.stall_at_step:
+        if self._fires("stall", self.stall_at_step, step):
             while True:
                 time.sleep(3600)
-        if step == self.crash_at_step:
+        if self._fires("crash", self.crash_at_step, step):
             raise RuntimeError(f"injected crash at step {step} (TRM_TEST_CRASH_AT_STEP)")
         if step == self.stop_at_step:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -51,4 +64,5 @@ def load() -> Hooks:
 
     at, _, per_mb = os.environ.get("TRM_TEST_SLOW_CHECKPOINT", "0:0").partition(":")
     return Hooks(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
-                 int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)))
+                 int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
+                 os.environ.get("TRM_TEST_ONCE_DIR", ""))

@@ -20,6 +20,7 @@ import torch
 
 from trm_core import checkpoint as ckpt
 from trm_core import config as config_mod
+from trm_core import identity
 from trm_core import testhooks
 from trm_core.config import Config, ConfigError
 from trm_core.data import Dataset, build_dataset
@@ -204,19 +205,33 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stop = StopRequest()
     stop.install()  # from the start: a stop during set-up still ends cleanly
+    run_dir: Path = args.run_dir
+    created = not run_dir.exists()
     try:
         cfg = resolve_run_config(args)
         check_device(cfg)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = identity.claim_run(run_dir)  # held until this process exits  # noqa: F841
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         dataset = build_dataset(cfg)
-        run_dir: Path = args.run_dir
-        run_dir.mkdir(parents=True, exist_ok=True)
         config_mod.write_config(cfg, run_dir / CONFIG_FILE)
-    except ConfigError as exc:
+    except (ConfigError, identity.RunClaimed) as exc:
+        if created and run_dir.exists():
+            _remove_new_run_dir(run_dir)
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return Run(cfg, run_dir, dataset, args.resume, args.sets, stop).execute()
+
+
+def _remove_new_run_dir(run_dir: Path) -> None:
+    """A config error leaves nothing behind: drop the lock files this process made in a dir it created."""
+    for name in (identity.WORKER_FILE, identity.WORKER_LOCK):
+        (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass  # something else is in there (a front end's log): leave it to its owner
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,19 +1,36 @@
-"""``trm-tui``: run and watch a TRM training job. Until the dashboard lands, every mode is headless."""
+"""``trm-tui``: run and watch a TRM training job; ``trm-tui status`` and ``trm-tui stop`` for any shell.
+
+Exit codes: 0 the run completed or was stopped on request, 1 it failed beyond its restarts, 2 bad usage
+or config.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import sys
 from pathlib import Path
 
-from trm_core.config import ConfigError
-from trm_core.worker import EXIT_CONFIG, resolve_run_config
+from trm_core import config as config_mod
+from trm_core.config import ConfigError, SupervisorConfig
+from trm_core.identity import WORKER_FILE, WORKER_LOCK, live_worker
+from trm_core.status import run_status
+from trm_core.supervisor import EXIT_CONFIG, LAUNCH_LOCK, WORKER_LOG, Supervisor, stop_worker
+from trm_core.worker import CONFIG_FILE, resolve_run_config
 from trm_tui.headless import Headless
+
+DEFAULT_RUN_DIR = Path("runs/default")
+
+
+def _run_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run folder (default: runs/default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job.")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/default"), help="run folder (default: runs/default)")
+    p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
+                                "Also: 'trm-tui status' and 'trm-tui stop' (each has --help).")
+    _run_dir_arg(p)
     p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     p.add_argument("--preset", help="apply [presets.NAME] (built in: tiny)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -24,8 +41,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def status_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui status", description="Show the state of a run.")
+    _run_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    return p
+
+
+def stop_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui stop", description="Stop a run: gracefully (checkpoint) unless --force.")
+    _run_dir_arg(p)
+    p.add_argument("--force", action="store_true", help="SIGKILL at once (no checkpoint of the current step)")
+    return p
+
+
+def run_settings(run_dir: Path) -> SupervisorConfig:
+    """The supervisor settings of an existing run (its own config.toml), defaults when there is none."""
+    try:
+        return config_mod.resolve(base=config_mod.read_run_config(run_dir / CONFIG_FILE), env={}).supervisor
+    except ConfigError:
+        return SupervisorConfig()
+
+
 def worker_argv(args: argparse.Namespace) -> list[str]:
-    argv = ["--run-dir", str(args.run_dir)]
+    argv: list[str] = []
     if args.config:
         argv += ["--config", str(args.config)]
     if args.preset:
@@ -37,16 +76,99 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def main(argv: list[str] | None = None) -> int:
+def fmt_age(seconds: float | None) -> str:
+    return "-" if seconds is None else str(datetime.timedelta(seconds=int(seconds)))
+
+
+def cmd_status(argv: list[str]) -> int:
+    args = status_parser().parse_args(argv)
+    st = run_status(args.run_dir, run_settings(args.run_dir))
+    if args.json:
+        print(json.dumps(st.to_dict()))
+        return 0
+    rows = [("run", str(args.run_dir)), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
+            ("pid", st.pid or "-"),
+            ("step", f"{st.step}/{st.total_steps}" if st.step is not None else "-"), ("epoch", st.epoch or "-"),
+            ("loss", f"{st.loss:.4f}" if isinstance(st.loss, float) else "-"),
+            ("samples/s", f"{st.samples_per_s:.1f}" if st.samples_per_s else "-"), ("ETA", fmt_age(st.eta_s)),
+            ("checkpoint", f"step {st.checkpoint_step}, {fmt_age(st.checkpoint_age_s)} old"
+                           + (" (STALE)" if st.checkpoint_stale else "") if st.checkpoint_step is not None else "none"),
+            ("restarts", st.restarts)]
+    for key, value in rows:
+        print(f"{key:<11} {value}")
+    return 0
+
+
+def cmd_stop(argv: list[str]) -> int:
+    args = stop_parser().parse_args(argv)
+    settings = run_settings(args.run_dir)
+    ident = live_worker(args.run_dir)
+    if ident is None:
+        print(f"no worker is running in {args.run_dir}")
+        return 0
+    how = "killing" if args.force else f"stopping (graceful, up to {settings.stop_grace_s:g}s for a checkpoint)"
+    print(f"{how} worker pid {ident.pid} of {args.run_dir}", flush=True)
+    result = stop_worker(args.run_dir, settings.stop_grace_s, force=args.force)
+    if result.graceful:
+        st = run_status(args.run_dir, settings)
+        print(f"stopped in {result.seconds:.1f}s at step {st.step}; newest checkpoint: step {st.checkpoint_step}")
+    elif result.killed:
+        print(f"killed after {result.seconds:.1f}s; the newest good checkpoint is kept")
+    return 0
+
+
+def _show_log_tail(run_dir: Path, code: int) -> None:
+    log = run_dir / WORKER_LOG
+    lines = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+    print(f"trm-tui: the worker exited with code {code}; last lines of {log}:", file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
+
+
+def _clean_failed_start(run_dir: Path) -> None:
+    """The worker refused the config: leave nothing behind in a run dir made for it."""
+    if {p.name for p in run_dir.iterdir()} <= {WORKER_LOG, LAUNCH_LOCK, WORKER_FILE, WORKER_LOCK}:
+        for name in (WORKER_LOG, LAUNCH_LOCK, WORKER_FILE, WORKER_LOCK):
+            (run_dir / name).unlink(missing_ok=True)
+        run_dir.rmdir()
+
+
+def cmd_run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        resolve_run_config(args)  # fail fast, before anything is launched or written
-    except ConfigError as exc:
-        print(f"trm-tui: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    run_dir: Path = args.run_dir
+    settings: SupervisorConfig
+    if live_worker(run_dir) is not None:
+        settings = run_settings(run_dir)  # attach: the run keeps its own config
+    else:
+        try:
+            settings = resolve_run_config(args).supervisor  # fail fast, before anything is written
+        except ConfigError as exc:
+            if live_worker(run_dir) is None:  # not a concurrent start that we can attach to
+                print(f"trm-tui: error: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+            settings = run_settings(run_dir)
+        if args.resume:
+            st = run_status(run_dir, settings)
+            if st.state == "completed":
+                print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume")
+                return 0
     if not args.no_ui:
         print("trm-tui: the dashboard is not built yet; running headless (--no-ui)", file=sys.stderr)
-    return Headless(args.run_dir, worker_argv(args), as_json=args.json).run()
+    created = not run_dir.exists()
+    code = Headless(Supervisor(run_dir, worker_argv(args), settings), as_json=args.json).run()
+    if code != 0 and run_dir.exists():
+        _show_log_tail(run_dir, code)
+    if code == EXIT_CONFIG and created:
+        _clean_failed_start(run_dir)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"status": cmd_status, "stop": cmd_stop}
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
+    return cmd_run(argv)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ def event_line(ev: dict[str, Any]) -> str | None:
         return f"{kind}: {ev.get('message', '')}"
     if kind == "stall":
         return f"stall: {ev.get('phase')} of step {ev.get('step')} ran {ev.get('seconds')}s (timeout {ev.get('timeout_s')}s)"
+    if kind == "restart":
+        return f"restart: the worker failed at step {ev.get('failed_step')} ({ev.get('reason')}); {ev.get('message')}"
+    if kind == "give_up":
+        return f"giving up: the worker failed at step {ev.get('failed_step')} ({ev.get('reason')}); {ev.get('message')}"
     if kind == "run_end":
         return f"run ended: {ev.get('status')} at step {ev.get('step')} ({ev.get('reason', '')})"
     return None

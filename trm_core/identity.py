@@ -1,0 +1,111 @@
+"""Who the run's worker is, and the lock that makes it the only one.
+
+The worker records itself in ``RUN_DIR/worker.json`` as pid + process start time and holds an exclusive
+``flock`` on ``RUN_DIR/worker.lock`` for its whole life (the kernel drops it when the process dies, however
+it dies). A pid alone is not an identity: after the worker dies its pid can be reused by an unrelated
+process, so nothing here signals a pid whose start time differs from the recorded one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+WORKER_FILE = "worker.json"
+WORKER_LOCK = "worker.lock"
+_SAME_START_S = 0.05  # start times come from /proc in clock ticks (10 ms): equal within that is the same process
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    pid: int
+    create_time: float
+    host: str
+    started: float
+
+    def is_alive(self) -> bool:
+        """The recorded process still runs (and is not a newer process that reuses its pid)."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            proc = psutil.Process(self.pid)
+            return abs(proc.create_time() - self.create_time) < _SAME_START_S and proc.status() != psutil.STATUS_ZOMBIE
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    def send(self, sig: int) -> bool:
+        """Signal the worker only if it is still the same process; False when it is gone."""
+        if not self.is_alive():
+            return False
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def process_start_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def read_identity(run_dir: Path) -> WorkerIdentity | None:
+    try:
+        data = json.loads((run_dir / WORKER_FILE).read_text())
+        return WorkerIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def live_worker(run_dir: Path) -> WorkerIdentity | None:
+    """The run's worker when it is alive, else None."""
+    ident = read_identity(run_dir)
+    return ident if ident is not None and ident.is_alive() else None
+
+
+class RunClaimed(RuntimeError):
+    """Another live worker holds this run dir."""
+
+
+def claim_run(run_dir: Path) -> int:
+    """Take the run's worker lock for this process and record who we are; returns the lock's fd.
+
+    Keep the fd open for the life of the process: closing it (or dying) releases the lock.
+    """
+    fd = os.open(run_dir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        other = read_identity(run_dir)
+        raise RunClaimed(f"another worker (pid {other.pid if other else '?'}) is already running {run_dir}") from None
+    pid = os.getpid()
+    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time())
+    tmp = run_dir / f".{WORKER_FILE}.tmp-{pid}"
+    tmp.write_text(json.dumps(asdict(ident)))
+    os.replace(tmp, run_dir / WORKER_FILE)
+    return fd
+
+
+def lock_is_held(run_dir: Path) -> bool:
+    """True while some process holds the worker lock: the check that needs no pid at all."""
+    path = run_dir / WORKER_LOCK
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+

@@ -1,0 +1,120 @@
+"""The state of a run, from its files alone: for ``trm-tui status``, the headless line and the dashboard.
+
+Reads only the end of ``events.jsonl`` (a run's log can hold millions of lines) and the newest checkpoint's
+sidecar; falls back to the sidecar for progress when the log is missing or has no steps.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from trm_core import checkpoint as ckpt
+from trm_core.config import SupervisorConfig
+from trm_core.events import EVENTS_FILE, parse_lines
+from trm_core.identity import live_worker
+
+TAIL_BYTES = 1 << 20
+
+
+def read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
+    """The complete events in the last ``max_bytes`` of the file."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, 2)
+            start = max(0, size - max_bytes)
+            fh.seek(start)
+            blob = fh.read()
+    except FileNotFoundError:
+        return []
+    if start > 0:
+        blob = blob[blob.find(b"\n") + 1:]  # drop the line cut in half
+    return parse_lines(blob).events
+
+
+@dataclass
+class RunStatus:
+    state: str                    # running | stalled | stopped | completed | failed | not started
+    pid: int | None
+    step: int | None
+    total_steps: int | None
+    epoch: int | None
+    loss: float | None
+    samples_per_s: float | None
+    eta_s: float | None
+    checkpoint_step: int | None
+    checkpoint_age_s: float | None
+    checkpoint_stale: bool
+    restarts: int
+    last_activity_age_s: float | None
+    stall_after_s: float | None
+    reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _stall_after(settings: SupervisorConfig, step_times: list[float], heartbeat_s: float) -> float:
+    if settings.stall_after_s:
+        return settings.stall_after_s
+    typical = statistics.median(step_times) if step_times else 0.0
+    return max(60.0, 10 * typical, 3 * heartbeat_s)
+
+
+def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: float | None = None) -> RunStatus:
+    settings = settings or SupervisorConfig()
+    now = time.time() if now is None else now
+    events = read_tail(run_dir / EVENTS_FILE)
+    starts = [i for i, e in enumerate(events) if e["event"] == "run_start"]
+    current = events[starts[-1]:] if starts else events
+    steps = [e for e in events if e["event"] == "step"]
+    last_step = steps[-1] if steps else None
+    end = next((e for e in reversed(current) if e["event"] == "run_end"), None)
+    start = events[starts[-1]] if starts else None
+    config = (start or {}).get("config", {})
+    train = config.get("train", {})
+    restarts = sum(1 for e in events if e["event"] == "restart")
+    info = ckpt.latest_progress(run_dir / ckpt.CHECKPOINT_DIR)
+    ident = live_worker(run_dir)
+
+    step = last_step["step"] if last_step else (info.step if info else None)
+    recent = steps[-20:]
+    step_times = [e["step_s"] + e.get("data_s", 0.0) for e in recent]
+    eta = None
+    if len(recent) >= 2 and recent[-1]["step"] > recent[0]["step"]:
+        per_step = (recent[-1]["time"] - recent[0]["time"]) / (recent[-1]["step"] - recent[0]["step"])
+        eta = per_step * max(0, (last_step.get("total_steps") or 0) - last_step["step"])
+    activity = [e for e in current if e["event"] in ("step", "heartbeat", "run_start", "checkpoint", "eval")]
+    last_activity_age = now - activity[-1]["time"] if activity else None
+    stall_after = _stall_after(settings, step_times, float(train.get("heartbeat_s", 5.0)))
+
+    if ident is not None:
+        stalled = last_activity_age is not None and last_activity_age > stall_after
+        state, reason = ("stalled", f"no step or heartbeat for {last_activity_age:.0f}s") if stalled else ("running", None)
+    elif end is not None:
+        state, reason = end["status"], end.get("reason")
+        if end["status"] == "failed" and end.get("reason") == "stalled":
+            state = "stalled"
+    elif start is not None:
+        state, reason = "failed", "the worker died without writing run_end (killed, or out of memory)"
+    else:
+        state, reason = ("stopped", "no events; progress from the checkpoint") if info else ("not started", None)
+
+    age = now - info.time if info else None
+    stale = False
+    if state == "running" and info is not None and step_times:
+        every = int(train.get("checkpoint_every", 0) or 0)
+        expected = every * statistics.median(step_times)
+        stale = age is not None and every > 0 and step is not None and step - info.step >= every and \
+            age > 2 * expected + 60
+    return RunStatus(state=state, pid=ident.pid if ident else None, step=step,
+                     total_steps=last_step.get("total_steps") if last_step else None,
+                     epoch=last_step.get("epoch") if last_step else (info.epoch if info else None),
+                     loss=last_step["loss"] if last_step else (info.loss if info else None),
+                     samples_per_s=last_step.get("samples_per_s") if last_step else None, eta_s=eta,
+                     checkpoint_step=info.step if info else None, checkpoint_age_s=age, checkpoint_stale=stale,
+                     restarts=restarts, last_activity_age_s=last_activity_age, stall_after_s=stall_after,
+                     reason=reason)
