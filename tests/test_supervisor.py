@@ -1,0 +1,184 @@
+"""The supervisor and its commands as real processes: detach, attach, one worker per run, stop/resume,
+auto-restart and its give-up rule, identity-checked signals, status."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from trm_core.identity import WORKER_FILE, read_identity
+
+from conftest import events, wait_for, worker_env
+
+
+def cli(*args: str, **env: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=worker_env(**env), start_new_session=True)
+
+
+def cli_run(*args: str, timeout: float = 120, **env: object) -> subprocess.CompletedProcess:
+    proc = cli(*args, **env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def status(run_dir: Path) -> dict:
+    result = cli_run("status", "--run-dir", str(run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def kill_worker(run_dir: Path) -> None:
+    ident = read_identity(run_dir)
+    if ident is not None and ident.is_alive():
+        os.kill(ident.pid, signal.SIGKILL)
+
+
+def test_worker_survives_supervisor_kill_and_a_new_one_attaches(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    first = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, TRM_TEST_STEP_SLEEP_S=0.1)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 2, what="steps")
+        worker_pid = read_identity(run_dir).pid
+        os.kill(first.pid, signal.SIGKILL)  # the supervisor dies, as with a dropped SSH session
+        first.wait(timeout=10)
+        seen = len(events(run_dir, "step"))
+        wait_for(lambda: len(events(run_dir, "step")) >= seen + 3, what="the orphaned worker to keep stepping")
+        assert psutil.pid_exists(worker_pid)
+        second = cli("--no-ui", "--run-dir", str(run_dir))
+        time.sleep(3)
+        assert read_identity(run_dir).pid == worker_pid  # attached, not relaunched
+        assert status(run_dir)["state"] == "running"
+        stop = cli_run("stop", "--run-dir", str(run_dir))
+        assert stop.returncode == 0 and f"worker pid {worker_pid}" in stop.stdout
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 0
+        assert f"attached to the running worker (pid {worker_pid})" in out
+        assert "step " in out and "run ended: stopped" in out
+    finally:
+        kill_worker(run_dir)
+    st = status(run_dir)
+    assert st["state"] == "stopped" and st["checkpoint_step"] == st["step"]
+
+
+def test_two_supervisors_at_once_give_one_worker(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    args = ("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=30")
+    a, b = cli(*args, TRM_TEST_STEP_SLEEP_S=0.05), cli(*args, TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        out_a, err_a = a.communicate(timeout=120)
+        out_b, err_b = b.communicate(timeout=120)
+    finally:
+        kill_worker(run_dir)
+    assert (a.returncode, b.returncode) == (0, 0), (err_a, err_b)
+    assert len(events(run_dir, "run_start")) == 1
+    assert [e["step"] for e in events(run_dir, "step")] == list(range(1, 31))
+    assert ("attached to the running worker" in out_a) != ("attached to the running worker" in out_b)
+
+
+def test_stop_then_resume_through_the_cli(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=40",
+                 TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 5, what="steps")
+        assert cli_run("stop", "--run-dir", str(run_dir)).returncode == 0
+        assert runner.wait(timeout=60) == 0
+        stopped_at = events(run_dir, "run_end")[-1]["step"]
+        assert events(run_dir, "checkpoint")[-1]["step"] == stopped_at
+        resumed = cli_run("--no-ui", "--run-dir", str(run_dir), "--resume", timeout=180)
+        assert resumed.returncode == 0, resumed.stderr
+    finally:
+        kill_worker(run_dir)
+    steps = [e["step"] for e in events(run_dir, "step")]
+    assert steps == list(range(1, 41))  # continues at the next step, nothing repeated or skipped
+    assert events(run_dir, "run_start")[-1]["resumed_from"] == stopped_at
+    again = cli_run("--no-ui", "--run-dir", str(run_dir), "--resume")
+    assert again.returncode == 0 and "is complete at step 40; nothing to resume" in again.stdout
+
+
+def test_restarts_after_a_crash_and_after_a_stall(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    once = tmp_path / "once"
+    once.mkdir()
+    result = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=12",
+                     "--set", "train.step_timeout_s=1.5", "--set", "supervisor.restart_backoff_s=0.2",
+                     TRM_TEST_CRASH_AT_STEP=5, TRM_TEST_STALL_AT_STEP=10, TRM_TEST_ONCE_DIR=once, timeout=240)
+    assert result.returncode == 0, result.stderr
+    restarts = events(run_dir, "restart")
+    assert [(r["failed_step"], r["exit_code"]) for r in restarts] == [(4, 1), (9, 3)]
+    assert [r["delay_s"] for r in restarts] == [0.2, 0.4]  # exponential backoff
+    assert "restart: the worker failed at step 4" in result.stdout
+    assert [e["resumed_from"] for e in events(run_dir, "run_start")][1:] == [4, 8]
+    assert events(run_dir, "run_end")[-1]["status"] == "completed"
+    assert status(run_dir)["restarts"] == 2
+
+
+def test_gives_up_when_failing_again_at_the_same_step(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.restart_backoff_s=0.1",
+                     TRM_TEST_CRASH_AT_STEP=6, timeout=180)
+    assert result.returncode == 1
+    assert len(events(run_dir, "restart")) == 1
+    give_up = events(run_dir, "give_up")[-1]
+    assert give_up["failed_step"] == 5 and "failed again at step 5" in give_up["message"]
+    assert "giving up" in result.stdout
+    assert status(run_dir)["state"] == "failed"
+
+
+def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        real_start = psutil.Process(bystander.pid).create_time()
+        # the recorded worker had this pid but started earlier: the pid now belongs to someone else
+        (run_dir / WORKER_FILE).write_text(json.dumps(
+            {"pid": bystander.pid, "create_time": real_start - 100, "host": os.uname().nodename, "started": 0}))
+        result = cli_run("stop", "--run-dir", str(run_dir), "--force")
+        assert result.returncode == 0 and "no worker is running" in result.stdout
+        time.sleep(0.2)
+        assert bystander.poll() is None  # still alive: never signalled
+        assert status(run_dir)["pid"] is None
+        # the control: with its true start time it is the worker, and it is stopped
+        (run_dir / WORKER_FILE).write_text(json.dumps(
+            {"pid": bystander.pid, "create_time": real_start, "host": os.uname().nodename, "started": 0}))
+        assert "killing worker pid" in cli_run("stop", "--run-dir", str(run_dir), "--force").stdout
+        assert bystander.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        bystander.kill()
+
+
+def test_status_shows_a_frozen_worker_as_stalled(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.stall_after_s=1.5",
+                 TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 3, what="steps")
+        st = status(run_dir)
+        assert st["state"] == "running" and st["pid"] == read_identity(run_dir).pid and st["step"] >= 3
+        os.kill(st["pid"], signal.SIGSTOP)  # frozen: no steps, no heartbeats
+        time.sleep(2.5)
+        frozen = status(run_dir)
+        assert frozen["state"] == "stalled" and "no step or heartbeat" in frozen["reason"]
+        os.kill(st["pid"], signal.SIGCONT)
+        wait_for(lambda: status(run_dir)["state"] == "running", what="running again")
+    finally:
+        kill_worker(run_dir)
+        runner.kill()
+
+
+def test_status_of_a_missing_run_and_from_checkpoint_only(tmp_path: Path, micro_args: list[str]) -> None:
+    assert status(tmp_path / "nothing")["state"] == "not started"
+    run_dir = tmp_path / "run"
+    assert cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=4").returncode == 0
+    (run_dir / "events.jsonl").unlink()  # the log is gone: progress still comes from the checkpoint
+    st = status(run_dir)
+    assert st["step"] == 4 and st["checkpoint_step"] == 4 and st["loss"] is not None
