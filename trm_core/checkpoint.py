@@ -17,9 +17,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINT_DIR = "checkpoints"
 SIDECAR_FORMAT = 1
@@ -88,6 +89,8 @@ def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: in
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{checkpoint_name(step)}.pt"
     tmp = folder / f".{final.name}.tmp-{os.getpid()}"
+    import torch  # here, not at the top: status readers of this module must not pay for importing torch
+
     with open(tmp, "wb") as fh:
         writer = _HashingWriter(fh, test_delay_per_mb)
         torch.save(state, writer)
@@ -165,6 +168,8 @@ def quarantine(info: CheckpointInfo) -> Path:
 
 
 def load_checkpoint(info: CheckpointInfo, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    import torch
+
     return torch.load(info.path, map_location=map_location, weights_only=True)
 
 

@@ -17,8 +17,9 @@ from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.identity import WORKER_FILE, WORKER_LOCK, live_worker
 from trm_core.status import run_status
 from trm_core.supervisor import EXIT_CONFIG, LAUNCH_LOCK, WORKER_LOG, Supervisor, stop_worker
-from trm_core.worker import CONFIG_FILE, resolve_run_config
 from trm_tui.headless import Headless
+
+CONFIG_FILE = "config.toml"  # the run's resolved config, as trm_core.worker writes it
 
 DEFAULT_RUN_DIR = Path("runs/default")
 
@@ -134,6 +135,8 @@ def _clean_failed_start(run_dir: Path) -> None:
 
 
 def cmd_run(argv: list[str]) -> int:
+    from trm_core.worker import resolve_run_config  # imports torch: only the commands that train pay for it
+
     args = build_parser().parse_args(argv)
     run_dir: Path = args.run_dir
     settings: SupervisorConfig
