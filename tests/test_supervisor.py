@@ -182,3 +182,37 @@ def test_status_of_a_missing_run_and_from_checkpoint_only(tmp_path: Path, micro_
     (run_dir / "events.jsonl").unlink()  # the log is gone: progress still comes from the checkpoint
     st = status(run_dir)
     assert st["step"] == 4 and st["checkpoint_step"] == 4 and st["loss"] is not None
+
+
+def test_no_ui_in_a_real_terminal(tmp_path: Path, micro_args: list[str]) -> None:
+    """Inside tmux (a real TTY): progress lines on screen, no escape codes of ours, Ctrl-C stops with a checkpoint."""
+    import shlex
+    import shutil as sh
+
+    if sh.which("tmux") is None:
+        import pytest
+        pytest.skip("tmux is not installed")
+    run_dir = tmp_path / "run"
+    session = f"trm-test-{os.getpid()}"
+    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.1)
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir),
+                                            *micro_args])
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"))
+    tmux = ["tmux", "-L", session]
+    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "160", "-y", "40",
+                           f"env {exports} {cmd}; echo EXIT=$?; sleep 30"], check=True)
+    try:
+        def screen(escapes: bool = False) -> str:
+            flags = ["-e"] if escapes else []
+            return subprocess.run(tmux + ["capture-pane", "-p", *flags, "-t", session], capture_output=True,
+                                  text=True).stdout
+        wait_for(lambda: "step " in screen() and "samples/s" in screen(), what="progress on screen")
+        assert "\x1b[" not in screen(escapes=True)
+        subprocess.run(tmux + ["send-keys", "-t", session, "C-c"], check=True)
+        wait_for(lambda: "EXIT=" in screen(), what="trm-tui to exit")
+        text = screen()
+        assert "stopping after this step" in text and "run ended: stopped" in text and "EXIT=0" in text
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        kill_worker(run_dir)
+    assert events(run_dir, "checkpoint")[-1]["step"] == events(run_dir, "run_end")[-1]["step"]
