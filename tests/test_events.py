@@ -65,3 +65,22 @@ def test_reader_keeps_every_good_line_and_skips_garbage(lines: list[bytes], part
     assert result.events == [{"event": "step", "step": 1}] * lines.count(GOOD)
     assert result.malformed == sum(1 for line in lines if line != GOOD and line.strip())
     assert result.offset == len(blob) - len(partial)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=25), st.data())
+def test_tail_yields_every_event_once_in_order_whatever_the_write_splits(steps: list[int], data) -> None:
+    import tempfile
+
+    blob = b"".join(json.dumps({"event": "step", "step": s}).encode() + b"\n" for s in steps)
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=len(blob)), max_size=12)))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "e.jsonl"
+        tail, seen, start = EventTail(path), [], 0
+        with open(path, "wb") as fh:
+            for cut in cuts + [len(blob)]:
+                fh.write(blob[start:cut])
+                fh.flush()
+                start = max(start, cut)
+                seen += [e["step"] for e in tail.poll()]
+        assert seen == steps and tail.malformed == 0

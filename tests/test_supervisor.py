@@ -156,14 +156,18 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
         bystander.kill()
 
 
-def test_status_shows_a_frozen_worker_as_stalled(tmp_path: Path, micro_args: list[str]) -> None:
+def test_status_shows_a_frozen_worker_as_stalled_and_an_old_checkpoint_as_stale(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.stall_after_s=1.5",
-                 TRM_TEST_STEP_SLEEP_S=0.05)
+                 "--set", "train.checkpoint_every=2", TRM_TEST_STEP_SLEEP_S=0.05)
     try:
         wait_for(lambda: len(events(run_dir, "step")) >= 3, what="steps")
         st = status(run_dir)
         assert st["state"] == "running" and st["pid"] == read_identity(run_dir).pid and st["step"] >= 3
+        assert not st["checkpoint_stale"]
+        from trm_core.status import run_status
+        later = run_status(run_dir, now=time.time() + 3600)  # an hour on and no new checkpoint: stale
+        assert later.checkpoint_stale and later.state == "stalled"
         os.kill(st["pid"], signal.SIGSTOP)  # frozen: no steps, no heartbeats
         time.sleep(2.5)
         frozen = status(run_dir)

@@ -78,3 +78,14 @@ def test_headless_cli_shows_why_the_worker_failed(tmp_path: Path, micro_args: li
     assert f"data.paths: {missing} does not exist" in result.stderr
     assert "Traceback" not in result.stderr
     assert not run_dir.exists()  # nothing left behind
+
+
+def test_headless_json_prints_the_events(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--json", "--run-dir", str(run_dir),
+                             *micro_args, "--set", "train.max_steps=3"], capture_output=True, text=True,
+                            env=worker_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["event"] for e in printed] == [e["event"] for e in events(run_dir)]
+    assert [e["step"] for e in printed if e["event"] == "step"] == [1, 2, 3]

@@ -105,11 +105,12 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
 
     age = now - info.time if info else None
     stale = False
-    if state == "running" and info is not None and step_times:
-        every = int(train.get("checkpoint_every", 0) or 0)
-        expected = every * statistics.median(step_times)
-        stale = age is not None and every > 0 and step is not None and step - info.step >= every and \
-            age > 2 * expected + 60
+    if ident is not None and step_times:
+        # the newest checkpoint (or, with none yet, the start of the run) is older than two checkpoint
+        # intervals at the recent step time, plus a minute: the old "checkpoint stopped updating" alarm
+        since = info.time if info is not None else start["time"] if start else now
+        expected = int(train.get("checkpoint_every", 0) or 0) * statistics.median(step_times)
+        stale = now - since > 2 * expected + 60
     return RunStatus(state=state, pid=ident.pid if ident else None, step=step,
                      total_steps=last_step.get("total_steps") if last_step else None,
                      epoch=last_step.get("epoch") if last_step else (info.epoch if info else None),
