@@ -356,12 +356,3 @@ def read_run_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path} does not exist: nothing to resume in this run dir")
     return load_toml(path)
-
-
-def field_docs() -> dict[str, dict[str, tuple[Any, str]]]:
-    """(default, doc) of every key, for the shipped config.toml and the docs."""
-    out: dict[str, dict[str, tuple[Any, str]]] = {}
-    for section, cls in SECTIONS.items():
-        inst = cls()
-        out[section] = {f.name: (getattr(inst, f.name), f.metadata["doc"]) for f in dataclasses.fields(cls)}
-    return out

@@ -13,14 +13,10 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 EVENTS_FILE = "events.jsonl"
-
-EVENT_TYPES = frozenset({
-    "run_start", "step", "eval", "checkpoint", "heartbeat", "stall", "warning", "error", "run_end",
-})
 
 
 def _clean(value: Any) -> Any:
@@ -87,12 +83,6 @@ def read_events(path: Path) -> ReadResult:
     except FileNotFoundError:
         return ReadResult()
     return parse_lines(blob)
-
-
-def iter_events(path: Path, kind: str | None = None) -> Iterator[dict[str, Any]]:
-    for record in read_events(path).events:
-        if kind is None or record["event"] == kind:
-            yield record
 
 
 class EventTail:

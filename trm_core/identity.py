@@ -91,21 +91,3 @@ def claim_run(run_dir: Path) -> int:
     tmp.write_text(json.dumps(asdict(ident)))
     os.replace(tmp, run_dir / WORKER_FILE)
     return fd
-
-
-def lock_is_held(run_dir: Path) -> bool:
-    """True while some process holds the worker lock: the check that needs no pid at all."""
-    path = run_dir / WORKER_LOCK
-    if not path.exists():
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
