@@ -155,10 +155,15 @@ def cmd_run(argv: list[str]) -> int:
             if st.state == "completed":
                 print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume")
                 return 0
-    if not args.no_ui:
-        print("trm-tui: the dashboard is not built yet; running headless (--no-ui)", file=sys.stderr)
     created = not run_dir.exists()
-    code = Headless(Supervisor(run_dir, worker_argv(args), settings), as_json=args.json).run()
+    if not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
+        from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
+
+        code = Dashboard(run_dir, worker_argv(args), settings).run() or 0
+    else:
+        if not args.no_ui:
+            print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)
+        code = Headless(Supervisor(run_dir, worker_argv(args), settings), as_json=args.json).run()
     if code != 0 and run_dir.exists():
         _show_log_tail(run_dir, code)
     if code == EXIT_CONFIG and created:

@@ -1,0 +1,226 @@
+"""The dashboard: one run, fit for SSH. Supervision and telemetry run in threads; the screen redraws at
+most twice a second and only what changed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from trm_core.config import SupervisorConfig
+from trm_core.events import EVENTS_FILE, read_span, sample_events
+from trm_core.supervisor import WORKER_LOG, Supervisor, stop_worker
+from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
+from trm_tui.dashboard.screens import ConfirmKill, HelpScreen, LogScreen
+from trm_tui.dashboard.view import RunView
+from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel,
+                                       ProgressPanel)
+
+HISTORY_TAIL_BYTES = 1 << 20
+HISTORY_SAMPLES = 2000
+ACTIVE = ("starting", "running", "stalled", "restarting", "stopping")
+
+
+class Dashboard(App[int]):
+    TITLE = "trm-tui"
+    CSS = """
+    Screen { layout: vertical; }
+    HeaderBar { height: 1; background: $panel; }
+    #top { height: 9; }
+    #top > Static { width: 1fr; height: 100%; border: round $primary; padding: 0 1; }
+    #curves { height: 1fr; min-height: 6; }
+    Curve { width: 1fr; height: 100%; }
+    #machine { height: 7; }
+    #machine > Static { width: 1fr; height: 100%; border: round $primary; padding: 0 1; }
+    EventsPane { height: 6; border: round $secondary; padding: 0 1; }
+    #dialog { width: 80; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    HelpScreen, ConfirmKill { align: center middle; }
+    """
+    BINDINGS = [
+        Binding("s", "stop", "stop"),
+        Binding("r", "resume", "resume"),
+        Binding("a", "autotune", "auto-tune"),
+        Binding("l", "log", "log"),
+        Binding("K", "kill", "kill"),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit_keep", "quit (training continues)"),
+    ]
+
+    def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
+                 gpu_probe: GpuProbe | None = None) -> None:
+        super().__init__()
+        self.run_dir, self.launch_args, self.settings = run_dir, launch_args, settings
+        self.view = RunView(run_dir.name or str(run_dir))
+        self.gpu_probe = gpu_probe
+        self.gpu: GpuStatus | None = None
+        self.host: HostSample | None = None
+        self.sup: Supervisor | None = None
+        self.exit_code = 0
+        self._drawn = -1
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar()
+        with Horizontal(id="top"):
+            yield ProgressPanel()
+            yield MetricsPanel()
+        with Horizontal(id="curves"):
+            yield Curve("loss / eval loss", id="loss-curve")
+            yield Curve("samples/s", id="speed-curve")
+        with Horizontal(id="machine"):
+            yield GpuPanel()
+            yield HostPanel()
+        yield EventsPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.supervise(self.launch_args)
+        self.telemetry()
+        self.set_interval(0.5, self.redraw)
+        self.redraw()
+
+    # -- threads ----------------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="supervise")
+    def supervise(self, launch_args: list[str]) -> None:
+        sup = Supervisor(self.run_dir, launch_args, self.settings)
+        history = self._history(sup.tail.offset)
+        sup.start()
+        self.call_from_thread(self._started, sup, history)
+        worker = get_current_worker()
+        while not worker.is_cancelled and sup.exit_code is None:
+            events = sup.poll()
+            if events:
+                self.call_from_thread(self._ingest, events)
+            time.sleep(0.25)
+        self.call_from_thread(self._supervision_over, sup.exit_code)
+
+    def _history(self, end: int) -> list[dict[str, Any]]:
+        """The run so far without parsing all of it: spread samples, then the last megabyte in full."""
+        path = self.run_dir / EVENTS_FILE
+        tail_start = max(0, end - HISTORY_TAIL_BYTES)
+        early = sample_events(path, HISTORY_SAMPLES, end=tail_start) if tail_start else []
+        return [e for e in early if e["event"] in ("step", "eval")] + read_span(path, tail_start, end)
+
+    @work(thread=True, exclusive=True, group="telemetry")
+    def telemetry(self) -> None:
+        gpu_probe = self.gpu_probe or GpuProbe()
+        host_probe = HostProbe(self.run_dir)
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            pid = self.sup.ident.pid if self.sup and self.sup.ident and self.view.state in ACTIVE else None
+            host = host_probe.sample(pid)
+            gpu = gpu_probe.sample(host.worker_pids)
+            self.call_from_thread(self._telemetry, host, gpu)
+            for _ in range(10):
+                if worker.is_cancelled:
+                    break
+                time.sleep(0.1)
+        gpu_probe.close()
+
+    # -- state (on the UI thread) ----------------------------------------------------------------------
+
+    def _started(self, sup: Supervisor, history: list[dict[str, Any]]) -> None:
+        self.sup = sup
+        self.view.feed(history)
+        alive = sup.ident is not None and sup.ident.is_alive()
+        if alive:
+            self.view.state, self.view.pid = "running", sup.ident.pid
+        self.refresh_bindings()
+
+    def _ingest(self, events: list[dict[str, Any]]) -> None:
+        before = self.view.state
+        self.view.feed(events)
+        if self.view.state != before:
+            self.refresh_bindings()
+
+    def _supervision_over(self, code: int | None) -> None:
+        self.exit_code = code or 0
+        if self.view.state in ACTIVE:
+            self.view.state = "failed" if code else "stopped"
+        self.view.version += 1
+        self.refresh_bindings()
+
+    def _telemetry(self, host: HostSample, gpu: GpuStatus) -> None:
+        self.host, self.gpu = host, gpu
+        self.query_one(HostPanel).show(host)
+        self.query_one(GpuPanel).show(gpu)
+
+    def redraw(self) -> None:
+        view = self.view
+        self.query_one(HeaderBar).show(view)
+        gpu_idle = bool(self.gpu and self.gpu.available and self.gpu.gpus and
+                        all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
+        alerts = view.alerts(time.time(), view.stall_after_s(self.settings.stall_after_s),
+                             self.host.disk_free_mb if self.host else None, gpu_idle)
+        pane = self.query_one(EventsPane)
+        pane.show(view, alerts, max(1, pane.size.height))
+        # curves redraw themselves only when the data or their size changed
+        self.query_one("#loss-curve", Curve).plot(
+            [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")], view.version)
+        self.query_one("#speed-curve", Curve).plot([("samples/s", view.throughput, "green")], view.version)
+        if self._drawn == view.version:
+            return
+        self._drawn = view.version
+        self.query_one(ProgressPanel).show(view)
+        self.query_one(MetricsPanel).show(view)
+
+    # -- keys -------------------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        active = self.view.state in ACTIVE
+        if action == "stop":
+            return True if active and self.view.state != "stopping" else None
+        if action == "kill":
+            return True if active else None
+        if action == "resume":
+            return True if not active and self.view.state != "completed" else None
+        return True
+
+    def action_stop(self) -> None:
+        if self.sup is not None:
+            self.sup.request_stop()
+            self.view.state = "stopping"
+            self.view.version += 1
+            self.refresh_bindings()
+            self.notify("stopping: the worker finishes its step and saves a checkpoint")
+
+    def action_resume(self) -> None:
+        self.view.state = "starting"
+        self.view.version += 1
+        self.refresh_bindings()
+        self.supervise(["--resume"])
+
+    def action_autotune(self) -> None:
+        self.notify("auto-tune is not available yet", severity="warning")
+
+    def action_log(self) -> None:
+        self.push_screen(LogScreen(self.run_dir / WORKER_LOG))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_kill(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                if self.sup is not None:
+                    self.sup.stopping = True
+                self.force_kill()
+        self.push_screen(ConfirmKill(), answered)
+
+    @work(thread=True, group="kill")
+    def force_kill(self) -> None:
+        result = stop_worker(self.run_dir, self.settings.stop_grace_s, force=True,
+                             proc=self.sup.proc if self.sup else None)
+        self.call_from_thread(self.notify, "worker killed" if result.killed else "no worker was running")
+
+    def action_quit_keep(self) -> None:
+        for w in self.workers:
+            w.cancel()
+        self.exit(self.exit_code)

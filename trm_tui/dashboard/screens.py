@@ -1,0 +1,62 @@
+"""Screens over the dashboard: key help, the raw worker log, and the force-kill confirmation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Label, Log, Static
+
+KEYS_HELP = """\
+[b]s[/b]  stop gracefully: the worker finishes its step, saves a checkpoint and exits
+[b]r[/b]  resume from the newest good checkpoint (when the run is not running)
+[b]a[/b]  auto-tune micro-batch and threads (not available yet)
+[b]l[/b]  the raw worker log
+[b]K[/b]  force-kill the worker (asks first; the newest good checkpoint stays)
+[b]q[/b]  quit the dashboard: training keeps running; run trm-tui again to attach
+[b]?[/b]  this help            [b]escape[/b] close a screen"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("[b]trm-tui keys[/b]")
+            yield Static(KEYS_HELP)
+
+
+class LogScreen(Screen[None]):
+    BINDINGS = [Binding("escape,l,q", "app.pop_screen", "back")]
+
+    def __init__(self, path: Path, lines: int = 2000) -> None:
+        super().__init__()
+        self.path, self.lines = path, lines
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"[b]{self.path}[/b] (last {self.lines} lines)")
+        yield Log(id="worker-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        try:
+            text = self.path.read_text(errors="replace").splitlines()[-self.lines:]
+        except OSError as exc:
+            text = [f"cannot read {self.path}: {exc.strerror}"]
+        self.query_one(Log).write_lines(text or ["(empty)"])
+
+
+class ConfirmKill(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "yes, kill"), Binding("n,escape", "answer(False)", "no")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label("[b]Force-kill the worker?[/b]")
+            yield Static("SIGKILL now: the current step is lost, the newest good checkpoint stays.\n"
+                         "[b]y[/b] kill    [b]n[/b] cancel")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

@@ -1,0 +1,144 @@
+"""What the dashboard shows, folded from events: plain data, no Textual, so it is cheap to test.
+
+Curves keep the whole run in bounded memory (min-max buckets); the events pane keeps the newest entries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from trm_core.series import MinMaxSeries
+
+NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end"}
+DISK_LOW_MB = 2048.0
+
+
+@dataclass
+class EventLine:
+    time: float
+    kind: str
+    text: str
+    alert: bool
+
+
+@dataclass
+class RunView:
+    run_name: str
+    state: str = "starting"
+    pid: int | None = None
+    started: float | None = None
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    samples_per_s: float = 0.0
+    tokens_per_s: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    eval_loss: float | None = None
+    checkpoint_step: int | None = None
+    checkpoint_time: float | None = None
+    checkpoint_every: int = 0
+    last_activity: float | None = None
+    loss: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(400))
+    eval_curve: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(200))
+    throughput: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(400))
+    events: deque = field(default_factory=lambda: deque(maxlen=300))
+    recent_step_s: deque = field(default_factory=lambda: deque(maxlen=20))
+    step_times: deque = field(default_factory=lambda: deque(maxlen=50))
+    non_finite: bool = False
+    version: int = 0  # bumped on every change the screen should show
+
+    def feed(self, events: list[dict[str, Any]], history: bool = False) -> None:
+        for ev in events:
+            self._one(ev, history)
+        if events:
+            self.version += 1
+
+    def _one(self, ev: dict[str, Any], history: bool) -> None:
+        kind, t = ev["event"], ev.get("time", 0.0)
+        if kind in ("step", "heartbeat", "run_start", "checkpoint", "eval"):
+            self.last_activity = t
+        if kind == "step":
+            self.step, self.total_steps = ev["step"], ev.get("total_steps") or self.total_steps
+            self.epoch = ev.get("epoch", self.epoch)
+            self.samples_per_s, self.tokens_per_s = ev.get("samples_per_s", 0.0), ev.get("tokens_per_s", 0.0)
+            self.metrics = {k: ev[k] for k in ("loss", "halt_loss", "accuracy", "lr", "grad_norm", "sup_steps")
+                            if isinstance(ev.get(k), (int, float))}
+            if isinstance(ev.get("loss"), (int, float)):
+                self.loss.append(ev["step"], ev["loss"])
+            self.throughput.append(ev["step"], ev.get("samples_per_s", 0.0))
+            self.recent_step_s.append(ev.get("step_s", 0.0) + ev.get("data_s", 0.0))
+            self.step_times.append((t, ev["step"]))
+            return
+        if kind == "eval" and isinstance(ev.get("loss"), (int, float)):
+            self.eval_loss = ev["loss"]
+            self.eval_curve.append(ev["step"], ev["loss"])
+        elif kind == "run_start":
+            self.pid, self.started = ev.get("pid"), t
+            self.checkpoint_every = ev.get("config", {}).get("train", {}).get("checkpoint_every", 0)
+            self.total_steps = ev.get("total_steps") or self.total_steps
+            if not history:
+                self.state = "running"
+        elif kind == "checkpoint":
+            self.checkpoint_step, self.checkpoint_time = ev["step"], t
+        elif kind == "error" and ev.get("kind") == "non_finite":
+            self.non_finite = True
+        elif kind == "restart":
+            self.state = "restarting"
+        elif kind == "run_end" and not history:
+            self.state = "stalled" if ev.get("reason") == "stalled" else ev.get("status", self.state)
+        if kind in NOTABLE:
+            self.events.append(EventLine(t, kind, describe(ev), kind in ("warning", "error", "stall", "give_up",
+                                                                          "restart")))
+
+    def eta_s(self) -> float | None:
+        if len(self.step_times) < 2 or self.step_times[-1][1] == self.step_times[0][1]:
+            return None
+        (t0, s0), (t1, s1) = self.step_times[0], self.step_times[-1]
+        return (t1 - t0) / (s1 - s0) * max(0, self.total_steps - self.step)
+
+    def stall_after_s(self, configured: float) -> float:
+        if configured:
+            return configured
+        typical = sorted(self.recent_step_s)[len(self.recent_step_s) // 2] if self.recent_step_s else 0.0
+        return max(60.0, 10 * typical)
+
+    def alerts(self, now: float, stall_after: float, disk_free_mb: float | None, gpu_idle: bool) -> list[str]:
+        out = []
+        if self.state == "running" and self.last_activity is not None and now - self.last_activity > stall_after:
+            out.append(f"STALLED: no step or heartbeat for {now - self.last_activity:.0f}s")
+        if self.state == "running" and self.recent_step_s and self.checkpoint_every:
+            since = self.checkpoint_time or self.started or now
+            expected = self.checkpoint_every * sorted(self.recent_step_s)[len(self.recent_step_s) // 2]
+            if now - since > 2 * expected + 60:
+                out.append(f"CHECKPOINT STALE: newest is {now - since:.0f}s old")
+        if self.non_finite:
+            out.append("NON-FINITE LOSS: the run stopped")
+        if disk_free_mb is not None and disk_free_mb < DISK_LOW_MB:
+            out.append(f"DISK LOW: {disk_free_mb:.0f} MiB free in the run dir")
+        if gpu_idle and self.state == "running":
+            out.append("GPU IDLE while the run is running")
+        return out
+
+    def uptime_s(self) -> float | None:
+        return time.time() - self.started if self.started and self.state == "running" else None
+
+
+def describe(ev: dict[str, Any]) -> str:
+    kind = ev["event"]
+    if kind == "run_start":
+        resumed = ev.get("resumed_from")
+        return f"run started (pid {ev.get('pid')})" + (f", resumed from step {resumed}" if resumed is not None else "")
+    if kind == "checkpoint":
+        return f"checkpoint step {ev['step']} ({ev.get('bytes', 0) / 2**20:.1f} MiB, {ev.get('seconds', 0):.2f}s)"
+    if kind == "eval":
+        return f"eval step {ev['step']}: loss {ev.get('loss', 0):.4f} acc {ev.get('accuracy', 0):.3f}"
+    if kind == "stall":
+        return f"stall: {ev.get('phase')} of step {ev.get('step')} ran {ev.get('seconds')}s"
+    if kind in ("restart", "give_up"):
+        return f"{kind.replace('_', ' ')}: failed at step {ev.get('failed_step')} ({ev.get('reason')}); {ev.get('message')}"
+    if kind == "run_end":
+        return f"run ended: {ev.get('status')} at step {ev.get('step')} ({ev.get('reason', '')})"
+    return f"{kind}: {ev.get('message', '')}"

@@ -1,0 +1,134 @@
+"""The dashboard's panels. Each renders one part of the RunView or of the telemetry, nothing more."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import plotext as plt
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from trm_core.series import MinMaxSeries
+from trm_core.telemetry import GpuStatus, HostSample
+from trm_tui.dashboard.view import RunView
+
+STATE_STYLE = {"running": "bold green", "stalled": "bold red", "failed": "bold red", "restarting": "bold yellow",
+               "stopped": "bold yellow", "completed": "bold cyan", "starting": "bold", "stopping": "bold yellow"}
+
+
+def duration(seconds: float | None) -> str:
+    return "-" if seconds is None else str(datetime.timedelta(seconds=int(max(0, seconds))))
+
+
+def num(value: float | None, fmt: str = ".4f") -> str:
+    return "N/A" if value is None else format(value, fmt)
+
+
+class HeaderBar(Static):
+    def show(self, view: RunView) -> None:
+        text = Text.assemble((f" {view.run_name} ", "bold reverse"), "  ",
+                             (view.state.upper(), STATE_STYLE.get(view.state, "bold")),
+                             f"   pid {view.pid or '-'}   up {duration(view.uptime_s())}")
+        self.update(text)
+
+
+class ProgressPanel(Static):
+    def show(self, view: RunView) -> None:
+        total = view.total_steps or 0
+        pct = 100 * view.step / total if total else 0.0
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row("epoch", str(view.epoch or "-"))
+        grid.add_row("step", f"{view.step:,} / {total:,}  ({pct:.1f}%)")
+        grid.add_row("", ProgressBar(total=max(total, 1), completed=view.step, width=24))
+        grid.add_row("ETA", duration(view.eta_s()))
+        grid.add_row("samples/s", f"{view.samples_per_s:,.1f}")
+        grid.add_row("tokens/s", f"{view.tokens_per_s:,.0f}")
+        self.update(grid)
+
+
+class MetricsPanel(Static):
+    def show(self, view: RunView) -> None:
+        m = view.metrics
+        grid = Table.grid(padding=(0, 1))
+        for label, key, fmt in (("loss", "loss", ".4f"), ("halt loss", "halt_loss", ".4f"),
+                                ("accuracy", "accuracy", ".3f"), ("lr", "lr", ".2e"),
+                                ("grad norm", "grad_norm", ".3f"), ("sup steps", "sup_steps", ".2f")):
+            grid.add_row(label, num(m.get(key), fmt))
+        grid.add_row("eval loss", num(view.eval_loss))
+        self.update(grid)
+
+
+class Curve(Static):
+    """A plotext line chart of downsampled series, redrawn only when the data or the size changed."""
+
+    def __init__(self, title: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self._key: tuple = ()
+
+    def plot(self, series: list[tuple[str, MinMaxSeries, str]], version: int) -> None:
+        width, height = self.size.width, self.size.height
+        key = (version, width, height)
+        if key == self._key or width < 10 or height < 4:
+            return
+        self._key = key
+        plt.clear_figure()
+        plt.theme("clear")
+        plt.plotsize(width, height)
+        plt.title(self.title)
+        drawn = False
+        for label, s, color in series:
+            xs, ys = s.points()
+            if xs:
+                plt.plot(xs, ys, label=label, color=color, marker="braille")
+                drawn = True
+        self.update(Text.from_ansi(plt.build()) if drawn else Text(f"{self.title}: waiting for steps", "dim"))
+
+
+class GpuPanel(Static):
+    def show(self, status: GpuStatus | None) -> None:
+        if status is None:
+            self.update(Text("GPU: probing...", "dim"))
+            return
+        if not status.available:
+            self.update(Text(status.reason.split(" (")[0] if status.reason else "no NVIDIA GPU", "dim"))
+            return
+        table = Table(box=None, padding=(0, 1), show_edge=False)
+        for col in ("GPU", "util", "memory", "temp", "power", "worker"):
+            table.add_column(col)
+        for g in status.gpus:
+            mem = "N/A" if g.mem_used_mb is None else f"{g.mem_used_mb / 1024:.1f}/{num(g.mem_total_mb and g.mem_total_mb / 1024, '.0f')}G"
+            power = "N/A" if g.power_w is None else f"{g.power_w:.0f}/{num(g.power_limit_w, '.0f')}W"
+            table.add_row(f"{g.index} {g.name}", num(g.util_pct, ".0f") + ("%" if g.util_pct is not None else ""),
+                          mem, num(g.temp_c, ".0f") + ("C" if g.temp_c is not None else ""), power,
+                          "N/A" if g.worker_mem_mb is None else f"{g.worker_mem_mb / 1024:.1f}G")
+        self.update(table)
+
+
+class HostPanel(Static):
+    def show(self, host: HostSample | None) -> None:
+        if host is None:
+            self.update(Text("CPU: probing...", "dim"))
+            return
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row("system CPU", f"{host.cpu_pct:.0f}% of {host.cpu_count} cores")
+        grid.add_row("RAM", f"{host.ram_used_mb / 1024:.1f} / {host.ram_total_mb / 1024:.1f} GiB")
+        grid.add_row("worker", "not running" if host.worker_cpu_pct is None else
+                     f"{host.worker_cpu_pct:.0f}% CPU, {host.worker_rss_mb / 1024:.2f} GiB RSS")
+        grid.add_row("disk free", "N/A" if host.disk_free_mb is None else f"{host.disk_free_mb / 1024:.1f} GiB")
+        self.update(grid)
+
+
+class EventsPane(Static):
+    def show(self, view: RunView, alerts: list[str], rows: int) -> None:
+        text = Text()
+        for alert in alerts:
+            text.append(f"! {alert}\n", style="bold white on red")
+        for line in list(view.events)[-max(1, rows - len(alerts)):]:
+            stamp = time.strftime("%H:%M:%S", time.localtime(line.time))
+            text.append(f"{stamp} ", "dim")
+            text.append(line.text + "\n", "bold yellow" if line.alert else "")
+        self.update(text if text.plain else Text("no events yet", "dim"))
