@@ -157,3 +157,17 @@ def read_span(path: Path, start: int, end: int) -> list[dict[str, Any]]:
     if start > 0:
         blob = blob[blob.find(b"\n") + 1:]
     return parse_lines(blob).events
+
+
+def read_tail(path: Path, max_bytes: int = 1 << 20) -> list[dict[str, Any]]:
+    """The complete events in the last ``max_bytes`` of the file: recent state without reading it all."""
+    try:
+        with open(path, "rb") as fh:
+            start = max(0, fh.seek(0, 2) - max_bytes)
+            fh.seek(start)
+            blob = fh.read()
+    except FileNotFoundError:
+        return []
+    if start > 0:
+        blob = blob[blob.find(b"\n") + 1:]  # drop the line cut in half
+    return parse_lines(blob).events

@@ -14,26 +14,8 @@ from typing import Any
 
 from trm_core import checkpoint as ckpt
 from trm_core.config import SupervisorConfig
-from trm_core.events import EVENTS_FILE, parse_lines
+from trm_core.events import EVENTS_FILE, read_tail
 from trm_core.identity import live_worker
-
-TAIL_BYTES = 1 << 20
-
-
-def read_tail(path: Path, max_bytes: int = TAIL_BYTES) -> list[dict[str, Any]]:
-    """The complete events in the last ``max_bytes`` of the file."""
-    try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, 2)
-            start = max(0, size - max_bytes)
-            fh.seek(start)
-            blob = fh.read()
-    except FileNotFoundError:
-        return []
-    if start > 0:
-        blob = blob[blob.find(b"\n") + 1:]  # drop the line cut in half
-    return parse_lines(blob).events
-
 
 @dataclass
 class RunStatus:

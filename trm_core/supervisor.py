@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from trm_core.config import SupervisorConfig
-from trm_core.events import EVENTS_FILE, EventTail, EventWriter
+from trm_core.events import EVENTS_FILE, EventTail, EventWriter, read_tail
 from trm_core.identity import WorkerIdentity, live_worker, read_identity
 
 WORKER_LOG = "worker.log"
@@ -64,6 +64,17 @@ def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None 
                 return None, proc
             time.sleep(0.05)
         return read_identity(run_dir), proc
+
+
+def last_run_end(path: Path) -> dict[str, Any] | None:
+    """The run_end of the newest worker start, if it wrote one (read from the end of the log)."""
+    end = None
+    for ev in read_tail(path, 1 << 16):
+        if ev["event"] == "run_start":
+            end = None
+        elif ev["event"] == "run_end":
+            end = ev
+    return end
 
 
 @dataclass
@@ -144,10 +155,10 @@ class Supervisor:
         self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
         self.attached = self.proc is None
 
-    def _emit(self, event: str, **fields: Any) -> dict[str, Any]:
+    def _emit(self, event: str, **fields: Any) -> None:
         writer = EventWriter(self.run_dir / EVENTS_FILE)
         try:
-            return writer.emit(event, **fields)
+            writer.emit(event, **fields)
         finally:
             writer.close()
 
@@ -178,15 +189,17 @@ class Supervisor:
         for ev in events:
             if ev["event"] == "run_end":
                 self.last_end = ev
-        self._on_exit(events)
-        return events
+        if self.last_end is None:  # attached late: its run_end may predate our tail
+            self.last_end = last_run_end(self.run_dir / EVENTS_FILE)
+        self._on_exit()
+        return events + self.tail.poll()  # with what _on_exit itself wrote, delivered once
 
     def _exit_code_of_worker(self) -> int | None:
         if self.proc is not None:
             return self.proc.wait()
         return None
 
-    def _on_exit(self, events: list[dict[str, Any]]) -> None:
+    def _on_exit(self) -> None:
         code = self._exit_code_of_worker()
         end = self.last_end
         status = end["status"] if end else None
@@ -200,11 +213,11 @@ class Supervisor:
         why = (end or {}).get("reason") or (f"exit code {code}" if code is not None else "worker vanished")
         restart, delay, message = self.policy.decide(failed_step)
         if restart:
-            events.append(self._emit("restart", attempt=len(self.policy.history), failed_step=failed_step,
-                                     exit_code=code, reason=why, delay_s=delay, message=message))
+            self._emit("restart", attempt=len(self.policy.history), failed_step=failed_step,
+                       exit_code=code, reason=why, delay_s=delay, message=message)
             self.restart_at = time.monotonic() + delay
         else:
-            events.append(self._emit("give_up", failed_step=failed_step, exit_code=code, reason=why, message=message))
+            self._emit("give_up", failed_step=failed_step, exit_code=code, reason=why, message=message)
             self.exit_code = EXIT_FAILED
 
     def request_stop(self) -> None:

@@ -33,14 +33,14 @@ class Dashboard(App[int]):
     CSS = """
     Screen { layout: vertical; }
     HeaderBar { height: 1; background: $panel; }
-    #top { height: 9; }
+    #top { height: 6; }
     #top > Static { width: 1fr; height: 100%; border: round $primary; padding: 0 1; }
-    #curves { height: 1fr; min-height: 6; }
+    #curves { height: 1fr; min-height: 4; }
     Curve { width: 1fr; height: 100%; }
-    #machine { height: 7; }
-    #machine > Static { width: 1fr; height: 100%; border: round $primary; padding: 0 1; }
-    EventsPane { height: 6; border: round $secondary; padding: 0 1; }
-    #dialog { width: 80; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    #machine { height: auto; max-height: 8; }
+    #machine > Static { width: 1fr; height: auto; border: round $primary; padding: 0 1; }
+    EventsPane { height: 5; border: round $secondary; padding: 0 1; }
+    #dialog { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
     HelpScreen, ConfirmKill { align: center middle; }
     """
     BINDINGS = [
@@ -128,7 +128,7 @@ class Dashboard(App[int]):
 
     def _started(self, sup: Supervisor, history: list[dict[str, Any]]) -> None:
         self.sup = sup
-        self.view.feed(history)
+        self.view.feed(history, history=True)
         alive = sup.ident is not None and sup.ident.is_alive()
         if alive:
             self.view.state, self.view.pid = "running", sup.ident.pid
@@ -142,9 +142,7 @@ class Dashboard(App[int]):
 
     def _supervision_over(self, code: int | None) -> None:
         self.exit_code = code or 0
-        if self.view.state in ACTIVE:
-            self.view.state = "failed" if code else "stopped"
-        self.view.version += 1
+        self.view.finish(code)
         self.refresh_bindings()
 
     def _telemetry(self, host: HostSample, gpu: GpuStatus) -> None:
@@ -180,7 +178,8 @@ class Dashboard(App[int]):
         if action == "kill":
             return True if active else None
         if action == "resume":
-            return True if not active and self.view.state != "completed" else None
+            supervising = self.sup is not None and self.sup.exit_code is None
+            return True if not active and not supervising and self.view.state != "completed" else None
         return True
 
     def action_stop(self) -> None:

@@ -48,6 +48,7 @@ class RunView:
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=20))
     step_times: deque = field(default_factory=lambda: deque(maxlen=50))
     non_finite: bool = False
+    end_status: str | None = None
     version: int = 0  # bumped on every change the screen should show
 
     def feed(self, events: list[dict[str, Any]], history: bool = False) -> None:
@@ -80,7 +81,7 @@ class RunView:
             self.checkpoint_every = ev.get("config", {}).get("train", {}).get("checkpoint_every", 0)
             self.total_steps = ev.get("total_steps") or self.total_steps
             if not history:
-                self.state = "running"
+                self.state, self.end_status = "running", None
         elif kind == "checkpoint":
             self.checkpoint_step, self.checkpoint_time = ev["step"], t
         elif kind == "error" and ev.get("kind") == "non_finite":
@@ -88,10 +89,17 @@ class RunView:
         elif kind == "restart":
             self.state = "restarting"
         elif kind == "run_end" and not history:
-            self.state = "stalled" if ev.get("reason") == "stalled" else ev.get("status", self.state)
+            # the final state shows once the supervisor saw the process go (see finish)
+            self.end_status = "stalled" if ev.get("reason") == "stalled" else ev.get("status")
+            self.state = "stalled" if self.end_status == "stalled" else "stopping"
         if kind in NOTABLE:
             self.events.append(EventLine(t, kind, describe(ev), kind in ("warning", "error", "stall", "give_up",
                                                                           "restart")))
+
+    def finish(self, exit_code: int | None) -> None:
+        """Supervision is over: the run's final state."""
+        self.state = "failed" if exit_code else (self.end_status or "stopped")
+        self.version += 1
 
     def eta_s(self) -> float | None:
         if len(self.step_times) < 2 or self.step_times[-1][1] == self.step_times[0][1]:

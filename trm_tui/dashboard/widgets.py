@@ -40,12 +40,10 @@ class ProgressPanel(Static):
         total = view.total_steps or 0
         pct = 100 * view.step / total if total else 0.0
         grid = Table.grid(padding=(0, 1))
-        grid.add_row("epoch", str(view.epoch or "-"))
-        grid.add_row("step", f"{view.step:,} / {total:,}  ({pct:.1f}%)")
-        grid.add_row("", ProgressBar(total=max(total, 1), completed=view.step, width=24))
+        grid.add_row("step", f"{view.step:,}/{total:,} ({pct:.1f}%)  epoch {view.epoch or '-'}")
+        grid.add_row("", ProgressBar(total=max(total, 1), completed=view.step, width=28))
         grid.add_row("ETA", duration(view.eta_s()))
-        grid.add_row("samples/s", f"{view.samples_per_s:,.1f}")
-        grid.add_row("tokens/s", f"{view.tokens_per_s:,.0f}")
+        grid.add_row("speed", f"{view.samples_per_s:,.1f} samples/s  {view.tokens_per_s:,.0f} tok/s")
         self.update(grid)
 
 
@@ -53,11 +51,10 @@ class MetricsPanel(Static):
     def show(self, view: RunView) -> None:
         m = view.metrics
         grid = Table.grid(padding=(0, 1))
-        for label, key, fmt in (("loss", "loss", ".4f"), ("halt loss", "halt_loss", ".4f"),
-                                ("accuracy", "accuracy", ".3f"), ("lr", "lr", ".2e"),
-                                ("grad norm", "grad_norm", ".3f"), ("sup steps", "sup_steps", ".2f")):
-            grid.add_row(label, num(m.get(key), fmt))
-        grid.add_row("eval loss", num(view.eval_loss))
+        grid.add_row("loss", num(m.get("loss")), "lr", num(m.get("lr"), ".2e"))
+        grid.add_row("eval loss", num(view.eval_loss), "grad norm", num(m.get("grad_norm"), ".3f"))
+        grid.add_row("halt loss", num(m.get("halt_loss")), "sup steps", num(m.get("sup_steps"), ".2f"))
+        grid.add_row("accuracy", num(m.get("accuracy"), ".3f"), "", "")
         self.update(grid)
 
 
@@ -114,11 +111,11 @@ class HostPanel(Static):
             self.update(Text("CPU: probing...", "dim"))
             return
         grid = Table.grid(padding=(0, 1))
-        grid.add_row("system CPU", f"{host.cpu_pct:.0f}% of {host.cpu_count} cores")
+        grid.add_row("CPU", f"{host.cpu_pct:.0f}% of {host.cpu_count} cores")
         grid.add_row("RAM", f"{host.ram_used_mb / 1024:.1f} / {host.ram_total_mb / 1024:.1f} GiB")
         grid.add_row("worker", "not running" if host.worker_cpu_pct is None else
                      f"{host.worker_cpu_pct:.0f}% CPU, {host.worker_rss_mb / 1024:.2f} GiB RSS")
-        grid.add_row("disk free", "N/A" if host.disk_free_mb is None else f"{host.disk_free_mb / 1024:.1f} GiB")
+        grid.add_row("disk", "N/A" if host.disk_free_mb is None else f"{host.disk_free_mb / 1024:.1f} GiB free")
         self.update(grid)
 
 

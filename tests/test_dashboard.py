@@ -1,0 +1,152 @@
+"""The dashboard: Textual's Pilot against a real worker, NVML scenarios faked at the pynvml boundary,
+and the real program in a real terminal (tmux)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from trm_core.config import SupervisorConfig
+from trm_core.identity import read_identity
+from trm_core.telemetry import GpuProbe
+from trm_tui.dashboard.app import Dashboard
+from trm_tui.dashboard.widgets import EventsPane, GpuPanel, HeaderBar
+
+from conftest import REPO, events, wait_for, worker_env
+from fake_nvml import FakeNvml, NVMLError_NotSupported, h100
+
+
+def text_of(widget) -> str:
+    """What a panel shows, as plain text."""
+    console = Console(width=100, file=io.StringIO(), record=True, color_system=None)
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def until(pilot, predicate, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture()
+def slow_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
+    for key in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"):
+        monkeypatch.setenv(key, env[key])
+
+
+def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args: list[str], slow_steps) -> None:
+    run_dir = tmp_path / "run"
+    fake = FakeNvml([h100(procs=[]), h100(util=1, power_mw=NVMLError_NotSupported)])
+    app = Dashboard(run_dir, micro_args, SupervisorConfig(), gpu_probe=GpuProbe(loader=lambda: fake))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 34)) as pilot:
+            await until(pilot, lambda: app.view.step >= 3, what="steps on the dashboard")
+            assert app.view.state == "running" and "RUNNING" in text_of(app.query_one(HeaderBar))
+            assert app.check_action("resume", ()) is None  # no resume while running
+            gpu_text = text_of(app.query_one(GpuPanel))
+            assert "NVIDIA H100" in gpu_text and "N/A" in gpu_text  # two GPUs, an unsupported power field
+            await pilot.press("s")
+            await until(pilot, lambda: app.view.state == "stopped", what="stopped")
+            stopped_at = events(run_dir, "run_end")[-1]["step"]
+            assert events(run_dir, "checkpoint")[-1]["step"] == stopped_at
+            assert app.check_action("stop", ()) is None
+            # resume unlocks once the old worker has exited, not merely written run_end
+            await until(pilot, lambda: app.check_action("resume", ()) is True, what="resume enabled")
+            assert app.sup.exit_code == 0
+            await pilot.press("r")
+            await until(pilot, lambda: app.view.state == "running" and app.view.step > stopped_at + 2,
+                        what="resumed steps")
+            assert events(run_dir, "run_start")[-1]["resumed_from"] == stopped_at
+            assert any(f"resumed from step {stopped_at}" in line.text for line in app.view.events)
+            await until(pilot, lambda: "run started" in text_of(app.query_one(EventsPane)) or
+                        "checkpoint step" in text_of(app.query_one(EventsPane)), what="the events pane")
+            await pilot.press("a")  # auto-tune is announced as unavailable, nothing else happens
+            await pilot.press("q")
+    try:
+        asyncio.run(scenario())
+        worker = read_identity(run_dir)
+        assert worker is not None and worker.is_alive()  # q left training running
+        seen = len(events(run_dir, "step"))
+        wait_for(lambda: len(events(run_dir, "step")) > seen + 2, what="steps after the dashboard quit")
+    finally:
+        ident = read_identity(run_dir)
+        if ident and ident.is_alive():
+            os.kill(ident.pid, 9)
+
+
+def test_no_gpu_and_no_library_are_shown_not_raised(tmp_path: Path) -> None:
+    def missing():
+        raise ImportError("No module named 'pynvml'")
+
+    app = Dashboard(tmp_path / "nothing", ["--set", "model.dimm=1"], SupervisorConfig(),
+                    gpu_probe=GpuProbe(loader=missing))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: "no NVIDIA GPU" in text_of(app.query_one(GpuPanel)), what="GPU panel")
+            await until(pilot, lambda: app.view.state == "failed", what="the bad config to end supervision")
+            await pilot.press("question_mark")
+            await pilot.pause(0.2)
+            assert app.screen.__class__.__name__ == "HelpScreen"
+            await pilot.press("escape")
+            await pilot.press("q")
+    asyncio.run(scenario())
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_dashboard_end_to_end_in_tmux(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    session = f"trm-dash-{os.getpid()}"
+    tmux = ["tmux", "-L", session]
+    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir),
+                                            *micro_args])
+    exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"))
+    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "80", "-y", "24",  # the smallest supported
+                           f"cd {shlex.quote(str(REPO))} && env {exports} {cmd}; echo EXIT=$?; sleep 60"], check=True)
+
+    def screen() -> str:
+        return subprocess.run(tmux + ["capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    def step_on_screen() -> int:
+        for line in screen().splitlines():
+            if "│ step" in line:
+                return int(line.split("step", 1)[1].split("/")[0].replace(",", "").strip())
+        return -1
+
+    try:
+        wait_for(lambda: "RUNNING" in screen() and step_on_screen() >= 2, what="the dashboard running")
+        first = step_on_screen()
+        wait_for(lambda: step_on_screen() > first + 2, what="steps advancing on screen")
+        subprocess.run(tmux + ["send-keys", "-t", session, "s"], check=True)
+        wait_for(lambda: "STOPPED" in screen(), what="STOPPED")
+        stopped_at = events(run_dir, "run_end")[-1]["step"]
+        assert events(run_dir, "checkpoint")[-1]["step"] == stopped_at
+        subprocess.run(tmux + ["send-keys", "-t", session, "r"], check=True)
+        wait_for(lambda: "RUNNING" in screen() and step_on_screen() > stopped_at, what="resumed steps on screen")
+        assert events(run_dir, "run_start")[-1]["resumed_from"] == stopped_at
+        subprocess.run(tmux + ["send-keys", "-t", session, "q"], check=True)
+        wait_for(lambda: "EXIT=0" in screen(), what="the dashboard to quit")
+        seen = len(events(run_dir, "step"))
+        wait_for(lambda: len(events(run_dir, "step")) > seen + 2, what="training to continue after quit")
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        ident = read_identity(run_dir)
+        if ident and ident.is_alive():
+            os.kill(ident.pid, 9)
