@@ -25,6 +25,7 @@ from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, H
 
 HISTORY_TAIL_BYTES = 1 << 20
 HISTORY_SAMPLES = 2000
+CURVE_PERIOD_S = 3.0
 ACTIVE = ("starting", "running", "stalled", "restarting", "stopping")
 
 
@@ -64,6 +65,7 @@ class Dashboard(App[int]):
         self.sup: Supervisor | None = None
         self.exit_code = 0
         self._drawn = -1
+        self._curves_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield HeaderBar()
@@ -82,7 +84,7 @@ class Dashboard(App[int]):
     def on_mount(self) -> None:
         self.supervise(self.launch_args)
         self.telemetry()
-        self.set_interval(0.5, self.redraw)
+        self.set_interval(1.0, self.redraw)
         self.redraw()
 
     # -- threads ----------------------------------------------------------------------------------------
@@ -98,7 +100,7 @@ class Dashboard(App[int]):
             events = sup.poll()
             if events:
                 self.call_from_thread(self._ingest, events)
-            time.sleep(0.25)
+            time.sleep(0.5)
         self.call_from_thread(self._supervision_over, sup.exit_code)
 
     def _history(self, end: int) -> list[dict[str, Any]]:
@@ -151,7 +153,10 @@ class Dashboard(App[int]):
         self.query_one(GpuPanel).show(gpu)
 
     def redraw(self) -> None:
+        """Once a second: panels whose data changed. Curves at most every CURVE_PERIOD_S (plotting is
+        the costliest thing the dashboard does), or at once when they are still empty or resized."""
         view = self.view
+        now = time.monotonic()
         self.query_one(HeaderBar).show(view)
         gpu_idle = bool(self.gpu and self.gpu.available and self.gpu.gpus and
                         all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
@@ -159,10 +164,13 @@ class Dashboard(App[int]):
                              self.host.disk_free_mb if self.host else None, gpu_idle)
         pane = self.query_one(EventsPane)
         pane.show(view, alerts, max(1, pane.size.height))
-        # curves redraw themselves only when the data or their size changed
-        self.query_one("#loss-curve", Curve).plot(
-            [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")], view.version)
-        self.query_one("#speed-curve", Curve).plot([("samples/s", view.throughput, "green")], view.version)
+        curves_due = now - self._curves_at >= CURVE_PERIOD_S or self._curves_at == 0.0
+        for curve, series in ((self.query_one("#loss-curve", Curve),
+                               [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
+                              (self.query_one("#speed-curve", Curve), [("samples/s", view.throughput, "green")])):
+            if curves_due or not curve.drawn_once or curve.resized:
+                if curve.plot(series, view.version):
+                    self._curves_at = now
         if self._drawn == view.version:
             return
         self._drawn = view.version

@@ -27,12 +27,28 @@ def num(value: float | None, fmt: str = ".4f") -> str:
     return "N/A" if value is None else format(value, fmt)
 
 
-class HeaderBar(Static):
+class _Deduped(Static):
+    """Skips ``update`` when the content is the same as last time: no re-render, no repaint. Its size is
+    fixed by CSS, so a change needs a repaint but no layout pass."""
+
+    _last: object = None
+
+    def set(self, key: object, build) -> None:
+        if key != self._last:
+            self._last = key
+            self.update(build(), layout=False)
+
+
+class HeaderBar(_Deduped):
     def show(self, view: RunView) -> None:
-        text = Text.assemble((f" {view.run_name} ", "bold reverse"), "  ",
+        up = duration(view.uptime_s())
+        self.set((view.run_name, view.state, view.pid, up), lambda: self._text(view, up))
+
+    @staticmethod
+    def _text(view: RunView, up: str) -> Text:
+        return Text.assemble((f" {view.run_name} ", "bold reverse"), "  ",
                              (view.state.upper(), STATE_STYLE.get(view.state, "bold")),
-                             f"   pid {view.pid or '-'}   up {duration(view.uptime_s())}")
-        self.update(text)
+                             f"   pid {view.pid or '-'}   up {up}")
 
 
 class ProgressPanel(Static):
@@ -44,7 +60,7 @@ class ProgressPanel(Static):
         grid.add_row("", ProgressBar(total=max(total, 1), completed=view.step, width=28))
         grid.add_row("ETA", duration(view.eta_s()))
         grid.add_row("speed", f"{view.samples_per_s:,.1f} samples/s  {view.tokens_per_s:,.0f} tok/s")
-        self.update(grid)
+        self.update(grid, layout=False)  # fixed size: no layout pass
 
 
 class MetricsPanel(Static):
@@ -55,7 +71,7 @@ class MetricsPanel(Static):
         grid.add_row("eval loss", num(view.eval_loss), "grad norm", num(m.get("grad_norm"), ".3f"))
         grid.add_row("halt loss", num(m.get("halt_loss")), "sup steps", num(m.get("sup_steps"), ".2f"))
         grid.add_row("accuracy", num(m.get("accuracy"), ".3f"), "", "")
-        self.update(grid)
+        self.update(grid, layout=False)
 
 
 class Curve(Static):
@@ -66,11 +82,20 @@ class Curve(Static):
         self.title = title
         self._key: tuple = ()
 
-    def plot(self, series: list[tuple[str, MinMaxSeries, str]], version: int) -> None:
+    @property
+    def drawn_once(self) -> bool:
+        return bool(self._key)
+
+    @property
+    def resized(self) -> bool:
+        return bool(self._key) and self._key[1:] != (self.size.width, self.size.height)
+
+    def plot(self, series: list[tuple[str, MinMaxSeries, str]], version: int) -> bool:
+        """Redraw if the data or the size changed; True when it drew."""
         width, height = self.size.width, self.size.height
         key = (version, width, height)
         if key == self._key or width < 10 or height < 4:
-            return
+            return False
         self._key = key
         plt.clear_figure()
         plt.theme("clear")
@@ -82,7 +107,9 @@ class Curve(Static):
             if xs:
                 plt.plot(xs, ys, label=label, color=color, marker="braille")
                 drawn = True
-        self.update(Text.from_ansi(plt.build()) if drawn else Text(f"{self.title}: waiting for steps", "dim"))
+        self.update(Text.from_ansi(plt.build()) if drawn else Text(f"{self.title}: waiting for steps", "dim"),
+                    layout=False)
+        return True
 
 
 class GpuPanel(Static):
@@ -119,8 +146,13 @@ class HostPanel(Static):
         self.update(grid)
 
 
-class EventsPane(Static):
+class EventsPane(_Deduped):
     def show(self, view: RunView, alerts: list[str], rows: int) -> None:
+        newest = view.events[-1] if view.events else None
+        self.set((len(view.events), id(newest), tuple(alerts), rows), lambda: self._text(view, alerts, rows))
+
+    @staticmethod
+    def _text(view: RunView, alerts: list[str], rows: int) -> Text:
         text = Text()
         for alert in alerts:
             text.append(f"! {alert}\n", style="bold white on red")
@@ -128,4 +160,4 @@ class EventsPane(Static):
             stamp = time.strftime("%H:%M:%S", time.localtime(line.time))
             text.append(f"{stamp} ", "dim")
             text.append(line.text + "\n", "bold yellow" if line.alert else "")
-        self.update(text if text.plain else Text("no events yet", "dim"))
+        return text if text.plain else Text("no events yet", "dim")
