@@ -19,13 +19,15 @@ def progress_line(step: dict[str, Any], eta_s: float | None) -> str:
 
 
 def event_line(ev: dict[str, Any]) -> str | None:
+    """One line for a notable event (headless output, the dashboard's events pane); None for the rest."""
     kind = ev["event"]
     if kind == "run_start":
         resumed = f", resumed from step {ev['resumed_from']}" if ev.get("resumed_from") is not None else ""
         return (f"run started: pid {ev.get('pid')} on {ev.get('device')}, {ev.get('parameters', 0):,} parameters, "
-                f"{ev.get('total_steps')} steps{resumed}; data {ev.get('data', '')}")
+                f"{ev.get('total_steps')} steps{resumed}")
     if kind == "checkpoint":
-        return f"checkpoint: step {ev['step']} -> {ev['path']} ({ev['bytes'] / 2**20:.1f} MiB, {ev['seconds']:.2f}s)"
+        name = str(ev.get("path", "")).rsplit("/", 1)[-1]
+        return f"checkpoint: step {ev['step']} -> {name} ({ev['bytes'] / 2**20:.1f} MiB, {ev['seconds']:.2f}s)"
     if kind == "eval":
         return f"eval: step {ev['step']} loss {ev['loss']:.4f} acc {ev['accuracy']:.3f} exact {ev['exact']:.3f}"
     if kind in ("warning", "error"):

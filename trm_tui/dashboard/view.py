@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trm_core.series import MinMaxSeries
+from trm_tui.progress import event_line
 
 NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end"}
 DISK_LOW_MB = 2048.0
@@ -93,7 +94,7 @@ class RunView:
             self.end_status = "stalled" if ev.get("reason") == "stalled" else ev.get("status")
             self.state = "stalled" if self.end_status == "stalled" else "stopping"
         if kind in NOTABLE:
-            self.events.append(EventLine(t, kind, describe(ev), kind in ("warning", "error", "stall", "give_up",
+            self.events.append(EventLine(t, kind, event_line(ev) or kind, kind in ("warning", "error", "stall", "give_up",
                                                                           "restart")))
 
     def finish(self, exit_code: int | None) -> None:
@@ -132,21 +133,3 @@ class RunView:
 
     def uptime_s(self) -> float | None:
         return time.time() - self.started if self.started and self.state == "running" else None
-
-
-def describe(ev: dict[str, Any]) -> str:
-    kind = ev["event"]
-    if kind == "run_start":
-        resumed = ev.get("resumed_from")
-        return f"run started (pid {ev.get('pid')})" + (f", resumed from step {resumed}" if resumed is not None else "")
-    if kind == "checkpoint":
-        return f"checkpoint step {ev['step']} ({ev.get('bytes', 0) / 2**20:.1f} MiB, {ev.get('seconds', 0):.2f}s)"
-    if kind == "eval":
-        return f"eval step {ev['step']}: loss {ev.get('loss', 0):.4f} acc {ev.get('accuracy', 0):.3f}"
-    if kind == "stall":
-        return f"stall: {ev.get('phase')} of step {ev.get('step')} ran {ev.get('seconds')}s"
-    if kind in ("restart", "give_up"):
-        return f"{kind.replace('_', ' ')}: failed at step {ev.get('failed_step')} ({ev.get('reason')}); {ev.get('message')}"
-    if kind == "run_end":
-        return f"run ended: {ev.get('status')} at step {ev.get('step')} ({ev.get('reason', '')})"
-    return f"{kind}: {ev.get('message', '')}"
