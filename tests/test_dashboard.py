@@ -74,9 +74,17 @@ def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args
                         what="resumed steps")
             assert events(run_dir, "run_start")[-1]["resumed_from"] == stopped_at
             assert any(f"resumed from step {stopped_at}" in line.text for line in app.view.events)
-            await until(pilot, lambda: "run started" in text_of(app.query_one(EventsPane)) or
-                        "checkpoint step" in text_of(app.query_one(EventsPane)), what="the events pane")
+            newest = lambda: app.view.events[-1].text  # noqa: E731
+            await until(pilot, lambda: newest() in text_of(app.query_one(EventsPane)), what="the events pane")
             await pilot.press("a")  # auto-tune is announced as unavailable, nothing else happens
+            await pilot.press("l")  # the raw worker log
+            await until(pilot, lambda: app.screen.__class__.__name__ == "LogScreen", what="the log screen")
+            await pilot.press("escape")
+            await pilot.press("K")  # force-kill asks first; "n" keeps the worker
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmKill", what="the confirmation")
+            await pilot.press("n")
+            await pilot.pause(0.5)
+            assert read_identity(run_dir).is_alive() and app.view.state == "running"
             await pilot.press("q")
     try:
         asyncio.run(scenario())
