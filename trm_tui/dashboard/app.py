@@ -92,7 +92,8 @@ class Dashboard(App[int]):
     @work(thread=True, exclusive=True, group="supervise")
     def supervise(self, launch_args: list[str]) -> None:
         sup = Supervisor(self.run_dir, launch_args, self.settings)
-        history = self._history(sup.tail.offset)
+        # the run's past only once: after a resume from this dashboard the view already holds it
+        history = self._history(sup.tail.offset) if self.view.version == 0 else []
         sup.start()
         self.call_from_thread(self._started, sup, history)
         worker = get_current_worker()
