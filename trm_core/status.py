@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from trm_core import checkpoint as ckpt
-from trm_core.config import SupervisorConfig
+from trm_core.config import SupervisorConfig, tomllib
 from trm_core.events import EVENTS_FILE, read_tail
 from trm_core.identity import live_worker
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    try:
+        with open(run_dir / "config.toml", "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
 
 @dataclass
 class RunStatus:
@@ -56,7 +64,7 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     last_step = steps[-1] if steps else None
     end = next((e for e in reversed(current) if e["event"] == "run_end"), None)
     start = events[starts[-1]] if starts else None
-    config = (start or {}).get("config", {})
+    config = (start or {}).get("config") or _run_config(run_dir)  # run_start may be older than the tail
     train = config.get("train", {})
     restarts = sum(1 for e in events if e["event"] == "restart")
     info = ckpt.latest_progress(run_dir / ckpt.CHECKPOINT_DIR)

@@ -154,6 +154,8 @@ class Supervisor:
     def start(self) -> None:
         self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
         self.attached = self.proc is None
+        if self.stopping and self.ident is not None:  # a stop asked for while the worker was starting
+            self.ident.send(signal.SIGTERM)
 
     def _emit(self, event: str, **fields: Any) -> None:
         writer = EventWriter(self.run_dir / EVENTS_FILE)
@@ -206,7 +208,7 @@ class Supervisor:
         if code == EXIT_CONFIG:
             self.exit_code = EXIT_CONFIG
             return
-        if status in ("completed", "stopped") or self.stopping:
+        if status in ("completed", "stopped") or self.stopping or (code == EXIT_OK and end is None):
             self.exit_code = EXIT_OK
             return
         failed_step = end["step"] if end else self.last_step
@@ -226,8 +228,7 @@ class Supervisor:
         self.restart_at = None
         if self.ident is not None:
             self.ident.send(signal.SIGTERM)
-        elif self.exit_code is None:
-            self.exit_code = EXIT_OK
+        # with no identity yet, start() sends the signal as soon as the worker has claimed the run
 
     def stop(self, force: bool = False) -> StopResult:
         self.stopping = True

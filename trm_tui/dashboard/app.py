@@ -200,6 +200,7 @@ class Dashboard(App[int]):
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
 
     def action_resume(self) -> None:
+        self.exit_code = 0  # the outcome of the run before this resume no longer counts
         self.view.state = "starting"
         self.view.version += 1
         self.refresh_bindings()
@@ -217,8 +218,8 @@ class Dashboard(App[int]):
     def action_kill(self) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                if self.sup is not None:
-                    self.sup.stopping = True
+                if self.sup is not None:  # no restart after this kill, pending or not
+                    self.sup.stopping, self.sup.restart_at = True, None
                 self.force_kill()
         self.push_screen(ConfirmKill(), answered)
 
