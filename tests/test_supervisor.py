@@ -220,3 +220,22 @@ def test_no_ui_in_a_real_terminal(tmp_path: Path, micro_args: list[str]) -> None
         subprocess.run(tmux + ["kill-server"], capture_output=True)
         kill_worker(run_dir)
     assert events(run_dir, "checkpoint")[-1]["step"] == events(run_dir, "run_end")[-1]["step"]
+
+
+def test_a_forced_stop_from_another_shell_is_not_undone_by_auto_restart(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.restart_backoff_s=0.2",
+                 TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 3, what="steps")
+        killed = cli_run("stop", "--run-dir", str(run_dir), "--force")
+        assert "killing worker pid" in killed.stdout
+        assert runner.wait(timeout=60) == 0  # stopped on request: exit 0, no restart
+    finally:
+        kill_worker(run_dir)
+        runner.kill()
+    assert events(run_dir, "restart") == [] and len(events(run_dir, "run_start")) == 1
+    # a later resume is a new request: it runs (and clears the stop)
+    resumed = cli_run("--no-ui", "--run-dir", str(run_dir), "--resume", "--set", "train.max_steps=12")
+    assert resumed.returncode == 0, resumed.stderr
+    assert events(run_dir, "run_end")[-1]["status"] == "completed"

@@ -25,6 +25,7 @@ from trm_core.identity import WorkerIdentity, live_worker, read_identity
 
 WORKER_LOG = "worker.log"
 LAUNCH_LOCK = "launch.lock"
+STOP_REQUEST = "stop.request"  # present while a stop asked for from anywhere is in force
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STALLED = 0, 1, 2, 3
 
 
@@ -54,6 +55,7 @@ def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None 
         ident = live_worker(run_dir)
         if ident is not None:
             return ident, None
+        (run_dir / STOP_REQUEST).unlink(missing_ok=True)  # launching again supersedes an older stop
         proc = spawn_worker(run_dir, args, env)
         deadline = time.monotonic() + claim_timeout_s
         while time.monotonic() < deadline:
@@ -96,10 +98,20 @@ def wait_gone(ident: WorkerIdentity, timeout_s: float, proc: subprocess.Popen | 
     return not ident.is_alive()
 
 
+def mark_stop_requested(run_dir: Path) -> None:
+    if run_dir.is_dir():
+        (run_dir / STOP_REQUEST).write_text(f"{os.getpid()} {time.time()}\n")
+
+
+def stop_requested(run_dir: Path) -> bool:
+    return (run_dir / STOP_REQUEST).exists()
+
+
 def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
                 proc: subprocess.Popen | None = None) -> StopResult:
     """Graceful first (SIGTERM: the worker checkpoints and exits); SIGKILL with ``force`` or after ``grace_s``."""
     ident = live_worker(run_dir)
+    mark_stop_requested(run_dir)  # so no supervisor restarts what is being stopped, even by SIGKILL
     if ident is None:
         return StopResult(was_running=False)
     t0 = time.monotonic()
@@ -180,6 +192,9 @@ class Supervisor:
             elif ev["event"] == "run_end":
                 self.last_end = ev
         if self.restart_at is not None:
+            if stop_requested(self.run_dir):  # stopped from elsewhere during the backoff
+                self.restart_at, self.exit_code = None, EXIT_OK
+                return events
             if time.monotonic() >= self.restart_at:
                 self.restart_at = None
                 self.last_end = None
@@ -208,7 +223,8 @@ class Supervisor:
         if code == EXIT_CONFIG:
             self.exit_code = EXIT_CONFIG
             return
-        if status in ("completed", "stopped") or self.stopping or (code == EXIT_OK and end is None):
+        if status in ("completed", "stopped") or self.stopping or (code == EXIT_OK and end is None) \
+                or stop_requested(self.run_dir):
             self.exit_code = EXIT_OK
             return
         failed_step = end["step"] if end else self.last_step
@@ -226,6 +242,7 @@ class Supervisor:
         """Ask the worker to stop (non-blocking); a second request makes it exit without a checkpoint."""
         self.stopping = True
         self.restart_at = None
+        mark_stop_requested(self.run_dir)
         if self.ident is not None:
             self.ident.send(signal.SIGTERM)
         # with no identity yet, start() sends the signal as soon as the worker has claimed the run

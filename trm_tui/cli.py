@@ -16,7 +16,7 @@ from trm_core import config as config_mod
 from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.identity import WORKER_FILE, WORKER_LOCK, live_worker
 from trm_core.status import run_status
-from trm_core.supervisor import EXIT_CONFIG, LAUNCH_LOCK, WORKER_LOG, Supervisor, stop_worker
+from trm_core.supervisor import EXIT_CONFIG, LAUNCH_LOCK, STOP_REQUEST, WORKER_LOG, Supervisor, stop_worker
 from trm_tui.headless import Headless
 
 CONFIG_FILE = "config.toml"  # the run's resolved config, as trm_core.worker writes it
@@ -128,8 +128,9 @@ def _show_log_tail(run_dir: Path, code: int) -> None:
 
 def _clean_failed_start(run_dir: Path) -> None:
     """The worker refused the config: leave nothing behind in a run dir made for it."""
-    if {p.name for p in run_dir.iterdir()} <= {WORKER_LOG, LAUNCH_LOCK, WORKER_FILE, WORKER_LOCK}:
-        for name in (WORKER_LOG, LAUNCH_LOCK, WORKER_FILE, WORKER_LOCK):
+    leftovers = (WORKER_LOG, LAUNCH_LOCK, WORKER_FILE, WORKER_LOCK, STOP_REQUEST)
+    if {p.name for p in run_dir.iterdir()} <= set(leftovers):
+        for name in leftovers:
             (run_dir / name).unlink(missing_ok=True)
         run_dir.rmdir()
 
