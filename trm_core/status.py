@@ -17,6 +17,14 @@ from trm_core.config import SupervisorConfig, tomllib
 from trm_core.events import EVENTS_FILE, read_tail
 from trm_core.identity import live_worker
 
+def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | None:
+    """Time to ``total_steps`` at the pace of recent (wall time, step) points, oldest first."""
+    if len(points) < 2 or points[-1][1] <= points[0][1]:
+        return None
+    (t0, s0), (t1, s1) = points[0], points[-1]
+    return (t1 - t0) / (s1 - s0) * max(0, total_steps - s1)
+
+
 def _run_config(run_dir: Path) -> dict[str, Any]:
     try:
         with open(run_dir / "config.toml", "rb") as fh:
@@ -73,10 +81,8 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     step = last_step["step"] if last_step else (info.step if info else None)
     recent = steps[-20:]
     step_times = [e["step_s"] + e.get("data_s", 0.0) for e in recent]
-    eta = None
-    if len(recent) >= 2 and recent[-1]["step"] > recent[0]["step"]:
-        per_step = (recent[-1]["time"] - recent[0]["time"]) / (recent[-1]["step"] - recent[0]["step"])
-        eta = per_step * max(0, (last_step.get("total_steps") or 0) - last_step["step"])
+    eta = eta_seconds([(e["time"], e["step"]) for e in recent], last_step.get("total_steps") or 0) \
+        if last_step else None
     activity = [e for e in current if e["event"] in ("step", "heartbeat", "run_start", "checkpoint", "eval")]
     last_activity_age = now - activity[-1]["time"] if activity else None
     stall_after = _stall_after(settings, step_times, float(train.get("heartbeat_s", 5.0)))

@@ -12,6 +12,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from trm_core.status import eta_seconds
 from trm_core.supervisor import Supervisor
 from trm_tui.progress import event_line, progress_line
 
@@ -67,8 +68,4 @@ class Headless:
             time.sleep(0.2)
 
     def _eta(self, step: dict[str, Any]) -> float | None:
-        rates = self.rates
-        if len(rates) < 2 or rates[-1][1] == rates[0][1]:
-            return None
-        per_step = (rates[-1][0] - rates[0][0]) / (rates[-1][1] - rates[0][1])
-        return per_step * max(0, (step.get("total_steps") or 0) - step["step"])
+        return eta_seconds(self.rates, step.get("total_steps") or 0)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trm_core.series import MinMaxSeries
+from trm_core.status import eta_seconds
 from trm_tui.progress import event_line
 
 NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end"}
@@ -103,10 +104,7 @@ class RunView:
         self.version += 1
 
     def eta_s(self) -> float | None:
-        if len(self.step_times) < 2 or self.step_times[-1][1] == self.step_times[0][1]:
-            return None
-        (t0, s0), (t1, s1) = self.step_times[0], self.step_times[-1]
-        return (t1 - t0) / (s1 - s0) * max(0, self.total_steps - self.step)
+        return eta_seconds(list(self.step_times), self.total_steps)
 
     def stall_after_s(self, configured: float) -> float:
         if configured:
