@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -60,7 +61,7 @@ def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args
             assert app.view.state == "running" and "RUNNING" in text_of(app.query_one(HeaderBar))
             assert app.check_action("resume", ()) is None  # no resume while running
             gpu_text = text_of(app.query_one(GpuPanel))
-            assert "NVIDIA H100" in gpu_text and "N/A" in gpu_text  # two GPUs, an unsupported power field
+            assert "0 H100 80GB" in gpu_text and "1 H100 80GB" in gpu_text and "N/A" in gpu_text  # two GPUs, an unsupported power field
             await pilot.press("s")
             await until(pilot, lambda: app.view.state == "stopped", what="stopped")
             stopped_at = events(run_dir, "run_end")[-1]["step"]
@@ -160,3 +161,55 @@ def test_dashboard_end_to_end_in_tmux(tmp_path: Path, micro_args: list[str]) -> 
         ident = read_identity(run_dir)
         if ident and ident.is_alive():
             os.kill(ident.pid, 9)
+
+
+def colour_codes(ansi: str) -> set[str]:
+    """The colour parameters in a screen's SGR sequences: '38;5', '38;2' (256 / true colour), or a basic
+    colour code ('31', '42', '97'...). Defaults (39, 49) and attributes (bold, reverse) are not colours."""
+    found: set[str] = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", ansi):
+        codes = [int(c) if c else 0 for c in params.split(";")]
+        i = 0
+        while i < len(codes):
+            code = codes[i]
+            if code in (38, 48) and i + 1 < len(codes):
+                found.add(f"{code};{codes[i + 1]}")
+                i += 3 if codes[i + 1] == 5 else 5
+                continue
+            if 30 <= code <= 37 or 40 <= code <= 47 or 90 <= code <= 97 or 100 <= code <= 107:
+                found.add(str(code))
+            i += 1
+    return found
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.parametrize("terminal", ["NO_COLOR", "16 colours"])
+def test_no_color_and_16_colour_terminals(tmp_path: Path, micro_args: list[str], terminal: str) -> None:
+    """The real program in tmux: NO_COLOR gives no colour codes at all; a plain xterm gets only the 16
+    basic colours, never 256-colour or true-colour codes."""
+    run_dir = tmp_path / "run"
+    session = f"trm-colour-{os.getpid()}"
+    tmux = ["tmux", "-L", session]
+    env = worker_env()
+    mode = "NO_COLOR=1 TERM=xterm-256color COLORTERM=truecolor" if terminal == "NO_COLOR" else "TERM=xterm COLORTERM="
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir),
+                                            *micro_args, "--set", "train.max_steps=6"])
+    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+                           f"cd {shlex.quote(str(REPO))} && env PYTHONPATH={shlex.quote(env['PYTHONPATH'])} {mode} "
+                           f"{cmd}; echo EXIT=$?; sleep 60"], check=True)
+
+    def screen(*flags: str) -> str:
+        return subprocess.run(tmux + ["capture-pane", "-p", *flags, "-t", session], capture_output=True,
+                              text=True).stdout
+    try:
+        done = lambda text: "COMPLETED" in text and "│ step  6/6" in text  # noqa: E731
+        wait_for(lambda: done(screen()), timeout=120, what="the completed run on screen")
+        codes = colour_codes(screen("-e"))
+        if terminal == "NO_COLOR":
+            assert codes == set(), f"colour codes under NO_COLOR: {sorted(codes)}"
+        else:
+            assert codes and not {c for c in codes if ";" in c}, f"beyond 16 colours: {sorted(codes)}"
+        subprocess.run(tmux + ["send-keys", "-t", session, "q"], check=True)
+        wait_for(lambda: "EXIT=0" in screen(), what="the dashboard to quit")
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)

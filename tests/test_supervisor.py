@@ -156,6 +156,23 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
         bystander.kill()
 
 
+def test_identity_survives_a_wall_clock_step_but_not_a_recycled_pid(tmp_path: Path) -> None:
+    """A stepped clock moves the wall-clock start time psutil reports; the kernel's tick count does not."""
+    from trm_core.identity import WorkerIdentity, start_ticks
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        ticks = start_ticks(proc.pid)
+        assert ticks is not None and ticks > 0
+        wall = psutil.Process(proc.pid).create_time()
+        host = os.uname().nodename
+        assert WorkerIdentity(proc.pid, wall - 3600, host, 0.0, ticks).is_alive()  # clock stepped an hour
+        assert not WorkerIdentity(proc.pid, wall, host, 0.0, ticks - 1).is_alive()  # another process
+        assert WorkerIdentity(proc.pid, wall, host, 0.0).is_alive()  # an old worker.json without ticks
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_status_shows_a_frozen_worker_as_stalled_and_an_old_checkpoint_as_stale(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.stall_after_s=1.5",

@@ -4,6 +4,10 @@ The worker records itself in ``RUN_DIR/worker.json`` as pid + process start time
 ``flock`` on ``RUN_DIR/worker.lock`` for its whole life (the kernel drops it when the process dies, however
 it dies). A pid alone is not an identity: after the worker dies its pid can be reused by an unrelated
 process, so nothing here signals a pid whose start time differs from the recorded one.
+
+On Linux the start time compared is the kernel's tick count since boot (``/proc/PID/stat``, field 22), not
+the wall-clock start time: that one is derived from the boot time, which moves when the clock is stepped
+(NTP, a VM resumed from a snapshot), and a live worker would then look like a stranger.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class WorkerIdentity:
     create_time: float
     host: str
     started: float
+    start_ticks: int | None = None  # Linux: clock ticks from boot to the process start; immune to clock steps
 
     def is_alive(self) -> bool:
         """The recorded process still runs (and is not a newer process that reuses its pid)."""
@@ -36,7 +41,10 @@ class WorkerIdentity:
             return False
         try:
             proc = psutil.Process(self.pid)
-            return abs(proc.create_time() - self.create_time) < _SAME_START_S and proc.status() != psutil.STATUS_ZOMBIE
+            ticks = start_ticks(self.pid) if self.start_ticks is not None else None
+            same = (ticks == self.start_ticks if ticks is not None
+                    else abs(proc.create_time() - self.create_time) < _SAME_START_S)
+            return same and proc.status() != psutil.STATUS_ZOMBIE
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
 
@@ -55,10 +63,22 @@ def process_start_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
 
 
+def start_ticks(pid: int) -> int | None:
+    """The process's start in clock ticks since boot, from /proc; None where there is no /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: fields resume after the last ')'
+    return int(stat[stat.rindex(")") + 2:].split()[19])
+
+
 def read_identity(run_dir: Path) -> WorkerIdentity | None:
     try:
         data = json.loads((run_dir / WORKER_FILE).read_text())
-        return WorkerIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]))
+        ticks = data.get("start_ticks")
+        return WorkerIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]),
+                              int(ticks) if ticks is not None else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -86,7 +106,7 @@ def claim_run(run_dir: Path) -> int:
         other = read_identity(run_dir)
         raise RunClaimed(f"another worker (pid {other.pid if other else '?'}) is already running {run_dir}") from None
     pid = os.getpid()
-    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time())
+    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid))
     tmp = run_dir / f".{WORKER_FILE}.tmp-{pid}"
     tmp.write_text(json.dumps(asdict(ident)))
     os.replace(tmp, run_dir / WORKER_FILE)

@@ -136,14 +136,14 @@ def _clean_failed_start(run_dir: Path) -> None:
 
 
 def cmd_run(argv: list[str]) -> int:
-    from trm_core.worker import resolve_run_config  # imports torch: only the commands that train pay for it
-
     args = build_parser().parse_args(argv)
     run_dir: Path = args.run_dir
     settings: SupervisorConfig
     if live_worker(run_dir) is not None:
         settings = run_settings(run_dir)  # attach: the run keeps its own config
     else:
+        from trm_core.worker import resolve_run_config  # imports torch: only a new run's validation pays for it
+
         try:
             settings = resolve_run_config(args).supervisor  # fail fast, before anything is written
         except ConfigError as exc:

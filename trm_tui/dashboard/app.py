@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.filter import Monochrome, NoColor
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
@@ -31,6 +32,7 @@ ACTIVE = ("starting", "running", "stalled", "restarting", "stopping")
 
 class Dashboard(App[int]):
     TITLE = "trm-tui"
+    ENABLE_COMMAND_PALETTE = False  # every action has its own key; the palette's footer slot is worth more
     CSS = """
     Screen { layout: vertical; }
     HeaderBar { height: 1; background: $panel; }
@@ -38,7 +40,7 @@ class Dashboard(App[int]):
     #top > Static { width: 1fr; height: 100%; border: round $primary; padding: 0 1; }
     #curves { height: 1fr; min-height: 4; }
     Curve { width: 1fr; height: 100%; }
-    #machine { height: auto; max-height: 8; }
+    #machine { height: auto; max-height: 7; }
     #machine > Static { width: 1fr; height: auto; border: round $primary; padding: 0 1; }
     EventsPane { height: 5; border: round $secondary; padding: 0 1; }
     #dialog { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
@@ -51,12 +53,14 @@ class Dashboard(App[int]):
         Binding("l", "log", "log"),
         Binding("K", "kill", "kill"),
         Binding("question_mark", "help", "help"),
-        Binding("q", "quit_keep", "quit (training continues)"),
+        Binding("q", "quit_keep", "quit (run continues)"),
     ]
 
     def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
                  gpu_probe: GpuProbe | None = None) -> None:
         super().__init__()
+        if self.no_color:  # NO_COLOR means no colour codes at all; Textual's default draws greys
+            self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
         self.run_dir, self.launch_args, self.settings = run_dir, launch_args, settings
         self.view = RunView(run_dir.name or str(run_dir))
         self.gpu_probe = gpu_probe
@@ -66,6 +70,7 @@ class Dashboard(App[int]):
         self.exit_code = 0
         self._drawn = -1
         self._curves_at = 0.0
+        self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
 
     def compose(self) -> ComposeResult:
         yield HeaderBar()
@@ -85,7 +90,7 @@ class Dashboard(App[int]):
         self.supervise(self.launch_args)
         self.telemetry()
         self.set_interval(1.0, self.redraw)
-        self.redraw()
+        self.call_after_refresh(self.redraw)  # after the first layout, when the panels know their sizes
 
     # -- threads ----------------------------------------------------------------------------------------
 
@@ -158,11 +163,11 @@ class Dashboard(App[int]):
         the costliest thing the dashboard does), or at once when they are still empty or resized."""
         view = self.view
         now = time.monotonic()
-        self.query_one(HeaderBar).show(view)
         gpu_idle = bool(self.gpu and self.gpu.available and self.gpu.gpus and
                         all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
-        alerts = view.alerts(time.time(), view.stall_after_s(self.settings.stall_after_s),
+        alerts = view.alerts(self.clock(), view.stall_after_s(self.settings.stall_after_s),
                              self.host.disk_free_mb if self.host else None, gpu_idle)
+        self.query_one(HeaderBar).show(view, self.clock(), stalled=any(a.startswith("STALLED") for a in alerts))
         pane = self.query_one(EventsPane)
         pane.show(view, alerts, max(1, pane.size.height))
         curves_due = now - self._curves_at >= CURVE_PERIOD_S or self._curves_at == 0.0

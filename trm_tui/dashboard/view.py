@@ -104,7 +104,8 @@ class RunView:
         self.version += 1
 
     def eta_s(self) -> float | None:
-        return eta_seconds(list(self.step_times), self.total_steps)
+        """Only while it runs: a stopped run has no arrival time."""
+        return eta_seconds(list(self.step_times), self.total_steps) if self.state == "running" else None
 
     def stall_after_s(self, configured: float) -> float:
         if configured:
@@ -129,5 +130,5 @@ class RunView:
             out.append("GPU IDLE while the run is running")
         return out
 
-    def uptime_s(self) -> float | None:
-        return time.time() - self.started if self.started and self.state == "running" else None
+    def uptime_s(self, now: float) -> float | None:
+        return now - self.started if self.started and self.state == "running" else None

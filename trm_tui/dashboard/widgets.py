@@ -15,6 +15,7 @@ from trm_core.series import MinMaxSeries
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
 
+LIVE_STATES = ("running", "stalled", "stopping", "starting")
 STATE_STYLE = {"running": "bold green", "stalled": "bold red", "failed": "bold red", "restarting": "bold yellow",
                "stopped": "bold yellow", "completed": "bold cyan", "starting": "bold", "stopping": "bold yellow"}
 
@@ -40,15 +41,17 @@ class _Deduped(Static):
 
 
 class HeaderBar(_Deduped):
-    def show(self, view: RunView) -> None:
-        up = duration(view.uptime_s())
-        self.set((view.run_name, view.state, view.pid, up), lambda: self._text(view, up))
+    def show(self, view: RunView, now: float, stalled: bool = False) -> None:
+        """``stalled``: the worker runs but has gone silent; the header says so before the watchdog acts."""
+        up = duration(view.uptime_s(now))
+        state = "stalled" if stalled and view.state == "running" else view.state
+        pid = view.pid if view.state in LIVE_STATES else None  # a stopped run's old pid means nothing
+        self.set((view.run_name, state, pid, up), lambda: self._text(view.run_name, state, pid, up))
 
     @staticmethod
-    def _text(view: RunView, up: str) -> Text:
-        return Text.assemble((f" {view.run_name} ", "bold reverse"), "  ",
-                             (view.state.upper(), STATE_STYLE.get(view.state, "bold")),
-                             f"   pid {view.pid or '-'}   up {up}")
+    def _text(run_name: str, state: str, pid: int | None, up: str) -> Text:
+        return Text.assemble((f" {run_name} ", "bold reverse"), "  ", (state.upper(), STATE_STYLE.get(state, "bold")),
+                             f"   pid {pid or '-'}   up {up}")
 
 
 class ProgressPanel(Static):
@@ -100,7 +103,7 @@ class Curve(Static):
         plt.clear_figure()
         plt.theme("clear")
         plt.plotsize(width, height)
-        plt.title(self.title)
+        plt.frame(False)  # no box and no title (the legend names the lines): every row is for data
         drawn = False
         for label, s, color in series:
             xs, ys = s.points()
@@ -121,12 +124,14 @@ class GpuPanel(Static):
             self.update(Text(status.reason.split(" (")[0] if status.reason else "no NVIDIA GPU", "dim"))
             return
         table = Table(box=None, padding=(0, 1), show_edge=False)
-        for col in ("GPU", "util", "memory", "temp", "power", "worker"):
-            table.add_column(col)
+        # numbers keep their width; on a narrow terminal the GPU's name gives way (ellipsis), never a row
+        table.add_column("GPU", no_wrap=True, overflow="ellipsis", ratio=1)
+        for col, width in (("util", 4), ("memory", 9), ("temp", 4), ("power", 8), ("worker", 6)):
+            table.add_column(col, no_wrap=True, min_width=width)
         for g in status.gpus:
             mem = "N/A" if g.mem_used_mb is None else f"{g.mem_used_mb / 1024:.1f}/{num(g.mem_total_mb and g.mem_total_mb / 1024, '.0f')}G"
             power = "N/A" if g.power_w is None else f"{g.power_w:.0f}/{num(g.power_limit_w, '.0f')}W"
-            table.add_row(f"{g.index} {g.name}", num(g.util_pct, ".0f") + ("%" if g.util_pct is not None else ""),
+            table.add_row(f"{g.index} {g.name.removeprefix('NVIDIA ')}", num(g.util_pct, ".0f") + ("%" if g.util_pct is not None else ""),
                           mem, num(g.temp_c, ".0f") + ("C" if g.temp_c is not None else ""), power,
                           "N/A" if g.worker_mem_mb is None else f"{g.worker_mem_mb / 1024:.1f}G")
         self.update(table)
@@ -137,12 +142,13 @@ class HostPanel(Static):
         if host is None:
             self.update(Text("CPU: probing...", "dim"))
             return
-        grid = Table.grid(padding=(0, 1))
-        grid.add_row("CPU", f"{host.cpu_pct:.0f}% of {host.cpu_count} cores")
-        grid.add_row("RAM", f"{host.ram_used_mb / 1024:.1f} / {host.ram_total_mb / 1024:.1f} GiB")
-        grid.add_row("worker", "not running" if host.worker_cpu_pct is None else
-                     f"{host.worker_cpu_pct:.0f}% CPU, {host.worker_rss_mb / 1024:.2f} GiB RSS")
-        grid.add_row("disk", "N/A" if host.disk_free_mb is None else f"{host.disk_free_mb / 1024:.1f} GiB free")
+        grid = Table.grid(padding=(0, 1))  # two rows: at 80x24 every row spent here is one the curves lose
+        worker = ("not running" if host.worker_cpu_pct is None else
+                  f"{host.worker_cpu_pct:.0f}% {host.worker_rss_mb / 1024:.1f}G")
+        disk = "N/A" if host.disk_free_mb is None else f"{host.disk_free_mb / 1024:.0f}G free"
+        grid.add_row("CPU", f"{host.cpu_pct:.0f}% of {host.cpu_count}", "RAM",
+                     f"{host.ram_used_mb / 1024:.1f}/{host.ram_total_mb / 1024:.0f}G")
+        grid.add_row("worker", worker, "disk", disk)
         self.update(grid)
 
 
@@ -155,7 +161,7 @@ class EventsPane(_Deduped):
     def _text(view: RunView, alerts: list[str], rows: int) -> Text:
         text = Text()
         for alert in alerts:
-            text.append(f"! {alert}\n", style="bold white on red")
+            text.append(f"! {alert}\n", style="bold red reverse")  # reverse still stands out under NO_COLOR
         for line in list(view.events)[-max(1, rows - len(alerts)):]:
             stamp = time.strftime("%H:%M:%S", time.localtime(line.time))
             text.append(f"{stamp} ", "dim")
