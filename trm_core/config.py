@@ -106,11 +106,24 @@ class SupervisorConfig:
 
 
 @dataclass
+class AutotuneConfig:
+    memory_margin: float = _f(0.1, "reject a candidate whose peak memory exceeds (1 - this) of the device's memory", min=0.0, max=0.9)
+    memory_limit_mb: float = _f(0.0, "a tighter memory cap in MiB (peak RSS on CPU, allocated memory on CUDA); 0 = the device's", min=0.0)
+    allow_batch_change: bool = _f(False, "may raise train.batch_size too (learning rate scaled by sqrt of the ratio); only before the first step")
+    max_batch_size: int = _f(0, "the largest effective batch tried when allow_batch_change; 0 = 8x train.batch_size", min=0)
+    max_seconds: float = _f(600.0, "time budget of a whole search, trials included", above=0.0)
+    warmup_steps: int = _f(2, "steps each trial runs before it starts measuring", min=0)
+    measure_steps: int = _f(4, "steps each trial measures (samples/s from the median step time)", min=1)
+    min_gain: float = _f(0.03, "a larger candidate must be this much faster to count as better; the search stops growing when one is not", min=0.0, max=1.0)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    autotune: AutotuneConfig = field(default_factory=AutotuneConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -150,6 +163,8 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     "train.keep_checkpoints", "train.step_timeout_s", "train.heartbeat_s", "train.device",
     "supervisor.max_restarts", "supervisor.restart_window_s", "supervisor.restart_backoff_s",
     "supervisor.stop_grace_s", "supervisor.stall_after_s",
+    "autotune.memory_margin", "autotune.memory_limit_mb", "autotune.allow_batch_change", "autotune.max_batch_size",
+    "autotune.max_seconds", "autotune.warmup_steps", "autotune.measure_steps", "autotune.min_gain",
 })
 
 

@@ -66,3 +66,8 @@ def load() -> Hooks:
     return Hooks(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
                  int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
                  os.environ.get("TRM_TEST_ONCE_DIR", ""))
+
+
+def trial_crash_at_micro_batch() -> int:
+    """TRM_TEST_TRIAL_CRASH_MICRO_BATCH: an auto-tune trial of this micro-batch size dies (exit 70)."""
+    return int(os.environ.get("TRM_TEST_TRIAL_CRASH_MICRO_BATCH", 0) or 0)

@@ -30,7 +30,7 @@ def _run_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
-                                "Also: 'trm-tui status' and 'trm-tui stop' (each has --help).")
+                                "Also: 'trm-tui status', 'trm-tui stop' and 'trm-tui autotune' (each has --help).")
     _run_dir_arg(p)
     p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
     p.add_argument("--preset", help="apply [presets.NAME] (built in: tiny)")
@@ -53,6 +53,17 @@ def stop_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui stop", description="Stop a run: gracefully (checkpoint) unless --force.")
     _run_dir_arg(p)
     p.add_argument("--force", action="store_true", help="SIGKILL at once (no checkpoint of the current step)")
+    return p
+
+
+def autotune_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui autotune", description="Find the fastest micro-batch and thread "
+                                "count for a run, keeping its effective batch: stops the run (checkpoint), "
+                                "runs short trials, writes the choice into RUN_DIR/config.toml, resumes it.")
+    _run_dir_arg(p)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="autotune.KEY=VALUE",
+                   help="override an autotune key for this search (repeatable), e.g. autotune.max_seconds=120")
+    p.add_argument("--no-resume", action="store_true", help="leave the run stopped afterwards")
     return p
 
 
@@ -172,9 +183,62 @@ def cmd_run(argv: list[str]) -> int:
     return code
 
 
+def cmd_autotune(argv: list[str]) -> int:
+    import signal
+    import threading
+
+    from trm_core.autotune.engine import AutotuneError, autotune
+    from trm_core.supervisor import launch_or_attach
+    from trm_tui.progress import event_line, trial_text
+
+    args = autotune_parser().parse_args(argv)
+    cancel = threading.Event()
+
+    def interrupted(*_: object) -> None:
+        print("trm-tui: cancelling the search (the run keeps its settings)", file=sys.stderr, flush=True)
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    count = 0
+
+    def show(ev: dict) -> None:
+        nonlocal count
+        if ev["event"] == "autotune_start":
+            print(event_line(ev), flush=True)
+            print(f"{'#':>3}  trial", flush=True)
+        elif ev["event"] == "autotune_trial":
+            count += 1
+            print(f"{count:>3}  {trial_text(ev)}", flush=True)
+    try:
+        outcome = autotune(args.run_dir, on_event=show, sets=args.sets, cancel=cancel,
+                           on_stopping=lambda: print(f"stopping the run in {args.run_dir} (checkpoint) ...",
+                                                     flush=True))
+    except (ConfigError, AutotuneError) as exc:
+        print(f"trm-tui autotune: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if outcome.note:
+        print(f"note: {outcome.note}")
+    print(event_line(outcome.result_event))
+    if outcome.chosen is not None:
+        print(f"chosen: {outcome.chosen.candidate.label()}"
+              + ("" if outcome.changed else " (the run's current settings)"))
+    if outcome.was_running and not args.no_resume:
+        ident, _ = launch_or_attach(args.run_dir, ["--resume"])
+        if ident is None:
+            print(f"trm-tui autotune: the resumed worker exited at once; see {args.run_dir / WORKER_LOG}",
+                  file=sys.stderr)
+            return 1
+        print(f"resumed: worker pid {ident.pid}; watch it with: trm-tui --run-dir {args.run_dir}")
+    elif outcome.was_running:
+        print(f"the run stays stopped; resume it with: trm-tui --run-dir {args.run_dir} --resume")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"status": cmd_status, "stop": cmd_stop}
+    commands = {"status": cmd_status, "stop": cmd_stop, "autotune": cmd_autotune}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     return cmd_run(argv)

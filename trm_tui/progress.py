@@ -40,4 +40,26 @@ def event_line(ev: dict[str, Any]) -> str | None:
         return f"giving up: the worker failed at step {ev.get('failed_step')} ({ev.get('reason')}); {ev.get('message')}"
     if kind == "run_end":
         return f"run ended: {ev.get('status')} at step {ev.get('step')} ({ev.get('reason', '')})"
+    if kind == "autotune_start":
+        return (f"auto-tune: searching from batch {ev.get('batch_size')} micro {ev.get('micro_batch_size')} on "
+                f"{ev.get('device')}, memory limit {ev.get('memory_limit_mb', 0):,.0f} MiB")
+    if kind == "autotune_trial":
+        return f"auto-tune trial: {trial_text(ev)}"
+    if kind == "autotune_result":
+        changed = ev.get("changed") or {}
+        what = ", ".join(f"{k.split('.', 1)[1]} {a} -> {b}" for k, (a, b) in changed.items()) or "no change"
+        speed = ""
+        if ev.get("before_samples_per_s") and ev.get("after_samples_per_s"):
+            speed = f" ({ev['before_samples_per_s']:.1f} -> {ev['after_samples_per_s']:.1f} samples/s)"
+        return f"auto-tune result: {what}{speed}" + (" [cancelled]" if ev.get("cancelled") else "")
     return None
+
+
+def trial_text(ev: dict[str, Any]) -> str:
+    """A trial, from its event fields: what was tried and what came of it."""
+    what = f"micro {ev['micro_batch_size']} threads {ev['threads'] or 'default'}"
+    if ev.get("batch_size") is not None:
+        what = f"batch {ev['batch_size']} " + what
+    if ev.get("accepted"):
+        return f"{what}: {ev['samples_per_s']:.1f} samples/s, peak {ev['peak_mb']:,.0f} MiB"
+    return f"{what}: rejected, {ev.get('reason')}"

@@ -138,8 +138,8 @@ class Dashboard(App[int]):
         self.sup = sup
         self.view.feed(history, history=True)
         alive = sup.ident is not None and sup.ident.is_alive()
-        if alive:
-            self.view.state, self.view.pid = "running", sup.ident.pid
+        if alive:  # a worker we attached to is running; one we launched is starting until its run_start
+            self.view.state, self.view.pid = ("running" if history else "starting"), sup.ident.pid
         self.refresh_bindings()
 
     def _ingest(self, events: list[dict[str, Any]]) -> None:

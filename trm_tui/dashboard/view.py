@@ -5,7 +5,6 @@ Curves keep the whole run in bounded memory (min-max buckets); the events pane k
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +13,8 @@ from trm_core.series import MinMaxSeries
 from trm_core.status import eta_seconds
 from trm_tui.progress import event_line
 
-NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end"}
+NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end",
+           "autotune_start", "autotune_trial", "autotune_result"}
 DISK_LOW_MB = 2048.0
 
 
@@ -64,6 +64,8 @@ class RunView:
         if kind in ("step", "heartbeat", "run_start", "checkpoint", "eval"):
             self.last_activity = t
         if kind == "step":
+            if not history and self.state in ("starting", "restarting"):
+                self.state = "running"  # attached past the run_start, or it was lost: steps prove it
             self.step, self.total_steps = ev["step"], ev.get("total_steps") or self.total_steps
             self.epoch = ev.get("epoch", self.epoch)
             self.samples_per_s, self.tokens_per_s = ev.get("samples_per_s", 0.0), ev.get("tokens_per_s", 0.0)

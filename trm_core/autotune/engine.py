@@ -1,0 +1,275 @@
+"""Auto-tune a run: stop it with a checkpoint, try candidates in trial processes, write the winner into the
+run's config.toml, and record it all as events. The front end resumes the run afterwards.
+
+Each trial is its own process (``trm_core.autotune.trial``), watched from here: its RSS is polled and the
+process killed the moment it passes the memory limit, so a candidate that would exhaust the host is a
+rejected candidate, not an OOM-killed machine. The run's worker lock is held for the whole search so no
+worker can start (and no supervisor restart one) while trials use the machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from trm_core import checkpoint as ckpt
+from trm_core import config as config_mod
+from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose
+from trm_core.autotune.trial import EXIT_OOM
+from trm_core.config import Config, ConfigError
+from trm_core.events import EVENTS_FILE, EventWriter
+from trm_core.identity import WORKER_LOCK, live_worker
+from trm_core.supervisor import stop_worker
+
+CONFIG_FILE = "config.toml"
+POLL_S = 0.05
+
+
+class AutotuneError(RuntimeError):
+    """The search could not run (no run, a worker that would not stop, a worker that started meanwhile)."""
+
+
+@dataclass
+class Outcome:
+    trials: list[Trial]
+    baseline: Trial | None
+    chosen: Trial | None
+    changed: dict[str, tuple[object, object]] = field(default_factory=dict)  # key -> (before, after)
+    was_running: bool = False
+    note: str = ""
+    result_event: dict = field(default_factory=dict)  # the autotune_result event as written
+
+
+def memory_limit_mb(cfg: Config) -> float:
+    """Host memory a trial may use: the configured cap, else (1 - margin) of this machine's RAM."""
+    device_mb = psutil.virtual_memory().total / 2**20
+    limit = (1 - cfg.autotune.memory_margin) * device_mb
+    return min(limit, cfg.autotune.memory_limit_mb) if cfg.autotune.memory_limit_mb else limit
+
+
+def _tree_rss_mb(proc: psutil.Process) -> float:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+class TrialRunner:
+    """Runs one candidate's trial process and turns whatever happens into a Trial."""
+
+    def __init__(self, config_path: Path, cfg: Config, deadline: float, cancel: threading.Event,
+                 env: dict[str, str] | None = None) -> None:
+        self.config_path, self.cfg, self.deadline, self.cancel = config_path, cfg, deadline, cancel
+        self.limit_mb = memory_limit_mb(cfg)
+        self.env = env
+
+    def __call__(self, cand: Candidate) -> Trial:
+        a = self.cfg.autotune
+        gpu_limit = a.memory_limit_mb  # the trial applies the margin to the GPU's own size
+        argv = [sys.executable, "-m", "trm_core.autotune.trial", "--config", str(self.config_path),
+                "--batch-size", str(cand.batch_size), "--micro-batch", str(cand.micro_batch),
+                "--threads", str(cand.threads), "--warmup", str(a.warmup_steps), "--measure", str(a.measure_steps),
+                "--memory-margin", str(a.memory_margin), "--gpu-limit-mb", str(gpu_limit)]
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
+        watched = psutil.Process(proc.pid)
+        peak, reason = 0.0, ""
+        while proc.poll() is None:
+            try:
+                peak = max(peak, _tree_rss_mb(watched))
+            except psutil.Error:
+                pass
+            if peak > self.limit_mb:
+                reason = f"over the memory limit ({peak:.0f} > {self.limit_mb:.0f} MiB)"
+            elif time.monotonic() > self.deadline:
+                reason = "out of time (autotune.max_seconds)"
+            elif self.cancel.is_set():
+                reason = "cancelled"
+            if reason:
+                proc.kill()
+                break
+            time.sleep(POLL_S)
+        out, err = proc.communicate()
+        seconds = time.monotonic() - started
+        if reason:
+            return Trial(cand, False, peak_mb=peak, reason=reason, seconds=seconds)
+        result = _last_json(out)
+        if proc.returncode == EXIT_OOM:
+            return Trial(cand, False, reason="out of memory", seconds=seconds)
+        if proc.returncode != 0 or result is None:
+            last = (err.strip().splitlines() or ["no output"])[-1]
+            return Trial(cand, False, reason=f"crashed (exit {proc.returncode}): {last[:200]}", seconds=seconds)
+        measured = dataclasses.replace(cand, threads=cand.threads or int(result["threads"]))
+        on_gpu = str(result["device"]).startswith("cuda")
+        peak_mb = float(result["peak_mb"])
+        limit = float(result.get("limit_mb") or 0) if on_gpu else self.limit_mb
+        if limit and peak_mb > limit:
+            return Trial(measured, False, float(result["samples_per_s"]), peak_mb,
+                         f"over the memory limit ({peak_mb:.0f} > {limit:.0f} MiB)", seconds)
+        return Trial(measured, True, float(result["samples_per_s"]), peak_mb, seconds=seconds)
+
+
+def _last_json(text: str) -> dict | None:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+class _RunLock:
+    """Hold the run's worker lock: no worker starts while trials run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.fd = os.open(run_dir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise AutotuneError(f"a worker is running in {run_dir}; it must stop before tuning") from None
+
+    def release(self) -> None:
+        os.close(self.fd)
+
+
+def _checkpoint_step(run_dir: Path) -> int:
+    found = ckpt.list_checkpoints(run_dir / ckpt.CHECKPOINT_DIR)
+    return max((c.step for c in found), default=0)
+
+
+def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets: list[str] | tuple[str, ...] = (),
+             cancel: threading.Event | None = None, env: dict[str, str] | None = None,
+             on_stopping: Callable[[], None] | None = None) -> Outcome:
+    """Tune ``run_dir``'s micro-batch and threads (and, when allowed, its batch). ``sets`` override
+    ``autotune.*`` keys for this search only; ``on_event`` sees each event as it is written (front ends
+    show trials live). Raises AutotuneError or ConfigError."""
+    config_path = run_dir / CONFIG_FILE
+    if not config_path.exists():
+        raise AutotuneError(f"{run_dir} holds no run ({CONFIG_FILE} is missing); start one with trm-tui first")
+    saved = config_mod.read_run_config(config_path)
+    bad = [s for s in sets if not s.startswith("autotune.")]
+    if bad:
+        raise ConfigError(f"--set {bad[0]}: only autotune.* keys can be set for a search")
+    cfg = config_mod.resolve(base=saved, env={}, sets=list(sets))
+    cancel = cancel or threading.Event()
+    was_running = live_worker(run_dir) is not None
+    if was_running:
+        if on_stopping:
+            on_stopping()
+        result = stop_worker(run_dir, cfg.supervisor.stop_grace_s)
+        if not result.graceful:
+            raise AutotuneError(f"the worker did not stop gracefully ({'killed' if result.killed else 'still running'})")
+    lock = _RunLock(run_dir)
+    try:
+        events = EventWriter(run_dir / EVENTS_FILE)
+        try:
+            def emit(kind: str, **fields: object) -> None:
+                record = events.emit(kind, **fields)
+                if on_event:
+                    on_event(record)
+            return _search(run_dir, cfg, config_path, was_running, emit, cancel, env)
+        finally:
+            events.close()
+    finally:
+        lock.release()
+
+
+def _search(run_dir: Path, cfg: Config, config_path: Path, was_running: bool, emit: Callable[..., None],
+            cancel: threading.Event, env: dict[str, str] | None) -> Outcome:
+    a, t = cfg.autotune, cfg.train
+    step = _checkpoint_step(run_dir)
+    on_cuda = t.device.startswith("cuda") or (t.device == "auto" and _cuda_visible())
+    cores = 0 if on_cuda else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    grow = a.allow_batch_change and step == 0
+    note = ""
+    if a.allow_batch_change and step > 0:
+        note = (f"autotune.allow_batch_change: not applied, the run is at step {step}; a new batch size would "
+                f"change its data order and schedule (start a new run to tune the batch)")
+    space = SearchSpace(batch_size=t.batch_size, start=Candidate(t.batch_size, cfg.micro_batch, t.threads),
+                        cores=cores, max_batch_size=(a.max_batch_size or 8 * t.batch_size) if grow else 0,
+                        min_gain=a.min_gain)
+    deadline = time.monotonic() + a.max_seconds
+    runner = TrialRunner(config_path, cfg, deadline, cancel, env)
+    emit("autotune_start", step=step, batch_size=t.batch_size, micro_batch_size=cfg.micro_batch,
+                threads=t.threads, memory_limit_mb=round(runner.limit_mb, 1), device="cuda" if on_cuda else "cpu",
+                cores=cores, max_seconds=a.max_seconds, allow_batch_change=grow, note=note)
+
+    def measure(cand: Candidate) -> Trial:
+        trial = runner(cand)
+        emit("autotune_trial", **trial.to_event())
+        return trial
+
+    search = Search(space, measure, lambda: cancel.is_set() or time.monotonic() > deadline)
+    trials = search.run()
+    baseline = trials[0] if trials else None
+    chosen = choose(trials, baseline, a.min_gain)
+    changed: dict[str, tuple[object, object]] = {}
+    if chosen is not None and chosen is not baseline and not cancel.is_set():
+        c = chosen.candidate
+        new_train = {"micro_batch_size": c.micro_batch}
+        if cores:
+            new_train["threads"] = c.threads
+        if c.batch_size != t.batch_size:
+            new_train["batch_size"] = c.batch_size
+            new_train["learning_rate"] = scaled_learning_rate(t.learning_rate, t.batch_size, c.batch_size)
+        before = {"micro_batch_size": cfg.micro_batch, "threads": t.threads, "batch_size": t.batch_size,
+                  "learning_rate": t.learning_rate}
+        changed = {f"train.{k}": (before[k], v) for k, v in new_train.items() if before[k] != v}
+        if changed:  # over the saved config, not this search's own --set autotune.* overrides
+            plain = config_mod.resolve(base=config_mod.read_run_config(config_path), env={})
+            tuned = config_mod.resolve(base=saved_with(plain, new_train), env={})
+            config_mod.write_config(tuned, config_path)
+    before_sps = baseline.samples_per_s if baseline and baseline.accepted else None
+    result = {"changed": {k: list(v) for k, v in changed.items()}, "before_samples_per_s": _round(before_sps),
+              "after_samples_per_s": _round(chosen.samples_per_s if chosen else None), "trials": len(trials),
+              "cancelled": cancel.is_set(), "note": note,
+              "lr_rule": "sqrt" if "train.learning_rate" in changed else None}
+    emit("autotune_result", **result)
+    return Outcome(trials, baseline, chosen, changed, was_running, note, {"event": "autotune_result", **result})
+
+
+def scaled_learning_rate(lr: float, old_batch: int, new_batch: int) -> float:
+    """The square-root rule for adaptive optimisers (AdamW): lr * sqrt(new / old) (Malladi et al., 2022,
+    "On the SDEs and Scaling Rules for Adaptive Gradient Algorithms")."""
+    return lr * math.sqrt(new_batch / old_batch)
+
+
+def saved_with(cfg: Config, train: dict[str, object]) -> dict:
+    tables = cfg.to_dict()
+    tables["train"].update(train)
+    return tables
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _cuda_visible() -> bool:
+    """Whether torch would pick CUDA for device 'auto', without importing torch here (trials do)."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        try:
+            return pynvml.nvmlDeviceGetCount() > 0
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # noqa: BLE001 - no library, no driver, no GPU: all mean CPU
+        return False
