@@ -79,7 +79,6 @@ def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args
             assert any(f"resumed from step {stopped_at}" in line.text for line in app.view.events)
             newest = lambda: app.view.events[-1].text  # noqa: E731
             await until(pilot, lambda: newest() in text_of(app.query_one(EventsPane)), what="the events pane")
-            await pilot.press("a")  # auto-tune is announced as unavailable, nothing else happens
             await pilot.press("l")  # the raw worker log
             await until(pilot, lambda: app.screen.__class__.__name__ == "LogScreen", what="the log screen")
             await pilot.press("escape")

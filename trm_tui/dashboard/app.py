@@ -3,6 +3,7 @@ most twice a second and only what changed."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -15,7 +16,8 @@ from textual.filter import Monochrome, NoColor
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from trm_core.config import SupervisorConfig
+from trm_core.autotune.engine import Outcome
+from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.events import EVENTS_FILE, read_span, sample_events
 from trm_core.supervisor import WORKER_LOG, Supervisor, stop_worker
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
@@ -71,6 +73,8 @@ class Dashboard(App[int]):
         self._drawn = -1
         self._curves_at = 0.0
         self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
+        self.tuning = False
+        self._autotune_cancel: threading.Event | None = None
 
     def compose(self) -> ComposeResult:
         yield HeaderBar()
@@ -167,7 +171,8 @@ class Dashboard(App[int]):
                         all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
         alerts = view.alerts(self.clock(), view.stall_after_s(self.settings.stall_after_s),
                              self.host.disk_free_mb if self.host else None, gpu_idle)
-        self.query_one(HeaderBar).show(view, self.clock(), stalled=any(a.startswith("STALLED") for a in alerts))
+        self.query_one(HeaderBar).show(view, self.clock(), stalled=any(a.startswith("STALLED") for a in alerts),
+                                       tuning=self.tuning)
         pane = self.query_one(EventsPane)
         pane.show(view, alerts, max(1, pane.size.height))
         curves_due = now - self._curves_at >= CURVE_PERIOD_S or self._curves_at == 0.0
@@ -186,11 +191,15 @@ class Dashboard(App[int]):
     # -- keys -------------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.tuning and action in ("stop", "kill", "resume", "autotune"):
+            return None  # the search owns the run until it has written its choice
         active = self.view.state in ACTIVE
         if action == "stop":
             return True if active and self.view.state != "stopping" else None
         if action == "kill":
             return True if active else None
+        if action == "autotune":  # a run to tune: one that runs, or one stopped with a checkpoint
+            return True if self.view.state in ("running", "stopped", "failed", "stalled") else None
         if action == "resume":
             supervising = self.sup is not None and self.sup.exit_code is None
             return True if not active and not supervising and self.view.state != "completed" else None
@@ -212,7 +221,39 @@ class Dashboard(App[int]):
         self.supervise(["--resume"])
 
     def action_autotune(self) -> None:
-        self.notify("auto-tune is not available yet", severity="warning")
+        self.tuning = True
+        self.view.version += 1
+        self.refresh_bindings()
+        self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")
+        self.run_autotune()
+
+    @work(thread=True, exclusive=True, group="autotune")
+    def run_autotune(self) -> None:
+        from trm_core.autotune.engine import AutotuneError, autotune  # only when asked for
+
+        worker = get_current_worker()
+        cancel = threading.Event()
+        self._autotune_cancel = cancel
+        try:
+            outcome = autotune(self.run_dir, on_event=lambda ev: self.call_from_thread(self._ingest, [ev]),
+                               cancel=cancel)
+        except (AutotuneError, ConfigError) as exc:
+            self.call_from_thread(self._autotune_over, None, str(exc))
+            return
+        if not worker.is_cancelled:
+            self.call_from_thread(self._autotune_over, outcome, "")
+
+    def _autotune_over(self, outcome: Outcome | None, error: str) -> None:
+        self.tuning = False
+        self.view.version += 1
+        self.refresh_bindings()
+        if outcome is None:
+            self.notify(f"auto-tune: {error}", severity="error", timeout=10)
+            return
+        if outcome.was_running and not outcome.result_event.get("cancelled"):
+            self.action_resume()  # from the checkpoint, with the chosen settings
+        else:
+            self.notify("auto-tune done; press r to resume the run")
 
     def action_log(self) -> None:
         self.push_screen(LogScreen(self.run_dir / WORKER_LOG))
@@ -235,6 +276,8 @@ class Dashboard(App[int]):
         self.call_from_thread(self.notify, "worker killed" if result.killed else "no worker was running")
 
     def action_quit_keep(self) -> None:
+        if self._autotune_cancel is not None:
+            self._autotune_cancel.set()  # the trial in flight is killed; the run keeps its settings
         for w in self.workers:
             w.cancel()
         self.exit(self.exit_code)

@@ -17,7 +17,8 @@ from trm_tui.dashboard.view import RunView
 
 LIVE_STATES = ("running", "stalled", "stopping", "starting")
 STATE_STYLE = {"running": "bold green", "stalled": "bold red", "failed": "bold red", "restarting": "bold yellow",
-               "stopped": "bold yellow", "completed": "bold cyan", "starting": "bold", "stopping": "bold yellow"}
+               "stopped": "bold yellow", "completed": "bold cyan", "starting": "bold", "stopping": "bold yellow",
+               "tuning": "bold magenta"}
 
 
 def duration(seconds: float | None) -> str:
@@ -41,10 +42,10 @@ class _Deduped(Static):
 
 
 class HeaderBar(_Deduped):
-    def show(self, view: RunView, now: float, stalled: bool = False) -> None:
+    def show(self, view: RunView, now: float, stalled: bool = False, tuning: bool = False) -> None:
         """``stalled``: the worker runs but has gone silent; the header says so before the watchdog acts."""
         up = duration(view.uptime_s(now))
-        state = "stalled" if stalled and view.state == "running" else view.state
+        state = "tuning" if tuning else "stalled" if stalled and view.state == "running" else view.state
         pid = view.pid if view.state in LIVE_STATES else None  # a stopped run's old pid means nothing
         self.set((view.run_name, state, pid, up), lambda: self._text(view.run_name, state, pid, up))
 

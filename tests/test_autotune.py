@@ -1,0 +1,205 @@
+"""Auto-tune: the search's rules on a scripted machine, then real trials against real runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from trm_core import config as config_mod
+from trm_core.autotune.engine import TrialRunner
+from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, thread_counts
+from trm_core.config import SupervisorConfig
+from trm_core.identity import read_identity
+from trm_tui.dashboard.app import Dashboard
+
+from conftest import events, wait_for, worker_env
+
+# -- the rules, on a scripted machine -------------------------------------------------------------------
+
+
+def scripted(speed, peak, limit: float = float("inf")):
+    """A measure function from formulas: speed(c) and peak(c) in MiB; over ``limit`` is rejected."""
+    tried: list[Candidate] = []
+
+    def measure(c: Candidate) -> Trial:
+        tried.append(c)
+        p = peak(c)
+        if p > limit:
+            return Trial(c, False, peak_mb=p, reason="over the memory limit")
+        return Trial(c, True, speed(c), p)
+    return measure, tried
+
+
+def search(space: SearchSpace, measure) -> tuple[list[Trial], Trial | None]:
+    trials = Search(space, measure, lambda: False).run()
+    return trials, choose(trials, trials[0], space.min_gain)
+
+
+def test_a_low_memory_limit_is_never_exceeded_and_bisection_finds_the_edge() -> None:
+    # faster with every larger micro-batch; memory grows with it; 12 has divisors 1 2 3 4 6 12
+    measure, tried = scripted(speed=lambda c: 10.0 * c.micro_batch ** 0.5, peak=lambda c: 100.0 + 50 * c.micro_batch,
+                              limit=450.0)
+    space = SearchSpace(batch_size=12, start=Candidate(12, 1, 2), cores=2)
+    trials, chosen = search(space, measure)
+    assert chosen is not None and chosen.peak_mb <= 450
+    assert chosen.candidate.micro_batch == 6  # 8 is no divisor; 12 failed, bisection between 4 and 12 found 6
+    assert all(t.peak_mb <= 450 for t in trials if t.accepted)
+    assert {c.batch_size for c in tried} == {12}  # the effective batch never changes by default
+    assert [c.micro_batch for c in tried[:4]] == [1, 2, 4, 12]
+
+
+def test_growth_stops_when_it_stops_paying_and_threads_descend() -> None:
+    measure, tried = scripted(speed=lambda c: min(c.micro_batch, 4) * (c.threads or 8) ** 0.5, peak=lambda c: 1.0)
+    space = SearchSpace(batch_size=64, start=Candidate(64, 1, 8), cores=8)
+    trials, chosen = search(space, measure)
+    micro = [c.micro_batch for c in tried if c.threads == 8]
+    assert micro == [1, 2, 4, 8, 16]  # flat at 8, flat again at 16: stop before 32 and 64
+    assert chosen.candidate == Candidate(64, 4, 8)  # more threads are faster here; 4 threads was not
+    assert [c.threads for c in tried if c.threads != 8] == [4]
+    assert thread_counts(12) == [12, 8, 4, 2, 1]
+
+
+def test_noise_is_not_a_reason_to_change_and_batch_growth_needs_permission() -> None:
+    measure, tried = scripted(speed=lambda c: 100.0 + c.micro_batch * 0.1, peak=lambda c: 1.0)
+    space = SearchSpace(batch_size=8, start=Candidate(8, 8, 2), cores=0, min_gain=0.03)
+    trials, chosen = search(space, measure)
+    assert chosen is trials[0]  # within 3% of the current settings: keep them
+    measure, tried = scripted(speed=lambda c: float(c.micro_batch), peak=lambda c: 1.0)
+    search(SearchSpace(batch_size=8, start=Candidate(8, 8, 0), cores=0), measure)
+    assert max(c.batch_size for c in tried) == 8  # not allowed: the batch stays
+    measure, tried = scripted(speed=lambda c: float(c.micro_batch), peak=lambda c: 1.0)
+    _, chosen = search(SearchSpace(batch_size=8, start=Candidate(8, 8, 0), cores=0, max_batch_size=32), measure)
+    assert max(c.batch_size for c in tried) == 32 and chosen.candidate == Candidate(32, 32, 0)
+
+
+# -- real trials, real runs ---------------------------------------------------------------------------
+
+
+def cli(*args: str, **env: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=worker_env(**env), start_new_session=True)
+
+
+def kill_worker(run_dir: Path) -> None:
+    ident = read_identity(run_dir)
+    if ident is not None and ident.is_alive():
+        os.kill(ident.pid, signal.SIGKILL)
+
+
+FAST_TRIALS = ["--set", "autotune.warmup_steps=1", "--set", "autotune.measure_steps=2",
+               "--set", "autotune.max_seconds=120"]
+
+
+def test_autotune_a_running_run_then_it_resumes_with_the_choice(tmp_path: Path, micro_args: list[str]) -> None:
+    """Through the CLI against a supervised run. One trial crashes (injected): it is rejected and the run
+    is untouched. The choice lands in config.toml, the effective batch stays, and the run continues."""
+    run_dir = tmp_path / "run"
+    front = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, *FAST_TRIALS, TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 5, what="steps")
+        tune = cli("autotune", "--run-dir", str(run_dir), TRM_TEST_TRIAL_CRASH_MICRO_BATCH=1)
+        out, err = tune.communicate(timeout=240)
+        assert tune.returncode == 0, err
+        assert front.wait(timeout=30) == 0  # the supervising front end saw a requested stop, not a crash
+        stopped_at = events(run_dir, "run_end")[-1]["step"]
+        trials = events(run_dir, "autotune_trial")
+        crashed = [t for t in trials if t["micro_batch_size"] == 1]
+        assert crashed and not crashed[0]["accepted"] and crashed[0]["reason"].startswith("crashed (exit 70)")
+        assert all(t["batch_size"] == 4 for t in trials)
+        result = events(run_dir, "autotune_result")[-1]
+        cfg = config_mod.read_run_config(run_dir / "config.toml")
+        assert cfg["train"]["batch_size"] == 4
+        for key, (_, after) in result["changed"].items():
+            assert cfg["train"][key.split(".", 1)[1]] == after
+        assert "auto-tune result" in out and "resumed: worker pid" in out
+        # the run resumes from its checkpoint with the chosen settings; steps continue, none repeated
+        wait_for(lambda: events(run_dir, "run_start")[-1].get("resumed_from") == stopped_at, what="the resume")
+        resumed = events(run_dir, "run_start")[-1]
+        assert resumed["config"]["train"]["micro_batch_size"] == cfg["train"]["micro_batch_size"]
+        wait_for(lambda: events(run_dir, "step")[-1]["step"] > stopped_at + 2, what="steps after tuning")
+        steps = [e["step"] for e in events(run_dir, "step")]
+        assert steps == list(range(1, len(steps) + 1))
+    finally:
+        if front.poll() is None:
+            front.kill()
+        kill_worker(run_dir)
+
+
+def test_a_real_memory_limit_rejects_the_large_micro_batches(tmp_path: Path, micro_args: list[str]) -> None:
+    """Real trial processes and real peak RSS: with the limit between the smallest and the largest
+    micro-batch's peak, nothing over it is chosen."""
+    run_dir = tmp_path / "run"
+    shape = ["--set", "train.batch_size=32", "--set", "train.micro_batch_size=32", "--set", "model.seq_len=256",
+             "--set", "model.dim=64", "--set", "train.max_steps=2", "--set", "train.threads=1"]
+    done = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, *shape, *FAST_TRIALS)
+    assert done.wait(timeout=120) == 0, done.stderr.read()
+    cfg = config_mod.resolve(base=config_mod.read_run_config(run_dir / "config.toml"), env={})
+    runner = TrialRunner(run_dir / "config.toml", cfg, time.monotonic() + 120, threading.Event(), env=worker_env())
+    small, large = runner(Candidate(32, 1, 1)), runner(Candidate(32, 32, 1))
+    assert small.accepted and large.accepted and large.peak_mb > small.peak_mb + 40, (small, large)
+    limit = (small.peak_mb + large.peak_mb) / 2
+    tune = cli("autotune", "--run-dir", str(run_dir), "--set", f"autotune.memory_limit_mb={limit:.0f}")
+    out, err = tune.communicate(timeout=240)
+    assert tune.returncode == 0, err
+    trials = events(run_dir, "autotune_trial")
+    assert any(not t["accepted"] and "memory limit" in t["reason"] for t in trials)
+    assert all(t["peak_mb"] <= limit for t in trials if t["accepted"])
+    chosen = config_mod.read_run_config(run_dir / "config.toml")["train"]
+    peaks = {(t["micro_batch_size"], t["threads"]): t for t in trials}
+    pick = peaks[(chosen["micro_batch_size"], chosen["threads"] or 1)]
+    assert pick["accepted"] and pick["peak_mb"] <= limit
+    assert "resumed" not in out  # the run was not running: it stays as it was
+
+
+def test_autotune_without_a_run_is_a_clear_error(tmp_path: Path) -> None:
+    proc = cli("autotune", "--run-dir", str(tmp_path / "none"))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "holds no run" in err and "Traceback" not in err
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_a_key_tunes_then_resumes(tmp_path: Path, micro_args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
+    for key in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"):
+        monkeypatch.setenv(key, env[key])
+    run_dir = tmp_path / "run"
+    app = Dashboard(run_dir, [*micro_args, *FAST_TRIALS], SupervisorConfig())
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 34)) as pilot:
+            deadline = time.monotonic() + 120
+            while app.view.step < 3 and time.monotonic() < deadline:
+                await pilot.pause(0.1)
+            assert app.view.state == "running"
+            await pilot.press("a")
+            await pilot.pause(0.2)
+            assert app.tuning and app.check_action("stop", ()) is None  # the search owns the run
+            deadline = time.monotonic() + 240
+            while not any(e.kind == "autotune_result" for e in app.view.events) and time.monotonic() < deadline:
+                await pilot.pause(0.2)
+            assert sum(e.kind == "autotune_trial" for e in app.view.events) >= 2  # shown live
+            stopped_at = events(run_dir, "run_end")[-1]["step"]
+            deadline = time.monotonic() + 120
+            while not (app.view.state == "running" and app.view.step > stopped_at + 1) and time.monotonic() < deadline:
+                await pilot.pause(0.2)
+            assert not app.tuning and app.view.state == "running"
+            assert events(run_dir, "run_start")[-1]["resumed_from"] == stopped_at
+            await pilot.press("s")
+            deadline = time.monotonic() + 60
+            while app.view.state != "stopped" and time.monotonic() < deadline:
+                await pilot.pause(0.2)
+            await pilot.press("q")
+    try:
+        asyncio.run(scenario())
+        assert json.dumps(events(run_dir, "autotune_result")[-1])  # recorded in the run's log
+    finally:
+        kill_worker(run_dir)
