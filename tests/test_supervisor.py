@@ -121,6 +121,32 @@ def test_restarts_after_a_crash_and_after_a_stall(tmp_path: Path, micro_args: li
     assert status(run_dir)["restarts"] == 2
 
 
+def test_a_supervisor_that_attaches_inherits_the_restart_budget(tmp_path: Path, micro_args: list[str]) -> None:
+    """max_restarts = 1: the first supervisor spends it on a crash and dies; the one that attaches must not
+    restart the stall that follows (a fresh budget per front end would restart forever)."""
+    run_dir = tmp_path / "run"
+    once = tmp_path / "once"
+    once.mkdir()
+    settings = ["--set", "supervisor.max_restarts=1", "--set", "supervisor.restart_backoff_s=0.1",
+                "--set", "train.step_timeout_s=1.5"]
+    first = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, *settings, TRM_TEST_CRASH_AT_STEP=3,
+                TRM_TEST_STALL_AT_STEP=12, TRM_TEST_ONCE_DIR=once, TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        wait_for(lambda: events(run_dir, "restart") and len(events(run_dir, "step")) >= 5, what="one restart")
+        first.kill()
+        first.wait()
+        second = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, *settings, timeout=120)
+        assert "attached to the running worker" in second.stdout
+        assert second.returncode == 1, second.stdout
+        give_up = events(run_dir, "give_up")[-1]
+        assert give_up["failed_step"] == 11 and "supervisor.max_restarts = 1" in give_up["message"]
+        assert len(events(run_dir, "restart")) == 1
+    finally:
+        if first.poll() is None:
+            first.kill()
+        kill_worker(run_dir)
+
+
 def test_gives_up_when_failing_again_at_the_same_step(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.restart_backoff_s=0.1",

@@ -65,7 +65,7 @@ def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None 
             if proc.poll() is not None:
                 return None, proc
             time.sleep(0.05)
-        return read_identity(run_dir), proc
+        return None, proc  # not claimed yet: never hand back an older worker's identity
 
 
 def last_run_end(path: Path) -> dict[str, Any] | None:
@@ -124,6 +124,13 @@ def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
     return StopResult(True, killed=True, seconds=time.monotonic() - t0)
 
 
+def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> list[tuple[float, int]]:
+    """(time, failed step) of the restarts the log records within the window, oldest first."""
+    now = time.time() if now is None else now
+    return [(ev["time"], ev.get("failed_step", -1)) for ev in read_tail(path)
+            if ev["event"] == "restart" and now - ev.get("time", 0) <= window_s]
+
+
 @dataclass
 class RestartPolicy:
     """At most ``max_restarts`` within ``window_s``, backing off exponentially; never twice at one step."""
@@ -166,6 +173,8 @@ class Supervisor:
     def start(self) -> None:
         self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
         self.attached = self.proc is None
+        if self.attached:  # the restart budget belongs to the run's episode, not to this front end
+            self.policy.history = restarts_in_log(self.run_dir / EVENTS_FILE, self.settings.restart_window_s)
         if self.stopping and self.ident is not None:  # a stop asked for while the worker was starting
             self.ident.send(signal.SIGTERM)
 
@@ -177,8 +186,16 @@ class Supervisor:
             writer.close()
 
     def _worker_gone(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            return True
+        if self.proc is not None:
+            if self.proc.poll() is not None:
+                return True
+            if self.ident is None:  # our worker is slow to claim the run: pick its identity up later
+                ident = read_identity(self.run_dir)
+                if ident is None or ident.pid != self.proc.pid:
+                    return False
+                self.ident = ident
+                if self.stopping:
+                    ident.send(signal.SIGTERM)
         return self.ident is None or not self.ident.is_alive()
 
     def poll(self) -> list[dict[str, Any]]:
