@@ -58,7 +58,8 @@ def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args
     async def scenario() -> None:
         async with app.run_test(size=(100, 34)) as pilot:
             await until(pilot, lambda: app.view.step >= 3, what="steps on the dashboard")
-            assert app.view.state == "running" and "RUNNING" in text_of(app.query_one(HeaderBar))
+            assert app.view.state == "running"
+            await until(pilot, lambda: "RUNNING" in text_of(app.query_one(HeaderBar)), what="the header (1 s redraw)")
             assert app.check_action("resume", ()) is None  # no resume while running
             gpu_text = text_of(app.query_one(GpuPanel))
             assert "0 H100 80GB" in gpu_text and "1 H100 80GB" in gpu_text and "N/A" in gpu_text  # two GPUs, an unsupported power field

@@ -156,13 +156,15 @@ class HostPanel(Static):
 class EventsPane(_Deduped):
     def show(self, view: RunView, alerts: list[str], rows: int) -> None:
         newest = view.events[-1] if view.events else None
-        self.set((len(view.events), id(newest), tuple(alerts), rows), lambda: self._text(view, alerts, rows))
+        # under NO_COLOR only attributes survive: reverse video makes an alert stand out there
+        style = "bold reverse" if self.app.no_color else "bold white on red"
+        self.set((len(view.events), id(newest), tuple(alerts), rows), lambda: self._text(view, alerts, rows, style))
 
     @staticmethod
-    def _text(view: RunView, alerts: list[str], rows: int) -> Text:
+    def _text(view: RunView, alerts: list[str], rows: int, alert_style: str) -> Text:
         text = Text()
         for alert in alerts:
-            text.append(f"! {alert}\n", style="bold red reverse")  # reverse still stands out under NO_COLOR
+            text.append(f"! {alert}\n", style=alert_style)
         for line in list(view.events)[-max(1, rows - len(alerts)):]:
             stamp = time.strftime("%H:%M:%S", time.localtime(line.time))
             text.append(f"{stamp} ", "dim")
