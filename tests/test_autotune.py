@@ -160,6 +160,31 @@ def test_a_real_memory_limit_rejects_the_large_micro_batches(tmp_path: Path, mic
     assert "resumed" not in out  # the run was not running: it stays as it was
 
 
+def test_tune_before_training_may_grow_the_batch(tmp_path: Path, micro_args: list[str]) -> None:
+    """A new run: autotune writes its config and, with allow_batch_change, tries larger batches; a larger
+    batch comes with the square-root learning-rate rule. The run then starts from it with --resume."""
+    run_dir = tmp_path / "run"
+    tune = cli("autotune", "--run-dir", str(run_dir), *micro_args, *FAST_TRIALS, "--set", "train.max_steps=3",
+               "--set", "autotune.allow_batch_change=true", "--set", "autotune.max_batch_size=8")
+    out, err = tune.communicate(timeout=240)
+    assert tune.returncode == 0, err
+    assert "start it with: trm-tui --run-dir" in out
+    assert max(t["batch_size"] for t in events(run_dir, "autotune_trial")) == 8
+    result = events(run_dir, "autotune_result")[-1]
+    train = config_mod.read_run_config(run_dir / "config.toml")["train"]
+    if "train.batch_size" in result["changed"]:
+        assert result["lr_rule"] == "sqrt"
+        assert train["learning_rate"] == pytest.approx(0.003 * (train["batch_size"] / 4) ** 0.5)
+    else:
+        assert train["batch_size"] == 4 and train["learning_rate"] == 0.003
+    fresh = cli("--no-ui", "--run-dir", str(run_dir), *micro_args)  # a fresh start would overwrite it: refused
+    assert fresh.wait(timeout=120) == 2 and "use --resume" in fresh.stderr.read()
+    started = cli("--no-ui", "--run-dir", str(run_dir), "--resume")
+    assert started.wait(timeout=120) == 0
+    run_start = events(run_dir, "run_start")[-1]
+    assert run_start["config"]["train"] == train and events(run_dir, "run_end")[-1]["status"] == "completed"
+
+
 def test_autotune_without_a_run_is_a_clear_error(tmp_path: Path) -> None:
     proc = cli("autotune", "--run-dir", str(tmp_path / "none"))
     out, err = proc.communicate(timeout=60)

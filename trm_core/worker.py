@@ -57,6 +57,9 @@ def resolve_run_config(args: argparse.Namespace) -> Config:
     if existing or (run_dir / EVENTS_FILE).exists():
         raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
                           f"or choose another --run-dir")
+    if (run_dir / CONFIG_FILE).exists():  # prepared by `trm-tui autotune` before training: never overwrite it
+        raise ConfigError(f"run dir {run_dir} holds a prepared {CONFIG_FILE} (from trm-tui autotune); "
+                          f"start it with --resume, or choose another --run-dir")
     return config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
 
 

@@ -61,10 +61,28 @@ def autotune_parser() -> argparse.ArgumentParser:
                                 "count for a run, keeping its effective batch: stops the run (checkpoint), "
                                 "runs short trials, writes the choice into RUN_DIR/config.toml, resumes it.")
     _run_dir_arg(p)
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="autotune.KEY=VALUE",
-                   help="override an autotune key for this search (repeatable), e.g. autotune.max_seconds=120")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="for an existing run: an autotune key for this search (repeatable), e.g. "
+                        "autotune.max_seconds=120; for a new run: any key, as for trm-tui")
+    p.add_argument("--config", type=Path, help="new run: config file (default: ./config.toml when present)")
+    p.add_argument("--preset", help="new run: apply [presets.NAME]")
     p.add_argument("--no-resume", action="store_true", help="leave the run stopped afterwards")
     return p
+
+
+def prepare_new_run(args: argparse.Namespace) -> bool:
+    """Tune before training: a run dir without a run gets its resolved config (nothing else), so the search
+    can also try larger batches (autotune.allow_batch_change). True when it made one."""
+    if (args.run_dir / CONFIG_FILE).exists() or not (args.preset or args.config or args.sets):
+        return False
+    from trm_core.events import EVENTS_FILE
+    if (args.run_dir / EVENTS_FILE).exists():
+        raise ConfigError(f"{args.run_dir} holds a run's events but no {CONFIG_FILE}; it cannot be tuned")
+    cfg = config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    config_mod.write_config(cfg, args.run_dir / CONFIG_FILE)
+    args.sets = []
+    return True
 
 
 def run_settings(run_dir: Path) -> SupervisorConfig:
@@ -210,6 +228,7 @@ def cmd_autotune(argv: list[str]) -> int:
             count += 1
             print(f"{count:>3}  {trial_text(ev)}", flush=True)
     try:
+        new_run = prepare_new_run(args)
         outcome = autotune(args.run_dir, on_event=show, sets=args.sets, cancel=cancel,
                            on_stopping=lambda: print(f"stopping the run in {args.run_dir} (checkpoint) ...",
                                                      flush=True))
@@ -231,8 +250,9 @@ def cmd_autotune(argv: list[str]) -> int:
                   file=sys.stderr)
             return 1
         print(f"resumed: worker pid {ident.pid}; watch it with: trm-tui --run-dir {args.run_dir}")
-    elif outcome.was_running:
-        print(f"the run stays stopped; resume it with: trm-tui --run-dir {args.run_dir} --resume")
+    elif outcome.was_running or new_run:
+        print(f"the run {'stays stopped' if outcome.was_running else 'is ready'}; "
+              f"{'resume' if outcome.was_running else 'start'} it with: trm-tui --run-dir {args.run_dir} --resume")
     return 0
 
 
