@@ -19,7 +19,7 @@ from textual.worker import get_current_worker
 from trm_core.autotune.engine import Outcome
 from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.events import EVENTS_FILE, read_span, sample_events
-from trm_core.supervisor import WORKER_LOG, Supervisor, stop_worker
+from trm_core.supervisor import WORKER_LOG, Supervisor, launch_or_attach, stop_worker
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
 from trm_tui.dashboard.screens import ConfirmKill, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
@@ -242,6 +242,8 @@ class Dashboard(App[int]):
             return
         if not worker.is_cancelled:
             self.call_from_thread(self._autotune_over, outcome, "")
+        elif outcome.was_running:  # the dashboard quit mid-search: training goes on, as q promises
+            launch_or_attach(self.run_dir, ["--resume"])
 
     def _autotune_over(self, outcome: Outcome | None, error: str) -> None:
         self.tuning = False
