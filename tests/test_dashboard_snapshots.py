@@ -64,7 +64,7 @@ class StillDashboard(Dashboard):
         self.view.feed(self._events)
         if self._exit_code is not None:
             self.view.finish(self._exit_code)
-        self._telemetry(HOST, self.gpu_probe.sample({WORKER_PID}))
+        self.host, self.gpu = HOST, self.gpu_probe.sample({WORKER_PID})
         self.call_after_refresh(self._draw)
 
     def _draw(self) -> None:

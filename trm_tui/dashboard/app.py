@@ -28,7 +28,11 @@ from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, H
 
 HISTORY_TAIL_BYTES = 1 << 20
 HISTORY_SAMPLES = 2000
-CURVE_PERIOD_S = 3.0
+CURVE_PERIOD_S = 5.0
+# Each wake-up of a dashboard thread can preempt one of the worker's torch threads on a small machine and
+# stall the other with it (measured: 40 wake-ups/s cost the worker 4% of its samples/s), so the threads
+# wake once a second and the UI loop is entered only when there is something new.
+POLL_S = 1.0
 ACTIVE = ("starting", "running", "stalled", "restarting", "stopping")
 
 
@@ -75,6 +79,7 @@ class Dashboard(App[int]):
         self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
         self.tuning = False
         self._autotune_cancel: threading.Event | None = None
+        self._quit = threading.Event()  # wakes the threads at once when the dashboard exits
 
     def compose(self) -> ComposeResult:
         yield HeaderBar()
@@ -83,7 +88,7 @@ class Dashboard(App[int]):
             yield MetricsPanel()
         with Horizontal(id="curves"):
             yield Curve("loss / eval loss", id="loss-curve")
-            yield Curve("samples/s", id="speed-curve")
+            yield Curve("samples/s", from_zero=True, id="speed-curve")
         with Horizontal(id="machine"):
             yield GpuPanel()
             yield HostPanel()
@@ -95,6 +100,9 @@ class Dashboard(App[int]):
         self.telemetry()
         self.set_interval(1.0, self.redraw)
         self.call_after_refresh(self.redraw)  # after the first layout, when the panels know their sizes
+
+    def on_unmount(self) -> None:
+        self._quit.set()  # however the app ends, its threads stop within a poll
 
     # -- threads ----------------------------------------------------------------------------------------
 
@@ -110,7 +118,8 @@ class Dashboard(App[int]):
             events = sup.poll()
             if events:
                 self.call_from_thread(self._ingest, events)
-            time.sleep(0.5)
+            if self._quit.wait(POLL_S):
+                return
         self.call_from_thread(self._supervision_over, sup.exit_code)
 
     def _history(self, end: int) -> list[dict[str, Any]]:
@@ -129,11 +138,10 @@ class Dashboard(App[int]):
             pid = self.sup.ident.pid if self.sup and self.sup.ident and self.view.state in ACTIVE else None
             host = host_probe.sample(pid)
             gpu = gpu_probe.sample(host.worker_pids)
-            self.call_from_thread(self._telemetry, host, gpu)
-            for _ in range(10):
-                if worker.is_cancelled:
-                    break
-                time.sleep(0.1)
+            # plain references, read by the next redraw: no call into the UI loop, no extra repaint
+            self.host, self.gpu = host, gpu
+            if self._quit.wait(1.0):
+                break
         gpu_probe.close()
 
     # -- state (on the UI thread) ----------------------------------------------------------------------
@@ -157,11 +165,6 @@ class Dashboard(App[int]):
         self.view.finish(code)
         self.refresh_bindings()
 
-    def _telemetry(self, host: HostSample, gpu: GpuStatus) -> None:
-        self.host, self.gpu = host, gpu
-        self.query_one(HostPanel).show(host)
-        self.query_one(GpuPanel).show(gpu)
-
     def redraw(self) -> None:
         """Once a second: panels whose data changed. Curves at most every CURVE_PERIOD_S (plotting is
         the costliest thing the dashboard does), or at once when they are still empty or resized."""
@@ -175,6 +178,8 @@ class Dashboard(App[int]):
                                        tuning=self.tuning)
         pane = self.query_one(EventsPane)
         pane.show(view, alerts, max(1, pane.size.height))
+        self.query_one(HostPanel).show(self.host)
+        self.query_one(GpuPanel).show(self.gpu)
         curves_due = now - self._curves_at >= CURVE_PERIOD_S or self._curves_at == 0.0
         for curve, series in ((self.query_one("#loss-curve", Curve),
                                [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
@@ -280,6 +285,7 @@ class Dashboard(App[int]):
     def action_quit_keep(self) -> None:
         if self._autotune_cancel is not None:
             self._autotune_cancel.set()  # the trial in flight is killed; the run keeps its settings
+        self._quit.set()
         for w in self.workers:
             w.cancel()
         self.exit(self.exit_code)
