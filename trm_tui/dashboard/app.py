@@ -149,6 +149,7 @@ class Dashboard(App[int]):
     def _started(self, sup: Supervisor, history: list[dict[str, Any]]) -> None:
         self.sup = sup
         self.view.feed(history, history=True)
+        self.call_after_refresh(self.redraw)  # the run's history on screen now, not at the next tick
         alive = sup.ident is not None and sup.ident.is_alive()
         if alive:  # a worker we attached to is running; one we launched is starting until its run_start
             self.view.state, self.view.pid = ("running" if history else "starting"), sup.ident.pid
@@ -184,7 +185,7 @@ class Dashboard(App[int]):
         for curve, series in ((self.query_one("#loss-curve", Curve),
                                [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
                               (self.query_one("#speed-curve", Curve), [("samples/s", view.throughput, "green")])):
-            if curves_due or not curve.drawn_once or curve.resized:
+            if curves_due or curve.empty or curve.resized:
                 if curve.plot(series, view.version):
                     self._curves_at = now
         if self._drawn == view.version:

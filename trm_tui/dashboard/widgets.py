@@ -104,10 +104,16 @@ class Curve(Static):
         self.title, self.from_zero = title, from_zero
         self._key: tuple = ()
         self._series: list[tuple[str, MinMaxSeries, str]] | None = None
+        self._empty = True
 
     @property
     def drawn_once(self) -> bool:
         return bool(self._key)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing plotted yet (never drawn, or drawn while there was no data): draw as soon as there is."""
+        return self._empty
 
     @property
     def resized(self) -> bool:
@@ -137,6 +143,7 @@ class Curve(Static):
                 drawn, top = True, max(top, max(ys))
         if self.from_zero and top > 0:
             plt.ylim(0, top * 1.3)  # headroom: the legend sits over the top-left corner
+        self._empty = not drawn
         self.update(Text.from_ansi(plt.build()) if drawn else Text(f"{self.title}: waiting for steps", "dim"),
                     layout=False)
         return True
