@@ -107,6 +107,9 @@ def test_autotune_a_running_run_then_it_resumes_with_the_choice(tmp_path: Path, 
     try:
         wait_for(lambda: len(events(run_dir, "step")) >= 5, what="steps")
         tune = cli("autotune", "--run-dir", str(run_dir), TRM_TEST_TRIAL_CRASH_MICRO_BATCH=1)
+        wait_for(lambda: events(run_dir, "autotune_trial"), timeout=120, what="the first trial")
+        status = cli("status", "--run-dir", str(run_dir), "--json")
+        assert json.loads(status.communicate(timeout=60)[0])["state"] == "tuning"  # from any shell
         out, err = tune.communicate(timeout=240)
         assert tune.returncode == 0, err
         assert front.wait(timeout=30) == 0  # the supervising front end saw a requested stop, not a crash

@@ -111,3 +111,19 @@ def claim_run(run_dir: Path) -> int:
     tmp.write_text(json.dumps(asdict(ident)))
     os.replace(tmp, run_dir / WORKER_FILE)
     return fd
+
+
+def run_lock_held(run_dir: Path) -> bool:
+    """Someone holds the run's worker lock (a worker that has not recorded itself yet, or an auto-tune
+    search). Probes without creating the lock file."""
+    try:
+        fd = os.open(run_dir / WORKER_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -15,7 +15,7 @@ from typing import Any
 from trm_core import checkpoint as ckpt
 from trm_core.config import SupervisorConfig, tomllib
 from trm_core.events import EVENTS_FILE, read_tail
-from trm_core.identity import live_worker
+from trm_core.identity import live_worker, run_lock_held
 
 def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | None:
     """Time to ``total_steps`` at the pace of recent (wall time, step) points, oldest first."""
@@ -62,6 +62,13 @@ def _stall_after(settings: SupervisorConfig, step_times: list[float], heartbeat_
     return max(60.0, 10 * typical, 3 * heartbeat_s)
 
 
+def _tuning(events: list[dict[str, Any]]) -> bool:
+    """The newest of run_start / autotune_start / autotune_result is an autotune_start."""
+    last = next((e["event"] for e in reversed(events)
+                 if e["event"] in ("run_start", "autotune_start", "autotune_result")), None)
+    return last == "autotune_start"
+
+
 def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: float | None = None) -> RunStatus:
     settings = settings or SupervisorConfig()
     now = time.time() if now is None else now
@@ -90,6 +97,8 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     if ident is not None:
         stalled = last_activity_age is not None and last_activity_age > stall_after
         state, reason = ("stalled", f"no step or heartbeat for {last_activity_age:.0f}s") if stalled else ("running", None)
+    elif _tuning(events) and run_lock_held(run_dir):
+        state, reason = "tuning", "an auto-tune search holds the run; it resumes afterwards if it was running"
     elif end is not None:
         state, reason = end["status"], end.get("reason")
         if end["status"] == "failed" and end.get("reason") == "stalled":
