@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +23,7 @@ from trm_core.config import SupervisorConfig
 from trm_core.identity import read_identity
 from trm_tui.dashboard.app import Dashboard
 
-from conftest import events, wait_for, worker_env
+from conftest import REPO, events, wait_for, worker_env
 
 # -- the rules, on a scripted machine -------------------------------------------------------------------
 
@@ -230,4 +232,67 @@ def test_the_a_key_tunes_then_resumes(tmp_path: Path, micro_args: list[str], mon
         asyncio.run(scenario())
         assert json.dumps(events(run_dir, "autotune_result")[-1])  # recorded in the run's log
     finally:
+        kill_worker(run_dir)
+
+
+def test_a_new_run_whose_settings_crash_is_an_error_and_leaves_nothing(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "new"
+    tune = cli("autotune", "--run-dir", str(run_dir), *micro_args, *FAST_TRIALS,
+               "--set", f"data.paths=['{tmp_path / 'no-such-corpus'}']")
+    out, err = tune.communicate(timeout=120)
+    assert tune.returncode == 1 and "current settings crash in a trial" in err and "Traceback" not in err
+    assert not run_dir.exists()  # nothing to refuse a later fresh start
+
+
+def test_a_hangup_cancels_the_search_and_the_run_goes_on(tmp_path: Path, micro_args: list[str]) -> None:
+    """SIGHUP (the SSH session dropped) mid-search: no setting changes, and the stopped run is resumed."""
+    run_dir = tmp_path / "run"
+    front = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, *FAST_TRIALS, TRM_TEST_STEP_SLEEP_S=0.05)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 3, what="steps")
+        before = (run_dir / "config.toml").read_text()
+        tune = cli("autotune", "--run-dir", str(run_dir))
+        wait_for(lambda: events(run_dir, "autotune_trial"), timeout=120, what="the first trial")
+        tune.send_signal(signal.SIGHUP)
+        out, err = tune.communicate(timeout=120)
+        assert tune.returncode == 0 and "SIGHUP" in err, err
+        assert events(run_dir, "autotune_result")[-1]["cancelled"] is True
+        assert (run_dir / "config.toml").read_text() == before
+        stopped_at = events(run_dir, "run_end")[-1]["step"]
+        wait_for(lambda: events(run_dir, "run_start")[-1].get("resumed_from") == stopped_at, what="the resume")
+    finally:
+        if front.poll() is None:
+            front.kill()
+        kill_worker(run_dir)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_quitting_the_dashboard_mid_search_resumes_the_run(tmp_path: Path, micro_args: list[str]) -> None:
+    """The real program in tmux (Pilot cannot show this: its app loop outlives the app): a, then q while
+    trials run. The search is cancelled and the run it stopped is resumed."""
+    run_dir = tmp_path / "run"
+    session = f"trm-tune-{os.getpid()}"
+    tmux = ["tmux", "-L", session]
+    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir),
+                                            *micro_args, *FAST_TRIALS])
+    exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"))
+    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "100", "-y", "30",
+                           f"cd {shlex.quote(str(REPO))} && env {exports} {cmd}; echo EXIT=$?; sleep 60"], check=True)
+
+    def screen() -> str:
+        return subprocess.run(tmux + ["capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 3, timeout=120, what="steps")
+        wait_for(lambda: "RUNNING" in screen(), what="the dashboard")
+        subprocess.run(tmux + ["send-keys", "-t", session, "a"], check=True)
+        wait_for(lambda: events(run_dir, "autotune_trial"), timeout=120, what="a trial")
+        subprocess.run(tmux + ["send-keys", "-t", session, "q"], check=True)
+        wait_for(lambda: "EXIT=0" in screen(), timeout=120, what="the dashboard to quit")
+        assert events(run_dir, "autotune_result")[-1]["cancelled"] is True
+        stopped_at = events(run_dir, "run_end")[-1]["step"]
+        wait_for(lambda: events(run_dir, "run_start")[-1].get("resumed_from") == stopped_at, what="the resume")
+        assert read_identity(run_dir).is_alive()
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
         kill_worker(run_dir)

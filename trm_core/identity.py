@@ -103,8 +103,11 @@ def claim_run(run_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        other = read_identity(run_dir)
-        raise RunClaimed(f"another worker (pid {other.pid if other else '?'}) is already running {run_dir}") from None
+        other = live_worker(run_dir)
+        if other is not None:
+            raise RunClaimed(f"another worker (pid {other.pid}) is already running {run_dir}") from None
+        raise RunClaimed(f"{run_dir} is locked by another process (an auto-tune search, or a worker starting "
+                         f"up); try again when it is done") from None
     pid = os.getpid()
     ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid))
     tmp = run_dir / f".{WORKER_FILE}.tmp-{pid}"

@@ -73,7 +73,11 @@ def autotune_parser() -> argparse.ArgumentParser:
 def prepare_new_run(args: argparse.Namespace) -> bool:
     """Tune before training: a run dir without a run gets its resolved config (nothing else), so the search
     can also try larger batches (autotune.allow_batch_change). True when it made one."""
-    if (args.run_dir / CONFIG_FILE).exists() or not (args.preset or args.config or args.sets):
+    has_run = (args.run_dir / CONFIG_FILE).exists()
+    if has_run and (args.preset or args.config):
+        raise ConfigError(f"--preset and --config are for a new run; {args.run_dir} already has its config "
+                          f"(only --set autotune.KEY=VALUE applies to a search)")
+    if has_run or not (args.preset or args.config or args.sets):
         return False
     from trm_core.events import EVENTS_FILE
     if (args.run_dir / EVENTS_FILE).exists():
@@ -83,6 +87,18 @@ def prepare_new_run(args: argparse.Namespace) -> bool:
     config_mod.write_config(cfg, args.run_dir / CONFIG_FILE)
     args.sets = []
     return True
+
+
+def _forget_new_run(run_dir: Path, created: bool) -> None:
+    """A new run whose search failed: remove what the search wrote, so the dir is as it was."""
+    from trm_core.events import EVENTS_FILE
+    for name in (CONFIG_FILE, EVENTS_FILE, WORKER_LOCK):
+        (run_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass
 
 
 def run_settings(run_dir: Path) -> SupervisorConfig:
@@ -212,11 +228,14 @@ def cmd_autotune(argv: list[str]) -> int:
     args = autotune_parser().parse_args(argv)
     cancel = threading.Event()
 
-    def interrupted(*_: object) -> None:
-        print("trm-tui: cancelling the search (the run keeps its settings)", file=sys.stderr, flush=True)
+    def interrupted(signum: int, _frame: object) -> None:
+        # Ctrl-C, a closed terminal (SIGHUP) or a kill: end the search cleanly, then put the run back
+        print(f"trm-tui: {signal.Signals(signum).name}: cancelling the search (the run keeps its settings)",
+              file=sys.stderr, flush=True)
         cancel.set()
 
-    previous = signal.signal(signal.SIGINT, interrupted)
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupted) for sig in handled}
     count = 0
 
     def show(ev: dict) -> None:
@@ -227,33 +246,46 @@ def cmd_autotune(argv: list[str]) -> int:
         elif ev["event"] == "autotune_trial":
             count += 1
             print(f"{count:>3}  {trial_text(ev)}", flush=True)
+
+    def resume() -> int:
+        ident, proc = launch_or_attach(args.run_dir, ["--resume"])
+        if ident is None:
+            why = "exited at once" if proc is not None and proc.poll() is not None else "has not started in time"
+            print(f"trm-tui autotune: the resumed worker {why}; see {args.run_dir / WORKER_LOG}", file=sys.stderr)
+            return 1
+        print(f"resumed: worker pid {ident.pid}; watch (and supervise) it with: trm-tui --run-dir {args.run_dir}")
+        return 0
+
+    created = not args.run_dir.exists()
+    new_run = False
     try:
         new_run = prepare_new_run(args)
         outcome = autotune(args.run_dir, on_event=show, sets=args.sets, cancel=cancel,
                            on_stopping=lambda: print(f"stopping the run in {args.run_dir} (checkpoint) ...",
                                                      flush=True))
-    except (ConfigError, AutotuneError) as exc:
+    except (ConfigError, AutotuneError, OSError) as exc:
         print(f"trm-tui autotune: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        if new_run:
+            _forget_new_run(args.run_dir, created)
+        if isinstance(exc, AutotuneError) and exc.was_running and not args.no_resume:
+            resume()  # the search stopped the run: it goes on as it was
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
+    try:
+        if outcome.note:
+            print(f"note: {outcome.note}")
+        print(event_line(outcome.result_event))
+        if outcome.chosen is not None and not cancel.is_set():
+            print(f"chosen: {outcome.chosen.candidate.label()}"
+                  + ("" if outcome.changed else " (the run's current settings)"))
+        if outcome.was_running and not args.no_resume:
+            return resume()
+        if outcome.was_running or new_run:
+            print(f"the run {'stays stopped' if outcome.was_running else 'is ready'}; "
+                  f"{'resume' if outcome.was_running else 'start'} it with: trm-tui --run-dir {args.run_dir} --resume")
+        return 0
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if outcome.note:
-        print(f"note: {outcome.note}")
-    print(event_line(outcome.result_event))
-    if outcome.chosen is not None:
-        print(f"chosen: {outcome.chosen.candidate.label()}"
-              + ("" if outcome.changed else " (the run's current settings)"))
-    if outcome.was_running and not args.no_resume:
-        ident, _ = launch_or_attach(args.run_dir, ["--resume"])
-        if ident is None:
-            print(f"trm-tui autotune: the resumed worker exited at once; see {args.run_dir / WORKER_LOG}",
-                  file=sys.stderr)
-            return 1
-        print(f"resumed: worker pid {ident.pid}; watch it with: trm-tui --run-dir {args.run_dir}")
-    elif outcome.was_running or new_run:
-        print(f"the run {'stays stopped' if outcome.was_running else 'is ready'}; "
-              f"{'resume' if outcome.was_running else 'start'} it with: trm-tui --run-dir {args.run_dir} --resume")
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:

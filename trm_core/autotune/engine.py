@@ -16,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,7 +39,13 @@ POLL_S = 0.05
 
 
 class AutotuneError(RuntimeError):
-    """The search could not run (no run, a worker that would not stop, a worker that started meanwhile)."""
+    """The search could not run (no run, a worker that would not stop, a worker that started meanwhile,
+    the run's own settings failing in a trial). ``was_running``: the search had stopped the run, so a front
+    end should resume it."""
+
+    def __init__(self, message: str, was_running: bool = False) -> None:
+        super().__init__(message)
+        self.was_running = was_running
 
 
 @dataclass
@@ -52,11 +59,13 @@ class Outcome:
     result_event: dict = field(default_factory=dict)  # the autotune_result event as written
 
 
-def memory_limit_mb(cfg: Config) -> float:
-    """Host memory a trial may use: the configured cap, else (1 - margin) of this machine's RAM."""
-    device_mb = psutil.virtual_memory().total / 2**20
-    limit = (1 - cfg.autotune.memory_margin) * device_mb
-    return min(limit, cfg.autotune.memory_limit_mb) if cfg.autotune.memory_limit_mb else limit
+def memory_limit_mb(cfg: Config, on_cuda: bool = False) -> float:
+    """Host memory a trial may use: (1 - margin) of this machine's RAM, never more than is free now (a
+    trial must not wake the kernel's OOM killer before the poll sees it), and on CPU the configured cap.
+    On CUDA ``autotune.memory_limit_mb`` caps the GPU (the trial enforces it), not the host."""
+    vm = psutil.virtual_memory()
+    limit = min((1 - cfg.autotune.memory_margin) * vm.total, 0.95 * vm.available) / 2**20
+    return min(limit, cfg.autotune.memory_limit_mb) if cfg.autotune.memory_limit_mb and not on_cuda else limit
 
 
 def _tree_rss_mb(proc: psutil.Process) -> float:
@@ -73,10 +82,12 @@ class TrialRunner:
     """Runs one candidate's trial process and turns whatever happens into a Trial."""
 
     def __init__(self, config_path: Path, cfg: Config, deadline: float, cancel: threading.Event,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, on_cuda: bool = False) -> None:
         self.config_path, self.cfg, self.deadline, self.cancel = config_path, cfg, deadline, cancel
-        self.limit_mb = memory_limit_mb(cfg)
+        self.limit_mb = memory_limit_mb(cfg, on_cuda)
         self.env = env
+        # one trial may take a quarter of the budget: micro-batch 1 of a large batch must not eat all of it
+        self.trial_s = max(30.0, cfg.autotune.max_seconds / 4)
 
     def __call__(self, cand: Candidate) -> Trial:
         a = self.cfg.autotune
@@ -86,7 +97,19 @@ class TrialRunner:
                 "--threads", str(cand.threads), "--warmup", str(a.warmup_steps), "--measure", str(a.measure_steps),
                 "--memory-margin", str(a.memory_margin), "--gpu-limit-mb", str(gpu_limit)]
         started = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
+        # files, not pipes: a chatty trial (warnings, compile logs) must never block on a full pipe
+        with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
+            proc = subprocess.Popen(argv, stdout=out_f, stderr=err_f, text=True, env=self.env,
+                                    start_new_session=True)  # the terminal's Ctrl-C is for the search, not it
+            peak, reason = self._watch(proc, started)
+            out_f.seek(0)
+            err_f.seek(0)
+            out, err = out_f.read(), err_f.read()
+        seconds = time.monotonic() - started
+        return self._result(cand, proc.returncode, out, err, peak, reason, seconds)
+
+    def _watch(self, proc: subprocess.Popen, started: float) -> tuple[float, str]:
+        """Poll the trial until it ends or must be killed: (peak RSS in MiB, why it was killed or "")."""
         watched = psutil.Process(proc.pid)
         peak, reason = 0.0, ""
         while proc.poll() is None:
@@ -98,22 +121,27 @@ class TrialRunner:
                 reason = f"over the memory limit ({peak:.0f} > {self.limit_mb:.0f} MiB)"
             elif time.monotonic() > self.deadline:
                 reason = "out of time (autotune.max_seconds)"
+            elif time.monotonic() - started > self.trial_s:
+                reason = f"too slow (over {self.trial_s:.0f}s, a quarter of autotune.max_seconds)"
             elif self.cancel.is_set():
                 reason = "cancelled"
             if reason:
                 proc.kill()
                 break
             time.sleep(POLL_S)
-        out, err = proc.communicate()
-        seconds = time.monotonic() - started
+        proc.wait()
+        return peak, reason
+
+    def _result(self, cand: Candidate, returncode: int, out: str, err: str, peak: float, reason: str,
+                seconds: float) -> Trial:
         if reason:
             return Trial(cand, False, peak_mb=peak, reason=reason, seconds=seconds)
         result = _last_json(out)
-        if proc.returncode == EXIT_OOM:
+        if returncode == EXIT_OOM:
             return Trial(cand, False, reason="out of memory", seconds=seconds)
-        if proc.returncode != 0 or result is None:
+        if returncode != 0 or result is None:
             last = (err.strip().splitlines() or ["no output"])[-1]
-            return Trial(cand, False, reason=f"crashed (exit {proc.returncode}): {last[:200]}", seconds=seconds)
+            return Trial(cand, False, reason=f"crashed (exit {returncode}): {last[:200]}", seconds=seconds)
         measured = dataclasses.replace(cand, threads=cand.threads or int(result["threads"]))
         on_gpu = str(result["device"]).startswith("cuda")
         peak_mb = float(result["peak_mb"])
@@ -144,7 +172,8 @@ class _RunLock:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self.fd)
-            raise AutotuneError(f"a worker is running in {run_dir}; it must stop before tuning") from None
+            raise AutotuneError(f"{run_dir} is locked by another process (a worker starting up, or another "
+                                f"auto-tune search); nothing was tuned") from None
 
     def release(self) -> None:
         os.close(self.fd)
@@ -163,7 +192,8 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     show trials live). Raises AutotuneError or ConfigError."""
     config_path = run_dir / CONFIG_FILE
     if not config_path.exists():
-        raise AutotuneError(f"{run_dir} holds no run ({CONFIG_FILE} is missing); start one with trm-tui first")
+        raise ConfigError(f"{run_dir} holds no run ({CONFIG_FILE} is missing); start one with trm-tui first, or "
+                          f"give --preset/--config/--set to tune a new run before training")
     saved = config_mod.read_run_config(config_path)
     bad = [s for s in sets if not s.startswith("autotune.")]
     if bad:
@@ -174,10 +204,13 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     if was_running:
         if on_stopping:
             on_stopping()
-        result = stop_worker(run_dir, cfg.supervisor.stop_grace_s)
-        if not result.graceful:
-            raise AutotuneError(f"the worker did not stop gracefully ({'killed' if result.killed else 'still running'})")
-    lock = _RunLock(run_dir)
+        stop_worker(run_dir, cfg.supervisor.stop_grace_s)  # past the grace period: killed, back to its last checkpoint
+        if live_worker(run_dir) is not None:
+            raise AutotuneError(f"the worker of {run_dir} did not stop; nothing was tuned")
+    try:
+        lock = _RunLock(run_dir)
+    except AutotuneError as exc:
+        raise AutotuneError(str(exc), was_running) from None
     try:
         events = EventWriter(run_dir / EVENTS_FILE)
         try:
@@ -207,20 +240,29 @@ def _search(run_dir: Path, cfg: Config, config_path: Path, was_running: bool, em
                         cores=cores, max_batch_size=(a.max_batch_size or 8 * t.batch_size) if grow else 0,
                         min_gain=a.min_gain)
     deadline = time.monotonic() + a.max_seconds
-    runner = TrialRunner(config_path, cfg, deadline, cancel, env)
+    runner = TrialRunner(config_path, cfg, deadline, cancel, env, on_cuda)
     emit("autotune_start", step=step, batch_size=t.batch_size, micro_batch_size=cfg.micro_batch,
-                threads=t.threads, memory_limit_mb=round(runner.limit_mb, 1), device="cuda" if on_cuda else "cpu",
-                cores=cores, max_seconds=a.max_seconds, allow_batch_change=grow, note=note)
+         threads=t.threads, memory_limit_mb=round(runner.limit_mb, 1), device="cuda" if on_cuda else "cpu",
+         cores=cores, max_seconds=a.max_seconds, allow_batch_change=grow, note=note)
+    measured: list[Trial] = []
 
     def measure(cand: Candidate) -> Trial:
         trial = runner(cand)
         emit("autotune_trial", **trial.to_event())
+        if not measured and trial.reason.startswith("crashed"):
+            # the run's own settings fail: no candidate can be compared with them (a bad data path, a bug)
+            why = f"the run's current settings crash in a trial: {trial.reason}"
+            emit("autotune_result", changed={}, before_samples_per_s=None, after_samples_per_s=None, trials=1,
+                 cancelled=False, note=f"aborted: {why}", lr_rule=None)
+            raise AutotuneError(f"{why}; nothing was tuned (see the trial's error above)", was_running)
+        measured.append(trial)
         return trial
 
     search = Search(space, measure, lambda: cancel.is_set() or time.monotonic() > deadline)
     trials = search.run()
     baseline = trials[0] if trials else None
-    chosen = choose(trials, baseline, a.min_gain)
+    # cancelled: the run keeps its settings, and the record says so
+    chosen = baseline if cancel.is_set() else choose(trials, baseline, a.min_gain)
     changed: dict[str, tuple[object, object]] = {}
     if chosen is not None and chosen is not baseline and not cancel.is_set():
         c = chosen.candidate

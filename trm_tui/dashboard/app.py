@@ -231,36 +231,52 @@ class Dashboard(App[int]):
         self.view.version += 1
         self.refresh_bindings()
         self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")
-        self.run_autotune()
+        self._autotune_cancel = threading.Event()  # here, not in the thread: a q right after a must find it
+        self.run_autotune(self._autotune_cancel)
 
-    @work(thread=True, exclusive=True, group="autotune")
-    def run_autotune(self) -> None:
+    @work(thread=True, exclusive=True, group="autotune", exit_on_error=False)
+    def run_autotune(self, cancel: threading.Event) -> None:
         from trm_core.autotune.engine import AutotuneError, autotune  # only when asked for
 
-        worker = get_current_worker()
-        cancel = threading.Event()
-        self._autotune_cancel = cancel
+        def show(ev: dict[str, Any]) -> None:
+            if self._quit.is_set():
+                return  # the app is gone or going: its loop takes no more calls
+            try:
+                self.call_from_thread(self._ingest, [ev])
+            except RuntimeError:  # the app stopped between the check and the call
+                pass
+
+        was_running = self.view.state in ACTIVE
         try:
-            outcome = autotune(self.run_dir, on_event=lambda ev: self.call_from_thread(self._ingest, [ev]),
-                               cancel=cancel)
-        except (AutotuneError, ConfigError) as exc:
-            self.call_from_thread(self._autotune_over, None, str(exc))
+            outcome = autotune(self.run_dir, on_event=show, cancel=cancel)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the run must not be left stopped
+            was_running = getattr(exc, "was_running", was_running)
+            what = str(exc) if isinstance(exc, (AutotuneError, ConfigError)) else f"{type(exc).__name__}: {exc}"
+            self._after_search(None, what, was_running)
             return
-        if not worker.is_cancelled:
-            self.call_from_thread(self._autotune_over, outcome, "")
-        elif outcome.was_running:  # the dashboard quit mid-search: training goes on, as q promises
+        self._after_search(outcome, "", outcome.was_running)
+
+    def _after_search(self, outcome: Outcome | None, error: str, was_running: bool) -> None:
+        """On the search's thread: hand over to the UI, or, when the dashboard has quit meanwhile, resume
+        the run itself (training goes on, as q promises)."""
+        if not self._quit.is_set():
+            try:
+                self.call_from_thread(self._autotune_over, outcome, error, was_running)
+                return
+            except RuntimeError:
+                pass
+        if was_running:
             launch_or_attach(self.run_dir, ["--resume"])
 
-    def _autotune_over(self, outcome: Outcome | None, error: str) -> None:
+    def _autotune_over(self, outcome: Outcome | None, error: str, was_running: bool) -> None:
         self.tuning = False
         self.view.version += 1
         self.refresh_bindings()
         if outcome is None:
             self.notify(f"auto-tune: {error}", severity="error", timeout=10)
-            return
-        if outcome.was_running and not outcome.result_event.get("cancelled"):
-            self.action_resume()  # from the checkpoint, with the chosen settings
-        else:
+        if was_running:
+            self.action_resume()  # from the checkpoint, with the chosen settings if there are any
+        elif outcome is not None:
             self.notify("auto-tune done; press r to resume the run")
 
     def action_log(self) -> None:
@@ -282,6 +298,10 @@ class Dashboard(App[int]):
         result = stop_worker(self.run_dir, self.settings.stop_grace_s, force=True,
                              proc=self.sup.proc if self.sup else None)
         self.call_from_thread(self.notify, "worker killed" if result.killed else "no worker was running")
+
+    def action_quit(self) -> None:
+        """Textual's own quit keys (ctrl+q) leave the same way as q: training goes on."""
+        self.action_quit_keep()
 
     def action_quit_keep(self) -> None:
         if self._autotune_cancel is not None:

@@ -51,6 +51,7 @@ class RunView:
     step_times: deque = field(default_factory=lambda: deque(maxlen=50))
     non_finite: bool = False
     end_status: str | None = None
+    autotune_seen: set = field(default_factory=set)
     version: int = 0  # bumped on every change the screen should show
 
     def feed(self, events: list[dict[str, Any]], history: bool = False) -> None:
@@ -61,6 +62,11 @@ class RunView:
 
     def _one(self, ev: dict[str, Any], history: bool) -> None:
         kind, t = ev["event"], ev.get("time", 0.0)
+        if kind.startswith("autotune_"):
+            # the search hands its events over directly, and the log tail may deliver them once more
+            if (kind, t) in self.autotune_seen:
+                return
+            self.autotune_seen.add((kind, t))
         if kind in ("step", "heartbeat", "run_start", "checkpoint", "eval"):
             self.last_activity = t
         if kind == "step":
