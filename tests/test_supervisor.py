@@ -282,3 +282,19 @@ def test_a_forced_stop_from_another_shell_is_not_undone_by_auto_restart(tmp_path
     resumed = cli_run("--no-ui", "--run-dir", str(run_dir), "--resume", "--set", "train.max_steps=12")
     assert resumed.returncode == 0, resumed.stderr
     assert events(run_dir, "run_end")[-1]["status"] == "completed"
+
+
+def test_the_inherited_budget_is_the_current_episodes(tmp_path: Path) -> None:
+    """Restarts before a give_up or a launch by hand are not held against a supervisor that attaches."""
+    from trm_core.events import EventWriter
+    from trm_core.supervisor import restarts_in_log
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    for kind, fields in [("run_start", {}), ("restart", {"failed_step": 3}), ("run_start", {}),
+                         ("give_up", {"failed_step": 5}),
+                         ("run_start", {}),  # launched by hand after the give-up: a new episode
+                         ("restart", {"failed_step": 9}), ("run_start", {})]:
+        writer.emit(kind, **fields)
+    writer.close()
+    assert [step for _, step in restarts_in_log(path, 3600)] == [9]
+    assert restarts_in_log(path, 3600, now=time.time() + 7200) == []  # outside the window

@@ -125,10 +125,23 @@ def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
 
 
 def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> list[tuple[float, int]]:
-    """(time, failed step) of the restarts the log records within the window, oldest first."""
+    """(time, failed step) of the restarts of the run's current episode within the window, oldest first.
+
+    An episode starts with a launch by hand (a run_start that no restart led to) and ends with give_up:
+    restarts before either belong to an earlier episode's budget."""
     now = time.time() if now is None else now
-    return [(ev["time"], ev.get("failed_step", -1)) for ev in read_tail(path)
-            if ev["event"] == "restart" and now - ev.get("time", 0) <= window_s]
+    episode: list[tuple[float, int]] = []
+    restarting = False
+    for ev in read_tail(path):
+        kind = ev["event"]
+        if kind == "restart":
+            episode.append((ev["time"], ev.get("failed_step", -1)))
+            restarting = True
+        elif kind == "give_up" or (kind == "run_start" and not restarting):
+            episode = []
+        if kind == "run_start":
+            restarting = False
+    return [(t, step) for t, step in episode if now - t <= window_s]
 
 
 @dataclass
