@@ -64,7 +64,7 @@ def autotune_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="for an existing run: an autotune key for this search (repeatable), e.g. "
                         "autotune.max_seconds=120; for a new run: any key, as for trm-tui")
-    p.add_argument("--config", type=Path, help="new run: config file (default: ./config.toml when present)")
+    p.add_argument("--config", type=Path, help="new run: config file")
     p.add_argument("--preset", help="new run: apply [presets.NAME]")
     p.add_argument("--no-resume", action="store_true", help="leave the run stopped afterwards")
     return p
@@ -77,8 +77,9 @@ def prepare_new_run(args: argparse.Namespace) -> bool:
     if has_run and (args.preset or args.config):
         raise ConfigError(f"--preset and --config are for a new run; {args.run_dir} already has its config "
                           f"(only --set autotune.KEY=VALUE applies to a search)")
-    if has_run or not (args.preset or args.config or args.sets):
-        return False
+    run_keys = [item for item in args.sets if not item.startswith("autotune.")]
+    if has_run or not (args.preset or args.config or run_keys):
+        return False  # autotune.* alone does not describe a run: a mistyped --run-dir is an error, not a run
     from trm_core.events import EVENTS_FILE
     if (args.run_dir / EVENTS_FILE).exists():
         raise ConfigError(f"{args.run_dir} holds a run's events but no {CONFIG_FILE}; it cannot be tuned")

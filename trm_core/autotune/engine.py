@@ -267,7 +267,8 @@ def _search(run_dir: Path, cfg: Config, config_path: Path, was_running: bool, em
     if chosen is not None and chosen is not baseline and not cancel.is_set():
         c = chosen.candidate
         new_train = {"micro_batch_size": c.micro_batch}
-        if cores:
+        default_threads = t.threads == 0 and baseline is not None and c.threads == baseline.candidate.threads
+        if cores and not default_threads:  # torch's default count stays "default" (0), not pinned
             new_train["threads"] = c.threads
         if c.batch_size != t.batch_size:
             new_train["batch_size"] = c.batch_size
