@@ -367,6 +367,9 @@ def write_config(cfg: Config, path: Path) -> None:
     os.replace(tmp, path)
 
 
+RUN_CONFIG_FILE = "config.toml"  # RUN_DIR/config.toml: the run's resolved config, written by the worker
+
+
 def read_run_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path} does not exist: nothing to resume in this run dir")

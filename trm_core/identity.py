@@ -93,11 +93,9 @@ class RunClaimed(RuntimeError):
     """Another live worker holds this run dir."""
 
 
-def claim_run(run_dir: Path) -> int:
-    """Take the run's worker lock for this process and record who we are; returns the lock's fd.
-
-    Keep the fd open for the life of the process: closing it (or dying) releases the lock.
-    """
+def lock_run(run_dir: Path) -> int:
+    """Take the run's worker lock (the worker for its life, an auto-tune search for its own); returns the
+    lock's fd, which holds it until closed or the process dies. Raises RunClaimed naming the holder."""
     fd = os.open(run_dir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,6 +106,15 @@ def claim_run(run_dir: Path) -> int:
             raise RunClaimed(f"another worker (pid {other.pid}) is already running {run_dir}") from None
         raise RunClaimed(f"{run_dir} is locked by another process (an auto-tune search, or a worker starting "
                          f"up); try again when it is done") from None
+    return fd
+
+
+def claim_run(run_dir: Path) -> int:
+    """Take the run's worker lock for this process and record who we are; returns the lock's fd.
+
+    Keep the fd open for the life of the process: closing it (or dying) releases the lock.
+    """
+    fd = lock_run(run_dir)
     pid = os.getpid()
     ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid))
     tmp = run_dir / f".{WORKER_FILE}.tmp-{pid}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trm_core import checkpoint as ckpt
-from trm_core.config import SupervisorConfig, tomllib
+from trm_core.config import RUN_CONFIG_FILE, SupervisorConfig, tomllib
 from trm_core.events import EVENTS_FILE, read_tail
 from trm_core.identity import live_worker, run_lock_held
 
@@ -27,7 +27,7 @@ def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | No
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
     try:
-        with open(run_dir / "config.toml", "rb") as fh:
+        with open(run_dir / RUN_CONFIG_FILE, "rb") as fh:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError):
         return {}

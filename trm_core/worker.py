@@ -31,7 +31,7 @@ from trm_core.trainer import NonFiniteLoss, Trainer
 from trm_core.watchdog import EXIT_STALLED, Watchdog
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-CONFIG_FILE = "config.toml"  # keep in step with trm_tui.cli.CONFIG_FILE
+CONFIG_FILE = config_mod.RUN_CONFIG_FILE
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "EXIT_STALLED"]
 
 

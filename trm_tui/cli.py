@@ -19,7 +19,7 @@ from trm_core.status import run_status
 from trm_core.supervisor import EXIT_CONFIG, LAUNCH_LOCK, STOP_REQUEST, WORKER_LOG, Supervisor, stop_worker
 from trm_tui.headless import Headless
 
-CONFIG_FILE = "config.toml"  # the run's resolved config, as trm_core.worker writes it
+CONFIG_FILE = config_mod.RUN_CONFIG_FILE
 
 DEFAULT_RUN_DIR = Path("runs/default")
 

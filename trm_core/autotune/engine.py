@@ -10,7 +10,6 @@ worker can start (and no supervisor restart one) while trials use the machine.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -29,12 +28,11 @@ from trm_core import checkpoint as ckpt
 from trm_core import config as config_mod
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose
 from trm_core.autotune.trial import EXIT_OOM
-from trm_core.config import Config, ConfigError
+from trm_core.config import RUN_CONFIG_FILE, Config, ConfigError
 from trm_core.events import EVENTS_FILE, EventWriter
-from trm_core.identity import WORKER_LOCK, live_worker
+from trm_core.identity import RunClaimed, live_worker, lock_run
 from trm_core.supervisor import stop_worker
-
-CONFIG_FILE = "config.toml"
+from trm_core.telemetry import GpuProbe
 POLL_S = 0.05
 
 
@@ -163,22 +161,6 @@ def _last_json(text: str) -> dict | None:
     return None
 
 
-class _RunLock:
-    """Hold the run's worker lock: no worker starts while trials run."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.fd = os.open(run_dir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise AutotuneError(f"{run_dir} is locked by another process (a worker starting up, or another "
-                                f"auto-tune search); nothing was tuned") from None
-
-    def release(self) -> None:
-        os.close(self.fd)
-
-
 def _checkpoint_step(run_dir: Path) -> int:
     found = ckpt.list_checkpoints(run_dir / ckpt.CHECKPOINT_DIR)
     return max((c.step for c in found), default=0)
@@ -190,9 +172,9 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     """Tune ``run_dir``'s micro-batch and threads (and, when allowed, its batch). ``sets`` override
     ``autotune.*`` keys for this search only; ``on_event`` sees each event as it is written (front ends
     show trials live). Raises AutotuneError or ConfigError."""
-    config_path = run_dir / CONFIG_FILE
+    config_path = run_dir / RUN_CONFIG_FILE
     if not config_path.exists():
-        raise ConfigError(f"{run_dir} holds no run ({CONFIG_FILE} is missing); start one with trm-tui first, or "
+        raise ConfigError(f"{run_dir} holds no run ({RUN_CONFIG_FILE} is missing); start one with trm-tui first, or "
                           f"give --preset/--config/--set to tune a new run before training")
     saved = config_mod.read_run_config(config_path)
     bad = [s for s in sets if not s.startswith("autotune.")]
@@ -208,9 +190,9 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
         if live_worker(run_dir) is not None:
             raise AutotuneError(f"the worker of {run_dir} did not stop; nothing was tuned")
     try:
-        lock = _RunLock(run_dir)
-    except AutotuneError as exc:
-        raise AutotuneError(str(exc), was_running) from None
+        lock_fd = lock_run(run_dir)  # held for the whole search: no worker starts meanwhile
+    except RunClaimed as exc:
+        raise AutotuneError(f"{exc}; nothing was tuned", was_running) from None
     try:
         events = EventWriter(run_dir / EVENTS_FILE)
         try:
@@ -218,15 +200,15 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
                 record = events.emit(kind, **fields)
                 if on_event:
                     on_event(record)
-            return _search(run_dir, cfg, config_path, was_running, emit, cancel, env)
+            return _search(run_dir, cfg, saved, config_path, was_running, emit, cancel, env)
         finally:
             events.close()
     finally:
-        lock.release()
+        os.close(lock_fd)
 
 
-def _search(run_dir: Path, cfg: Config, config_path: Path, was_running: bool, emit: Callable[..., None],
-            cancel: threading.Event, env: dict[str, str] | None) -> Outcome:
+def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_running: bool,
+            emit: Callable[..., None], cancel: threading.Event, env: dict[str, str] | None) -> Outcome:
     a, t = cfg.autotune, cfg.train
     step = _checkpoint_step(run_dir)
     on_cuda = t.device.startswith("cuda") or (t.device == "auto" and _cuda_visible())
@@ -277,7 +259,7 @@ def _search(run_dir: Path, cfg: Config, config_path: Path, was_running: bool, em
                   "learning_rate": t.learning_rate}
         changed = {f"train.{k}": (before[k], v) for k, v in new_train.items() if before[k] != v}
         if changed:  # over the saved config, not this search's own --set autotune.* overrides
-            plain = config_mod.resolve(base=config_mod.read_run_config(config_path), env={})
+            plain = config_mod.resolve(base=saved, env={})
             tuned = config_mod.resolve(base=saved_with(plain, new_train), env={})
             config_mod.write_config(tuned, config_path)
     before_sps = baseline.samples_per_s if baseline and baseline.accepted else None
@@ -307,12 +289,8 @@ def _round(value: float | None) -> float | None:
 
 def _cuda_visible() -> bool:
     """Whether torch would pick CUDA for device 'auto', without importing torch here (trials do)."""
+    probe = GpuProbe()
     try:
-        import pynvml
-        pynvml.nvmlInit()
-        try:
-            return pynvml.nvmlDeviceGetCount() > 0
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # noqa: BLE001 - no library, no driver, no GPU: all mean CPU
-        return False
+        return probe.sample().available
+    finally:
+        probe.close()

@@ -107,10 +107,6 @@ class Curve(Static):
         self._empty = True
 
     @property
-    def drawn_once(self) -> bool:
-        return bool(self._key)
-
-    @property
     def empty(self) -> bool:
         """Nothing plotted yet (never drawn, or drawn while there was no data): draw as soon as there is."""
         return self._empty
