@@ -80,3 +80,60 @@ def terminate(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def cli(*args: str, **env: object) -> subprocess.Popen:
+    """``trm-tui ARGS`` as a real process in its own session, output captured."""
+    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=worker_env(**env), start_new_session=True)
+
+
+def cli_run(*args: str, timeout: float = 120, **env: object) -> subprocess.CompletedProcess:
+    proc = cli(*args, **env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def kill_worker(run_dir: Path) -> None:
+    """Leave no worker behind: SIGKILL the run's worker if it is (still) alive."""
+    from trm_core.identity import read_identity
+    ident = read_identity(run_dir)
+    if ident is not None and ident.is_alive():
+        os.kill(ident.pid, signal.SIGKILL)
+
+
+_terminals = iter(range(1_000_000))
+
+
+class Terminal:
+    """``trm-tui ARGS`` in a real terminal: a tmux server of its own with one window of ``size``. The
+    command runs from the repository with the test PYTHONPATH and ``env``, then prints ``EXIT=<code>``."""
+
+    def __init__(self, args: list[str], size: tuple[int, int] = (80, 24), **env: object) -> None:
+        import shlex
+        self.session = f"trm-{os.getpid()}-{next(_terminals)}"
+        self.tmux = ["tmux", "-L", self.session]
+        variables = {"PYTHONPATH": worker_env()["PYTHONPATH"], **{k: str(v) for k, v in env.items()}}
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in variables.items())
+        cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", *args])
+        subprocess.run(self.tmux + ["new-session", "-d", "-s", self.session, "-x", str(size[0]), "-y", str(size[1]),
+                                    f"cd {shlex.quote(str(REPO))} && env {exports} {cmd}; echo EXIT=$?; sleep 60"],
+                       check=True)
+
+    def screen(self, escapes: bool = False) -> str:
+        """What the window shows; with ``escapes``, its SGR codes too."""
+        flags = ["-e"] if escapes else []
+        return subprocess.run(self.tmux + ["capture-pane", "-p", *flags, "-t", self.session], capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(self.tmux + ["send-keys", "-t", self.session, *keys], check=True)
+
+    def close(self) -> None:
+        subprocess.run(self.tmux + ["kill-server"], capture_output=True)
+
+    def __enter__(self) -> "Terminal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shlex
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +19,7 @@ from trm_core.config import SupervisorConfig
 from trm_core.identity import read_identity
 from trm_tui.dashboard.app import Dashboard
 
-from conftest import REPO, events, wait_for, worker_env
+from conftest import Terminal, cli, events, kill_worker, wait_for, worker_env
 
 # -- the rules, on a scripted machine -------------------------------------------------------------------
 
@@ -84,17 +80,6 @@ def test_noise_is_not_a_reason_to_change_and_batch_growth_needs_permission() -> 
 
 
 # -- real trials, real runs ---------------------------------------------------------------------------
-
-
-def cli(*args: str, **env: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=worker_env(**env), start_new_session=True)
-
-
-def kill_worker(run_dir: Path) -> None:
-    ident = read_identity(run_dir)
-    if ident is not None and ident.is_alive():
-        os.kill(ident.pid, signal.SIGKILL)
 
 
 FAST_TRIALS = ["--set", "autotune.warmup_steps=1", "--set", "autotune.measure_steps=2",
@@ -272,28 +257,19 @@ def test_quitting_the_dashboard_mid_search_resumes_the_run(tmp_path: Path, micro
     """The real program in tmux (Pilot cannot show this: its app loop outlives the app): a, then q while
     trials run. The search is cancelled and the run it stopped is resumed."""
     run_dir = tmp_path / "run"
-    session = f"trm-tune-{os.getpid()}"
-    tmux = ["tmux", "-L", session]
-    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir),
-                                            *micro_args, *FAST_TRIALS])
-    exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"))
-    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "100", "-y", "30",
-                           f"cd {shlex.quote(str(REPO))} && env {exports} {cmd}; echo EXIT=$?; sleep 60"], check=True)
-
-    def screen() -> str:
-        return subprocess.run(tmux + ["capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+    term = Terminal(["--run-dir", str(run_dir), *micro_args, *FAST_TRIALS], size=(100, 30),
+                    TRM_TEST_STEP_SLEEP_S=0.05)
     try:
         wait_for(lambda: len(events(run_dir, "step")) >= 3, timeout=120, what="steps")
-        wait_for(lambda: "RUNNING" in screen(), what="the dashboard")
-        subprocess.run(tmux + ["send-keys", "-t", session, "a"], check=True)
+        wait_for(lambda: "RUNNING" in term.screen(), what="the dashboard")
+        term.keys("a")
         wait_for(lambda: events(run_dir, "autotune_trial"), timeout=120, what="a trial")
-        subprocess.run(tmux + ["send-keys", "-t", session, "q"], check=True)
-        wait_for(lambda: "EXIT=0" in screen(), timeout=120, what="the dashboard to quit")
+        term.keys("q")
+        wait_for(lambda: "EXIT=0" in term.screen(), timeout=120, what="the dashboard to quit")
         assert events(run_dir, "autotune_result")[-1]["cancelled"] is True
         stopped_at = events(run_dir, "run_end")[-1]["step"]
         wait_for(lambda: events(run_dir, "run_start")[-1].get("resumed_from") == stopped_at, what="the resume")
         assert read_identity(run_dir).is_alive()
     finally:
-        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        term.close()
         kill_worker(run_dir)

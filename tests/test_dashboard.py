@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import shlex
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +19,7 @@ from trm_core.telemetry import GpuProbe
 from trm_tui.dashboard.app import Dashboard
 from trm_tui.dashboard.widgets import EventsPane, GpuPanel, HeaderBar
 
-from conftest import REPO, events, wait_for, worker_env
+from conftest import Terminal, events, kill_worker, wait_for, worker_env
 from fake_nvml import FakeNvml, NVMLError_NotSupported, h100
 
 
@@ -96,9 +92,7 @@ def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args
         seen = len(events(run_dir, "step"))
         wait_for(lambda: len(events(run_dir, "step")) > seen + 2, what="steps after the dashboard quit")
     finally:
-        ident = read_identity(run_dir)
-        if ident and ident.is_alive():
-            os.kill(ident.pid, 9)
+        kill_worker(run_dir)
 
 
 def test_no_gpu_and_no_library_are_shown_not_raised(tmp_path: Path) -> None:
@@ -123,44 +117,33 @@ def test_no_gpu_and_no_library_are_shown_not_raised(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_dashboard_end_to_end_in_tmux(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
-    session = f"trm-dash-{os.getpid()}"
-    tmux = ["tmux", "-L", session]
-    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir),
-                                            *micro_args])
-    exports = " ".join(f"{k}={shlex.quote(env[k])}" for k in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"))
-    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "80", "-y", "24",  # the smallest supported
-                           f"cd {shlex.quote(str(REPO))} && env {exports} {cmd}; echo EXIT=$?; sleep 60"], check=True)
-
-    def screen() -> str:
-        return subprocess.run(tmux + ["capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+    term = Terminal(["--run-dir", str(run_dir), *micro_args], size=(80, 24),  # the smallest supported
+                    TRM_TEST_STEP_SLEEP_S=0.05)
 
     def step_on_screen() -> int:
-        for line in screen().splitlines():
+        for line in term.screen().splitlines():
             if "│ step" in line:
                 return int(line.split("step", 1)[1].split("/")[0].replace(",", "").strip())
         return -1
 
     try:
-        wait_for(lambda: "RUNNING" in screen() and step_on_screen() >= 2, what="the dashboard running")
+        wait_for(lambda: "RUNNING" in term.screen() and step_on_screen() >= 2, what="the dashboard running")
         first = step_on_screen()
         wait_for(lambda: step_on_screen() > first + 2, what="steps advancing on screen")
-        subprocess.run(tmux + ["send-keys", "-t", session, "s"], check=True)
-        wait_for(lambda: "STOPPED" in screen(), what="STOPPED")
+        term.keys("s")
+        wait_for(lambda: "STOPPED" in term.screen(), what="STOPPED")
         stopped_at = events(run_dir, "run_end")[-1]["step"]
         assert events(run_dir, "checkpoint")[-1]["step"] == stopped_at
-        subprocess.run(tmux + ["send-keys", "-t", session, "r"], check=True)
-        wait_for(lambda: "RUNNING" in screen() and step_on_screen() > stopped_at, what="resumed steps on screen")
+        term.keys("r")
+        wait_for(lambda: "RUNNING" in term.screen() and step_on_screen() > stopped_at, what="resumed steps on screen")
         assert events(run_dir, "run_start")[-1]["resumed_from"] == stopped_at
-        subprocess.run(tmux + ["send-keys", "-t", session, "q"], check=True)
-        wait_for(lambda: "EXIT=0" in screen(), what="the dashboard to quit")
+        term.keys("q")
+        wait_for(lambda: "EXIT=0" in term.screen(), what="the dashboard to quit")
         seen = len(events(run_dir, "step"))
         wait_for(lambda: len(events(run_dir, "step")) > seen + 2, what="training to continue after quit")
     finally:
-        subprocess.run(tmux + ["kill-server"], capture_output=True)
-        ident = read_identity(run_dir)
-        if ident and ident.is_alive():
-            os.kill(ident.pid, 9)
+        term.close()
+        kill_worker(run_dir)
 
 
 def colour_codes(ansi: str) -> set[str]:
@@ -188,28 +171,16 @@ def test_no_color_and_16_colour_terminals(tmp_path: Path, micro_args: list[str],
     """The real program in tmux: NO_COLOR gives no colour codes at all; a plain xterm gets only the 16
     basic colours, never 256-colour or true-colour codes."""
     run_dir = tmp_path / "run"
-    session = f"trm-colour-{os.getpid()}"
-    tmux = ["tmux", "-L", session]
-    env = worker_env()
-    mode = "NO_COLOR=1 TERM=xterm-256color COLORTERM=truecolor" if terminal == "NO_COLOR" else "TERM=xterm COLORTERM="
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir),
-                                            *micro_args, "--set", "train.max_steps=6"])
-    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-                           f"cd {shlex.quote(str(REPO))} && env PYTHONPATH={shlex.quote(env['PYTHONPATH'])} {mode} "
-                           f"{cmd}; echo EXIT=$?; sleep 60"], check=True)
-
-    def screen(*flags: str) -> str:
-        return subprocess.run(tmux + ["capture-pane", "-p", *flags, "-t", session], capture_output=True,
-                              text=True).stdout
-    try:
+    mode = ({"NO_COLOR": 1, "TERM": "xterm-256color", "COLORTERM": "truecolor"} if terminal == "NO_COLOR"
+            else {"TERM": "xterm", "COLORTERM": ""})
+    with Terminal(["--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=6"], size=(80, 24),
+                  **mode) as term:
         done = lambda text: "COMPLETED" in text and "│ step  6/6" in text  # noqa: E731
-        wait_for(lambda: done(screen()), timeout=120, what="the completed run on screen")
-        codes = colour_codes(screen("-e"))
+        wait_for(lambda: done(term.screen()), timeout=120, what="the completed run on screen")
+        codes = colour_codes(term.screen(escapes=True))
         if terminal == "NO_COLOR":
             assert codes == set(), f"colour codes under NO_COLOR: {sorted(codes)}"
         else:
             assert codes and not {c for c in codes if ";" in c}, f"beyond 16 colours: {sorted(codes)}"
-        subprocess.run(tmux + ["send-keys", "-t", session, "q"], check=True)
-        wait_for(lambda: "EXIT=0" in screen(), what="the dashboard to quit")
-    finally:
-        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        term.keys("q")
+        wait_for(lambda: "EXIT=0" in term.screen(), what="the dashboard to quit")

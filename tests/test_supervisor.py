@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,30 +14,13 @@ import psutil
 
 from trm_core.identity import WORKER_FILE, read_identity
 
-from conftest import events, wait_for, worker_env
-
-
-def cli(*args: str, **env: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=worker_env(**env), start_new_session=True)
-
-
-def cli_run(*args: str, timeout: float = 120, **env: object) -> subprocess.CompletedProcess:
-    proc = cli(*args, **env)
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+from conftest import Terminal, cli, cli_run, events, kill_worker, wait_for
 
 
 def status(run_dir: Path) -> dict:
     result = cli_run("status", "--run-dir", str(run_dir), "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def kill_worker(run_dir: Path) -> None:
-    ident = read_identity(run_dir)
-    if ident is not None and ident.is_alive():
-        os.kill(ident.pid, signal.SIGKILL)
 
 
 def test_worker_survives_supervisor_kill_and_a_new_one_attaches(tmp_path: Path, micro_args: list[str]) -> None:
@@ -233,34 +215,22 @@ def test_status_of_a_missing_run_and_from_checkpoint_only(tmp_path: Path, micro_
 
 def test_no_ui_in_a_real_terminal(tmp_path: Path, micro_args: list[str]) -> None:
     """Inside tmux (a real TTY): progress lines on screen, no escape codes of ours, Ctrl-C stops with a checkpoint."""
-    import shlex
     import shutil as sh
 
     if sh.which("tmux") is None:
         import pytest
         pytest.skip("tmux is not installed")
     run_dir = tmp_path / "run"
-    session = f"trm-test-{os.getpid()}"
-    env = worker_env(TRM_TEST_STEP_SLEEP_S=0.1)
-    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir),
-                                            *micro_args])
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"))
-    tmux = ["tmux", "-L", session]
-    subprocess.run(tmux + ["new-session", "-d", "-s", session, "-x", "160", "-y", "40",
-                           f"env {exports} {cmd}; echo EXIT=$?; sleep 30"], check=True)
+    term = Terminal(["--no-ui", "--run-dir", str(run_dir), *micro_args], size=(160, 40), TRM_TEST_STEP_SLEEP_S=0.1)
     try:
-        def screen(escapes: bool = False) -> str:
-            flags = ["-e"] if escapes else []
-            return subprocess.run(tmux + ["capture-pane", "-p", *flags, "-t", session], capture_output=True,
-                                  text=True).stdout
-        wait_for(lambda: "step " in screen() and "samples/s" in screen(), what="progress on screen")
-        assert "\x1b[" not in screen(escapes=True)
-        subprocess.run(tmux + ["send-keys", "-t", session, "C-c"], check=True)
-        wait_for(lambda: "EXIT=" in screen(), what="trm-tui to exit")
-        text = screen()
+        wait_for(lambda: "step " in term.screen() and "samples/s" in term.screen(), what="progress on screen")
+        assert "\x1b[" not in term.screen(escapes=True)
+        term.keys("C-c")
+        wait_for(lambda: "EXIT=" in term.screen(), what="trm-tui to exit")
+        text = term.screen()
         assert "stopping after this step" in text and "run ended: stopped" in text and "EXIT=0" in text
     finally:
-        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        term.close()
         kill_worker(run_dir)
     assert events(run_dir, "checkpoint")[-1]["step"] == events(run_dir, "run_end")[-1]["step"]
 
