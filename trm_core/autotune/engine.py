@@ -196,10 +196,11 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     try:
         events = EventWriter(run_dir / EVENTS_FILE)
         try:
-            def emit(kind: str, **fields: object) -> None:
+            def emit(kind: str, **fields: object) -> dict:
                 record = events.emit(kind, **fields)
                 if on_event:
                     on_event(record)
+                return record
             return _search(run_dir, cfg, saved, config_path, was_running, emit, cancel, env)
         finally:
             events.close()
@@ -208,7 +209,7 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
 
 
 def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_running: bool,
-            emit: Callable[..., None], cancel: threading.Event, env: dict[str, str] | None) -> Outcome:
+            emit: Callable[..., dict], cancel: threading.Event, env: dict[str, str] | None) -> Outcome:
     a, t = cfg.autotune, cfg.train
     step = _checkpoint_step(run_dir)
     on_cuda = t.device.startswith("cuda") or (t.device == "auto" and _cuda_visible())
@@ -267,8 +268,8 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
               "after_samples_per_s": _round(chosen.samples_per_s if chosen else None), "trials": len(trials),
               "cancelled": cancel.is_set(), "note": note,
               "lr_rule": "sqrt" if "train.learning_rate" in changed else None}
-    emit("autotune_result", **result)
-    return Outcome(trials, baseline, chosen, changed, was_running, note, {"event": "autotune_result", **result})
+    written = emit("autotune_result", **result)
+    return Outcome(trials, baseline, chosen, changed, was_running, note, written)
 
 
 def scaled_learning_rate(lr: float, old_batch: int, new_batch: int) -> float:

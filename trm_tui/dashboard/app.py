@@ -168,24 +168,25 @@ class Dashboard(App[int]):
 
     def redraw(self) -> None:
         """Once a second: panels whose data changed. Curves at most every CURVE_PERIOD_S (plotting is
-        the costliest thing the dashboard does), or at once when they are still empty or resized."""
+        the costliest thing the dashboard does), or at once while they are still empty (a resize redraws
+        a curve by itself)."""
         view = self.view
-        now = time.monotonic()
+        now, wall = time.monotonic(), self.clock()
         gpu_idle = bool(self.gpu and self.gpu.available and self.gpu.gpus and
                         all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
-        alerts = view.alerts(self.clock(), view.stall_after_s(self.settings.stall_after_s),
+        alerts = view.alerts(wall, view.stall_after_s(self.settings.stall_after_s),
                              self.host.disk_free_mb if self.host else None, gpu_idle)
-        self.query_one(HeaderBar).show(view, self.clock(), stalled=any(a.startswith("STALLED") for a in alerts),
+        self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
                                        tuning=self.tuning)
         pane = self.query_one(EventsPane)
         pane.show(view, alerts, max(1, pane.size.height))
         self.query_one(HostPanel).show(self.host)
         self.query_one(GpuPanel).show(self.gpu)
-        curves_due = now - self._curves_at >= CURVE_PERIOD_S or self._curves_at == 0.0
+        curves_due = now - self._curves_at >= CURVE_PERIOD_S
         for curve, series in ((self.query_one("#loss-curve", Curve),
                                [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
                               (self.query_one("#speed-curve", Curve), [("samples/s", view.throughput, "green")])):
-            if curves_due or curve.empty or curve.resized:
+            if curves_due or curve.empty:
                 if curve.plot(series, view.version):
                     self._curves_at = now
         if self._drawn == view.version:

@@ -111,10 +111,6 @@ class Curve(Static):
         """Nothing plotted yet (never drawn, or drawn while there was no data): draw as soon as there is."""
         return self._empty
 
-    @property
-    def resized(self) -> bool:
-        return bool(self._key) and self._key[1:] != (self.size.width, self.size.height)
-
     def on_resize(self) -> None:
         """Redrawn at the new size at once: a panel below may have changed height in the same repaint."""
         if self._series is not None:
