@@ -55,9 +55,11 @@ class RunStatus:
         return asdict(self)
 
 
-def _stall_after(settings: SupervisorConfig, step_times: list[float], heartbeat_s: float) -> float:
-    if settings.stall_after_s:
-        return settings.stall_after_s
+def stall_after(configured_s: float, step_times: list[float], heartbeat_s: float) -> float:
+    """How long a silent worker counts as stalled: supervisor.stall_after_s, or else 10x the typical step
+    (at least a minute, at least three heartbeats). `status` and the dashboard both use this."""
+    if configured_s:
+        return configured_s
     typical = statistics.median(step_times) if step_times else 0.0
     return max(60.0, 10 * typical, 3 * heartbeat_s)
 
@@ -92,10 +94,10 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
         if last_step else None
     activity = [e for e in current if e["event"] in ("step", "heartbeat", "run_start", "checkpoint", "eval")]
     last_activity_age = now - activity[-1]["time"] if activity else None
-    stall_after = _stall_after(settings, step_times, float(train.get("heartbeat_s", 5.0)))
+    stall_s = stall_after(settings.stall_after_s, step_times, float(train.get("heartbeat_s", 5.0)))
 
     if ident is not None:
-        stalled = last_activity_age is not None and last_activity_age > stall_after
+        stalled = last_activity_age is not None and last_activity_age > stall_s
         state, reason = ("stalled", f"no step or heartbeat for {last_activity_age:.0f}s") if stalled else ("running", None)
     elif _tuning(events) and run_lock_held(run_dir):
         state, reason = "tuning", "an auto-tune search holds the run; it resumes afterwards if it was running"
@@ -122,5 +124,5 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      loss=last_step["loss"] if last_step else (info.loss if info else None),
                      samples_per_s=last_step.get("samples_per_s") if last_step else None, eta_s=eta,
                      checkpoint_step=info.step if info else None, checkpoint_age_s=age, checkpoint_stale=stale,
-                     restarts=restarts, last_activity_age_s=last_activity_age, stall_after_s=stall_after,
+                     restarts=restarts, last_activity_age_s=last_activity_age, stall_after_s=stall_s,
                      reason=reason)

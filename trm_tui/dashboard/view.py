@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trm_core.series import MinMaxSeries
-from trm_core.status import eta_seconds
+from trm_core.status import eta_seconds, stall_after
 from trm_tui.progress import event_line
 
 NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end",
@@ -42,6 +42,7 @@ class RunView:
     checkpoint_step: int | None = None
     checkpoint_time: float | None = None
     checkpoint_every: int = 0
+    heartbeat_s: float = 5.0
     last_activity: float | None = None
     loss: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(400))
     eval_curve: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(200))
@@ -88,7 +89,9 @@ class RunView:
             self.eval_curve.append(ev["step"], ev["loss"])
         elif kind == "run_start":
             self.pid, self.started = ev.get("pid"), t
-            self.checkpoint_every = ev.get("config", {}).get("train", {}).get("checkpoint_every", 0)
+            train = ev.get("config", {}).get("train", {})
+            self.checkpoint_every = train.get("checkpoint_every", 0)
+            self.heartbeat_s = float(train.get("heartbeat_s", self.heartbeat_s))
             self.total_steps = ev.get("total_steps") or self.total_steps
             if not history:
                 self.state, self.end_status = "running", None
@@ -116,10 +119,7 @@ class RunView:
         return eta_seconds(list(self.step_times), self.total_steps) if self.state == "running" else None
 
     def stall_after_s(self, configured: float) -> float:
-        if configured:
-            return configured
-        typical = sorted(self.recent_step_s)[len(self.recent_step_s) // 2] if self.recent_step_s else 0.0
-        return max(60.0, 10 * typical)
+        return stall_after(configured, list(self.recent_step_s), self.heartbeat_s)
 
     def alerts(self, now: float, stall_after: float, disk_free_mb: float | None, gpu_idle: bool) -> list[str]:
         out = []
