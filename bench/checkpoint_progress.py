@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core import checkpoint as ckpt  # noqa: E402
+from trm_core.rundir import checkpoints as ckpt  # noqa: E402
 
 
 def timed(fn, repeat: int) -> float:

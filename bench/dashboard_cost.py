@@ -31,7 +31,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trm_core.config import SupervisorConfig  # noqa: E402
-from trm_core.identity import WORKER_FILE  # noqa: E402
+from trm_core.rundir.layout import WORKER_IDENTITY  # noqa: E402
 
 
 def write_log(path: Path, lines: int) -> None:
@@ -64,7 +64,7 @@ def startup(lines: int) -> None:
         try:
             ident = {"pid": sleeper.pid, "create_time": psutil.Process(sleeper.pid).create_time(),
                      "host": socket.gethostname(), "started": time.time()}
-            (run_dir / WORKER_FILE).write_text(json.dumps(ident))
+            (run_dir / WORKER_IDENTITY).write_text(json.dumps(ident))
 
             async def scenario() -> float:
                 t0 = time.perf_counter()

@@ -35,7 +35,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.events import EVENTS_FILE, read_events  # noqa: E402
+from trm_core.rundir.events import read_events  # noqa: E402
+from trm_core.rundir.layout import EVENTS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,7 +59,7 @@ def run_args(run_dir: Path, sets: list[str]) -> list[str]:
 def wait_first_step(run_dir: Path, timeout_s: float = 300.0) -> None:
     """Until the worker has written its first step event (start-up, corpus and model build excluded)."""
     deadline = time.monotonic() + timeout_s
-    path = run_dir / EVENTS_FILE
+    path = run_dir / EVENTS
     while time.monotonic() < deadline:
         if path.exists() and any(ev["event"] == "step" for ev in read_events(path).events):
             return
@@ -72,7 +73,7 @@ def stop_run(run_dir: Path) -> None:
 
 
 def step_speeds(run_dir: Path) -> dict[int, float]:
-    return {ev["step"]: ev["samples_per_s"] for ev in read_events(run_dir / EVENTS_FILE).events
+    return {ev["step"]: ev["samples_per_s"] for ev in read_events(run_dir / EVENTS).events
             if ev["event"] == "step" and ev.get("samples_per_s")}
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.events import read_events  # noqa: E402
+from trm_core.rundir.events import read_events  # noqa: E402
 
 
 def main() -> None:

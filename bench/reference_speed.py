@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trm_core.config import Config, ModelConfig, TrainConfig  # noqa: E402
 from trm_core.data.base import Batch  # noqa: E402
-from trm_core.model import count_parameters  # noqa: E402
-from trm_core.trainer import Trainer  # noqa: E402
+from trm_core.train.model import count_parameters  # noqa: E402
+from trm_core.train.trainer import Trainer  # noqa: E402
 
 
 class RandomPairs(TorchDataset):

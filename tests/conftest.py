@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-from trm_core.events import read_events
+from trm_core.rundir.events import read_events
 
 REPO = Path(__file__).resolve().parents[1]
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -96,7 +96,7 @@ def cli_run(*args: str, timeout: float = 120, **env: object) -> subprocess.Compl
 
 def kill_worker(run_dir: Path) -> None:
     """Leave no worker behind: SIGKILL the run's worker if it is (still) alive."""
-    from trm_core.identity import read_identity
+    from trm_core.rundir.identity import read_identity
     ident = read_identity(run_dir)
     if ident is not None and ident.is_alive():
         os.kill(ident.pid, signal.SIGKILL)

@@ -16,7 +16,7 @@ from trm_core import config as config_mod
 from trm_core.autotune.engine import TrialRunner
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, thread_counts
 from trm_core.config import SupervisorConfig
-from trm_core.identity import read_identity
+from trm_core.rundir.identity import read_identity
 from trm_tui.dashboard.app import Dashboard
 
 from conftest import Terminal, cli, events, kill_worker, wait_for, worker_env

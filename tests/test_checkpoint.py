@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from trm_core import checkpoint as ckpt
+from trm_core.rundir import checkpoints as ckpt
 
 
 def _save(folder: Path, step: int, size: int = 1000) -> ckpt.CheckpointInfo:

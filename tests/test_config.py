@@ -125,3 +125,9 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     C.write_config(cfg, tmp_path / "config.toml")
     again = resolve(base=C.read_run_config(tmp_path / "config.toml"), env={})
     assert again == cfg and again.hash() == cfg.hash()
+
+
+def test_shipped_config_comments_come_from_the_schema() -> None:
+    """Every comment in config.toml is its field's doc: the file is the schema's rendering, whole."""
+    from trm_core.config.reference import render
+    assert (REPO / "config.toml").read_text() == render()

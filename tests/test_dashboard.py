@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from trm_core.config import SupervisorConfig
-from trm_core.identity import read_identity
+from trm_core.rundir.identity import read_identity
 from trm_core.telemetry import GpuProbe
 from trm_tui.dashboard.app import Dashboard
 from trm_tui.dashboard.widgets import EventsPane, GpuPanel, HeaderBar

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trm_core.events import SCHEMA_VERSION, EventTail, EventWriter, parse_lines, read_events
+from trm_core.rundir.events import SCHEMA_VERSION, EventTail, EventWriter, parse_lines, read_events
 
 
 def test_writer_lines_are_strict_json_with_time_and_version(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from trm_core.config import ModelConfig
-from trm_core.mixer import TokenMixing
-from trm_core.model import TinyRecursiveModel, count_parameters
+from trm_core.train.mixer import TokenMixing
+from trm_core.train.model import TinyRecursiveModel, count_parameters
 
 
 def reference_parameter_count(dim: int, depth: int, seq_len: int, vocab: int) -> int:

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trm_core.series import MinMaxSeries
+from trm_tui.dashboard.series import MinMaxSeries
 
 
 def test_memory_is_bounded_and_spikes_survive() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import psutil
 
-from trm_core.identity import WORKER_FILE, read_identity
+from trm_core.rundir.identity import read_identity
+from trm_core.rundir.layout import WORKER_IDENTITY
 
 from conftest import Terminal, cli, cli_run, events, kill_worker, wait_for
 
@@ -148,7 +149,7 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
     try:
         real_start = psutil.Process(bystander.pid).create_time()
         # the recorded worker had this pid but started earlier: the pid now belongs to someone else
-        (run_dir / WORKER_FILE).write_text(json.dumps(
+        (run_dir / WORKER_IDENTITY).write_text(json.dumps(
             {"pid": bystander.pid, "create_time": real_start - 100, "host": os.uname().nodename, "started": 0}))
         result = cli_run("stop", "--run-dir", str(run_dir), "--force")
         assert result.returncode == 0 and "no worker is running" in result.stdout
@@ -156,7 +157,7 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
         assert bystander.poll() is None  # still alive: never signalled
         assert status(run_dir)["pid"] is None
         # the control: with its true start time it is the worker, and it is stopped
-        (run_dir / WORKER_FILE).write_text(json.dumps(
+        (run_dir / WORKER_IDENTITY).write_text(json.dumps(
             {"pid": bystander.pid, "create_time": real_start, "host": os.uname().nodename, "started": 0}))
         assert "killing worker pid" in cli_run("stop", "--run-dir", str(run_dir), "--force").stdout
         assert bystander.wait(timeout=10) == -signal.SIGKILL
@@ -166,7 +167,7 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
 
 def test_identity_survives_a_wall_clock_step_but_not_a_recycled_pid(tmp_path: Path) -> None:
     """A stepped clock moves the wall-clock start time psutil reports; the kernel's tick count does not."""
-    from trm_core.identity import WorkerIdentity, start_ticks
+    from trm_core.rundir.identity import WorkerIdentity, start_ticks
     proc = subprocess.Popen(["sleep", "60"])
     try:
         ticks = start_ticks(proc.pid)
@@ -190,7 +191,7 @@ def test_status_shows_a_frozen_worker_as_stalled_and_an_old_checkpoint_as_stale(
         st = status(run_dir)
         assert st["state"] == "running" and st["pid"] == read_identity(run_dir).pid and st["step"] >= 3
         assert not st["checkpoint_stale"]
-        from trm_core.status import run_status
+        from trm_core.control.status import run_status
         later = run_status(run_dir, now=time.time() + 3600)  # an hour on and no new checkpoint: stale
         assert later.checkpoint_stale and later.state == "stalled"
         os.kill(st["pid"], signal.SIGSTOP)  # frozen: no steps, no heartbeats
@@ -256,8 +257,8 @@ def test_a_forced_stop_from_another_shell_is_not_undone_by_auto_restart(tmp_path
 
 def test_the_inherited_budget_is_the_current_episodes(tmp_path: Path) -> None:
     """Restarts before a give_up or a launch by hand are not held against a supervisor that attaches."""
-    from trm_core.events import EventWriter
-    from trm_core.supervisor import restarts_in_log
+    from trm_core.rundir.events import EventWriter
+    from trm_core.control.supervisor import restarts_in_log
     path = tmp_path / "events.jsonl"
     writer = EventWriter(path)
     for kind, fields in [("run_start", {}), ("restart", {"failed_step": 3}), ("run_start", {}),

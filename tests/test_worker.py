@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trm_core import checkpoint as ckpt
+from trm_core.rundir import checkpoints as ckpt
 
 from conftest import MICRO, events, run_worker, start_worker, terminate, wait_for
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from trm_core import config as config_mod
 from trm_core.config import ConfigError, SupervisorConfig
-from trm_core.identity import WORKER_FILE, WORKER_LOCK, live_worker
-from trm_core.status import run_status
-from trm_core.supervisor import EXIT_CONFIG, LAUNCH_LOCK, STOP_REQUEST, WORKER_LOG, Supervisor, stop_worker
+from trm_core.control.launch import stop_worker
+from trm_core.control.status import run_status
+from trm_core.control.supervisor import Supervisor
+from trm_core.rundir import layout
+from trm_core.rundir.identity import live_worker
+from trm_core.rundir.layout import EXIT_CONFIG
 from trm_tui.headless import Headless
-
-CONFIG_FILE = config_mod.RUN_CONFIG_FILE
 
 DEFAULT_RUN_DIR = Path("runs/default")
 
@@ -73,39 +74,26 @@ def autotune_parser() -> argparse.ArgumentParser:
 def prepare_new_run(args: argparse.Namespace) -> bool:
     """Tune before training: a run dir without a run gets its resolved config (nothing else), so the search
     can also try larger batches (autotune.allow_batch_change). True when it made one."""
-    has_run = (args.run_dir / CONFIG_FILE).exists()
+    has_run = (args.run_dir / layout.RUN_CONFIG).exists()
     if has_run and (args.preset or args.config):
         raise ConfigError(f"--preset and --config are for a new run; {args.run_dir} already has its config "
                           f"(only --set autotune.KEY=VALUE applies to a search)")
     run_keys = [item for item in args.sets if not item.startswith("autotune.")]
     if has_run or not (args.preset or args.config or run_keys):
         return False  # autotune.* alone does not describe a run: a mistyped --run-dir is an error, not a run
-    from trm_core.events import EVENTS_FILE
-    if (args.run_dir / EVENTS_FILE).exists():
-        raise ConfigError(f"{args.run_dir} holds a run's events but no {CONFIG_FILE}; it cannot be tuned")
+    if (args.run_dir / layout.EVENTS).exists():
+        raise ConfigError(f"{args.run_dir} holds a run's events but no {layout.RUN_CONFIG}; it cannot be tuned")
     cfg = config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
     args.run_dir.mkdir(parents=True, exist_ok=True)
-    config_mod.write_config(cfg, args.run_dir / CONFIG_FILE)
+    config_mod.write_config(cfg, args.run_dir / layout.RUN_CONFIG)
     args.sets = []
     return True
-
-
-def _forget_new_run(run_dir: Path, created: bool) -> None:
-    """A new run whose search failed: remove what the search wrote, so the dir is as it was."""
-    from trm_core.events import EVENTS_FILE
-    for name in (CONFIG_FILE, EVENTS_FILE, WORKER_LOCK):
-        (run_dir / name).unlink(missing_ok=True)
-    if created:
-        try:
-            run_dir.rmdir()
-        except OSError:
-            pass
 
 
 def run_settings(run_dir: Path) -> SupervisorConfig:
     """The supervisor settings of an existing run (its own config.toml), defaults when there is none."""
     try:
-        return config_mod.resolve(base=config_mod.read_run_config(run_dir / CONFIG_FILE), env={}).supervisor
+        return config_mod.resolve(base=config_mod.read_run_config(run_dir / layout.RUN_CONFIG), env={}).supervisor
     except ConfigError:
         return SupervisorConfig()
 
@@ -165,20 +153,11 @@ def cmd_stop(argv: list[str]) -> int:
 
 
 def _show_log_tail(run_dir: Path, code: int) -> None:
-    log = run_dir / WORKER_LOG
+    log = run_dir / layout.WORKER_LOG
     lines = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
     print(f"trm-tui: the worker exited with code {code}; last lines of {log}:", file=sys.stderr)
     for line in lines:
         print(f"  {line}", file=sys.stderr)
-
-
-def _clean_failed_start(run_dir: Path) -> None:
-    """The worker refused the config: leave nothing behind in a run dir made for it."""
-    leftovers = (WORKER_LOG, LAUNCH_LOCK, WORKER_FILE, WORKER_LOCK, STOP_REQUEST)
-    if {p.name for p in run_dir.iterdir()} <= set(leftovers):
-        for name in leftovers:
-            (run_dir / name).unlink(missing_ok=True)
-        run_dir.rmdir()
 
 
 def cmd_run(argv: list[str]) -> int:
@@ -188,10 +167,8 @@ def cmd_run(argv: list[str]) -> int:
     if live_worker(run_dir) is not None:
         settings = run_settings(run_dir)  # attach: the run keeps its own config
     else:
-        from trm_core.worker import resolve_run_config  # imports torch: only a new run's validation pays for it
-
         try:
-            settings = resolve_run_config(args).supervisor  # fail fast, before anything is written
+            settings = config_mod.resolve_run_config(args).supervisor  # fail fast, before anything is written
         except ConfigError as exc:
             if live_worker(run_dir) is None:  # not a concurrent start that we can attach to
                 print(f"trm-tui: error: {exc}", file=sys.stderr)
@@ -214,7 +191,7 @@ def cmd_run(argv: list[str]) -> int:
     if code != 0 and run_dir.exists():
         _show_log_tail(run_dir, code)
     if code == EXIT_CONFIG and created:
-        _clean_failed_start(run_dir)
+        layout.forget_new_run(run_dir, created=True)
     return code
 
 
@@ -223,7 +200,7 @@ def cmd_autotune(argv: list[str]) -> int:
     import threading
 
     from trm_core.autotune.engine import AutotuneError, autotune
-    from trm_core.supervisor import launch_or_attach
+    from trm_core.control.launch import launch_or_attach
     from trm_tui.progress import event_line, trial_text
 
     args = autotune_parser().parse_args(argv)
@@ -252,7 +229,7 @@ def cmd_autotune(argv: list[str]) -> int:
         ident, proc = launch_or_attach(args.run_dir, ["--resume"])
         if ident is None:
             why = "exited at once" if proc is not None and proc.poll() is not None else "has not started in time"
-            print(f"trm-tui autotune: the resumed worker {why}; see {args.run_dir / WORKER_LOG}", file=sys.stderr)
+            print(f"trm-tui autotune: the resumed worker {why}; see {args.run_dir / layout.WORKER_LOG}", file=sys.stderr)
             return 1
         print(f"resumed: worker pid {ident.pid}; watch (and supervise) it with: trm-tui --run-dir {args.run_dir}")
         return 0
@@ -267,7 +244,7 @@ def cmd_autotune(argv: list[str]) -> int:
     except (ConfigError, AutotuneError, OSError) as exc:
         print(f"trm-tui autotune: error: {exc}", file=sys.stderr)
         if new_run:
-            _forget_new_run(args.run_dir, created)
+            layout.forget_new_run(args.run_dir, created)
         if isinstance(exc, AutotuneError) and exc.was_running and not args.no_resume:
             resume()  # the search stopped the run: it goes on as it was
         return EXIT_CONFIG if isinstance(exc, ConfigError) else 1

@@ -12,8 +12,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from trm_core.status import eta_seconds
-from trm_core.supervisor import Supervisor
+from trm_core.control.status import eta_seconds
+from trm_core.control.supervisor import Supervisor
 from trm_tui.progress import event_line, progress_line
 
 

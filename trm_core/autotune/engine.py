@@ -24,15 +24,17 @@ from typing import Callable
 
 import psutil
 
-from trm_core import checkpoint as ckpt
 from trm_core import config as config_mod
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose
 from trm_core.autotune.trial import EXIT_OOM
-from trm_core.config import RUN_CONFIG_FILE, Config, ConfigError
-from trm_core.events import EVENTS_FILE, EventWriter
-from trm_core.identity import RunClaimed, live_worker, lock_run
-from trm_core.supervisor import stop_worker
+from trm_core.config import Config, ConfigError
+from trm_core.control.launch import stop_worker
+from trm_core.rundir import checkpoints as ckpt
+from trm_core.rundir import layout
+from trm_core.rundir.events import EventWriter
+from trm_core.rundir.identity import RunClaimed, live_worker, lock_run
 from trm_core.telemetry import GpuProbe
+
 POLL_S = 0.05
 
 
@@ -162,7 +164,7 @@ def _last_json(text: str) -> dict | None:
 
 
 def _checkpoint_step(run_dir: Path) -> int:
-    found = ckpt.list_checkpoints(run_dir / ckpt.CHECKPOINT_DIR)
+    found = ckpt.list_checkpoints(run_dir / layout.CHECKPOINTS)
     return max((c.step for c in found), default=0)
 
 
@@ -172,9 +174,9 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     """Tune ``run_dir``'s micro-batch and threads (and, when allowed, its batch). ``sets`` override
     ``autotune.*`` keys for this search only; ``on_event`` sees each event as it is written (front ends
     show trials live). Raises AutotuneError or ConfigError."""
-    config_path = run_dir / RUN_CONFIG_FILE
+    config_path = run_dir / layout.RUN_CONFIG
     if not config_path.exists():
-        raise ConfigError(f"{run_dir} holds no run ({RUN_CONFIG_FILE} is missing); start one with trm-tui first, or "
+        raise ConfigError(f"{run_dir} holds no run ({layout.RUN_CONFIG} is missing); start one with trm-tui first, or "
                           f"give --preset/--config/--set to tune a new run before training")
     saved = config_mod.read_run_config(config_path)
     bad = [s for s in sets if not s.startswith("autotune.")]
@@ -194,7 +196,7 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     except RunClaimed as exc:
         raise AutotuneError(f"{exc}; nothing was tuned", was_running) from None
     try:
-        events = EventWriter(run_dir / EVENTS_FILE)
+        events = EventWriter(run_dir / layout.EVENTS)
         try:
             def emit(kind: str, **fields: object) -> dict:
                 record = events.emit(kind, **fields)

@@ -45,8 +45,8 @@ def run_trial(args: argparse.Namespace) -> dict:
     from trm_core import config as config_mod
     from trm_core.data import build_dataset
     from trm_core.data.order import DataOrder
-    from trm_core.testhooks import trial_crash_at_micro_batch
-    from trm_core.trainer import Trainer, peak_memory_mb
+    from trm_core.worker.faults import trial_crash_at_micro_batch
+    from trm_core.train.trainer import Trainer, peak_memory_mb
 
     sets = [f"train.batch_size={args.batch_size}", f"train.micro_batch_size={args.micro_batch}"]
     if args.threads:

@@ -18,8 +18,10 @@ from textual.worker import get_current_worker
 
 from trm_core.autotune.engine import Outcome
 from trm_core.config import ConfigError, SupervisorConfig
-from trm_core.events import EVENTS_FILE, read_span, sample_events
-from trm_core.supervisor import WORKER_LOG, Supervisor, launch_or_attach, stop_worker
+from trm_core.control.launch import launch_or_attach, stop_worker
+from trm_core.control.supervisor import Supervisor
+from trm_core.rundir import layout
+from trm_core.rundir.events import read_span, sample_events
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
 from trm_tui.dashboard.screens import ConfirmKill, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
@@ -124,7 +126,7 @@ class Dashboard(App[int]):
 
     def _history(self, end: int) -> list[dict[str, Any]]:
         """The run so far without parsing all of it: spread samples, then the last megabyte in full."""
-        path = self.run_dir / EVENTS_FILE
+        path = self.run_dir / layout.EVENTS
         tail_start = max(0, end - HISTORY_TAIL_BYTES)
         early = sample_events(path, HISTORY_SAMPLES, end=tail_start) if tail_start else []
         return [e for e in early if e["event"] in ("step", "eval")] + read_span(path, tail_start, end)
@@ -281,7 +283,7 @@ class Dashboard(App[int]):
             self.notify("auto-tune done; press r to resume the run")
 
     def action_log(self) -> None:
-        self.push_screen(LogScreen(self.run_dir / WORKER_LOG))
+        self.push_screen(LogScreen(self.run_dir / layout.WORKER_LOG))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

@@ -9,8 +9,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from trm_core.series import MinMaxSeries
-from trm_core.status import eta_seconds, stall_after
+from trm_tui.dashboard.series import MinMaxSeries
+from trm_core.control.status import eta_seconds, stall_after
 from trm_tui.progress import event_line
 
 NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end",

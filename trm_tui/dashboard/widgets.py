@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from trm_core.series import MinMaxSeries
+from trm_tui.dashboard.series import MinMaxSeries
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
 

@@ -1,71 +1,24 @@
-"""The supervisor: one worker per run, launched detached, attached to by anyone, restarted when it fails.
+"""The supervisor: follows a run's events, and restarts its worker when it fails.
 
-UI-free: the headless front end and the dashboard both drive it through ``poll()``. The worker runs in
-its own session with its output in ``RUN_DIR/worker.log`` (never a pipe), so the supervisor, its
-terminal or the SSH session can die without touching training; a later supervisor attaches to the same
-worker through its recorded identity (pid + start time).
+UI-free: the headless front end and the dashboard both drive it through ``poll()``. Launching, attaching
+and stopping are ``launch``'s; this module decides what to do when the worker ends.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import signal
 import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from trm_core.config import SupervisorConfig
-from trm_core.events import EVENTS_FILE, EventTail, EventWriter, read_tail
-from trm_core.identity import WorkerIdentity, live_worker, read_identity
-
-WORKER_LOG = "worker.log"
-LAUNCH_LOCK = "launch.lock"
-STOP_REQUEST = "stop.request"  # present while a stop asked for from anywhere is in force
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_STALLED = 0, 1, 2, 3
-
-
-@contextmanager
-def _flocked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def spawn_worker(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    with open(run_dir / WORKER_LOG, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), *args],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
-
-
-def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None = None,
-                     claim_timeout_s: float = 300.0) -> tuple[WorkerIdentity | None, subprocess.Popen | None]:
-    """Attach to the run's live worker, or launch one. Two callers at once still give one worker:
-    the launch lock is held until the new worker has claimed the run (or died trying)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with _flocked(run_dir / LAUNCH_LOCK):
-        ident = live_worker(run_dir)
-        if ident is not None:
-            return ident, None
-        (run_dir / STOP_REQUEST).unlink(missing_ok=True)  # launching again supersedes an older stop
-        proc = spawn_worker(run_dir, args, env)
-        deadline = time.monotonic() + claim_timeout_s
-        while time.monotonic() < deadline:
-            ident = read_identity(run_dir)
-            if ident is not None and ident.pid == proc.pid:
-                return ident, proc
-            if proc.poll() is not None:
-                return None, proc
-            time.sleep(0.05)
-        return None, proc  # not claimed yet: never hand back an older worker's identity
+from trm_core.control.launch import StopResult, launch_or_attach, mark_stop_requested, stop_requested, stop_worker
+from trm_core.rundir import layout
+from trm_core.rundir.events import EventTail, EventWriter, read_tail
+from trm_core.rundir.identity import WorkerIdentity, read_identity
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
 def last_run_end(path: Path) -> dict[str, Any] | None:
@@ -77,51 +30,6 @@ def last_run_end(path: Path) -> dict[str, Any] | None:
         elif ev["event"] == "run_end":
             end = ev
     return end
-
-
-@dataclass
-class StopResult:
-    was_running: bool
-    graceful: bool = False
-    killed: bool = False
-    seconds: float = 0.0
-
-
-def wait_gone(ident: WorkerIdentity, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None:
-            proc.poll()  # reap our own child so it does not linger as a zombie
-        if not ident.is_alive():
-            return True
-        time.sleep(0.05)
-    return not ident.is_alive()
-
-
-def mark_stop_requested(run_dir: Path) -> None:
-    if run_dir.is_dir():
-        (run_dir / STOP_REQUEST).write_text(f"{os.getpid()} {time.time()}\n")
-
-
-def stop_requested(run_dir: Path) -> bool:
-    return (run_dir / STOP_REQUEST).exists()
-
-
-def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
-                proc: subprocess.Popen | None = None) -> StopResult:
-    """Graceful first (SIGTERM: the worker checkpoints and exits); SIGKILL with ``force`` or after ``grace_s``."""
-    ident = live_worker(run_dir)
-    mark_stop_requested(run_dir)  # so no supervisor restarts what is being stopped, even by SIGKILL
-    if ident is None:
-        return StopResult(was_running=False)
-    t0 = time.monotonic()
-    if not force:
-        ident.send(signal.SIGTERM)
-        if wait_gone(ident, grace_s, proc):
-            return StopResult(True, graceful=True, seconds=time.monotonic() - t0)
-    ident.send(signal.SIGKILL)
-    wait_gone(ident, 30, proc)
-    return StopResult(True, killed=True, seconds=time.monotonic() - t0)
 
 
 def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> list[tuple[float, int]]:
@@ -172,7 +80,7 @@ class Supervisor:
     def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
                  env: dict[str, str] | None = None) -> None:
         self.run_dir, self.launch_args, self.settings, self.env = run_dir, launch_args, settings, env
-        self.tail = EventTail(run_dir / EVENTS_FILE, from_end=True)
+        self.tail = EventTail(run_dir / layout.EVENTS, from_end=True)
         self.policy = RestartPolicy(settings.max_restarts, settings.restart_window_s, settings.restart_backoff_s)
         self.ident: WorkerIdentity | None = None
         self.proc: subprocess.Popen | None = None
@@ -187,12 +95,12 @@ class Supervisor:
         self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
         self.attached = self.proc is None
         if self.attached:  # the restart budget belongs to the run's episode, not to this front end
-            self.policy.history = restarts_in_log(self.run_dir / EVENTS_FILE, self.settings.restart_window_s)
+            self.policy.history = restarts_in_log(self.run_dir / layout.EVENTS, self.settings.restart_window_s)
         if self.stopping and self.ident is not None:  # a stop asked for while the worker was starting
             self.ident.send(signal.SIGTERM)
 
     def _emit(self, event: str, **fields: Any) -> None:
-        writer = EventWriter(self.run_dir / EVENTS_FILE)
+        writer = EventWriter(self.run_dir / layout.EVENTS)
         try:
             writer.emit(event, **fields)
         finally:
@@ -237,7 +145,7 @@ class Supervisor:
             if ev["event"] == "run_end":
                 self.last_end = ev
         if self.last_end is None:  # attached late: its run_end may predate our tail
-            self.last_end = last_run_end(self.run_dir / EVENTS_FILE)
+            self.last_end = last_run_end(self.run_dir / layout.EVENTS)
         self._on_exit()
         return events + self.tail.poll()  # with what _on_exit itself wrote, delivered once
 

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trm_core import checkpoint as ckpt
-from trm_core.config import RUN_CONFIG_FILE, SupervisorConfig, tomllib
-from trm_core.events import EVENTS_FILE, read_tail
-from trm_core.identity import live_worker, run_lock_held
+from trm_core.config import SupervisorConfig, tomllib
+from trm_core.rundir import checkpoints as ckpt
+from trm_core.rundir import layout
+from trm_core.rundir.events import read_tail
+from trm_core.rundir.identity import live_worker, run_lock_held
 
 def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | None:
     """Time to ``total_steps`` at the pace of recent (wall time, step) points, oldest first."""
@@ -27,7 +28,7 @@ def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | No
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
     try:
-        with open(run_dir / RUN_CONFIG_FILE, "rb") as fh:
+        with open(run_dir / layout.RUN_CONFIG, "rb") as fh:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError):
         return {}
@@ -74,7 +75,7 @@ def _tuning(events: list[dict[str, Any]]) -> bool:
 def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: float | None = None) -> RunStatus:
     settings = settings or SupervisorConfig()
     now = time.time() if now is None else now
-    events = read_tail(run_dir / EVENTS_FILE)
+    events = read_tail(run_dir / layout.EVENTS)
     starts = [i for i, e in enumerate(events) if e["event"] == "run_start"]
     current = events[starts[-1]:] if starts else events
     steps = [e for e in events if e["event"] == "step"]
@@ -84,7 +85,7 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     config = (start or {}).get("config") or _run_config(run_dir)  # run_start may be older than the tail
     train = config.get("train", {})
     restarts = sum(1 for e in events if e["event"] == "restart")
-    info = ckpt.latest_progress(run_dir / ckpt.CHECKPOINT_DIR)
+    info = ckpt.latest_progress(run_dir / layout.CHECKPOINTS)
     ident = live_worker(run_dir)
 
     step = last_step["step"] if last_step else (info.step if info else None)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-EVENTS_FILE = "events.jsonl"
+from trm_core.rundir.records import SCHEMA_VERSION
+
 
 
 def _clean(value: Any) -> Any:

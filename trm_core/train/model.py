@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from trm_core.config import ModelConfig
-from trm_core.mixer import MLPMixer
+from trm_core.train.mixer import MLPMixer
 
 
 class StepOutput(NamedTuple):

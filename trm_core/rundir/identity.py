@@ -22,8 +22,8 @@ from pathlib import Path
 
 import psutil
 
-WORKER_FILE = "worker.json"
-WORKER_LOCK = "worker.lock"
+from trm_core.rundir import layout
+
 _SAME_START_S = 0.05  # start times come from /proc in clock ticks (10 ms): equal within that is the same process
 
 
@@ -75,7 +75,7 @@ def start_ticks(pid: int) -> int | None:
 
 def read_identity(run_dir: Path) -> WorkerIdentity | None:
     try:
-        data = json.loads((run_dir / WORKER_FILE).read_text())
+        data = json.loads((run_dir / layout.WORKER_IDENTITY).read_text())
         ticks = data.get("start_ticks")
         return WorkerIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]),
                               int(ticks) if ticks is not None else None)
@@ -96,7 +96,7 @@ class RunClaimed(RuntimeError):
 def lock_run(run_dir: Path) -> int:
     """Take the run's worker lock (the worker for its life, an auto-tune search for its own); returns the
     lock's fd, which holds it until closed or the process dies. Raises RunClaimed naming the holder."""
-    fd = os.open(run_dir / WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(run_dir / layout.WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -117,9 +117,7 @@ def claim_run(run_dir: Path) -> int:
     fd = lock_run(run_dir)
     pid = os.getpid()
     ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid))
-    tmp = run_dir / f".{WORKER_FILE}.tmp-{pid}"
-    tmp.write_text(json.dumps(asdict(ident)))
-    os.replace(tmp, run_dir / WORKER_FILE)
+    layout.write_atomic(run_dir / layout.WORKER_IDENTITY, json.dumps(asdict(ident)).encode())
     return fd
 
 
@@ -127,7 +125,7 @@ def run_lock_held(run_dir: Path) -> bool:
     """Someone holds the run's worker lock (a worker that has not recorded itself yet, or an auto-tune
     search). Probes without creating the lock file."""
     try:
-        fd = os.open(run_dir / WORKER_LOCK, os.O_RDONLY)
+        fd = os.open(run_dir / layout.WORKER_LOCK, os.O_RDONLY)
     except OSError:
         return False
     try:

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from trm_core.config import Config
 from trm_core.data.base import Batch
-from trm_core.ema import EMA
-from trm_core.model import TinyRecursiveModel, count_parameters
-from trm_core.schedule import learning_rate
+from trm_core.train.ema import EMA
+from trm_core.train.model import TinyRecursiveModel, count_parameters
+from trm_core.train.schedule import learning_rate
 
 
 class NonFiniteLoss(RuntimeError):

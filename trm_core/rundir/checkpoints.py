@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from trm_core.rundir import layout
+
 if TYPE_CHECKING:
     import torch
 
-CHECKPOINT_DIR = "checkpoints"
 SIDECAR_FORMAT = 1
 _NAME = re.compile(r"^step-(\d{8,})\.json$")
 _HASH_CHUNK = 1 << 20
@@ -63,23 +64,6 @@ class _HashingWriter:
         self.fh.flush()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
 
@@ -88,21 +72,17 @@ def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: in
                     config_hash: str, test_delay_per_mb: float = 0.0) -> CheckpointInfo:
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{checkpoint_name(step)}.pt"
-    tmp = folder / f".{final.name}.tmp-{os.getpid()}"
     import torch  # here, not at the top: status readers of this module must not pay for importing torch
 
-    with open(tmp, "wb") as fh:
+    with layout.atomic_file(final) as fh:
         writer = _HashingWriter(fh, test_delay_per_mb)
         torch.save(state, writer)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
     info = CheckpointInfo(final, step, epoch, loss, time.time(), config_hash, writer.size,
                           writer.digest.hexdigest())
-    _write_json_atomic(final.with_suffix(".json"), {
+    layout.write_atomic(final.with_suffix(".json"), json.dumps({
         "format": SIDECAR_FORMAT, "file": final.name, "step": step, "epoch": epoch, "loss": loss,
-        "time": info.time, "config_hash": config_hash, "bytes": info.bytes, "sha256": info.sha256})
-    _fsync_dir(folder)
+        "time": info.time, "config_hash": config_hash, "bytes": info.bytes, "sha256": info.sha256}, indent=1).encode())
+    layout.fsync_dir(folder)
     return info
 
 

@@ -16,9 +16,9 @@ import time
 import traceback
 from typing import Any, Callable
 
-from trm_core.events import EventWriter
+from trm_core.rundir.events import EventWriter
+from trm_core.rundir.layout import EXIT_STALLED
 
-EXIT_STALLED = 3
 
 
 def thread_stacks() -> list[dict[str, Any]]:

@@ -18,22 +18,20 @@ from typing import Any
 
 import torch
 
-from trm_core import checkpoint as ckpt
 from trm_core import config as config_mod
-from trm_core import identity
-from trm_core import testhooks
-from trm_core.config import Config, ConfigError
+from trm_core.config import Config, ConfigError, resolve_run_config
 from trm_core.data import Dataset, build_dataset
 from trm_core.data.order import DataOrder
-from trm_core.events import EVENTS_FILE, EventWriter
-from trm_core.stop import StopRequest
-from trm_core.trainer import NonFiniteLoss, Trainer
-from trm_core.watchdog import EXIT_STALLED, Watchdog
+from trm_core.rundir import checkpoints as ckpt
+from trm_core.rundir import identity, layout
+from trm_core.rundir.events import EventWriter
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from trm_core.train.trainer import NonFiniteLoss, Trainer
+from trm_core.worker import faults as testhooks
+from trm_core.worker.stop import StopRequest
+from trm_core.worker.watchdog import Watchdog
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-CONFIG_FILE = config_mod.RUN_CONFIG_FILE
-__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_CONFIG", "EXIT_STALLED"]
-
+__all__ = ["main"]
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trm_core.worker", description="Train a Tiny Recursive Model in one run dir.")
@@ -46,23 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_run_config(args: argparse.Namespace) -> Config:
-    """The config this run will use; raises ConfigError before anything is written."""
-    run_dir: Path = args.run_dir
-    if args.resume:
-        config_mod.check_resume_overrides(args.sets, args.preset)
-        saved = config_mod.read_run_config(run_dir / CONFIG_FILE)
-        return config_mod.resolve(base=saved, env={}, sets=args.sets)
-    existing = ckpt.list_checkpoints(run_dir / ckpt.CHECKPOINT_DIR)
-    if existing or (run_dir / EVENTS_FILE).exists():
-        raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
-                          f"or choose another --run-dir")
-    if (run_dir / CONFIG_FILE).exists():  # prepared by `trm-tui autotune` before training: never overwrite it
-        raise ConfigError(f"run dir {run_dir} holds a prepared {CONFIG_FILE} (from trm-tui autotune); "
-                          f"start it with --resume, or choose another --run-dir")
-    return config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
-
-
 def total_steps_for(cfg: Config, order: DataOrder) -> int:
     return cfg.train.max_steps or cfg.train.epochs * order.steps_per_epoch
 
@@ -72,10 +53,10 @@ class Run:
                  stop: StopRequest) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
         self.resume, self.overrides, self.stop = resume, overrides, stop
-        self.ckpt_dir = run_dir / ckpt.CHECKPOINT_DIR
+        self.ckpt_dir = run_dir / layout.CHECKPOINTS
         self.order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
         self.total_steps = total_steps_for(cfg, self.order)
-        self.events = EventWriter(run_dir / EVENTS_FILE)
+        self.events = EventWriter(run_dir / layout.EVENTS)
         self.last_loss: float | None = None
         self.last_saved_step = -1
         self.done_steps = 0     # steps completed, as known to the loop
@@ -218,23 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         dataset = build_dataset(cfg)
-        config_mod.write_config(cfg, run_dir / CONFIG_FILE)
+        config_mod.write_config(cfg, run_dir / layout.RUN_CONFIG)
     except (ConfigError, identity.RunClaimed) as exc:
-        if created and run_dir.exists():
-            _remove_new_run_dir(run_dir)
+        if created:
+            layout.forget_new_run(run_dir, created=True)
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return Run(cfg, run_dir, dataset, args.resume, args.sets, stop).execute()
 
-
-def _remove_new_run_dir(run_dir: Path) -> None:
-    """A config error leaves nothing behind: drop the lock files this process made in a dir it created."""
-    for name in (identity.WORKER_FILE, identity.WORKER_LOCK):
-        (run_dir / name).unlink(missing_ok=True)
-    try:
-        run_dir.rmdir()
-    except OSError:
-        pass  # something else is in there (a front end's log): leave it to its owner
-
-if __name__ == "__main__":
-    sys.exit(main())

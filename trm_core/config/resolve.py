@@ -1,0 +1,201 @@
+"""Resolving a config from its layers, with validation that names the problem.
+
+Layering, lowest first: built-in defaults < config file < preset < environment (``TRM_SECTION_KEY``)
+< ``--set section.key=value``. Every layer goes through the same validation, so a typo anywhere gives
+the same clear message (key, value, what is allowed) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from trm_core.config.schema import BUILTIN_PRESETS, SECTIONS, Config, ConfigError
+
+
+def _section_fields(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def resolve_key(dotted: str, source: str) -> tuple[str, str]:
+    if "." not in dotted:
+        raise ConfigError(f"{source}: '{dotted}' is not a config key; keys look like section.key, "
+                          f"sections: {', '.join(SECTIONS)}")
+    section, key = dotted.split(".", 1)
+    if section not in SECTIONS:
+        raise ConfigError(f"{source}: unknown section '{section}'{_did_you_mean(section, list(SECTIONS))}; "
+                          f"sections: {', '.join(SECTIONS)}")
+    fields = _section_fields(section)
+    if key not in fields:
+        raise ConfigError(f"{source}: unknown key '{section}.{key}'"
+                          f"{_did_you_mean(key, list(fields))}; keys in [{section}]: {', '.join(fields)}")
+    return section, key
+
+
+def _type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            list: "a list of strings"}[t]
+
+
+def _coerce(section: str, key: str, value: Any, source: str) -> Any:
+    """Check one value against its field's type and range; return it in the field's type."""
+    f = _section_fields(section)[key]
+    t = {"int": int, "float": float, "bool": bool, "str": str, "list": list}.get(f.type, f.type) \
+        if isinstance(f.type, str) else f.type
+    name = f"{section}.{key}"
+    bad = ConfigError(f"{source}: {name} = {value!r} is not {_type_name(t)}")
+    if t is bool:
+        if not isinstance(value, bool):
+            raise bad
+    elif t is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif t is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        value = float(value)
+    elif t is str:
+        if not isinstance(value, str):
+            raise bad
+    elif t is list:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(f"{source}: {name} = {value!r} is not allowed; choose one of {allowed}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo, hi, above = meta.get("min"), meta.get("max"), meta.get("above")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{source}: {name} = {value!r} must be a finite number")
+        if lo is not None and value < lo:
+            raise ConfigError(f"{source}: {name} = {value!r} is out of range; it must be >= {lo}")
+        if above is not None and value <= above:
+            raise ConfigError(f"{source}: {name} = {value!r} is out of range; it must be > {above}")
+        if hi is not None and value > hi:
+            raise ConfigError(f"{source}: {name} = {value!r} is out of range; it must be <= {hi}")
+    return value
+
+
+def parse_scalar(text: str) -> Any:
+    """Parse a command-line or environment value as TOML (numbers, booleans, lists), else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    key, _, raw = item.partition("=")
+    return key.strip(), parse_scalar(raw.strip())
+
+
+class Layers:
+    """Collects overrides layer by layer, validating each value as it arrives."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+
+    def apply_tables(self, tables: Mapping[str, Any], source: str) -> None:
+        for section, body in tables.items():
+            if section == "presets":
+                continue
+            if not isinstance(body, Mapping):
+                resolve_key(section, source)  # raises with a clear message for a bare key
+                raise ConfigError(f"{source}: [{section}] must be a table")
+            for key, value in body.items():
+                self.set(f"{section}.{key}", value, source)
+
+    def set(self, dotted: str, value: Any, source: str) -> None:
+        section, key = resolve_key(dotted, source)
+        self.values[section][key] = _coerce(section, key, value, source)
+
+    def build(self) -> Config:
+        cfg = Config(**{s: SECTIONS[s](**self.values[s]) for s in SECTIONS})
+        validate(cfg)
+        return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Checks that span several keys."""
+    t = cfg.train
+    if t.micro_batch_size and t.batch_size % t.micro_batch_size:
+        raise ConfigError(f"train.micro_batch_size = {t.micro_batch_size} does not divide "
+                          f"train.batch_size = {t.batch_size}; choose a divisor of {t.batch_size}")
+    if t.device not in ("auto", "cpu", "cuda") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
+        raise ConfigError(f"train.device = {t.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    m = cfg.model
+    for key, factor in (("expansion_factor", m.expansion_factor), ("expansion_factor_token", m.expansion_factor_token)):
+        if int(factor * m.dim) < 1:
+            raise ConfigError(f"model.{key} = {factor} gives a hidden width of {int(factor * m.dim)} with "
+                              f"model.dim = {m.dim}; it must be at least 1 / dim = {1 / m.dim:g}")
+    if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
+        raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def resolve(config_file: Path | None = None, preset: str | None = None,
+            env: Mapping[str, str] | None = None, sets: list[str] | tuple[str, ...] = (),
+            base: Mapping[str, Any] | None = None, default_file: Path = Path("config.toml")) -> Config:
+    """Resolve a config from every layer. ``base`` replaces defaults+file (used on resume)."""
+    layers = Layers()
+    file_tables: dict[str, Any] = {}
+    if base is not None:
+        layers.apply_tables(base, "saved run config")
+    else:
+        path = config_file if config_file is not None else (default_file if default_file.exists() else None)
+        if path is not None:
+            file_tables = load_toml(Path(path))
+            layers.apply_tables(file_tables, str(path))
+    if preset:
+        file_presets = file_tables.get("presets") or {}
+        if not isinstance(file_presets, Mapping) or not all(isinstance(v, Mapping) for v in file_presets.values()):
+            raise ConfigError(f"{config_file or default_file}: [presets] must hold tables like [presets.NAME.train]")
+        presets = {**BUILTIN_PRESETS, **file_presets}
+        if preset not in presets:
+            raise ConfigError(f"unknown preset '{preset}'{_did_you_mean(preset, list(presets))}; "
+                              f"presets: {', '.join(sorted(presets))}")
+        layers.apply_tables(presets[preset], f"preset '{preset}'")
+    for name, raw in sorted((env if env is not None else os.environ).items()):
+        if not name.startswith("TRM_"):
+            continue
+        rest = name[4:].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # TRM_TEST_* hooks and other tools' variables are not config
+        layers.set(f"{section}.{rest[len(section) + 1:]}", parse_scalar(raw), f"environment {name}")
+    for item in sets:
+        key, value = parse_set(item)
+        layers.set(key, value, f"--set {item}")
+    return layers.build()
+
+

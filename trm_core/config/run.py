@@ -1,0 +1,73 @@
+"""A run's own config: the file in its run dir, the config a start resolves to, and what may change on resume.
+
+``resolve_run_config`` is the one check both the worker and ``trm-tui`` make before anything is written:
+a new run must not land on an old one, and a resumed run keeps its math. It reads only files (no torch),
+so a front end can validate a start without importing the trainer.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from trm_core.config.resolve import load_toml, parse_set, resolve, resolve_key
+from trm_core.config.schema import Config, ConfigError
+from trm_core.rundir import layout
+from trm_core.rundir.checkpoints import list_checkpoints
+
+# Keys a resumed run may change: none of them changes the model, the data or the optimizer. Two still
+# touch the numbers, as the user guide says: epochs/max_steps move the end of the cosine schedule, and
+# device/micro_batch_size change floating-point rounding (bf16 on CUDA, summation order).
+SAFE_ON_RESUME: frozenset[str] = frozenset({
+    "train.epochs", "train.max_steps", "train.micro_batch_size", "train.compile", "train.threads",
+    "train.log_every", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.step_timeout_s", "train.heartbeat_s", "train.device",
+    "supervisor.max_restarts", "supervisor.restart_window_s", "supervisor.restart_backoff_s",
+    "supervisor.stop_grace_s", "supervisor.stall_after_s",
+    "autotune.memory_margin", "autotune.memory_limit_mb", "autotune.allow_batch_change", "autotune.max_batch_size",
+    "autotune.max_seconds", "autotune.warmup_steps", "autotune.measure_steps", "autotune.min_gain",
+})
+
+
+def check_resume_overrides(sets: list[str] | tuple[str, ...], preset: str | None) -> None:
+    """On resume only math-neutral keys may change; say which ones are allowed."""
+    if preset:
+        raise ConfigError("--preset cannot be combined with --resume: a run keeps its own config")
+    for item in sets:
+        key, _ = parse_set(item)
+        resolve_key(key, f"--set {item}")
+        if key not in SAFE_ON_RESUME:
+            raise ConfigError(f"--set {item}: {key} cannot change on resume (it would change the math of the "
+                              f"run); keys that can: {', '.join(sorted(SAFE_ON_RESUME))}")
+
+
+def write_config(cfg: Config, path: Path) -> None:
+    """Write the resolved config atomically so a crash never leaves half a file."""
+    layout.write_atomic(path, tomli_w.dumps(cfg.to_dict()).encode())
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: nothing to resume in this run dir")
+    return load_toml(path)
+
+
+def resolve_run_config(args: argparse.Namespace) -> Config:
+    """The config a start of ``args.run_dir`` will use (``run_dir``, ``resume``, ``sets``, ``preset``,
+    ``config``, as the worker's and trm-tui's flags give them); raises ConfigError before anything is written."""
+    run_dir: Path = args.run_dir
+    if args.resume:
+        check_resume_overrides(args.sets, args.preset)
+        saved = read_run_config(run_dir / layout.RUN_CONFIG)
+        return resolve(base=saved, env={}, sets=args.sets)
+    existing = list_checkpoints(run_dir / layout.CHECKPOINTS)
+    if existing or (run_dir / layout.EVENTS).exists():
+        raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
+                          f"or choose another --run-dir")
+    if (run_dir / layout.RUN_CONFIG).exists():  # prepared by `trm-tui autotune` before training: never overwrite it
+        raise ConfigError(f"run dir {run_dir} holds a prepared {layout.RUN_CONFIG} (from trm-tui autotune); "
+                          f"start it with --resume, or choose another --run-dir")
+    return resolve(config_file=args.config, preset=args.preset, sets=args.sets)

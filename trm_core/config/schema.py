@@ -1,0 +1,143 @@
+"""The config schema: one dataclass per section, each field with its default, its doc and its allowed range.
+
+The docs are read: ``reference.py`` renders the shipped config.toml from them (a test keeps the two equal).
+Resolution and validation live in ``resolve.py``; a run's saved config and the resume rules in ``run.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A user mistake in configuration: the message is shown as is, the process exits with code 2."""
+
+
+def _f(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
+       choices: tuple[Any, ...] | None = None, above: float | None = None) -> Any:
+    """A schema field: its default, a one-line doc (used in config.toml), and its allowed range."""
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "above": above}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ModelConfig:
+    dim: int = _f(1024, "width of every token vector", min=8)
+    depth: int = _f(4, "MLP-mixer blocks in the one shared network", min=1)
+    seq_len: int = _f(4096, "tokens per sample (the mixer mixes over a fixed length)", min=2)
+    vocab_size: int = _f(0, "token vocabulary; 0 = derived from the data (258 for code: bytes, pad, mask)", min=0)
+    latent_steps: int = _f(6, "n: latent refinements z <- net(x + y + z) per refinement block", min=1)
+    refinement_blocks: int = _f(3, "T: refinement blocks per supervision step, gradients only through the last", min=1)
+    max_supervision_steps: int = _f(16, "deep supervision steps per batch, one optimizer update each", min=1)
+    halt_threshold: float = _f(0.5, "a sample halts (leaves the batch) when its halt probability reaches this", min=0.0, max=1.0)
+    halt_loss_weight: float = _f(1.0, "weight of the halting BCE loss against 'answer fully correct'", min=0.0)
+    expansion_factor: float = _f(4.0, "token-mixing hidden width as a multiple of dim (as tiny-recursive-model)", above=0.0)
+    expansion_factor_token: float = _f(0.5, "channel-mixing hidden width as a multiple of dim", above=0.0)
+
+
+@dataclass
+class DataConfig:
+    kind: str = _f("code", "'code': byte-level masked-span denoising on source files; 'pairs': a JSONL of input/output token lists",
+                   choices=("code", "pairs"))
+    paths: list = _f([], "code: files or folders to read; empty = the Python standard library's own sources")
+    extensions: list = _f([".py"], "code: file name endings to include")
+    max_bytes: int = _f(0, "code: stop reading the corpus after this many bytes; 0 = no limit", min=0)
+    mask_ratio: float = _f(0.15, "code: fraction of bytes hidden behind the mask token", min=0.0, max=1.0)
+    mean_span: float = _f(3.0, "code: mean length of a masked span", min=1.0)
+    eval_fraction: float = _f(0.01, "fraction of samples held out for eval", min=0.0, max=0.5)
+    pairs_file: str = _f("", "pairs: JSONL file of {\"input\": [...], \"output\": [...]}, each seq_len long")
+    eval_pairs_file: str = _f("", "pairs: optional held-out JSONL; empty = split eval_fraction off pairs_file")
+    cache_dir: str = _f("", "where the packed corpus is cached; empty = $XDG_CACHE_HOME/trm-tui or ~/.cache/trm-tui")
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = _f(1, "samples per optimizer update (the effective batch)", min=1)
+    micro_batch_size: int = _f(0, "samples per forward/backward; must divide batch_size; 0 = batch_size", min=0)
+    epochs: int = _f(15, "passes over the training split (used when max_steps = 0)", min=1)
+    max_steps: int = _f(0, "stop after this many steps (a step = one batch through its supervision steps); 0 = epochs", min=0)
+    learning_rate: float = _f(2e-4, "peak AdamW learning rate", above=0.0, max=1.0)
+    min_lr_ratio: float = _f(0.1, "cosine decay ends at learning_rate * min_lr_ratio", min=0.0, max=1.0)
+    warmup_steps: int = _f(100, "linear warm-up steps", min=0)
+    weight_decay: float = _f(0.1, "AdamW weight decay", min=0.0)
+    adam_beta1: float = _f(0.9, "AdamW beta1", min=0.0, max=1.0)
+    adam_beta2: float = _f(0.95, "AdamW beta2", min=0.0, max=1.0)
+    grad_clip: float = _f(1.0, "clip the gradient norm to this; 0 = off", min=0.0)
+    ema_decay: float = _f(0.999, "decay of the weights' exponential moving average (used for eval); 0 = off", min=0.0, max=1.0)
+    seed: int = _f(0, "seed for initialisation and data order", min=0, max=2**63 - 1)
+    device: str = _f("auto", "'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'")
+    bf16: bool = _f(True, "bf16 autocast on CUDA (ignored on CPU, where runs stay bit-exact)")
+    compile: bool = _f(False, "torch.compile the network")
+    threads: int = _f(0, "torch CPU threads; 0 = torch's default", min=0)
+    log_every: int = _f(1, "write a step event every N steps", min=1)
+    eval_every: int = _f(500, "run eval every N steps; 0 = off", min=0)
+    eval_batches: int = _f(8, "batches per eval", min=1)
+    checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop)", min=1)
+    keep_checkpoints: int = _f(3, "keep the newest K checkpoints", min=1)
+    step_timeout_s: float = _f(900.0, "watchdog: a step running longer than this is a stall (exit 3)", above=0.0)
+    heartbeat_s: float = _f(5.0, "write a heartbeat event when nothing else was written for this long", above=0.0)
+
+
+@dataclass
+class SupervisorConfig:
+    max_restarts: int = _f(3, "restart a crashed or stalled worker at most this many times within restart_window_s", min=0)
+    restart_window_s: float = _f(3600.0, "the window that max_restarts counts in", above=0.0)
+    restart_backoff_s: float = _f(5.0, "wait before the first restart; doubles with each further one", min=0.0)
+    stop_grace_s: float = _f(300.0, "a graceful stop may take this long (a checkpoint save) before SIGKILL", above=0.0)
+    stall_after_s: float = _f(0.0, "no step or heartbeat for this long shows 'stalled'; 0 = 10x the recent step time, at least 60 s", min=0.0)
+
+
+@dataclass
+class AutotuneConfig:
+    memory_margin: float = _f(0.1, "reject a candidate whose peak memory exceeds (1 - this) of the device's memory", min=0.0, max=0.9)
+    memory_limit_mb: float = _f(0.0, "a tighter memory cap in MiB (peak RSS on CPU, allocated memory on CUDA); 0 = the device's", min=0.0)
+    allow_batch_change: bool = _f(False, "may raise train.batch_size too (learning rate x sqrt(ratio)); only before step 1")
+    max_batch_size: int = _f(0, "the largest effective batch tried when allow_batch_change; 0 = 8x train.batch_size", min=0)
+    max_seconds: float = _f(600.0, "time budget of a whole search, trials included", above=0.0)
+    warmup_steps: int = _f(2, "steps each trial runs before it starts measuring", min=0)
+    measure_steps: int = _f(4, "steps each trial measures (samples/s from the median step time)", min=1)
+    min_gain: float = _f(0.03, "a larger candidate must be this much faster to count; growth stops when one is not", min=0.0, max=1.0)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    autotune: AutotuneConfig = field(default_factory=AutotuneConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Short stable digest of the resolved config, stored with every checkpoint."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def micro_batch(self) -> int:
+        return self.train.micro_batch_size or self.train.batch_size
+
+
+SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else globals()[f.type]
+                             for f in dataclasses.fields(Config)}
+
+# Built-in presets: also written out in the shipped config.toml (a test keeps the two equal), here so
+# that `--preset tiny` works from any directory.
+BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "model": {"dim": 64, "depth": 2, "seq_len": 64, "latent_steps": 2, "refinement_blocks": 2,
+                  "max_supervision_steps": 2},
+        "data": {"max_bytes": 4_000_000},
+        "train": {"batch_size": 16, "max_steps": 600, "learning_rate": 1e-3, "warmup_steps": 20,
+                  "checkpoint_every": 100, "eval_every": 100, "eval_batches": 4, "ema_decay": 0.99,
+                  "step_timeout_s": 120.0},
+    },
+}

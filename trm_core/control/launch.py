@@ -1,0 +1,109 @@
+"""Launch, attach to and stop a run's worker, from any process.
+
+The worker runs in its own session with its output in ``RUN_DIR/worker.log`` (never a pipe), so whoever
+launched it, its terminal or the SSH session can die without touching training; a later process attaches
+to the same worker through its recorded identity (pid + start time). A stop is recorded in
+``stop.request`` before the worker is signalled, so no supervisor restarts what was stopped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from trm_core.rundir import layout
+from trm_core.rundir.identity import WorkerIdentity, live_worker, read_identity
+
+
+@contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def spawn_worker(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    with open(run_dir / layout.WORKER_LOG, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), *args],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+
+
+def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None = None,
+                     claim_timeout_s: float = 300.0) -> tuple[WorkerIdentity | None, subprocess.Popen | None]:
+    """Attach to the run's live worker, or launch one. Two callers at once still give one worker:
+    the launch lock is held until the new worker has claimed the run (or died trying)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _flocked(run_dir / layout.LAUNCH_LOCK):
+        ident = live_worker(run_dir)
+        if ident is not None:
+            return ident, None
+        (run_dir / layout.STOP_REQUEST).unlink(missing_ok=True)  # launching again supersedes an older stop
+        proc = spawn_worker(run_dir, args, env)
+        deadline = time.monotonic() + claim_timeout_s
+        while time.monotonic() < deadline:
+            ident = read_identity(run_dir)
+            if ident is not None and ident.pid == proc.pid:
+                return ident, proc
+            if proc.poll() is not None:
+                return None, proc
+            time.sleep(0.05)
+        return None, proc  # not claimed yet: never hand back an older worker's identity
+
+
+@dataclass
+class StopResult:
+    was_running: bool
+    graceful: bool = False
+    killed: bool = False
+    seconds: float = 0.0
+
+
+def wait_gone(ident: WorkerIdentity, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.poll()  # reap our own child so it does not linger as a zombie
+        if not ident.is_alive():
+            return True
+        time.sleep(0.05)
+    return not ident.is_alive()
+
+
+def mark_stop_requested(run_dir: Path) -> None:
+    if run_dir.is_dir():
+        layout.write_atomic(run_dir / layout.STOP_REQUEST, f"{os.getpid()} {time.time()}\n".encode())
+
+
+def stop_requested(run_dir: Path) -> bool:
+    return (run_dir / layout.STOP_REQUEST).exists()
+
+
+def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
+                proc: subprocess.Popen | None = None) -> StopResult:
+    """Graceful first (SIGTERM: the worker checkpoints and exits); SIGKILL with ``force`` or after ``grace_s``."""
+    ident = live_worker(run_dir)
+    mark_stop_requested(run_dir)  # so no supervisor restarts what is being stopped, even by SIGKILL
+    if ident is None:
+        return StopResult(was_running=False)
+    t0 = time.monotonic()
+    if not force:
+        ident.send(signal.SIGTERM)
+        if wait_gone(ident, grace_s, proc):
+            return StopResult(True, graceful=True, seconds=time.monotonic() - t0)
+    ident.send(signal.SIGKILL)
+    wait_gone(ident, 30, proc)
+    return StopResult(True, killed=True, seconds=time.monotonic() - t0)
+
+

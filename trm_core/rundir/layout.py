@@ -1,0 +1,103 @@
+"""The run dir's contract: the name of every file in it, how each is written, and the worker's exit codes.
+
+Every process that touches a run (the worker, the supervisor, auto-tune, ``trm-tui status``, the
+dashboard) agrees on these names through this module alone. A run dir holds:
+
+- ``config.toml``: the run's resolved config, written by the worker (or by ``trm-tui autotune`` before
+  training); ``--resume`` reads it.
+- ``events.jsonl``: the event log (``rundir.events``, one typed record per line: ``rundir.records``).
+- ``checkpoints/``: ``step-NNNNNNNN.pt`` and its sidecar ``.json`` (``rundir.checkpoints``).
+- ``worker.json`` and ``worker.lock``: who the live worker is, and its lock (``rundir.identity``).
+- ``worker.log``: the worker's stdout and stderr, when a supervisor launched it.
+- ``launch.lock``: held by a supervisor while it launches, so two at once give one worker.
+- ``stop.request``: present while a stop asked for from anywhere is in force.
+
+Nothing here imports torch: readers of a run must stay cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+RUN_CONFIG = "config.toml"
+EVENTS = "events.jsonl"
+CHECKPOINTS = "checkpoints"
+WORKER_IDENTITY = "worker.json"
+WORKER_LOCK = "worker.lock"
+WORKER_LOG = "worker.log"
+LAUNCH_LOCK = "launch.lock"
+STOP_REQUEST = "stop.request"
+
+# The worker's exit codes, which the supervisor acts on.
+EXIT_OK = 0        # completed, or stopped on request
+EXIT_FAILED = 1    # an exception or a non-finite loss: restart from the last checkpoint (within the budget)
+EXIT_CONFIG = 2    # bad config or a run dir it cannot use: restarting cannot help
+EXIT_STALLED = 3   # the watchdog saw a phase hang: restart from the last checkpoint
+
+# What a start that never trained may leave behind (its own files only; never a checkpoint).
+_NEW_RUN_FILES = (RUN_CONFIG, EVENTS, WORKER_IDENTITY, WORKER_LOCK, WORKER_LOG, LAUNCH_LOCK, STOP_REQUEST)
+
+
+def temp_name(path: Path) -> Path:
+    """Where ``path`` is written before its rename: hidden, in the same folder (a rename never crosses a file
+    system), named by the writing pid so a sweep can tell a dead writer's leftovers from a live one's."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """Write ``path`` whole or not at all: a temp file, flushed and fsynced, then renamed over ``path``. A
+    crash at any instant leaves either the old file or the new one, never half of one."""
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    with atomic_file(path) as fh:
+        fh.write(data)
+
+
+def has_progress(run_dir: Path) -> bool:
+    """The run has trained: a checkpoint, or a worker start in its log. Such a run is never forgotten."""
+    folder = run_dir / CHECKPOINTS
+    if folder.is_dir() and any(folder.iterdir()):
+        return True
+    try:
+        with open(run_dir / EVENTS, "rb") as fh:
+            return any(b'"event":"run_start"' in line for line in fh)
+    except OSError:
+        return False
+
+
+def forget_new_run(run_dir: Path, created: bool) -> None:
+    """A start that never trained (its config refused, its first auto-tune failed) leaves the run dir as it
+    found it: the run-dir files a start writes are removed, and the folder too when the caller created it
+    and nothing else is in it. A run with progress is never touched."""
+    if not run_dir.is_dir() or has_progress(run_dir):
+        return
+    for name in _NEW_RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    if created:
+        try:
+            run_dir.rmdir()
+        except OSError:
+            pass  # something else is in there: leave it to its owner

@@ -1,0 +1,324 @@
+"""Every kind of event in ``RUN_DIR/events.jsonl``, defined once as a typed record.
+
+The writers (worker, watchdog, supervisor, auto-tune) build these records; ``EventWriter.emit`` turns one
+into a line. Readers turn a line back into a record with ``parse``. The log-format doc's events section is
+generated from the classes below (``python -m trm_core.rundir.records``; a test keeps the doc equal to it),
+so the schema lives here and only here.
+
+Compatibility: a line from a newer writer stays readable. An unknown kind parses as ``Unknown``; unknown
+fields land in ``extra``; a field an older writer did not write reads as its default (``None``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+SCHEMA_VERSION = 1
+
+
+def doc(text: str, *, optional: bool = False) -> Any:
+    """A record field: what it means (for the doc). A writer must give every field, except an ``optional``
+    one, which the line leaves out while it is ``None`` (a field only some events of the kind carry)."""
+    meta = {"doc": text, "optional": optional}
+    return field(default=None, metadata=meta) if optional else field(metadata=meta)
+
+
+@dataclass(frozen=True)
+class Event:
+    """The base of every record. ``time`` and ``v`` are stamped by the writer; ``extra`` holds fields this
+    version does not know (a newer writer's)."""
+
+    KIND: ClassVar[str] = ""
+    WRITER: ClassVar[str] = "the worker"
+    time: float = field(default=0.0, compare=False, metadata={"doc": "unix seconds, microsecond resolution"}, kw_only=True)
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
+
+    @property
+    def event(self) -> str:
+        """The kind, as the line's ``event`` field names it."""
+        return self.KIND
+
+    def payload(self) -> dict[str, Any]:
+        """The fields a line carries after ``event``, ``time`` and ``v``, in declaration order."""
+        out: dict[str, Any] = {}
+        for f in _own_fields(type(self)):
+            value = getattr(self, f.name)
+            if value is None and f.metadata.get("optional"):
+                continue
+            out[f.name] = value
+        return out
+
+
+def _own_fields(cls: type) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if f.name not in ("time", "extra")]
+
+
+# -- the worker's events ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunStart(Event):
+    """Each start of the worker, after the checkpoint (if any) is restored and before the first step."""
+
+    KIND: ClassVar[str] = "run_start"
+    config: dict = doc("the resolved config, as in `RUN_DIR/config.toml`")
+    config_hash: str = doc("short sha256 of the resolved config, also in every checkpoint's sidecar")
+    pid: int = doc("the worker's process id")
+    host: str = doc("the host name")
+    device: str = doc("`cpu`, `cuda` or `cuda:N`")
+    world_size: int = doc("processes training this run (1 today)")
+    resumed_from: int | None = doc("the step of the checkpoint loaded, or `null`")
+    overrides: list = doc("the `--set` items given on this start")
+    total_steps: int = doc("`train.max_steps`, or epochs x steps per epoch")
+    steps_per_epoch: int = doc("batches in one pass over the training split")
+    parameters: int = doc("trainable parameters of the model")
+    data: str = doc("a description of the dataset")
+    torch: str = doc("torch version")
+    threads: int = doc("torch CPU threads in use")
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    """Every `train.log_every` steps and for the last step."""
+
+    KIND: ClassVar[str] = "step"
+    step: int = doc("1-based, increasing across resumes")
+    total_steps: int = doc("`train.max_steps`, or epochs x steps per epoch")
+    epoch: int = doc("1-based epoch of this step's batch")
+    data_s: float = doc("wall seconds spent building the step's batch, before `step_s`")
+    loss: float = doc("mean cross-entropy over every (sample, supervision step) pair of the step")
+    halt_loss: float = doc("mean halting BCE over the same pairs")
+    accuracy: float = doc("token accuracy of each sample's prediction at the supervision step it left at, averaged")
+    exact: float = doc("fraction of samples whose answer was fully correct when they left")
+    lr: float = doc("learning rate used by this step")
+    grad_norm: float = doc("gradient norm before clipping, averaged over the step's updates")
+    samples_per_s: float = doc("`batch_size / step_s`")
+    tokens_per_s: float = doc("`samples_per_s` times `seq_len`")
+    step_s: float = doc("wall seconds of the step's compute (forward, backward, updates)")
+    sup_steps: float = doc("mean number of supervision steps the samples used")
+    updates: int = doc("optimizer updates in this step (one per supervision step run)")
+    peak_mem_mb: float = doc("peak CUDA allocation on GPU; peak RSS of the worker on CPU")
+
+
+@dataclass(frozen=True)
+class Eval(Event):
+    """Every `train.eval_every` steps, on `train.eval_batches` fixed held-out batches, with the EMA weights
+    (when `train.ema_decay > 0`). Metrics are taken at each sample's exit, as in `step`."""
+
+    KIND: ClassVar[str] = "eval"
+    step: int = doc("the step just finished")
+    epoch: int = doc("1-based epoch of that step")
+    seconds: float = doc("wall seconds of the eval")
+    loss: float = doc("mean cross-entropy")
+    accuracy: float = doc("token accuracy")
+    exact: float = doc("fraction of samples fully correct")
+    sup_steps: float = doc("mean supervision steps used")
+    samples: int = doc("held-out samples evaluated")
+
+
+@dataclass(frozen=True)
+class Checkpoint(Event):
+    """After a checkpoint is durably on disk (the .pt, then its sidecar, then the folder fsynced)."""
+
+    KIND: ClassVar[str] = "checkpoint"
+    step: int = doc("the step saved")
+    epoch: int = doc("its epoch")
+    path: str = doc("the .pt file")
+    bytes: int = doc("its size")
+    seconds: float = doc("wall seconds of the save")
+
+
+@dataclass(frozen=True)
+class Heartbeat(Event):
+    """Written by the watchdog when nothing else was written for `train.heartbeat_s` seconds."""
+
+    KIND: ClassVar[str] = "heartbeat"
+    step: int = doc("the step in progress, or the last finished")
+    phase: str = doc("`step`, `eval`, `checkpoint`, `restore` or `idle`")
+    phase_s: float = doc("how long the phase has been running")
+
+
+@dataclass(frozen=True)
+class Stall(Event):
+    """A phase ran longer than `train.step_timeout_s`. Followed by `run_end` (`failed`, reason `stalled`) and
+    exit code 3."""
+
+    KIND: ClassVar[str] = "stall"
+    step: int = doc("the step of the phase")
+    phase: str = doc("the phase that hung")
+    seconds: float = doc("how long it had run")
+    timeout_s: float = doc("`train.step_timeout_s`")
+    threads: list = doc("`{\"thread\": name, \"stack\": text}` with the Python stack of every thread")
+
+
+@dataclass(frozen=True)
+class WarningEvent(Event):
+    """Something the user should know that did not stop the run: a checkpoint that did not verify and was
+    skipped on resume (renamed to `*.pt.corrupt` / `*.json.corrupt`, kept for inspection and never counted
+    again), or a resume that found no checkpoint at all."""
+
+    KIND: ClassVar[str] = "warning"
+    message: str = doc("what happened")
+
+
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    """The run failed. The failed step does not count as done: `run_end.step` is the last completed step.
+    Followed by `run_end` `failed` and exit code 1."""
+
+    KIND: ClassVar[str] = "error"
+    message: str = doc("what failed")
+    kind: str = doc("`non_finite` or `exception`")
+    step: int = doc("the step being worked on: the step that failed, or the last finished one when an eval or "
+                    "a checkpoint save failed")
+    traceback: str | None = doc("for exceptions: the Python traceback", optional=True)
+
+
+@dataclass(frozen=True)
+class RunEnd(Event):
+    """The worker's last word before it exits."""
+
+    KIND: ClassVar[str] = "run_end"
+    status: str = doc("`completed`, `stopped` or `failed`")
+    step: int = doc("the last completed step")
+    exit_code: int = doc("the worker's exit code (see the user guide)")
+    reason: str = doc("`finished`, the signal name, `stalled`, `non-finite loss`, the exception type, or for a "
+                      "forced stop `second signal N: exited without a checkpoint`")
+    seconds: float | None = doc("on a normal end: the worker's wall seconds", optional=True)
+    forced: bool | None = doc("`true` when a second stop signal made it exit at once, without a checkpoint",
+                              optional=True)
+
+
+# -- the supervisor's events ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Restart(Event):
+    """The worker failed (exit 1 or 3, or vanished without `run_end`) and will be relaunched with `--resume`."""
+
+    KIND: ClassVar[str] = "restart"
+    WRITER: ClassVar[str] = "the supervisor"
+    attempt: int = doc("restarts in the current window, this one included")
+    failed_step: int = doc("the last completed step")
+    exit_code: int | None = doc("`null` when the supervisor did not launch the worker")
+    reason: str = doc("the `run_end` reason, or `exit code N`, or `worker vanished`")
+    delay_s: float = doc("the backoff before the relaunch")
+    message: str = doc("the restart policy's verdict, for people")
+
+
+@dataclass(frozen=True)
+class GiveUp(Event):
+    """The restart policy refused another restart (it failed again at the same step, or
+    `supervisor.max_restarts` restarts happened within `supervisor.restart_window_s`); the supervisor exits 1."""
+
+    KIND: ClassVar[str] = "give_up"
+    WRITER: ClassVar[str] = "the supervisor"
+    failed_step: int = doc("the last completed step")
+    exit_code: int | None = doc("the worker's exit code, `null` when unknown")
+    reason: str = doc("why the worker failed")
+    message: str = doc("why no restart")
+
+
+# -- auto-tune's events -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AutotuneStart(Event):
+    """A search begins, after the run was stopped."""
+
+    KIND: ClassVar[str] = "autotune_start"
+    WRITER: ClassVar[str] = "auto-tune"
+    step: int = doc("of the newest checkpoint")
+    batch_size: int = doc("the current `train.batch_size`")
+    micro_batch_size: int = doc("the current micro-batch")
+    threads: int = doc("the current `train.threads`")
+    memory_limit_mb: float = doc("host memory a trial may use")
+    device: str = doc("`cpu` or `cuda`")
+    cores: int = doc("thread counts are searched up to this; 0 on CUDA")
+    max_seconds: float = doc("`autotune.max_seconds`")
+    allow_batch_change: bool = doc("whether larger batches are tried")
+    note: str = doc("why a batch change was not applied, or empty")
+
+
+@dataclass(frozen=True)
+class AutotuneTrial(Event):
+    """One candidate, measured in its own process."""
+
+    KIND: ClassVar[str] = "autotune_trial"
+    WRITER: ClassVar[str] = "auto-tune"
+    batch_size: int = doc("the candidate's effective batch")
+    micro_batch_size: int = doc("its micro-batch")
+    threads: int = doc("its thread count (the real count when the run uses torch's default)")
+    accepted: bool = doc("whether it may be chosen")
+    samples_per_s: float | None = doc("measured speed; `null` when not measured")
+    peak_mb: float | None = doc("MiB: peak RSS on CPU, max allocated on CUDA; `null` when not measured")
+    reason: str = doc("why rejected: `over the memory limit (...)`, `out of memory`, `crashed (exit N): last line "
+                      "of its stderr`, `out of time`, `too slow (over N s, a quarter of autotune.max_seconds)`, "
+                      "`cancelled`; empty when accepted")
+    seconds: float = doc("the trial's wall time, process start included")
+
+
+@dataclass(frozen=True)
+class AutotuneResult(Event):
+    """The search's choice, after it is written into the run's config."""
+
+    KIND: ClassVar[str] = "autotune_result"
+    WRITER: ClassVar[str] = "auto-tune"
+    changed: dict = doc("`{\"train.KEY\": [before, after]}`, empty when the current settings stay")
+    before_samples_per_s: float | None = doc("the current settings' speed")
+    after_samples_per_s: float | None = doc("the chosen settings' speed (equal to before when nothing changed or "
+                                            "the search was cancelled)")
+    trials: int = doc("trials run")
+    cancelled: bool = doc("the search was cancelled: nothing changed")
+    note: str = doc("`aborted: ...` when the run's own settings crashed in the first trial (nothing is compared "
+                    "or changed then), or why a batch change was not applied")
+    lr_rule: str | None = doc("`\"sqrt\"` when the batch and the learning rate changed, else `null`")
+
+
+@dataclass(frozen=True)
+class Unknown(Event):
+    """A kind this version does not know (a newer writer's): its fields are all in ``extra``."""
+
+    name: str = ""
+
+    @property
+    def event(self) -> str:
+        return self.name
+
+
+KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
+    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, ErrorEvent, RunEnd, Restart, GiveUp,
+    AutotuneStart, AutotuneTrial, AutotuneResult)}
+
+
+def parse(line: Mapping[str, Any]) -> Event:
+    """A record from one decoded line (``{"event": ..., "time": ..., ...}``); never raises for a newer line."""
+    kind = str(line.get("event", ""))
+    cls = KINDS.get(kind)
+    time = line.get("time", 0.0)
+    time = float(time) if isinstance(time, (int, float)) else 0.0
+    if cls is None:
+        rest = {k: v for k, v in line.items() if k not in ("event", "time", "v")}
+        return Unknown(name=kind, time=time, extra=rest)
+    known = {f.name for f in _own_fields(cls)}
+    values = {name: line.get(name) for name in known}  # an older writer's missing field reads as None
+    extra = {k: v for k, v in line.items() if k not in known and k not in ("event", "time", "v")}
+    return cls(time=time, extra=extra, **values)
+
+
+def markdown() -> str:
+    """The events section of docs/log-format.md, from the classes above."""
+    out: list[str] = []
+    for kind, cls in KINDS.items():
+        by = "" if cls.WRITER == "the worker" else f" (written by {cls.WRITER})"
+        out.append(f"### `{kind}`{by}\n")
+        out.append(" ".join((cls.__doc__ or "").split()) + "\n")
+        out.append("| field | meaning |\n|-------|---------|")
+        for f in _own_fields(cls):
+            extra = " (only when present)" if f.metadata.get("optional") else ""
+            out.append(f"| `{f.name}` | {f.metadata['doc']}{extra} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
