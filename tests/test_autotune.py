@@ -19,7 +19,7 @@ from trm_core.config import SupervisorConfig
 from trm_core.rundir.identity import read_identity
 from trm_tui.dashboard.app import Dashboard
 
-from conftest import Terminal, cli, events, kill_worker, wait_for, worker_env
+from helpers import Terminal, cli, events, kill_worker, wait_for, worker_env
 
 # -- the rules, on a scripted machine -------------------------------------------------------------------
 
@@ -86,6 +86,7 @@ FAST_TRIALS = ["--set", "autotune.warmup_steps=1", "--set", "autotune.measure_st
                "--set", "autotune.max_seconds=120"]
 
 
+@pytest.mark.process
 def test_autotune_a_running_run_then_it_resumes_with_the_choice(tmp_path: Path, micro_args: list[str]) -> None:
     """Through the CLI against a supervised run. One trial crashes (injected): it is rejected and the run
     is untouched. The choice lands in config.toml, the effective batch stays, and the run continues."""
@@ -124,6 +125,7 @@ def test_autotune_a_running_run_then_it_resumes_with_the_choice(tmp_path: Path, 
         kill_worker(run_dir)
 
 
+@pytest.mark.process
 def test_a_real_memory_limit_rejects_the_large_micro_batches(tmp_path: Path, micro_args: list[str]) -> None:
     """Real trial processes and real peak RSS: with the limit between the smallest and the largest
     micro-batch's peak, nothing over it is chosen."""
@@ -150,6 +152,7 @@ def test_a_real_memory_limit_rejects_the_large_micro_batches(tmp_path: Path, mic
     assert "resumed" not in out  # the run was not running: it stays as it was
 
 
+@pytest.mark.process
 def test_tune_before_training_may_grow_the_batch(tmp_path: Path, micro_args: list[str]) -> None:
     """A new run: autotune writes its config and, with allow_batch_change, tries larger batches; a larger
     batch comes with the square-root learning-rate rule. The run then starts from it with --resume."""
@@ -175,6 +178,7 @@ def test_tune_before_training_may_grow_the_batch(tmp_path: Path, micro_args: lis
     assert run_start["config"]["train"] == train and events(run_dir, "run_end")[-1]["status"] == "completed"
 
 
+@pytest.mark.process
 def test_autotune_without_a_run_is_a_clear_error(tmp_path: Path) -> None:
     for extra in ([], ["--set", "autotune.max_seconds=60"]):  # autotune keys alone do not make a run
         proc = cli("autotune", "--run-dir", str(tmp_path / "none"), *extra)
@@ -183,6 +187,7 @@ def test_autotune_without_a_run_is_a_clear_error(tmp_path: Path) -> None:
         assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.process
 def test_the_a_key_tunes_then_resumes(tmp_path: Path, micro_args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
     for key in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"):
@@ -221,6 +226,7 @@ def test_the_a_key_tunes_then_resumes(tmp_path: Path, micro_args: list[str], mon
         kill_worker(run_dir)
 
 
+@pytest.mark.process
 def test_a_new_run_whose_settings_crash_is_an_error_and_leaves_nothing(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "new"
     tune = cli("autotune", "--run-dir", str(run_dir), *micro_args, *FAST_TRIALS,
@@ -230,6 +236,7 @@ def test_a_new_run_whose_settings_crash_is_an_error_and_leaves_nothing(tmp_path:
     assert not run_dir.exists()  # nothing to refuse a later fresh start
 
 
+@pytest.mark.process
 def test_a_hangup_cancels_the_search_and_the_run_goes_on(tmp_path: Path, micro_args: list[str]) -> None:
     """SIGHUP (the SSH session dropped) mid-search: no setting changes, and the stopped run is resumed."""
     run_dir = tmp_path / "run"
@@ -253,6 +260,8 @@ def test_a_hangup_cancels_the_search_and_the_run_goes_on(tmp_path: Path, micro_a
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.process
+@pytest.mark.tmux
 def test_quitting_the_dashboard_mid_search_resumes_the_run(tmp_path: Path, micro_args: list[str]) -> None:
     """The real program in tmux (Pilot cannot show this: its app loop outlives the app): a, then q while
     trials run. The search is cancelled and the run it stopped is resumed."""

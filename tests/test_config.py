@@ -9,7 +9,7 @@ import pytest
 from trm_core import config as C
 from trm_core.config import ConfigError, resolve, tomllib
 
-from conftest import REPO, run_worker
+from helpers import REPO, run_worker
 
 
 def test_shipped_config_toml_matches_built_in_defaults_and_presets() -> None:
@@ -88,6 +88,7 @@ def test_resume_allows_only_keys_that_keep_model_data_and_optimizer() -> None:
         C.check_resume_overrides(["train.learning_rate=1"], None)
 
 
+@pytest.mark.process
 def test_worker_exits_2_on_bad_config_and_writes_nothing(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = run_worker(run_dir, ["--set", "train.batch_size=-3"])
@@ -97,6 +98,7 @@ def test_worker_exits_2_on_bad_config_and_writes_nothing(tmp_path: Path) -> None
     assert not run_dir.exists()
 
 
+@pytest.mark.process
 def test_worker_exits_2_for_a_missing_cuda_device(tmp_path: Path) -> None:
     import torch
 
@@ -108,11 +110,12 @@ def test_worker_exits_2_for_a_missing_cuda_device(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.process
 def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from conftest import worker_env
+    from helpers import worker_env
     result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(tmp_path / "r"),
                              "--set", "model.dimm=3"], capture_output=True, text=True, env=worker_env(), timeout=60)
     assert result.returncode == 2

@@ -19,7 +19,7 @@ from trm_core.telemetry import GpuProbe
 from trm_tui.dashboard.app import Dashboard
 from trm_tui.dashboard.widgets import EventsPane, GpuPanel, HeaderBar
 
-from conftest import Terminal, events, kill_worker, wait_for, worker_env
+from helpers import Terminal, events, kill_worker, wait_for, worker_env
 from fake_nvml import FakeNvml, NVMLError_NotSupported, h100
 
 
@@ -46,6 +46,7 @@ def slow_steps(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, env[key])
 
 
+@pytest.mark.process
 def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args: list[str], slow_steps) -> None:
     run_dir = tmp_path / "run"
     fake = FakeNvml([h100(procs=[]), h100(util=1, power_mw=NVMLError_NotSupported)])
@@ -95,6 +96,7 @@ def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args
         kill_worker(run_dir)
 
 
+@pytest.mark.process
 def test_no_gpu_and_no_library_are_shown_not_raised(tmp_path: Path) -> None:
     def missing():
         raise ImportError("No module named 'pynvml'")
@@ -115,6 +117,8 @@ def test_no_gpu_and_no_library_are_shown_not_raised(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.process
+@pytest.mark.tmux
 def test_dashboard_end_to_end_in_tmux(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     term = Terminal(["--run-dir", str(run_dir), *micro_args], size=(80, 24),  # the smallest supported
@@ -167,6 +171,8 @@ def colour_codes(ansi: str) -> set[str]:
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 @pytest.mark.parametrize("terminal", ["NO_COLOR", "16 colours"])
+@pytest.mark.process
+@pytest.mark.tmux
 def test_no_color_and_16_colour_terminals(tmp_path: Path, micro_args: list[str], terminal: str) -> None:
     """The real program in tmux: NO_COLOR gives no colour codes at all; a plain xterm gets only the 16
     basic colours, never 256-colour or true-colour codes."""

@@ -17,10 +17,12 @@ import pytest
 from textual.events import Mount
 
 from trm_core.config import SupervisorConfig
+from trm_core.rundir.records import RunEnd, as_line
 from trm_core.telemetry import GpuProbe, HostSample
 from trm_tui.dashboard.app import Dashboard
 
 from fake_nvml import FakeNvml, NVMLError_NotSupported, h100
+from helpers import record
 
 T0 = 1_764_000_000.0  # a fixed wall-clock start
 WORKER_PID = 4242
@@ -29,23 +31,24 @@ HOST = HostSample(cpu_pct=93.0, cpu_count=16, ram_used_mb=41_000, ram_total_mb=1
 
 
 def run_events(steps: int, total: int = 2000) -> list[dict[str, Any]]:
-    """A plausible run: falling loss, an eval every 100 steps, a checkpoint every 200."""
-    out: list[dict[str, Any]] = [{"event": "run_start", "time": T0, "pid": WORKER_PID, "total_steps": total,
-                                  "resumed_from": None, "params": 180_000,
-                                  "config": {"train": {"checkpoint_every": 200}}}]
+    """A plausible run: falling loss, an eval every 100 steps, a checkpoint every 200. Built from the typed
+    records, so the lines have the fields the worker writes."""
+    out: list[dict[str, Any]] = [as_line(record("run_start", pid=WORKER_PID, total_steps=total, resumed_from=None,
+                                                parameters=180_000, config={"train": {"checkpoint_every": 200}}),
+                                         T0)]
     for step in range(1, steps + 1):
         t = T0 + 0.5 * step
         loss = 0.4 + 5.2 / (1 + step / 60) + 0.05 * ((step * 7919) % 13) / 13
-        out.append({"event": "step", "time": t, "step": step, "total_steps": total, "epoch": 1 + step // 700,
-                    "loss": loss, "halt_loss": 0.12, "accuracy": min(0.93, step / 1000), "lr": 2e-4,
-                    "grad_norm": 0.8, "samples_per_s": 120.0 + (step % 9), "tokens_per_s": 30_720.0 + 256 * (step % 9),
-                    "step_s": 0.45, "data_s": 0.01, "sup_steps": 2.5})
+        out.append(as_line(record("step", step=step, total_steps=total, epoch=1 + step // 700, loss=loss,
+                                  halt_loss=0.12, accuracy=min(0.93, step / 1000), lr=2e-4, grad_norm=0.8,
+                                  samples_per_s=120.0 + (step % 9), tokens_per_s=30_720.0 + 256 * (step % 9),
+                                  step_s=0.45, data_s=0.01, sup_steps=2.5), t))
         if step % 100 == 0:
-            out.append({"event": "eval", "time": t, "step": step, "epoch": 1 + step // 700, "loss": loss * 1.08,
-                        "accuracy": 0.5, "exact": 0.0, "sup_steps": 2.4, "samples": 64, "seconds": 0.4})
+            out.append(as_line(record("eval", step=step, epoch=1 + step // 700, loss=loss * 1.08, accuracy=0.5,
+                                      exact=0.0, sup_steps=2.4, samples=64, seconds=0.4), t))
         if step % 200 == 0:
-            out.append({"event": "checkpoint", "time": t, "step": step, "epoch": 1 + step // 700,
-                        "path": f"ckpt-{step:08d}.pt", "bytes": 2_200_000, "seconds": 0.05})
+            out.append(as_line(record("checkpoint", step=step, epoch=1 + step // 700, path=f"ckpt-{step:08d}.pt",
+                                      bytes=2_200_000, seconds=0.05), t))
     return out
 
 
@@ -103,8 +106,7 @@ def test_running(snap_compare, tmp_path: Path) -> None:
 def test_stopped(snap_compare, tmp_path: Path) -> None:
     events = run_events(600)
     last = events[-1]["time"]
-    events += [{"event": "run_end", "time": last + 0.3, "step": 600, "status": "stopped", "reason": "SIGTERM",
-                "exit_code": 0, "seconds": 300.3}]
+    events += [as_line(RunEnd(status="stopped", step=600, exit_code=0, reason="SIGTERM", seconds=300.3), last + 0.3)]
     app = StillDashboard(tmp_path / "run", events, now=last + 5, gpu_probe=two_gpus(), exit_code=0)
     assert snap_compare(app, terminal_size=(80, 24)) and app.fed
 

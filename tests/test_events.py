@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from trm_core.rundir.events import SCHEMA_VERSION, EventTail, EventWriter, parse_lines, read_events
 
+from helpers import record
+
 
 def test_writer_lines_are_strict_json_with_time_and_version(tmp_path: Path) -> None:
     w = EventWriter(tmp_path / "e.jsonl")
-    w.emit("step", step=1, loss=float("nan"), grad_norm=float("inf"))
-    w.emit("run_end", status="completed")
+    w.emit(record("step", step=1, loss=float("nan"), grad_norm=float("inf")))
+    w.emit(record("run_end", status="completed"))
     lines = (tmp_path / "e.jsonl").read_text().splitlines()
     first = json.loads(lines[0])  # strict: no NaN literals
     assert first["event"] == "step" and first["v"] == SCHEMA_VERSION and isinstance(first["time"], float)
@@ -84,3 +86,33 @@ def test_tail_yields_every_event_once_in_order_whatever_the_write_splits(steps: 
                 start = max(start, cut)
                 seen += [e["step"] for e in tail.poll()]
         assert seen == steps and tail.malformed == 0
+
+
+def test_the_log_format_doc_is_generated_from_the_records() -> None:
+    """docs/log-format.md's events section is the records' own rendering: the schema lives in one place."""
+    from trm_core.rundir.records import markdown
+    from helpers import REPO
+    doc = (REPO / "docs" / "log-format.md").read_text()
+    begin = doc.index("<!-- generated from trm_core/rundir/records.py")
+    block = doc[doc.index("\n", begin) + 1:doc.index("<!-- end of generated events -->")]
+    assert block == markdown()
+
+
+def test_newer_lines_stay_readable() -> None:
+    """An unknown kind and unknown fields parse (kept aside, not lost); a missing field reads as None."""
+    from trm_core.rundir.records import Step, Unknown, parse
+    newer = parse({"event": "step", "time": 5.0, "v": 2, "step": 3, "loss": 0.5, "shiny": [1]})
+    assert isinstance(newer, Step) and newer.step == 3 and newer.extra == {"shiny": [1]} and newer.halt_loss is None
+    other = parse({"event": "rank_health", "time": 6.0, "rank": 1})
+    assert isinstance(other, Unknown) and other.event == "rank_health" and other.extra == {"rank": 1}
+
+
+def test_a_record_written_is_the_record_read(tmp_path: Path) -> None:
+    """Writer and readers share the records: every field survives the round trip, optional ones left out."""
+    from trm_core.rundir.records import RunEnd, parse
+    w = EventWriter(tmp_path / "e.jsonl")
+    w.emit(RunEnd(status="stopped", step=7, exit_code=0, reason="SIGTERM"))
+    w.close()
+    (line,) = read_events(tmp_path / "e.jsonl").events
+    assert "seconds" not in line and "forced" not in line
+    assert parse(line) == RunEnd(status="stopped", step=7, exit_code=0, reason="SIGTERM")

@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from trm_core.rundir.identity import read_identity
 from trm_core.rundir.layout import WORKER_IDENTITY
 
-from conftest import Terminal, cli, cli_run, events, kill_worker, wait_for
+from helpers import Terminal, cli, cli_run, events, kill_worker, record, wait_for
 
 
 def status(run_dir: Path) -> dict:
@@ -24,6 +25,7 @@ def status(run_dir: Path) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.process
 def test_worker_survives_supervisor_kill_and_a_new_one_attaches(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     first = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, TRM_TEST_STEP_SLEEP_S=0.1)
@@ -51,6 +53,7 @@ def test_worker_survives_supervisor_kill_and_a_new_one_attaches(tmp_path: Path, 
     assert st["state"] == "stopped" and st["checkpoint_step"] == st["step"]
 
 
+@pytest.mark.process
 def test_two_supervisors_at_once_give_one_worker(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     args = ("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=30")
@@ -66,6 +69,7 @@ def test_two_supervisors_at_once_give_one_worker(tmp_path: Path, micro_args: lis
     assert ("attached to the running worker" in out_a) != ("attached to the running worker" in out_b)
 
 
+@pytest.mark.process
 def test_stop_then_resume_through_the_cli(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=40",
@@ -87,6 +91,7 @@ def test_stop_then_resume_through_the_cli(tmp_path: Path, micro_args: list[str])
     assert again.returncode == 0 and "is complete at step 40; nothing to resume" in again.stdout
 
 
+@pytest.mark.process
 def test_restarts_after_a_crash_and_after_a_stall(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     once = tmp_path / "once"
@@ -104,6 +109,7 @@ def test_restarts_after_a_crash_and_after_a_stall(tmp_path: Path, micro_args: li
     assert status(run_dir)["restarts"] == 2
 
 
+@pytest.mark.process
 def test_a_supervisor_that_attaches_inherits_the_restart_budget(tmp_path: Path, micro_args: list[str]) -> None:
     """max_restarts = 1: the first supervisor spends it on a crash and dies; the one that attaches must not
     restart the stall that follows (a fresh budget per front end would restart forever)."""
@@ -130,6 +136,7 @@ def test_a_supervisor_that_attaches_inherits_the_restart_budget(tmp_path: Path, 
         kill_worker(run_dir)
 
 
+@pytest.mark.process
 def test_gives_up_when_failing_again_at_the_same_step(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.restart_backoff_s=0.1",
@@ -142,6 +149,7 @@ def test_gives_up_when_failing_again_at_the_same_step(tmp_path: Path, micro_args
     assert status(run_dir)["state"] == "failed"
 
 
+@pytest.mark.process
 def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -165,6 +173,7 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
         bystander.kill()
 
 
+@pytest.mark.process
 def test_identity_survives_a_wall_clock_step_but_not_a_recycled_pid(tmp_path: Path) -> None:
     """A stepped clock moves the wall-clock start time psutil reports; the kernel's tick count does not."""
     from trm_core.rundir.identity import WorkerIdentity, start_ticks
@@ -182,6 +191,7 @@ def test_identity_survives_a_wall_clock_step_but_not_a_recycled_pid(tmp_path: Pa
         proc.wait()
 
 
+@pytest.mark.process
 def test_status_shows_a_frozen_worker_as_stalled_and_an_old_checkpoint_as_stale(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.stall_after_s=1.5",
@@ -205,6 +215,7 @@ def test_status_shows_a_frozen_worker_as_stalled_and_an_old_checkpoint_as_stale(
         runner.kill()
 
 
+@pytest.mark.process
 def test_status_of_a_missing_run_and_from_checkpoint_only(tmp_path: Path, micro_args: list[str]) -> None:
     assert status(tmp_path / "nothing")["state"] == "not started"
     run_dir = tmp_path / "run"
@@ -214,6 +225,8 @@ def test_status_of_a_missing_run_and_from_checkpoint_only(tmp_path: Path, micro_
     assert st["step"] == 4 and st["checkpoint_step"] == 4 and st["loss"] is not None
 
 
+@pytest.mark.process
+@pytest.mark.tmux
 def test_no_ui_in_a_real_terminal(tmp_path: Path, micro_args: list[str]) -> None:
     """Inside tmux (a real TTY): progress lines on screen, no escape codes of ours, Ctrl-C stops with a checkpoint."""
     import shutil as sh
@@ -236,6 +249,7 @@ def test_no_ui_in_a_real_terminal(tmp_path: Path, micro_args: list[str]) -> None
     assert events(run_dir, "checkpoint")[-1]["step"] == events(run_dir, "run_end")[-1]["step"]
 
 
+@pytest.mark.process
 def test_a_forced_stop_from_another_shell_is_not_undone_by_auto_restart(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "supervisor.restart_backoff_s=0.2",
@@ -265,7 +279,7 @@ def test_the_inherited_budget_is_the_current_episodes(tmp_path: Path) -> None:
                          ("give_up", {"failed_step": 5}),
                          ("run_start", {}),  # launched by hand after the give-up: a new episode
                          ("restart", {"failed_step": 9}), ("run_start", {})]:
-        writer.emit(kind, **fields)
+        writer.emit(record(kind, **fields))
     writer.close()
     assert [step for _, step in restarts_in_log(path, 3600)] == [9]
     assert restarts_in_log(path, 3600, now=time.time() + 7200) == []  # outside the window

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from trm_core.telemetry import GpuProbe, HostProbe
 
 from fake_nvml import FakeNvml, NVMLError_DriverNotLoaded, NVMLError_NotSupported, h100
@@ -50,6 +52,7 @@ def test_no_driver_or_no_library_is_a_status_not_a_crash() -> None:
     assert real.available or real.reason.startswith("no NVIDIA GPU")
 
 
+@pytest.mark.process
 def test_host_probe_sums_the_worker_process_tree(tmp_path: Path) -> None:
     # a parent that keeps one core busy in a child: the tree's CPU must show it
     code = "import subprocess,sys; c=subprocess.Popen([sys.executable,'-c','while True: pass']); c.wait()"

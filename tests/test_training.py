@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import events, run_worker, worker_env
+import pytest
+
+from helpers import events, run_worker, worker_env
 
 
+@pytest.mark.process
 def test_loss_falls_on_tiny_preset(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     # the tiny preset as shipped, on its default corpus (the standard library), cut to 80 steps
@@ -23,6 +26,7 @@ def test_loss_falls_on_tiny_preset(tmp_path: Path) -> None:
     assert events(run_dir, "run_start")[0]["data"].startswith("code:")
 
 
+@pytest.mark.process
 def test_pairs_task_learns(tmp_path: Path) -> None:
     """A copy-with-offset task: output token = input token + 1 (mod 10)."""
     import random
@@ -46,6 +50,7 @@ def test_pairs_task_learns(tmp_path: Path) -> None:
     assert events(run_dir, "eval")[-1]["accuracy"] > 0.9
 
 
+@pytest.mark.process
 def test_long_steps_send_heartbeats(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = run_worker(run_dir, micro_args + ["--set", "train.max_steps=2", "--set", "train.heartbeat_s=0.3"],
@@ -55,6 +60,7 @@ def test_long_steps_send_heartbeats(tmp_path: Path, micro_args: list[str]) -> No
     assert len(beats) >= 4 and {b["step"] for b in beats} == {1, 2}
 
 
+@pytest.mark.process
 def test_headless_cli_prints_plain_progress(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir), *micro_args,
@@ -68,6 +74,7 @@ def test_headless_cli_prints_plain_progress(tmp_path: Path, micro_args: list[str
     assert (run_dir / "worker.log").exists()
 
 
+@pytest.mark.process
 def test_headless_cli_shows_why_the_worker_failed(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     missing = tmp_path / "no-such-corpus"
@@ -80,6 +87,7 @@ def test_headless_cli_shows_why_the_worker_failed(tmp_path: Path, micro_args: li
     assert not run_dir.exists()  # nothing left behind
 
 
+@pytest.mark.process
 def test_headless_json_prints_the_events(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--json", "--run-dir", str(run_dir),

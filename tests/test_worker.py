@@ -11,7 +11,7 @@ import pytest
 
 from trm_core.rundir import checkpoints as ckpt
 
-from conftest import MICRO, events, run_worker, start_worker, terminate, wait_for
+from helpers import MICRO, events, run_worker, start_worker, terminate, wait_for
 
 
 def _steps(run_dir: Path) -> dict[int, float]:
@@ -35,6 +35,7 @@ def straight_run(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> tupl
 
 
 @pytest.mark.parametrize("stop_at", [4, 6, 12])  # on a checkpoint step, between, at the end of epoch 1
+@pytest.mark.process
 def test_stop_and_resume_is_bit_identical(tmp_path: Path, straight_run: tuple[Path, list[str]], stop_at: int) -> None:
     straight, args = straight_run
     split = tmp_path / "split"
@@ -58,6 +59,7 @@ def test_stop_and_resume_is_bit_identical(tmp_path: Path, straight_run: tuple[Pa
     assert len(events(split, "run_start")) == 2
 
 
+@pytest.mark.process
 def test_truncated_newest_checkpoint_falls_back_and_replays_exactly(
         tmp_path: Path, straight_run: tuple[Path, list[str]]) -> None:
     straight, args = straight_run
@@ -78,6 +80,7 @@ def test_truncated_newest_checkpoint_falls_back_and_replays_exactly(
     assert ckpt.newest_verified(run_dir / "checkpoints")[0].step == 16  # rewritten, and it verifies
 
 
+@pytest.mark.process
 def test_sigterm_finishes_step_checkpoints_and_exits_0(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     proc = start_worker(run_dir, micro_args + ["--set", "train.checkpoint_every=1000"], TRM_TEST_STEP_SLEEP_S=0.05)
@@ -95,6 +98,7 @@ def test_sigterm_finishes_step_checkpoints_and_exits_0(tmp_path: Path, micro_arg
     assert info.step == end["step"] and failed == []
 
 
+@pytest.mark.process
 def test_kill_9_during_checkpoint_write_leaves_a_verifying_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     args = micro_args + ["--set", "train.checkpoint_every=2", "--set", "train.step_timeout_s=600"]
@@ -118,6 +122,7 @@ def test_kill_9_during_checkpoint_write_leaves_a_verifying_checkpoint(tmp_path: 
     assert not tmp[0].exists()  # a dead writer's temp file is cleaned up
 
 
+@pytest.mark.process
 def test_second_signal_exits_promptly_and_keeps_last_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     # SIGTERM arrives during step 3; its graceful-stop checkpoint is written slowly
@@ -138,6 +143,7 @@ def test_second_signal_exits_promptly_and_keeps_last_checkpoint(tmp_path: Path, 
     assert info.step == 2 and failed == []
 
 
+@pytest.mark.process
 def test_stall_gives_stall_event_with_stacks_and_exit_3(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = run_worker(run_dir, micro_args + ["--set", "train.step_timeout_s=1.5"], TRM_TEST_STALL_AT_STEP=3)
@@ -151,6 +157,7 @@ def test_stall_gives_stall_event_with_stacks_and_exit_3(tmp_path: Path, micro_ar
     assert "watchdog: step of step 3" in result.stderr
 
 
+@pytest.mark.process
 def test_crash_gives_error_event_and_exit_1(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = run_worker(run_dir, micro_args, TRM_TEST_CRASH_AT_STEP=2)
@@ -160,6 +167,7 @@ def test_crash_gives_error_event_and_exit_1(tmp_path: Path, micro_args: list[str
     assert events(run_dir, "run_end")[-1]["status"] == "failed"
 
 
+@pytest.mark.process
 def test_non_finite_loss_stops_cleanly(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = run_worker(run_dir, micro_args, TRM_TEST_NAN_AT_STEP=3)
@@ -170,6 +178,7 @@ def test_non_finite_loss_stops_cleanly(tmp_path: Path, micro_args: list[str]) ->
     assert events(run_dir, "run_end")[-1]["reason"] == "non-finite loss"
 
 
+@pytest.mark.process
 def test_fresh_start_refuses_an_existing_run(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=2"]).returncode == 0
@@ -181,6 +190,7 @@ def test_fresh_start_refuses_an_existing_run(tmp_path: Path, micro_args: list[st
     assert unsafe.returncode == 2 and "model.dim cannot change on resume" in unsafe.stderr
 
 
+@pytest.mark.process
 def test_step_events_carry_the_documented_fields(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=4"]).returncode == 0

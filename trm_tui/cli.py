@@ -7,7 +7,6 @@ or config.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from trm_core.rundir import layout
 from trm_core.rundir.identity import live_worker
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_tui.headless import Headless
+from trm_tui.progress import duration
 
 DEFAULT_RUN_DIR = Path("runs/default")
 
@@ -111,10 +111,6 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def fmt_age(seconds: float | None) -> str:
-    return "-" if seconds is None else str(datetime.timedelta(seconds=int(seconds)))
-
-
 def cmd_status(argv: list[str]) -> int:
     args = status_parser().parse_args(argv)
     st = run_status(args.run_dir, run_settings(args.run_dir))
@@ -125,8 +121,8 @@ def cmd_status(argv: list[str]) -> int:
             ("pid", st.pid or "-"),
             ("step", f"{st.step}/{st.total_steps}" if st.step is not None else "-"), ("epoch", st.epoch or "-"),
             ("loss", f"{st.loss:.4f}" if isinstance(st.loss, float) else "-"),
-            ("samples/s", f"{st.samples_per_s:.1f}" if st.samples_per_s else "-"), ("ETA", fmt_age(st.eta_s)),
-            ("checkpoint", f"step {st.checkpoint_step}, {fmt_age(st.checkpoint_age_s)} old"
+            ("samples/s", f"{st.samples_per_s:.1f}" if st.samples_per_s else "-"), ("ETA", duration(st.eta_s)),
+            ("checkpoint", f"step {st.checkpoint_step}, {duration(st.checkpoint_age_s)} old"
                            + (" (STALE)" if st.checkpoint_stale else "") if st.checkpoint_step is not None else "none"),
             ("restarts", st.restarts)]
     for key, value in rows:
@@ -201,6 +197,7 @@ def cmd_autotune(argv: list[str]) -> int:
 
     from trm_core.autotune.engine import AutotuneError, autotune
     from trm_core.control.launch import launch_or_attach
+    from trm_core.rundir.records import AutotuneStart, AutotuneTrial, parse
     from trm_tui.progress import event_line, trial_text
 
     args = autotune_parser().parse_args(argv)
@@ -216,12 +213,13 @@ def cmd_autotune(argv: list[str]) -> int:
     previous = {sig: signal.signal(sig, interrupted) for sig in handled}
     count = 0
 
-    def show(ev: dict) -> None:
+    def show(line_fields: dict) -> None:
         nonlocal count
-        if ev["event"] == "autotune_start":
+        ev = parse(line_fields)
+        if isinstance(ev, AutotuneStart):
             print(event_line(ev), flush=True)
             print(f"{'#':>3}  trial", flush=True)
-        elif ev["event"] == "autotune_trial":
+        elif isinstance(ev, AutotuneTrial):
             count += 1
             print(f"{count:>3}  {trial_text(ev)}", flush=True)
 
@@ -251,7 +249,7 @@ def cmd_autotune(argv: list[str]) -> int:
     try:
         if outcome.note:
             print(f"note: {outcome.note}")
-        print(event_line(outcome.result_event))
+        print(event_line(parse(outcome.result_event)))
         if outcome.chosen is not None and not cancel.is_set():
             print(f"chosen: {outcome.chosen.candidate.label()}"
                   + ("" if outcome.changed else " (the run's current settings)"))

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from trm_core.control.status import eta_seconds
 from trm_core.control.supervisor import Supervisor
+from trm_core.rundir.records import Step, parse
 from trm_tui.progress import event_line, progress_line
 
 
@@ -47,11 +48,13 @@ class Headless:
     def _follow(self) -> int:
         last_print, pending = 0.0, None
         while True:
-            for ev in self.sup.poll():
+            for line_fields in self.sup.poll():
                 if self.as_json:
-                    self._write(json.dumps(ev))
-                elif ev["event"] == "step":
-                    self.rates = (self.rates + [(ev["time"], ev["step"])])[-50:]
+                    self._write(json.dumps(line_fields))
+                    continue
+                ev = parse(line_fields)
+                if isinstance(ev, Step):
+                    self.rates = (self.rates + [(ev.time, ev.step)])[-50:]
                     pending = ev
                 elif (line := event_line(ev)) is not None:
                     if pending is not None:  # keep lines in event order
@@ -67,5 +70,5 @@ class Headless:
                 return self.sup.exit_code
             time.sleep(0.2)
 
-    def _eta(self, step: dict[str, Any]) -> float | None:
-        return eta_seconds(self.rates, step.get("total_steps") or 0)
+    def _eta(self, step: Step) -> float | None:
+        return eta_seconds(self.rates, step.total_steps or 0)

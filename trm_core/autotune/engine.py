@@ -33,6 +33,7 @@ from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.identity import RunClaimed, live_worker, lock_run
+from trm_core.rundir.records import AutotuneResult, AutotuneStart, Event
 from trm_core.telemetry import GpuProbe
 
 POLL_S = 0.05
@@ -198,11 +199,11 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     try:
         events = EventWriter(run_dir / layout.EVENTS)
         try:
-            def emit(kind: str, **fields: object) -> dict:
-                record = events.emit(kind, **fields)
+            def emit(record: Event) -> dict:
+                line = events.emit(record)
                 if on_event:
-                    on_event(record)
-                return record
+                    on_event(line)
+                return line
             return _search(run_dir, cfg, saved, config_path, was_running, emit, cancel, env)
         finally:
             events.close()
@@ -211,7 +212,7 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
 
 
 def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_running: bool,
-            emit: Callable[..., dict], cancel: threading.Event, env: dict[str, str] | None) -> Outcome:
+            emit: Callable[[Event], dict], cancel: threading.Event, env: dict[str, str] | None) -> Outcome:
     a, t = cfg.autotune, cfg.train
     step = _checkpoint_step(run_dir)
     on_cuda = t.device.startswith("cuda") or (t.device == "auto" and _cuda_visible())
@@ -226,19 +227,19 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
                         min_gain=a.min_gain)
     deadline = time.monotonic() + a.max_seconds
     runner = TrialRunner(config_path, cfg, deadline, cancel, env, on_cuda)
-    emit("autotune_start", step=step, batch_size=t.batch_size, micro_batch_size=cfg.micro_batch,
-         threads=t.threads, memory_limit_mb=round(runner.limit_mb, 1), device="cuda" if on_cuda else "cpu",
-         cores=cores, max_seconds=a.max_seconds, allow_batch_change=grow, note=note)
+    emit(AutotuneStart(step=step, batch_size=t.batch_size, micro_batch_size=cfg.micro_batch, threads=t.threads,
+                       memory_limit_mb=round(runner.limit_mb, 1), device="cuda" if on_cuda else "cpu", cores=cores,
+                       max_seconds=a.max_seconds, allow_batch_change=grow, note=note))
     measured: list[Trial] = []
 
     def measure(cand: Candidate) -> Trial:
         trial = runner(cand)
-        emit("autotune_trial", **trial.to_event())
+        emit(trial.to_event())
         if not measured and trial.reason.startswith("crashed"):
             # the run's own settings fail: no candidate can be compared with them (a bad data path, a bug)
             why = f"the run's current settings crash in a trial: {trial.reason}"
-            emit("autotune_result", changed={}, before_samples_per_s=None, after_samples_per_s=None, trials=1,
-                 cancelled=False, note=f"aborted: {why}", lr_rule=None)
+            emit(AutotuneResult(changed={}, before_samples_per_s=None, after_samples_per_s=None, trials=1,
+                                cancelled=False, note=f"aborted: {why}", lr_rule=None))
             raise AutotuneError(f"{why}; nothing was tuned (see the trial's error above)", was_running)
         measured.append(trial)
         return trial
@@ -266,11 +267,10 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
             tuned = config_mod.resolve(base=saved_with(plain, new_train), env={})
             config_mod.write_config(tuned, config_path)
     before_sps = baseline.samples_per_s if baseline and baseline.accepted else None
-    result = {"changed": {k: list(v) for k, v in changed.items()}, "before_samples_per_s": _round(before_sps),
-              "after_samples_per_s": _round(chosen.samples_per_s if chosen else None), "trials": len(trials),
-              "cancelled": cancel.is_set(), "note": note,
-              "lr_rule": "sqrt" if "train.learning_rate" in changed else None}
-    written = emit("autotune_result", **result)
+    written = emit(AutotuneResult(
+        changed={k: list(v) for k, v in changed.items()}, before_samples_per_s=_round(before_sps),
+        after_samples_per_s=_round(chosen.samples_per_s if chosen else None), trials=len(trials),
+        cancelled=cancel.is_set(), note=note, lr_rule="sqrt" if "train.learning_rate" in changed else None))
     return Outcome(trials, baseline, chosen, changed, was_running, note, written)
 
 

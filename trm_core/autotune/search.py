@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from trm_core.rundir.records import AutotuneTrial
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -32,12 +34,12 @@ class Trial:
     reason: str = ""          # why it was rejected
     seconds: float = 0.0      # the trial's wall time, process start included
 
-    def to_event(self) -> dict:
-        return {"batch_size": self.candidate.batch_size, "micro_batch_size": self.candidate.micro_batch,
-                "threads": self.candidate.threads, "accepted": self.accepted,
-                "samples_per_s": None if self.samples_per_s is None else round(self.samples_per_s, 3),
-                "peak_mb": None if self.peak_mb is None else round(self.peak_mb, 1), "reason": self.reason,
-                "seconds": round(self.seconds, 2)}
+    def to_event(self) -> AutotuneTrial:
+        return AutotuneTrial(batch_size=self.candidate.batch_size, micro_batch_size=self.candidate.micro_batch,
+                             threads=self.candidate.threads, accepted=self.accepted,
+                             samples_per_s=None if self.samples_per_s is None else round(self.samples_per_s, 3),
+                             peak_mb=None if self.peak_mb is None else round(self.peak_mb, 1), reason=self.reason,
+                             seconds=round(self.seconds, 2))
 
 
 def divisors(n: int) -> list[int]:

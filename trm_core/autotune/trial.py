@@ -45,15 +45,14 @@ def run_trial(args: argparse.Namespace) -> dict:
     from trm_core import config as config_mod
     from trm_core.data import build_dataset
     from trm_core.data.order import DataOrder
-    from trm_core.worker.faults import trial_crash_at_micro_batch
+    from trm_core.worker.faults import Faults
     from trm_core.train.trainer import Trainer, peak_memory_mb
 
     sets = [f"train.batch_size={args.batch_size}", f"train.micro_batch_size={args.micro_batch}"]
     if args.threads:
         sets.append(f"train.threads={args.threads}")
     cfg = config_mod.resolve(base=config_mod.read_run_config(args.config), env={}, sets=sets)
-    if trial_crash_at_micro_batch() == args.micro_batch:
-        raise SystemExit(70)  # test hook: this candidate's trial dies as a crashing process would
+    Faults.from_env().before_trial(args.micro_batch)
     dataset = build_dataset(cfg)
     steps = args.warmup + args.measure
     trainer = Trainer(cfg, dataset.vocab_size, total_steps=max(steps, cfg.train.warmup_steps + 1))

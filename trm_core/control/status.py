@@ -10,13 +10,16 @@ import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from trm_core.config import SupervisorConfig, tomllib
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_tail
+from trm_core.control.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
+from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, Eval, Event, Heartbeat, Restart, RunEnd,
+                                     RunStart, Step, parse)
 
 def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | None:
     """Time to ``total_steps`` at the pace of recent (wall time, step) points, oldest first."""
@@ -36,7 +39,7 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
 
 @dataclass
 class RunStatus:
-    state: str                    # running | stalled | stopped | completed | failed | not started
+    state: RunState
     pid: int | None
     step: int | None
     total_steps: int | None
@@ -65,65 +68,73 @@ def stall_after(configured_s: float, step_times: list[float], heartbeat_s: float
     return max(60.0, 10 * typical, 3 * heartbeat_s)
 
 
-def _tuning(events: list[dict[str, Any]]) -> bool:
+def checkpoint_stale(now: float, since: float, checkpoint_every: int, step_times: Sequence[float]) -> bool:
+    """The old "checkpoint stopped updating" alarm: the newest checkpoint (or, with none yet, the start of the
+    run) is older than two checkpoint intervals at the typical recent step time, plus a minute. `status` and
+    the dashboard both use this."""
+    if not step_times or not checkpoint_every:
+        return False
+    expected = checkpoint_every * statistics.median(step_times)
+    return now - since > 2 * expected + 60
+
+
+def _tuning(events: list[Event]) -> bool:
     """The newest of run_start / autotune_start / autotune_result is an autotune_start."""
-    last = next((e["event"] for e in reversed(events)
-                 if e["event"] in ("run_start", "autotune_start", "autotune_result")), None)
-    return last == "autotune_start"
+    last = next((e for e in reversed(events) if isinstance(e, (RunStart, AutotuneStart, AutotuneResult))), None)
+    return isinstance(last, AutotuneStart)
 
 
 def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: float | None = None) -> RunStatus:
     settings = settings or SupervisorConfig()
     now = time.time() if now is None else now
-    events = read_tail(run_dir / layout.EVENTS)
-    starts = [i for i, e in enumerate(events) if e["event"] == "run_start"]
+    events = [parse(line) for line in read_tail(run_dir / layout.EVENTS)]
+    starts = [i for i, e in enumerate(events) if isinstance(e, RunStart)]
     current = events[starts[-1]:] if starts else events
-    steps = [e for e in events if e["event"] == "step"]
+    steps = [e for e in events if isinstance(e, Step)]
     last_step = steps[-1] if steps else None
-    end = next((e for e in reversed(current) if e["event"] == "run_end"), None)
+    end = next((e for e in reversed(current) if isinstance(e, RunEnd)), None)
     start = events[starts[-1]] if starts else None
-    config = (start or {}).get("config") or _run_config(run_dir)  # run_start may be older than the tail
+    # run_start may be older than the tail: then the run's settings come from its config.toml
+    config = (start.config if isinstance(start, RunStart) else None) or _run_config(run_dir)
     train = config.get("train", {})
-    restarts = sum(1 for e in events if e["event"] == "restart")
+    restarts = sum(1 for e in events if isinstance(e, Restart))
     info = ckpt.latest_progress(run_dir / layout.CHECKPOINTS)
     ident = live_worker(run_dir)
 
-    step = last_step["step"] if last_step else (info.step if info else None)
+    step = last_step.step if last_step else (info.step if info else None)
     recent = steps[-20:]
-    step_times = [e["step_s"] + e.get("data_s", 0.0) for e in recent]
-    eta = eta_seconds([(e["time"], e["step"]) for e in recent], last_step.get("total_steps") or 0) \
-        if last_step else None
-    activity = [e for e in current if e["event"] in ("step", "heartbeat", "run_start", "checkpoint", "eval")]
-    last_activity_age = now - activity[-1]["time"] if activity else None
+    step_times = [(e.step_s or 0.0) + (e.data_s or 0.0) for e in recent]
+    eta = eta_seconds([(e.time, e.step) for e in recent], last_step.total_steps or 0) if last_step else None
+    activity = [e for e in current if isinstance(e, (Step, Heartbeat, RunStart, Checkpoint, Eval))]
+    last_activity_age = now - activity[-1].time if activity else None
     stall_s = stall_after(settings.stall_after_s, step_times, float(train.get("heartbeat_s", 5.0)))
 
     if ident is not None:
         stalled = last_activity_age is not None and last_activity_age > stall_s
-        state, reason = ("stalled", f"no step or heartbeat for {last_activity_age:.0f}s") if stalled else ("running", None)
+        state, reason = (RunState.STALLED, f"no step or heartbeat for {last_activity_age:.0f}s") if stalled \
+            else (RunState.RUNNING, None)
     elif _tuning(events) and run_lock_held(run_dir):
-        state, reason = "tuning", "an auto-tune search holds the run; it resumes afterwards if it was running"
+        state, reason = RunState.TUNING, "an auto-tune search holds the run; it resumes afterwards if it was running"
     elif end is not None:
-        state, reason = end["status"], end.get("reason")
-        if end["status"] == "failed" and end.get("reason") == "stalled":
-            state = "stalled"
+        state, reason = RunState.of(end.status, RunState.FAILED), end.reason
+        if end.status == "failed" and end.reason == "stalled":
+            state = RunState.STALLED
     elif start is not None:
-        state, reason = "failed", "the worker died without writing run_end (killed, or out of memory)"
+        state, reason = RunState.FAILED, "the worker died without writing run_end (killed, or out of memory)"
     else:
-        state, reason = ("stopped", "no events; progress from the checkpoint") if info else ("not started", None)
+        state, reason = (RunState.STOPPED, "no events; progress from the checkpoint") if info \
+            else (RunState.NOT_STARTED, None)
 
     age = now - info.time if info else None
     stale = False
-    if ident is not None and step_times:
-        # the newest checkpoint (or, with none yet, the start of the run) is older than two checkpoint
-        # intervals at the recent step time, plus a minute: the old "checkpoint stopped updating" alarm
-        since = info.time if info is not None else start["time"] if start else now
-        expected = int(train.get("checkpoint_every", 0) or 0) * statistics.median(step_times)
-        stale = now - since > 2 * expected + 60
+    if ident is not None:
+        since = info.time if info is not None else start.time if start else now
+        stale = checkpoint_stale(now, since, int(train.get("checkpoint_every", 0) or 0), step_times)
     return RunStatus(state=state, pid=ident.pid if ident else None, step=step,
-                     total_steps=last_step.get("total_steps") if last_step else None,
-                     epoch=last_step.get("epoch") if last_step else (info.epoch if info else None),
-                     loss=last_step["loss"] if last_step else (info.loss if info else None),
-                     samples_per_s=last_step.get("samples_per_s") if last_step else None, eta_s=eta,
+                     total_steps=last_step.total_steps if last_step else None,
+                     epoch=last_step.epoch if last_step else (info.epoch if info else None),
+                     loss=last_step.loss if last_step else (info.loss if info else None),
+                     samples_per_s=last_step.samples_per_s if last_step else None, eta_s=eta,
                      checkpoint_step=info.step if info else None, checkpoint_age_s=age, checkpoint_stale=stale,
                      restarts=restarts, last_activity_age_s=last_activity_age, stall_after_s=stall_s,
                      reason=reason)

@@ -19,15 +19,16 @@ from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail, EventWriter, read_tail
 from trm_core.rundir.identity import WorkerIdentity, read_identity
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from trm_core.rundir.records import Event, GiveUp, Restart, RunEnd, RunStart, Step, parse
 
 
-def last_run_end(path: Path) -> dict[str, Any] | None:
+def last_run_end(path: Path) -> RunEnd | None:
     """The run_end of the newest worker start, if it wrote one (read from the end of the log)."""
     end = None
-    for ev in read_tail(path, 1 << 16):
-        if ev["event"] == "run_start":
+    for ev in map(parse, read_tail(path, 1 << 16)):
+        if isinstance(ev, RunStart):
             end = None
-        elif ev["event"] == "run_end":
+        elif isinstance(ev, RunEnd):
             end = ev
     return end
 
@@ -40,14 +41,13 @@ def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> li
     now = time.time() if now is None else now
     episode: list[tuple[float, int]] = []
     restarting = False
-    for ev in read_tail(path):
-        kind = ev["event"]
-        if kind == "restart":
-            episode.append((ev["time"], ev.get("failed_step", -1)))
+    for ev in map(parse, read_tail(path)):
+        if isinstance(ev, Restart):
+            episode.append((ev.time, ev.failed_step if ev.failed_step is not None else -1))
             restarting = True
-        elif kind == "give_up" or (kind == "run_start" and not restarting):
+        elif isinstance(ev, GiveUp) or (isinstance(ev, RunStart) and not restarting):
             episode = []
-        if kind == "run_start":
+        if isinstance(ev, RunStart):
             restarting = False
     return [(t, step) for t, step in episode if now - t <= window_s]
 
@@ -86,7 +86,7 @@ class Supervisor:
         self.proc: subprocess.Popen | None = None
         self.attached = False
         self.exit_code: int | None = None  # set when the supervision is over
-        self.last_end: dict[str, Any] | None = None
+        self.last_end: RunEnd | None = None
         self.last_step = 0
         self.restart_at: float | None = None
         self.stopping = False
@@ -99,10 +99,10 @@ class Supervisor:
         if self.stopping and self.ident is not None:  # a stop asked for while the worker was starting
             self.ident.send(signal.SIGTERM)
 
-    def _emit(self, event: str, **fields: Any) -> None:
+    def _emit(self, record: Event) -> None:
         writer = EventWriter(self.run_dir / layout.EVENTS)
         try:
-            writer.emit(event, **fields)
+            writer.emit(record)
         finally:
             writer.close()
 
@@ -124,11 +124,7 @@ class Supervisor:
         if self.exit_code is not None:
             return []
         events = self.tail.poll()
-        for ev in events:
-            if ev["event"] == "step":
-                self.last_step = ev["step"]
-            elif ev["event"] == "run_end":
-                self.last_end = ev
+        self._note(events)
         if self.restart_at is not None:
             if stop_requested(self.run_dir):  # stopped from elsewhere during the backoff
                 self.restart_at, self.exit_code = None, EXIT_OK
@@ -140,14 +136,21 @@ class Supervisor:
             return events
         if not self._worker_gone():
             return events
-        events += self.tail.poll()  # the last lines the worker wrote before exiting
-        for ev in events:
-            if ev["event"] == "run_end":
-                self.last_end = ev
+        last_lines = self.tail.poll()  # the last lines the worker wrote before exiting
+        self._note(last_lines)
+        events += last_lines
         if self.last_end is None:  # attached late: its run_end may predate our tail
             self.last_end = last_run_end(self.run_dir / layout.EVENTS)
         self._on_exit()
         return events + self.tail.poll()  # with what _on_exit itself wrote, delivered once
+
+    def _note(self, lines: list[dict[str, Any]]) -> None:
+        """Keep what the restart policy needs: the last step done, the worker's run_end."""
+        for ev in map(parse, lines):
+            if isinstance(ev, Step):
+                self.last_step = ev.step
+            elif isinstance(ev, RunEnd):
+                self.last_end = ev
 
     def _exit_code_of_worker(self) -> int | None:
         if self.proc is not None:
@@ -157,7 +160,7 @@ class Supervisor:
     def _on_exit(self) -> None:
         code = self._exit_code_of_worker()
         end = self.last_end
-        status = end["status"] if end else None
+        status = end.status if end else None
         if code == EXIT_CONFIG:
             self.exit_code = EXIT_CONFIG
             return
@@ -165,15 +168,15 @@ class Supervisor:
                 or stop_requested(self.run_dir):
             self.exit_code = EXIT_OK
             return
-        failed_step = end["step"] if end else self.last_step
-        why = (end or {}).get("reason") or (f"exit code {code}" if code is not None else "worker vanished")
+        failed_step = end.step if end else self.last_step
+        why = (end.reason if end else None) or (f"exit code {code}" if code is not None else "worker vanished")
         restart, delay, message = self.policy.decide(failed_step)
         if restart:
-            self._emit("restart", attempt=len(self.policy.history), failed_step=failed_step,
-                       exit_code=code, reason=why, delay_s=delay, message=message)
+            self._emit(Restart(attempt=len(self.policy.history), failed_step=failed_step, exit_code=code, reason=why,
+                               delay_s=delay, message=message))
             self.restart_at = time.monotonic() + delay
         else:
-            self._emit("give_up", failed_step=failed_step, exit_code=code, reason=why, message=message)
+            self._emit(GiveUp(failed_step=failed_step, exit_code=code, reason=why, message=message))
             self.exit_code = EXIT_FAILED
 
     def request_stop(self) -> None:

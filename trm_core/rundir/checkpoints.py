@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 from trm_core.rundir import layout
 
@@ -44,20 +44,21 @@ class CheckpointInfo:
 
 
 class _HashingWriter:
-    """A write-only file wrapper that hashes what passes through (one pass over the bytes)."""
+    """A write-only file wrapper that hashes what passes through (one pass over the bytes), and tells
+    ``on_write`` the size of each chunk."""
 
-    def __init__(self, fh: BinaryIO, delay_per_mb: float = 0.0) -> None:
+    def __init__(self, fh: BinaryIO, on_write: Callable[[int], None] | None = None) -> None:
         self.fh = fh
         self.digest = hashlib.sha256()
         self.size = 0
-        self.delay_per_mb = delay_per_mb
+        self.on_write = on_write
 
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         self.digest.update(view)
         self.size += len(view)
-        if self.delay_per_mb:  # test hook: widen the window in which a kill lands mid-write
-            time.sleep(self.delay_per_mb * max(1, len(view)) / (1 << 20))
+        if self.on_write is not None:
+            self.on_write(len(view))
         return self.fh.write(view)
 
     def flush(self) -> None:
@@ -69,13 +70,15 @@ def checkpoint_name(step: int) -> str:
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: int, loss: float | None,
-                    config_hash: str, test_delay_per_mb: float = 0.0) -> CheckpointInfo:
+                    config_hash: str, on_write: Callable[[int], None] | None = None) -> CheckpointInfo:
+    """Save ``state`` as the checkpoint of ``step``, atomically, with its sidecar. ``on_write`` hears the size
+    of each chunk as it is written (progress; the test suite slows writes down with it)."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{checkpoint_name(step)}.pt"
     import torch  # here, not at the top: status readers of this module must not pay for importing torch
 
     with layout.atomic_file(final) as fh:
-        writer = _HashingWriter(fh, test_delay_per_mb)
+        writer = _HashingWriter(fh, on_write)
         torch.save(state, writer)
     info = CheckpointInfo(final, step, epoch, loss, time.time(), config_hash, writer.size,
                           writer.digest.hexdigest())

@@ -1,8 +1,10 @@
-"""The run's event log, ``RUN_DIR/events.jsonl``: one JSON object per line, the writer and its reader.
+"""The run's event log, ``RUN_DIR/events.jsonl``: one JSON object per line, the writer and its readers.
 
 Each event is written with a single ``os.write`` on an ``O_APPEND`` descriptor, so lines from the trainer,
 the watchdog thread and a signal handler never interleave, and there is no Python buffer to lose on a
-crash. The reader skips (and counts) partial or malformed lines instead of failing.
+crash. The readers skip (and count) partial or malformed lines instead of failing. What each kind of line
+holds is defined in ``records``; readers get plain dicts (cheap, and what ``--json`` passes on) and turn
+one into a typed record with ``records.parse`` where they use its fields.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trm_core.rundir.records import SCHEMA_VERSION
+from trm_core.rundir.records import SCHEMA_VERSION, Event, as_line
 
 
 
@@ -36,12 +38,13 @@ class EventWriter:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.last_write = time.monotonic()
 
-    def emit(self, event: str, **fields: Any) -> dict[str, Any]:
-        record = {"event": event, "time": round(time.time(), 6), "v": SCHEMA_VERSION, **_clean(fields)}
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+    def emit(self, record: Event) -> dict[str, Any]:
+        """Append one typed record as a line; returns the line as written (a dict, as readers get it)."""
+        line_fields = _clean(as_line(record, round(time.time(), 6)))
+        line = json.dumps(line_fields, separators=(",", ":"), allow_nan=False) + "\n"
         os.write(self._fd, line.encode())
         self.last_write = time.monotonic()
-        return record
+        return line_fields
 
     def close(self) -> None:
         if self._fd >= 0:

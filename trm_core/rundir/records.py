@@ -43,7 +43,7 @@ class Event:
     def payload(self) -> dict[str, Any]:
         """The fields a line carries after ``event``, ``time`` and ``v``, in declaration order."""
         out: dict[str, Any] = {}
-        for f in _own_fields(type(self)):
+        for f in record_fields(type(self)):
             value = getattr(self, f.name)
             if value is None and f.metadata.get("optional"):
                 continue
@@ -51,7 +51,7 @@ class Event:
         return out
 
 
-def _own_fields(cls: type) -> list[dataclasses.Field]:
+def record_fields(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.name not in ("time", "extra")]
 
 
@@ -290,6 +290,11 @@ KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 
+def as_line(record: Event, time: float) -> dict[str, Any]:
+    """The line for ``record`` written at ``time``, as a dict (what the writer writes, what readers read)."""
+    return {"event": record.event, "time": time, "v": SCHEMA_VERSION, **record.payload()}
+
+
 def parse(line: Mapping[str, Any]) -> Event:
     """A record from one decoded line (``{"event": ..., "time": ..., ...}``); never raises for a newer line."""
     kind = str(line.get("event", ""))
@@ -299,7 +304,7 @@ def parse(line: Mapping[str, Any]) -> Event:
     if cls is None:
         rest = {k: v for k, v in line.items() if k not in ("event", "time", "v")}
         return Unknown(name=kind, time=time, extra=rest)
-    known = {f.name for f in _own_fields(cls)}
+    known = {f.name for f in record_fields(cls)}
     values = {name: line.get(name) for name in known}  # an older writer's missing field reads as None
     extra = {k: v for k, v in line.items() if k not in known and k not in ("event", "time", "v")}
     return cls(time=time, extra=extra, **values)
@@ -313,7 +318,7 @@ def markdown() -> str:
         out.append(f"### `{kind}`{by}\n")
         out.append(" ".join((cls.__doc__ or "").split()) + "\n")
         out.append("| field | meaning |\n|-------|---------|")
-        for f in _own_fields(cls):
+        for f in record_fields(cls):
             extra = " (only when present)" if f.metadata.get("optional") else ""
             out.append(f"| `{f.name}` | {f.metadata['doc']}{extra} |")
         out.append("")

@@ -1,8 +1,9 @@
-"""Fault injection for the test suite, driven by ``TRM_TEST_*`` environment variables.
+"""Fault injection for the test suite: one ``Faults`` object that the worker (and an auto-tune trial)
+receives, inert unless a ``TRM_TEST_*`` variable is set.
 
-Real failures are hard to time in a test: these hooks make the real worker hang, crash, receive a signal
-or go non-finite at a chosen step, so the watchdog, the stop path, the exit codes and the supervisor can
-be tested end to end. Unset, they cost a few integer comparisons per step.
+Real failures are hard to time in a test: these make the real worker hang, crash, receive a signal or go
+non-finite at a chosen step, or write a checkpoint slowly, so the watchdog, the stop path, the exit codes
+and the supervisor can be tested end to end. Inert, they cost a few integer comparisons per step.
 """
 
 from __future__ import annotations
@@ -11,26 +12,31 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from typing import Callable, Mapping
 
-import torch
 from torch import nn
 
 
 @dataclass(frozen=True)
-class Hooks:
+class Faults:
     stall_at_step: int = 0   # TRM_TEST_STALL_AT_STEP: sleep forever inside this step
     crash_at_step: int = 0   # TRM_TEST_CRASH_AT_STEP: raise inside this step
     stop_at_step: int = 0    # TRM_TEST_STOP_AT_STEP: the worker sends itself SIGTERM during this step
     nan_at_step: int = 0     # TRM_TEST_NAN_AT_STEP: poison one weight with NaN before this step
     step_sleep_s: float = 0  # TRM_TEST_STEP_SLEEP_S: slow every step down (long-step heartbeats)
-    slow_checkpoint: tuple[int, float] = (0, 0.0)  # TRM_TEST_SLOW_CHECKPOINT=STEP:SECONDS_PER_MB
-
-    def checkpoint_delay_per_mb(self, step: int) -> float:
-        """Widen the window in which a kill or a signal lands while the checkpoint of ``step`` is written."""
-        at, per_mb = self.slow_checkpoint
-        return per_mb if at in (step, -1) else 0.0
-
+    slow_checkpoint: tuple[int, float] = (0, 0.0)  # TRM_TEST_SLOW_CHECKPOINT=STEP:SECONDS_PER_MB (-1: every step)
     once_dir: str = ""       # TRM_TEST_ONCE_DIR: each fault fires once, remembered by a marker file here
+    trial_crash_micro_batch: int = 0  # TRM_TEST_TRIAL_CRASH_MICRO_BATCH: that auto-tune trial dies (exit 70)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Faults:
+        def num(name: str) -> float:
+            return float(environ.get(f"TRM_TEST_{name}", 0) or 0)
+
+        at, _, per_mb = environ.get("TRM_TEST_SLOW_CHECKPOINT", "0:0").partition(":")
+        return cls(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
+                   int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
+                   environ.get("TRM_TEST_ONCE_DIR", ""), int(num("TRIAL_CRASH_MICRO_BATCH")))
 
     def _fires(self, name: str, at: int, step: int) -> bool:
         if step != at:
@@ -54,20 +60,18 @@ class Hooks:
         if step == self.stop_at_step:
             os.kill(os.getpid(), signal.SIGTERM)
         if step == self.nan_at_step:
+            import torch
             with torch.no_grad():
                 next(model.parameters()).view(-1)[0] = float("nan")
 
+    def checkpoint_writes(self, step: int) -> Callable[[int], None] | None:
+        """Slow the checkpoint of ``step`` down, per byte written: it widens the window in which a kill or a
+        signal lands mid-write. None (no slowing) unless asked for."""
+        at, per_mb = self.slow_checkpoint
+        if not per_mb or at not in (step, -1):
+            return None
+        return lambda size: time.sleep(per_mb * max(1, size) / (1 << 20))
 
-def load() -> Hooks:
-    def num(name: str) -> float:
-        return float(os.environ.get(f"TRM_TEST_{name}", 0) or 0)
-
-    at, _, per_mb = os.environ.get("TRM_TEST_SLOW_CHECKPOINT", "0:0").partition(":")
-    return Hooks(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
-                 int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
-                 os.environ.get("TRM_TEST_ONCE_DIR", ""))
-
-
-def trial_crash_at_micro_batch() -> int:
-    """TRM_TEST_TRIAL_CRASH_MICRO_BATCH: an auto-tune trial of this micro-batch size dies (exit 70)."""
-    return int(os.environ.get("TRM_TEST_TRIAL_CRASH_MICRO_BATCH", 0) or 0)
+    def before_trial(self, micro_batch: int) -> None:
+        if self.trial_crash_micro_batch and self.trial_crash_micro_batch == micro_batch:
+            raise SystemExit(70)  # this candidate's trial dies as a crashing process would

@@ -26,8 +26,9 @@ from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import identity, layout
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.train.trainer import NonFiniteLoss, Trainer
-from trm_core.worker import faults as testhooks
+from trm_core.worker.faults import Faults
 from trm_core.worker.stop import StopRequest
 from trm_core.worker.watchdog import Watchdog
 
@@ -50,7 +51,7 @@ def total_steps_for(cfg: Config, order: DataOrder) -> int:
 
 class Run:
     def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, resume: bool, overrides: list[str],
-                 stop: StopRequest) -> None:
+                 stop: StopRequest, faults: Faults) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
         self.resume, self.overrides, self.stop = resume, overrides, stop
         self.ckpt_dir = run_dir / layout.CHECKPOINTS
@@ -62,12 +63,12 @@ class Run:
         self.done_steps = 0     # steps completed, as known to the loop
         self.current_step = 0   # the step a failure would be reported against
         self.started = time.monotonic()
-        self.hooks = testhooks.load()
+        self.faults = faults
         stop.on_second = self._forced_stop
 
     def _forced_stop(self, signum: int) -> None:
-        self.events.emit("run_end", status="stopped", reason=f"second signal {signum}: exited without a checkpoint",
-                         step=self.done_steps, exit_code=EXIT_OK, forced=True)
+        self.events.emit(RunEnd(status="stopped", step=self.done_steps, exit_code=EXIT_OK,
+                                reason=f"second signal {signum}: exited without a checkpoint", forced=True))
 
     def _epoch_of(self, step: int) -> int:
         return self.order.locate(max(0, step - 1))[0] + 1
@@ -78,12 +79,12 @@ class Run:
         t0 = time.perf_counter()
         info = ckpt.save_checkpoint(self.ckpt_dir, self.trainer.state_dict(), step=step,
                                     epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash(),
-                                    test_delay_per_mb=self.hooks.checkpoint_delay_per_mb(step))
+                                    on_write=self.faults.checkpoint_writes(step))
         ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
         watchdog.end()
         self.last_saved_step = step
-        self.events.emit("checkpoint", step=step, epoch=info.epoch, path=str(info.path), bytes=info.bytes,
-                         seconds=round(time.perf_counter() - t0, 4))
+        self.events.emit(Checkpoint(step=step, epoch=info.epoch, path=str(info.path), bytes=info.bytes,
+                                    seconds=round(time.perf_counter() - t0, 4)))
 
     def restore(self, watchdog: Watchdog) -> int | None:
         """Load the newest checkpoint that verifies; set aside (never delete) the ones that do not."""
@@ -91,11 +92,11 @@ class Run:
         info, failed = ckpt.newest_verified(self.ckpt_dir)
         for bad, problem in failed:
             moved = ckpt.quarantine(bad)
-            self.events.emit("warning", message=f"skipped checkpoint: {problem}; kept aside as {moved.name}")
+            self.events.emit(WarningEvent(message=f"skipped checkpoint: {problem}; kept aside as {moved.name}"))
         if info is None:
             watchdog.end()
             if self.resume:
-                self.events.emit("warning", message="no verifying checkpoint: starting from step 0")
+                self.events.emit(WarningEvent(message="no verifying checkpoint: starting from step 0"))
             return None
         self.trainer.load_state_dict(ckpt.load_checkpoint(info, map_location=self.trainer.device))
         watchdog.end()
@@ -114,32 +115,31 @@ class Run:
                 watchdog.stop()
                 print(f"run in {self.run_dir} is already complete at step {self.trainer.step} of {self.total_steps}")
                 return EXIT_OK
-            self.events.emit(
-                "run_start", config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(),
-                host=socket.gethostname(), device=str(self.trainer.device),
-                world_size=int(os.environ.get("WORLD_SIZE", "1")), resumed_from=resumed_from,
-                overrides=self.overrides, total_steps=self.total_steps, steps_per_epoch=self.order.steps_per_epoch,
-                parameters=self.trainer.num_parameters, data=self.dataset.description, torch=torch.__version__,
-                threads=torch.get_num_threads())
+            self.events.emit(RunStart(
+                config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
+                device=str(self.trainer.device), world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
+                steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
+                data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads()))
             status = self._loop(watchdog)
         except NonFiniteLoss as exc:
             watchdog.stop()
-            self.events.emit("error", message=str(exc), kind="non_finite", step=self.current_step)
-            self.events.emit("run_end", status="failed", reason="non-finite loss", step=self.done_steps,
-                             exit_code=EXIT_FAILED)
+            self.events.emit(ErrorEvent(message=str(exc), kind="non_finite", step=self.current_step))
+            self.events.emit(RunEnd(status="failed", step=self.done_steps, exit_code=EXIT_FAILED,
+                                    reason="non-finite loss"))
             return EXIT_FAILED
         except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
             watchdog.stop()
-            self.events.emit("error", message=f"{type(exc).__name__}: {exc}", kind="exception",
-                             step=self.current_step, traceback=traceback.format_exc())
-            self.events.emit("run_end", status="failed", reason=type(exc).__name__, step=self.done_steps,
-                             exit_code=EXIT_FAILED)
+            self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
+                                        step=self.current_step, traceback=traceback.format_exc()))
+            self.events.emit(RunEnd(status="failed", step=self.done_steps, exit_code=EXIT_FAILED,
+                                    reason=type(exc).__name__))
             traceback.print_exc()
             return EXIT_FAILED
         watchdog.stop()
-        self.events.emit("run_end", status=status, step=self.done_steps, exit_code=EXIT_OK,
-                         reason=self.stop.requested or "finished",
-                         seconds=round(time.monotonic() - self.started, 3))
+        self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK,
+                                reason=self.stop.requested or "finished",
+                                seconds=round(time.monotonic() - self.started, 3)))
         return EXIT_OK
 
     def _loop(self, watchdog: Watchdog) -> str:
@@ -150,7 +150,7 @@ class Run:
             step = self.current_step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
             watchdog.begin("step", step)
-            self.hooks.before_step(step, trainer.model)
+            self.faults.before_step(step, trainer.model)
             t0 = time.perf_counter()
             batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
             data_s = time.perf_counter() - t0
@@ -159,15 +159,15 @@ class Run:
             self.done_steps = step
             self.last_loss = metrics.loss
             if step % cfg.train.log_every == 0 or step == self.total_steps:
-                self.events.emit("step", step=step, total_steps=self.total_steps, epoch=epoch + 1,
-                                 data_s=round(data_s, 6), **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len))
+                self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, data_s=round(data_s, 6),
+                                      **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len)))
             if eval_batches and step % cfg.train.eval_every == 0:
                 watchdog.begin("eval", step)
                 t0 = time.perf_counter()
                 result = trainer.evaluate(eval_batches)
                 watchdog.end()
-                self.events.emit("eval", step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4),
-                                 **result)
+                self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4),
+                                      **result))
             if step % cfg.train.checkpoint_every == 0:
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
@@ -196,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
         check_device(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         lock_fd = identity.claim_run(run_dir)  # held until this process exits  # noqa: F841
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
         dataset = build_dataset(cfg)
         config_mod.write_config(cfg, run_dir / layout.RUN_CONFIG)
     except (ConfigError, identity.RunClaimed) as exc:
@@ -205,5 +203,5 @@ def main(argv: list[str] | None = None) -> int:
             layout.forget_new_run(run_dir, created=True)
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return Run(cfg, run_dir, dataset, args.resume, args.sets, stop).execute()
+    return Run(cfg, run_dir, dataset, args.resume, args.sets, stop, Faults.from_env()).execute()
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.layout import EXIT_STALLED
+from trm_core.rundir.records import Heartbeat, RunEnd, Stall
 
 
 
@@ -65,15 +66,15 @@ class Watchdog:
                 self._stall(phase, now - self._since)
                 return
             if now - self.events.last_write >= self.heartbeat_s:
-                self.events.emit("heartbeat", step=self._step, phase=phase or "idle",
-                                 phase_s=round(now - self._since, 3) if phase else 0.0)
+                self.events.emit(Heartbeat(step=self._step, phase=phase or "idle",
+                                           phase_s=round(now - self._since, 3) if phase else 0.0))
 
     def _stall(self, phase: str, seconds: float) -> None:
         stacks = thread_stacks()
-        self.events.emit("stall", step=self._step, phase=phase, seconds=round(seconds, 3),
-                         timeout_s=self.timeout_s, threads=stacks)
+        self.events.emit(Stall(step=self._step, phase=phase, seconds=round(seconds, 3), timeout_s=self.timeout_s,
+                               threads=stacks))
         done = self._step - 1 if phase == "step" else self._step
-        self.events.emit("run_end", status="failed", reason="stalled", step=done, exit_code=EXIT_STALLED)
+        self.events.emit(RunEnd(status="failed", step=done, exit_code=EXIT_STALLED, reason="stalled"))
         sys.stderr.write(f"watchdog: {phase} of step {self._step} ran {seconds:.1f}s > {self.timeout_s}s; "
                          "stacks:\n" + "\n".join(f"--- {s['thread']}\n{s['stack']}" for s in stacks))
         sys.stderr.flush()

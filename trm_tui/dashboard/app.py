@@ -18,6 +18,7 @@ from textual.worker import get_current_worker
 
 from trm_core.autotune.engine import Outcome
 from trm_core.config import ConfigError, SupervisorConfig
+from trm_core.control.states import HAS_WORKER, SUPERVISED, RunState
 from trm_core.control.launch import launch_or_attach, stop_worker
 from trm_core.control.supervisor import Supervisor
 from trm_core.rundir import layout
@@ -35,7 +36,8 @@ CURVE_PERIOD_S = 5.0
 # stall the other with it (measured: 40 wake-ups/s cost the worker 4% of its samples/s), so the threads
 # wake once a second and the UI loop is entered only when there is something new.
 POLL_S = 1.0
-ACTIVE = ("starting", "running", "stalled", "restarting", "stopping")
+# a run to tune: one that runs, or one stopped with a checkpoint
+TUNABLE = frozenset({RunState.RUNNING, RunState.STOPPED, RunState.FAILED, RunState.STALLED})
 
 
 class Dashboard(App[int]):
@@ -137,7 +139,7 @@ class Dashboard(App[int]):
         host_probe = HostProbe(self.run_dir)
         worker = get_current_worker()
         while not worker.is_cancelled:
-            pid = self.sup.ident.pid if self.sup and self.sup.ident and self.view.state in ACTIVE else None
+            pid = self.sup.ident.pid if self.sup and self.sup.ident and self.view.state in HAS_WORKER else None
             host = host_probe.sample(pid)
             gpu = gpu_probe.sample(host.worker_pids)
             # plain references, read by the next redraw: no call into the UI loop, no extra repaint
@@ -154,7 +156,7 @@ class Dashboard(App[int]):
         self.call_after_refresh(self.redraw)  # the run's history on screen now, not at the next tick
         alive = sup.ident is not None and sup.ident.is_alive()
         if alive:  # a worker we attached to is running; one we launched is starting until its run_start
-            self.view.state, self.view.pid = ("running" if history else "starting"), sup.ident.pid
+            self.view.state, self.view.pid = (RunState.RUNNING if history else RunState.STARTING), sup.ident.pid
         self.refresh_bindings()
 
     def _ingest(self, events: list[dict[str, Any]]) -> None:
@@ -202,29 +204,29 @@ class Dashboard(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.tuning and action in ("stop", "kill", "resume", "autotune"):
             return None  # the search owns the run until it has written its choice
-        active = self.view.state in ACTIVE
+        active = self.view.state in SUPERVISED
         if action == "stop":
-            return True if active and self.view.state != "stopping" else None
+            return True if active and self.view.state != RunState.STOPPING else None
         if action == "kill":
             return True if active else None
         if action == "autotune":  # a run to tune: one that runs, or one stopped with a checkpoint
-            return True if self.view.state in ("running", "stopped", "failed", "stalled") else None
+            return True if self.view.state in TUNABLE else None
         if action == "resume":
             supervising = self.sup is not None and self.sup.exit_code is None
-            return True if not active and not supervising and self.view.state != "completed" else None
+            return True if not active and not supervising and self.view.state != RunState.COMPLETED else None
         return True
 
     def action_stop(self) -> None:
         if self.sup is not None:
             self.sup.request_stop()
-            self.view.state = "stopping"
+            self.view.state = RunState.STOPPING
             self.view.version += 1
             self.refresh_bindings()
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
 
     def action_resume(self) -> None:
         self.exit_code = 0  # the outcome of the run before this resume no longer counts
-        self.view.state = "starting"
+        self.view.state = RunState.STARTING
         self.view.version += 1
         self.refresh_bindings()
         self.supervise(["--resume"])
@@ -249,7 +251,7 @@ class Dashboard(App[int]):
             except RuntimeError:  # the app stopped between the check and the call
                 pass
 
-        was_running = self.view.state in ACTIVE
+        was_running = self.view.state in SUPERVISED
         try:
             outcome = autotune(self.run_dir, on_event=show, cancel=cancel)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the run must not be left stopped
@@ -291,15 +293,14 @@ class Dashboard(App[int]):
     def action_kill(self) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                if self.sup is not None:  # no restart after this kill, pending or not
-                    self.sup.stopping, self.sup.restart_at = True, None
                 self.force_kill()
         self.push_screen(ConfirmKill(), answered)
 
     @work(thread=True, group="kill")
     def force_kill(self) -> None:
-        result = stop_worker(self.run_dir, self.settings.stop_grace_s, force=True,
-                             proc=self.sup.proc if self.sup else None)
+        # through the supervisor when there is one: it then restarts nothing, pending or not
+        result = self.sup.stop(force=True) if self.sup is not None else \
+            stop_worker(self.run_dir, self.settings.stop_grace_s, force=True)
         self.call_from_thread(self.notify, "worker killed" if result.killed else "no worker was running")
 
     def action_quit(self) -> None:

@@ -13,7 +13,7 @@ from textual.widgets import Footer, Label, Log, Static
 KEYS_HELP = """\
 [b]s[/b]  stop gracefully: the worker finishes its step, saves a checkpoint and exits
 [b]r[/b]  resume from the newest good checkpoint (when the run is not running)
-[b]a[/b]  auto-tune micro-batch and threads (not available yet)
+[b]a[/b]  auto-tune micro-batch and threads (stops, measures, resumes the run)
 [b]l[/b]  the raw worker log
 [b]K[/b]  force-kill the worker (asks first; the newest good checkpoint stays)
 [b]q[/b]  quit the dashboard: training keeps running; run trm-tui again to attach

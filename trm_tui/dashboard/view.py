@@ -9,13 +9,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from trm_core.control.states import RunState
+from trm_core.control.status import checkpoint_stale, eta_seconds, stall_after
+from trm_core.rundir.records import (Checkpoint, ErrorEvent, Eval, Event, Heartbeat, Restart, RunEnd, RunStart, Step,
+                                     parse)
 from trm_tui.dashboard.series import MinMaxSeries
-from trm_core.control.status import eta_seconds, stall_after
 from trm_tui.progress import event_line
 
 NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end",
            "autotune_start", "autotune_trial", "autotune_result"}
+ALERTING = {"warning", "error", "stall", "give_up", "restart"}
 DISK_LOW_MB = 2048.0
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -29,7 +37,7 @@ class EventLine:
 @dataclass
 class RunView:
     run_name: str
-    state: str = "starting"
+    state: RunState = RunState.STARTING
     pid: int | None = None
     started: float | None = None
     step: int = 0
@@ -51,92 +59,92 @@ class RunView:
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=20))
     step_times: deque = field(default_factory=lambda: deque(maxlen=50))
     non_finite: bool = False
-    end_status: str | None = None
+    end_status: RunState | None = None
     autotune_seen: set = field(default_factory=set)
     version: int = 0  # bumped on every change the screen should show
 
     def feed(self, events: list[dict[str, Any]], history: bool = False) -> None:
-        for ev in events:
-            self._one(ev, history)
+        for line in events:
+            self._one(parse(line), history)
         if events:
             self.version += 1
 
-    def _one(self, ev: dict[str, Any], history: bool) -> None:
-        kind, t = ev["event"], ev.get("time", 0.0)
+    def _one(self, ev: Event, history: bool) -> None:
+        kind, t = ev.event, ev.time
         if kind.startswith("autotune_"):
             # the search hands its events over directly, and the log tail may deliver them once more
             if (kind, t) in self.autotune_seen:
                 return
             self.autotune_seen.add((kind, t))
-        if kind in ("step", "heartbeat", "run_start", "checkpoint", "eval"):
+        if isinstance(ev, (Step, Heartbeat, RunStart, Checkpoint, Eval)):
             self.last_activity = t
-        if kind == "step":
-            if not history and self.state in ("starting", "restarting"):
-                self.state = "running"  # attached past the run_start, or it was lost: steps prove it
-            self.step, self.total_steps = ev["step"], ev.get("total_steps") or self.total_steps
-            self.epoch = ev.get("epoch", self.epoch)
-            self.samples_per_s, self.tokens_per_s = ev.get("samples_per_s", 0.0), ev.get("tokens_per_s", 0.0)
-            self.metrics = {k: ev[k] for k in ("loss", "halt_loss", "accuracy", "lr", "grad_norm", "sup_steps")
-                            if isinstance(ev.get(k), (int, float))}
-            if isinstance(ev.get("loss"), (int, float)):
-                self.loss.append(ev["step"], ev["loss"])
-            self.throughput.append(ev["step"], ev.get("samples_per_s", 0.0))
-            self.recent_step_s.append(ev.get("step_s", 0.0) + ev.get("data_s", 0.0))
-            self.step_times.append((t, ev["step"]))
-            return
-        if kind == "eval" and isinstance(ev.get("loss"), (int, float)):
-            self.eval_loss = ev["loss"]
-            self.eval_curve.append(ev["step"], ev["loss"])
-        elif kind == "run_start":
-            self.pid, self.started = ev.get("pid"), t
-            train = ev.get("config", {}).get("train", {})
-            self.checkpoint_every = train.get("checkpoint_every", 0)
-            self.heartbeat_s = float(train.get("heartbeat_s", self.heartbeat_s))
-            self.total_steps = ev.get("total_steps") or self.total_steps
-            if not history:
-                self.state, self.end_status = "running", None
-        elif kind == "checkpoint":
-            self.checkpoint_step, self.checkpoint_time = ev["step"], t
-        elif kind == "error" and ev.get("kind") == "non_finite":
-            self.non_finite = True
-        elif kind == "restart":
-            self.state = "restarting"
-        elif kind == "run_end" and not history:
-            # the final state shows once the supervisor saw the process go (see finish)
-            self.end_status = "stalled" if ev.get("reason") == "stalled" else ev.get("status")
-            self.state = "stalled" if self.end_status == "stalled" else "stopping"
+        match ev:
+            case Step():
+                if not history and self.state in (RunState.STARTING, RunState.RESTARTING):
+                    self.state = RunState.RUNNING  # attached past the run_start, or it was lost: steps prove it
+                self.step, self.total_steps = ev.step, ev.total_steps or self.total_steps
+                self.epoch = ev.epoch if ev.epoch is not None else self.epoch
+                self.samples_per_s, self.tokens_per_s = ev.samples_per_s or 0.0, ev.tokens_per_s or 0.0
+                self.metrics = {k: getattr(ev, k) for k in ("loss", "halt_loss", "accuracy", "lr", "grad_norm",
+                                                             "sup_steps") if _number(getattr(ev, k))}
+                if _number(ev.loss):
+                    self.loss.append(ev.step, ev.loss)
+                self.throughput.append(ev.step, ev.samples_per_s or 0.0)
+                self.recent_step_s.append((ev.step_s or 0.0) + (ev.data_s or 0.0))
+                self.step_times.append((t, ev.step))
+                return
+            case Eval() if _number(ev.loss):
+                self.eval_loss = ev.loss
+                self.eval_curve.append(ev.step, ev.loss)
+            case RunStart():
+                self.pid, self.started = ev.pid, t
+                train = (ev.config or {}).get("train", {})
+                self.checkpoint_every = train.get("checkpoint_every", 0)
+                self.heartbeat_s = float(train.get("heartbeat_s", self.heartbeat_s))
+                self.total_steps = ev.total_steps or self.total_steps
+                if not history:
+                    self.state, self.end_status = RunState.RUNNING, None
+            case Checkpoint():
+                self.checkpoint_step, self.checkpoint_time = ev.step, t
+            case ErrorEvent() if ev.kind == "non_finite":
+                self.non_finite = True
+            case Restart():
+                self.state = RunState.RESTARTING
+            case RunEnd() if not history:
+                # the final state shows once the supervisor saw the process go (see finish)
+                self.end_status = RunState.STALLED if ev.reason == "stalled" \
+                    else RunState.of(ev.status, RunState.FAILED)
+                self.state = RunState.STALLED if self.end_status == RunState.STALLED else RunState.STOPPING
         if kind in NOTABLE:
-            self.events.append(EventLine(t, kind, event_line(ev) or kind, kind in ("warning", "error", "stall", "give_up",
-                                                                          "restart")))
+            self.events.append(EventLine(t, kind, event_line(ev) or kind, kind in ALERTING))
 
     def finish(self, exit_code: int | None) -> None:
         """Supervision is over: the run's final state."""
-        self.state = "failed" if exit_code else (self.end_status or "stopped")
+        self.state = RunState.FAILED if exit_code else (self.end_status or RunState.STOPPED)
         self.version += 1
 
     def eta_s(self) -> float | None:
         """Only while it runs: a stopped run has no arrival time."""
-        return eta_seconds(list(self.step_times), self.total_steps) if self.state == "running" else None
+        return eta_seconds(list(self.step_times), self.total_steps) if self.state == RunState.RUNNING else None
 
     def stall_after_s(self, configured: float) -> float:
         return stall_after(configured, list(self.recent_step_s), self.heartbeat_s)
 
     def alerts(self, now: float, stall_after: float, disk_free_mb: float | None, gpu_idle: bool) -> list[str]:
         out = []
-        if self.state == "running" and self.last_activity is not None and now - self.last_activity > stall_after:
+        if self.state == RunState.RUNNING and self.last_activity is not None and now - self.last_activity > stall_after:
             out.append(f"STALLED: no step or heartbeat for {now - self.last_activity:.0f}s")
-        if self.state == "running" and self.recent_step_s and self.checkpoint_every:
-            since = self.checkpoint_time or self.started or now
-            expected = self.checkpoint_every * sorted(self.recent_step_s)[len(self.recent_step_s) // 2]
-            if now - since > 2 * expected + 60:
-                out.append(f"CHECKPOINT STALE: newest is {now - since:.0f}s old")
+        since = self.checkpoint_time or self.started or now
+        if self.state == RunState.RUNNING and checkpoint_stale(now, since, self.checkpoint_every,
+                                                              list(self.recent_step_s)):
+            out.append(f"CHECKPOINT STALE: newest is {now - since:.0f}s old")
         if self.non_finite:
             out.append("NON-FINITE LOSS: the run stopped")
         if disk_free_mb is not None and disk_free_mb < DISK_LOW_MB:
             out.append(f"DISK LOW: {disk_free_mb:.0f} MiB free in the run dir")
-        if gpu_idle and self.state == "running":
+        if gpu_idle and self.state == RunState.RUNNING:
             out.append("GPU IDLE while the run is running")
         return out
 
     def uptime_s(self, now: float) -> float | None:
-        return now - self.started if self.started and self.state == "running" else None
+        return now - self.started if self.started and self.state == RunState.RUNNING else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import time
 
 import plotext as plt
@@ -11,17 +10,14 @@ from rich.text import Text
 from textual.widgets import Static
 
 from trm_tui.dashboard.series import MinMaxSeries
+from trm_core.control.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
+from trm_tui.progress import duration
 
-LIVE_STATES = ("running", "stalled", "stopping", "starting")
 STATE_STYLE = {"running": "bold green", "stalled": "bold red", "failed": "bold red", "restarting": "bold yellow",
                "stopped": "bold yellow", "completed": "bold cyan", "starting": "bold", "stopping": "bold yellow",
                "tuning": "bold magenta"}
-
-
-def duration(seconds: float | None) -> str:
-    return "-" if seconds is None else str(datetime.timedelta(seconds=int(max(0, seconds))))
 
 
 def num(value: float | None, fmt: str = ".4f") -> str:
@@ -54,8 +50,9 @@ class HeaderBar(_Deduped):
     def show(self, view: RunView, now: float, stalled: bool = False, tuning: bool = False) -> None:
         """``stalled``: the worker runs but has gone silent; the header says so before the watchdog acts."""
         up = duration(view.uptime_s(now))
-        state = "tuning" if tuning else "stalled" if stalled and view.state == "running" else view.state
-        pid = view.pid if view.state in LIVE_STATES else None  # a stopped run's old pid means nothing
+        state = RunState.TUNING if tuning else RunState.STALLED if stalled and view.state == RunState.RUNNING \
+            else view.state
+        pid = view.pid if view.state in HAS_WORKER else None  # a gone worker's old pid means nothing
         self.set((view.run_name, state, pid, up), lambda: self._text(view.run_name, state, pid, up))
 
     @staticmethod

@@ -1,0 +1,133 @@
+"""What the tests share: paths, the micro model, real worker and trm-tui processes, the event log, a real
+terminal (tmux), and typed event records for fixtures. Test files import from here; ``conftest`` holds
+only the pytest fixtures and markers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from trm_core.rundir.events import read_events
+from trm_core.rundir.records import KINDS, Event, record_fields
+
+REPO = Path(__file__).resolve().parents[1]
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+# A model small enough that a step takes milliseconds on 2 cores, with every mechanism switched on:
+# two refinement blocks, deep supervision, micro-batching, EMA and eval.
+MICRO = [
+    "model.dim=32", "model.depth=1", "model.seq_len=32", "model.latent_steps=1", "model.refinement_blocks=2",
+    "model.max_supervision_steps=2", "train.batch_size=4", "train.micro_batch_size=2", "train.warmup_steps=3",
+    "train.eval_every=4", "train.eval_batches=2", "train.checkpoint_every=4", "train.learning_rate=0.003",
+    "train.threads=1", "train.heartbeat_s=1", "data.eval_fraction=0.05",
+]
+
+
+def worker_env(**extra: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRM_")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_worker(run_dir: Path, args: list[str], **env: Any) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), *args],
+                            cwd=run_dir.parent, env=worker_env(**env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def run_worker(run_dir: Path, args: list[str], timeout: float = 120, **env: Any) -> subprocess.CompletedProcess:
+    proc = start_worker(run_dir, args, **env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def events(run_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:
+    return [e for e in read_events(run_dir / "events.jsonl").events if kind is None or e["event"] == kind]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def terminate(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def cli(*args: str, **env: object) -> subprocess.Popen:
+    """``trm-tui ARGS`` as a real process in its own session, output captured."""
+    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=worker_env(**env), start_new_session=True)
+
+
+def cli_run(*args: str, timeout: float = 120, **env: object) -> subprocess.CompletedProcess:
+    proc = cli(*args, **env)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def kill_worker(run_dir: Path) -> None:
+    """Leave no worker behind: SIGKILL the run's worker if it is (still) alive."""
+    from trm_core.rundir.identity import read_identity
+
+    ident = read_identity(run_dir)
+    if ident is not None and ident.is_alive():
+        os.kill(ident.pid, signal.SIGKILL)
+
+
+_terminals = iter(range(1_000_000))
+
+
+class Terminal:
+    """``trm-tui ARGS`` in a real terminal: a tmux server of its own with one window of ``size``. The
+    command runs from the repository with the test PYTHONPATH and ``env``, then prints ``EXIT=<code>``."""
+
+    def __init__(self, args: list[str], size: tuple[int, int] = (80, 24), **env: object) -> None:
+        import shlex
+        self.session = f"trm-{os.getpid()}-{next(_terminals)}"
+        self.tmux = ["tmux", "-L", self.session]
+        variables = {"PYTHONPATH": worker_env()["PYTHONPATH"], **{k: str(v) for k, v in env.items()}}
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in variables.items())
+        cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "trm_tui.cli", *args])
+        subprocess.run(self.tmux + ["new-session", "-d", "-s", self.session, "-x", str(size[0]), "-y", str(size[1]),
+                                    f"cd {shlex.quote(str(REPO))} && env {exports} {cmd}; echo EXIT=$?; sleep 60"],
+                       check=True)
+
+    def screen(self, escapes: bool = False) -> str:
+        """What the window shows; with ``escapes``, its SGR codes too."""
+        flags = ["-e"] if escapes else []
+        return subprocess.run(self.tmux + ["capture-pane", "-p", *flags, "-t", self.session], capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(self.tmux + ["send-keys", "-t", self.session, *keys], check=True)
+
+    def close(self) -> None:
+        subprocess.run(self.tmux + ["kill-server"], capture_output=True)
+
+    def __enter__(self) -> "Terminal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def record(kind: str, **fields: Any) -> Event:
+    """A typed record of ``kind`` with the given fields, the others None: for tests of readers, which must take
+    whatever a writer (an older one included) left out."""
+    cls = KINDS[kind]
+    return cls(**({f.name: None for f in record_fields(cls)} | fields))

@@ -1,0 +1,60 @@
+"""The package boundaries that keep the data flow honest: trm_core never reaches for a UI, the run dir and
+control layers read a run without torch, and the front ends never import the trainer or the worker."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, worker_env
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """Every module each file of ``package`` imports, at the top or inside a function."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / package.replace(".", "/")).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        found[str(path.relative_to(REPO))] = names
+    return found
+
+
+def offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [f"{path} imports {name}" for path, names in imported_modules(package).items() for name in sorted(names)
+            if any(name == f or name.startswith(f + ".") for f in forbidden)]
+
+
+def test_trm_core_never_imports_a_front_end() -> None:
+    assert offenders("trm_core", ("textual", "rich", "plotext", "trm_tui")) == []
+
+
+def test_front_ends_never_import_the_trainer_or_the_worker() -> None:
+    """trm_tui reads runs and drives processes; training happens in the worker's process, never in a front end."""
+    assert offenders("trm_tui", ("torch", "trm_core.train", "trm_core.worker", "trm_core.data")) == []
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("packages", [("trm_core.rundir", "trm_core.control"), ("trm_tui.cli", "trm_tui.headless")])
+def test_readers_import_without_torch(packages: tuple[str, ...]) -> None:
+    """Every module of the run dir and control layers, and the CLI, imports in a fresh interpreter without
+    loading torch (``trm-tui status`` must stay instant)."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"for name in {list(packages)!r}:\n"
+        "    mod = importlib.import_module(name)\n"
+        "    for info in pkgutil.walk_packages(getattr(mod, '__path__', []), name + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=worker_env(),
+                            cwd=Path(REPO), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
