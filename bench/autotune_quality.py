@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trm_core import config as config_mod  # noqa: E402
+from trm_core.rundir import layout  # noqa: E402
 from trm_core.autotune.engine import TrialRunner  # noqa: E402
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, divisors, thread_counts  # noqa: E402
 
@@ -49,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         make_run(run_dir, args.preset, args.sets)
-        config_path = run_dir / "config.toml"
+        config_path = run_dir / layout.RUN_CONFIG
         cfg = config_mod.resolve(base=config_mod.read_run_config(config_path), env={})
         runner = TrialRunner(config_path, cfg, time.monotonic() + 10**6, threading.Event())
         batch = cfg.train.batch_size

@@ -31,6 +31,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trm_core.config import SupervisorConfig  # noqa: E402
+from trm_core.rundir import layout  # noqa: E402
 from trm_core.rundir.layout import WORKER_IDENTITY  # noqa: E402
 
 
@@ -57,8 +58,8 @@ def startup(lines: int) -> None:
         run_dir = Path(tmp) / "run"
         run_dir.mkdir()
         t = time.perf_counter()
-        write_log(run_dir / "events.jsonl", lines)
-        size = (run_dir / "events.jsonl").stat().st_size
+        write_log(run_dir / layout.EVENTS, lines)
+        size = (run_dir / layout.EVENTS).stat().st_size
         print(f"wrote {lines:,} step events ({size / 2**20:.0f} MiB) in {time.perf_counter() - t:.1f}s")
         sleeper = subprocess.Popen(["sleep", "600"])
         try:

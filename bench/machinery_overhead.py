@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trm_core.rundir.events import read_events  # noqa: E402
+from trm_core.rundir import layout  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
         cmd += [a for s in sets for a in ("--set", s)]
         env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
         subprocess.run(cmd, check=True, env=env)
-        evs = read_events(run_dir / "events.jsonl").events
+        evs = read_events(run_dir / layout.EVENTS).events
     steps = [e for e in evs if e["event"] == "step"]
     checkpoints = [e for e in evs if e["event"] == "checkpoint"]
     # from the end of step 1 to the end of the last step: steps 2..N and all the machinery in between

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trm_core.rundir.events import read_events
+from trm_core.rundir import layout
 from trm_core.rundir.records import KINDS, Event, record_fields
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +50,7 @@ def run_worker(run_dir: Path, args: list[str], timeout: float = 120, **env: Any)
 
 
 def events(run_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in read_events(run_dir / "events.jsonl").events if kind is None or e["event"] == kind]
+    return [e for e in read_events(run_dir / layout.EVENTS).events if kind is None or e["event"] == kind]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:

@@ -87,6 +87,7 @@ FAST_TRIALS = ["--set", "autotune.warmup_steps=1", "--set", "autotune.measure_st
 
 
 @pytest.mark.process
+@pytest.mark.slow
 def test_autotune_a_running_run_then_it_resumes_with_the_choice(tmp_path: Path, micro_args: list[str]) -> None:
     """Through the CLI against a supervised run. One trial crashes (injected): it is rejected and the run
     is untouched. The choice lands in config.toml, the effective batch stays, and the run continues."""
@@ -126,6 +127,7 @@ def test_autotune_a_running_run_then_it_resumes_with_the_choice(tmp_path: Path, 
 
 
 @pytest.mark.process
+@pytest.mark.slow
 def test_a_real_memory_limit_rejects_the_large_micro_batches(tmp_path: Path, micro_args: list[str]) -> None:
     """Real trial processes and real peak RSS: with the limit between the smallest and the largest
     micro-batch's peak, nothing over it is chosen."""
@@ -153,6 +155,7 @@ def test_a_real_memory_limit_rejects_the_large_micro_batches(tmp_path: Path, mic
 
 
 @pytest.mark.process
+@pytest.mark.slow
 def test_tune_before_training_may_grow_the_batch(tmp_path: Path, micro_args: list[str]) -> None:
     """A new run: autotune writes its config and, with allow_batch_change, tries larger batches; a larger
     batch comes with the square-root learning-rate rule. The run then starts from it with --resume."""
@@ -188,6 +191,7 @@ def test_autotune_without_a_run_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.process
+@pytest.mark.slow
 def test_the_a_key_tunes_then_resumes(tmp_path: Path, micro_args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     env = worker_env(TRM_TEST_STEP_SLEEP_S=0.05)
     for key in ("PYTHONPATH", "TRM_TEST_STEP_SLEEP_S"):

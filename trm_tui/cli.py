@@ -14,11 +14,12 @@ from pathlib import Path
 from trm_core import config as config_mod
 from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.control.launch import stop_worker
+from trm_core.rundir.states import RunState
 from trm_core.control.status import run_status
 from trm_core.control.supervisor import Supervisor
 from trm_core.rundir import layout
 from trm_core.rundir.identity import live_worker
-from trm_core.rundir.layout import EXIT_CONFIG
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED
 from trm_tui.headless import Headless
 from trm_tui.progress import duration
 
@@ -172,7 +173,7 @@ def cmd_run(argv: list[str]) -> int:
             settings = run_settings(run_dir)
         if args.resume:
             st = run_status(run_dir, settings)
-            if st.state == "completed":
+            if st.state == RunState.COMPLETED:
                 print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume")
                 return 0
     created = not run_dir.exists()
@@ -228,7 +229,7 @@ def cmd_autotune(argv: list[str]) -> int:
         if ident is None:
             why = "exited at once" if proc is not None and proc.poll() is not None else "has not started in time"
             print(f"trm-tui autotune: the resumed worker {why}; see {args.run_dir / layout.WORKER_LOG}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         print(f"resumed: worker pid {ident.pid}; watch (and supervise) it with: trm-tui --run-dir {args.run_dir}")
         return 0
 
@@ -245,7 +246,7 @@ def cmd_autotune(argv: list[str]) -> int:
             layout.forget_new_run(args.run_dir, created)
         if isinstance(exc, AutotuneError) and exc.was_running and not args.no_resume:
             resume()  # the search stopped the run: it goes on as it was
-        return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
     try:
         if outcome.note:
             print(f"note: {outcome.note}")

@@ -16,7 +16,7 @@ from trm_core.config import SupervisorConfig, tomllib
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_tail
-from trm_core.control.states import RunState
+from trm_core.rundir.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
 from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, Eval, Event, Heartbeat, Restart, RunEnd,
                                      RunStart, Step, parse)
@@ -72,7 +72,7 @@ def checkpoint_stale(now: float, since: float, checkpoint_every: int, step_times
     """The old "checkpoint stopped updating" alarm: the newest checkpoint (or, with none yet, the start of the
     run) is older than two checkpoint intervals at the typical recent step time, plus a minute. `status` and
     the dashboard both use this."""
-    if not step_times or not checkpoint_every:
+    if not step_times:
         return False
     expected = checkpoint_every * statistics.median(step_times)
     return now - since > 2 * expected + 60
@@ -117,7 +117,7 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
         state, reason = RunState.TUNING, "an auto-tune search holds the run; it resumes afterwards if it was running"
     elif end is not None:
         state, reason = RunState.of(end.status, RunState.FAILED), end.reason
-        if end.status == "failed" and end.reason == "stalled":
+        if end.status == RunState.FAILED and end.reason == "stalled":
             state = RunState.STALLED
     elif start is not None:
         state, reason = RunState.FAILED, "the worker died without writing run_end (killed, or out of memory)"

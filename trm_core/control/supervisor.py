@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trm_core.config import SupervisorConfig
+from trm_core.rundir.states import RunState
 from trm_core.control.launch import StopResult, launch_or_attach, mark_stop_requested, stop_requested, stop_worker
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail, EventWriter, read_tail
@@ -164,7 +165,7 @@ class Supervisor:
         if code == EXIT_CONFIG:
             self.exit_code = EXIT_CONFIG
             return
-        if status in ("completed", "stopped") or self.stopping or (code == EXIT_OK and end is None) \
+        if status in (RunState.COMPLETED, RunState.STOPPED) or self.stopping or (code == EXIT_OK and end is None) \
                 or stop_requested(self.run_dir):
             self.exit_code = EXIT_OK
             return

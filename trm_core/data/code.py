@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from trm_core.config import ConfigError, DataConfig
+from trm_core.rundir.layout import atomic_file
 from trm_core.data.base import Batch, holdout_split
 
 PAD_TOKEN = 256
@@ -61,9 +62,8 @@ def _corpus_key(files: list[Path], cfg: DataConfig) -> str:
 
 def _pack(files: list[Path], max_bytes: int, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
     total = 0
-    with open(tmp, "wb") as out:
+    with atomic_file(dest) as out:
         for f in files:
             try:
                 blob = f.read_bytes() + b"\n"
@@ -75,9 +75,6 @@ def _pack(files: list[Path], max_bytes: int, dest: Path) -> None:
             total += len(blob)
             if max_bytes and total >= max_bytes:
                 break
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, dest)
 
 
 def load_corpus(cfg: DataConfig) -> tuple[torch.Tensor, str]:

@@ -169,9 +169,9 @@ def prune(folder: Path, keep: int) -> list[Path]:
         if not p.with_suffix(".json").exists():  # killed between the .pt rename and its sidecar: never valid
             p.unlink(missing_ok=True)
             removed.append(p)
-    for p in folder.glob(".*.tmp-*"):
-        pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+    for p in folder.glob(layout.TEMP_GLOB):
+        pid = layout.temp_writer(p)
+        if pid is not None and pid != os.getpid() and not _pid_alive(pid):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed

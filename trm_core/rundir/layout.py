@@ -41,10 +41,19 @@ EXIT_STALLED = 3   # the watchdog saw a phase hang: restart from the last checkp
 _NEW_RUN_FILES = (RUN_CONFIG, EVENTS, WORKER_IDENTITY, WORKER_LOCK, WORKER_LOG, LAUNCH_LOCK, STOP_REQUEST)
 
 
+TEMP_GLOB = ".*.tmp-*"
+
+
 def temp_name(path: Path) -> Path:
     """Where ``path`` is written before its rename: hidden, in the same folder (a rename never crosses a file
     system), named by the writing pid so a sweep can tell a dead writer's leftovers from a live one's."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def temp_writer(path: Path) -> int | None:
+    """The pid that wrote temp file ``path`` (a ``TEMP_GLOB`` match), or None when it is not one of ours."""
+    pid = path.name.rsplit("-", 1)[-1]
+    return int(pid) if path.name.startswith(".") and ".tmp-" in path.name and pid.isdigit() else None
 
 
 def fsync_dir(path: Path) -> None:
@@ -81,9 +90,11 @@ def has_progress(run_dir: Path) -> bool:
     folder = run_dir / CHECKPOINTS
     if folder.is_dir() and any(folder.iterdir()):
         return True
+    from trm_core.rundir.records import RunStart  # the writer's compact JSON puts "event" first
+    marker = f'"event":"{RunStart.KIND}"'.encode()
     try:
         with open(run_dir / EVENTS, "rb") as fh:
-            return any(b'"event":"run_start"' in line for line in fh)
+            return any(marker in line for line in fh)
     except OSError:
         return False
 
@@ -91,8 +102,11 @@ def has_progress(run_dir: Path) -> bool:
 def forget_new_run(run_dir: Path, created: bool) -> None:
     """A start that never trained (its config refused, its first auto-tune failed) leaves the run dir as it
     found it: the run-dir files a start writes are removed, and the folder too when the caller created it
-    and nothing else is in it. A run with progress is never touched."""
-    if not run_dir.is_dir() or has_progress(run_dir):
+    and nothing else is in it. Never touched: a run with progress, and a run whose lock another process
+    holds (a start that won a race for the same dir). Call it after releasing your own hold on the lock."""
+    from trm_core.rundir.identity import run_lock_held
+
+    if not run_dir.is_dir() or has_progress(run_dir) or run_lock_held(run_dir):
         return
     for name in _NEW_RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)

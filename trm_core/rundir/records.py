@@ -290,6 +290,11 @@ KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 
+_FIELD_NAMES: dict[type[Event], frozenset[str]] = {cls: frozenset(f.name for f in record_fields(cls))
+                                                   for cls in KINDS.values()}
+_STAMPS = frozenset({"event", "time", "v"})
+
+
 def as_line(record: Event, time: float) -> dict[str, Any]:
     """The line for ``record`` written at ``time``, as a dict (what the writer writes, what readers read)."""
     return {"event": record.event, "time": time, "v": SCHEMA_VERSION, **record.payload()}
@@ -304,9 +309,10 @@ def parse(line: Mapping[str, Any]) -> Event:
     if cls is None:
         rest = {k: v for k, v in line.items() if k not in ("event", "time", "v")}
         return Unknown(name=kind, time=time, extra=rest)
-    known = {f.name for f in record_fields(cls)}
+    known = _FIELD_NAMES[cls]
     values = {name: line.get(name) for name in known}  # an older writer's missing field reads as None
-    extra = {k: v for k, v in line.items() if k not in known and k not in ("event", "time", "v")}
+    rest = line.keys() - known - _STAMPS
+    extra = {k: line[k] for k in rest} if rest else {}
     return cls(time=time, extra=extra, **values)
 
 

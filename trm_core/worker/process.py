@@ -20,6 +20,7 @@ import torch
 
 from trm_core import config as config_mod
 from trm_core.config import Config, ConfigError, resolve_run_config
+from trm_core.rundir.states import RunState
 from trm_core.data import Dataset, build_dataset
 from trm_core.data.order import DataOrder
 from trm_core.rundir import checkpoints as ckpt
@@ -67,7 +68,7 @@ class Run:
         stop.on_second = self._forced_stop
 
     def _forced_stop(self, signum: int) -> None:
-        self.events.emit(RunEnd(status="stopped", step=self.done_steps, exit_code=EXIT_OK,
+        self.events.emit(RunEnd(status=RunState.STOPPED.value, step=self.done_steps, exit_code=EXIT_OK,
                                 reason=f"second signal {signum}: exited without a checkpoint", forced=True))
 
     def _epoch_of(self, step: int) -> int:
@@ -125,14 +126,14 @@ class Run:
         except NonFiniteLoss as exc:
             watchdog.stop()
             self.events.emit(ErrorEvent(message=str(exc), kind="non_finite", step=self.current_step))
-            self.events.emit(RunEnd(status="failed", step=self.done_steps, exit_code=EXIT_FAILED,
+            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
                                     reason="non-finite loss"))
             return EXIT_FAILED
         except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
             watchdog.stop()
             self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
                                         step=self.current_step, traceback=traceback.format_exc()))
-            self.events.emit(RunEnd(status="failed", step=self.done_steps, exit_code=EXIT_FAILED,
+            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
                                     reason=type(exc).__name__))
             traceback.print_exc()
             return EXIT_FAILED
@@ -172,7 +173,7 @@ class Run:
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
-        return "stopped" if self.stop.requested else "completed"
+        return RunState.STOPPED.value if self.stop.requested else RunState.COMPLETED.value
 
 
 def check_device(cfg: Config) -> None:
@@ -191,15 +192,18 @@ def main(argv: list[str] | None = None) -> int:
     stop.install()  # from the start: a stop during set-up still ends cleanly
     run_dir: Path = args.run_dir
     created = not run_dir.exists()
+    lock_fd: int | None = None  # once claimed, held until this process exits
     try:
         cfg = resolve_run_config(args)
         check_device(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = identity.claim_run(run_dir)  # held until this process exits  # noqa: F841
+        lock_fd = identity.claim_run(run_dir)
         dataset = build_dataset(cfg)
         config_mod.write_config(cfg, run_dir / layout.RUN_CONFIG)
     except (ConfigError, identity.RunClaimed) as exc:
-        if created:
+        if lock_fd is not None:
+            os.close(lock_fd)
+        if created:  # leave nothing behind in a dir made for this start (not one another start won)
             layout.forget_new_run(run_dir, created=True)
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

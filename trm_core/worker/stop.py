@@ -6,6 +6,8 @@ import os
 import signal
 from typing import Callable
 
+from trm_core.rundir.layout import EXIT_OK
+
 
 class StopRequest:
     def __init__(self) -> None:
@@ -22,4 +24,4 @@ class StopRequest:
             self.requested = name
             return
         self.on_second(signum)
-        os._exit(0)
+        os._exit(EXIT_OK)  # stopped on request, without a checkpoint: run_end says forced

@@ -16,6 +16,7 @@ import time
 import traceback
 from typing import Any, Callable
 
+from trm_core.rundir.states import RunState
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.layout import EXIT_STALLED
 from trm_core.rundir.records import Heartbeat, RunEnd, Stall
@@ -74,7 +75,7 @@ class Watchdog:
         self.events.emit(Stall(step=self._step, phase=phase, seconds=round(seconds, 3), timeout_s=self.timeout_s,
                                threads=stacks))
         done = self._step - 1 if phase == "step" else self._step
-        self.events.emit(RunEnd(status="failed", step=done, exit_code=EXIT_STALLED, reason="stalled"))
+        self.events.emit(RunEnd(status=RunState.FAILED.value, step=done, exit_code=EXIT_STALLED, reason="stalled"))
         sys.stderr.write(f"watchdog: {phase} of step {self._step} ran {seconds:.1f}s > {self.timeout_s}s; "
                          "stacks:\n" + "\n".join(f"--- {s['thread']}\n{s['stack']}" for s in stacks))
         sys.stderr.flush()

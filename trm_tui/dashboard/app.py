@@ -18,11 +18,12 @@ from textual.worker import get_current_worker
 
 from trm_core.autotune.engine import Outcome
 from trm_core.config import ConfigError, SupervisorConfig
-from trm_core.control.states import HAS_WORKER, SUPERVISED, RunState
+from trm_core.rundir.states import SUPERVISED, RunState
 from trm_core.control.launch import launch_or_attach, stop_worker
 from trm_core.control.supervisor import Supervisor
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_span, sample_events
+from trm_core.rundir.records import Eval, Step
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
 from trm_tui.dashboard.screens import ConfirmKill, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
@@ -131,7 +132,7 @@ class Dashboard(App[int]):
         path = self.run_dir / layout.EVENTS
         tail_start = max(0, end - HISTORY_TAIL_BYTES)
         early = sample_events(path, HISTORY_SAMPLES, end=tail_start) if tail_start else []
-        return [e for e in early if e["event"] in ("step", "eval")] + read_span(path, tail_start, end)
+        return [e for e in early if e["event"] in (Step.KIND, Eval.KIND)] + read_span(path, tail_start, end)
 
     @work(thread=True, exclusive=True, group="telemetry")
     def telemetry(self) -> None:
@@ -139,7 +140,8 @@ class Dashboard(App[int]):
         host_probe = HostProbe(self.run_dir)
         worker = get_current_worker()
         while not worker.is_cancelled:
-            pid = self.sup.ident.pid if self.sup and self.sup.ident and self.view.state in HAS_WORKER else None
+            # SUPERVISED, not HAS_WORKER: after a relaunch the new worker is probed before its first event
+            pid = self.sup.ident.pid if self.sup and self.sup.ident and self.view.state in SUPERVISED else None
             host = host_probe.sample(pid)
             gpu = gpu_probe.sample(host.worker_pids)
             # plain references, read by the next redraw: no call into the UI loop, no extra repaint

@@ -9,16 +9,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from trm_core.control.states import RunState
+from trm_core.rundir.states import RunState
 from trm_core.control.status import checkpoint_stale, eta_seconds, stall_after
-from trm_core.rundir.records import (Checkpoint, ErrorEvent, Eval, Event, Heartbeat, Restart, RunEnd, RunStart, Step,
-                                     parse)
+from trm_core.rundir.records import (AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, ErrorEvent, Eval, Event,
+                                     GiveUp, Heartbeat, Restart, RunEnd, RunStart, Stall, Step, WarningEvent, parse)
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_tui.progress import event_line
 
-NOTABLE = {"run_start", "checkpoint", "eval", "warning", "error", "stall", "restart", "give_up", "run_end",
-           "autotune_start", "autotune_trial", "autotune_result"}
-ALERTING = {"warning", "error", "stall", "give_up", "restart"}
+NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, ErrorEvent, Stall, Restart, GiveUp, RunEnd,
+                                AutotuneStart, AutotuneTrial, AutotuneResult)}
+ALERTING = {cls.KIND for cls in (WarningEvent, ErrorEvent, Stall, GiveUp, Restart)}
 DISK_LOW_MB = 2048.0
 
 
@@ -113,7 +113,7 @@ class RunView:
             case RunEnd() if not history:
                 # the final state shows once the supervisor saw the process go (see finish)
                 self.end_status = RunState.STALLED if ev.reason == "stalled" \
-                    else RunState.of(ev.status, RunState.FAILED)
+                    else RunState.of(ev.status, RunState.STOPPED)
                 self.state = RunState.STALLED if self.end_status == RunState.STALLED else RunState.STOPPING
         if kind in NOTABLE:
             self.events.append(EventLine(t, kind, event_line(ev) or kind, kind in ALERTING))
@@ -135,8 +135,8 @@ class RunView:
         if self.state == RunState.RUNNING and self.last_activity is not None and now - self.last_activity > stall_after:
             out.append(f"STALLED: no step or heartbeat for {now - self.last_activity:.0f}s")
         since = self.checkpoint_time or self.started or now
-        if self.state == RunState.RUNNING and checkpoint_stale(now, since, self.checkpoint_every,
-                                                              list(self.recent_step_s)):
+        if self.state == RunState.RUNNING and self.checkpoint_every and \
+                checkpoint_stale(now, since, self.checkpoint_every, list(self.recent_step_s)):
             out.append(f"CHECKPOINT STALE: newest is {now - since:.0f}s old")
         if self.non_finite:
             out.append("NON-FINITE LOSS: the run stopped")

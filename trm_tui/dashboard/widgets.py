@@ -10,14 +10,15 @@ from rich.text import Text
 from textual.widgets import Static
 
 from trm_tui.dashboard.series import MinMaxSeries
-from trm_core.control.states import HAS_WORKER, RunState
+from trm_core.rundir.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
 from trm_tui.progress import duration
 
-STATE_STYLE = {"running": "bold green", "stalled": "bold red", "failed": "bold red", "restarting": "bold yellow",
-               "stopped": "bold yellow", "completed": "bold cyan", "starting": "bold", "stopping": "bold yellow",
-               "tuning": "bold magenta"}
+STATE_STYLE = {RunState.RUNNING: "bold green", RunState.STALLED: "bold red", RunState.FAILED: "bold red",
+               RunState.RESTARTING: "bold yellow", RunState.STOPPED: "bold yellow", RunState.COMPLETED: "bold cyan",
+               RunState.STARTING: "bold", RunState.STOPPING: "bold yellow", RunState.TUNING: "bold magenta",
+               RunState.NOT_STARTED: "bold"}
 
 
 def num(value: float | None, fmt: str = ".4f") -> str:
