@@ -32,7 +32,8 @@ class Event:
 
     KIND: ClassVar[str] = ""
     WRITER: ClassVar[str] = "the worker"
-    time: float = field(default=0.0, compare=False, metadata={"doc": "unix seconds, microsecond resolution"}, kw_only=True)
+    time: float = field(default=0.0, compare=False, kw_only=True,
+                        metadata={"doc": "unix seconds, microsecond resolution"})
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False, kw_only=True)
 
     @property
@@ -307,8 +308,7 @@ def parse(line: Mapping[str, Any]) -> Event:
     time = line.get("time", 0.0)
     time = float(time) if isinstance(time, (int, float)) else 0.0
     if cls is None:
-        rest = {k: v for k, v in line.items() if k not in ("event", "time", "v")}
-        return Unknown(name=kind, time=time, extra=rest)
+        return Unknown(name=kind, time=time, extra={k: v for k, v in line.items() if k not in _STAMPS})
     known = _FIELD_NAMES[cls]
     values = {name: line.get(name) for name in known}  # an older writer's missing field reads as None
     rest = line.keys() - known - _STAMPS
