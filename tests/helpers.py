@@ -82,12 +82,13 @@ def cli_run(*args: str, timeout: float = 120, **env: object) -> subprocess.Compl
 
 
 def kill_worker(run_dir: Path) -> None:
-    """Leave no worker behind: SIGKILL the run's worker if it is (still) alive."""
+    """Leave nothing behind: SIGKILL the run's keeper (first, or it would restart the worker), then its worker."""
     from trm_core.rundir.identity import read_identity
 
-    ident = read_identity(run_dir)
-    if ident is not None and ident.is_alive():
-        os.kill(ident.pid, signal.SIGKILL)
+    for name in (layout.KEEPER_IDENTITY, layout.WORKER_IDENTITY):
+        ident = read_identity(run_dir, name)
+        if ident is not None and ident.is_alive():
+            os.kill(ident.pid, signal.SIGKILL)
 
 
 _terminals = iter(range(1_000_000))

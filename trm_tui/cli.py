@@ -16,9 +16,11 @@ from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.control.launch import stop_worker
 from trm_core.rundir.states import RunState
 from trm_core.control.status import run_status
-from trm_core.control.supervisor import Supervisor
+from trm_core.control import commands
+from trm_core.control.client import KeeperClient
+from trm_core.control.launch import ensure_keeper
 from trm_core.rundir import layout
-from trm_core.rundir.identity import live_worker
+from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED
 from trm_tui.headless import Headless
 from trm_tui.progress import duration
@@ -34,13 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
                                 "Also: 'trm-tui status', 'trm-tui stop' and 'trm-tui autotune' (each has --help).")
     _run_dir_arg(p)
-    p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
-    p.add_argument("--preset", help="apply [presets.NAME] (built in: tiny)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config key (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run from its newest good checkpoint")
+    config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
-    p.add_argument("--json", action="store_true", help="with --no-ui: print the events as JSON lines")
+    p.add_argument("--json", action="store_true", help="with --no-ui: print the events as JSON lines (messages on stderr)")
+    p.add_argument("--detach", action="store_true", help="start the run (or find it) and return at once; the run's "
+                   "keeper supervises it with no front end open")
     return p
 
 
@@ -82,7 +82,7 @@ def prepare_new_run(args: argparse.Namespace) -> bool:
     run_keys = [item for item in args.sets if not item.startswith("autotune.")]
     if has_run or not (args.preset or args.config or run_keys):
         return False  # autotune.* alone does not describe a run: a mistyped --run-dir is an error, not a run
-    if (args.run_dir / layout.EVENTS).exists():
+    if layout.holds_run(args.run_dir):
         raise ConfigError(f"{args.run_dir} holds a run's events but no {layout.RUN_CONFIG}; it cannot be tuned")
     cfg = config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
     args.run_dir.mkdir(parents=True, exist_ok=True)
@@ -99,21 +99,9 @@ def run_settings(run_dir: Path) -> SupervisorConfig:
         return SupervisorConfig()
 
 
-def worker_argv(args: argparse.Namespace) -> list[str]:
-    argv: list[str] = []
-    if args.config:
-        argv += ["--config", str(args.config)]
-    if args.preset:
-        argv += ["--preset", args.preset]
-    for item in args.sets:
-        argv += ["--set", item]
-    if args.resume:
-        argv.append("--resume")
-    return argv
-
-
 def cmd_status(argv: list[str]) -> int:
     args = status_parser().parse_args(argv)
+    revive_keeper(args.run_dir)
     st = run_status(args.run_dir, run_settings(args.run_dir))
     if args.json:
         print(json.dumps(st.to_dict()))
@@ -131,11 +119,25 @@ def cmd_status(argv: list[str]) -> int:
     return 0
 
 
+def revive_keeper(run_dir: Path) -> None:
+    """A live worker without its keeper (the keeper was killed): start a new keeper that adopts it, and say so."""
+    ident = live_worker(run_dir)
+    if ident is not None and live_keeper(run_dir) is None:
+        print(f"trm-tui: the run's keeper is gone; starting a new one that adopts worker pid {ident.pid}",
+              file=sys.stderr, flush=True)
+        ensure_keeper(run_dir, ["--resume"])
+
+
 def cmd_stop(argv: list[str]) -> int:
     args = stop_parser().parse_args(argv)
     settings = run_settings(args.run_dir)
     ident = live_worker(args.run_dir)
     if ident is None:
+        if live_keeper(args.run_dir) is not None:  # between a crash and its restart: cancel the restart
+            cid = commands.send(args.run_dir, "kill" if args.force else "stop", commands.sender_name("trm-tui stop"))
+            ack = commands.answer(args.run_dir, cid, timeout_s=10)
+            print(f"keeper: {ack.reason}" if ack is not None else "the keeper did not answer within 10 s")
+            return 0
         print(f"no worker is running in {args.run_dir}")
         return 0
     how = "killing" if args.force else f"stopping (graceful, up to {settings.stop_grace_s:g}s for a checkpoint)"
@@ -177,14 +179,17 @@ def cmd_run(argv: list[str]) -> int:
                 print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume")
                 return 0
     created = not run_dir.exists()
-    if not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
+    if args.detach:
+        code = detach(run_dir, config_mod.start_argv(args))
+    elif not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
         from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
 
-        code = Dashboard(run_dir, worker_argv(args), settings).run() or 0
+        code = Dashboard(run_dir, config_mod.start_argv(args), settings).run() or 0
     else:
         if not args.no_ui:
             print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)
-        code = Headless(Supervisor(run_dir, worker_argv(args), settings), as_json=args.json).run()
+        client = KeeperClient(run_dir, config_mod.start_argv(args), settings.stop_grace_s, role="trm-tui --no-ui")
+        code = Headless(client, as_json=args.json).run()
     if code != 0 and run_dir.exists():
         _show_log_tail(run_dir, code)
     if code == EXIT_CONFIG and created:
@@ -192,12 +197,25 @@ def cmd_run(argv: list[str]) -> int:
     return code
 
 
+def wait_for_worker(run_dir: Path, keeper, timeout_s: float = 120.0):
+    """The worker a keeper launched, once it has claimed the run; None if the keeper ends first or time runs out."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ident = live_worker(run_dir)
+        if ident is not None:
+            return ident
+        if keeper is None or not keeper.is_alive():
+            return live_worker(run_dir)
+        time.sleep(0.05)
+    return None
+
+
 def cmd_autotune(argv: list[str]) -> int:
     import signal
     import threading
 
     from trm_core.autotune.engine import AutotuneError, autotune
-    from trm_core.control.launch import launch_or_attach
     from trm_core.rundir.records import AutotuneStart, AutotuneTrial, parse
     from trm_tui.progress import event_line, trial_text
 
@@ -225,12 +243,14 @@ def cmd_autotune(argv: list[str]) -> int:
             print(f"{count:>3}  {trial_text(ev)}", flush=True)
 
     def resume() -> int:
-        ident, proc = launch_or_attach(args.run_dir, ["--resume"])
+        keeper, _ = ensure_keeper(args.run_dir, ["--resume"])
+        ident = wait_for_worker(args.run_dir, keeper)
         if ident is None:
-            why = "exited at once" if proc is not None and proc.poll() is not None else "has not started in time"
-            print(f"trm-tui autotune: the resumed worker {why}; see {args.run_dir / layout.WORKER_LOG}", file=sys.stderr)
+            print(f"trm-tui autotune: the resumed worker has not started; see {args.run_dir / layout.WORKER_LOG}",
+                  file=sys.stderr)
             return EXIT_FAILED
-        print(f"resumed: worker pid {ident.pid}; watch (and supervise) it with: trm-tui --run-dir {args.run_dir}")
+        print(f"resumed: worker pid {ident.pid}, supervised by its keeper; watch it with: trm-tui --run-dir "
+              f"{args.run_dir}")
         return 0
 
     created = not args.run_dir.exists()
@@ -265,12 +285,33 @@ def cmd_autotune(argv: list[str]) -> int:
             signal.signal(sig, handler)
 
 
+def detach(run_dir: Path, launch_args: list[str]) -> int:
+    """Start the run (or find it) under its keeper and return: the SSH workflow's first step."""
+    was = live_worker(run_dir)
+    keeper, started = ensure_keeper(run_dir, launch_args)
+    if keeper is None:
+        print(f"trm-tui: the run's keeper did not start; see {run_dir / layout.KEEPER_LOG}", file=sys.stderr)
+        return EXIT_FAILED
+    what = f"attached: the run is already going (worker pid {was.pid})" if was is not None else \
+        ("started" if started else "already starting")
+    print(f"{what}; keeper pid {keeper.pid} supervises {run_dir} with no front end open\n"
+          f"  watch:  trm-tui --run-dir {run_dir}    (or --no-ui; leaving either leaves the run going)\n"
+          f"  status: trm-tui status --run-dir {run_dir}\n"
+          f"  stop:   trm-tui stop --run-dir {run_dir}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"status": cmd_status, "stop": cmd_stop, "autotune": cmd_autotune}
-    if argv and argv[0] in commands:
-        return commands[argv[0]](argv[1:])
-    return cmd_run(argv)
+    subcommands = {"status": cmd_status, "stop": cmd_stop, "autotune": cmd_autotune}
+    try:
+        if argv and argv[0] in subcommands:
+            return subcommands[argv[0]](argv[1:])
+        return cmd_run(argv)
+    except BrokenPipeError:  # `trm-tui status | head -2`: the reader has what it wanted
+        from trm_tui.headless import _quiet_stdout
+        _quiet_stdout()
+        return 0
 
 
 if __name__ == "__main__":

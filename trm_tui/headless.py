@@ -1,54 +1,106 @@
-"""The headless front end: drive the supervisor, print progress lines and notable events.
+"""The headless front end: a client of the run's keeper that prints progress lines and notable events.
 
 At most one progress line a second; every checkpoint, eval, restart, stall, warning, error and the end of
-the run on its own line. No ANSI codes ever, so the output is the same under nohup, cron or CI.
+the run on its own line. No ANSI codes ever, so the output is the same under nohup, cron or CI. With
+``--json`` stdout carries the log's own lines and nothing else; every human message goes to stderr.
+
+Signals. A front end that started the run owns it: SIGINT or SIGTERM (Ctrl-C, ``timeout``, ``kill``,
+``systemctl stop``) stops the run with a checkpoint, a second one without. A front end that attached to a
+run already running only watches: any of them ends the watching, and the run goes on. SIGHUP (the
+terminal or the SSH connection went away) never stops training. A closed pipe (``| head``) ends the front
+end quietly, exit 0, and never touches the run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
 from typing import Any, TextIO
 
+from trm_core.control.client import KeeperClient
 from trm_core.control.status import eta_seconds
-from trm_core.control.supervisor import Supervisor
+from trm_core.rundir.layout import EXIT_OK
 from trm_core.rundir.records import Step, parse
 from trm_tui.progress import event_line, progress_line
 
 
+class _StopWatching(Exception):
+    """Leave the run to its keeper: the user stopped watching, or the pipe closed."""
+
+
 class Headless:
-    def __init__(self, supervisor: Supervisor, as_json: bool = False, out: TextIO = sys.stdout) -> None:
-        self.sup, self.as_json, self.out = supervisor, as_json, out
+    def __init__(self, client: KeeperClient, as_json: bool = False, out: TextIO = sys.stdout,
+                 err: TextIO = sys.stderr) -> None:
+        self.client, self.as_json, self.out, self.err = client, as_json, out, err
         self.stop_requests = 0
         self.rates: list[tuple[float, int]] = []
+        self.owner = False   # this front end started the run: a stop signal stops it
+        self.leave = False   # set by a signal: stop watching at the next turn of the loop
+        self.announced = False
 
-    def _on_interrupt(self, *_: Any) -> None:
+    def _say(self, message: str) -> None:
+        """A human message: stderr under --json (stdout stays pure JSON), else stdout with the progress."""
+        stream = self.err if self.as_json else self.out
+        try:
+            stream.write(message + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            raise _StopWatching from None
+
+    def _on_stop_signal(self, signum: int, _frame: object) -> None:
+        if not self.owner:
+            self.leave = True  # only watching: the run is not ours to stop
+            return
         self.stop_requests += 1
         what = "stopping after this step (checkpoint); Ctrl-C again to exit now" if self.stop_requests == 1 \
             else "exiting now, without a checkpoint"
-        print(f"trm-tui: {what}", file=sys.stderr, flush=True)
-        self.sup.request_stop()
+        print(f"trm-tui: {signal.Signals(signum).name}: {what}", file=sys.stderr, flush=True)
+        self.client.request_stop()
+
+    def _on_hangup(self, *_: Any) -> None:
+        self.leave = True  # the terminal is gone: stop watching, never stop training
 
     def run(self) -> int:
-        previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        handlers = {signal.SIGINT: self._on_stop_signal, signal.SIGTERM: self._on_stop_signal,
+                    signal.SIGHUP: self._on_hangup}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
-            self.sup.start()
-            if self.sup.attached and self.sup.ident is not None:
-                self._write(f"attached to the running worker (pid {self.sup.ident.pid}) of {self.sup.run_dir}")
+            self.client.start()
+            self.owner = self.client.started_run
             return self._follow()
+        except _StopWatching:
+            _quiet_stdout()
+            return EXIT_OK
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _write(self, line: str) -> None:
-        self.out.write(line + "\n")
-        self.out.flush()
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            raise _StopWatching from None
+
+    def _announce(self) -> None:
+        if self.announced or self.owner or self.client.ident is None:
+            return
+        self.announced = True
+        self._say(f"attached to the running worker (pid {self.client.ident.pid}) of {self.client.run_dir}; "
+                  f"Ctrl-C stops watching, not the run (trm-tui stop --run-dir {self.client.run_dir} stops it)")
 
     def _follow(self) -> int:
         last_print, pending = 0.0, None
         while True:
-            for line_fields in self.sup.poll():
+            lines = self.client.poll()
+            self._announce()
+            for note in self.client.notes:
+                self._say(f"trm-tui: {note}")
+            self.client.notes.clear()
+            for line_fields in lines:
                 if self.as_json:
                     self._write(json.dumps(line_fields))
                     continue
@@ -62,13 +114,26 @@ class Headless:
                         pending = None
                     self._write(line)
             now = time.monotonic()
-            done = self.sup.exit_code is not None
+            done = self.client.exit_code is not None
             if pending is not None and (now - last_print >= 1.0 or done):
                 self._write(progress_line(pending, self._eta(pending)))
                 pending, last_print = None, now
             if done:
-                return self.sup.exit_code
+                return self.client.exit_code
+            if self.leave:
+                self._say(f"trm-tui: stopped watching; the run goes on (trm-tui --run-dir {self.client.run_dir} "
+                          f"to watch it again)")
+                return EXIT_OK
             time.sleep(0.2)
 
     def _eta(self, step: Step) -> float | None:
         return eta_seconds(self.rates, step.total_steps or 0)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush cannot fail loudly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

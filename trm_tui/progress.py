@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime
 
-from trm_core.rundir.records import (AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, ErrorEvent, Eval,
-                                     Event, GiveUp, Restart, RunEnd, RunStart, Stall, Step, WarningEvent)
+from trm_core.rundir.records import (AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
+                                     Eval, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
+                                     WarningEvent)
 
 
 def duration(seconds: float | None) -> str:
@@ -43,6 +44,14 @@ def event_line(ev: Event) -> str | None:
             return f"giving up: the worker failed at step {ev.failed_step} ({ev.reason}); {ev.message}"
         case RunEnd():
             return f"run ended: {ev.status} at step {ev.step} ({ev.reason or ''})"
+        case KeeperStart():
+            what = f"adopted the running worker (pid {ev.adopted})" if ev.adopted else "launching the worker"
+            return f"keeper started (pid {ev.pid}): {what}"
+        case CommandAck():
+            verdict = "done" if ev.accepted else "refused"
+            return f"{ev.command} from {ev.sender}: {verdict}, {ev.reason}"
+        case KeeperEnd():
+            return f"supervision over: {ev.reason}"
         case AutotuneStart():
             return (f"auto-tune: searching from batch {ev.batch_size} micro {ev.micro_batch_size} on "
                     f"{ev.device}, memory limit {ev.memory_limit_mb or 0:,.0f} MiB")

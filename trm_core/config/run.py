@@ -16,7 +16,6 @@ import tomli_w
 from trm_core.config.resolve import load_toml, parse_set, resolve, resolve_key
 from trm_core.config.schema import Config, ConfigError
 from trm_core.rundir import layout
-from trm_core.rundir.checkpoints import list_checkpoints
 
 # Keys a resumed run may change: none of them changes the model, the data or the optimizer. Two still
 # touch the numbers, as the user guide says: epochs/max_steps move the end of the cosine schedule, and
@@ -44,6 +43,29 @@ def check_resume_overrides(sets: list[str] | tuple[str, ...], preset: str | None
                               f"run); keys that can: {', '.join(sorted(SAFE_ON_RESUME))}")
 
 
+def add_start_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that describe a start (new or resumed): the worker, the keeper and trm-tui take the same."""
+    p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
+    p.add_argument("--preset", help="apply [presets.NAME] over the config file (built in: tiny)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config key (repeatable); wins over file, preset and environment")
+    p.add_argument("--resume", action="store_true", help="continue the run from its newest good checkpoint")
+
+
+def start_argv(args: argparse.Namespace) -> list[str]:
+    """``args`` (from ``add_start_arguments``) back as flags, to hand a start on to another process."""
+    argv: list[str] = []
+    if args.config:
+        argv += ["--config", str(args.config)]
+    if args.preset:
+        argv += ["--preset", args.preset]
+    for item in args.sets:
+        argv += ["--set", item]
+    if args.resume:
+        argv.append("--resume")
+    return argv
+
+
 def write_config(cfg: Config, path: Path) -> None:
     """Write the resolved config atomically so a crash never leaves half a file."""
     layout.write_atomic(path, tomli_w.dumps(cfg.to_dict()).encode())
@@ -63,8 +85,7 @@ def resolve_run_config(args: argparse.Namespace) -> Config:
         check_resume_overrides(args.sets, args.preset)
         saved = read_run_config(run_dir / layout.RUN_CONFIG)
         return resolve(base=saved, env={}, sets=args.sets)
-    existing = list_checkpoints(run_dir / layout.CHECKPOINTS)
-    if existing or (run_dir / layout.EVENTS).exists():
+    if layout.holds_run(run_dir):
         raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
                           f"or choose another --run-dir")
     if (run_dir / layout.RUN_CONFIG).exists():  # prepared by `trm-tui autotune` before training: never overwrite it

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from trm_core.rundir import layout
-from trm_core.rundir.identity import WorkerIdentity, live_worker, read_identity
+from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker, read_identity
 
 
 @contextmanager
@@ -60,6 +60,39 @@ def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None 
                 return None, proc
             time.sleep(0.05)
         return None, proc  # not claimed yet: never hand back an older worker's identity
+
+
+def spawn_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    with open(run_dir / layout.KEEPER_LOG, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "trm_core.control.keeper", "--run-dir", str(run_dir), *args],
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+
+
+def ensure_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = None,
+                  claim_timeout_s: float = 60.0) -> tuple[WorkerIdentity | None, bool]:
+    """The run's keeper: the live one, or a new one started with ``args`` (which launches the worker, or
+    adopts the live one). Returns (its identity, or None when it died at once; whether it is new). Two
+    callers at once still give one keeper: the launch lock is held until the new keeper has claimed the run."""
+    from trm_core.control import commands
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _flocked(run_dir / layout.LAUNCH_LOCK):
+        keeper = live_keeper(run_dir)
+        if keeper is not None:
+            return keeper, False
+        if live_worker(run_dir) is None:
+            commands.discard_all(run_dir)  # a new start: commands left for an older keeper do not apply
+        proc = spawn_keeper(run_dir, args, env)
+        deadline = time.monotonic() + claim_timeout_s
+        while time.monotonic() < deadline:
+            ident = read_identity(run_dir, layout.KEEPER_IDENTITY)
+            if ident is not None and ident.pid == proc.pid:
+                return ident, True
+            if proc.poll() is not None:
+                return None, True
+            time.sleep(0.02)
+        return None, True
 
 
 @dataclass

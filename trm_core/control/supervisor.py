@@ -34,6 +34,14 @@ def last_run_end(path: Path) -> RunEnd | None:
     return end
 
 
+def last_step_in_log(run_dir: Path) -> int:
+    """The newest step the log records (0 for none): for a worker that died without a word."""
+    for ev in map(parse, reversed(read_tail(run_dir / layout.EVENTS, 1 << 16))):
+        if isinstance(ev, (Step, RunEnd)):
+            return ev.step
+    return 0
+
+
 def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> list[tuple[float, int]]:
     """(time, failed step) of the restarts of the run's current episode within the window, oldest first.
 
@@ -91,6 +99,7 @@ class Supervisor:
         self.last_step = 0
         self.restart_at: float | None = None
         self.stopping = False
+        self.verdict = ""  # why supervision ended, when that is not plain from the worker's run_end
 
     def start(self) -> None:
         self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
@@ -100,7 +109,8 @@ class Supervisor:
         if self.stopping and self.ident is not None:  # a stop asked for while the worker was starting
             self.ident.send(signal.SIGTERM)
 
-    def _emit(self, record: Event) -> None:
+    def emit(self, record: Event) -> None:
+        """Append a supervision record to the run's log."""
         writer = EventWriter(self.run_dir / layout.EVENTS)
         try:
             writer.emit(record)
@@ -167,17 +177,22 @@ class Supervisor:
             return
         if status in (RunState.COMPLETED, RunState.STOPPED) or self.stopping or (code == EXIT_OK and end is None) \
                 or stop_requested(self.run_dir):
+            if end is None and code != EXIT_OK:  # killed on request: say so, or it reads as a crash
+                self.emit(RunEnd(status=RunState.STOPPED.value, step=self.last_step or last_step_in_log(self.run_dir),
+                                 exit_code=code, reason="killed on request", forced=True))
+                self.last_end = last_run_end(self.run_dir / layout.EVENTS)
             self.exit_code = EXIT_OK
             return
         failed_step = end.step if end else self.last_step
         why = (end.reason if end else None) or (f"exit code {code}" if code is not None else "worker vanished")
         restart, delay, message = self.policy.decide(failed_step)
         if restart:
-            self._emit(Restart(attempt=len(self.policy.history), failed_step=failed_step, exit_code=code, reason=why,
+            self.emit(Restart(attempt=len(self.policy.history), failed_step=failed_step, exit_code=code, reason=why,
                                delay_s=delay, message=message))
             self.restart_at = time.monotonic() + delay
         else:
-            self._emit(GiveUp(failed_step=failed_step, exit_code=code, reason=why, message=message))
+            self.emit(GiveUp(failed_step=failed_step, exit_code=code, reason=why, message=message))
+            self.verdict = f"gave up: {message}"
             self.exit_code = EXIT_FAILED
 
     def request_stop(self) -> None:

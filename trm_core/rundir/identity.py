@@ -73,9 +73,10 @@ def start_ticks(pid: int) -> int | None:
     return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
-def read_identity(run_dir: Path) -> WorkerIdentity | None:
+def read_identity(run_dir: Path, name: str = layout.WORKER_IDENTITY) -> WorkerIdentity | None:
+    """The identity recorded in ``run_dir/name`` (the worker's by default, or the keeper's)."""
     try:
-        data = json.loads((run_dir / layout.WORKER_IDENTITY).read_text())
+        data = json.loads((run_dir / name).read_text())
         ticks = data.get("start_ticks")
         return WorkerIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]),
                               int(ticks) if ticks is not None else None)
@@ -89,8 +90,18 @@ def live_worker(run_dir: Path) -> WorkerIdentity | None:
     return ident if ident is not None and ident.is_alive() else None
 
 
+def live_keeper(run_dir: Path) -> WorkerIdentity | None:
+    """The run's keeper when it is alive, else None."""
+    ident = read_identity(run_dir, layout.KEEPER_IDENTITY)
+    return ident if ident is not None and ident.is_alive() else None
+
+
 class RunClaimed(RuntimeError):
     """Another live worker holds this run dir."""
+
+
+class KeeperClaimed(RuntimeError):
+    """Another live keeper supervises this run."""
 
 
 def lock_run(run_dir: Path) -> int:
@@ -109,23 +120,40 @@ def lock_run(run_dir: Path) -> int:
     return fd
 
 
+def _record_self(run_dir: Path, name: str) -> None:
+    pid = os.getpid()
+    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid))
+    layout.write_atomic(run_dir / name, json.dumps(asdict(ident)).encode())
+
+
 def claim_run(run_dir: Path) -> int:
     """Take the run's worker lock for this process and record who we are; returns the lock's fd.
 
     Keep the fd open for the life of the process: closing it (or dying) releases the lock.
     """
     fd = lock_run(run_dir)
-    pid = os.getpid()
-    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid))
-    layout.write_atomic(run_dir / layout.WORKER_IDENTITY, json.dumps(asdict(ident)).encode())
+    _record_self(run_dir, layout.WORKER_IDENTITY)
     return fd
 
 
-def run_lock_held(run_dir: Path) -> bool:
-    """Someone holds the run's worker lock (a worker that has not recorded itself yet, or an auto-tune
-    search). Probes without creating the lock file."""
+def claim_keeper(run_dir: Path) -> int:
+    """Take the run's keeper lock for this process and record it in keeper.json; returns the lock's fd (keep
+    it open for the life of the keeper). Raises KeeperClaimed when another keeper holds it."""
+    fd = os.open(run_dir / layout.KEEPER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fd = os.open(run_dir / layout.WORKER_LOCK, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise KeeperClaimed(f"another keeper supervises {run_dir}") from None
+    _record_self(run_dir, layout.KEEPER_IDENTITY)
+    return fd
+
+
+def run_lock_held(run_dir: Path, name: str = layout.WORKER_LOCK) -> bool:
+    """Someone holds the run's worker lock (a worker that has not recorded itself yet, or an auto-tune
+    search), or with ``name`` another of its locks. Probes without creating the lock file."""
+    try:
+        fd = os.open(run_dir / name, os.O_RDONLY)
     except OSError:
         return False
     try:

@@ -9,7 +9,10 @@ dashboard) agrees on these names through this module alone. A run dir holds:
 - ``checkpoints/``: ``step-NNNNNNNN.pt`` and its sidecar ``.json`` (``rundir.checkpoints``).
 - ``worker.json`` and ``worker.lock``: who the live worker is, and its lock (``rundir.identity``).
 - ``worker.log``: the worker's stdout and stderr, when a supervisor launched it.
-- ``launch.lock``: held by a supervisor while it launches, so two at once give one worker.
+- ``launch.lock``: held while a worker or a keeper is launched, so two starts at once give one of each.
+- ``keeper.json``, ``keeper.lock``, ``keeper.log``: the run's keeper (``control.keeper``), the process that
+  supervises the worker whether or not any front end is open: who it is, its lock, its output.
+- ``commands/``: commands from clients (stop, kill, cancel a restart) waiting for the keeper, one file each.
 - ``stop.request``: present while a stop asked for from anywhere is in force.
 
 Nothing here imports torch: readers of a run must stay cheap.
@@ -30,6 +33,10 @@ WORKER_LOCK = "worker.lock"
 WORKER_LOG = "worker.log"
 LAUNCH_LOCK = "launch.lock"
 STOP_REQUEST = "stop.request"
+KEEPER_IDENTITY = "keeper.json"
+KEEPER_LOCK = "keeper.lock"
+KEEPER_LOG = "keeper.log"
+COMMANDS = "commands"
 
 # The worker's exit codes, which the supervisor acts on.
 EXIT_OK = 0        # completed, or stopped on request
@@ -38,7 +45,8 @@ EXIT_CONFIG = 2    # bad config or a run dir it cannot use: restarting cannot he
 EXIT_STALLED = 3   # the watchdog saw a phase hang: restart from the last checkpoint
 
 # What a start that never trained may leave behind (its own files only; never a checkpoint).
-_NEW_RUN_FILES = (RUN_CONFIG, EVENTS, WORKER_IDENTITY, WORKER_LOCK, WORKER_LOG, LAUNCH_LOCK, STOP_REQUEST)
+_NEW_RUN_FILES = (RUN_CONFIG, EVENTS, WORKER_IDENTITY, WORKER_LOCK, WORKER_LOG, LAUNCH_LOCK, STOP_REQUEST,
+                  KEEPER_IDENTITY, KEEPER_LOCK, KEEPER_LOG)
 
 
 TEMP_GLOB = ".*.tmp-*"
@@ -99,6 +107,22 @@ def has_progress(run_dir: Path) -> bool:
         return False
 
 
+def holds_run(run_dir: Path) -> bool:
+    """A new start must not land here: a checkpoint, or a log with any record but its keeper's own (a keeper
+    writes ``keeper_start`` before the worker it launches checks the dir)."""
+    from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart
+
+    folder = run_dir / CHECKPOINTS
+    if folder.is_dir() and any(folder.iterdir()):
+        return True
+    keepers = tuple(f'"event":"{cls.KIND}"'.encode() for cls in (KeeperStart, KeeperEnd, CommandAck))
+    try:
+        with open(run_dir / EVENTS, "rb") as fh:
+            return any(line.strip() and not any(k in line for k in keepers) for line in fh)
+    except OSError:
+        return False
+
+
 def forget_new_run(run_dir: Path, created: bool) -> None:
     """A start that never trained (its config refused, its first auto-tune failed) leaves the run dir as it
     found it: the run-dir files a start writes are removed, and the folder too when the caller created it
@@ -106,10 +130,16 @@ def forget_new_run(run_dir: Path, created: bool) -> None:
     holds (a start that won a race for the same dir). Call it after releasing your own hold on the lock."""
     from trm_core.rundir.identity import run_lock_held
 
-    if not run_dir.is_dir() or has_progress(run_dir) or run_lock_held(run_dir):
+    if not run_dir.is_dir() or has_progress(run_dir) or run_lock_held(run_dir) \
+            or run_lock_held(run_dir, KEEPER_LOCK):
         return
     for name in _NEW_RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
+    inbox = run_dir / COMMANDS
+    if inbox.is_dir():
+        for leftover in inbox.iterdir():
+            leftover.unlink(missing_ok=True)
+        inbox.rmdir()
     if created:
         try:
             run_dir.rmdir()

@@ -178,27 +178,29 @@ class ErrorEvent(Event):
 
 @dataclass(frozen=True)
 class RunEnd(Event):
-    """The worker's last word before it exits."""
+    """The worker's last word before it exits. When a user kills the worker (`trm-tui stop --force`, the
+    dashboard's `K`), it has no last word: the keeper writes this for it, with `forced: true`."""
 
     KIND: ClassVar[str] = "run_end"
     status: str = doc("`completed`, `stopped` or `failed`")
     step: int = doc("the last completed step")
-    exit_code: int = doc("the worker's exit code (see the user guide)")
-    reason: str = doc("`finished`, the signal name, `stalled`, `non-finite loss`, the exception type, or for a "
-                      "forced stop `second signal N: exited without a checkpoint`")
+    exit_code: int | None = doc("the worker's exit code (see the user guide); `null` when it was killed and the "
+                                "keeper did not launch it")
+    reason: str = doc("`finished`, the signal name, `stalled`, `non-finite loss`, the exception type, for a "
+                      "forced stop `second signal N: exited without a checkpoint`, or `killed on request`")
     seconds: float | None = doc("on a normal end: the worker's wall seconds", optional=True)
-    forced: bool | None = doc("`true` when a second stop signal made it exit at once, without a checkpoint",
-                              optional=True)
+    forced: bool | None = doc("`true` when the worker exited at once, without a checkpoint: a second stop signal, "
+                              "or killed on request", optional=True)
 
 
-# -- the supervisor's events ------------------------------------------------------------------------------
+# -- the keeper's events (the supervisor inside it) -------------------------------------------------------
 
 @dataclass(frozen=True)
 class Restart(Event):
     """The worker failed (exit 1 or 3, or vanished without `run_end`) and will be relaunched with `--resume`."""
 
     KIND: ClassVar[str] = "restart"
-    WRITER: ClassVar[str] = "the supervisor"
+    WRITER: ClassVar[str] = "the keeper"
     attempt: int = doc("restarts in the current window, this one included")
     failed_step: int = doc("the last completed step")
     exit_code: int | None = doc("`null` when the supervisor did not launch the worker")
@@ -210,14 +212,50 @@ class Restart(Event):
 @dataclass(frozen=True)
 class GiveUp(Event):
     """The restart policy refused another restart (it failed again at the same step, or
-    `supervisor.max_restarts` restarts happened within `supervisor.restart_window_s`); the supervisor exits 1."""
+    `supervisor.max_restarts` restarts happened within `supervisor.restart_window_s`); the keeper ends with 1."""
 
     KIND: ClassVar[str] = "give_up"
-    WRITER: ClassVar[str] = "the supervisor"
+    WRITER: ClassVar[str] = "the keeper"
     failed_step: int = doc("the last completed step")
     exit_code: int | None = doc("the worker's exit code, `null` when unknown")
     reason: str = doc("why the worker failed")
     message: str = doc("why no restart")
+
+
+@dataclass(frozen=True)
+class KeeperStart(Event):
+    """A keeper took charge of the run: it launches the worker, or adopts the one already running (after a
+    keeper died, or a run started before keepers existed)."""
+
+    KIND: ClassVar[str] = "keeper_start"
+    WRITER: ClassVar[str] = "the keeper"
+    pid: int = doc("the keeper's process id")
+    adopted: int | None = doc("the pid of the live worker it adopted, or `null` when it launches one")
+    launch: list = doc("the flags it launches (and relaunches) the worker with")
+
+
+@dataclass(frozen=True)
+class CommandAck(Event):
+    """The keeper's answer to a client's command (from `commands/`): every client shows it."""
+
+    KIND: ClassVar[str] = "command"
+    WRITER: ClassVar[str] = "the keeper"
+    id: str = doc("the command's id, as the client wrote it")
+    command: str = doc("`stop`, `kill` or `cancel_restart`")
+    sender: str = doc("who sent it, e.g. `dashboard pid 4242`")
+    accepted: bool = doc("whether the keeper acts on it")
+    reason: str = doc("what it does, or why it refuses")
+
+
+@dataclass(frozen=True)
+class KeeperEnd(Event):
+    """The keeper's last word: supervision is over (the run completed, was stopped, gave up, or the worker
+    refused its config). A client that followed the run exits with `exit_code`."""
+
+    KIND: ClassVar[str] = "keeper_end"
+    WRITER: ClassVar[str] = "the keeper"
+    exit_code: int = doc("0 completed or stopped, 1 failed beyond its restarts, 2 the worker refused its config")
+    reason: str = doc("why supervision ended")
 
 
 # -- auto-tune's events -----------------------------------------------------------------------------------
@@ -288,7 +326,7 @@ class Unknown(Event):
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, ErrorEvent, RunEnd, Restart, GiveUp,
-    AutotuneStart, AutotuneTrial, AutotuneResult)}
+    KeeperStart, CommandAck, KeeperEnd, AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 
 _FIELD_NAMES: dict[type[Event], frozenset[str]] = {cls: frozenset(f.name for f in record_fields(cls))

@@ -38,11 +38,7 @@ __all__ = ["main"]
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trm_core.worker", description="Train a Tiny Recursive Model in one run dir.")
     p.add_argument("--run-dir", required=True, type=Path, help="folder of the run: config, events, checkpoints")
-    p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
-    p.add_argument("--preset", help="a [presets.NAME] table to apply over the config file")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one key (repeatable); wins over file, preset and environment")
-    p.add_argument("--resume", action="store_true", help="continue from the newest verifying checkpoint")
+    config_mod.add_start_arguments(p)
     return p
 
 

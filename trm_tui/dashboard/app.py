@@ -19,8 +19,8 @@ from textual.worker import get_current_worker
 from trm_core.autotune.engine import Outcome
 from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.rundir.states import SUPERVISED, RunState
-from trm_core.control.launch import launch_or_attach, stop_worker
-from trm_core.control.supervisor import Supervisor
+from trm_core.control.client import KeeperClient
+from trm_core.control.launch import ensure_keeper, stop_worker
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_span, sample_events
 from trm_core.rundir.records import Eval, Step
@@ -77,7 +77,7 @@ class Dashboard(App[int]):
         self.gpu_probe = gpu_probe
         self.gpu: GpuStatus | None = None
         self.host: HostSample | None = None
-        self.sup: Supervisor | None = None
+        self.sup: KeeperClient | None = None
         self.exit_code = 0
         self._drawn = -1
         self._curves_at = 0.0
@@ -113,19 +113,30 @@ class Dashboard(App[int]):
 
     @work(thread=True, exclusive=True, group="supervise")
     def supervise(self, launch_args: list[str]) -> None:
-        sup = Supervisor(self.run_dir, launch_args, self.settings)
+        """Follow the run through its keeper (started here when there is none) for as long as the dashboard
+        is open: past the keeper's end too, so a resume from any other client shows here."""
+        client = KeeperClient(self.run_dir, launch_args, self.settings.stop_grace_s, role="dashboard")
         # the run's past only once: after a resume from this dashboard the view already holds it
-        history = self._history(sup.tail.offset) if self.view.version == 0 else []
-        sup.start()
-        self.call_from_thread(self._started, sup, history)
+        history = self._history(client.tail.offset) if self.view.version == 0 else []
+        client.start()
+        self.call_from_thread(self._started, client, history)
         worker = get_current_worker()
-        while not worker.is_cancelled and sup.exit_code is None:
-            events = sup.poll()
+        over = False
+        while not worker.is_cancelled:
+            events = client.poll()
             if events:
                 self.call_from_thread(self._ingest, events)
+            for note in client.notes:
+                self.call_from_thread(self.notify, note)
+            client.notes.clear()
+            if client.exit_code is not None and not over:
+                over = True
+                self.call_from_thread(self._supervision_over, client.exit_code)
+            elif client.exit_code is None and over:
+                over = False  # a new keeper took the run: a resume from another client
+                self.call_from_thread(self.refresh_bindings)
             if self._quit.wait(POLL_S):
                 return
-        self.call_from_thread(self._supervision_over, sup.exit_code)
 
     def _history(self, end: int) -> list[dict[str, Any]]:
         """The run so far without parsing all of it: spread samples, then the last megabyte in full."""
@@ -152,7 +163,7 @@ class Dashboard(App[int]):
 
     # -- state (on the UI thread) ----------------------------------------------------------------------
 
-    def _started(self, sup: Supervisor, history: list[dict[str, Any]]) -> None:
+    def _started(self, sup: KeeperClient, history: list[dict[str, Any]]) -> None:
         self.sup = sup
         self.view.feed(history, history=True)
         self.call_after_refresh(self.redraw)  # the run's history on screen now, not at the next tick
@@ -273,7 +284,7 @@ class Dashboard(App[int]):
             except RuntimeError:
                 pass
         if was_running:
-            launch_or_attach(self.run_dir, ["--resume"])
+            ensure_keeper(self.run_dir, ["--resume"])
 
     def _autotune_over(self, outcome: Outcome | None, error: str, was_running: bool) -> None:
         self.tuning = False

@@ -9,15 +9,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from trm_core.rundir.states import RunState
+from trm_core.rundir.states import SUPERVISED, RunState
 from trm_core.control.status import checkpoint_stale, eta_seconds, stall_after
-from trm_core.rundir.records import (AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, ErrorEvent, Eval, Event,
-                                     GiveUp, Heartbeat, Restart, RunEnd, RunStart, Stall, Step, WarningEvent, parse)
+from trm_core.rundir.records import (AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
+                                     Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart,
+                                     Stall, Step, WarningEvent, parse)
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_tui.progress import event_line
 
 NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, ErrorEvent, Stall, Restart, GiveUp, RunEnd,
-                                AutotuneStart, AutotuneTrial, AutotuneResult)}
+                                KeeperStart, CommandAck, KeeperEnd, AutotuneStart, AutotuneTrial, AutotuneResult)}
 ALERTING = {cls.KIND for cls in (WarningEvent, ErrorEvent, Stall, GiveUp, Restart)}
 DISK_LOW_MB = 2048.0
 
@@ -110,6 +111,11 @@ class RunView:
                 self.non_finite = True
             case Restart():
                 self.state = RunState.RESTARTING
+            case KeeperStart() if not history and self.state not in SUPERVISED:
+                self.state, self.end_status = RunState.STARTING, None  # a start or resume, from any client
+            case CommandAck() if not history and ev.accepted and ev.command in ("stop", "kill") \
+                    and self.state in SUPERVISED:
+                self.state = RunState.STOPPING  # asked from any client: every dashboard shows it
             case RunEnd() if not history:
                 # the final state shows once the supervisor saw the process go (see finish)
                 self.end_status = RunState.STALLED if ev.reason == "stalled" \

@@ -1,0 +1,99 @@
+"""A front end's hold on a run: start its keeper when there is none, follow its log, send it commands.
+
+Every front end (the dashboard, ``--no-ui``) is a client of the run's keeper: what it shows comes from
+the run's log, which the keeper and the worker alone write, so every client shows the same truth. A
+client that notices the keeper is gone while the worker lives starts a new keeper, which adopts it.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from trm_core.control import commands
+from trm_core.control.launch import StopResult, ensure_keeper, mark_stop_requested, stop_worker
+from trm_core.rundir import layout
+from trm_core.rundir.events import EventTail
+from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker
+from trm_core.rundir.records import KeeperEnd, KeeperStart, RunEnd, parse
+from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK
+
+
+class KeeperClient:
+    """Follow a run through its keeper. ``poll()`` returns the new log lines; ``exit_code`` is set when the
+    keeper ends (its ``keeper_end``), and cleared again when a new keeper takes the run (a resume)."""
+
+    def __init__(self, run_dir: Path, launch_args: list[str], grace_s: float = 300.0, role: str = "trm-tui",
+                 env: dict[str, str] | None = None) -> None:
+        self.run_dir, self.launch_args, self.grace_s, self.env = run_dir, launch_args, grace_s, env
+        self.sender = commands.sender_name(role)
+        self.tail = EventTail(run_dir / layout.EVENTS, from_end=True)
+        self.ident: WorkerIdentity | None = None  # the run's worker, while it lives
+        self.keeper: WorkerIdentity | None = None
+        self.attached = False   # the worker was already running when this client came
+        self.started_run = False  # this client started the run: no worker and no keeper before it
+        self.exit_code: int | None = None
+        self.notes: list[str] = []  # what the client did that its user should hear (a keeper restarted)
+        self.last_end: RunEnd | None = None
+
+    def start(self) -> None:
+        self.ident = live_worker(self.run_dir)
+        self.attached = self.ident is not None
+        self.keeper, started = ensure_keeper(self.run_dir, self.launch_args, self.env)
+        self.started_run = started and not self.attached
+
+    def poll(self) -> list[dict[str, Any]]:
+        lines = self.tail.poll()
+        self._note(lines)
+        self.ident = live_worker(self.run_dir)
+        if self.exit_code is None and (self.keeper is None or not self.keeper.is_alive()):
+            self.keeper = live_keeper(self.run_dir)
+            if self.keeper is None:
+                last = self.tail.poll()  # its keeper_end may have landed just now
+                self._note(last)
+                lines += last
+                if self.exit_code is None:
+                    self._keeper_gone()
+        return lines
+
+    def _note(self, lines: list[dict[str, Any]]) -> None:
+        for ev in map(parse, lines):
+            if isinstance(ev, KeeperEnd):
+                self.exit_code = ev.exit_code
+            elif isinstance(ev, KeeperStart):
+                self.exit_code = None  # a new keeper took the run (a resume from any client)
+                self.keeper = live_keeper(self.run_dir)
+            elif isinstance(ev, RunEnd):
+                self.last_end = ev
+
+    def _keeper_gone(self) -> None:
+        """The keeper died without its last word (SIGKILL, OOM). A worker still alive gets a new keeper that
+        adopts it; with none, the run is over and its log says how."""
+        if self.ident is not None:
+            self.notes.append(f"the run's keeper is gone; starting a new one that adopts worker pid {self.ident.pid}")
+            self.keeper, _ = ensure_keeper(self.run_dir, ["--resume"], self.env)
+            return
+        end = self.last_end
+        self.exit_code = EXIT_OK if end is not None and end.status in ("completed", "stopped") else EXIT_FAILED
+
+    # -- commands ------------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop (non-blocking); a second request makes the worker exit without a checkpoint."""
+        if self.keeper is not None and self.keeper.is_alive():
+            commands.send(self.run_dir, "stop", self.sender)
+            return
+        mark_stop_requested(self.run_dir)  # no keeper: straight to the worker, as `trm-tui stop` does
+        if self.ident is not None:
+            self.ident.send(signal.SIGTERM)
+
+    def stop(self, force: bool = False) -> StopResult:
+        """Stop and wait: through the keeper when there is one (it records a kill as a kill)."""
+        if self.keeper is not None and self.keeper.is_alive():
+            was_running = self.ident is not None
+            cid = commands.send(self.run_dir, "kill" if force else "stop", self.sender)
+            ack = commands.answer(self.run_dir, cid, timeout_s=30 if force else self.grace_s)
+            return StopResult(was_running=was_running and ack is not None and ack.accepted,
+                              graceful=not force, killed=force)
+        return stop_worker(self.run_dir, self.grace_s, force)
