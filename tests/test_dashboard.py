@@ -190,3 +190,40 @@ def test_no_color_and_16_colour_terminals(tmp_path: Path, micro_args: list[str],
             assert codes and not {c for c in codes if ";" in c}, f"beyond 16 colours: {sorted(codes)}"
         term.keys("q")
         wait_for(lambda: "EXIT=0" in term.screen(), what="the dashboard to quit")
+
+
+@pytest.mark.process
+def test_the_dashboard_shows_what_other_clients_do_and_a_kill_as_a_kill(tmp_path: Path, micro_args: list[str],
+                                                                         slow_steps) -> None:
+    """K then y: the dashboard and status agree (stopped, killed on request); a resume and a stop from
+    another shell show on this dashboard within a poll or two."""
+    import json as json_mod
+
+    from helpers import cli_run
+    run_dir = tmp_path / "run"
+    app = Dashboard(run_dir, micro_args + ["--set", "train.max_steps=100000"], SupervisorConfig(),
+                    gpu_probe=GpuProbe(loader=lambda: FakeNvml([])))
+
+    def status() -> dict:
+        return json_mod.loads(cli_run("status", "--run-dir", str(run_dir), "--json").stdout)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 34)) as pilot:
+            await until(pilot, lambda: app.view.step >= 3, what="steps on the dashboard")
+            await pilot.press("K")
+            await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmKill", what="the confirmation")
+            await pilot.press("y")
+            await until(pilot, lambda: app.view.state == "stopped", what="stopped after the kill")
+            st = status()
+            assert st["state"] == "stopped" and st["reason"] == "killed on request"
+            assert events(run_dir, "run_end")[-1]["forced"] is True and events(run_dir, "restart") == []
+            assert cli_run("--detach", "--run-dir", str(run_dir), "--resume").returncode == 0  # another shell
+            await until(pilot, lambda: app.view.state == "running", timeout=60, what="the resume from elsewhere")
+            assert app.check_action("resume", ()) is None and app.check_action("stop", ()) is True
+            assert cli_run("stop", "--run-dir", str(run_dir)).returncode == 0  # and a stop from elsewhere
+            await until(pilot, lambda: app.view.state == "stopped", timeout=60, what="the stop from elsewhere")
+            await pilot.press("q")
+    try:
+        asyncio.run(scenario())
+    finally:
+        kill_worker(run_dir)

@@ -1,0 +1,214 @@
+"""The keeper: one process per run that supervises it whether or not a front end is open, and front ends
+that are its clients. Real processes and real signals throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from trm_core.rundir import layout
+from trm_core.rundir.identity import live_keeper, read_identity
+
+from helpers import cli, cli_run, events, kill_worker, wait_for, worker_env
+
+pytestmark = pytest.mark.process
+SLOW = {"TRM_TEST_STEP_SLEEP_S": 0.05}
+FAST_RESTART = ["--set", "supervisor.restart_backoff_s=0.2", "--set", "train.max_steps=100000"]
+
+
+def detach(run_dir: Path, micro_args: list[str], *extra: str) -> subprocess.CompletedProcess:
+    return cli_run("--detach", "--run-dir", str(run_dir), *micro_args, *FAST_RESTART, *extra, **SLOW)
+
+
+def worker_pids(run_dir: Path) -> list[int]:
+    """Every live worker process of this run (by its command line), to prove there is only ever one."""
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if "trm_core.worker" in " ".join(p.info["cmdline"] or []) and str(run_dir) in " ".join(p.info["cmdline"])]
+
+
+def steps(run_dir: Path) -> int:
+    return len(events(run_dir, "step"))
+
+
+def test_detach_returns_at_once_and_the_keeper_restarts_a_killed_worker(tmp_path: Path, micro_args: list[str]) -> None:
+    """No front end at all: kill -9 the worker and the keeper restarts it from the last checkpoint."""
+    run_dir = tmp_path / "run"
+    t0 = time.monotonic()
+    started = detach(run_dir, micro_args)
+    took = time.monotonic() - t0
+    try:
+        assert started.returncode == 0, started.stderr
+        assert took < 2.0 and "keeper pid" in started.stdout and "trm-tui stop --run-dir" in started.stdout
+        wait_for(lambda: len(events(run_dir, "checkpoint")) >= 1 and steps(run_dir) >= 6, what="steps")
+        first = read_identity(run_dir)
+        os.kill(first.pid, signal.SIGKILL)
+        wait_for(lambda: events(run_dir, "restart"), what="the keeper's restart")
+        wait_for(lambda: len(events(run_dir, "run_start")) == 2, what="the relaunched worker")
+        resumed_from = events(run_dir, "run_start")[-1]["resumed_from"]
+        assert resumed_from == events(run_dir, "checkpoint")[-1]["step"] or resumed_from is not None
+        seen = steps(run_dir)
+        wait_for(lambda: steps(run_dir) > seen + 3, what="steps after the restart")
+        assert len(worker_pids(run_dir)) == 1
+        status = json.loads(cli_run("status", "--run-dir", str(run_dir), "--json").stdout)
+        assert status["state"] == "running" and status["restarts"] == 1
+    finally:
+        kill_worker(run_dir)
+
+
+def test_a_killed_keeper_is_replaced_by_the_next_client_and_adopts_the_worker(tmp_path: Path,
+                                                                             micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    try:
+        assert detach(run_dir, micro_args).returncode == 0
+        wait_for(lambda: steps(run_dir) >= 4, what="steps")
+        worker = read_identity(run_dir)
+        os.kill(live_keeper(run_dir).pid, signal.SIGKILL)
+        wait_for(lambda: live_keeper(run_dir) is None, what="the keeper to die")
+        shown = cli_run("status", "--run-dir", str(run_dir))
+        assert "keeper is gone; starting a new one that adopts worker pid" in shown.stderr
+        wait_for(lambda: live_keeper(run_dir) is not None, what="a new keeper")
+        adopted = events(run_dir, "keeper_start")[-1]
+        assert adopted["adopted"] == worker.pid
+        assert worker_pids(run_dir) == [worker.pid]  # adopted, never a second worker
+        os.kill(worker.pid, signal.SIGKILL)  # a later crash is restarted by the new keeper
+        wait_for(lambda: events(run_dir, "restart"), what="a restart by the new keeper")
+        wait_for(lambda: len(worker_pids(run_dir)) == 1 and read_identity(run_dir).pid != worker.pid
+                 and read_identity(run_dir).is_alive(), what="the relaunched worker")
+    finally:
+        kill_worker(run_dir)
+
+
+def test_one_crash_with_three_front_ends_is_one_restart(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    once = tmp_path / "once"
+    once.mkdir()
+    args = ("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=30",
+            "--set", "supervisor.restart_backoff_s=0.2")
+    fronts = [cli(*args, TRM_TEST_CRASH_AT_STEP=12, TRM_TEST_ONCE_DIR=once, **SLOW)]
+    try:
+        wait_for(lambda: steps(run_dir) >= 2, what="steps")
+        fronts += [cli(*args), cli(*args)]
+        outs = [f.communicate(timeout=180) for f in fronts]
+        assert [f.returncode for f in fronts] == [0, 0, 0], [o[1] for o in outs]
+        assert len(events(run_dir, "restart")) == 1
+        assert all("restart: the worker failed at step 11" in out for out, _ in outs)
+        assert events(run_dir, "run_end")[-1]["status"] == "completed"
+    finally:
+        for f in fronts:
+            if f.poll() is None:
+                f.kill()
+        kill_worker(run_dir)
+
+
+def test_an_attached_front_end_stops_watching_on_ctrl_c_and_the_run_goes_on(tmp_path: Path,
+                                                                            micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    try:
+        assert detach(run_dir, micro_args).returncode == 0
+        wait_for(lambda: steps(run_dir) >= 3, what="steps")
+        watcher = cli("--no-ui", "--run-dir", str(run_dir))
+        wait_for(lambda: steps(run_dir) >= 8, what="more steps")
+        time.sleep(1)
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=30)
+        assert watcher.returncode == 0, err
+        assert "attached to the running worker" in out and "stopped watching; the run goes on" in out
+        seen = steps(run_dir)
+        wait_for(lambda: steps(run_dir) > seen + 3, what="the run to keep stepping")
+        assert events(run_dir, "run_end") == []
+    finally:
+        kill_worker(run_dir)
+
+
+@pytest.mark.parametrize("sig, stops", [(signal.SIGTERM, True), (signal.SIGHUP, False)])
+def test_signals_to_the_front_end_that_started_the_run(tmp_path: Path, micro_args: list[str], sig: int,
+                                                       stops: bool) -> None:
+    """SIGTERM (timeout, kill, systemctl stop) stops the run it started, with a checkpoint; SIGHUP (the
+    terminal went away) never stops training."""
+    run_dir = tmp_path / "run"
+    front = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=100000", **SLOW)
+    try:
+        wait_for(lambda: steps(run_dir) >= 4, what="steps")
+        front.send_signal(sig)
+        front.communicate(timeout=60)
+        assert front.returncode == 0
+        if stops:
+            wait_for(lambda: events(run_dir, "keeper_end"), what="the end of supervision")
+            end = events(run_dir, "run_end")[-1]
+            assert end["status"] == "stopped" and events(run_dir, "checkpoint")[-1]["step"] == end["step"]
+        else:
+            seen = steps(run_dir)
+            wait_for(lambda: steps(run_dir) > seen + 3, what="the run to keep stepping")
+            assert events(run_dir, "run_end") == []
+    finally:
+        kill_worker(run_dir)
+
+
+def test_json_is_pure_and_a_closed_pipe_is_quiet(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    env = worker_env(**SLOW)
+    launch = cli_run("--no-ui", "--json", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=8")
+    assert launch.returncode == 0, launch.stderr
+    assert [json.loads(line) for line in launch.stdout.splitlines()]  # every line is JSON
+    try:
+        assert detach(tmp_path / "r2", micro_args).returncode == 0
+        wait_for(lambda: steps(tmp_path / "r2") >= 2, what="steps")
+        attach = cli("--no-ui", "--json", "--run-dir", str(tmp_path / "r2"))
+        time.sleep(3)
+        attach.send_signal(signal.SIGINT)
+        out, err = attach.communicate(timeout=30)
+        lines = out.splitlines()
+        assert lines and [json.loads(line) for line in lines] and "attached to the running worker" in err
+        for argv in (["--no-ui", "--run-dir", str(tmp_path / "r2")], ["status", "--run-dir", str(tmp_path / "r2")]):
+            piped = subprocess.run(f"{sys.executable} -m trm_tui.cli {' '.join(argv)} | head -2", shell=True,
+                                   capture_output=True, text=True, env=env, timeout=60)
+            assert piped.returncode == 0 and "Traceback" not in piped.stderr and "Error" not in piped.stderr, piped.stderr
+            assert len(piped.stdout.splitlines()) == 2
+        seen = steps(tmp_path / "r2")
+        wait_for(lambda: steps(tmp_path / "r2") > seen + 3, what="the run to be unaffected")
+    finally:
+        kill_worker(tmp_path / "r2")
+
+
+def test_a_kill_on_request_is_recorded_as_such(tmp_path: Path, micro_args: list[str]) -> None:
+    """trm-tui stop --force under a keeper: status says stopped, and the log says the user killed it."""
+    run_dir = tmp_path / "run"
+    try:
+        assert detach(run_dir, micro_args).returncode == 0
+        wait_for(lambda: steps(run_dir) >= 4, what="steps")
+        assert cli_run("stop", "--force", "--run-dir", str(run_dir)).returncode == 0
+        wait_for(lambda: events(run_dir, "keeper_end"), what="the end of supervision")
+        end = events(run_dir, "run_end")[-1]
+        assert end["status"] == "stopped" and end["reason"] == "killed on request" and end["forced"] is True
+        assert events(run_dir, "restart") == []
+        status = json.loads(cli_run("status", "--run-dir", str(run_dir), "--json").stdout)
+        assert status["state"] == "stopped" and status["reason"] == "killed on request"
+    finally:
+        kill_worker(run_dir)
+
+
+def test_commands_are_answered_for_every_client_to_see(tmp_path: Path, micro_args: list[str]) -> None:
+    """A stop sent through the keeper's inbox is acknowledged in the log; a command it cannot act on is
+    refused with the reason."""
+    from trm_core.control import commands
+    run_dir = tmp_path / "run"
+    try:
+        assert detach(run_dir, micro_args).returncode == 0
+        wait_for(lambda: steps(run_dir) >= 3, what="steps")
+        refused = commands.answer(run_dir, commands.send(run_dir, "cancel_restart", "test"), timeout_s=10)
+        assert refused is not None and not refused.accepted and refused.reason == "no restart is pending"
+        ack = commands.answer(run_dir, commands.send(run_dir, "stop", "test"), timeout_s=10)
+        assert ack is not None and ack.accepted and "checkpoint" in ack.reason
+        wait_for(lambda: events(run_dir, "keeper_end"), what="the end of supervision")
+        assert events(run_dir, "run_end")[-1]["status"] == "stopped"
+        assert not (run_dir / layout.COMMANDS).exists() or list((run_dir / layout.COMMANDS).iterdir()) == []
+    finally:
+        kill_worker(run_dir)
