@@ -212,3 +212,52 @@ def test_commands_are_answered_for_every_client_to_see(tmp_path: Path, micro_arg
         assert not (run_dir / layout.COMMANDS).exists() or list((run_dir / layout.COMMANDS).iterdir()) == []
     finally:
         kill_worker(run_dir)
+
+
+def alert_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_alerts_tell_someone_once_per_kind_and_never_disturb_training(tmp_path: Path, micro_args: list[str]) -> None:
+    """An alert command that appends its stdin to a file: one line for the injected stall, one for the
+    crash, one for the completion; a second crash within min_interval_s sends nothing more."""
+    run_dir, sink, once = tmp_path / "run", tmp_path / "alerts.jsonl", tmp_path / "once"
+    once.mkdir()
+    alerts = ["--set", f"alerts.command='cat >> {sink}; echo \"$TRM_ALERT_KIND $TRM_STEP\" >> {sink}.env'",
+              "--set", "alerts.min_interval_s=3600", "--set", "train.step_timeout_s=1.5",
+              "--set", "supervisor.restart_backoff_s=0.2", "--set", "supervisor.max_restarts=5"]
+    front = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, *alerts, "--set", "train.max_steps=40",
+                TRM_TEST_CRASH_AT_STEP=5, TRM_TEST_STALL_AT_STEP=10, TRM_TEST_ONCE_DIR=once, **SLOW)
+    try:
+        wait_for(lambda: len(events(run_dir, "run_start")) == 3 and steps(run_dir) >= 12, timeout=120,
+                 what="the crash and the stall restarted")
+        os.kill(read_identity(run_dir).pid, signal.SIGKILL)  # a second crash, within the rate limit
+        out, err = front.communicate(timeout=180)
+        assert front.returncode == 0, err
+    finally:
+        kill_worker(run_dir)
+    wait_for(lambda: len(alert_lines(sink)) >= 3, what="the alerts on disk")
+    kinds = [a["kind"] for a in alert_lines(sink)]
+    assert sorted(kinds) == ["completed", "crashed", "stalled"], kinds
+    assert len(events(run_dir, "restart")) == 3  # two crashes and a stall restarted; one crash alerted
+    sent = {a["kind"]: a for a in alert_lines(sink)}
+    assert sent["stalled"]["trigger"]["event"] == "stall" and sent["completed"]["step"] == 40
+    assert f"completed 40" in (tmp_path / "alerts.jsonl.env").read_text()
+    assert "alert sent (crashed)" in out
+
+
+def test_a_hanging_alert_command_is_killed_and_training_goes_on(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=12",
+                     "--set", f"alerts.command='sleep 30 # {tmp_path}'", "--set", "alerts.timeout_s=1",
+                     timeout=120)
+    try:
+        assert result.returncode == 0, result.stderr
+        assert events(run_dir, "run_end")[-1]["status"] == "completed"
+        killed = "alert completed: the command ran over alerts.timeout_s = 1s and was killed"
+        wait_for(lambda: any(killed in w["message"] for w in events(run_dir, "warning")), timeout=10,
+                 what="the warning (it follows keeper_end: the keeper waits for its last alert)")
+        alert_cmd = f"sleep 30 # {tmp_path}"
+        assert not [p for p in psutil.process_iter(["cmdline"]) if alert_cmd in " ".join(p.info["cmdline"] or [])]
+    finally:
+        kill_worker(run_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 
-from trm_core.rundir.records import (AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
+from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
                                      Eval, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent)
 
@@ -50,6 +50,8 @@ def event_line(ev: Event) -> str | None:
         case CommandAck():
             verdict = "done" if ev.accepted else "refused"
             return f"{ev.command} from {ev.sender}: {verdict}, {ev.reason}"
+        case Alert():
+            return f"alert sent ({ev.kind}): {ev.message}"
         case KeeperEnd():
             return f"supervision over: {ev.reason}"
         case AutotuneStart():

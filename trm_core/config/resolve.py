@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from trm_core.config.schema import BUILTIN_PRESETS, SECTIONS, Config, ConfigError
+from trm_core.config.schema import ALERT_KINDS, BUILTIN_PRESETS, SECTIONS, Config, ConfigError
 
 
 def _section_fields(section: str) -> dict[str, dataclasses.Field]:
@@ -135,7 +135,10 @@ class Layers:
 
 
 def validate(cfg: Config) -> None:
-    """Checks that span several keys."""
+    """Checks that span several keys, or the items of a list."""
+    unknown = [kind for kind in cfg.alerts.on if kind not in ALERT_KINDS]
+    if unknown:
+        raise ConfigError(f"alerts.on: {unknown[0]!r} is not an alert; choose from {', '.join(ALERT_KINDS)}")
     t = cfg.train
     if t.micro_batch_size and t.batch_size % t.micro_batch_size:
         raise ConfigError(f"train.micro_batch_size = {t.micro_batch_size} does not divide "

@@ -28,6 +28,7 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     "supervisor.stop_grace_s", "supervisor.stall_after_s",
     "autotune.memory_margin", "autotune.memory_limit_mb", "autotune.allow_batch_change", "autotune.max_batch_size",
     "autotune.max_seconds", "autotune.warmup_steps", "autotune.measure_steps", "autotune.min_gain",
+    "alerts.command", "alerts.on", "alerts.min_interval_s", "alerts.timeout_s",
 })
 
 

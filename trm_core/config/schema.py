@@ -105,6 +105,17 @@ class AutotuneConfig:
     min_gain: float = _f(0.03, "a larger candidate must be this much faster to count; growth stops when one is not", min=0.0, max=1.0)
 
 
+ALERT_KINDS = ("stalled", "crashed", "gave_up", "completed", "checkpoint_stale", "disk_low")
+
+
+@dataclass
+class AlertsConfig:
+    command: str = _f("", "run by the keeper through the shell on each alert (the alert as a JSON line on stdin; TRM_ALERT_KIND, TRM_RUN_DIR, TRM_STEP set); empty = no alerts")
+    on: list = _f(list(ALERT_KINDS), "which alerts to send (the default is every kind there is)")
+    min_interval_s: float = _f(600.0, "at most one alert of a kind per this many seconds", min=0.0)
+    timeout_s: float = _f(30.0, "an alert command running longer than this is killed (and recorded as a warning)", above=0.0)
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -112,6 +123,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     autotune: AutotuneConfig = field(default_factory=AutotuneConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 from trm_core import config as config_mod
-from trm_core.config import ConfigError, SupervisorConfig
+from trm_core.config import AlertsConfig, ConfigError, SupervisorConfig
 from trm_core.control import commands
+from trm_core.control.alerts import Alerts
 from trm_core.control.supervisor import Supervisor
 from trm_core.rundir import layout
-from trm_core.rundir.identity import KeeperClaimed, claim_keeper, live_worker
+from trm_core.rundir.identity import KeeperClaimed, claim_keeper, live_worker, run_lock_held
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart
 
@@ -39,24 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def supervisor_settings(args: argparse.Namespace) -> SupervisorConfig:
-    """The run's own [supervisor] settings: from its config.toml (with --set on resume), or, for a new run,
-    from the same layers the worker resolves. Defaults when they cannot be read (the worker says why)."""
+def keeper_settings(args: argparse.Namespace) -> tuple[SupervisorConfig, AlertsConfig]:
+    """The run's own [supervisor] and [alerts] settings: from its config.toml (with --set on resume), or, for
+    a new run, from the same layers the worker resolves. Defaults when they cannot be read (the worker says
+    why)."""
     saved = args.run_dir / layout.RUN_CONFIG
     try:
         if saved.exists():
-            sets = [s for s in args.sets if s.startswith("supervisor.")] if args.resume else []
-            return config_mod.resolve(base=config_mod.read_run_config(saved), env={}, sets=sets).supervisor
-        return config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets).supervisor
+            sets = [s for s in args.sets if s.startswith(("supervisor.", "alerts."))] if args.resume else []
+            cfg = config_mod.resolve(base=config_mod.read_run_config(saved), env={}, sets=sets)
+        else:
+            cfg = config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
+        return cfg.supervisor, cfg.alerts
     except ConfigError:
-        return SupervisorConfig()
+        return SupervisorConfig(), AlertsConfig()
 
 
 class Keeper:
-    def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig) -> None:
+    def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
+                 alerts: AlertsConfig | None = None) -> None:
         self.run_dir = run_dir
         self.sup = Supervisor(run_dir, launch_args, settings)
         self.launch_args = launch_args
+        self.alerts = Alerts(run_dir, alerts or AlertsConfig(), settings, self.sup.emit)
 
     def run(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose; a logout must not touch it
@@ -64,9 +70,15 @@ class Keeper:
             signal.signal(sig, lambda *_: self.sup.request_stop())
         adopted = live_worker(self.run_dir)
         self.sup.emit(KeeperStart(pid=os.getpid(), adopted=adopted.pid if adopted else None, launch=self.launch_args))
+        if adopted is None and run_lock_held(self.run_dir):
+            # an auto-tune search holds the run (it stopped the worker and resumes it when done)
+            reason = "an auto-tune search holds the run; it resumes the run when it is done"
+            self.sup.emit(KeeperEnd(exit_code=EXIT_CONFIG, reason=reason))
+            return EXIT_CONFIG
         self.sup.start()
         while True:
-            self.sup.poll()
+            self.alerts.see(self.sup.poll())
+            self.alerts.check()
             for cmd in commands.pending(self.run_dir):
                 self.answer(cmd)
             if self.sup.exit_code is not None:
@@ -74,6 +86,7 @@ class Keeper:
             time.sleep(POLL_S)
         code = self.sup.exit_code
         self.sup.emit(KeeperEnd(exit_code=code, reason=self.verdict(code)))
+        self.alerts.wait(self.alerts.settings.timeout_s + 1)  # the last alert (completed, gave up) goes out
         return code
 
     def verdict(self, code: int) -> str:
@@ -130,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeeperClaimed as exc:
         print(f"trm keeper: {exc}", file=sys.stderr)
         return EXIT_OK
-    return Keeper(run_dir, config_mod.start_argv(args), supervisor_settings(args)).run()
+    return Keeper(run_dir, config_mod.start_argv(args), *keeper_settings(args)).run()
 
 
 if __name__ == "__main__":

@@ -258,6 +258,20 @@ class KeeperEnd(Event):
     reason: str = doc("why supervision ended")
 
 
+@dataclass(frozen=True)
+class Alert(Event):
+    """The keeper told someone (`[alerts]`): its command ran with this record as a JSON line on stdin. A
+    command that fails or hangs is a `warning`, never a disturbance to training."""
+
+    KIND: ClassVar[str] = "alert"
+    WRITER: ClassVar[str] = "the keeper"
+    kind: str = doc("`stalled`, `crashed`, `gave_up`, `completed`, `checkpoint_stale` or `disk_low`")
+    step: int | None = doc("the run's newest step when it fired")
+    message: str = doc("what happened, for people")
+    trigger: dict | None = doc("the log line that fired it (`null` for the keeper's own checks: a stale "
+                               "checkpoint, a low disk)")
+
+
 # -- auto-tune's events -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -326,7 +340,7 @@ class Unknown(Event):
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, ErrorEvent, RunEnd, Restart, GiveUp,
-    KeeperStart, CommandAck, KeeperEnd, AutotuneStart, AutotuneTrial, AutotuneResult)}
+    KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 
 _FIELD_NAMES: dict[type[Event], frozenset[str]] = {cls: frozenset(f.name for f in record_fields(cls))

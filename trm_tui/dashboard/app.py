@@ -22,6 +22,7 @@ from trm_core.rundir.states import SUPERVISED, RunState
 from trm_core.control.client import KeeperClient
 from trm_core.control.launch import ensure_keeper, stop_worker
 from trm_core.rundir import layout
+from trm_core.rundir.identity import run_lock_held
 from trm_core.rundir.events import read_span, sample_events
 from trm_core.rundir.records import Eval, Step
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
@@ -194,7 +195,7 @@ class Dashboard(App[int]):
         alerts = view.alerts(wall, view.stall_after_s(self.settings.stall_after_s),
                              self.host.disk_free_mb if self.host else None, gpu_idle)
         self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
-                                       tuning=self.tuning)
+                                       tuning=self.tuning or self._search_elsewhere())
         pane = self.query_one(EventsPane)
         pane.show(view, alerts, max(1, pane.size.height))
         self.query_one(HostPanel).show(self.host)
@@ -217,6 +218,8 @@ class Dashboard(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.tuning and action in ("stop", "kill", "resume", "autotune"):
             return None  # the search owns the run until it has written its choice
+        if self._search_elsewhere() and action in ("resume", "autotune"):
+            return True  # a search from another client holds the run: the key says so (see _tuned_elsewhere)
         active = self.view.state in SUPERVISED
         if action == "stop":
             return True if active and self.view.state != RunState.STOPPING else None
@@ -237,7 +240,22 @@ class Dashboard(App[int]):
             self.refresh_bindings()
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
 
+    def _search_elsewhere(self) -> bool:
+        """Another client's auto-tune search holds the run: its autotune_start has no result yet and the run's
+        lock is held (a search that was killed leaves the first but not the second)."""
+        return self.view.tuning and not self.tuning and run_lock_held(self.run_dir)
+
+    def _tuned_elsewhere(self) -> bool:
+        """Another client's auto-tune search holds the run: say so instead of acting."""
+        if self._search_elsewhere():
+            self.notify("an auto-tune search from another window holds the run; it resumes the run when it is "
+                        "done", severity="warning")
+            return True
+        return False
+
     def action_resume(self) -> None:
+        if self._tuned_elsewhere():
+            return
         self.exit_code = 0  # the outcome of the run before this resume no longer counts
         self.view.state = RunState.STARTING
         self.view.version += 1
@@ -245,6 +263,8 @@ class Dashboard(App[int]):
         self.supervise(["--resume"])
 
     def action_autotune(self) -> None:
+        if self._tuned_elsewhere():
+            return
         self.tuning = True
         self.view.version += 1
         self.refresh_bindings()

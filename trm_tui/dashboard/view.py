@@ -11,14 +11,15 @@ from typing import Any
 
 from trm_core.rundir.states import SUPERVISED, RunState
 from trm_core.control.status import checkpoint_stale, eta_seconds, stall_after
-from trm_core.rundir.records import (AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
+from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart,
                                      Stall, Step, WarningEvent, parse)
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_tui.progress import event_line
 
 NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, ErrorEvent, Stall, Restart, GiveUp, RunEnd,
-                                KeeperStart, CommandAck, KeeperEnd, AutotuneStart, AutotuneTrial, AutotuneResult)}
+                                KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial,
+                                AutotuneResult)}
 ALERTING = {cls.KIND for cls in (WarningEvent, ErrorEvent, Stall, GiveUp, Restart)}
 DISK_LOW_MB = 2048.0
 
@@ -62,6 +63,7 @@ class RunView:
     non_finite: bool = False
     end_status: RunState | None = None
     autotune_seen: set = field(default_factory=set)
+    tuning: bool = False  # a search (from any client) holds the run: its autotune_start has no result yet
     version: int = 0  # bumped on every change the screen should show
 
     def feed(self, events: list[dict[str, Any]], history: bool = False) -> None:
@@ -98,6 +100,7 @@ class RunView:
                 self.eval_loss = ev.loss
                 self.eval_curve.append(ev.step, ev.loss)
             case RunStart():
+                self.tuning = False
                 self.pid, self.started = ev.pid, t
                 train = (ev.config or {}).get("train", {})
                 self.checkpoint_every = train.get("checkpoint_every", 0)
@@ -111,6 +114,10 @@ class RunView:
                 self.non_finite = True
             case Restart():
                 self.state = RunState.RESTARTING
+            case AutotuneStart():
+                self.tuning = True
+            case AutotuneResult():
+                self.tuning = False
             case KeeperStart() if not history and self.state not in SUPERVISED:
                 self.state, self.end_status = RunState.STARTING, None  # a start or resume, from any client
             case CommandAck() if not history and ev.accepted and ev.command in ("stop", "kill") \
