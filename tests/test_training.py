@@ -97,3 +97,18 @@ def test_headless_json_prints_the_events(tmp_path: Path, micro_args: list[str]) 
     printed = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["event"] for e in printed] == [e["event"] for e in events(run_dir)]
     assert [e["step"] for e in printed if e["event"] == "step"] == [1, 2, 3]
+
+
+@pytest.mark.process
+def test_a_long_step_shows_how_far_into_it_the_worker_is(tmp_path: Path, micro_args: list[str]) -> None:
+    """The seed's own size takes minutes a step on a CPU: heartbeats carry the supervision step reached and
+    the headless front end shows it, with an estimate of the step's length, instead of nothing."""
+    run_dir = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir), *micro_args,
+                             "--set", "train.max_steps=1", "--set", "train.heartbeat_s=0.5"], capture_output=True,
+                            text=True, env=worker_env(TRM_TEST_SUP_STEP_SLEEP_S=6), timeout=120)
+    assert result.returncode == 0, result.stderr
+    inside = [e for e in events(run_dir, "heartbeat") if e["phase"] == "step" and "sup_step" in e]
+    assert inside and {e["sup_step"] for e in inside} <= {1, 2} and {e["sup_steps"] for e in inside} == {2}
+    assert "step 1 in progress, supervision step 1 of at most 2 done: 0:00:0" in result.stdout
+    assert "for the step at this pace" in result.stdout

@@ -23,8 +23,8 @@ from typing import Any, TextIO
 from trm_core.control.client import KeeperClient
 from trm_core.control.status import eta_seconds
 from trm_core.rundir.layout import EXIT_OK
-from trm_core.rundir.records import Step, parse
-from trm_tui.progress import event_line, progress_line
+from trm_core.rundir.records import Heartbeat, Step, parse
+from trm_tui.progress import event_line, progress_line, step_progress_line
 
 
 class _StopWatching(Exception):
@@ -105,7 +105,10 @@ class Headless:
                     self._write(json.dumps(line_fields))
                     continue
                 ev = parse(line_fields)
-                if isinstance(ev, Step):
+                if isinstance(ev, Heartbeat):
+                    if (inside := step_progress_line(ev)) is not None:
+                        self._write(inside)
+                elif isinstance(ev, Step):
                     self.rates = (self.rates + [(ev.time, ev.step)])[-50:]
                     pending = ev
                 elif (line := event_line(ev)) is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
-                                     Eval, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
+                                     Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent)
 
 
@@ -20,6 +20,36 @@ def progress_line(step: Step, eta_s: float | None) -> str:
     eta = f" | ETA {duration(eta_s)}" if eta_s is not None else ""
     return (f"step {step.step}/{total}{pct} epoch {step.epoch if step.epoch is not None else '?'} "
             f"loss {step.loss:.4f} acc {step.accuracy or 0:.3f} | {step.samples_per_s or 0:.1f} samples/s{eta}")
+
+
+LONG_STEP_S = 5.0  # a step longer than this shows its progress from the heartbeats
+
+
+def _step_estimate(hb: Heartbeat) -> str:
+    if hb.sup_step and hb.sup_steps:
+        return f", at most about {duration(hb.phase_s / hb.sup_step * hb.sup_steps)} for the step at this pace"
+    return ""
+
+
+def step_progress_line(hb: Heartbeat) -> str | None:
+    """Inside a long step (the seed's size takes minutes on a CPU): how far, how long so far, and an
+    estimate of the step's length (every supervision step runs unless samples halt early). None for a
+    short step or another phase."""
+    if hb.phase != "step" or (hb.phase_s or 0) < LONG_STEP_S:
+        return None
+    where = f", supervision step {hb.sup_step} of at most {hb.sup_steps} done" if hb.sup_step else ""
+    return f"step {hb.step} in progress{where}: {duration(hb.phase_s)} so far{_step_estimate(hb)}"
+
+
+def step_progress_short(hb: Heartbeat | None) -> str:
+    """The same in a panel's width: ``sup 4/16  0:01:32/~0:06:08`` (supervision steps done, time so far,
+    estimated length); empty when there is no long step."""
+    if hb is None or hb.phase != "step" or (hb.phase_s or 0) < LONG_STEP_S:
+        return ""
+    if hb.sup_step and hb.sup_steps:
+        return (f"sup {hb.sup_step}/{hb.sup_steps}  {duration(hb.phase_s)}/"
+                f"~{duration(hb.phase_s / hb.sup_step * hb.sup_steps)}")
+    return f"{duration(hb.phase_s)} so far"
 
 
 def event_line(ev: Event) -> str | None:

@@ -138,6 +138,8 @@ class Heartbeat(Event):
     step: int = doc("the step in progress, or the last finished")
     phase: str = doc("`step`, `eval`, `checkpoint`, `restore` or `idle`")
     phase_s: float = doc("how long the phase has been running")
+    sup_step: int | None = doc("in a step: supervision steps finished so far", optional=True)
+    sup_steps: int | None = doc("in a step: the most it can take (`model.max_supervision_steps`)", optional=True)
 
 
 @dataclass(frozen=True)

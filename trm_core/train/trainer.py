@@ -14,7 +14,7 @@ import random
 import resource
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -111,7 +111,9 @@ class Trainer:
         halt = F.binary_cross_entropy_with_logits(halt_logit.float(), correct.all(1).float(), reduction="none")
         return ce, halt, correct
 
-    def train_step(self, batch: Batch) -> StepMetrics:
+    def train_step(self, batch: Batch, on_progress: Callable[[int, int], None] | None = None) -> StepMetrics:
+        """One step. ``on_progress(k, K)`` hears each finished supervision step: a step of the seed's size
+        takes minutes on a CPU, and the front ends show how far into it the worker is."""
         started = time.perf_counter()
         cfg, dev = self.cfg, self.device
         lr = learning_rate(self.step, peak=cfg.train.learning_rate, warmup_steps=cfg.train.warmup_steps,
@@ -165,6 +167,8 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update()
             updates += 1
+            if on_progress is not None:
+                on_progress(sup + 1, max_sup)
         stats = torch.stack([loss_sum / pairs, halt_sum / pairs, acc_sum / batch_size, exact_sum / batch_size,
                              sup_sum / batch_size, norm_sum / updates]).tolist()
         if not math.isfinite(stats[0]):

@@ -27,6 +27,7 @@ class Faults:
     slow_checkpoint: tuple[int, float] = (0, 0.0)  # TRM_TEST_SLOW_CHECKPOINT=STEP:SECONDS_PER_MB (-1: every step)
     once_dir: str = ""       # TRM_TEST_ONCE_DIR: each fault fires once, remembered by a marker file here
     trial_crash_micro_batch: int = 0  # TRM_TEST_TRIAL_CRASH_MICRO_BATCH: that auto-tune trial dies (exit 70)
+    sup_step_sleep_s: float = 0  # TRM_TEST_SUP_STEP_SLEEP_S: slow every supervision step down (long steps)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Faults:
@@ -36,7 +37,8 @@ class Faults:
         at, _, per_mb = environ.get("TRM_TEST_SLOW_CHECKPOINT", "0:0").partition(":")
         return cls(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
                    int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
-                   environ.get("TRM_TEST_ONCE_DIR", ""), int(num("TRIAL_CRASH_MICRO_BATCH")))
+                   environ.get("TRM_TEST_ONCE_DIR", ""), int(num("TRIAL_CRASH_MICRO_BATCH")),
+                   num("SUP_STEP_SLEEP_S"))
 
     def _fires(self, name: str, at: int, step: int) -> bool:
         if step != at:
@@ -71,6 +73,10 @@ class Faults:
         if not per_mb or at not in (step, -1):
             return None
         return lambda size: time.sleep(per_mb * max(1, size) / (1 << 20))
+
+    def after_supervision_step(self) -> None:
+        if self.sup_step_sleep_s:
+            time.sleep(self.sup_step_sleep_s)
 
     def before_trial(self, micro_batch: int) -> None:
         if self.trial_crash_micro_batch and self.trial_crash_micro_batch == micro_batch:

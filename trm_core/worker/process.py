@@ -143,6 +143,11 @@ class Run:
         cfg, trainer, ds = self.cfg, self.trainer, self.dataset
         eval_batches = [ds.eval_batch(i * cfg.train.batch_size, cfg.train.batch_size)
                         for i in range(cfg.train.eval_batches)] if cfg.train.eval_every and ds.num_eval else []
+
+        def progress(done: int, total: int) -> None:  # after each supervision step
+            watchdog.progress(done, total)
+            self.faults.after_supervision_step()
+
         while trainer.step < self.total_steps and self.stop.requested is None:
             step = self.current_step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
@@ -151,7 +156,7 @@ class Run:
             t0 = time.perf_counter()
             batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
             data_s = time.perf_counter() - t0
-            metrics = trainer.train_step(batch)
+            metrics = trainer.train_step(batch, on_progress=progress)
             watchdog.end()
             self.done_steps = step
             self.last_loss = metrics.loss

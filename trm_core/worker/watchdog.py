@@ -37,6 +37,7 @@ class Watchdog:
         self.heartbeat_s = heartbeat_s
         self._exit = exit_fn
         self._phase: str | None = None
+        self._progress: tuple[int, int] | None = None
         self._step = 0
         self._since = 0.0
         self._stop = threading.Event()
@@ -51,12 +52,17 @@ class Watchdog:
 
     def begin(self, phase: str, step: int) -> None:
         """A phase that must finish within the timeout starts now."""
+        self._progress = None
         self._step, self._since, self._phase = step, time.monotonic(), phase
         # backstop for GIL-holding hangs: dumps C-level stacks to stderr (worker.log) and exits 1
         faulthandler.dump_traceback_later(self.timeout_s * 2 + 30, exit=True)
 
     def end(self) -> None:
         self._phase = None
+
+    def progress(self, done: int, total: int) -> None:
+        """How far into the current step: ``done`` of at most ``total`` supervision steps (heartbeats say it)."""
+        self._progress = (done, total)
 
     def _watch(self) -> None:
         tick = min(1.0, self.heartbeat_s / 2, self.timeout_s / 4)
@@ -67,8 +73,11 @@ class Watchdog:
                 self._stall(phase, now - self._since)
                 return
             if now - self.events.last_write >= self.heartbeat_s:
+                progress = self._progress if phase == "step" else None
                 self.events.emit(Heartbeat(step=self._step, phase=phase or "idle",
-                                           phase_s=round(now - self._since, 3) if phase else 0.0))
+                                           phase_s=round(now - self._since, 3) if phase else 0.0,
+                                           sup_step=progress[0] if progress else None,
+                                           sup_steps=progress[1] if progress else None))
 
     def _stall(self, phase: str, seconds: float) -> None:
         stacks = thread_stacks()

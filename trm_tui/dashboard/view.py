@@ -64,6 +64,7 @@ class RunView:
     end_status: RunState | None = None
     autotune_seen: set = field(default_factory=set)
     tuning: bool = False  # a search (from any client) holds the run: its autotune_start has no result yet
+    in_step: Heartbeat | None = None  # the newest heartbeat inside the current step (long steps show it)
     version: int = 0  # bumped on every change the screen should show
 
     def feed(self, events: list[dict[str, Any]], history: bool = False) -> None:
@@ -81,7 +82,11 @@ class RunView:
             self.autotune_seen.add((kind, t))
         if isinstance(ev, (Step, Heartbeat, RunStart, Checkpoint, Eval)):
             self.last_activity = t
+        if isinstance(ev, (Step, RunStart, RunEnd)):
+            self.in_step = None
         match ev:
+            case Heartbeat() if ev.phase == "step":
+                self.in_step = ev
             case Step():
                 if not history and self.state in (RunState.STARTING, RunState.RESTARTING):
                     self.state = RunState.RUNNING  # attached past the run_start, or it was lost: steps prove it

@@ -13,7 +13,7 @@ from trm_tui.dashboard.series import MinMaxSeries
 from trm_core.rundir.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
-from trm_tui.progress import duration
+from trm_tui.progress import duration, step_progress_short
 
 STATE_STYLE = {RunState.RUNNING: "bold green", RunState.STALLED: "bold red", RunState.FAILED: "bold red",
                RunState.RESTARTING: "bold yellow", RunState.STOPPED: "bold yellow", RunState.COMPLETED: "bold cyan",
@@ -70,12 +70,14 @@ class ProgressPanel(Static):
         total = view.total_steps or 0
         pct = 100 * view.step / total if total else 0.0
         done = min(BAR_WIDTH, BAR_WIDTH * view.step // total) if total else 0
+        inside = step_progress_short(view.in_step)  # a long step (minutes on a CPU): how far into it
+        last = ("in step", inside) if inside else \
+            ("speed", f"{view.samples_per_s:,.1f} samples/s  {view.tokens_per_s:,.0f} tok/s")
         first, _, eta, speed = grid([("step", f"{view.step:,}/{total:,} ({pct:.1f}%)  epoch {view.epoch or '-'}"),
-                                     ("", ""), ("ETA", duration(view.eta_s())),
-                                     ("speed", f"{view.samples_per_s:,.1f} samples/s  {view.tokens_per_s:,.0f} tok/s")
-                                     ]).split("\n")
+                                     ("", ""), ("ETA", duration(view.eta_s())), last]).split("\n")
         bar = "rgb(114,156,31)" if total and view.step >= total else "rgb(249,38,114)"  # Rich's bar colours
-        self.update(Text.assemble(first, "\n", " " * len("speed "), ("━" * done, bar),
+        indent = " " * (max(len("step"), len("ETA"), len(last[0])) + 1)  # the bar starts under the values
+        self.update(Text.assemble(first, "\n", indent, ("━" * done, bar),
                                   ("━" * (BAR_WIDTH - done), "grey23"), "\n", eta, "\n", speed),
                     layout=False)  # fixed size: no layout pass
 
