@@ -258,6 +258,63 @@ def test_a_hanging_alert_command_is_killed_and_training_goes_on(tmp_path: Path, 
         wait_for(lambda: any(killed in w["message"] for w in events(run_dir, "warning")), timeout=10,
                  what="the warning (it follows keeper_end: the keeper waits for its last alert)")
         alert_cmd = f"sleep 30 # {tmp_path}"
-        assert not [p for p in psutil.process_iter(["cmdline"]) if alert_cmd in " ".join(p.info["cmdline"] or [])]
+        shells = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [])[-1:] == [alert_cmd]]
+        assert not shells  # the command's shell was killed with its process group
     finally:
+        kill_worker(run_dir)
+
+
+@pytest.mark.skipif(__import__("shutil").which("tmux") is None, reason="tmux is not installed")
+@pytest.mark.tmux
+@pytest.mark.slow
+def test_two_dashboards_and_a_headless_front_end_show_the_same_truth(tmp_path: Path, micro_args: list[str]) -> None:
+    """Stop from one dashboard: the other and the headless front end show it within seconds; resume from the
+    other: both show RUNNING; auto-tune from the first: the second shows TUNING and says why r does not act."""
+    from helpers import Terminal
+    run_dir = tmp_path / "run"
+    trials = ["--set", "autotune.warmup_steps=1", "--set", "autotune.measure_steps=2",
+              "--set", "autotune.max_seconds=120"]
+    one = Terminal(["--run-dir", str(run_dir), *micro_args, *trials, "--set", "train.max_steps=100000"],
+                   size=(100, 30), **SLOW)
+    two = headless = None
+    try:
+        wait_for(lambda: "RUNNING" in one.screen() and steps(run_dir) >= 3, timeout=120, what="dashboard one")
+        two = Terminal(["--run-dir", str(run_dir)], size=(100, 30), **SLOW)
+        headless = cli("--no-ui", "--run-dir", str(run_dir))
+        wait_for(lambda: "RUNNING" in two.screen(), what="dashboard two attached")
+        one.keys("s")
+        t0 = time.monotonic()
+        wait_for(lambda: "STOPPED" in one.screen() and "STOPPED" in two.screen(), timeout=30,
+                 what="both dashboards STOPPED")
+        assert time.monotonic() - t0 < 10
+        out, err = headless.communicate(timeout=30)
+        assert headless.returncode == 0 and "run ended: stopped" in out, err
+        two.keys("r")
+        wait_for(lambda: "RUNNING" in one.screen() and "RUNNING" in two.screen(), timeout=60,
+                 what="both dashboards RUNNING after the resume from the second")
+        wait_for(lambda: steps(run_dir) >= 3 + len(events(run_dir, "run_start")), what="steps after the resume")
+        one.keys("a")
+        wait_for(lambda: events(run_dir, "autotune_trial"), timeout=120, what="a trial")
+        wait_for(lambda: "TUNING" in two.screen(), timeout=10, what="TUNING on the second dashboard")
+        two.keys("r")
+        try:
+            wait_for(lambda: "busy: an auto-tune search" in " ".join(two.screen().split()), timeout=10,
+                     what="the reason r does not act")
+        except AssertionError:
+            (tmp_path / "screen.txt").write_text(two.screen())
+            raise
+        assert len(events(run_dir, "keeper_start")) == 2  # r in the second window started nothing
+        wait_for(lambda: events(run_dir, "autotune_result"), timeout=180, what="the search's result")
+        wait_for(lambda: "RUNNING" in one.screen() and "RUNNING" in two.screen(), timeout=60,
+                 what="both dashboards RUNNING after the search")
+        one.keys("q")
+        two.keys("q")
+        wait_for(lambda: "EXIT=0" in one.screen() and "EXIT=0" in two.screen(), what="both dashboards to quit")
+        assert len(worker_pids(run_dir)) == 1
+    finally:
+        for term in (one, two):
+            if term is not None:
+                term.close()
+        if headless is not None and headless.poll() is None:
+            headless.kill()
         kill_worker(run_dir)

@@ -193,8 +193,16 @@ def cmd_run(argv: list[str]) -> int:
     if code != 0 and run_dir.exists():
         _show_log_tail(run_dir, code)
     if code == EXIT_CONFIG and created:
+        wait_keeper_gone(run_dir)  # it wrote its last word; its lock goes when it exits, a moment later
         layout.forget_new_run(run_dir, created=True)
     return code
+
+
+def wait_keeper_gone(run_dir: Path, timeout_s: float = 10.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout_s
+    while live_keeper(run_dir) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def wait_for_worker(run_dir: Path, keeper, timeout_s: float = 120.0):

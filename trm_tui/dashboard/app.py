@@ -174,9 +174,9 @@ class Dashboard(App[int]):
         self.refresh_bindings()
 
     def _ingest(self, events: list[dict[str, Any]]) -> None:
-        before = self.view.state
+        before = (self.view.state, self.view.tuning)
         self.view.feed(events)
-        if self.view.state != before:
+        if (self.view.state, self.view.tuning) != before:
             self.refresh_bindings()
 
     def _supervision_over(self, code: int | None) -> None:
@@ -248,8 +248,8 @@ class Dashboard(App[int]):
     def _tuned_elsewhere(self) -> bool:
         """Another client's auto-tune search holds the run: say so instead of acting."""
         if self._search_elsewhere():
-            self.notify("an auto-tune search from another window holds the run; it resumes the run when it is "
-                        "done", severity="warning")
+            self.notify("busy: an auto-tune search from another window holds the run; it resumes the run when "
+                        "it is done", severity="warning")
             return True
         return False
 
