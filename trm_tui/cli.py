@@ -261,6 +261,14 @@ def cmd_autotune(argv: list[str]) -> int:
               f"{args.run_dir}")
         return 0
 
+    if live_worker(args.run_dir) is not None and not (args.preset or args.config):
+        revive_keeper(args.run_dir)
+        if live_keeper(args.run_dir) is not None:  # a supervised run: its keeper runs the search
+            try:
+                return tune_through_keeper(args, show, previous)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
     created = not args.run_dir.exists()
     new_run = False
     try:
@@ -291,6 +299,68 @@ def cmd_autotune(argv: list[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def tune_through_keeper(args: argparse.Namespace, show, handlers: dict) -> int:
+    """``trm-tui autotune`` on a supervised run: the keeper runs the search (it outlives this command) and
+    resumes the run; this follows it in the log. Ctrl-C, SIGTERM or SIGHUP cancel the search (the run keeps
+    its settings and goes on)."""
+    import signal
+    import time
+
+    from trm_core.rundir.events import EventTail
+    from trm_core.rundir.records import AutotuneResult, KeeperEnd, RunStart, WarningEvent, parse
+    from trm_tui.progress import event_line
+
+    bad = [s for s in args.sets if not s.startswith("autotune.")]
+    try:
+        if bad:
+            raise ConfigError(f"--set {bad[0]}: only autotune.* keys can be set for a search")
+        config_mod.resolve(base=config_mod.read_run_config(args.run_dir / layout.RUN_CONFIG), env={}, sets=args.sets)
+    except ConfigError as exc:
+        print(f"trm-tui autotune: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    sender = commands.sender_name("trm-tui autotune")
+    cancelled = []
+
+    def interrupted(signum: int, _frame: object) -> None:
+        print(f"trm-tui: {signal.Signals(signum).name}: cancelling the search (the run keeps its settings)",
+              file=sys.stderr, flush=True)
+        if not cancelled:
+            cancelled.append(commands.send(args.run_dir, "cancel_autotune", sender))
+
+    for sig in handlers:
+        signal.signal(sig, interrupted)
+    tail = EventTail(args.run_dir / layout.EVENTS, from_end=True)
+    cid = commands.send(args.run_dir, "autotune", sender, {"sets": args.sets, "resume": not args.no_resume})
+    ack = commands.answer(args.run_dir, cid, timeout_s=30)
+    if ack is None or not ack.accepted:
+        print(f"trm-tui autotune: the keeper {'did not answer' if ack is None else 'refused: ' + ack.reason}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"stopping the run in {args.run_dir} (checkpoint) ...", flush=True)
+    result: AutotuneResult | None = None
+    while True:
+        for line in tail.poll():
+            ev = parse(line)
+            show(line)
+            if isinstance(ev, AutotuneResult):
+                result = ev
+                print(event_line(ev), flush=True)
+                if args.no_resume:
+                    print(f"the run stays stopped; resume it with: trm-tui --run-dir {args.run_dir} --resume")
+                    return 0
+            elif isinstance(ev, WarningEvent) and (ev.message or "").startswith("auto-tune"):
+                print(f"trm-tui autotune: error: {ev.message}", file=sys.stderr)
+            elif isinstance(ev, RunStart) and ev.pid:
+                outcome = "resumed" if result is not None else "the search did not run; the run goes on"
+                print(f"{outcome}: worker pid {ev.pid}, supervised by its keeper; watch it with: "
+                      f"trm-tui --run-dir {args.run_dir}")
+                return 0 if result is not None else EXIT_FAILED
+            elif isinstance(ev, KeeperEnd):
+                print(f"supervision over: {ev.reason}")
+                return ev.exit_code
+        time.sleep(0.2)
 
 
 def detach(run_dir: Path, launch_args: list[str]) -> int:

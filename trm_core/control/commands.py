@@ -13,14 +13,14 @@ import json
 import os
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_tail
 from trm_core.rundir.records import CommandAck, parse
 
-COMMANDS = ("stop", "kill", "cancel_restart")
+COMMANDS = ("stop", "kill", "cancel_restart", "autotune", "cancel_autotune")
 POLL_S = 0.2
 
 
@@ -31,17 +31,19 @@ class Command:
     sender: str
     time: float
     path: Path
+    args: dict = field(default_factory=dict)
 
 
-def send(run_dir: Path, command: str, sender: str) -> str:
-    """Queue ``command`` for the keeper; returns its id (the acknowledgement carries it)."""
+def send(run_dir: Path, command: str, sender: str, args: dict | None = None) -> str:
+    """Queue ``command`` (with ``args``: for autotune, ``sets`` and ``resume``) for the keeper; returns its id
+    (the acknowledgement carries it)."""
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
     inbox = run_dir / layout.COMMANDS
     inbox.mkdir(exist_ok=True)
     now = time.time()
     cid = uuid.uuid4().hex[:12]
-    body = {"id": cid, "command": command, "sender": sender, "time": now}
+    body = {"id": cid, "command": command, "sender": sender, "time": now, "args": args or {}}
     # the name sorts by time, so the keeper answers in the order commands were sent
     layout.write_atomic(inbox / f"{now:.6f}-{cid}.json", json.dumps(body).encode())
     return cid
@@ -56,8 +58,9 @@ def pending(run_dir: Path) -> list[Command]:
     for path in sorted(p for p in inbox.iterdir() if p.suffix == ".json" and not p.name.startswith(".")):
         try:
             body = json.loads(path.read_text())
+            args = body.get("args") or {}
             out.append(Command(str(body["id"]), str(body["command"]), str(body.get("sender", "?")),
-                               float(body.get("time", 0.0)), path))
+                               float(body.get("time", 0.0)), path, args if isinstance(args, dict) else {}))
         except (OSError, ValueError, KeyError, TypeError):
             path.rename(path.with_name(path.name + ".bad"))
     return out

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from trm_core import config as config_mod
 from trm_core.config import AlertsConfig, ConfigError, SupervisorConfig
@@ -27,7 +29,7 @@ from trm_core.control.supervisor import Supervisor
 from trm_core.rundir import layout
 from trm_core.rundir.identity import KeeperClaimed, claim_keeper, live_worker, run_lock_held
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
-from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart
+from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, WarningEvent
 
 POLL_S = commands.POLL_S
 
@@ -59,15 +61,17 @@ def keeper_settings(args: argparse.Namespace) -> tuple[SupervisorConfig, AlertsC
 class Keeper:
     def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
                  alerts: AlertsConfig | None = None) -> None:
-        self.run_dir = run_dir
+        self.run_dir, self.settings = run_dir, settings
         self.sup = Supervisor(run_dir, launch_args, settings)
         self.launch_args = launch_args
         self.alerts = Alerts(run_dir, alerts or AlertsConfig(), settings, self.sup.emit)
+        self.search: Search | None = None
+        self.end_reason = ""  # why supervision ended, when the keeper itself decided it
 
     def run(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose; a logout must not touch it
         for sig in (signal.SIGTERM, signal.SIGINT):  # kill, systemctl stop: stop the run with a checkpoint
-            signal.signal(sig, lambda *_: self.sup.request_stop())
+            signal.signal(sig, lambda *_: self.act("stop", {}))
         adopted = live_worker(self.run_dir)
         self.sup.emit(KeeperStart(pid=os.getpid(), adopted=adopted.pid if adopted else None, launch=self.launch_args))
         if adopted is None and run_lock_held(self.run_dir):
@@ -77,7 +81,10 @@ class Keeper:
             return EXIT_CONFIG
         self.sup.start()
         while True:
-            self.alerts.see(self.sup.poll())
+            if self.search is None:
+                self.alerts.see(self.sup.poll())
+            elif not self.search.thread.is_alive():
+                self.after_search()
             self.alerts.check()
             for cmd in commands.pending(self.run_dir):
                 self.answer(cmd)
@@ -90,6 +97,8 @@ class Keeper:
         return code
 
     def verdict(self, code: int) -> str:
+        if self.end_reason:
+            return self.end_reason
         if code == EXIT_CONFIG:
             return f"the worker refused its config or its run dir; see {self.run_dir / layout.WORKER_LOG}"
         if code == EXIT_FAILED:
@@ -100,13 +109,23 @@ class Keeper:
         return "stopped on request"
 
     def answer(self, cmd: commands.Command) -> None:
-        accepted, reason = self.act(cmd.command)
+        accepted, reason = self.act(cmd.command, cmd.args)
         self.sup.emit(CommandAck(id=cmd.id, command=cmd.command, sender=cmd.sender, accepted=accepted, reason=reason))
         cmd.path.unlink(missing_ok=True)
 
-    def act(self, command: str) -> tuple[bool, str]:
+    def act(self, command: str, args: dict) -> tuple[bool, str]:
+        if self.search is not None:
+            return self.act_searching(command)
         sup = self.sup
         worker_alive = sup.ident is not None and sup.ident.is_alive()
+        if command == "autotune":
+            if sup.restart_at is not None or not worker_alive:
+                return False, "the run is not running (a restart is pending, or it is starting): try again shortly"
+            sets = [str(s) for s in args.get("sets", []) if isinstance(s, str)]
+            self.search = Search(self.run_dir, sets, resume=bool(args.get("resume", True)), emit=self.sup.emit)
+            return True, "auto-tune: stopping the run with a checkpoint, then trials; the keeper resumes it after"
+        if command == "cancel_autotune":
+            return False, "no search is running"
         if command == "stop":
             if sup.restart_at is not None:
                 sup.request_stop()
@@ -132,6 +151,61 @@ class Keeper:
             sup.request_stop()
             return True, "the pending restart is cancelled; the run stays stopped"
         return False, f"unknown command {command!r}"
+
+    def act_searching(self, command: str) -> tuple[bool, str]:
+        """While a search holds the run: a stop or a kill cancels it and leaves the run stopped; a
+        cancel_autotune cancels it and resumes the run with its settings."""
+        search = self.search
+        assert search is not None
+        if command in ("stop", "kill"):
+            search.resume = False
+            search.cancel.set()
+            return True, "the search is cancelled; the run stays stopped"
+        if command == "cancel_autotune":
+            search.cancel.set()
+            return True, "the search is cancelled; the run resumes with its settings"
+        if command == "autotune":
+            return False, "a search is already running"
+        return False, "an auto-tune search holds the run; nothing to restart"
+
+    def after_search(self) -> None:
+        """The search is over: resume the run it stopped (a fresh supervisor: new tail, the same budget from
+        the log), or end supervision with the run stopped."""
+        search, self.search = self.search, None
+        assert search is not None
+        if self.sup.proc is not None:
+            self.sup.proc.poll()  # reap the worker the search stopped
+        if live_worker(self.run_dir) is not None or (search.was_running and search.resume):
+            # resume the run the search stopped; or, when it never stopped it (a refused search), go on
+            self.sup = Supervisor(self.run_dir, ["--resume"], self.settings)
+            self.alerts.emit = self.sup.emit
+            self.sup.start()
+            return
+        self.end_reason = "stopped for auto-tune; resume it with: trm-tui --resume"
+        self.sup.exit_code = EXIT_OK
+
+
+class Search:
+    """An auto-tune search on a thread of the keeper: it outlives every front end, like the run."""
+
+    def __init__(self, run_dir: Path, sets: list[str], resume: bool, emit: Callable[[WarningEvent], None]) -> None:
+        self.run_dir, self.sets, self.resume, self.emit = run_dir, sets, resume, emit
+        self.cancel = threading.Event()
+        self.was_running = True  # it stops a running run first; a failure says whether it had
+        self.thread = threading.Thread(target=self._run, name="autotune", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from trm_core.autotune.engine import AutotuneError, autotune  # only when asked for
+
+        try:
+            outcome = autotune(self.run_dir, sets=self.sets, cancel=self.cancel)
+            self.was_running = outcome.was_running
+        except (AutotuneError, ConfigError) as exc:
+            self.was_running = getattr(exc, "was_running", False)
+            self.emit(WarningEvent(message=f"auto-tune: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the keeper must put the run back
+            self.emit(WarningEvent(message=f"auto-tune failed: {type(exc).__name__}: {exc}"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -243,7 +243,7 @@ class CommandAck(Event):
     KIND: ClassVar[str] = "command"
     WRITER: ClassVar[str] = "the keeper"
     id: str = doc("the command's id, as the client wrote it")
-    command: str = doc("`stop`, `kill` or `cancel_restart`")
+    command: str = doc("`stop`, `kill`, `cancel_restart`, `autotune` or `cancel_autotune`")
     sender: str = doc("who sent it, e.g. `dashboard pid 4242`")
     accepted: bool = doc("whether the keeper acts on it")
     reason: str = doc("what it does, or why it refuses")

@@ -19,12 +19,13 @@ from textual.worker import get_current_worker
 from trm_core.autotune.engine import Outcome
 from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.rundir.states import SUPERVISED, RunState
+from trm_core.control import commands
 from trm_core.control.client import KeeperClient
 from trm_core.control.launch import ensure_keeper, stop_worker
 from trm_core.rundir import layout
 from trm_core.rundir.identity import run_lock_held
 from trm_core.rundir.events import read_span, sample_events
-from trm_core.rundir.records import Eval, Step
+from trm_core.rundir.records import AutotuneResult, Eval, KeeperEnd, RunStart, Step
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
 from trm_tui.dashboard.screens import ConfirmKill, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
@@ -84,6 +85,7 @@ class Dashboard(App[int]):
         self._curves_at = 0.0
         self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
         self.tuning = False
+        self._keeper_search = False  # the search running is the keeper's, asked for from here
         self._autotune_cancel: threading.Event | None = None
         self._quit = threading.Event()  # wakes the threads at once when the dashboard exits
 
@@ -176,6 +178,9 @@ class Dashboard(App[int]):
     def _ingest(self, events: list[dict[str, Any]]) -> None:
         before = (self.view.state, self.view.tuning)
         self.view.feed(events)
+        if self._keeper_search and any(e["event"] in (AutotuneResult.KIND, RunStart.KIND, KeeperEnd.KIND)
+                                       for e in events):
+            self._keeper_search_over()  # the keeper's search is over: it resumes the run (or ended it)
         if (self.view.state, self.view.tuning) != before:
             self.refresh_bindings()
 
@@ -269,8 +274,28 @@ class Dashboard(App[int]):
         self.view.version += 1
         self.refresh_bindings()
         self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")
+        keeper = self.sup.keeper if self.sup is not None else None
+        if keeper is not None and keeper.is_alive():
+            self._keeper_search = True  # the keeper runs it: it outlives this window, and resumes the run
+            self.ask_keeper_to_tune()
+            return
         self._autotune_cancel = threading.Event()  # here, not in the thread: a q right after a must find it
         self.run_autotune(self._autotune_cancel)
+
+    @work(thread=True, group="autotune-command", exit_on_error=False)
+    def ask_keeper_to_tune(self) -> None:
+        cid = commands.send(self.run_dir, "autotune", commands.sender_name("dashboard"))
+        ack = commands.answer(self.run_dir, cid, timeout_s=30)
+        if ack is None or not ack.accepted:
+            why = "the keeper did not answer" if ack is None else ack.reason
+            self.call_from_thread(self._keeper_search_over, f"auto-tune refused: {why}")
+
+    def _keeper_search_over(self, error: str = "") -> None:
+        self.tuning = self._keeper_search = False
+        self.view.version += 1
+        self.refresh_bindings()
+        if error:
+            self.notify(error, severity="error", timeout=10)
 
     @work(thread=True, exclusive=True, group="autotune", exit_on_error=False)
     def run_autotune(self, cancel: threading.Event) -> None:
