@@ -89,6 +89,16 @@ def kill_worker(run_dir: Path) -> None:
         ident = read_identity(run_dir, name)
         if ident is not None and ident.is_alive():
             os.kill(ident.pid, signal.SIGKILL)
+    # and any worker or keeper of this run that had not recorded itself yet (a relaunch in flight)
+    import psutil
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "--run-dir" in cmdline and str(run_dir) in cmdline and any(
+                m in cmdline for m in ("trm_core.worker", "trm_core.control.keeper")):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
 
 
 _terminals = iter(range(1_000_000))
