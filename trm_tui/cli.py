@@ -356,7 +356,8 @@ def tune_through_keeper(args: argparse.Namespace, show, handlers: dict) -> int:
                 outcome = "resumed" if result is not None else "the search did not run; the run goes on"
                 print(f"{outcome}: worker pid {ev.pid}, supervised by its keeper; watch it with: "
                       f"trm-tui --run-dir {args.run_dir}")
-                return 0 if result is not None else EXIT_FAILED
+                aborted = result is None or (result.note or "").startswith("aborted")
+                return EXIT_FAILED if aborted else 0
             elif isinstance(ev, KeeperEnd):
                 print(f"supervision over: {ev.reason}")
                 return ev.exit_code
