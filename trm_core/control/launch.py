@@ -33,11 +33,32 @@ def _flocked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def spawn_worker(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    with open(run_dir / layout.WORKER_LOG, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), *args],
+def _spawn(module: str, run_dir: Path, args: list[str], log_name: str,
+           env: dict[str, str] | None) -> subprocess.Popen:
+    """A process of the run in its own session (no terminal's signal reaches it), output to a file in the run
+    dir (never a pipe that a dead parent would close)."""
+    with open(run_dir / log_name, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(run_dir), *args],
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
+
+
+def _claimed(run_dir: Path, proc: subprocess.Popen, identity_name: str, timeout_s: float) -> WorkerIdentity | None:
+    """The identity ``proc`` records once it has claimed the run; None if it dies first or time runs out
+    (never an older process's identity)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        ident = read_identity(run_dir, identity_name)
+        if ident is not None and ident.pid == proc.pid:
+            return ident
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.02)
+    return None
+
+
+def spawn_worker(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return _spawn("trm_core.worker", run_dir, args, layout.WORKER_LOG, env)
 
 
 def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None = None,
@@ -51,22 +72,7 @@ def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None 
             return ident, None
         (run_dir / layout.STOP_REQUEST).unlink(missing_ok=True)  # launching again supersedes an older stop
         proc = spawn_worker(run_dir, args, env)
-        deadline = time.monotonic() + claim_timeout_s
-        while time.monotonic() < deadline:
-            ident = read_identity(run_dir)
-            if ident is not None and ident.pid == proc.pid:
-                return ident, proc
-            if proc.poll() is not None:
-                return None, proc
-            time.sleep(0.05)
-        return None, proc  # not claimed yet: never hand back an older worker's identity
-
-
-def spawn_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    with open(run_dir / layout.KEEPER_LOG, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "trm_core.control.keeper", "--run-dir", str(run_dir), *args],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env)
+        return _claimed(run_dir, proc, layout.WORKER_IDENTITY, claim_timeout_s), proc
 
 
 def ensure_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = None,
@@ -83,16 +89,8 @@ def ensure_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = N
             return keeper, False
         if live_worker(run_dir) is None:
             commands.discard_all(run_dir)  # a new start: commands left for an older keeper do not apply
-        proc = spawn_keeper(run_dir, args, env)
-        deadline = time.monotonic() + claim_timeout_s
-        while time.monotonic() < deadline:
-            ident = read_identity(run_dir, layout.KEEPER_IDENTITY)
-            if ident is not None and ident.pid == proc.pid:
-                return ident, True
-            if proc.poll() is not None:
-                return None, True
-            time.sleep(0.02)
-        return None, True
+        proc = _spawn("trm_core.control.keeper", run_dir, args, layout.KEEPER_LOG, env)
+        return _claimed(run_dir, proc, layout.KEEPER_IDENTITY, claim_timeout_s), True
 
 
 @dataclass
