@@ -59,8 +59,33 @@ def test_detach_returns_at_once_and_the_keeper_restarts_a_killed_worker(tmp_path
         assert len(worker_pids(run_dir)) == 1
         status = json.loads(cli_run("status", "--run-dir", str(run_dir), "--json").stdout)
         assert status["state"] == "running" and status["restarts"] == 1
+        assert "restart: the worker failed" in dashboard_events(run_dir)  # a dashboard opened afterwards
     finally:
         kill_worker(run_dir)
+
+
+def dashboard_events(run_dir: Path) -> str:
+    """The events pane of a dashboard opened on ``run_dir`` (attached through its keeper), as text."""
+    import asyncio
+
+    from trm_core.config import SupervisorConfig
+    from trm_core.telemetry import GpuProbe
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.widgets import EventsPane
+    from fake_nvml import FakeNvml
+    app = Dashboard(run_dir, [], SupervisorConfig(), gpu_probe=GpuProbe(loader=lambda: FakeNvml([])))
+    shown: list[str] = []
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(100):
+                await pilot.pause(0.1)
+                if app.view.events and app.sup is not None:
+                    break
+            shown.extend(line.text for line in app.view.events)
+            await pilot.press("q")
+    asyncio.run(scenario())
+    return "\n".join(shown)
 
 
 def test_a_killed_keeper_is_replaced_by_the_next_client_and_adopts_the_worker(tmp_path: Path,
