@@ -217,7 +217,13 @@ def test_status_shows_a_frozen_worker_as_stalled_and_an_old_checkpoint_as_stale(
 
 @pytest.mark.process
 def test_status_of_a_missing_run_and_from_checkpoint_only(tmp_path: Path, micro_args: list[str]) -> None:
-    assert status(tmp_path / "nothing")["state"] == "not started"
+    missing = cli_run("status", "--run-dir", str(tmp_path / "nothing"))  # a typo is said, not shown as a state
+    assert missing.returncode == 2 and "no run in" in missing.stderr and "does not exist" in missing.stderr
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a run")
+    assert cli_run("status", "--run-dir", str(a_file)).returncode == 2
+    (tmp_path / "empty").mkdir()
+    assert status(tmp_path / "empty")["state"] == "not started"
     run_dir = tmp_path / "run"
     assert cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=4").returncode == 0
     (run_dir / "events.jsonl").unlink()  # the log is gone: progress still comes from the checkpoint

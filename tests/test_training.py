@@ -112,3 +112,37 @@ def test_a_long_step_shows_how_far_into_it_the_worker_is(tmp_path: Path, micro_a
     assert inside and {e["sup_step"] for e in inside} <= {1, 2} and {e["sup_steps"] for e in inside} == {2}
     assert "step 1 in progress, supervision step 1 of at most 2 done: 0:00:0" in result.stdout
     assert "for the step at this pace" in result.stdout
+
+
+@pytest.mark.process
+def test_a_finished_run_can_be_extended_and_a_file_is_not_a_run_dir(tmp_path: Path, micro_args: list[str]) -> None:
+    """--resume with a larger max_steps continues a completed run from the front end (the guide lists
+    max_steps as changeable on resume); the command that started a run, re-run with --resume, is accepted,
+    and only a real change is refused, named. A run dir that is a file is a clear exit 2."""
+    run_dir = tmp_path / "run"
+    base = [sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir), *micro_args]
+    first = subprocess.run(base + ["--set", "train.max_steps=4"], capture_output=True, text=True, env=worker_env(),
+                           timeout=120)
+    assert first.returncode == 0, first.stderr
+    shown = subprocess.run([sys.executable, "-m", "trm_tui.cli", "status", "--run-dir", str(run_dir), "--json"],
+                           capture_output=True, text=True, env=worker_env(), timeout=60)
+    assert json.loads(shown.stdout)["eta_s"] is None  # a run that is not running has no ETA
+    again = subprocess.run(base + ["--set", "train.max_steps=4", "--resume"], capture_output=True, text=True,
+                           env=worker_env(), timeout=120)  # the same command, --resume added
+    assert again.returncode == 0 and "is complete at step 4; nothing to resume" in again.stdout, again.stderr
+    longer = subprocess.run(base + ["--set", "train.max_steps=8", "--resume"], capture_output=True, text=True,
+                            env=worker_env(), timeout=120)
+    assert longer.returncode == 0, longer.stderr
+    assert [e["step"] for e in events(run_dir, "step")] == list(range(1, 9))
+    changed = subprocess.run(base + ["--set", "model.dim=64", "--resume"], capture_output=True, text=True,
+                             env=worker_env(), timeout=120)
+    assert changed.returncode == 2 and "model.dim cannot change on resume (the run has 32" in changed.stderr
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    bad = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(a_file), "--preset", "tiny"],
+                         capture_output=True, text=True, env=worker_env(), timeout=60)
+    assert bad.returncode == 2 and "is a file, not a folder" in bad.stderr and "Traceback" not in bad.stderr
+    assert a_file.read_text() == "root:x:0:0\n"
+    numpy_warning = subprocess.run([sys.executable, "-m", "trm_core.worker", "--run-dir", str(a_file)],
+                                   capture_output=True, text=True, env=worker_env(), timeout=60)
+    assert numpy_warning.returncode == 2 and "Failed to initialize NumPy" not in numpy_warning.stderr

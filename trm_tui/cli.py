@@ -101,6 +101,10 @@ def run_settings(run_dir: Path) -> SupervisorConfig:
 
 def cmd_status(argv: list[str]) -> int:
     args = status_parser().parse_args(argv)
+    if not args.run_dir.is_dir():
+        what = "is a file, not a run folder" if args.run_dir.exists() else "does not exist"
+        print(f"trm-tui status: no run in {args.run_dir}: the folder {what}", file=sys.stderr)
+        return EXIT_CONFIG
     revive_keeper(args.run_dir)
     st = run_status(args.run_dir, run_settings(args.run_dir))
     if args.json:
@@ -159,6 +163,18 @@ def _show_log_tail(run_dir: Path, code: int) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
+def resumed_total(run_dir: Path, cfg) -> int | None:
+    """The steps a resume with ``cfg`` would train to: ``train.max_steps``, or epochs x the steps per epoch
+    the run's last start recorded; None when that is unknown (the worker then decides)."""
+    if cfg.train.max_steps:
+        return cfg.train.max_steps
+    from trm_core.rundir.events import read_tail
+    from trm_core.rundir.records import RunStart, parse
+    starts = [ev for ev in map(parse, read_tail(run_dir / layout.EVENTS)) if isinstance(ev, RunStart)]
+    per_epoch = starts[-1].steps_per_epoch if starts else None
+    return cfg.train.epochs * per_epoch if per_epoch else None
+
+
 def cmd_run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     run_dir: Path = args.run_dir
@@ -166,17 +182,21 @@ def cmd_run(argv: list[str]) -> int:
     if live_worker(run_dir) is not None:
         settings = run_settings(run_dir)  # attach: the run keeps its own config
     else:
+        cfg = None
         try:
-            settings = config_mod.resolve_run_config(args).supervisor  # fail fast, before anything is written
+            cfg = config_mod.resolve_run_config(args)  # fail fast, before anything is written
+            settings = cfg.supervisor
         except ConfigError as exc:
             if live_worker(run_dir) is None:  # not a concurrent start that we can attach to
                 print(f"trm-tui: error: {exc}", file=sys.stderr)
                 return EXIT_CONFIG
             settings = run_settings(run_dir)
-        if args.resume:
+        if args.resume and cfg is not None:
             st = run_status(run_dir, settings)
-            if st.state == RunState.COMPLETED:
-                print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume")
+            total = resumed_total(run_dir, cfg)
+            if st.state == RunState.COMPLETED and (total is None or total <= (st.step or 0)):
+                print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume (a larger "
+                      f"train.max_steps or train.epochs on --resume extends it)")
                 return 0
     created = not run_dir.exists()
     if args.detach:

@@ -44,6 +44,27 @@ def check_resume_overrides(sets: list[str] | tuple[str, ...], preset: str | None
                               f"run); keys that can: {', '.join(sorted(SAFE_ON_RESUME))}")
 
 
+def resumed_config(args: argparse.Namespace) -> Config:
+    """The config a resume runs with: the run's own, with the flags given applied. The command that started
+    the run, re-run with --resume, is accepted (its --preset/--config/--set resolve to the run's own
+    settings); only a real change of a key that would change the math is refused, naming each one."""
+    saved_tables = read_run_config(args.run_dir / layout.RUN_CONFIG)
+    saved = resolve(base=saved_tables, env={})
+    if args.preset or args.config:
+        wanted = resolve(config_file=args.config, preset=args.preset, sets=args.sets, env={})
+    else:
+        wanted = resolve(base=saved_tables, env={}, sets=args.sets)
+    before, after = saved.to_dict(), wanted.to_dict()
+    changed = [f"{section}.{key} cannot change on resume (the run has {before[section][key]!r}, this start "
+               f"asks for {after[section][key]!r})"
+               for section in after for key in after[section]
+               if after[section][key] != before[section][key] and f"{section}.{key}" not in SAFE_ON_RESUME]
+    if changed:
+        raise ConfigError(f"--resume: {'; '.join(changed)}: that would change the math of the run; keys that "
+                          f"can change: {', '.join(sorted(SAFE_ON_RESUME))}")
+    return wanted
+
+
 def add_start_arguments(p: argparse.ArgumentParser) -> None:
     """The flags that describe a start (new or resumed): the worker, the keeper and trm-tui take the same."""
     p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
@@ -82,10 +103,10 @@ def resolve_run_config(args: argparse.Namespace) -> Config:
     """The config a start of ``args.run_dir`` will use (``run_dir``, ``resume``, ``sets``, ``preset``,
     ``config``, as the worker's and trm-tui's flags give them); raises ConfigError before anything is written."""
     run_dir: Path = args.run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; give a folder for the run")
     if args.resume:
-        check_resume_overrides(args.sets, args.preset)
-        saved = read_run_config(run_dir / layout.RUN_CONFIG)
-        return resolve(base=saved, env={}, sets=args.sets)
+        return resumed_config(args)
     if layout.holds_run(run_dir):
         raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
                           f"or choose another --run-dir")

@@ -125,6 +125,8 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
         state, reason = (RunState.STOPPED, "no events; progress from the checkpoint") if info \
             else (RunState.NOT_STARTED, None)
 
+    if state != RunState.RUNNING:
+        eta = None  # a run that is not running has no arrival time
     age = now - info.time if info else None
     stale = False
     if ident is not None:
