@@ -31,3 +31,49 @@ def test_the_dashboard_keeps_the_newest_beat_until_the_step_ends() -> None:
     assert view.in_step is not None and view.in_step.sup_step == 5
     view.feed([as_line(record("step", step=3, total_steps=10, loss=1.0), 7.0)])
     assert view.in_step is None
+
+
+def run_with_a_pause() -> list[dict]:
+    """100 steps at 1 s each, a stop, ten hours later a resume at the same pace."""
+    lines = [as_line(record("run_start", total_steps=1000, config={"train": {"checkpoint_every": 100}}), 0.0)]
+    lines += [as_line(record("step", step=s, total_steps=1000, loss=1.0, step_s=1.0, data_s=0.0), float(s))
+              for s in range(1, 101)]
+    lines.append(as_line(record("checkpoint", step=100, epoch=1, path="p", bytes=1, seconds=0.1), 100.0))
+    resumed = 100.0 + 36_000
+    lines.append(as_line(record("run_start", total_steps=1000, resumed_from=100,
+                                config={"train": {"checkpoint_every": 100}}), resumed))
+    lines += [as_line(record("step", step=100 + s, total_steps=1000, loss=1.0, step_s=1.0, data_s=0.0),
+                      resumed + s) for s in range(1, 11)]
+    return lines
+
+
+def test_the_eta_counts_from_the_last_restart_and_a_resume_is_not_stale() -> None:
+    view = RunView("r")
+    view.feed(run_with_a_pause())
+    now = 100.0 + 36_000 + 11
+    assert view.eta_s() is not None and 880 <= view.eta_s() <= 900  # 890 steps at 1 s, not the 10-hour pause
+    assert not any(a.startswith("CHECKPOINT STALE") for a in view.alerts(now, 600.0, None, False))
+
+
+def test_status_agrees(tmp_path) -> None:
+    """The same log read by status, with this test process standing in for the live worker."""
+    import json as json_mod
+    import os
+    import socket
+
+    import psutil
+
+    from trm_core.control.status import run_status
+    from trm_core.rundir.identity import start_ticks
+    lines = run_with_a_pause()
+    now = 100.0 + 36_000 + 11
+    (tmp_path / "events.jsonl").write_text("".join(json_mod.dumps(line) + "\n" for line in lines))
+    me = os.getpid()
+    (tmp_path / "worker.json").write_text(json_mod.dumps({
+        "pid": me, "create_time": psutil.Process(me).create_time(), "host": socket.gethostname(),
+        "started": now, "start_ticks": start_ticks(me)}))
+    st = run_status(tmp_path, now=now)
+    assert st.state == "running"
+    assert 880 <= st.eta_s <= 900 and st.checkpoint_stale is False
+    (tmp_path / "worker.json").unlink()  # nothing runs: no ETA
+    assert run_status(tmp_path, now=now).eta_s is None

@@ -21,9 +21,9 @@ import time
 from typing import Any, TextIO
 
 from trm_core.control.client import KeeperClient
-from trm_core.control.status import eta_seconds
+from trm_core.control.status import ETA_WINDOW, eta_seconds
 from trm_core.rundir.layout import EXIT_OK
-from trm_core.rundir.records import Heartbeat, Step, parse
+from trm_core.rundir.records import Heartbeat, RunStart, Step, parse
 from trm_tui.progress import event_line, progress_line, step_progress_line
 
 
@@ -105,11 +105,13 @@ class Headless:
                     self._write(json.dumps(line_fields))
                     continue
                 ev = parse(line_fields)
+                if isinstance(ev, RunStart):
+                    self.rates = []  # the ETA's pace counts from this (re)start
                 if isinstance(ev, Heartbeat):
                     if (inside := step_progress_line(ev)) is not None:
                         self._write(inside)
                 elif isinstance(ev, Step):
-                    self.rates = (self.rates + [(ev.time, ev.step)])[-50:]
+                    self.rates = (self.rates + [(ev.time, ev.step)])[-ETA_WINDOW:]
                     pending = ev
                 elif (line := event_line(ev)) is not None:
                     if pending is not None:  # keep lines in event order

@@ -21,8 +21,12 @@ from trm_core.rundir.identity import live_worker, run_lock_held
 from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, Eval, Event, Heartbeat, Restart, RunEnd,
                                      RunStart, Step, parse)
 
+ETA_WINDOW = 200  # steps the ETA's pace is measured over: long enough not to swing with each noisy step
+
+
 def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | None:
-    """Time to ``total_steps`` at the pace of recent (wall time, step) points, oldest first."""
+    """Time to ``total_steps`` at the pace of recent (wall time, step) points, oldest first. Give it only
+    points since the last (re)start: a pause between a stop and a resume is not the run's pace."""
     if len(points) < 2 or points[-1][1] <= points[0][1]:
         return None
     (t0, s0), (t1, s1) = points[0], points[-1]
@@ -104,7 +108,8 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     step = last_step.step if last_step else (info.step if info else None)
     recent = steps[-20:]
     step_times = [(e.step_s or 0.0) + (e.data_s or 0.0) for e in recent]
-    eta = eta_seconds([(e.time, e.step) for e in recent], last_step.total_steps or 0) if last_step else None
+    since_start = [e for e in current if isinstance(e, Step)][-ETA_WINDOW:]
+    eta = eta_seconds([(e.time, e.step) for e in since_start], last_step.total_steps or 0) if last_step else None
     activity = [e for e in current if isinstance(e, (Step, Heartbeat, RunStart, Checkpoint, Eval))]
     last_activity_age = now - activity[-1].time if activity else None
     stall_s = stall_after(settings.stall_after_s, step_times, float(train.get("heartbeat_s", 5.0)))
@@ -130,7 +135,9 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     age = now - info.time if info else None
     stale = False
     if ident is not None:
-        since = info.time if info is not None else start.time if start else now
+        # the clock starts at the newest checkpoint or the newest (re)start, whichever is later: a run resumed
+        # after a long pause is not stale in its first interval
+        since = max(info.time if info is not None else 0.0, start.time if start else 0.0) or now
         stale = checkpoint_stale(now, since, int(train.get("checkpoint_every", 0) or 0), step_times)
     return RunStatus(state=state, pid=ident.pid if ident else None, step=step,
                      total_steps=last_step.total_steps if last_step else None,

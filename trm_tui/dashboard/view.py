@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trm_core.rundir.states import SUPERVISED, RunState
-from trm_core.control.status import checkpoint_stale, eta_seconds, stall_after
+from trm_core.control.status import ETA_WINDOW, checkpoint_stale, eta_seconds, stall_after
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart,
                                      Stall, Step, WarningEvent, parse)
@@ -59,7 +59,7 @@ class RunView:
     throughput: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(400))
     events: deque = field(default_factory=lambda: deque(maxlen=300))
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=20))
-    step_times: deque = field(default_factory=lambda: deque(maxlen=50))
+    step_times: deque = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))  # since the last (re)start
     non_finite: bool = False
     end_status: RunState | None = None
     autotune_seen: set = field(default_factory=set)
@@ -106,6 +106,7 @@ class RunView:
                 self.eval_curve.append(ev.step, ev.loss)
             case RunStart():
                 self.tuning = False
+                self.step_times.clear()  # the ETA's pace counts from this (re)start: a pause is not the pace
                 self.pid, self.started = ev.pid, t
                 train = (ev.config or {}).get("train", {})
                 self.checkpoint_every = train.get("checkpoint_every", 0)
@@ -152,7 +153,7 @@ class RunView:
         out = []
         if self.state == RunState.RUNNING and self.last_activity is not None and now - self.last_activity > stall_after:
             out.append(f"STALLED: no step or heartbeat for {now - self.last_activity:.0f}s")
-        since = self.checkpoint_time or self.started or now
+        since = max(self.checkpoint_time or 0.0, self.started or 0.0) or now  # a resume restarts the clock
         if self.state == RunState.RUNNING and self.checkpoint_every and \
                 checkpoint_stale(now, since, self.checkpoint_every, list(self.recent_step_s)):
             out.append(f"CHECKPOINT STALE: newest is {now - since:.0f}s old")
