@@ -227,3 +227,34 @@ def test_the_dashboard_shows_what_other_clients_do_and_a_kill_as_a_kill(tmp_path
         asyncio.run(scenario())
     finally:
         kill_worker(run_dir)
+
+
+def test_the_log_screen_follows_the_worker_log(tmp_path: Path) -> None:
+    """l shows the worker log live: lines written after it opened appear, a partial line only once whole."""
+    from textual.app import App
+    from textual.widgets import Log
+
+    from trm_tui.dashboard.screens import LogScreen
+    log_file = tmp_path / "worker.log"
+    log_file.write_text("first line\n")
+
+    class LogApp(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(LogScreen(log_file))
+
+    app = LogApp()
+
+    def shown() -> list[str]:
+        return list(app.screen.query_one(Log).lines)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: "first line" in shown(), what="the log's existing lines")
+            with open(log_file, "a") as fh:
+                fh.write("written later\nhalf a li")
+            await until(pilot, lambda: "written later" in shown(), timeout=5, what="a line written after opening")
+            assert not any("half a li" in line for line in shown())
+            with open(log_file, "a") as fh:
+                fh.write("ne\n")
+            await until(pilot, lambda: "half a line" in shown(), timeout=5, what="the line once whole")
+    asyncio.run(scenario())

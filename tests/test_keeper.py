@@ -335,6 +335,7 @@ def test_two_dashboards_and_a_headless_front_end_show_the_same_truth(tmp_path: P
         one.keys("q")
         two.keys("q")
         wait_for(lambda: "EXIT=0" in one.screen() and "EXIT=0" in two.screen(), what="both dashboards to quit")
+        assert "comebackwith:trm-tui--run-dir" in "".join(one.screen().split())  # q says how to return (wrapped)
         assert len(worker_pids(run_dir)) == 1
     finally:
         for term in (one, two):

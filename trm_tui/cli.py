@@ -205,6 +205,10 @@ def cmd_run(argv: list[str]) -> int:
         from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
 
         code = Dashboard(run_dir, config_mod.start_argv(args), settings).run() or 0
+        keeper = live_keeper(run_dir)
+        if keeper is not None:  # q left the run going: say where it is and how to come back
+            print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
+                  f"trm-tui --run-dir {run_dir}   (stop it with: trm-tui stop --run-dir {run_dir})")
     else:
         if not args.no_ui:
             print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)

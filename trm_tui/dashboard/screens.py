@@ -30,23 +30,53 @@ class HelpScreen(ModalScreen[None]):
 
 
 class LogScreen(Screen[None]):
+    """The raw worker log, followed live (new lines appear as the worker writes them, once a second)."""
+
     BINDINGS = [Binding("escape,l,q", "app.pop_screen", "back")]
 
     def __init__(self, path: Path, lines: int = 2000) -> None:
         super().__init__()
         self.path, self.lines = path, lines
+        self._offset = 0
+        self._partial = ""
 
     def compose(self) -> ComposeResult:
-        yield Label(f"[b]{self.path}[/b] (last {self.lines} lines)")
-        yield Log(id="worker-log")
+        yield Label(f"[b]{self.path}[/b] (last {self.lines} lines, following)")
+        yield Log(id="worker-log", max_lines=self.lines)
         yield Footer()
 
     def on_mount(self) -> None:
+        log = self.query_one(Log)
         try:
-            text = self.path.read_text(errors="replace").splitlines()[-self.lines:]
+            with open(self.path, "rb") as fh:
+                size = fh.seek(0, 2)
+                fh.seek(max(0, size - 256 * self.lines))  # enough for the last lines, never the whole file
+                blob = fh.read()
+            self._offset = size
+            text = blob.decode(errors="replace").splitlines()[-self.lines:]
         except OSError as exc:
             text = [f"cannot read {self.path}: {exc.strerror}"]
-        self.query_one(Log).write_lines(text or ["(empty)"])
+        log.write_lines(text or ["(empty)"])
+        self.set_interval(1.0, self.follow)
+
+    def follow(self) -> None:
+        """Append what the worker wrote since the last look (a restart's new output included)."""
+        try:
+            with open(self.path, "rb") as fh:
+                size = fh.seek(0, 2)
+                if size < self._offset:  # truncated or replaced: start over
+                    self._offset, self._partial = 0, ""
+                if size == self._offset:
+                    return
+                fh.seek(self._offset)
+                blob = fh.read(size - self._offset)
+        except OSError:
+            return
+        self._offset += len(blob)
+        text = self._partial + blob.decode(errors="replace")
+        *complete, self._partial = text.split("\n")
+        if complete:
+            self.query_one(Log).write_lines(complete)
 
 
 class ConfirmKill(ModalScreen[bool]):
