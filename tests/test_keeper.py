@@ -71,7 +71,6 @@ def dashboard_events(run_dir: Path) -> str:
     from trm_core.config import SupervisorConfig
     from trm_core.telemetry import GpuProbe
     from trm_tui.dashboard.app import Dashboard
-    from trm_tui.dashboard.widgets import EventsPane
     from fake_nvml import FakeNvml
     app = Dashboard(run_dir, [], SupervisorConfig(), gpu_probe=GpuProbe(loader=lambda: FakeNvml([])))
     shown: list[str] = []
@@ -267,7 +266,7 @@ def test_alerts_tell_someone_once_per_kind_and_never_disturb_training(tmp_path: 
     assert len(events(run_dir, "restart")) == 3  # two crashes and a stall restarted; one crash alerted
     sent = {a["kind"]: a for a in alert_lines(sink)}
     assert sent["stalled"]["trigger"]["event"] == "stall" and sent["completed"]["step"] == 40
-    assert f"completed 40" in (tmp_path / "alerts.jsonl.env").read_text()
+    assert "completed 40" in (tmp_path / "alerts.jsonl.env").read_text()
     assert "alert sent (crashed)" in out
 
 

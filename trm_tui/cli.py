@@ -18,6 +18,7 @@ from trm_core.rundir.states import RunState
 from trm_core.control.status import run_status
 from trm_core.control import commands
 from trm_core.control.client import KeeperClient
+from trm_core.control import launch
 from trm_core.control.launch import ensure_keeper
 from trm_core.rundir import layout
 from trm_core.rundir.identity import live_keeper, live_worker
@@ -124,12 +125,10 @@ def cmd_status(argv: list[str]) -> int:
 
 
 def revive_keeper(run_dir: Path) -> None:
-    """A live worker without its keeper (the keeper was killed): start a new keeper that adopts it, and say so."""
-    ident = live_worker(run_dir)
-    if ident is not None and live_keeper(run_dir) is None:
-        print(f"trm-tui: the run's keeper is gone; starting a new one that adopts worker pid {ident.pid}",
-              file=sys.stderr, flush=True)
-        ensure_keeper(run_dir, ["--resume"])
+    """A live worker without its keeper (the keeper was killed): a new keeper adopts it, and we say so."""
+    adopted = launch.revive_keeper(run_dir)
+    if adopted is not None:
+        print(f"trm-tui: {launch.adoption_note(adopted)}", file=sys.stderr, flush=True)
 
 
 def cmd_stop(argv: list[str]) -> int:
@@ -223,10 +222,9 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def wait_keeper_gone(run_dir: Path, timeout_s: float = 10.0) -> None:
-    import time
-    deadline = time.monotonic() + timeout_s
-    while live_keeper(run_dir) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    keeper = live_keeper(run_dir)
+    if keeper is not None:
+        launch.wait_gone(keeper, timeout_s)
 
 
 def wait_for_worker(run_dir: Path, keeper, timeout_s: float = 120.0):

@@ -43,12 +43,7 @@ class Headless:
 
     def _say(self, message: str) -> None:
         """A human message: stderr under --json (stdout stays pure JSON), else stdout with the progress."""
-        stream = self.err if self.as_json else self.out
-        try:
-            stream.write(message + "\n")
-            stream.flush()
-        except BrokenPipeError:
-            raise _StopWatching from None
+        _put(self.err if self.as_json else self.out, message)
 
     def _on_stop_signal(self, signum: int, _frame: object) -> None:
         if not self.owner:
@@ -79,11 +74,7 @@ class Headless:
                 signal.signal(sig, handler)
 
     def _write(self, line: str) -> None:
-        try:
-            self.out.write(line + "\n")
-            self.out.flush()
-        except BrokenPipeError:
-            raise _StopWatching from None
+        _put(self.out, line)
 
     def _announce(self) -> None:
         if self.announced or self.owner or self.client.ident is None:
@@ -133,6 +124,15 @@ class Headless:
 
     def _eta(self, step: Step) -> float | None:
         return eta_seconds(self.rates, step.total_steps or 0)
+
+
+def _put(stream: TextIO, line: str) -> None:
+    """One line, flushed at once; a closed pipe ends the watching (never the run)."""
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        raise _StopWatching from None
 
 
 def _quiet_stdout() -> None:

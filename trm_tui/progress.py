@@ -25,10 +25,15 @@ def progress_line(step: Step, eta_s: float | None) -> str:
 LONG_STEP_S = 5.0  # a step longer than this shows its progress from the heartbeats
 
 
+def _step_length_s(hb: Heartbeat) -> float | None:
+    """The step's length at the pace of its supervision steps so far, if every one runs (an upper bound:
+    samples may halt early)."""
+    return hb.phase_s / hb.sup_step * hb.sup_steps if hb.sup_step and hb.sup_steps else None
+
+
 def _step_estimate(hb: Heartbeat) -> str:
-    if hb.sup_step and hb.sup_steps:
-        return f", at most about {duration(hb.phase_s / hb.sup_step * hb.sup_steps)} for the step at this pace"
-    return ""
+    length = _step_length_s(hb)
+    return f", at most about {duration(length)} for the step at this pace" if length is not None else ""
 
 
 def step_progress_line(hb: Heartbeat) -> str | None:
@@ -46,9 +51,9 @@ def step_progress_short(hb: Heartbeat | None) -> str:
     estimated length); empty when there is no long step."""
     if hb is None or hb.phase != "step" or (hb.phase_s or 0) < LONG_STEP_S:
         return ""
-    if hb.sup_step and hb.sup_steps:
-        return (f"sup {hb.sup_step}/{hb.sup_steps}  {duration(hb.phase_s)}/"
-                f"~{duration(hb.phase_s / hb.sup_step * hb.sup_steps)}")
+    length = _step_length_s(hb)
+    if length is not None:
+        return f"sup {hb.sup_step}/{hb.sup_steps}  {duration(hb.phase_s)}/~{duration(length)}"
     return f"{duration(hb.phase_s)} so far"
 
 

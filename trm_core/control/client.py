@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from trm_core.control import commands
-from trm_core.control.launch import StopResult, ensure_keeper, mark_stop_requested, stop_worker
+from trm_core.control.launch import (StopResult, adoption_note, ensure_keeper, mark_stop_requested, revive_keeper,
+                                     stop_worker)
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail
 from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker
 from trm_core.rundir.records import KeeperEnd, KeeperStart, RunEnd, parse
 from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK
+from trm_core.rundir.states import RunState
 
 
 class KeeperClient:
@@ -47,7 +49,7 @@ class KeeperClient:
         lines = self.tail.poll()
         self._note(lines)
         self.ident = live_worker(self.run_dir)
-        if self.exit_code is None and (self.keeper is None or not self.keeper.is_alive()):
+        if self.exit_code is None and not self.keeper_alive():
             self.keeper = live_keeper(self.run_dir)
             if self.keeper is None:
                 last = self.tail.poll()  # its keeper_end may have landed just now
@@ -56,6 +58,9 @@ class KeeperClient:
                 if self.exit_code is None:
                     self._keeper_gone()
         return lines
+
+    def keeper_alive(self) -> bool:
+        return self.keeper is not None and self.keeper.is_alive()
 
     def _note(self, lines: list[dict[str, Any]]) -> None:
         for ev in map(parse, lines):
@@ -70,18 +75,20 @@ class KeeperClient:
     def _keeper_gone(self) -> None:
         """The keeper died without its last word (SIGKILL, OOM). A worker still alive gets a new keeper that
         adopts it; with none, the run is over and its log says how."""
-        if self.ident is not None:
-            self.notes.append(f"the run's keeper is gone; starting a new one that adopts worker pid {self.ident.pid}")
-            self.keeper, _ = ensure_keeper(self.run_dir, ["--resume"], self.env)
+        adopted = revive_keeper(self.run_dir, self.env)
+        if adopted is not None:
+            self.notes.append(adoption_note(adopted))
+            self.keeper = live_keeper(self.run_dir)
             return
         end = self.last_end
-        self.exit_code = EXIT_OK if end is not None and end.status in ("completed", "stopped") else EXIT_FAILED
+        self.exit_code = EXIT_OK if end is not None and end.status in (RunState.COMPLETED, RunState.STOPPED) \
+            else EXIT_FAILED
 
     # -- commands ------------------------------------------------------------------------------------------
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (non-blocking); a second request makes the worker exit without a checkpoint."""
-        if self.keeper is not None and self.keeper.is_alive():
+        if self.keeper_alive():
             commands.send(self.run_dir, "stop", self.sender)
             return
         mark_stop_requested(self.run_dir)  # no keeper: straight to the worker, as `trm-tui stop` does
@@ -90,7 +97,7 @@ class KeeperClient:
 
     def stop(self, force: bool = False) -> StopResult:
         """Stop and wait: through the keeper when there is one (it records a kill as a kill)."""
-        if self.keeper is not None and self.keeper.is_alive():
+        if self.keeper_alive():
             was_running = self.ident is not None
             cid = commands.send(self.run_dir, "kill" if force else "stop", self.sender)
             ack = commands.answer(self.run_dir, cid, timeout_s=30 if force else self.grace_s)

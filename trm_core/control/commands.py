@@ -78,9 +78,11 @@ def answer(run_dir: Path, cid: str, timeout_s: float) -> CommandAck | None:
     """Wait for the keeper's answer to command ``cid`` (from the end of the log); None after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
-        for ev in map(parse, reversed(read_tail(run_dir / layout.EVENTS, 1 << 16))):
-            if isinstance(ev, CommandAck) and ev.id == cid:
-                return ev
+        for line in reversed(read_tail(run_dir / layout.EVENTS, 1 << 16)):
+            if line["event"] == CommandAck.KIND and line.get("id") == cid:  # parse only the answer
+                ack = parse(line)
+                assert isinstance(ack, CommandAck)
+                return ack
         if time.monotonic() >= deadline:
             return None
         time.sleep(POLL_S / 2)

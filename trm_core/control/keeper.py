@@ -66,7 +66,6 @@ class Keeper:
         self.launch_args = launch_args
         self.alerts = Alerts(run_dir, alerts or AlertsConfig(), settings, self.sup.emit)
         self.search: Search | None = None
-        self.end_reason = ""  # why supervision ended, when the keeper itself decided it
 
     def run(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose; a logout must not touch it
@@ -97,12 +96,12 @@ class Keeper:
         return code
 
     def verdict(self, code: int) -> str:
-        if self.end_reason:
-            return self.end_reason
+        if self.sup.verdict:
+            return self.sup.verdict
         if code == EXIT_CONFIG:
             return f"the worker refused its config or its run dir; see {self.run_dir / layout.WORKER_LOG}"
         if code == EXIT_FAILED:
-            return self.sup.verdict or "the worker failed beyond its restarts"
+            return "the worker failed beyond its restarts"
         end = self.sup.last_end
         if end is not None:
             return f"the run {end.status} at step {end.step} ({end.reason})"
@@ -181,7 +180,7 @@ class Keeper:
             self.alerts.emit = self.sup.emit
             self.sup.start()
             return
-        self.end_reason = "stopped for auto-tune; resume it with: trm-tui --resume"
+        self.sup.verdict = "stopped for auto-tune; resume it with: trm-tui --resume"
         self.sup.exit_code = EXIT_OK
 
 

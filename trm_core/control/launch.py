@@ -93,6 +93,20 @@ def ensure_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = N
         return _claimed(run_dir, proc, layout.KEEPER_IDENTITY, claim_timeout_s), True
 
 
+def revive_keeper(run_dir: Path, env: dict[str, str] | None = None) -> WorkerIdentity | None:
+    """A live worker whose keeper is gone (killed, OOM): start a new keeper, which adopts it. Returns the
+    adopted worker (for the caller to say so), or None when there was nothing to do."""
+    ident = live_worker(run_dir)
+    if ident is None or live_keeper(run_dir) is not None:
+        return None
+    ensure_keeper(run_dir, ["--resume"], env)
+    return ident
+
+
+def adoption_note(ident: WorkerIdentity) -> str:
+    return f"the run's keeper is gone; starting a new one that adopts worker pid {ident.pid}"
+
+
 @dataclass
 class StopResult:
     was_running: bool

@@ -1,7 +1,8 @@
 """The supervisor: follows a run's events, and restarts its worker when it fails.
 
-UI-free: the headless front end and the dashboard both drive it through ``poll()``. Launching, attaching
-and stopping are ``launch``'s; this module decides what to do when the worker ends.
+UI-free: the run's keeper (``control.keeper``) drives it through ``poll()``; front ends are the keeper's
+clients. Launching, attaching and stopping are ``launch``'s; this module decides what to do when the
+worker ends.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ from typing import Any
 
 from trm_core.rundir.records import SCHEMA_VERSION, Event, as_line
 
+__all__ = ["SCHEMA_VERSION", "EventTail", "EventWriter", "parse_lines", "read_events", "read_span", "read_tail",
+           "sample_events"]  # SCHEMA_VERSION: readers check a line's "v" against it
+
 
 
 def _clean(value: Any) -> Any:

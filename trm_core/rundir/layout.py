@@ -93,10 +93,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def _has_checkpoints(run_dir: Path) -> bool:
+    folder = run_dir / CHECKPOINTS
+    return folder.is_dir() and any(folder.iterdir())
+
+
 def has_progress(run_dir: Path) -> bool:
     """The run has trained: a checkpoint, or a worker start in its log. Such a run is never forgotten."""
-    folder = run_dir / CHECKPOINTS
-    if folder.is_dir() and any(folder.iterdir()):
+    if _has_checkpoints(run_dir):
         return True
     from trm_core.rundir.records import RunStart  # the writer's compact JSON puts "event" first
     marker = f'"event":"{RunStart.KIND}"'.encode()
@@ -112,8 +116,7 @@ def holds_run(run_dir: Path) -> bool:
     writes ``keeper_start`` before the worker it launches checks the dir)."""
     from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart
 
-    folder = run_dir / CHECKPOINTS
-    if folder.is_dir() and any(folder.iterdir()):
+    if _has_checkpoints(run_dir):
         return True
     keepers = tuple(f'"event":"{cls.KIND}"'.encode() for cls in (KeeperStart, KeeperEnd, CommandAck))
     try:

@@ -274,8 +274,7 @@ class Dashboard(App[int]):
         self.view.version += 1
         self.refresh_bindings()
         self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")
-        keeper = self.sup.keeper if self.sup is not None else None
-        if keeper is not None and keeper.is_alive():
+        if self.sup is not None and self.sup.keeper_alive():
             self._keeper_search = True  # the keeper runs it: it outlives this window, and resumes the run
             self.ask_keeper_to_tune()
             return
