@@ -12,6 +12,7 @@ fields land in ``extra``; a field an older writer did not write reads as its def
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
@@ -43,17 +44,26 @@ class Event:
 
     def payload(self) -> dict[str, Any]:
         """The fields a line carries after ``event``, ``time`` and ``v``, in declaration order."""
-        out: dict[str, Any] = {}
-        for f in record_fields(type(self)):
-            value = getattr(self, f.name)
-            if value is None and f.metadata.get("optional"):
-                continue
-            out[f.name] = value
-        return out
+        return _fill({}, self)
 
 
 def record_fields(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.name not in ("time", "extra")]
+
+
+@functools.cache
+def _line_fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """(name, optional) of each field a line of ``cls`` carries: looked up once per kind, not per line."""
+    return tuple((f.name, bool(f.metadata.get("optional"))) for f in record_fields(cls))
+
+
+def _fill(out: dict[str, Any], record: Event) -> dict[str, Any]:
+    for name, optional in _line_fields(type(record)):
+        value = getattr(record, name)
+        if value is None and optional:
+            continue
+        out[name] = value
+    return out
 
 
 # -- the worker's events ----------------------------------------------------------------------------------
@@ -352,7 +362,7 @@ _STAMPS = frozenset({"event", "time", "v"})
 
 def as_line(record: Event, time: float) -> dict[str, Any]:
     """The line for ``record`` written at ``time``, as a dict (what the writer writes, what readers read)."""
-    return {"event": record.event, "time": time, "v": SCHEMA_VERSION, **record.payload()}
+    return _fill({"event": record.event, "time": time, "v": SCHEMA_VERSION}, record)
 
 
 def parse(line: Mapping[str, Any]) -> Event:

@@ -121,8 +121,10 @@ class Dashboard(App[int]):
         client = KeeperClient(self.run_dir, launch_args, self.settings.stop_grace_s, role="dashboard")
         # the run's past only once: after a resume from this dashboard the view already holds it
         history = self._history(client.tail.offset) if self.view.version == 0 else []
+        if history:  # on screen before the keeper is found or started: that takes a process start
+            self.call_from_thread(self._show_history, history)
         client.start()
-        self.call_from_thread(self._started, client, history)
+        self.call_from_thread(self._started, client, bool(history))
         worker = get_current_worker()
         over = False
         while not worker.is_cancelled:
@@ -166,13 +168,16 @@ class Dashboard(App[int]):
 
     # -- state (on the UI thread) ----------------------------------------------------------------------
 
-    def _started(self, sup: KeeperClient, history: list[dict[str, Any]]) -> None:
-        self.sup = sup
+    def _show_history(self, history: list[dict[str, Any]]) -> None:
         self.view.feed(history, history=True)
         self.call_after_refresh(self.redraw)  # the run's history on screen now, not at the next tick
+
+    def _started(self, sup: KeeperClient, had_history: bool) -> None:
+        self.sup = sup
         alive = sup.ident is not None and sup.ident.is_alive()
         if alive:  # a worker we attached to is running; one we launched is starting until its run_start
-            self.view.state, self.view.pid = (RunState.RUNNING if history else RunState.STARTING), sup.ident.pid
+            self.view.state, self.view.pid = (RunState.RUNNING if had_history else RunState.STARTING), sup.ident.pid
+            self.view.version += 1
         self.refresh_bindings()
 
     def _ingest(self, events: list[dict[str, Any]]) -> None:
