@@ -20,6 +20,7 @@ Run from the repository root:  python bench/dashboard_throughput.py [--rounds 4]
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -142,6 +143,47 @@ def with_dashboard(run_dir: Path, seconds: float, sets: list[str]) -> RunResult:
     return RunResult(step_speeds(run_dir), cpu, tmux_cpu, woken)
 
 
+def with_dashboard_in_pty(run_dir: Path, seconds: float, sets: list[str]) -> RunResult:
+    """(b) where tmux is missing (a bare GPU image): the real trm-tui on a pseudo-terminal of 120x40 whose
+    output a thread reads and drops, as a terminal emulator would draw it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen([sys.executable, *run_args(run_dir, sets)], stdin=slave, stdout=slave, stderr=slave,
+                            cwd=REPO, env=os.environ | {"TERM": "xterm-256color"}, start_new_session=True)
+    os.close(slave)
+
+    def drain() -> None:
+        while True:
+            try:
+                if not os.read(master, 65536):
+                    return
+            except OSError:
+                return
+    threading.Thread(target=drain, daemon=True).start()
+    cpu = woken = None
+    try:
+        wait_first_step(run_dir)
+        app = psutil.Process(proc.pid)
+        c0, w0 = sum(app.cpu_times()[:2]), wakeups(app)
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        dt = time.monotonic() - t0
+        if proc.poll() is None:
+            cpu, woken = 100 * (sum(app.cpu_times()[:2]) - c0) / dt, (wakeups(app) - w0) / dt
+    finally:
+        proc.kill()
+        proc.wait()
+        stop_run(run_dir)
+        os.close(master)
+    return RunResult(step_speeds(run_dir), cpu, None, woken)
+
+
 def compare(a: dict[int, float], b: dict[int, float], warmup: int) -> tuple[float, float, float, int]:
     """Median samples/s of a and b over the steps both made after the warm-up, their ratio b/a, the
     median per-step ratio, and how many steps that is."""
@@ -155,6 +197,10 @@ def compare(a: dict[int, float], b: dict[int, float], warmup: int) -> tuple[floa
     return med_a, med_b, statistics.median(b[s] / a[s] for s in steps), len(steps)
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}%"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=4)
@@ -162,9 +208,11 @@ def main() -> None:
     p.add_argument("--warmup-steps", type=int, default=20, help="first steps left out of the comparison")
     p.add_argument("--set", dest="sets", action="append", default=["train.max_steps=100000"],
                    help="config override for both modes (repeatable)")
+    p.add_argument("--terminal", choices=("tmux", "pty"), default="tmux" if shutil.which("tmux") else "pty",
+                   help="what the dashboard draws into (default: tmux where installed, else a bare pseudo-terminal)")
+    p.add_argument("--json-out", type=Path, help="also write the overall figures here")
     args = p.parse_args()
-    if shutil.which("tmux") is None:
-        sys.exit("tmux is needed for the dashboard mode")
+    dashboard_mode = with_dashboard if args.terminal == "tmux" else with_dashboard_in_pty
     pooled_a: list[float] = []
     pooled_b: list[float] = []
     step_ratios: list[float] = []
@@ -177,7 +225,7 @@ def main() -> None:
         for mode in order:
             with tempfile.TemporaryDirectory() as tmp:
                 run_dir = Path(tmp) / "run"
-                results[mode] = (headless if mode == "a" else with_dashboard)(run_dir, args.seconds, args.sets)
+                results[mode] = (headless if mode == "a" else dashboard_mode)(run_dir, args.seconds, args.sets)
         a, b = results["a"].speeds, results["b"].speeds
         med_a, med_b, step_ratio, n = compare(a, b, args.warmup_steps)
         common = [s for s in range(args.warmup_steps + 1, min(max(a), max(b)) + 1) if s in a and s in b]
@@ -190,9 +238,15 @@ def main() -> None:
         print(f"round {r} ({'->'.join(order)}): steps {args.warmup_steps + 1}-{max(common)} ({n}); "
               f"headless {med_a:.1f}, dashboard {med_b:.1f} samples/s: b/a {med_b / med_a:.4f} "
               f"(per-step median {step_ratio:.4f}); dashboard CPU {cpu if cpu is None else f'{cpu:.2f}%'} "
-              f"({woken if woken is None else f'{woken:.0f}'} wakeups/s), tmux {tmux_cpu:.2f}%; "
+              f"({woken if woken is None else f'{woken:.0f}'} wakeups/s), tmux {_pct(tmux_cpu)}; "
               f"load average {os.getloadavg()[0]:.2f}", flush=True)
     overall = statistics.median(pooled_b) / statistics.median(pooled_a)
+    summary = (f"headless {statistics.median(pooled_a):.1f}, dashboard {statistics.median(pooled_b):.1f} samples/s "
+               f"(medians over {len(step_ratios)} steps in {args.rounds} rounds of {args.seconds:.0f} s): b/a "
+               f"{overall:.4f}, per-step median {statistics.median(step_ratios):.4f}; dashboard CPU "
+               f"{statistics.mean(cpus) if cpus else float('nan'):.2f}% of one core")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"ratio": overall, "summary": summary, "terminal": args.terminal}))
     print(f"overall: headless {statistics.median(pooled_a):.1f}, dashboard {statistics.median(pooled_b):.1f} "
           f"samples/s: b/a {overall:.4f} (per-step median {statistics.median(step_ratios):.4f}; "
           f"{len(step_ratios)} steps); dashboard CPU {statistics.mean(cpus) if cpus else float('nan'):.2f}% of "

@@ -23,3 +23,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def micro_args(corpus: Path, tmp_path: Path) -> list[str]:
     sets = MICRO + [f"data.paths=['{corpus}']", f"data.cache_dir='{tmp_path / 'cache'}'"]
     return [a for s in sets for a in ("--set", s)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``cuda`` tests run where torch sees a GPU and are skipped, saying why, everywhere else."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    why = "no CUDA GPU: torch.cuda.is_available() is False" + (
+        "" if torch.version.cuda else f" (torch {torch.__version__} is a CPU build)")
+    for item in cuda_items:
+        item.add_marker(pytest.mark.skip(reason=why))

@@ -7,9 +7,12 @@ or config.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+
+import psutil
 
 from trm_core import config as config_mod
 from trm_core.config import ConfigError, SupervisorConfig
@@ -24,7 +27,7 @@ from trm_core.rundir import layout
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED
 from trm_tui.headless import Headless
-from trm_tui.progress import duration
+from trm_tui.progress import duration, gpu_line
 
 DEFAULT_RUN_DIR = Path("runs/default")
 
@@ -108,8 +111,9 @@ def cmd_status(argv: list[str]) -> int:
         return EXIT_CONFIG
     revive_keeper(args.run_dir)
     st = run_status(args.run_dir, run_settings(args.run_dir))
+    gpus = gpu_samples(st.pid)
     if args.json:
-        print(json.dumps(st.to_dict()))
+        print(json.dumps(st.to_dict() | {"gpus": [dataclasses.asdict(g) for g in gpus]}))
         return 0
     rows = [("run", str(args.run_dir)), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
             ("pid", st.pid or "-"),
@@ -119,9 +123,29 @@ def cmd_status(argv: list[str]) -> int:
             ("checkpoint", f"step {st.checkpoint_step}, {duration(st.checkpoint_age_s)} old"
                            + (" (STALE)" if st.checkpoint_stale else "") if st.checkpoint_step is not None else "none"),
             ("restarts", st.restarts)]
+    rows += [("gpu", gpu_line(g)) for g in gpus]
     for key, value in rows:
         print(f"{key:<11} {value}")
     return 0
+
+
+def gpu_samples(worker_pid: int | None) -> list:
+    """What NVML says of each GPU now, with the worker's own memory; none where there is no NVIDIA GPU (a
+    CPU machine's status stays as it was)."""
+    from trm_core.telemetry import GpuProbe
+
+    pids = {worker_pid} if worker_pid else set()
+    if worker_pid:
+        try:
+            pids |= {p.pid for p in psutil.Process(worker_pid).children(recursive=True)}
+        except psutil.Error:
+            pass
+    probe = GpuProbe()
+    try:
+        status = probe.sample(pids)
+    finally:
+        probe.close()
+    return status.gpus if status.available else []
 
 
 def revive_keeper(run_dir: Path) -> None:

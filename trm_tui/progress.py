@@ -7,6 +7,7 @@ import datetime
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent)
+from trm_core.telemetry import GpuSample
 
 
 def duration(seconds: float | None) -> str:
@@ -112,3 +113,15 @@ def trial_text(ev: AutotuneTrial) -> str:
     if ev.accepted:
         return f"{what}: {ev.samples_per_s:.1f} samples/s, peak {ev.peak_mb:,.0f} MiB"
     return f"{what}: rejected, {ev.reason}"
+
+
+def gpu_line(g: GpuSample) -> str:
+    """One GPU as ``trm-tui status`` prints it; N/A where the driver does not report a field."""
+    def show(value: float | None, fmt: str, unit: str) -> str:
+        return "N/A" if value is None else format(value, fmt) + unit
+    memory = ("N/A" if g.mem_used_mb is None else
+              f"{g.mem_used_mb / 1024:.1f}/{show(g.mem_total_mb and g.mem_total_mb / 1024, '.0f', '')} GiB")
+    power = "N/A" if g.power_w is None else f"{g.power_w:.0f}/{show(g.power_limit_w, '.0f', '')} W"
+    worker = "N/A" if g.worker_mem_mb is None else f"{g.worker_mem_mb / 1024:.2f} GiB"
+    return (f"{g.index} {g.name}: util {show(g.util_pct, '.0f', '%')}, memory {memory}, "
+            f"temp {show(g.temp_c, '.0f', ' C')}, power {power}, worker {worker}")

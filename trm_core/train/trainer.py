@@ -228,9 +228,10 @@ class Trainer:
         self.step = int(state["step"])
         rng = state["rng"]
         random.setstate(_as_python_rng_state(rng["python"]))
-        torch.set_rng_state(rng["torch"])
+        # the worker loads checkpoints onto its device, RNG states included; the generators take CPU bytes
+        torch.set_rng_state(rng["torch"].cpu())
         if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
 
 
 def _as_python_rng_state(state: Any) -> tuple:

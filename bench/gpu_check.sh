@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The GPU path in one command, at most about 6 minutes on one GPU (a GPU machine may be at hand for a quarter
+# of an hour, start-up included). From the repository root, on the GPU machine:
+#
+#     bench/gpu_check.sh
+#
+# 1. prints the GPU, driver, CUDA, torch and Python versions;
+# 2. installs what is missing (textual, plotext, tomli-w, this project, tiny-recursive-model 0.0.12 and its
+#    dependencies) offline, from bench/wheels/ (filled by bench/gpu_wheels.sh on a machine with a registry),
+#    keeping the torch it finds;
+# 3. measures, each stage under its own share of the time and recorded even if a later one fails:
+#    our trainer against tiny-recursive-model at the seed's shape and the tiny preset's, eager and compiled;
+#    how busy NVML says the GPU is while the real worker trains at the seed's shape; the CUDA tests
+#    (pytest -m cuda); the dashboard's cost against headless;
+# 4. writes every figure, with the GPU named, into docs/benchmarks.md (its own section, replaced on each run)
+#    and prints a summary. Raw results: bench/gpu_results/ (kept out of git).
+#
+# Without a GPU it says so and exits 0 after checking that it would run (its syntax, its Python, its imports).
+# Environment: PYTHON (default python3), WHEELS (default bench/wheels), BUDGET_S (default 360).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+T0=$(date +%s)
+PY=${PYTHON:-python3}
+WHEELS=${WHEELS:-bench/wheels}
+BUDGET_S=${BUDGET_S:-360}
+OUTDIR=bench/gpu_results
+RESULTS=$OUTDIR/results.json
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - T0 ))"; }
+
+say "self-check"
+bash -n "$0" || exit 1
+"$PY" -m py_compile bench/gpu_bench.py bench/wheel_closure.py bench/dashboard_throughput.py \
+    bench/reference_speed.py tests/test_cuda.py || exit 1
+
+say "versions"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+"$PY" - <<'EOF' || exit 1
+import platform, torch
+print(f"python {platform.python_version()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+      f"GPU {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none'}")
+EOF
+
+if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    "$PY" -c 'import trm_core.worker.process, trm_tui.cli, bench.gpu_bench' || exit 1
+    echo "no CUDA GPU here: torch sees none. The script's syntax and imports check out; nothing was measured."
+    exit 0
+fi
+
+say "install (offline, from $WHEELS)"
+if [ -d "$WHEELS" ]; then
+    pip_offline() { "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$@" 2>&1 | grep -v "Running pip as"; }
+    pip_offline "textual==8.2.8" "plotext==5.3.2" "tomli-w>=1.0" "tiny-recursive-model==0.0.12" pytest
+    # this project last and on its own: if its build fails, PYTHONPATH (set above) still finds it
+    pip_offline --no-build-isolation --no-deps -e . || echo "(this project is used from PYTHONPATH)"
+else
+    echo "$WHEELS is missing (fill it with bench/gpu_wheels.sh where a registry is reachable); using what is installed"
+fi
+"$PY" -c 'import textual, plotext, tomli_w, tiny_recursive_model' || echo "WARNING: a package is missing (above)"
+
+mkdir -p "$OUTDIR"
+rm -f "$RESULTS" "$OUTDIR"/*.log
+"$PY" - "$RESULTS" <<'EOF'
+import datetime, json, os, platform, subprocess, sys, torch
+smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+                     text=True).stdout.strip().splitlines()
+json.dump({"environment": {"gpu": torch.cuda.get_device_name(), "driver": smi[0] if smi else "?",
+                           "cuda": torch.version.cuda, "torch": torch.__version__, "python": platform.python_version(),
+                           "cpus": os.cpu_count(), "date": datetime.date.today().isoformat()}},
+          open(sys.argv[1], "w"), indent=1)
+EOF
+
+# stage NAME SECONDS CMD...: runs CMD under the smaller of SECONDS and what is left of the budget (less 20 s
+# for the report); a stage that fails or runs out of time is recorded as such and the next one runs.
+stage() {
+    local name=$1 want=$2; shift 2
+    local left=$(( BUDGET_S - 20 - ($(date +%s) - T0) ))
+    local limit=$(( want < left ? want : left ))
+    say "$name (up to ${limit}s)"
+    if [ "$limit" -lt 15 ]; then
+        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key "${name}_error" --text "skipped: out of the check's time"
+        return
+    fi
+    timeout -k 5 "$limit" "$@" 2>&1 | tee "$OUTDIR/$name.log"
+    local rc=${PIPESTATUS[0]}
+    if [ "$rc" -ne 0 ]; then
+        local why="exit $rc"; [ "$rc" -eq 124 ] && why="timed out after ${limit}s"
+        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key "${name}_error" \
+            --text "$why: $(grep -v '^\s*$' "$OUTDIR/$name.log" | tail -1 | cut -c1-200)"
+    fi
+}
+
+stage speed_seed 110 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed
+stage utilisation_seed 70 "$PY" bench/gpu_bench.py utilisation --results "$RESULTS" --name seed --seconds 20
+stage speed_tiny 60 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny
+stage cuda_tests 150 "$PY" -m pytest -q -s -p no:cacheprovider -m cuda tests/test_cuda.py
+"$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_tests \
+    --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/cuda_tests.log" 2>/dev/null | tail -1)"
+"$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_test_figures --lines \
+    --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
+stage dashboard 60 "$PY" bench/dashboard_throughput.py --rounds 1 --seconds 12 --warmup-steps 10 \
+    --json-out "$OUTDIR/dashboard.json"
+[ -f "$OUTDIR/dashboard.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" --key dashboard \
+    --json-file "$OUTDIR/dashboard.json"
+
+say "report"
+"$PY" bench/gpu_bench.py note --results "$RESULTS" --key environment.wall_s --text "$(( $(date +%s) - T0 ))"
+"$PY" bench/gpu_bench.py report --results "$RESULTS" --docs docs/benchmarks.md
+say "done"
