@@ -83,21 +83,23 @@ def speed(args: argparse.Namespace) -> None:
     inputs = torch.randint(0, 258, (shape["batch"], shape["seq_len"]), generator=gen)
     targets = torch.randint(0, 258, (shape["batch"], shape["seq_len"]), generator=gen)
     batch = Batch(inputs, targets)
+    wanted = args.sides.split(",")
     sides: dict[str, Any] = {"ours": ours(False)}
-    if not args.no_compile:
+    if "ours_compiled" in wanted:
         sides["ours_compiled"] = ours(True)
-    from tiny_recursive_model import MLPMixer1D, TinyRecursiveModel, Trainer as RefTrainer
-
     m = sides["ours"].cfg.model
-    ref_model = TinyRecursiveModel(dim=m.dim, num_tokens=258, network=MLPMixer1D(dim=m.dim, depth=m.depth,
-                                   seq_len=m.seq_len), num_refinement_blocks=m.refinement_blocks,
-                                   num_latent_refinements=m.latent_steps)
-    assert count_parameters(ref_model) == sides["ours"].num_parameters
-    with contextlib.redirect_stdout(io.StringIO()):
-        reference = RefTrainer(ref_model, RandomPairs(inputs, targets), batch_size=shape["batch"], epochs=1,
-                               cpu=device == "cpu", halt_prob_thres=1.01, max_recurrent_steps=m.max_supervision_steps,
-                               warmup_steps=10)
-    sides["reference"] = reference
+    if "reference" in wanted:
+        from tiny_recursive_model import MLPMixer1D, TinyRecursiveModel, Trainer as RefTrainer
+
+        ref_model = TinyRecursiveModel(dim=m.dim, num_tokens=258, network=MLPMixer1D(dim=m.dim, depth=m.depth,
+                                       seq_len=m.seq_len), num_refinement_blocks=m.refinement_blocks,
+                                       num_latent_refinements=m.latent_steps)
+        assert count_parameters(ref_model) == sides["ours"].num_parameters
+        with contextlib.redirect_stdout(io.StringIO()):
+            sides["reference"] = RefTrainer(ref_model, RandomPairs(inputs, targets), batch_size=shape["batch"],
+                                            epochs=1, cpu=device == "cpu", halt_prob_thres=1.01,
+                                            max_recurrent_steps=m.max_supervision_steps, warmup_steps=10)
+    print(f"built {', '.join(sides)}: {sides['ours'].num_parameters:,} parameters each", flush=True)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def one(name: str) -> float:
@@ -108,7 +110,10 @@ def speed(args: argparse.Namespace) -> None:
         sync()
         return time.perf_counter() - t0
 
-    first = {name: one(name) for name in sides}  # the compiled side compiles here
+    first = {}
+    for name in sides:  # the compiled side compiles here
+        first[name] = one(name)
+        print(f"first step of {name}: {first[name]:.2f} s", flush=True)
     for _ in range(shape["warmup"] - 1):
         for name in sides:
             one(name)
@@ -117,15 +122,18 @@ def speed(args: argparse.Namespace) -> None:
         for name in sides:
             times[name].append(one(name))
     med = {name: statistics.median(t) for name, t in times.items()}
+    base = "reference" if "reference" in med else "ours"
     result = {"shape": shape, "params": sides["ours"].num_parameters, "device": _device_name(),
               "first_step_s": first, "median_step_s": med,
               "samples_per_s": {name: shape["batch"] / s for name, s in med.items()},
-              "ratio_vs_reference": {name: med["reference"] / s for name, s in med.items() if name != "reference"},
+              "baseline": base,
+              "ratio_vs_reference": {name: med[base] / s for name, s in med.items() if name != base},
               "peak_mem_mib": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None}
-    save(args.results, f"speed_{args.shape}", result)
+    save(args.results, f"speed_{args.shape}" + ("" if args.sides == "ours,reference" else f"_{args.sides.replace(',', '_')}"),
+         result)
     print(f"speed {args.shape}: " + ", ".join(f"{n} {1000 * s:.1f} ms/step ({shape['batch'] / s:.2f} samples/s)"
                                               for n, s in med.items())
-          + "; ours/reference " + ", ".join(f"{n} {r:.2f}x" for n, r in result["ratio_vs_reference"].items()),
+          + f"; against {base}: " + ", ".join(f"{n} {r:.2f}x" for n, r in result["ratio_vs_reference"].items()),
           flush=True)
 
 
@@ -215,24 +223,39 @@ def report(args: argparse.Namespace) -> None:
                   "end to end. Every figure below comes from that one run.", ""]
         lines += ["### Speed against tiny-recursive-model 0.0.12", "",
                   "Same model (parameter counts asserted equal), same batch, halting disabled in both, AdamW and "
-                  "EMA in both. Ours runs bf16 autocast (`train.bf16`, the default on CUDA), the reference fp32 "
-                  "under accelerate as shipped. Steps interleaved ours / ours compiled / reference, GPU "
-                  "synchronised around each; medians.", "",
-                  "| shape | params | supervision steps | ours | ours, `train.compile` | reference | ours / reference | "
-                  "compiled / reference | compile (first step) |", "|---|---|---|---|---|---|---|---|---|"]
-        for key, label in (("speed_seed", "seed: dim 1024, depth 4, seq 4096, batch 1"),
-                           ("speed_tiny", "tiny preset: dim 64, depth 2, seq 64, batch 16")):
-            r = data.get(key)
+                  "EMA in both. Ours runs bf16 autocast (`train.bf16`, the default on CUDA), the reference as "
+                  "shipped (fp32 under accelerate). Steps interleaved ours / reference, GPU synchronised around "
+                  "each; medians.", "",
+                  "| shape | params | supervision steps | steps | ours | reference | ours / reference |",
+                  "|---|---|---|---|---|---|---|"]
+        shapes = (("seed", "seed: dim 1024, depth 4, seq 4096, batch 1"),
+                  ("tiny", "tiny preset: dim 64, depth 2, seq 64, batch 16"))
+        for key, label in shapes:
+            r = data.get(f"speed_{key}")
             if not r:
-                lines.append(f"| {label} | not measured: {data.get(key + '_error', 'stage did not finish')} |||||||| ")
+                why = data.get(f"speed_{key}_error", "stage did not run")
+                lines.append(f"| {label} | not measured: {why} | | | | | |")
                 continue
-            sps, ratio, first = r["samples_per_s"], r["ratio_vs_reference"], r["first_step_s"]
-            lines.append(f"| {label} | {r['params']:,} | {r['shape']['sup']} | {_fmt(sps.get('ours'), unit=' samples/s')} | "
-                         f"{_fmt(sps.get('ours_compiled'), unit=' samples/s')} | {_fmt(sps.get('reference'), unit=' samples/s')} | "
-                         f"**{_fmt(ratio.get('ours'), unit='x')}** | {_fmt(ratio.get('ours_compiled'), unit='x')} | "
-                         f"{_fmt(first.get('ours_compiled'), '.1f', ' s')} |")
-        seed = data.get("speed_seed") or {}
-        best = max((seed.get("ratio_vs_reference") or {}).values(), default=None)
+            sps = r["samples_per_s"]
+            lines.append(f"| {label} | {r['params']:,} | {r['shape']['sup']} | {r['shape']['steps']} | "
+                         f"{_fmt(sps.get('ours'), unit=' samples/s')} | {_fmt(sps.get('reference'), unit=' samples/s')} | "
+                         f"**{_fmt(r['ratio_vs_reference'].get('ours'), unit='x')}** |")
+        lines += ["", "`train.compile` against eager, ours alone (the first step includes compiling):", "",
+                  "| shape | eager | compiled | compiled / eager | first compiled step | peak GPU memory |",
+                  "|---|---|---|---|---|---|"]
+        for key, label in shapes:
+            r = data.get(f"speed_{key}_ours_ours_compiled")
+            if not r:
+                why = data.get(f"compile_{key}_error", "stage did not run")
+                lines.append(f"| {label} | not measured: {why} | | | | |")
+                continue
+            sps = r["samples_per_s"]
+            lines.append(f"| {label} | {_fmt(sps.get('ours'), unit=' samples/s')} | "
+                         f"{_fmt(sps.get('ours_compiled'), unit=' samples/s')} | "
+                         f"{_fmt(r['ratio_vs_reference'].get('ours_compiled'), unit='x')} | "
+                         f"{_fmt(r['first_step_s'].get('ours_compiled'), '.1f', ' s')} | "
+                         f"{_fmt(r.get('peak_mem_mib'), '.0f', ' MiB')} |")
+        best = (data.get("speed_seed") or {}).get("ratio_vs_reference", {}).get("ours")
         lines += ["", f"Goal: at least 1.5x the reference at the seed's shape: "
                   + ("not measured" if best is None else f"{best:.2f}x, **{'met' if best >= 1.5 else 'NOT met'}**."), ""]
         lines += ["### How busy the GPU is while the worker trains", ""]
@@ -274,8 +297,10 @@ def note(args: argparse.Namespace) -> None:
     """Record one value under a dotted key: a stage's error, the tests' summary line, a JSON file's content."""
     if args.json_file:
         value: Any = json.loads(args.json_file.read_text())
-    elif args.lines:
-        value = [line for line in (args.text or "").splitlines() if line.strip()]
+    elif args.lines:  # merged with what an earlier run recorded: a line replaces the one with its first word
+        new = [line for line in (args.text or "").splitlines() if line.strip()]
+        heads = {line.split()[0] for line in new}
+        value = [line for line in load(args.results).get(args.key, []) if line.split()[0] not in heads] + new
     else:
         value = args.text
     head, _, tail = args.key.partition(".")
@@ -291,7 +316,9 @@ def main() -> None:
     s.add_argument("--shape", choices=sorted(SHAPES), required=True)
     s.add_argument("--steps", type=int, default=0, help="measured steps of each side (0: the shape's own)")
     s.add_argument("--sup", type=int, default=0, help="supervision steps per batch (0: the shape's own)")
-    s.add_argument("--no-compile", action="store_true")
+    s.add_argument("--sides", default="ours,reference",
+                   help="comma list of ours, ours_compiled, reference; the ratios are against reference if present, "
+                        "else against ours")
     u = sub.add_parser("utilisation")
     u.add_argument("--name", default="seed")
     u.add_argument("--seconds", type=float, default=20)

@@ -16,13 +16,16 @@
 #    and prints a summary. Raw results: bench/gpu_results/ (kept out of git).
 #
 # Without a GPU it says so and exits 0 after checking that it would run (its syntax, its Python, its imports).
-# Environment: PYTHON (default python3), WHEELS (default bench/wheels), BUDGET_S (default 360).
+# Environment: PYTHON (default python3), WHEELS (default bench/wheels), BUDGET_S (default 360), STAGES (a
+# subset of: speed_seed speed_tiny utilisation_seed cuda_tests dashboard compile_seed compile_tiny), PYTEST_K
+# (a -k filter for the CUDA tests), KEEP_RESULTS=1 (add to the last run's results instead of starting anew).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T0=$(date +%s)
 PY=${PYTHON:-python3}
 WHEELS=${WHEELS:-bench/wheels}
 BUDGET_S=${BUDGET_S:-360}
+STAGES=${STAGES:-speed_seed speed_tiny utilisation_seed cuda_tests dashboard compile_seed compile_tiny}
 OUTDIR=bench/gpu_results
 RESULTS=$OUTDIR/results.json
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -60,15 +63,20 @@ fi
 "$PY" -c 'import textual, plotext, tomli_w, tiny_recursive_model' || echo "WARNING: a package is missing (above)"
 
 mkdir -p "$OUTDIR"
-rm -f "$RESULTS" "$OUTDIR"/*.log
+[ -n "${KEEP_RESULTS:-}" ] || rm -f "$RESULTS"
+rm -f "$OUTDIR"/*.log "$OUTDIR/dashboard.json"
 "$PY" - "$RESULTS" <<'EOF'
-import datetime, json, os, platform, subprocess, sys, torch
+import datetime, json, os, pathlib, platform, subprocess, sys, torch
+path = pathlib.Path(sys.argv[1])
+old = json.loads(path.read_text()) if path.exists() else {}
 smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
                      text=True).stdout.strip().splitlines()
 json.dump({"environment": {"gpu": torch.cuda.get_device_name(), "driver": smi[0] if smi else "?",
                            "cuda": torch.version.cuda, "torch": torch.__version__, "python": platform.python_version(),
                            "cpus": os.cpu_count(), "date": datetime.date.today().isoformat()}},
           open(sys.argv[1], "w"), indent=1)
+if old:  # KEEP_RESULTS: an earlier run's figures stay unless a stage of this run replaces them
+    path.write_text(json.dumps(old | json.loads(path.read_text()), indent=1))
 EOF
 
 # stage NAME SECONDS CMD...: runs CMD under the smaller of SECONDS and what is left of the budget (less 20 s
@@ -91,18 +99,30 @@ stage() {
     fi
 }
 
-stage speed_seed 110 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed
-stage utilisation_seed 70 "$PY" bench/gpu_bench.py utilisation --results "$RESULTS" --name seed --seconds 20
-stage speed_tiny 60 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny
-stage cuda_tests 150 "$PY" -m pytest -q -s -p no:cacheprovider -m cuda tests/test_cuda.py
-"$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_tests \
-    --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/cuda_tests.log" 2>/dev/null | tail -1)"
-"$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_test_figures --lines \
-    --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
-stage dashboard 60 "$PY" bench/dashboard_throughput.py --rounds 1 --seconds 12 --warmup-steps 10 \
-    --json-out "$OUTDIR/dashboard.json"
-[ -f "$OUTDIR/dashboard.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" --key dashboard \
-    --json-file "$OUTDIR/dashboard.json"
+# Most telling first; torch.compile (a minute or more per shape) last, in what time is left.
+has() { [[ " $STAGES " == *" $1 "* ]]; }
+has speed_seed && stage speed_seed 70 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed
+has speed_tiny && stage speed_tiny 40 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny
+has utilisation_seed && stage utilisation_seed 60 "$PY" bench/gpu_bench.py utilisation --results "$RESULTS" \
+    --name seed --seconds 20
+if has cuda_tests; then
+    stage cuda_tests 150 "$PY" -m pytest -q -s -rf --tb=short -p no:cacheprovider -m cuda ${PYTEST_K:+-k "$PYTEST_K"} \
+        tests/test_cuda.py
+    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_tests \
+        --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/cuda_tests.log" 2>/dev/null | tail -1)"
+    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_test_figures --lines \
+        --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
+fi
+if has dashboard; then
+    stage dashboard 60 "$PY" bench/dashboard_throughput.py --rounds 1 --seconds 12 --warmup-steps 10 \
+        --json-out "$OUTDIR/dashboard.json"
+    [ -f "$OUTDIR/dashboard.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" --key dashboard \
+        --json-file "$OUTDIR/dashboard.json"
+fi
+has compile_seed && stage compile_seed 120 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed \
+    --sides ours,ours_compiled --steps 4
+has compile_tiny && stage compile_tiny 90 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny \
+    --sides ours,ours_compiled --steps 10
 
 say "report"
 "$PY" bench/gpu_bench.py note --results "$RESULTS" --key environment.wall_s --text "$(( $(date +%s) - T0 ))"

@@ -83,8 +83,8 @@ class GpuProbe:
             temp = self._field(lambda: float(nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU)))
             power = self._field(lambda: nvml.nvmlDeviceGetPowerUsage(h) / 1000)
             procs = self._field(lambda: nvml.nvmlDeviceGetComputeRunningProcesses(h))
-            mine = None
-            if procs is not None:
+            mine = None  # unknown (N/A) until the worker's pids are known, not 0
+            if procs is not None and worker_pids:
                 mine = sum((p.usedGpuMemory or 0) for p in procs if p.pid in worker_pids) / 2**20
             out.append(GpuSample(i, static["name"], util, used, static["mem_total_mb"], temp, power,
                                  static["power_limit_w"], mine))
