@@ -220,7 +220,9 @@ def report(args: argparse.Namespace) -> None:
         lines += [f"Measured {env.get('date', '?')} on **{gpu}** (driver {env.get('driver', '?')}, CUDA "
                   f"{env.get('cuda', '?')}), torch {env.get('torch', '?')}, Python {env.get('python', '?')}, "
                   f"{env.get('cpus', '?')} CPU cores, by `bench/gpu_check.sh` in {env.get('wall_s', '?')} s "
-                  "end to end. Every figure below comes from that one run.", ""]
+                  "end to end. " + ("Figures of stages this run skipped come from the earlier run it kept "
+                                    "(KEEP_RESULTS)." if env.get("kept_earlier") else
+                                    "Every figure below comes from that one run."), ""]
         lines += ["### Speed against tiny-recursive-model 0.0.12", "",
                   "Same model (parameter counts asserted equal), same batch, halting disabled in both, AdamW and "
                   "EMA in both. Ours runs bf16 autocast (`train.bf16`, the default on CUDA), the reference as "

@@ -76,7 +76,9 @@ json.dump({"environment": {"gpu": torch.cuda.get_device_name(), "driver": smi[0]
                            "cpus": os.cpu_count(), "date": datetime.date.today().isoformat()}},
           open(sys.argv[1], "w"), indent=1)
 if old:  # KEEP_RESULTS: an earlier run's figures stay unless a stage of this run replaces them
-    path.write_text(json.dumps(old | json.loads(path.read_text()), indent=1))
+    new = json.loads(path.read_text())
+    new["environment"]["kept_earlier"] = True
+    path.write_text(json.dumps(old | new, indent=1))
 EOF
 
 # stage NAME SECONDS CMD...: runs CMD under the smaller of SECONDS and what is left of the budget (less 20 s

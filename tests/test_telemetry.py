@@ -72,3 +72,15 @@ def test_host_probe_sums_the_worker_process_tree(tmp_path: Path) -> None:
             p.kill()
         parent.kill()
     assert HostProbe(tmp_path).sample(None).worker_cpu_pct is None
+
+
+def test_status_gpu_line_says_na_for_what_the_driver_does_not_report() -> None:
+    from trm_tui.progress import gpu_line
+
+    fake = FakeNvml([h100(procs=[(os.getpid(), 2048)]), h100(temp=NVMLError_NotSupported, power_mw=NVMLError_NotSupported)])
+    first, second = GpuProbe(loader=lambda: fake).sample(worker_pids={os.getpid()}).gpus
+    assert gpu_line(first) == ("0 NVIDIA H100 80GB HBM3: util 97%, memory 58.6/80 GiB, temp 64 C, power 512/700 W, "
+                               "worker 2.00 GiB")
+    assert "temp N/A" in gpu_line(second) and "power N/A" in gpu_line(second) and "worker 0.00 GiB" in gpu_line(second)
+    unknown = GpuProbe(loader=lambda: fake).sample(worker_pids=set()).gpus[0]
+    assert unknown.worker_mem_mb is None and gpu_line(unknown).endswith("worker N/A")  # not 0 before the pids are known

@@ -63,7 +63,10 @@ def run_trial(args: argparse.Namespace) -> dict:
         limit_mb = (1 - args.memory_margin) * total
         if args.gpu_limit_mb:
             limit_mb = min(limit_mb, args.gpu_limit_mb)
-        torch.cuda.set_per_process_memory_fraction(limit_mb / total, trainer.device)
+        # this call, unlike the others, wants an index: "cuda" alone (train.device = 'cuda' or 'auto') failed every
+        # GPU trial with a ValueError before a step ran (seen on an H200, 2026-11-27)
+        index = trainer.device.index if trainer.device.index is not None else torch.cuda.current_device()
+        torch.cuda.set_per_process_memory_fraction(limit_mb / total, index)
     order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
     times: list[float] = []
     for step in range(steps):
