@@ -198,10 +198,55 @@ def resumed_total(run_dir: Path, cfg) -> int | None:
     return cfg.train.epochs * per_epoch if per_epoch else None
 
 
+def opens_existing_run(args: argparse.Namespace) -> bool:
+    """``trm-tui [--run-dir DIR]`` with nothing that describes a start, on a folder that holds a run: open it as
+    it is, in whatever state (only --preset, --config or --set on a folder without a run start one)."""
+    return not (args.preset or args.config or args.sets or args.resume) and args.run_dir.is_dir() \
+        and layout.holds_run(args.run_dir)
+
+
+def open_existing_run(args: argparse.Namespace) -> int:
+    """The dashboard on the run as it is (running: attach; otherwise its history, ``r`` to resume); headless,
+    its status and how to go on. Nothing is started."""
+    run_dir = args.run_dir
+    settings = run_settings(run_dir)
+    if args.detach:
+        st = run_status(run_dir, settings)
+        if st.state in (RunState.STOPPED, RunState.FAILED, RunState.STALLED, RunState.COMPLETED):
+            print(f"trm-tui: nothing to start: the run in {run_dir} is {st.state}; "
+                  f"trm-tui --detach --resume --run-dir {run_dir} continues it", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"the run in {run_dir} is {st.state}; watch it with: trm-tui --run-dir {run_dir}")
+        return 0
+    if not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
+        from trm_tui.dashboard.app import Dashboard
+
+        code = Dashboard(run_dir, None, settings).run() or 0
+        keeper = live_keeper(run_dir)
+        if keeper is not None:
+            print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
+                  f"trm-tui --run-dir {run_dir}   (stop it with: trm-tui stop --run-dir {run_dir})")
+        return code
+    if live_keeper(run_dir) is not None or live_worker(run_dir) is not None:
+        if not args.no_ui:
+            print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)
+        client = KeeperClient(run_dir, None, settings.stop_grace_s, role="trm-tui --no-ui")
+        return Headless(client, as_json=args.json).run()
+    code = cmd_status(["--run-dir", str(run_dir)] + (["--json"] if args.json else []))
+    st = run_status(run_dir, settings)
+    if not args.json and st.state != RunState.COMPLETED:
+        print(f"\nnot running; continue it with: trm-tui --resume --run-dir {run_dir}")
+    elif not args.json:
+        print(f"\ncomplete; train it further with: trm-tui --resume --run-dir {run_dir} --set train.max_steps=N")
+    return code
+
+
 def cmd_run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     run_dir: Path = args.run_dir
     settings: SupervisorConfig
+    if opens_existing_run(args):
+        return open_existing_run(args)
     if live_worker(run_dir) is not None:
         settings = run_settings(run_dir)  # attach: the run keeps its own config
     else:

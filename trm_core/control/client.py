@@ -17,7 +17,7 @@ from trm_core.control.launch import (StopResult, adoption_note, ensure_keeper, m
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail
 from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker
-from trm_core.rundir.records import KeeperEnd, KeeperStart, RunEnd, parse
+from trm_core.rundir.records import KeeperEnd, KeeperStart, RunEnd, RunStart, parse
 from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK
 from trm_core.rundir.states import RunState
 
@@ -26,7 +26,7 @@ class KeeperClient:
     """Follow a run through its keeper. ``poll()`` returns the new log lines; ``exit_code`` is set when the
     keeper ends (its ``keeper_end``), and cleared again when a new keeper takes the run (a resume)."""
 
-    def __init__(self, run_dir: Path, launch_args: list[str], grace_s: float = 300.0, role: str = "trm-tui",
+    def __init__(self, run_dir: Path, launch_args: list[str] | None, grace_s: float = 300.0, role: str = "trm-tui",
                  env: dict[str, str] | None = None) -> None:
         self.run_dir, self.launch_args, self.grace_s, self.env = run_dir, launch_args, grace_s, env
         self.sender = commands.sender_name(role)
@@ -40,10 +40,29 @@ class KeeperClient:
         self.last_end: RunEnd | None = None
 
     def start(self) -> None:
+        """Attach to the run's keeper, or start one with ``launch_args``. With ``launch_args=None`` (open a
+        run as it is) nothing is started: a run that is over stays over, and ``exit_code`` says how it ended."""
         self.ident = live_worker(self.run_dir)
         self.attached = self.ident is not None
+        if self.launch_args is None:
+            self.keeper = live_keeper(self.run_dir)
+            if self.keeper is None and revive_keeper(self.run_dir, self.env) is not None:
+                self.keeper = live_keeper(self.run_dir)  # a worker without its keeper: adopted, as poll() would
+            if self.keeper is None:
+                self.exit_code = self._ended_code()
+            return
         self.keeper, started = ensure_keeper(self.run_dir, self.launch_args, self.env)
         self.started_run = started and not self.attached
+
+    def _ended_code(self) -> int:
+        """How the run ended, from its last ``run_end`` (none: the worker died without one, a failure)."""
+        from trm_core.rundir.events import read_tail
+
+        marks = [ev for ev in map(parse, read_tail(self.run_dir / layout.EVENTS)) if isinstance(ev, (RunStart, RunEnd))]
+        # a run_start after the last run_end: that worker died without a word
+        self.last_end = marks[-1] if marks and isinstance(marks[-1], RunEnd) else None
+        return EXIT_OK if self.last_end is not None and self.last_end.status in (RunState.COMPLETED, RunState.STOPPED) \
+            else EXIT_FAILED
 
     def poll(self) -> list[dict[str, Any]]:
         lines = self.tail.poll()

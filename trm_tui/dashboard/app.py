@@ -69,7 +69,7 @@ class Dashboard(App[int]):
         Binding("q", "quit_keep", "quit (run continues)"),
     ]
 
-    def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
+    def __init__(self, run_dir: Path, launch_args: list[str] | None, settings: SupervisorConfig,
                  gpu_probe: GpuProbe | None = None) -> None:
         super().__init__()
         if self.no_color:  # NO_COLOR means no colour codes at all; Textual's default draws greys
@@ -88,6 +88,8 @@ class Dashboard(App[int]):
         self._keeper_search = False  # the search running is the keeper's, asked for from here
         self._autotune_cancel: threading.Event | None = None
         self._quit = threading.Event()  # wakes the threads at once when the dashboard exits
+        self._key_actions = {b.key: b.action for b in self.BINDINGS if isinstance(b, Binding)}
+        self._resume_when_over = False  # r pressed while the run was stopping
 
     def compose(self) -> ComposeResult:
         yield HeaderBar()
@@ -115,9 +117,10 @@ class Dashboard(App[int]):
     # -- threads ----------------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="supervise")
-    def supervise(self, launch_args: list[str]) -> None:
+    def supervise(self, launch_args: list[str] | None) -> None:
         """Follow the run through its keeper (started here when there is none) for as long as the dashboard
-        is open: past the keeper's end too, so a resume from any other client shows here."""
+        is open: past the keeper's end too, so a resume from any other client shows here. ``None``: open the
+        run as it is, starting nothing (a stopped, failed or finished run stays so until ``r``)."""
         client = KeeperClient(self.run_dir, launch_args, self.settings.stop_grace_s, role="dashboard")
         # the run's past only once: after a resume from this dashboard the view already holds it
         history = self._history(client.tail.offset) if self.view.version == 0 else []
@@ -127,6 +130,9 @@ class Dashboard(App[int]):
         self.call_from_thread(self._started, client, bool(history))
         worker = get_current_worker()
         over = False
+        if client.exit_code is not None:  # opened a run that was over: show how it ended; looking is no failure
+            over = True
+            self.call_from_thread(self._supervision_over, client.exit_code, False)
         while not worker.is_cancelled:
             events = client.poll()
             if events:
@@ -189,8 +195,14 @@ class Dashboard(App[int]):
         if (self.view.state, self.view.tuning) != before:
             self.refresh_bindings()
 
-    def _supervision_over(self, code: int | None) -> None:
-        self.exit_code = code or 0
+    def _supervision_over(self, code: int | None, counts: bool = True) -> None:
+        """The keeper is gone and the run is over. ``counts``: its outcome is this dashboard's exit code (not
+        when the run was already over when opened)."""
+        if counts:
+            self.exit_code = code or 0
+        if self._resume_when_over:
+            self._resume_when_over = False
+            self.call_after_refresh(self.action_resume)
         self.view.finish(code)
         self.refresh_bindings()
 
@@ -225,22 +237,50 @@ class Dashboard(App[int]):
 
     # -- keys -------------------------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def why_not(self, action: str) -> str | None:
+        """Why the key for ``action`` cannot act now, in words for the user; None when it can."""
         if self.tuning and action in ("stop", "kill", "resume", "autotune"):
-            return None  # the search owns the run until it has written its choice
+            return "the auto-tune search owns the run until it has written its choice (q cancels it)"
         if self._search_elsewhere() and action in ("resume", "autotune"):
-            return True  # a search from another client holds the run: the key says so (see _tuned_elsewhere)
-        active = self.view.state in SUPERVISED
+            return None  # the action itself says a search from another window holds the run
+        state = self.view.state
+        active = state in SUPERVISED
         if action == "stop":
-            return True if active and self.view.state != RunState.STOPPING else None
+            if state == RunState.STOPPING:
+                return "already stopping: the worker finishes its step and saves a checkpoint (K kills it now)"
+            return None if active else f"nothing to stop: the run is {state}"
         if action == "kill":
-            return True if active else None
+            return None if active else f"nothing to kill: the run is {state}"
         if action == "autotune":  # a run to tune: one that runs, or one stopped with a checkpoint
-            return True if self.view.state in TUNABLE else None
+            return None if state in TUNABLE else f"auto-tune needs a running or stopped run; this one is {state}"
         if action == "resume":
+            if state == RunState.COMPLETED:
+                return (f"the run is complete; train it further with: trm-tui --resume --run-dir {self.run_dir} "
+                        f"--set train.max_steps=N")
+            if state == RunState.STOPPING:
+                return "resume waits for the worker to exit: it resumes then"
             supervising = self.sup is not None and self.sup.exit_code is None
-            return True if not active and not supervising and self.view.state != RunState.COMPLETED else None
-        return True
+            return f"the run is {state} already" if active or supervising else None
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that cannot act now are greyed in the footer (hidden under NO_COLOR, where grey does not show);
+        pressed anyway, they say why (on_key)."""
+        if self.why_not(action) is None:
+            return True
+        return False if self.no_color else None
+
+    def on_key(self, event) -> None:
+        """A key whose action cannot run now reaches here instead: say why, and remember a resume asked for
+        while the run stops (it runs once the worker is gone)."""
+        action = self._key_actions.get(event.key)
+        why = self.why_not(action) if action else None
+        if why is None:
+            return
+        event.stop()
+        if action == "resume" and self.view.state == RunState.STOPPING:
+            self._resume_when_over = True
+        self.notify(why, severity="warning", timeout=6)
 
     def action_stop(self) -> None:
         if self.sup is not None:

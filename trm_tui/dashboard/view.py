@@ -112,8 +112,9 @@ class RunView:
                 self.checkpoint_every = train.get("checkpoint_every", 0)
                 self.heartbeat_s = float(train.get("heartbeat_s", self.heartbeat_s))
                 self.total_steps = ev.total_steps or self.total_steps
+                self.end_status = None  # this start has not ended (yet): a worker that dies silently failed
                 if not history:
-                    self.state, self.end_status = RunState.RUNNING, None
+                    self.state = RunState.RUNNING
             case Checkpoint():
                 self.checkpoint_step, self.checkpoint_time = ev.step, t
             case ErrorEvent() if ev.kind == "non_finite":
@@ -129,17 +130,22 @@ class RunView:
             case CommandAck() if not history and ev.accepted and ev.command in ("stop", "kill") \
                     and self.state in SUPERVISED:
                 self.state = RunState.STOPPING  # asked from any client: every dashboard shows it
-            case RunEnd() if not history:
-                # the final state shows once the supervisor saw the process go (see finish)
+            case RunEnd():
+                # the final state shows once the supervisor saw the process go (see finish); in the history
+                # of a run opened as it is, it is how that run ended
                 self.end_status = RunState.STALLED if ev.reason == "stalled" \
                     else RunState.of(ev.status, RunState.STOPPED)
-                self.state = RunState.STALLED if self.end_status == RunState.STALLED else RunState.STOPPING
+                if not history:
+                    self.state = RunState.STALLED if self.end_status == RunState.STALLED else RunState.STOPPING
         if kind in NOTABLE:
             self.events.append(EventLine(t, kind, event_line(ev) or kind, kind in ALERTING))
 
     def finish(self, exit_code: int | None) -> None:
         """Supervision is over: the run's final state."""
-        self.state = RunState.FAILED if exit_code else (self.end_status or RunState.STOPPED)
+        if self.end_status == RunState.STALLED:
+            self.state = RunState.STALLED  # stalled, and not restarted (the keeper gave up, or was not there)
+        else:
+            self.state = RunState.FAILED if exit_code else (self.end_status or RunState.STOPPED)
         self.version += 1
 
     def eta_s(self) -> float | None:

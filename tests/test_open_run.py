@@ -1,0 +1,105 @@
+"""Any run, any state: ``trm-tui [--run-dir DIR]`` opens a run as it is, starts nothing unless asked, and keys
+that cannot act now say why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trm_core.rundir.identity import live_keeper, live_worker
+from trm_core.rundir.records import as_line
+from trm_core.rundir.states import RunState
+from trm_tui.dashboard.view import RunView
+
+from helpers import Terminal, cli_run, events, kill_worker, record, run_worker, wait_for
+
+
+def _finished(tmp_path: Path, micro_args: list[str], steps: int = 8, **faults: object) -> Path:
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, micro_args + ["--set", f"train.max_steps={steps}"], **faults)
+    assert result.returncode in (0, 1), result.stderr
+    return run_dir
+
+
+def _lines(run_dir: Path) -> int:
+    return len(events(run_dir))
+
+
+@pytest.mark.tmux
+@pytest.mark.process
+def test_a_completed_run_opens_with_its_curves_and_r_says_why_nothing_starts(tmp_path: Path,
+                                                                            micro_args: list[str]) -> None:
+    run_dir = _finished(tmp_path, micro_args)
+    before = _lines(run_dir)
+    with Terminal(["--run-dir", str(run_dir)], size=(80, 24)) as term:
+        wait_for(lambda: "COMPLETED" in term.screen() and "│ step  8/8" in term.screen(), timeout=60,
+                 what="the completed run on screen")
+        assert "run ended: completed at step 8" in term.screen()
+        term.keys("r")
+        wait_for(lambda: "the run is complete; train it" in term.screen(), what="r saying why it cannot resume")
+        term.keys("q")
+        wait_for(lambda: "EXIT=0" in term.screen(), what="the dashboard to quit")
+    assert _lines(run_dir) == before and live_keeper(run_dir) is None  # looking started nothing
+
+
+@pytest.mark.tmux
+@pytest.mark.process
+def test_a_stopped_run_opens_stopped_and_r_resumes_it(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = _finished(tmp_path, micro_args, steps=16, TRM_TEST_STOP_AT_STEP=4)
+    assert events(run_dir, "run_end")[-1]["status"] == "stopped"
+    before = _lines(run_dir)
+    term = Terminal(["--run-dir", str(run_dir)], size=(80, 24), TRM_TEST_STEP_SLEEP_S=0.3)
+    try:
+        wait_for(lambda: "STOPPED" in term.screen() and "│ step  4/16" in term.screen(), timeout=60,
+                 what="the stopped run on screen")
+        assert _lines(run_dir) == before and live_worker(run_dir) is None
+        term.keys("s")  # nothing runs: the key says so instead of doing nothing silently
+        wait_for(lambda: "nothing to stop: the run is stopped" in term.screen(), what="s saying why")
+        term.keys("r")
+        wait_for(lambda: "RUNNING" in term.screen(), timeout=60, what="the resumed run")
+        assert events(run_dir, "run_start")[-1]["resumed_from"] == 4
+        term.keys("s")
+        wait_for(lambda: "STOPPING" in term.screen(), what="stopping")
+        term.keys("s")
+        wait_for(lambda: "already stopping" in term.screen(), what="a second s saying why")
+        term.keys("r")  # asked while it stops: it waits for the worker to exit, then resumes
+        wait_for(lambda: "resume waits for the worker to exit" in term.screen(), what="r saying it waits")
+        wait_for(lambda: len(events(run_dir, "run_start")) == 3, timeout=60, what="the queued resume")
+        term.keys("q")
+        wait_for(lambda: "EXIT=0" in term.screen(), what="the dashboard to quit")
+    finally:
+        term.close()
+        kill_worker(run_dir)
+
+
+@pytest.mark.process
+def test_headless_open_prints_how_it_ended_and_starts_nothing(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = _finished(tmp_path, micro_args, TRM_TEST_CRASH_AT_STEP=3)
+    assert events(run_dir, "run_end")[-1]["status"] == "failed"
+    before = _lines(run_dir)
+    shown = cli_run("--no-ui", "--run-dir", str(run_dir))
+    assert shown.returncode == 0, shown.stderr
+    assert "state       failed" in shown.stdout and f"trm-tui --resume --run-dir {run_dir}" in shown.stdout
+    detached = cli_run("--detach", "--run-dir", str(run_dir))
+    assert detached.returncode == 2 and "nothing to start: the run" in detached.stderr
+    assert _lines(run_dir) == before and live_keeper(run_dir) is None
+    # flags that describe a new run on a folder that holds one are still refused, naming the way out
+    again = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args)
+    assert again.returncode == 2 and "already holds a run; use --resume" in again.stderr
+
+
+def test_a_history_ends_as_its_log_says() -> None:
+    def ended(*evs) -> RunState:
+        view = RunView("r")
+        view.feed([as_line(e, float(t)) for t, e in enumerate(evs)], history=True)
+        code = 0 if evs and evs[-1].event == "run_end" and evs[-1].status in ("completed", "stopped") else 1
+        view.finish(code)
+        return view.state
+
+    start = record("run_start", total_steps=8, pid=5)
+    assert ended(start, record("run_end", status="completed", step=8)) == RunState.COMPLETED
+    assert ended(start, record("run_end", status="stopped", step=4)) == RunState.STOPPED
+    assert ended(start, record("run_end", status="failed", step=4, reason="stalled")) == RunState.STALLED
+    # stopped, resumed, then the worker died without a word: that is a failure, not the old "stopped"
+    assert ended(start, record("run_end", status="stopped", step=4), start) == RunState.FAILED
