@@ -146,3 +146,40 @@ def test_a_finished_run_can_be_extended_and_a_file_is_not_a_run_dir(tmp_path: Pa
     numpy_warning = subprocess.run([sys.executable, "-m", "trm_core.worker", "--run-dir", str(a_file)],
                                    capture_output=True, text=True, env=worker_env(), timeout=60)
     assert numpy_warning.returncode == 2 and "Failed to initialize NumPy" not in numpy_warning.stderr
+
+
+@pytest.mark.process
+def test_the_worker_alone_prints_its_progress(tmp_path: Path, micro_args: list[str]) -> None:
+    result = run_worker(tmp_path / "run", micro_args + ["--set", "train.max_steps=6"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"trm worker: started in {tmp_path / 'run'}: 6 steps on cpu")
+    assert any(line.startswith("step 1/6 (16.7%)  loss ") for line in lines)  # the first step, at once
+    assert any(line.startswith("step 6/6 (100.0%)") for line in lines)      # and the last, always
+    assert lines[-1] == "trm worker: completed at step 6 of 6"
+
+
+@pytest.mark.process
+def test_a_second_ctrl_c_says_what_it_loses(tmp_path: Path, micro_args: list[str]) -> None:
+    import signal
+
+    from helpers import cli, kill_worker, wait_for
+
+    run_dir = tmp_path / "run"
+    front = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.checkpoint_every=2",
+                "--set", "train.max_steps=1000", TRM_TEST_STEP_SLEEP_S=0.3)
+    try:
+        wait_for(lambda: len(events(run_dir, "checkpoint")) >= 1 and len(events(run_dir, "step")) >= 3,
+                 timeout=120, what="a checkpoint and a step after it")
+        front.send_signal(signal.SIGINT)
+        wait_for(lambda: (run_dir / "commands").exists() and any((run_dir / "commands").iterdir()) or
+                 events(run_dir, "command"), what="the first stop asked for")  # two signals at once are one
+        front.send_signal(signal.SIGINT)
+        _, err = front.communicate(timeout=60)
+        newest = events(run_dir, "checkpoint")[-1]["step"]
+        assert "stopping after this step (checkpoint); Ctrl-C again to exit now" in err
+        assert "exiting now, without finishing the step; a resume starts from the checkpoint of step " in err
+        said = int(err.split("checkpoint of step ")[1].split()[0])
+        assert 2 <= said <= newest, (said, newest, err)
+    finally:
+        kill_worker(run_dir)

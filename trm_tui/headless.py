@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from trm_core.control.client import KeeperClient
 from trm_core.control.status import ETA_WINDOW, eta_seconds
+from trm_core.rundir import layout
 from trm_core.rundir.layout import EXIT_OK
 from trm_core.rundir.records import Heartbeat, RunStart, Step, parse
 from trm_tui.progress import event_line, progress_line, step_progress_line
@@ -51,9 +52,19 @@ class Headless:
             return
         self.stop_requests += 1
         what = "stopping after this step (checkpoint); Ctrl-C again to exit now" if self.stop_requests == 1 \
-            else "exiting now, without a checkpoint"
+            else self._second_stop_text()
         print(f"trm-tui: {signal.Signals(signum).name}: {what}", file=sys.stderr, flush=True)
         self.client.request_stop()
+
+    def _second_stop_text(self) -> str:
+        """What a second stop loses: only the step in progress. Said with the checkpoint a resume starts from
+        (the first stop may already have written it)."""
+        from trm_core.rundir.checkpoints import latest_progress
+
+        newest = latest_progress(self.client.run_dir / layout.CHECKPOINTS)
+        if newest is None:
+            return "exiting now; no checkpoint was written yet, so a resume starts from the beginning"
+        return f"exiting now, without finishing the step; a resume starts from the checkpoint of step {newest.step}"
 
     def _on_hangup(self, *_: Any) -> None:
         self.leave = True  # the terminal is gone: stop watching, never stop training

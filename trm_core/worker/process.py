@@ -28,6 +28,7 @@ from trm_core.rundir.events import EventWriter
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.train.trainer import NonFiniteLoss, Trainer
+from trm_core.worker.console import Console
 from trm_core.worker.faults import Faults
 from trm_core.worker.stop import StopRequest
 from trm_core.worker.watchdog import Watchdog
@@ -61,6 +62,7 @@ class Run:
         self.started = time.monotonic()
         self.faults = faults
         stop.on_second = self._forced_stop
+        self.console = Console()
 
     def _forced_stop(self, signum: int) -> None:
         self.events.emit(RunEnd(status=RunState.STOPPED.value, step=self.done_steps, exit_code=EXIT_OK,
@@ -117,6 +119,9 @@ class Run:
                 resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
                 steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
                 data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads()))
+            self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
+                             f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
+                             f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
             status = self._loop(watchdog)
         except NonFiniteLoss as exc:
             watchdog.stop()
@@ -133,6 +138,8 @@ class Run:
             traceback.print_exc()
             return EXIT_FAILED
         watchdog.stop()
+        self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
+                         + (f" ({self.stop.requested})" if self.stop.requested else ""))
         self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK,
                                 reason=self.stop.requested or "finished",
                                 seconds=round(time.monotonic() - self.started, 3)))
@@ -162,6 +169,8 @@ class Run:
             if step % cfg.train.log_every == 0 or step == self.total_steps:
                 self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, data_s=round(data_s, 6),
                                       **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len)))
+            self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
+                              final=step == self.total_steps)
             if eval_batches and step % cfg.train.eval_every == 0:
                 watchdog.begin("eval", step)
                 t0 = time.perf_counter()
