@@ -134,3 +134,27 @@ def test_shipped_config_comments_come_from_the_schema() -> None:
     """Every comment in config.toml is its field's doc: the file is the schema's rendering, whole."""
     from trm_core.config.reference import render
     assert (REPO / "config.toml").read_text() == render()
+
+
+def test_config_reference_page_is_the_schema_and_its_names_work() -> None:
+    """docs/config.md is the schema's rendering, whole; and what it says holds: one row per key, each named
+    environment variable sets its key, and the keys marked changeable on resume are the ones a resume accepts."""
+    import dataclasses
+
+    from trm_core.config.reference import render_markdown
+    from trm_core.config.run import SAFE_ON_RESUME
+    from trm_core.config.schema import SECTIONS
+
+    page = render_markdown()
+    assert (REPO / "docs" / "config.md").read_text() == page
+    section, rows = "", {}
+    for line in page.splitlines():
+        if line.startswith("## ["):
+            section = line[4:-1]
+        elif line.startswith("| `"):
+            cells = [c.strip(" `") for c in line.strip("|").split("|")]
+            rows[f"{section}.{cells[0]}"] = cells
+    assert set(rows) == {f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    assert {key for key, cells in rows.items() if cells[3] == "yes"} == SAFE_ON_RESUME
+    assert rows["train.batch_size"][4] == "TRM_TRAIN_BATCH_SIZE"
+    assert resolve(env={"TRM_TRAIN_BATCH_SIZE": "3"}).train.batch_size == 3

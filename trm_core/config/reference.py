@@ -1,6 +1,9 @@
-"""The shipped ``config.toml``, rendered from the schema: every key, its default and its doc, then the
-built-in presets. ``python -m trm_core.config.reference > config.toml`` rewrites it; a test keeps the file
-equal to this rendering, so a comment can never drift from the field it describes.
+"""The shipped ``config.toml`` and ``docs/config.md``, rendered from the schema: every key, its default, its
+doc, its allowed range, whether a resume may change it and its environment variable.
+
+``python -m trm_core.config.reference > config.toml`` and ``python -m trm_core.config.reference --markdown >
+docs/config.md`` rewrite them; tests keep both files equal to these renderings, so neither can drift from
+the fields they describe.
 """
 
 from __future__ import annotations
@@ -50,5 +53,57 @@ def render() -> str:
     return "\n".join(parts)
 
 
+MARKDOWN_HEADER = """\
+# Config reference
+
+Generated from the config schema (`trm_core/config/schema.py`) by
+`python -m trm_core.config.reference --markdown > docs/config.md`; a test keeps this page equal to the code.
+
+Where a value comes from, lowest first: the built-in default < the config file (`--config FILE`, default
+`./config.toml`) < a preset (`--preset NAME`) < the environment variable < `--set section.key=value`. A run's
+resolved config is saved in `RUN_DIR/config.toml`; `--resume` reads it from there and accepts changes only to
+the keys marked *yes* under "on resume" (the others would change the model, the data or the optimizer).
+"""
+
+
+def allowed(meta: dict[str, Any]) -> str:
+    """A field's allowed values, in words."""
+    if meta.get("choices"):
+        return "one of " + ", ".join(f"`{_value(c)}`" for c in meta["choices"])
+    low, high, above = meta.get("min"), meta.get("max"), meta.get("above")
+    if above is not None:
+        return f"> {above:g}" + (f", ≤ {high:g}" if high is not None else "")
+    if low is not None and high is not None:
+        return f"{low:g} to {high:g}" if high < 1e15 else f"≥ {low:g}"
+    if low is not None:
+        return f"≥ {low:g}"
+    return f"≤ {high:g}" if high is not None else "any"
+
+
+def render_markdown() -> str:
+    from trm_core.config.run import SAFE_ON_RESUME
+
+    parts = [MARKDOWN_HEADER]
+    for section, cls in SECTIONS.items():
+        parts.append(f"## [{section}]\n\n| key | default | allowed | on resume | environment | what it does |\n"
+                     "|---|---|---|---|---|---|")
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            key = f"{section}.{f.name}"
+            doc = f.metadata["doc"].replace("|", "\\|")
+            parts.append(f"| `{f.name}` | `{_value(default)}` | {allowed(f.metadata)} | "
+                         f"{'yes' if key in SAFE_ON_RESUME else 'no'} | `TRM_{section.upper()}_{f.name.upper()}` | "
+                         f"{doc} |")
+        parts.append("")
+    parts.append("## Presets\n\nBuilt in, so `--preset NAME` works from any folder; a config file may add its own "
+                 "under `[presets.NAME.SECTION]`.\n")
+    for name, tables in BUILTIN_PRESETS.items():
+        values = ", ".join(f"`{section}.{k} = {_value(v)}`" for section, t in tables.items() for k, v in t.items())
+        parts.append(f"- `{name}`: {values}")
+    return "\n".join(parts) + "\n"
+
+
 if __name__ == "__main__":
-    print(render(), end="")
+    import sys
+
+    print(render_markdown() if "--markdown" in sys.argv[1:] else render(), end="")
