@@ -164,7 +164,7 @@ def test_tune_before_training_may_grow_the_batch(tmp_path: Path, micro_args: lis
     """A new run: autotune writes its config and, with allow_batch_change, tries larger batches; a larger
     batch comes with the square-root learning-rate rule. The run then starts from it with --resume."""
     run_dir = tmp_path / "run"
-    tune = cli("autotune", "--run-dir", str(run_dir), *micro_args, *FAST_TRIALS, "--set", "train.max_steps=3",
+    tune = cli("autotune", "--run-dir", str(run_dir), *micro_args, *FAST_TRIALS, "--set", "train.max_steps=12",
                "--set", "autotune.allow_batch_change=true", "--set", "autotune.max_batch_size=8")
     out, err = tune.communicate(timeout=240)
     assert tune.returncode == 0, err
@@ -175,8 +175,11 @@ def test_tune_before_training_may_grow_the_batch(tmp_path: Path, micro_args: lis
     if "train.batch_size" in result["changed"]:
         assert result["lr_rule"] == "sqrt"
         assert train["learning_rate"] == pytest.approx(0.003 * (train["batch_size"] / 4) ** 0.5)
+        # the same samples: 12 at batch 4 is 6 steps at 8, not 12 steps of twice the data
+        assert train["max_steps"] == round(12 * 4 / train["batch_size"]) and "max_steps 12 -> " in result["note"]
+        assert "keeps the run at about 48 samples" in out
     else:
-        assert train["batch_size"] == 4 and train["learning_rate"] == 0.003
+        assert train["batch_size"] == 4 and train["learning_rate"] == 0.003 and train["max_steps"] == 12
     fresh = cli("--no-ui", "--run-dir", str(run_dir), *micro_args)  # a fresh start would overwrite it: refused
     assert fresh.wait(timeout=120) == 2 and "use --resume" in fresh.stderr.read()
     started = cli("--no-ui", "--run-dir", str(run_dir), "--resume")
@@ -292,3 +295,17 @@ def test_quitting_the_dashboard_mid_search_resumes_the_run(tmp_path: Path, micro
     finally:
         term.close()
         kill_worker(run_dir)
+
+
+def test_a_larger_batch_keeps_the_runs_samples_and_says_so() -> None:
+    from trm_core.autotune.engine import same_samples, sample_note
+    from trm_core.config import TrainConfig
+
+    t = TrainConfig(batch_size=16, max_steps=600, warmup_steps=20, eval_every=100, checkpoint_every=100)
+    scaled = same_samples(t, 128)
+    assert scaled == {"max_steps": 75, "warmup_steps": 2, "eval_every": 12, "checkpoint_every": 12}
+    assert sample_note(t, 128, scaled).startswith("batch 16 -> 128: max_steps 600 -> 75 keeps the run at about "
+                                                  "9,600 samples")
+    by_epochs = TrainConfig(batch_size=16, max_steps=0, epochs=3, eval_every=0)
+    assert "max_steps" not in same_samples(by_epochs, 64) and "eval_every" not in same_samples(by_epochs, 64)
+    assert "counted in epochs (3), so it keeps its samples" in sample_note(by_epochs, 64, same_samples(by_epochs, 64))

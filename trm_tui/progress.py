@@ -101,7 +101,8 @@ def event_line(ev: Event) -> str | None:
             speed = ""
             if ev.before_samples_per_s and ev.after_samples_per_s:
                 speed = f" ({ev.before_samples_per_s:.1f} -> {ev.after_samples_per_s:.1f} samples/s)"
-            return f"auto-tune result: {what}{speed}" + (" [cancelled]" if ev.cancelled else "")
+            return (f"auto-tune result: {what}{speed}" + (" [cancelled]" if ev.cancelled else "")
+                    + (f". {ev.note}" if ev.note and ev.note.startswith("batch ") else ""))
     return None
 
 

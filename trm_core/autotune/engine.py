@@ -259,8 +259,11 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
         if c.batch_size != t.batch_size:
             new_train["batch_size"] = c.batch_size
             new_train["learning_rate"] = scaled_learning_rate(t.learning_rate, t.batch_size, c.batch_size)
+            new_train |= same_samples(t, c.batch_size)
+            note = sample_note(t, c.batch_size, new_train)
         before = {"micro_batch_size": cfg.micro_batch, "threads": t.threads, "batch_size": t.batch_size,
-                  "learning_rate": t.learning_rate}
+                  "learning_rate": t.learning_rate, "max_steps": t.max_steps, "warmup_steps": t.warmup_steps,
+                  "eval_every": t.eval_every, "checkpoint_every": t.checkpoint_every}
         changed = {f"train.{k}": (before[k], v) for k, v in new_train.items() if before[k] != v}
         if changed:  # over the saved config, not this search's own --set autotune.* overrides
             plain = config_mod.resolve(base=saved, env={})
@@ -272,6 +275,34 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
         after_samples_per_s=_round(chosen.samples_per_s if chosen else None), trials=len(trials),
         cancelled=cancel.is_set(), note=note, lr_rule="sqrt" if "train.learning_rate" in changed else None))
     return Outcome(trials, baseline, chosen, changed, was_running, note, written)
+
+
+# Counted in steps, meant as amounts of data: with a batch k times larger, each is divided by k.
+PER_SAMPLE_STEPS = ("max_steps", "warmup_steps", "eval_every", "checkpoint_every")
+
+
+def same_samples(t, new_batch: int) -> dict[str, int]:
+    """The step counts that keep the run's amount of data (and its cadence of evals and checkpoints) when the
+    batch changes: a run of max_steps = 600 at batch 16 sees 9,600 samples, and must see them at batch 128
+    too (75 steps), not eight times as many. With max_steps = 0 the run is counted in epochs, which the
+    worker turns into steps with the new batch by itself."""
+    out = {}
+    for key in PER_SAMPLE_STEPS:
+        steps = getattr(t, key)
+        if steps:
+            out[key] = max(1, round(steps * t.batch_size / new_batch))
+    return out
+
+
+def sample_note(t, new_batch: int, new_train: dict) -> str:
+    if t.max_steps:
+        what = (f"max_steps {t.max_steps} -> {new_train['max_steps']} keeps the run at about "
+                f"{t.max_steps * t.batch_size:,} samples")
+    else:
+        what = f"the run is counted in epochs ({t.epochs}), so it keeps its samples"
+    scaled = ", ".join(f"{k} {getattr(t, k)} -> {new_train[k]}" for k in PER_SAMPLE_STEPS[1:] if k in new_train)
+    return (f"batch {t.batch_size} -> {new_batch}: {what}" + (f"; also {scaled}" if scaled else "")
+            + "; learning rate by the square-root rule")
 
 
 def scaled_learning_rate(lr: float, old_batch: int, new_batch: int) -> float:
