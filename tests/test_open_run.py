@@ -103,3 +103,28 @@ def test_a_history_ends_as_its_log_says() -> None:
     assert ended(start, record("run_end", status="failed", step=4, reason="stalled")) == RunState.STALLED
     # stopped, resumed, then the worker died without a word: that is a failure, not the old "stopped"
     assert ended(start, record("run_end", status="stopped", step=4), start) == RunState.FAILED
+
+
+@pytest.mark.process
+def test_e_shows_every_event_the_three_line_pane_cannot(tmp_path: Path, micro_args: list[str]) -> None:
+    import asyncio
+
+    from textual.widgets import Log
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.screens import EventsScreen
+
+    run_dir = _finished(tmp_path, micro_args, steps=16)  # checkpoints and evals every 4 steps: 10 events
+
+    async def screen_lines() -> list[str]:
+        app = Dashboard(run_dir, None, SupervisorConfig())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(1.0)
+            await pilot.press("e")
+            await pilot.pause(0.5)
+            assert isinstance(app.screen, EventsScreen)
+            return list(app.screen.query_one(Log).lines)
+    lines = asyncio.run(screen_lines())
+    assert len(lines) >= 10, lines
+    assert "run started of 16" in lines[0] and "run ended: completed at step 16" in lines[-1]

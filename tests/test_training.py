@@ -68,7 +68,7 @@ def test_headless_cli_prints_plain_progress(tmp_path: Path, micro_args: list[str
                             timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "run started: pid" in out and "step 6/6 (100.0%)" in out
+    assert "run started of 6: pid" in out and "step 6/6 (100.0%)" in out
     assert "checkpoint: step 4" in out and "run ended: completed at step 6" in out
     assert "\x1b[" not in out  # stdout is not a TTY: no ANSI codes
     assert (run_dir / "worker.log").exists()

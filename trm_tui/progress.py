@@ -62,9 +62,9 @@ def event_line(ev: Event) -> str | None:
     """One line for a notable event (headless output, the dashboard's events pane); None for the rest."""
     match ev:
         case RunStart():
-            resumed = f", resumed from step {ev.resumed_from}" if ev.resumed_from is not None else ""
-            return (f"run started: pid {ev.pid} on {ev.device}, {ev.parameters or 0:,} parameters, "
-                    f"{ev.total_steps} steps{resumed}")
+            # what matters first: a narrow events pane cuts the end of the line
+            what = f"run resumed from step {ev.resumed_from}" if ev.resumed_from else "run started"
+            return f"{what} of {ev.total_steps}: pid {ev.pid} on {ev.device}, {ev.parameters or 0:,} parameters"
         case Checkpoint():
             name = str(ev.path or "").rsplit("/", 1)[-1]
             return f"checkpoint: step {ev.step} -> {name} ({ev.bytes / 2**20:.1f} MiB, {ev.seconds:.2f}s)"

@@ -27,7 +27,7 @@ from trm_core.rundir.identity import run_lock_held
 from trm_core.rundir.events import read_span, sample_events
 from trm_core.rundir.records import AutotuneResult, Eval, KeeperEnd, RunStart, Step
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
-from trm_tui.dashboard.screens import ConfirmKill, HelpScreen, LogScreen
+from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
 from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel,
                                        ProgressPanel)
@@ -63,10 +63,11 @@ class Dashboard(App[int]):
         Binding("s", "stop", "stop"),
         Binding("r", "resume", "resume"),
         Binding("a", "autotune", "auto-tune"),
+        Binding("e", "events", "events"),
         Binding("l", "log", "log"),
         Binding("K", "kill", "kill"),
         Binding("question_mark", "help", "help"),
-        Binding("q", "quit_keep", "quit (run continues)"),
+        Binding("q", "quit_keep", "quit"),  # the run goes on: the help and the exit message say so
     ]
 
     def __init__(self, run_dir: Path, launch_args: list[str] | None, settings: SupervisorConfig,
@@ -97,7 +98,7 @@ class Dashboard(App[int]):
             yield ProgressPanel()
             yield MetricsPanel()
         with Horizontal(id="curves"):
-            yield Curve("loss / eval loss", id="loss-curve")
+            yield Curve("loss / eval loss", log_y=True, points=frozenset({"eval"}), id="loss-curve")
             yield Curve("samples/s", from_zero=True, id="speed-curve")
         with Horizontal(id="machine"):
             yield GpuPanel()
@@ -385,6 +386,9 @@ class Dashboard(App[int]):
             self.action_resume()  # from the checkpoint, with the chosen settings if there are any
         elif outcome is not None:
             self.notify("auto-tune done; press r to resume the run")
+
+    def action_events(self) -> None:
+        self.push_screen(EventsScreen(self.view))
 
     def action_log(self) -> None:
         self.push_screen(LogScreen(self.run_dir / layout.WORKER_LOG))

@@ -1,4 +1,4 @@
-"""Screens over the dashboard: key help, the raw worker log, and the force-kill confirmation."""
+"""Screens over the dashboard: key help, the run's events, the raw worker log, and the force-kill confirmation."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ KEYS_HELP = """\
 [b]s[/b]  stop gracefully: the worker finishes its step, saves a checkpoint and exits
 [b]r[/b]  resume from the newest good checkpoint (when the run is not running)
 [b]a[/b]  auto-tune micro-batch and threads (stops, measures, resumes the run)
+[b]e[/b]  every event of the run so far (scroll with the arrows, PgUp/PgDn), following new ones
 [b]l[/b]  the raw worker log
 [b]K[/b]  force-kill the worker (asks first; the newest good checkpoint stays)
 [b]q[/b]  quit the dashboard: training keeps running; run trm-tui again to attach
@@ -27,6 +28,39 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="dialog"):
             yield Label("[b]trm-tui keys[/b]")
             yield Static(KEYS_HELP)
+
+
+class EventsScreen(Screen[None]):
+    """The run's notable events (the events pane's source, up to the newest 1000), scrollable, following new
+    ones: the three-line pane cannot hold an auto-tune's trials or a long run's restarts."""
+
+    BINDINGS = [Binding("escape,e,q", "app.pop_screen", "back")]
+
+    def __init__(self, view) -> None:
+        super().__init__()
+        self.view = view
+        self._seen = 0
+
+    def compose(self) -> ComposeResult:
+        yield Label("[b]events[/b] (newest last, following)")
+        yield Log(id="events-log", max_lines=1000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.follow()
+        self.set_interval(1.0, self.follow)
+
+    def follow(self) -> None:
+        import time
+
+        new = min(self.view.events_seen - self._seen, len(self.view.events))
+        if new <= 0:
+            return
+        self._seen = self.view.events_seen
+        lines = list(self.view.events)[-new:]
+        self.query_one(Log).write_lines(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(line.time))} {'! ' if line.alert else ''}{line.text}"
+            for line in lines)
 
 
 class LogScreen(Screen[None]):

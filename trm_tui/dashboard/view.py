@@ -57,7 +57,8 @@ class RunView:
     loss: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(400))
     eval_curve: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(200))
     throughput: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(400))
-    events: deque = field(default_factory=lambda: deque(maxlen=300))
+    events: deque = field(default_factory=lambda: deque(maxlen=1000))
+    events_seen: int = 0  # notable events ever appended: the events screen follows by this count
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=20))
     step_times: deque = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))  # since the last (re)start
     non_finite: bool = False
@@ -139,6 +140,7 @@ class RunView:
                     self.state = RunState.STALLED if self.end_status == RunState.STALLED else RunState.STOPPING
         if kind in NOTABLE:
             self.events.append(EventLine(t, kind, event_line(ev) or kind, kind in ALERTING))
+            self.events_seen += 1
 
     def finish(self, exit_code: int | None) -> None:
         """Supervision is over: the run's final state."""

@@ -92,16 +92,23 @@ class MetricsPanel(Static):
 
 
 class Curve(Static):
-    """A plotext line chart of downsampled series, redrawn only when the data or the size changed.
+    """A plotext chart of downsampled series, redrawn only when the data or the size changed.
 
     ``from_zero``: the y axis starts at 0. For throughput that is the honest scale (a dip shows as a dip,
     jitter as jitter), and it is cheaper: plotext draws dot by dot, and a noisy series stretched over the
-    full height cost about 100 ms a draw.
+    full height cost about 100 ms a draw. ``log_y``: a logarithmic y axis, for a loss that falls from 5.7 to
+    0.2 (on a linear axis everything after the first fall is one flat line on the bottom row). ``points``:
+    series drawn as separate points (evals), so they differ from the lines by shape, not only by colour
+    (NO_COLOR). The legend is one line over the top-right corner, where falling losses and throughput with
+    headroom leave the chart empty; plotext's own legend took two rows over the top-left, where a loss starts.
     """
 
-    def __init__(self, title: str, from_zero: bool = False, **kwargs) -> None:
+    LINE_GLYPH, POINT_GLYPH = "⠒", "•"
+
+    def __init__(self, title: str, from_zero: bool = False, log_y: bool = False, points: frozenset[str] = frozenset(),
+                 **kwargs) -> None:
         super().__init__(**kwargs)
-        self.title, self.from_zero = title, from_zero
+        self.title, self.from_zero, self.log_y, self.points = title, from_zero, log_y, points
         self._key: tuple = ()
         self._series: list[tuple[str, MinMaxSeries, str]] | None = None
         self._empty = True
@@ -127,18 +134,55 @@ class Curve(Static):
         plt.theme("clear")
         plt.plotsize(width, height)
         plt.frame(False)  # no box and no title (the legend names the lines): every row is for data
-        drawn, top = False, 0.0
+        shown: list[tuple[str, str, str]] = []
+        top, low, x_low, x_high = 0.0, float("inf"), float("inf"), -float("inf")
         for label, s, color in series:
             xs, ys = s.points()
-            if xs:
-                plt.plot(xs, ys, label=label, color=color, marker="braille")
-                drawn, top = True, max(top, max(ys))
+            if not xs:
+                continue
+            if label in self.points:
+                plt.scatter(xs, ys, color=color, marker=self.POINT_GLYPH)
+            else:
+                plt.plot(xs, ys, color=color, marker="braille")
+            shown.append((label, self.POINT_GLYPH if label in self.points else self.LINE_GLYPH, color))
+            top, low = max(top, max(ys)), min(low, min(ys))
+            x_low, x_high = min(x_low, xs[0]), max(x_high, xs[-1])
+        self._empty = not shown
+        if not shown:
+            self.update(Text(f"{self.title}: waiting for steps", "dim"), layout=False)
+            return True
         if self.from_zero and top > 0:
-            plt.ylim(0, top * 1.3)  # headroom: the legend sits over the top-left corner
-        self._empty = not drawn
-        self.update(Text.from_ansi(plt.build()) if drawn else Text(f"{self.title}: waiting for steps", "dim"),
-                    layout=False)
+            plt.ylim(0, top * 1.3)  # headroom: the legend sits over the top-right corner
+        if self.log_y and low > 0 and top > 2 * low:
+            plt.yscale("log")
+        ticks = step_ticks(x_low, x_high, max(2, min(5, width // 12)))
+        plt.xticks(ticks, [step_label(t) for t in ticks])  # plotext's own cut the last label at the edge
+        chart = Text.from_ansi(plt.build())
+        self.update(with_legend(chart, shown, width), layout=False)
         return True
+
+
+def step_ticks(low: float, high: float, count: int) -> list[int]:
+    """Whole steps, evenly spread from the first to the last."""
+    if high - low < count:
+        return sorted({int(low), int(high)})
+    return sorted({int(round(low + (high - low) * i / (count - 1))) for i in range(count)})
+
+
+def step_label(step: int) -> str:
+    return f"{step / 1000:.0f}k" if step >= 100_000 else str(step)
+
+
+def with_legend(chart: Text, shown: list[tuple[str, str, str]], width: int) -> Text:
+    """The chart with a one-line legend written over the right end of its first row."""
+    legend = Text("  ").join(Text(f"{glyph} {label}", style=color) for label, glyph, color in shown)
+    lines = chart.split("\n", allow_blank=True)
+    if not lines or legend.cell_len + 3 > width:
+        return chart
+    first = lines[0]
+    first.truncate(width - legend.cell_len - 2, pad=True)
+    lines[0] = Text.assemble(first, " ", legend, " ")  # a blank before and after: apart from a chart beside it
+    return Text("\n").join(lines)
 
 
 class GpuPanel(_Deduped):
