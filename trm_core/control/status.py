@@ -6,6 +6,8 @@ sidecar; falls back to the sidecar for progress when the log is missing or has n
 
 from __future__ import annotations
 
+import json
+
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -58,6 +60,10 @@ class RunStatus:
     last_activity_age_s: float | None
     stall_after_s: float | None
     reason: str | None
+    eval_loss: float | None = None       # the newest eval in the log's tail
+    eval_accuracy: float | None = None
+    started_time: float | None = None    # the run's first run_start (the log's first line)
+    config_hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +145,7 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
         # after a long pause is not stale in its first interval
         since = max(info.time if info is not None else 0.0, start.time if start else 0.0) or now
         stale = checkpoint_stale(now, since, int(train.get("checkpoint_every", 0) or 0), step_times)
+    last_eval = next((e for e in reversed(events) if isinstance(e, Eval)), None)
     return RunStatus(state=state, pid=ident.pid if ident else None, step=step,
                      total_steps=last_step.total_steps if last_step else None,
                      epoch=last_step.epoch if last_step else (info.epoch if info else None),
@@ -146,4 +153,22 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      samples_per_s=last_step.samples_per_s if last_step else None, eta_s=eta,
                      checkpoint_step=info.step if info else None, checkpoint_age_s=age, checkpoint_stale=stale,
                      restarts=restarts, last_activity_age_s=last_activity_age, stall_after_s=stall_s,
-                     reason=reason)
+                     reason=reason, eval_loss=last_eval.loss if last_eval else None,
+                     eval_accuracy=last_eval.accuracy if last_eval else None, started_time=_first_start(run_dir),
+                     config_hash=(start.config_hash if isinstance(start, RunStart) else None)
+                     or (info.config_hash if info else None))
+
+
+def _first_start(run_dir: Path) -> float | None:
+    """When the run first started: the time of its log's first line (a heartbeat of the worker's start-up, or
+    its run_start), read without reading the rest."""
+    try:
+        with open(run_dir / layout.EVENTS, "rb") as fh:
+            first = fh.readline(1 << 16)
+    except OSError:
+        return None
+    try:
+        value = json.loads(first).get("time")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None

@@ -1,0 +1,41 @@
+"""``trm-tui runs``: every run under a folder in one table (or JSON lines), whatever state each is in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import cli_run, run_worker
+
+
+@pytest.mark.process
+def test_runs_lists_each_run_with_its_state_and_figures(tmp_path: Path, micro_args: list[str]) -> None:
+    root = tmp_path / "runs"
+    root.mkdir()
+    done = run_worker(root / "done", micro_args + ["--set", "train.max_steps=8"])
+    stopped = run_worker(root / "paused", micro_args + ["--set", "train.max_steps=16"], TRM_TEST_STOP_AT_STEP=4)
+    failed = run_worker(root / "broken", micro_args + ["--set", "train.max_steps=16"], TRM_TEST_CRASH_AT_STEP=3)
+    assert (done.returncode, stopped.returncode, failed.returncode) == (0, 0, 1)
+    (root / "notes").mkdir()  # a folder that holds no run is not listed
+    (root / "README").write_text("not a run")
+
+    shown = cli_run("runs", "--root", str(root))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "SAMPLES/S", "ETA", "CHECKPOINT",
+                                "STARTED", "CONFIG"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"done", "paused", "broken"}
+    assert rows["done"][1:3] == ["completed", "8/8"] and rows["paused"][1:3] == ["stopped", "4/16"]
+    assert rows["broken"][1] == "failed"
+    assert [line.split()[0] for line in lines[1:]] == ["broken", "paused", "done"]  # newest first
+
+    as_json = [json.loads(line) for line in cli_run("runs", "--json", "--root", str(root)).stdout.splitlines()]
+    by_name = {Path(r["run_dir"]).name: r for r in as_json}
+    assert by_name["done"]["eval_loss"] is not None and by_name["done"]["config_hash"]
+    assert by_name["paused"]["checkpoint_step"] == 4 and by_name["paused"]["eta_s"] is None
+
+    missing = cli_run("runs", "--root", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -1,0 +1,97 @@
+"""``trm-tui runs``: every run under a folder, one line each, from the tails of their logs and their checkpoint
+sidecars (never a whole log: a root of a hundred runs with million-line logs lists in about a second)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trm_core.control.status import RunStatus, run_status
+from trm_core.rundir import layout
+from trm_tui.progress import duration
+
+DEFAULT_ROOT = Path("runs")
+
+
+@dataclass
+class RunRow:
+    run_dir: Path
+    status: RunStatus
+
+
+def find_runs(root: Path) -> list[Path]:
+    """The run dirs directly under ``root`` (a folder holding a run's log, checkpoints or config)."""
+    found = []
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        if child.is_dir() and (layout.holds_run(child) or (child / layout.RUN_CONFIG).exists()):
+            found.append(child)
+    return found
+
+
+def list_runs(root: Path) -> list[RunRow]:
+    rows = [RunRow(run_dir, run_status(run_dir)) for run_dir in find_runs(root)]
+    # newest first: the run you just started is the one you look for
+    return sorted(rows, key=lambda r: -(r.status.started_time or 0.0))
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "SAMPLES/S", "ETA", "CHECKPOINT", "STARTED", "CONFIG")
+
+
+def table(rows: list[RunRow], now: float) -> str:
+    lines = [HEADERS]
+    for row in rows:
+        st = row.status
+        step = f"{st.step}/{st.total_steps}" if st.step is not None and st.total_steps else str(st.step or "-")
+        ckpt = f"{st.checkpoint_step} ({_age(st.checkpoint_age_s)} ago)" + (" STALE" if st.checkpoint_stale else "") \
+            if st.checkpoint_step is not None else "-"
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.started_time)) if st.started_time else "-"
+        lines.append((row.run_dir.name, str(st.state), step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
+                      _num(st.eval_accuracy, ".3f"), _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
+                      started, (st.config_hash or "-")[:8]))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui runs", description="List the runs under a folder: state, progress, "
+                                "loss, eval, speed, ETA, newest checkpoint, start time and config hash.")
+    p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the folder whose subfolders are runs "
+                   "(default: runs, relative to the current folder)")
+    p.add_argument("--json", action="store_true", help="one JSON object per run, one per line, for scripts")
+    return p
+
+
+def cmd_runs(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if not args.root.is_dir():
+        what = "is a file, not a folder" if args.root.exists() else "does not exist"
+        print(f"trm-tui runs: {args.root} {what}; give the folder that holds your run dirs with --root",
+              file=sys.stderr)
+        return layout.EXIT_CONFIG
+    rows = list_runs(args.root)
+    if args.json:
+        for row in rows:
+            print(json.dumps({"run_dir": str(row.run_dir)} | row.status.to_dict()))
+        return 0
+    if not rows:
+        print(f"no runs in {args.root}")
+        return 0
+    print(table(rows, time.time()))
+    return 0
