@@ -39,3 +39,42 @@ def test_runs_lists_each_run_with_its_state_and_figures(tmp_path: Path, micro_ar
 
     missing = cli_run("runs", "--root", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@pytest.mark.process
+def test_the_runs_screen_switches_runs_and_compares_the_marked(tmp_path: Path, micro_args: list[str]) -> None:
+    import asyncio
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.runs_screen import CompareScreen, RunsScreen
+    from trm_tui.dashboard.widgets import Curve
+
+    root = tmp_path / "runs"
+    root.mkdir()
+    for name, lr in (("slow", "0.0003"), ("fast", "0.01")):
+        done = run_worker(root / name, micro_args + ["--set", "train.max_steps=12", "--set", f"train.learning_rate={lr}"])
+        assert done.returncode == 0, done.stderr
+
+    async def drive() -> tuple[str, str, Path | None]:
+        app = Dashboard(root / "slow", None, SupervisorConfig())
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(0.5)
+            await pilot.press("R")
+            await pilot.pause(0.5)
+            assert isinstance(app.screen, RunsScreen) and len(app.screen.runs) == 2
+            await pilot.press("space", "up", "space", "c")  # newest first: "fast" is above "slow"
+            await pilot.pause(1.0)
+            assert isinstance(app.screen, CompareScreen)
+            loss = str(app.screen.query_one("#compare-loss", Curve).render())
+            evals = str(app.screen.query_one("#compare-eval", Curve).render())
+            await pilot.press("escape")
+            target = next(r for r in app.screen.runs if r.name == "fast")
+            app.screen.query_one("DataTable").move_cursor(row=app.screen.runs.index(target))
+            await pilot.press("enter")
+            await pilot.pause(0.5)
+        return loss, evals, app.switch_to
+    loss, evals, switched = asyncio.run(drive())
+    assert "slow" in loss and "fast" in loss and "slow" in evals and "fast" in evals  # one legend entry per run
+    assert "waiting for steps" not in loss
+    assert switched == (root / "fast").resolve()

@@ -221,7 +221,12 @@ def open_existing_run(args: argparse.Namespace) -> int:
     if not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
         from trm_tui.dashboard.app import Dashboard
 
-        code = Dashboard(run_dir, None, settings).run() or 0
+        app = Dashboard(run_dir, None, settings)
+        code = app.run() or 0
+        while app.switch_to is not None:  # the runs screen chose another run: open it as it is
+            run_dir = app.switch_to
+            app = Dashboard(run_dir, None, run_settings(run_dir))
+            code = app.run() or 0
         keeper = live_keeper(run_dir)
         if keeper is not None:
             print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
@@ -272,7 +277,12 @@ def cmd_run(argv: list[str]) -> int:
     elif not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
         from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
 
-        code = Dashboard(run_dir, config_mod.start_argv(args), settings).run() or 0
+        app = Dashboard(run_dir, config_mod.start_argv(args), settings)
+        code = app.run() or 0
+        while app.switch_to is not None:  # the runs screen chose another run: open it as it is
+            run_dir = app.switch_to
+            app = Dashboard(run_dir, None, run_settings(run_dir))
+            code = app.run() or 0
         keeper = live_keeper(run_dir)
         if keeper is not None:  # q left the run going: say where it is and how to come back
             print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "

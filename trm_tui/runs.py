@@ -32,8 +32,13 @@ def find_runs(root: Path) -> list[Path]:
     return found
 
 
+# Enough of a log's tail for the newest step, eval and (re)start and the ETA's window of steps (about 330 bytes a
+# step event); a megabyte each, as `trm-tui status` reads, made a hundred runs take 5 s.
+TAIL_BYTES = 128 << 10
+
+
 def list_runs(root: Path) -> list[RunRow]:
-    rows = [RunRow(run_dir, run_status(run_dir)) for run_dir in find_runs(root)]
+    rows = [RunRow(run_dir, run_status(run_dir, tail_bytes=TAIL_BYTES)) for run_dir in find_runs(root)]
     # newest first: the run you just started is the one you look for
     return sorted(rows, key=lambda r: -(r.status.started_time or 0.0))
 
@@ -54,17 +59,20 @@ def _num(value: float | None, fmt: str) -> str:
 HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "SAMPLES/S", "ETA", "CHECKPOINT", "STARTED", "CONFIG")
 
 
-def table(rows: list[RunRow], now: float) -> str:
-    lines = [HEADERS]
-    for row in rows:
-        st = row.status
-        step = f"{st.step}/{st.total_steps}" if st.step is not None and st.total_steps else str(st.step or "-")
-        ckpt = f"{st.checkpoint_step} ({_age(st.checkpoint_age_s)} ago)" + (" STALE" if st.checkpoint_stale else "") \
-            if st.checkpoint_step is not None else "-"
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.started_time)) if st.started_time else "-"
-        lines.append((row.run_dir.name, str(st.state), step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
-                      _num(st.eval_accuracy, ".3f"), _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
-                      started, (st.config_hash or "-")[:8]))
+def table_cells(row: RunRow) -> tuple[str, ...]:
+    """One run's cells under HEADERS (the CLI table and the dashboard's runs screen)."""
+    st = row.status
+    step = f"{st.step}/{st.total_steps}" if st.step is not None and st.total_steps else str(st.step or "-")
+    ckpt = f"{st.checkpoint_step} ({_age(st.checkpoint_age_s)} ago)" + (" STALE" if st.checkpoint_stale else "") \
+        if st.checkpoint_step is not None else "-"
+    started = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.started_time)) if st.started_time else "-"
+    return (row.run_dir.name, str(st.state), step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
+            _num(st.eval_accuracy, ".3f"), _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
+            started, (st.config_hash or "-")[:8])
+
+
+def table(rows: list[RunRow]) -> str:
+    lines = [HEADERS, *(table_cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
@@ -93,5 +101,5 @@ def cmd_runs(argv: list[str]) -> int:
     if not rows:
         print(f"no runs in {args.root}")
         return 0
-    print(table(rows, time.time()))
+    print(table(rows))
     return 0

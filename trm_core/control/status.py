@@ -94,10 +94,12 @@ def _tuning(events: list[Event]) -> bool:
     return isinstance(last, AutotuneStart)
 
 
-def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: float | None = None) -> RunStatus:
+def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: float | None = None,
+               tail_bytes: int = 1 << 20) -> RunStatus:
+    """The run's state and figures from the last ``tail_bytes`` of its log (a list of many runs reads less)."""
     settings = settings or SupervisorConfig()
     now = time.time() if now is None else now
-    events = [parse(line) for line in read_tail(run_dir / layout.EVENTS)]
+    events = [parse(line) for line in read_tail(run_dir / layout.EVENTS, tail_bytes)]
     starts = [i for i, e in enumerate(events) if isinstance(e, RunStart)]
     current = events[starts[-1]:] if starts else events
     steps = [e for e in events if isinstance(e, Step)]

@@ -24,16 +24,15 @@ from trm_core.control.client import KeeperClient
 from trm_core.control.launch import ensure_keeper, stop_worker
 from trm_core.rundir import layout
 from trm_core.rundir.identity import run_lock_held
-from trm_core.rundir.events import read_span, sample_events
 from trm_core.rundir.records import AutotuneResult, Eval, KeeperEnd, RunStart, Step
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
+from trm_tui.dashboard.history import read_history
+from trm_tui.dashboard.runs_screen import RunsScreen
 from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
 from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel,
                                        ProgressPanel)
 
-HISTORY_TAIL_BYTES = 1 << 20
-HISTORY_SAMPLES = 2000
 CURVE_PERIOD_S = 5.0
 # Each wake-up of a dashboard thread can preempt one of the worker's torch threads on a small machine and
 # stall the other with it (measured: 40 wake-ups/s cost the worker 4% of its samples/s), so the threads
@@ -55,6 +54,8 @@ class Dashboard(App[int]):
     Curve { width: 1fr; height: 100%; }
     #machine { height: auto; max-height: 7; }
     #machine > Static { width: 1fr; height: auto; border: round $primary; padding: 0 1; }
+    #compare-curves { height: 1fr; }
+    #compare-curves > Curve { width: 1fr; height: 1fr; border: round $primary; }
     EventsPane { height: 5; border: round $secondary; padding: 0 1; }
     #dialog { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
     HelpScreen, ConfirmKill { align: center middle; }
@@ -66,6 +67,7 @@ class Dashboard(App[int]):
         Binding("e", "events", "events"),
         Binding("l", "log", "log"),
         Binding("K", "kill", "kill"),
+        Binding("R", "runs", "runs"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_keep", "quit"),  # the run goes on: the help and the exit message say so
     ]
@@ -91,6 +93,7 @@ class Dashboard(App[int]):
         self._quit = threading.Event()  # wakes the threads at once when the dashboard exits
         self._key_actions = {b.key: b.action for b in self.BINDINGS if isinstance(b, Binding)}
         self._resume_when_over = False  # r pressed while the run was stopping
+        self.switch_to: Path | None = None  # the run to open next (the runs screen); the CLI opens it
 
     def compose(self) -> ComposeResult:
         yield HeaderBar()
@@ -151,11 +154,7 @@ class Dashboard(App[int]):
                 return
 
     def _history(self, end: int) -> list[dict[str, Any]]:
-        """The run so far without parsing all of it: spread samples, then the last megabyte in full."""
-        path = self.run_dir / layout.EVENTS
-        tail_start = max(0, end - HISTORY_TAIL_BYTES)
-        early = sample_events(path, HISTORY_SAMPLES, end=tail_start) if tail_start else []
-        return [e for e in early if e["event"] in (Step.KIND, Eval.KIND)] + read_span(path, tail_start, end)
+        return read_history(self.run_dir / layout.EVENTS, end)
 
     @work(thread=True, exclusive=True, group="telemetry")
     def telemetry(self) -> None:
@@ -386,6 +385,17 @@ class Dashboard(App[int]):
             self.action_resume()  # from the checkpoint, with the chosen settings if there are any
         elif outcome is not None:
             self.notify("auto-tune done; press r to resume the run")
+
+    def action_runs(self) -> None:
+        self.push_screen(RunsScreen(self.run_dir.resolve().parent, self.run_dir.resolve()))
+
+    def switch_run(self, run_dir: Path) -> None:
+        """Leave this run (as it is: q's rules) for another: the CLI opens that one next, as it is."""
+        if run_dir == self.run_dir.resolve():
+            self.pop_screen()
+            return
+        self.switch_to = run_dir
+        self.action_quit_keep()
 
     def action_events(self) -> None:
         self.push_screen(EventsScreen(self.view))

@@ -106,9 +106,10 @@ class Curve(Static):
     LINE_GLYPH, POINT_GLYPH = "⠒", "•"
 
     def __init__(self, title: str, from_zero: bool = False, log_y: bool = False, points: frozenset[str] = frozenset(),
-                 **kwargs) -> None:
+                 markers: dict[str, str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.title, self.from_zero, self.log_y, self.points = title, from_zero, log_y, points
+        self.markers = markers or {}  # label -> plotext marker, where colour alone would not tell lines apart
         self._key: tuple = ()
         self._series: list[tuple[str, MinMaxSeries, str]] | None = None
         self._empty = True
@@ -140,11 +141,13 @@ class Curve(Static):
             xs, ys = s.points()
             if not xs:
                 continue
+            marker = self.markers.get(label)
             if label in self.points:
-                plt.scatter(xs, ys, color=color, marker=self.POINT_GLYPH)
+                plt.scatter(xs, ys, color=color, marker=marker or self.POINT_GLYPH)
             else:
-                plt.plot(xs, ys, color=color, marker="braille")
-            shown.append((label, self.POINT_GLYPH if label in self.points else self.LINE_GLYPH, color))
+                plt.plot(xs, ys, color=color, marker=marker or "braille")
+            glyph = marker if marker and len(marker) == 1 else self.POINT_GLYPH if label in self.points else self.LINE_GLYPH
+            shown.append((label, glyph, color))
             top, low = max(top, max(ys)), min(low, min(ys))
             x_low, x_high = min(x_low, xs[0]), max(x_high, xs[-1])
         self._empty = not shown

@@ -1,0 +1,109 @@
+"""Many runs from one dashboard: a runs screen to switch between the runs beside this one, and a compare view
+that overlays the loss and eval curves of the runs marked there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+
+from trm_tui.dashboard.history import history_view
+from trm_tui.dashboard.widgets import Curve
+from trm_tui.runs import HEADERS, list_runs, table_cells
+
+# Colours and markers per run: the markers keep runs apart where colour does not show (NO_COLOR).
+COLOURS = ("cyan", "yellow", "green", "magenta", "red", "blue", "white")
+MARKERS = ("braille", "•", "x", "+", "*", "o", "#")
+
+
+class RunsScreen(Screen[None]):
+    """The runs under the current run's folder (``trm-tui runs``' table). Enter opens one, space marks it for
+    the compare view, c compares the marked runs (this one too when none is marked)."""
+
+    BINDINGS = [Binding("enter", "open", "open"), Binding("space", "mark", "mark"),
+                Binding("c", "compare", "compare marked"), Binding("escape,q,R", "app.pop_screen", "back")]
+
+    def __init__(self, root: Path, current: Path) -> None:
+        super().__init__()
+        self.root, self.current = root, current
+        self.runs: list[Path] = []
+        self.marked: set[Path] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"[b]runs in {self.root}[/b]   enter open, space mark, c compare the marked")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns(" ", *HEADERS)
+        rows = list_runs(self.root)
+        self.runs = [row.run_dir for row in rows]
+        for row in rows:
+            table.add_row(self._mark(row.run_dir), *table_cells(row), key=str(row.run_dir))
+        if self.current in self.runs:
+            table.move_cursor(row=self.runs.index(self.current))
+
+    def _mark(self, run_dir: Path) -> str:
+        return "*" if run_dir in self.marked else ("@" if run_dir == self.current else " ")
+
+    def _selected(self) -> Path | None:
+        table = self.query_one(DataTable)
+        return self.runs[table.cursor_row] if self.runs and 0 <= table.cursor_row < len(self.runs) else None
+
+    def action_open(self) -> None:
+        chosen = self._selected()
+        if chosen is not None:
+            self.app.switch_run(chosen)
+
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_open()  # enter inside the table arrives as a row selection
+
+    def action_mark(self) -> None:
+        chosen = self._selected()
+        if chosen is None:
+            return
+        self.marked.symmetric_difference_update({chosen})
+        table = self.query_one(DataTable)
+        table.update_cell(str(chosen), table.ordered_columns[0].key, self._mark(chosen))
+
+    def action_compare(self) -> None:
+        runs = [r for r in self.runs if r in self.marked] or [self.current]
+        self.app.push_screen(CompareScreen(runs))
+
+
+class CompareScreen(Screen[None]):
+    """The loss and eval curves of several runs on one pair of charts, one colour and one marker per run."""
+
+    BINDINGS = [Binding("escape,q,c", "app.pop_screen", "back")]
+
+    def __init__(self, runs: list[Path]) -> None:
+        super().__init__()
+        self.runs = runs
+
+    def compose(self) -> ComposeResult:
+        names = [r.name for r in self.runs]
+        yield Label(f"[b]compare[/b] {', '.join(names)}")
+        markers = {name: MARKERS[i % len(MARKERS)] for i, name in enumerate(names)}
+        with Horizontal(id="compare-curves"):
+            yield Curve("loss", log_y=True, markers=markers, id="compare-loss")
+            yield Curve("eval loss", log_y=True, markers=markers, id="compare-eval")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.draw)
+
+    def draw(self) -> None:
+        views = [history_view(run) for run in self.runs]
+        loss = [(run.name, view.loss, COLOURS[i % len(COLOURS)]) for i, (run, view) in enumerate(zip(self.runs, views))]
+        evals = [(run.name, view.eval_curve, COLOURS[i % len(COLOURS)])
+                 for i, (run, view) in enumerate(zip(self.runs, views))]
+        self.query_one("#compare-loss", Curve).plot(loss, 1)
+        self.query_one("#compare-eval", Curve).plot(evals, 1)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.draw)
