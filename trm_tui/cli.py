@@ -38,7 +38,7 @@ def _run_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
-                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs' and 'trm-tui autotune' (each has --help).")
+                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs', 'trm-tui serve' and 'trm-tui autotune' (each has --help).")
     _run_dir_arg(p)
     config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
@@ -198,6 +198,15 @@ def resumed_total(run_dir: Path, cfg) -> int | None:
     return cfg.train.epochs * per_epoch if per_epoch else None
 
 
+def has_screen() -> bool:
+    """Somewhere to draw the dashboard: a terminal, or a browser page (textual-serve runs us under its web
+    driver, with pipes for stdin and stdout)."""
+    import os
+
+    web = os.environ.get("TEXTUAL_DRIVER", "").startswith("textual.drivers.web_driver")
+    return web or (sys.stdout.isatty() and sys.stdin.isatty())
+
+
 def opens_existing_run(args: argparse.Namespace) -> bool:
     """``trm-tui [--run-dir DIR]`` with nothing that describes a start, on a folder that holds a run: open it as
     it is, in whatever state (only --preset, --config or --set on a folder without a run start one)."""
@@ -218,7 +227,7 @@ def open_existing_run(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         print(f"the run in {run_dir} is {st.state}; watch it with: trm-tui --run-dir {run_dir}")
         return 0
-    if not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
+    if not args.no_ui and has_screen():
         from trm_tui.dashboard.app import Dashboard
 
         app = Dashboard(run_dir, None, settings)
@@ -274,7 +283,7 @@ def cmd_run(argv: list[str]) -> int:
     created = not run_dir.exists()
     if args.detach:
         code = detach(run_dir, config_mod.start_argv(args))
-    elif not args.no_ui and sys.stdout.isatty() and sys.stdin.isatty():
+    elif not args.no_ui and has_screen():
         from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
 
         app = Dashboard(run_dir, config_mod.start_argv(args), settings)
@@ -484,8 +493,10 @@ def detach(run_dir: Path, launch_args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from trm_tui.runs import cmd_runs
+    from trm_tui.serve import cmd_serve
 
-    subcommands = {"status": cmd_status, "stop": cmd_stop, "autotune": cmd_autotune, "runs": cmd_runs}
+    subcommands = {"status": cmd_status, "stop": cmd_stop, "autotune": cmd_autotune, "runs": cmd_runs,
+                   "serve": cmd_serve}
     try:
         if argv and argv[0] in subcommands:
             return subcommands[argv[0]](argv[1:])

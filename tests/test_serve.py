@@ -1,0 +1,114 @@
+"""``trm-tui serve`` in a real headless browser (Chromium from the system packages): the page shows the run,
+and a key pressed in the page stops it with a checkpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import cli, cli_run, events, kill_worker, terminate, wait_for
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                   reason="no Chromium here (Debian packages chromium and chromium-driver)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_serving(server, host: str, port: int, timeout: float = 60) -> None:
+    def up() -> bool:
+        assert server.poll() is None, f"trm-tui serve exited {server.returncode}: {server.stderr.read()}"
+        with socket.socket() as s:
+            return s.connect_ex((host, port)) == 0
+    wait_for(up, timeout=timeout, what=f"trm-tui serve on {host}:{port}")
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,800"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # to read what the page's socket receives
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+class PageFeed:
+    """What the page's websocket has received so far: the terminal output xterm.js draws on the page's canvas
+    (a canvas has no text to read back, so the bytes it is drawn from are read instead)."""
+
+    def __init__(self, driver) -> None:
+        self.driver, self.data = driver, b""
+
+    def __contains__(self, text: str) -> bool:
+        for entry in self.driver.get_log("performance"):
+            msg = json.loads(entry["message"])["message"]
+            if msg["method"] == "Network.webSocketFrameReceived":
+                frame = msg["params"]["response"]
+                payload = frame["payloadData"]
+                self.data += base64.b64decode(payload) if frame.get("opcode") == 2 else payload.encode()
+        return text.encode() in self.data
+
+
+@needs_browser
+@pytest.mark.process
+def test_the_page_shows_the_run_and_s_in_the_page_stops_it(tmp_path: Path, micro_args: list[str]) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    run_dir = tmp_path / "run"
+    started = cli_run("--detach", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=100000",
+                      TRM_TEST_STEP_SLEEP_S=0.1)
+    assert started.returncode == 0, started.stderr
+    port = free_port()
+    server = cli("serve", "--run-dir", str(run_dir), "--port", str(port))
+    driver = None
+    try:
+        wait_serving(server, "127.0.0.1", port)
+        driver = browser()
+        driver.get(f"http://127.0.0.1:{port}/")
+        page = PageFeed(driver)
+        wait_for(lambda: "RUNNING" in page and "loss" in page and "step" in page, timeout=60,
+                 what="the dashboard of the running run in the page")
+        ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "body")).click().perform()
+        ActionChains(driver).send_keys("s").perform()
+        wait_for(lambda: events(run_dir, "run_end"), timeout=60, what="the run to stop")
+        end = events(run_dir, "run_end")[-1]
+        assert end["status"] == "stopped", end
+        assert events(run_dir, "checkpoint")[-1]["step"] == end["step"]  # stopped with a checkpoint
+        wait_for(lambda: "STOPPED" in page, timeout=30, what="the page to show it stopped")
+    finally:
+        if driver is not None:
+            driver.quit()
+        terminate(server)
+        kill_worker(run_dir)
+
+
+@pytest.mark.process
+def test_serve_refuses_a_folder_without_a_run_and_warns_off_localhost(tmp_path: Path, micro_args: list[str]) -> None:
+    empty = cli_run("serve", "--run-dir", str(tmp_path / "none"))
+    assert empty.returncode == 2 and "no run in" in empty.stderr and "start one first" in empty.stderr
+    run_dir = tmp_path / "run"
+    assert cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=2").returncode == 0
+    port = free_port()
+    server = cli("serve", "--run-dir", str(run_dir), "--host", "127.0.0.2", "--port", str(port))  # loopback too
+    try:
+        wait_serving(server, "127.0.0.2", port)
+    finally:
+        terminate(server)
+    err = server.stderr.read()
+    assert "WARNING: bound to 127.0.0.2: anyone who reaches port" in err
