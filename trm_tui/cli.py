@@ -122,7 +122,11 @@ def cmd_status(argv: list[str]) -> int:
             ("samples/s", f"{st.samples_per_s:.1f}" if st.samples_per_s else "-"), ("ETA", duration(st.eta_s)),
             ("checkpoint", f"step {st.checkpoint_step}, {duration(st.checkpoint_age_s)} old"
                            + (" (STALE)" if st.checkpoint_stale else "") if st.checkpoint_step is not None else "none"),
-            ("restarts", st.restarts)]
+            ("restarts", st.restarts),
+            ("disk", "-" if st.disk_free_mb is None else
+             f"{st.disk_free_mb:,.{1 if st.disk_free_mb < 10 else 0}f} MiB free in the run dir's file system")]
+    if st.disk_warning:
+        rows.append(("WARNING", f"disk low: {st.disk_warning}"))
     rows += [("gpu", gpu_line(g)) for g in gpus]
     for key, value in rows:
         print(f"{key:<11} {value}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -26,7 +25,6 @@ from trm_core.control.status import run_status
 from trm_core.rundir.records import (Alert, Event, GiveUp, Restart, RunEnd, Stall, Step, WarningEvent, as_line,
                                      parse)
 
-DISK_LOW_MB = 2048.0
 CHECK_EVERY_S = 30.0
 
 
@@ -69,9 +67,8 @@ class Alerts:
         if st.checkpoint_stale:
             self.fire("checkpoint_stale", f"the newest checkpoint (step {st.checkpoint_step}) is "
                       f"{st.checkpoint_age_s or 0:.0f}s old while the run is at step {st.step}", None)
-        free_mb = shutil.disk_usage(self.run_dir).free / 2**20
-        if free_mb < DISK_LOW_MB:
-            self.fire("disk_low", f"{free_mb:.0f} MiB free in the run dir's file system", None)
+        if st.disk_warning:
+            self.fire("disk_low", st.disk_warning, None)
 
     def fire(self, kind: str, message: str, trigger: dict[str, Any] | None) -> None:
         if not self.enabled or kind not in self.settings.on:

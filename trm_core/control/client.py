@@ -106,11 +106,18 @@ class KeeperClient:
     # -- commands ------------------------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """Ask for a graceful stop (non-blocking); a second request makes the worker exit without a checkpoint."""
+        """Ask for a graceful stop (non-blocking); a second request makes the worker exit without a checkpoint.
+        On a full disk, where no command file can be written, the worker still gets its signal."""
         if self.keeper_alive():
-            commands.send(self.run_dir, "stop", self.sender)
-            return
-        mark_stop_requested(self.run_dir)  # no keeper: straight to the worker, as `trm-tui stop` does
+            try:
+                commands.send(self.run_dir, "stop", self.sender)
+                return
+            except OSError as exc:
+                self.notes.append(f"cannot write the stop command ({exc.strerror}): signalling the worker directly")
+        try:
+            mark_stop_requested(self.run_dir)  # no keeper: straight to the worker, as `trm-tui stop` does
+        except OSError:
+            pass  # the signal below is the request; the mark only tells a keeper not to restart
         if self.ident is not None:
             self.ident.send(signal.SIGTERM)
 

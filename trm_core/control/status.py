@@ -35,6 +35,23 @@ def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | No
     return (t1 - t0) / (s1 - s0) * max(0, total_steps - s1)
 
 
+DISK_LOW_MB = 2048.0
+
+
+def disk_warning(free_bytes: float | None, checkpoint_bytes: float | None) -> str | None:
+    """Free space that will not last: under twice the newest checkpoint (the next save, and the one after,
+    may not fit), or under 2 GiB (the log and a few checkpoints). None while there is room."""
+    if free_bytes is None:
+        return None
+    free_mb = free_bytes / 2**20
+    if checkpoint_bytes and free_bytes < 2 * checkpoint_bytes:
+        return (f"{free_mb:.1f} MiB free, under twice the newest checkpoint ({checkpoint_bytes / 2**20:.1f} MiB): "
+                f"the next saves may not fit")
+    if free_mb < DISK_LOW_MB:
+        return f"{free_mb:.0f} MiB free in the run dir's file system"
+    return None
+
+
 def _run_config(run_dir: Path) -> dict[str, Any]:
     try:
         with open(run_dir / layout.RUN_CONFIG, "rb") as fh:
@@ -64,6 +81,8 @@ class RunStatus:
     eval_accuracy: float | None = None
     started_time: float | None = None    # the run's first run_start (the log's first line)
     config_hash: str | None = None
+    disk_free_mb: float | None = None
+    disk_warning: str | None = None      # free space will not last (see disk_warning)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +167,7 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
         since = max(info.time if info is not None else 0.0, start.time if start else 0.0) or now
         stale = checkpoint_stale(now, since, int(train.get("checkpoint_every", 0) or 0), step_times)
     last_eval = next((e for e in reversed(events) if isinstance(e, Eval)), None)
+    free = layout.free_bytes(run_dir)
     return RunStatus(state=state, pid=ident.pid if ident else None, step=step,
                      total_steps=last_step.total_steps if last_step else None,
                      epoch=last_step.epoch if last_step else (info.epoch if info else None),
@@ -158,7 +178,9 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      reason=reason, eval_loss=last_eval.loss if last_eval else None,
                      eval_accuracy=last_eval.accuracy if last_eval else None, started_time=_first_start(run_dir),
                      config_hash=(start.config_hash if isinstance(start, RunStart) else None)
-                     or (info.config_hash if info else None))
+                     or (info.config_hash if info else None),
+                     disk_free_mb=free / 2**20 if free is not None else None,
+                     disk_warning=disk_warning(free, info.bytes if info else None))
 
 
 def _first_start(run_dir: Path) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,9 @@ from trm_core.control.launch import StopResult, launch_or_attach, mark_stop_requ
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail, EventWriter, read_tail
 from trm_core.rundir.identity import WorkerIdentity, read_identity
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
-from trm_core.rundir.records import Event, GiveUp, Restart, RunEnd, RunStart, Step, parse
+from trm_core.rundir import checkpoints as ckpt
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK
+from trm_core.rundir.records import Event, GiveUp, Restart, RunEnd, RunStart, Step, WarningEvent, parse
 
 
 def last_run_end(path: Path) -> RunEnd | None:
@@ -101,6 +103,8 @@ class Supervisor:
         self.restart_at: float | None = None
         self.stopping = False
         self.verdict = ""  # why supervision ended, when that is not plain from the worker's run_end
+        self.space_needed: int | None = None  # the worker ran out of space: restart once this much is free
+        self.unwritten = 0  # supervision records the full disk refused
 
     def start(self) -> None:
         self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
@@ -111,12 +115,18 @@ class Supervisor:
             self.ident.send(signal.SIGTERM)
 
     def emit(self, record: Event) -> None:
-        """Append a supervision record to the run's log."""
-        writer = EventWriter(self.run_dir / layout.EVENTS)
+        """Append a supervision record to the run's log. A log that cannot be written (a full disk) is said on
+        stderr (the keeper's log, a terminal) and supervision goes on: the run needs its keeper most then."""
         try:
-            writer.emit(record)
-        finally:
-            writer.close()
+            writer = EventWriter(self.run_dir / layout.EVENTS)
+            try:
+                writer.emit(record)
+            finally:
+                writer.close()
+        except OSError as exc:
+            self.unwritten += 1
+            print(f"trm-tui: cannot write {record.event} to {self.run_dir / layout.EVENTS}: {exc}", file=sys.stderr,
+                  flush=True)
 
     def _worker_gone(self) -> bool:
         if self.proc is not None:
@@ -137,6 +147,18 @@ class Supervisor:
             return []
         events = self.tail.poll()
         self._note(events)
+        if self.space_needed is not None:
+            if stop_requested(self.run_dir) or self.stopping:  # stopped while waiting for space
+                self.space_needed, self.exit_code = None, EXIT_OK
+                return events
+            free = layout.free_bytes(self.run_dir)
+            if free is not None and free >= self.space_needed:
+                self.emit(Restart(attempt=len(self.policy.history), failed_step=self.last_step, exit_code=EXIT_DISK_FULL,
+                                  reason="disk full", delay_s=0.0,
+                                  message=f"{free / 2**20:.0f} MiB free now: restarting from the newest checkpoint"))
+                self.space_needed = None
+                self.restart_at = time.monotonic()  # the restart path below, at once
+            return events
         if self.restart_at is not None:
             if stop_requested(self.run_dir):  # stopped from elsewhere during the backoff
                 self.restart_at, self.exit_code = None, EXIT_OK
@@ -185,6 +207,9 @@ class Supervisor:
             self.exit_code = EXIT_OK
             return
         failed_step = end.step if end else self.last_step
+        if code == EXIT_DISK_FULL or (end is not None and end.exit_code == EXIT_DISK_FULL):
+            self._wait_for_space(failed_step)
+            return
         why = (end.reason if end else None) or (f"exit code {code}" if code is not None else "worker vanished")
         restart, delay, message = self.policy.decide(failed_step)
         if restart:
@@ -195,6 +220,16 @@ class Supervisor:
             self.emit(GiveUp(failed_step=failed_step, exit_code=code, reason=why, message=message))
             self.verdict = f"gave up: {message}"
             self.exit_code = EXIT_FAILED
+
+    def _wait_for_space(self, failed_step: int) -> None:
+        """The worker ran out of space: restarting now would fail the same way and use up the restart budget.
+        Wait until twice the newest checkpoint (or 64 MiB) is free, then restart; a stop ends the wait."""
+        newest = ckpt.latest_progress(self.run_dir / layout.CHECKPOINTS)
+        self.space_needed = max(2 * newest.bytes, 1 << 20) if newest is not None else 64 << 20
+        free = layout.free_bytes(self.run_dir) or 0
+        self.emit(WarningEvent(message=f"disk full at step {failed_step}: {free / 2**20:.1f} MiB free in "
+                                       f"{self.run_dir}; the run restarts by itself once "
+                                       f"{self.space_needed / 2**20:.0f} MiB are free (or stop it)"))
 
     def request_stop(self) -> None:
         """Ask the worker to stop (non-blocking); a second request makes it exit without a checkpoint."""

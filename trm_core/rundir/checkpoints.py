@@ -59,7 +59,13 @@ class _HashingWriter:
         self.size += len(view)
         if self.on_write is not None:
             self.on_write(len(view))
-        return self.fh.write(view)
+        try:
+            return self.fh.write(view)
+        except OSError as exc:  # torch's writer reports it as "unexpected pos": keep the real cause
+            self.error = exc
+            raise
+
+    error: OSError | None = None
 
     def flush(self) -> None:
         self.fh.flush()
@@ -77,9 +83,21 @@ def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: in
     final = folder / f"{checkpoint_name(step)}.pt"
     import torch  # here, not at the top: status readers of this module must not pay for importing torch
 
-    with layout.atomic_file(final) as fh:
-        writer = _HashingWriter(fh, on_write)
-        torch.save(state, writer)
+    newest = latest_progress(folder)
+    expected = newest.bytes if newest is not None else None
+    free = layout.free_bytes(folder)
+    if expected and free is not None and free < expected * 1.05 + (1 << 20):
+        raise layout.DiskFull(final, expected)  # would not fit: fail before writing half of it
+    writer: _HashingWriter | None = None
+    try:
+        with layout.atomic_file(final) as fh:  # a failed write removes its temp file
+            writer = _HashingWriter(fh, on_write)
+            torch.save(state, writer)
+    except Exception as exc:
+        if layout.is_disk_full(exc) or (writer is not None and writer.error is not None
+                                        and layout.is_disk_full(writer.error)):
+            raise layout.DiskFull(final, expected or (writer.size if writer else None)) from exc
+        raise
     info = CheckpointInfo(final, step, epoch, loss, time.time(), config_hash, writer.size,
                           writer.digest.hexdigest())
     layout.write_atomic(final.with_suffix(".json"), json.dumps({

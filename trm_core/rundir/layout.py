@@ -20,7 +20,9 @@ Nothing here imports torch: readers of a run must stay cheap.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -43,6 +45,7 @@ EXIT_OK = 0        # completed, or stopped on request
 EXIT_FAILED = 1    # an exception or a non-finite loss: restart from the last checkpoint (within the budget)
 EXIT_CONFIG = 2    # bad config or a run dir it cannot use: restarting cannot help
 EXIT_STALLED = 3   # the watchdog saw a phase hang: restart from the last checkpoint
+EXIT_DISK_FULL = 5  # no space left in the run dir: restart only once space is freed
 
 # What a start that never trained may leave behind (its own files only; never a checkpoint).
 _NEW_RUN_FILES = (RUN_CONFIG, EVENTS, WORKER_IDENTITY, WORKER_LOCK, WORKER_LOG, LAUNCH_LOCK, STOP_REQUEST,
@@ -86,6 +89,40 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class DiskFull(OSError):
+    """No space left where the run writes: says which path and how much was free, in one line."""
+
+    def __init__(self, path: Path, needed_bytes: int | None = None) -> None:
+        free = free_bytes(path)
+        need = f", needs about {needed_bytes / 2**20:.1f} MiB" if needed_bytes else ""
+        have = f"{free / 2**20:.1f} MiB free" if free is not None else "free space unknown"
+        super().__init__(errno.ENOSPC, f"disk full: cannot write {path}: {have}{need}")
+        self.path, self.free, self.needed = path, free, needed_bytes
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space in the file system holding ``path`` (or its nearest existing parent)."""
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An exception that is, or was caused by, running out of space."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def write_atomic(path: Path, data: bytes) -> None:

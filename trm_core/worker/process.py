@@ -25,7 +25,7 @@ from trm_core.data.order import DataOrder
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import identity, layout
 from trm_core.rundir.events import EventWriter
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, DiskFull, is_disk_full
 from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.train.trainer import NonFiniteLoss, Trainer
 from trm_core.worker.console import Console
@@ -67,6 +67,22 @@ class Run:
     def _forced_stop(self, signum: int) -> None:
         self.events.emit(RunEnd(status=RunState.STOPPED.value, step=self.done_steps, exit_code=EXIT_OK,
                                 reason=f"second signal {signum}: exited without a checkpoint", forced=True))
+
+    def _disk_full(self, exc: BaseException) -> int:
+        """Out of space: one line that says where and how much was free, then the exit code that tells the
+        keeper to wait for space instead of restarting into the same wall. Recording it may fail too (the
+        log is on the same disk): the line on stderr and the exit code still say it."""
+        message = str(exc) if isinstance(exc, DiskFull) else str(DiskFull(self.run_dir))
+        print(f"trm worker: {message}; free some space, then the keeper restarts the run (or: trm-tui --resume)",
+              file=sys.stderr, flush=True)
+        for record in (ErrorEvent(message=message, kind="disk_full", step=self.current_step),
+                       RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_DISK_FULL,
+                              reason="disk full")):
+            try:
+                self.events.emit(record)
+            except OSError:
+                break
+        return EXIT_DISK_FULL
 
     def _epoch_of(self, step: int) -> int:
         return self.order.locate(max(0, step - 1))[0] + 1
@@ -131,6 +147,8 @@ class Run:
             return EXIT_FAILED
         except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
             watchdog.stop()
+            if is_disk_full(exc):
+                return self._disk_full(exc)
             self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
                                         step=self.current_step, traceback=traceback.format_exc()))
             self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trm_core.rundir.states import SUPERVISED, RunState
-from trm_core.control.status import ETA_WINDOW, checkpoint_stale, eta_seconds, stall_after
+from trm_core.control.status import ETA_WINDOW, checkpoint_stale, disk_warning, eta_seconds, stall_after
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart,
                                      Stall, Step, WarningEvent, parse)
@@ -21,7 +21,6 @@ NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, ErrorE
                                 KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial,
                                 AutotuneResult)}
 ALERTING = {cls.KIND for cls in (WarningEvent, ErrorEvent, Stall, GiveUp, Restart)}
-DISK_LOW_MB = 2048.0
 
 
 def _number(value: object) -> bool:
@@ -58,6 +57,7 @@ class RunView:
     eval_curve: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(200))
     throughput: MinMaxSeries = field(default_factory=lambda: MinMaxSeries(400))
     events: deque = field(default_factory=lambda: deque(maxlen=1000))
+    checkpoint_bytes: int | None = None  # the newest checkpoint's size: the next one needs about as much
     events_seen: int = 0  # notable events ever appended: the events screen follows by this count
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=20))
     step_times: deque = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))  # since the last (re)start
@@ -118,6 +118,7 @@ class RunView:
                     self.state = RunState.RUNNING
             case Checkpoint():
                 self.checkpoint_step, self.checkpoint_time = ev.step, t
+                self.checkpoint_bytes = ev.bytes or self.checkpoint_bytes
             case ErrorEvent() if ev.kind == "non_finite":
                 self.non_finite = True
             case Restart():
@@ -167,8 +168,9 @@ class RunView:
             out.append(f"CHECKPOINT STALE: newest is {now - since:.0f}s old")
         if self.non_finite:
             out.append("NON-FINITE LOSS: the run stopped")
-        if disk_free_mb is not None and disk_free_mb < DISK_LOW_MB:
-            out.append(f"DISK LOW: {disk_free_mb:.0f} MiB free in the run dir")
+        low = disk_warning(disk_free_mb * 2**20 if disk_free_mb is not None else None, self.checkpoint_bytes)
+        if low:
+            out.append(f"DISK LOW: {low}")
         if gpu_idle and self.state == RunState.RUNNING:
             out.append("GPU IDLE while the run is running")
         return out
