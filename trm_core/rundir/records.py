@@ -178,11 +178,12 @@ class WarningEvent(Event):
 @dataclass(frozen=True)
 class ErrorEvent(Event):
     """The run failed. The failed step does not count as done: `run_end.step` is the last completed step.
-    Followed by `run_end` `failed` and exit code 1."""
+    Followed by `run_end` `failed` and exit code 1, or 5 when the disk is full."""
 
     KIND: ClassVar[str] = "error"
     message: str = doc("what failed")
-    kind: str = doc("`non_finite` or `exception`")
+    kind: str = doc("`non_finite`, `exception`, or `disk_full` (the message says which path and how much was "
+                    "free; the keeper waits for space, then restarts the run)")
     step: int = doc("the step being worked on: the step that failed, or the last finished one when an eval or "
                     "a checkpoint save failed")
     traceback: str | None = doc("for exceptions: the Python traceback", optional=True)
