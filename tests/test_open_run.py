@@ -128,3 +128,28 @@ def test_e_shows_every_event_the_three_line_pane_cannot(tmp_path: Path, micro_ar
     lines = asyncio.run(screen_lines())
     assert len(lines) >= 10, lines
     assert "run started of 16" in lines[0] and "run ended: completed at step 16" in lines[-1]
+
+
+@pytest.mark.process
+def test_under_no_color_keys_that_cannot_act_leave_the_footer(tmp_path: Path, micro_args: list[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Grey does not show without colour: there the footer lists only the keys that act now."""
+    import asyncio
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+
+    run_dir = _finished(tmp_path, micro_args)
+
+    async def checks(no_color: bool) -> dict[str, object]:
+        if no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        else:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        app = Dashboard(run_dir, None, SupervisorConfig())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(1.0)
+            return {action: app.check_action(action, ()) for action in ("stop", "resume", "kill", "log", "quit_keep")}
+    coloured, plain = asyncio.run(checks(False)), asyncio.run(checks(True))
+    assert coloured == {"stop": None, "resume": None, "kill": None, "log": True, "quit_keep": True}  # greyed
+    assert plain == {"stop": False, "resume": False, "kill": False, "log": True, "quit_keep": True}  # hidden
