@@ -202,6 +202,24 @@ def resumed_total(run_dir: Path, cfg) -> int | None:
     return cfg.train.epochs * per_epoch if per_epoch else None
 
 
+def run_dashboard(run_dir: Path, launch_args: list[str] | None, settings: SupervisorConfig) -> int:
+    """The dashboard on ``run_dir`` (started with ``launch_args``, or opened as it is with None), then on each run
+    the runs screen switches to, opened as it is; at the end, where the run left going is and how to come back."""
+    from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
+
+    app = Dashboard(run_dir, launch_args, settings)
+    code = app.run() or 0
+    while app.switch_to is not None:
+        run_dir = app.switch_to
+        app = Dashboard(run_dir, None, run_settings(run_dir))
+        code = app.run() or 0
+    keeper = live_keeper(run_dir)
+    if keeper is not None:  # q left the run going: say where it is and how to come back
+        print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
+              f"trm-tui --run-dir {run_dir}   (stop it with: trm-tui stop --run-dir {run_dir})")
+    return code
+
+
 def has_screen() -> bool:
     """Somewhere to draw the dashboard: a terminal, or a browser page (textual-serve runs us under its web
     driver, with pipes for stdin and stdout)."""
@@ -232,19 +250,7 @@ def open_existing_run(args: argparse.Namespace) -> int:
         print(f"the run in {run_dir} is {st.state}; watch it with: trm-tui --run-dir {run_dir}")
         return 0
     if not args.no_ui and has_screen():
-        from trm_tui.dashboard.app import Dashboard
-
-        app = Dashboard(run_dir, None, settings)
-        code = app.run() or 0
-        while app.switch_to is not None:  # the runs screen chose another run: open it as it is
-            run_dir = app.switch_to
-            app = Dashboard(run_dir, None, run_settings(run_dir))
-            code = app.run() or 0
-        keeper = live_keeper(run_dir)
-        if keeper is not None:
-            print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
-                  f"trm-tui --run-dir {run_dir}   (stop it with: trm-tui stop --run-dir {run_dir})")
-        return code
+        return run_dashboard(run_dir, None, settings)
     if live_keeper(run_dir) is not None or live_worker(run_dir) is not None:
         if not args.no_ui:
             print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)
@@ -288,18 +294,7 @@ def cmd_run(argv: list[str]) -> int:
     if args.detach:
         code = detach(run_dir, config_mod.start_argv(args))
     elif not args.no_ui and has_screen():
-        from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
-
-        app = Dashboard(run_dir, config_mod.start_argv(args), settings)
-        code = app.run() or 0
-        while app.switch_to is not None:  # the runs screen chose another run: open it as it is
-            run_dir = app.switch_to
-            app = Dashboard(run_dir, None, run_settings(run_dir))
-            code = app.run() or 0
-        keeper = live_keeper(run_dir)
-        if keeper is not None:  # q left the run going: say where it is and how to come back
-            print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
-                  f"trm-tui --run-dir {run_dir}   (stop it with: trm-tui stop --run-dir {run_dir})")
+        code = run_dashboard(run_dir, config_mod.start_argv(args), settings)
     else:
         if not args.no_ui:
             print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)
