@@ -38,7 +38,7 @@ def _run_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
-                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs', 'trm-tui serve' and 'trm-tui autotune' (each has --help).")
+                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs', 'trm-tui serve', 'trm-tui data' and 'trm-tui autotune' (each has --help).")
     _run_dir_arg(p)
     config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
@@ -492,10 +492,11 @@ def detach(run_dir: Path, launch_args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     from trm_tui.runs import cmd_runs
+    from trm_tui.data_cli import cmd_data
     from trm_tui.serve import cmd_serve
 
     subcommands = {"status": cmd_status, "stop": cmd_stop, "autotune": cmd_autotune, "runs": cmd_runs,
-                   "serve": cmd_serve}
+                   "serve": cmd_serve, "data": cmd_data}
     try:
         if argv and argv[0] in subcommands:
             return subcommands[argv[0]](argv[1:])

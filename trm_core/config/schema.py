@@ -43,8 +43,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = _f("code", "'code': byte-level masked-span denoising on source files; 'pairs': a JSONL of input/output token lists",
-                   choices=("code", "pairs"))
+    kind: str = _f("code", "'code': byte-level masked-span denoising on source files; 'pairs': a JSONL of input/output "
+                   "token lists; 'puzzles': a dataset folder in the TRM reference format", choices=("code", "pairs", "puzzles"))
     paths: list = _f([], "code: files or folders to read; empty = the Python standard library's own sources")
     extensions: list = _f([".py"], "code: file name endings to include")
     max_bytes: int = _f(0, "code: stop reading the corpus after this many bytes; 0 = no limit", min=0)
@@ -53,6 +53,8 @@ class DataConfig:
     eval_fraction: float = _f(0.01, "fraction of samples held out for eval", min=0.0, max=0.5)
     pairs_file: str = _f("", "pairs: JSONL file of {\"input\": [...], \"output\": [...]}, each seq_len long")
     eval_pairs_file: str = _f("", "pairs: optional held-out JSONL; empty = split eval_fraction off pairs_file")
+    dataset_dir: str = _f("", "puzzles: a folder with train/ and test/ (trm-tui data ..., or the reference's builders); "
+                          "model.seq_len and model.vocab_size come from its dataset.json")
     cache_dir: str = _f("", "where the packed corpus is cached; empty = $XDG_CACHE_HOME/trm-tui or ~/.cache/trm-tui")
 
 
@@ -77,7 +79,7 @@ class TrainConfig:
     threads: int = _f(0, "torch CPU threads; 0 = torch's default", min=0)
     log_every: int = _f(1, "write a step event every N steps", min=1)
     eval_every: int = _f(500, "run eval every N steps; 0 = off", min=0)
-    eval_batches: int = _f(8, "batches per eval", min=1)
+    eval_batches: int = _f(8, "batches per eval; 0 = the whole held-out split", min=0)
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop)", min=1)
     keep_checkpoints: int = _f(3, "keep the newest K checkpoints", min=1)
     step_timeout_s: float = _f(900.0, "watchdog: a step running longer than this is a stall (exit 3)", above=0.0)

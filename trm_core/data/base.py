@@ -8,9 +8,12 @@ from typing import NamedTuple, Protocol
 import torch
 
 
+IGNORE = -100  # a target with no loss and no accuracy (torch's default ignore_index)
+
+
 class Batch(NamedTuple):
     inputs: torch.Tensor   # (batch, seq) int64
-    targets: torch.Tensor  # (batch, seq) int64
+    targets: torch.Tensor  # (batch, seq) int64; IGNORE where a position is not supervised
 
 
 class Dataset(Protocol):

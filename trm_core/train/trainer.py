@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from trm_core.config import Config
-from trm_core.data.base import Batch
+from trm_core.data.base import IGNORE, Batch
 from trm_core.train.ema import EMA
 from trm_core.train.model import TinyRecursiveModel, count_parameters
 from trm_core.train.schedule import learning_rate
@@ -102,14 +102,20 @@ class Trainer:
     # -- training -------------------------------------------------------------------------------------
 
     def _losses(self, logits: torch.Tensor, targets: torch.Tensor, halt_logit: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-sample cross-entropy, per-sample halting BCE, per-token correctness (batch, seq)."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per sample: cross-entropy over its supervised tokens, halting BCE against "every supervised token
+        right", token accuracy and that exactness. Targets equal to IGNORE count in none of them."""
         logits = logits.float()
         seq_first = targets.t()
-        ce = F.cross_entropy(logits.flatten(0, 1), seq_first.flatten(), reduction="none").view(seq_first.shape).mean(0)
-        correct = (logits.argmax(-1) == seq_first).t()
-        halt = F.binary_cross_entropy_with_logits(halt_logit.float(), correct.all(1).float(), reduction="none")
-        return ce, halt, correct
+        supervised = seq_first != IGNORE
+        count = supervised.sum(0).clamp_min(1)
+        ce = F.cross_entropy(logits.flatten(0, 1), seq_first.flatten(), reduction="none",
+                             ignore_index=IGNORE).view(seq_first.shape).sum(0) / count
+        right = (logits.argmax(-1) == seq_first) & supervised
+        accuracy = right.sum(0) / count
+        exact = (right | ~supervised).all(0)
+        halt = F.binary_cross_entropy_with_logits(halt_logit.float(), exact.float(), reduction="none")
+        return ce, halt, accuracy, exact
 
     def train_step(self, batch: Batch, on_progress: Callable[[int, int], None] | None = None) -> StepMetrics:
         """One step. ``on_progress(k, K)`` hears each finished supervision step: a step of the seed's size
@@ -143,15 +149,15 @@ class Trainer:
                     continue
                 with self.autocast():
                     out = self.forward(act.inputs, act.y, act.z)
-                ce, halt, correct = self._losses(out.logits, act.targets, out.halt_logit)
+                ce, halt, accuracy, exact = self._losses(out.logits, act.targets, out.halt_logit)
                 ((ce + w_halt * halt).sum() / active_total).backward()
                 loss_sum += ce.detach().sum()
                 halt_sum += halt.detach().sum()
                 pairs += len(act)
                 halting = out.halt_logit.detach() >= self.halt_logit_threshold
                 exiting = halting | last
-                acc_sum += correct[exiting].float().mean(1).sum()
-                exact_sum += correct[exiting].all(1).sum()
+                acc_sum += accuracy[exiting].sum()
+                exact_sum += exact[exiting].sum()
                 sup_sum += exiting.sum() * (sup + 1)
                 act.y, act.z = out.y, out.z
                 if halting.any():
@@ -193,11 +199,11 @@ class Trainer:
             for sup in range(max_sup):
                 with self.autocast():
                     out = model(inputs, y, z)
-                ce, _, correct = self._losses(out.logits, targets, out.halt_logit)
+                ce, _, accuracy, exact = self._losses(out.logits, targets, out.halt_logit)
                 exiting = (out.halt_logit >= self.halt_logit_threshold) | (sup == max_sup - 1)
                 totals["loss"] += ce[exiting].sum().item()
-                totals["accuracy"] += correct[exiting].float().mean(1).sum().item()
-                totals["exact"] += correct[exiting].all(1).sum().item()
+                totals["accuracy"] += accuracy[exiting].sum().item()
+                totals["exact"] += exact[exiting].sum().item()
                 totals["sup_steps"] += exiting.sum().item() * (sup + 1)
                 count += int(exiting.sum())
                 keep = ~exiting

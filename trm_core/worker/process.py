@@ -165,8 +165,8 @@ class Run:
 
     def _loop(self, watchdog: Watchdog) -> str:
         cfg, trainer, ds = self.cfg, self.trainer, self.dataset
-        eval_batches = [ds.eval_batch(i * cfg.train.batch_size, cfg.train.batch_size)
-                        for i in range(cfg.train.eval_batches)] if cfg.train.eval_every and ds.num_eval else []
+        eval_batches = eval_set(ds, cfg.train.batch_size, cfg.train.eval_batches) \
+            if cfg.train.eval_every and ds.num_eval else []
 
         def progress(done: int, total: int) -> None:  # after each supervision step
             watchdog.progress(done, total)
@@ -201,6 +201,13 @@ class Run:
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
         return RunState.STOPPED.value if self.stop.requested else RunState.COMPLETED.value
+
+
+def eval_set(ds: Dataset, batch_size: int, batches: int) -> list:
+    """The fixed batches every eval uses: ``batches`` of them, or with 0 the whole held-out split once."""
+    if batches:
+        return [ds.eval_batch(i * batch_size, batch_size) for i in range(batches)]
+    return [ds.eval_batch(start, min(batch_size, ds.num_eval - start)) for start in range(0, ds.num_eval, batch_size)]
 
 
 def check_device(cfg: Config) -> None:

@@ -1,0 +1,159 @@
+"""Puzzle datasets in the TRM reference format: the Sudoku generator and builder (``trm-tui data``), the reader,
+and training on them with exact resume."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trm_core.config import DataConfig
+from trm_core.data.builders.sudoku_rules import count_solutions, generate, is_valid_solution, shuffle
+from trm_core.data.puzzle_format import ARRAYS
+from trm_core.data.puzzles import PuzzleDataset
+
+from helpers import cli_run, events, run_worker
+
+# the reference's PuzzleDatasetMetadata (dataset/common.py), field for field
+REFERENCE_FIELDS = ["pad_id", "ignore_label_id", "blank_identifier_id", "vocab_size", "seq_len",
+                    "num_puzzle_identifiers", "total_groups", "mean_puzzle_examples", "total_puzzles", "sets"]
+
+
+def plain_solutions(board: list[int], limit: int = 2) -> int:
+    """A second, deliberately naive solver: first blank, digits 1..9 in order, no bit tricks."""
+    try:
+        i = board.index(0)
+    except ValueError:
+        return 1
+    r, c = divmod(i, 9)
+    found = 0
+    for v in range(1, 10):
+        if any(board[r * 9 + k] == v or board[k * 9 + c] == v for k in range(9)):
+            continue
+        if any(board[(r // 3 * 3 + dr) * 9 + c // 3 * 3 + dc] == v for dr in range(3) for dc in range(3)):
+            continue
+        board[i] = v
+        found += plain_solutions(board, limit - found)
+        board[i] = 0
+        if found >= limit:
+            break
+    return found
+
+
+def test_generated_puzzles_have_one_solution_and_augmentations_keep_sudokus_valid() -> None:
+    rng = random.Random(3)
+    for blanks in (20, 45, 55):
+        puzzle, solution = generate(blanks, rng)
+        assert puzzle.count(0) == blanks and is_valid_solution(solution)
+        assert all(p in (0, s) for p, s in zip(puzzle, solution))
+        assert plain_solutions(list(puzzle)) == 1 == count_solutions(puzzle)
+    gen = np.random.default_rng(0)
+    for _ in range(50):
+        puzzle, solution = generate(40, rng)
+        p, s = shuffle(np.array(puzzle), np.array(solution), gen)
+        assert is_valid_solution(s.reshape(-1).tolist())
+        assert np.all((p == 0) | (p == s)) and (p == 0).sum() == 40  # the same puzzle, disguised
+        assert count_solutions(p.reshape(-1).tolist()) == 1
+
+
+@pytest.fixture(scope="module")
+def sudoku_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sudoku")
+    made = cli_run("data", "sudoku-generate", "--count", "120", "--blanks", "40", "--out", str(root / "p.csv"),
+                   "--seed", "7")
+    assert made.returncode == 0, made.stderr
+    again = cli_run("data", "sudoku-generate", "--count", "120", "--blanks", "40", "--out", str(root / "q.csv"),
+                    "--seed", "7")
+    assert (root / "p.csv").read_bytes() == (root / "q.csv").read_bytes()  # deterministic for a seed
+    built = cli_run("data", "sudoku", "--csv", str(root / "p.csv"), "--out", str(root / "ds"), "--aug", "3")
+    assert built.returncode == 0, built.stderr
+    assert "train: 432 puzzles, 108 groups, 432 rows; test: 12 puzzles, 12 groups, 12 rows" in built.stdout
+    return root / "ds"
+
+
+@pytest.mark.process
+def test_a_built_set_is_the_reference_format(sudoku_set: Path) -> None:
+    for split, rows in (("train", 432), ("test", 12)):
+        meta = json.loads((sudoku_set / split / "dataset.json").read_text())
+        assert list(meta) == REFERENCE_FIELDS
+        assert (meta["seq_len"], meta["vocab_size"], meta["pad_id"], meta["ignore_label_id"], meta["sets"]) == \
+            (81, 11, 0, 0, ["all"])
+        arrays = {name: np.load(sudoku_set / split / f"all__{name}.npy") for name in ARRAYS}
+        assert arrays["inputs"].dtype == arrays["labels"].dtype == np.uint8  # as the reference writes them
+        assert all(arrays[n].dtype == np.int32 for n in ("puzzle_identifiers", "puzzle_indices", "group_indices"))
+        assert arrays["inputs"].shape == arrays["labels"].shape == (rows, 81)
+        assert arrays["inputs"].min() >= 1 and arrays["labels"].min() >= 2 and arrays["labels"].max() <= 10
+        blanks = arrays["inputs"] == 1
+        assert np.all(blanks | (arrays["inputs"] == arrays["labels"]))  # givens are their own answers
+        assert meta["total_groups"] == len(arrays["group_indices"]) - 1
+    assert json.loads((sudoku_set / "identifiers.json").read_text()) == ["<blank>"]
+    ds = PuzzleDataset(DataConfig(kind="puzzles", dataset_dir=str(sudoku_set)), 81)
+    assert (ds.num_train, ds.num_eval, ds.vocab_size) == (108, 12, 11)
+    a = ds.train_batch(torch.arange(16), seed=5)
+    b = ds.train_batch(torch.arange(16), seed=5)
+    assert torch.equal(a.inputs, b.inputs) and torch.equal(a.targets, b.targets)  # a pure function of the seed
+    for x, y in zip(a.inputs.tolist(), a.targets.tolist()):  # each row a real puzzle with its solution
+        assert is_valid_solution([v - 1 for v in y]) and all(v == 1 or v == w for v, w in zip(x, y))
+
+
+@pytest.mark.process
+def test_malformed_csv_is_exit_2_naming_the_line_and_leaves_nothing(tmp_path: Path) -> None:
+    good_p, good_s = generate(30, random.Random(0))
+    q, a = "".join(str(v) if v else "." for v in good_p), "".join(map(str, good_s))
+    wrong = a[:-1] + ("1" if a[-1] != "1" else "2")
+    cases = {"short": (f"x,{q[:80]},{a},1", "the puzzle has 80 characters"),
+             "letter": (f"x,{q[:-1]}z,{a},1", "'z' in the puzzle"),
+             "mismatch": (f"x,{q},{wrong},1", "solution does not match" if q[-1] != "." else "not a valid sudoku"),
+             "columns": (f"x,{q},{a}", "3 columns")}
+    for name, (row, said) in cases.items():
+        csv_file = tmp_path / f"{name}.csv"
+        csv_file.write_text(f"source,q,a,rating\nok,{q},{a},1\n{row}\n")
+        out = tmp_path / f"out-{name}"
+        done = cli_run("data", "sudoku", "--csv", str(csv_file), "--out", str(out))
+        assert done.returncode == 2 and f"{csv_file}:3: " in done.stderr and said in done.stderr, done.stderr
+        assert not out.exists() and not list(tmp_path.glob(f".out-{name}*"))  # nothing half-written
+
+
+@pytest.mark.process
+def test_train_stop_and_resume_on_a_sudoku_set_is_bit_identical(tmp_path: Path, sudoku_set: Path) -> None:
+    sets = ["data.kind='puzzles'", f"data.dataset_dir='{sudoku_set}'", "model.dim=32", "model.depth=1",
+            "model.latent_steps=1", "model.refinement_blocks=2", "model.max_supervision_steps=2",
+            "train.batch_size=8", "train.max_steps=20", "train.eval_every=10", "train.eval_batches=0",
+            "train.checkpoint_every=5", "train.threads=1", "train.warmup_steps=2"]
+    args = [a for s in sets for a in ("--set", s)]
+    straight = run_worker(tmp_path / "straight", args)
+    assert straight.returncode == 0, straight.stderr
+    split = tmp_path / "split"
+    assert run_worker(split, args, TRM_TEST_STOP_AT_STEP=13).returncode == 0
+    assert run_worker(split, ["--resume"]).returncode == 0
+    losses = lambda d: {e["step"]: e["loss"] for e in events(d, "step")}  # noqa: E731
+    assert losses(split) == losses(tmp_path / "straight") and len(losses(split)) == 20
+    evals = events(split, "eval")
+    assert [e["samples"] for e in evals] == [12, 12]  # eval_batches = 0: the whole test split
+    start = events(split, "run_start")[0]
+    assert start["config"]["model"]["seq_len"] == 81 and start["config"]["model"]["vocab_size"] == 11
+    bad = run_worker(tmp_path / "bad", args + ["--set", "model.seq_len=100"])
+    assert bad.returncode == 2 and "model.seq_len = 100" in bad.stderr and "seq_len = 81" in bad.stderr
+
+
+def test_ignored_labels_carry_no_loss_and_count_in_no_accuracy() -> None:
+    import torch.nn.functional as F
+
+    from trm_core.config import resolve
+    from trm_core.data.base import IGNORE
+    from trm_core.train.trainer import Trainer
+
+    trainer = Trainer(resolve(env={}, sets=["model.dim=16", "model.depth=1", "model.seq_len=4",
+                                            "train.device='cpu'"]), vocab_size=5, total_steps=10)
+    logits = torch.tensor([[[4.0, 0, 0, 0, 0]], [[0, 4.0, 0, 0, 0]], [[0, 0, 4.0, 0, 0]], [[0, 0, 0, 4.0, 0]]])
+    targets = torch.tensor([[0, 0, IGNORE, IGNORE]])  # (batch 1, seq 4); logits are (seq, batch, vocab)
+    ce, _halt, accuracy, exact = trainer._losses(logits, targets, torch.zeros(1))
+    expected = (F.cross_entropy(logits[0], torch.tensor([0])) + F.cross_entropy(logits[1], torch.tensor([0]))) / 2
+    assert torch.allclose(ce, expected.reshape(1))  # the mean over the two supervised tokens only
+    assert accuracy.item() == 0.5 and not exact.item()  # one of two right; the ignored two count nowhere
+    ce2, _, accuracy2, exact2 = trainer._losses(logits, torch.tensor([[0, 1, IGNORE, IGNORE]]), torch.zeros(1))
+    assert accuracy2.item() == 1.0 and exact2.item()  # right wherever supervised: the whole puzzle solved

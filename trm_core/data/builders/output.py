@@ -1,0 +1,45 @@
+"""Where a builder writes: a temp folder beside ``--out``, renamed to it only when everything is written, so a
+failed or interrupted build leaves nothing half-written; and the summary it prints at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from trm_core.config import ConfigError
+
+
+@dataclass
+class BuildSummary:
+    out: Path
+    splits: dict[str, dict[str, int]] = field(default_factory=dict)
+    bytes: int = 0
+
+    def add(self, split: str, **counts: int) -> None:
+        self.splits[split] = counts
+
+    def text(self) -> str:
+        parts = [f"{split}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()) for split, counts in self.splits.items()]
+        return f"wrote {self.out}: " + "; ".join(parts) + f"; {self.bytes / 2**20:.1f} MiB"
+
+
+@contextmanager
+def building(out: Path) -> Iterator[Path]:
+    """A fresh temp folder for the build; on success it becomes ``out``, on any failure it is removed."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} already exists and is not empty; remove it or choose another folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

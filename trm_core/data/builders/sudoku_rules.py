@@ -1,0 +1,159 @@
+"""Sudoku itself: validity, a solution counter, a generator of puzzles with unique solutions, and the paper's
+augmentations. Boards are flat sequences of 81 ints, row by row, 0 for a blank.
+
+The counter is a bitmask backtracking search that always branches on the most constrained cell; it stops at
+``limit`` solutions, so "unique" costs one search that finds one solution and fails to find a second.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+
+ALL = 0x3FE  # bits 1..9
+BOX = [(r // 3) * 3 + c // 3 for r in range(9) for c in range(9)]
+
+
+def is_valid_solution(board: Sequence[int]) -> bool:
+    """Every row, column and box holds 1..9 once."""
+    if len(board) != 81 or any(not 1 <= v <= 9 for v in board):
+        return False
+    for k in range(9):
+        row = {board[k * 9 + c] for c in range(9)}
+        col = {board[r * 9 + k] for r in range(9)}
+        box = {board[i] for i in range(81) if BOX[i] == k}
+        if len(row) != 9 or len(col) != 9 or len(box) != 9:
+            return False
+    return True
+
+
+def count_solutions(board: Sequence[int], limit: int = 2) -> int:
+    """Solutions of ``board`` (0 = blank), counted up to ``limit``; 0 when the givens already clash."""
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+    empties = []
+    for i, v in enumerate(board):
+        if v:
+            bit, r, c, b = 1 << v, i // 9, i % 9, BOX[i]
+            if (rows[r] | cols[c] | boxes[b]) & bit:
+                return 0
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+        else:
+            empties.append(i)
+    found = 0
+
+    def search(empties: list[int]) -> None:
+        nonlocal found
+        if not empties:
+            found += 1
+            return
+        best, best_mask, best_n = -1, 0, 10
+        for k, i in enumerate(empties):
+            mask = ALL & ~(rows[i // 9] | cols[i % 9] | boxes[BOX[i]])
+            n = bin(mask).count("1")
+            if n < best_n:
+                best, best_mask, best_n = k, mask, n
+                if n <= 1:
+                    break
+        if best_n == 0:
+            return
+        i = empties[best]
+        rest = empties[:best] + empties[best + 1:]
+        r, c, b = i // 9, i % 9, BOX[i]
+        mask = best_mask
+        while mask and found < limit:
+            bit = mask & -mask
+            mask ^= bit
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+            search(rest)
+            rows[r] ^= bit
+            cols[c] ^= bit
+            boxes[b] ^= bit
+
+    search(empties)
+    return found
+
+
+def random_solution(rng: random.Random) -> list[int]:
+    """A random complete grid: the empty board filled by a search that tries each cell's digits in random
+    order (branching on the most constrained cell). Grids differ in structure, not only by the symmetries
+    that the augmentation adds later."""
+    board = [0] * 81
+    rows, cols, boxes = [0] * 9, [0] * 9, [0] * 9
+
+    def fill(empties: list[int]) -> bool:
+        if not empties:
+            return True
+        best, best_mask, best_n = 0, 0, 10
+        for k, i in enumerate(empties):
+            mask = ALL & ~(rows[i // 9] | cols[i % 9] | boxes[BOX[i]])
+            n = bin(mask).count("1")
+            if n < best_n:
+                best, best_mask, best_n = k, mask, n
+        if best_n == 0:
+            return False
+        i = empties[best]
+        rest = empties[:best] + empties[best + 1:]
+        digits = [v for v in range(1, 10) if best_mask >> v & 1]
+        rng.shuffle(digits)
+        r, c, b = i // 9, i % 9, BOX[i]
+        for v in digits:
+            bit = 1 << v
+            rows[r] |= bit
+            cols[c] |= bit
+            boxes[b] |= bit
+            board[i] = v
+            if fill(rest):
+                return True
+            rows[r] ^= bit
+            cols[c] ^= bit
+            boxes[b] ^= bit
+        board[i] = 0
+        return False
+
+    fill(list(range(81)))
+    return board
+
+
+def generate(blanks: int, rng: random.Random, max_tries: int = 50) -> tuple[list[int], list[int]]:
+    """A puzzle with exactly ``blanks`` blanks and one solution, and that solution."""
+    if not 0 <= blanks <= 64:
+        raise ValueError(f"blanks = {blanks}: a sudoku with a unique solution has at most 64 blanks")
+    for _ in range(max_tries):
+        solution = random_solution(rng)
+        puzzle = list(solution)
+        order = list(range(81))
+        rng.shuffle(order)
+        removed = 0
+        for i in order:
+            if removed == blanks:
+                break
+            keep, puzzle[i] = puzzle[i], 0
+            if count_solutions(puzzle, 2) == 1:
+                removed += 1
+            else:
+                puzzle[i] = keep
+        if removed == blanks:
+            return puzzle, solution
+    raise RuntimeError(f"could not dig {blanks} blanks with a unique solution in {max_tries} grids")
+
+
+def shuffle(board: np.ndarray, solution: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's Sudoku augmentation, the same map applied to a puzzle and its solution: a permutation of the
+    digits 1..9 (blank stays 0), a transpose half of the time, the three bands shuffled and the rows inside
+    each band, the three stacks shuffled and the columns inside each. Each keeps a valid grid valid."""
+    digits = np.concatenate([[0], rng.permutation(9) + 1])
+    transpose = rng.random() < 0.5
+    rows = np.concatenate([band * 3 + rng.permutation(3) for band in rng.permutation(3)])
+    cols = np.concatenate([stack * 3 + rng.permutation(3) for stack in rng.permutation(3)])
+
+    def apply(grid: np.ndarray) -> np.ndarray:
+        grid = grid.reshape(9, 9)
+        grid = grid.T if transpose else grid
+        return digits[grid[rows][:, cols]]
+    return apply(board), apply(solution)

@@ -1,0 +1,108 @@
+"""Puzzle datasets in the reference format (``data.kind = "puzzles"``): Sudoku, Maze, ARC as built by the
+reference implementation's builders or by ``trm-tui data``.
+
+Sampling follows the reference: an epoch visits every group (a puzzle and its augmentations) once in a
+shuffled order and draws one of the group's puzzles, then one of that puzzle's examples. Here the draw is a
+pure function of (seed, epoch, position): the group order comes from ``DataOrder`` and the draws from the
+batch's own seed, so a stop and resume replays the same batches exactly.
+
+Labels equal to the dataset's ``ignore_label_id`` become ``IGNORE``: no loss, no accuracy. The eval split is
+the test split's examples in order, all of them when ``train.eval_batches = 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trm_core.config import ConfigError, DataConfig
+from trm_core.data.base import IGNORE, Batch
+from trm_core.data.puzzle_format import PuzzleMetadata, load_split, read_metadata
+
+
+class _Split:
+    """One split's sets joined end to end: global group and example numbers over every set."""
+
+    def __init__(self, dataset_dir: Path, split: str, meta: PuzzleMetadata) -> None:
+        self.meta = meta
+        self.sets = list(load_split(dataset_dir, split, meta).values())
+        self.group_offsets = np.cumsum([0] + [len(s["group_indices"]) - 1 for s in self.sets])
+        self.example_offsets = np.cumsum([0] + [len(s["inputs"]) for s in self.sets])
+        self.num_groups = int(self.group_offsets[-1])
+        self.num_examples = int(self.example_offsets[-1])
+
+    def rows(self, set_index: int, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        data = self.sets[set_index]
+        order = np.argsort(rows, kind="stable")  # memory-mapped reads in file order, then put back
+        inputs = np.empty((len(rows), self.meta.seq_len), dtype=np.int64)
+        labels = np.empty_like(inputs)
+        inputs[order] = data["inputs"][rows[order]]
+        labels[order] = data["labels"][rows[order]]
+        if self.meta.ignore_label_id is not None:
+            labels[labels == self.meta.ignore_label_id] = IGNORE
+        return torch.from_numpy(inputs), torch.from_numpy(labels)
+
+    def sample_groups(self, groups: np.ndarray, rng: np.random.Generator) -> Batch:
+        """One example of one puzzle of each group, drawn with ``rng``."""
+        parts = []
+        set_of = np.searchsorted(self.group_offsets, groups, side="right") - 1
+        for set_index in range(len(self.sets)):
+            picked = np.flatnonzero(set_of == set_index)
+            if not len(picked):
+                continue
+            data = self.sets[set_index]
+            local = groups[picked] - self.group_offsets[set_index]
+            g_lo, g_hi = data["group_indices"][local], data["group_indices"][local + 1]
+            puzzles = g_lo + (rng.random(len(local)) * (g_hi - g_lo)).astype(np.int64)
+            p_lo, p_hi = data["puzzle_indices"][puzzles], data["puzzle_indices"][puzzles + 1]
+            rows = p_lo + (rng.random(len(local)) * (p_hi - p_lo)).astype(np.int64)
+            parts.append((picked, *self.rows(set_index, rows)))
+        out_in = torch.empty((len(groups), self.meta.seq_len), dtype=torch.long)
+        out_lb = torch.empty_like(out_in)
+        for picked, x, y in parts:
+            out_in[torch.from_numpy(picked)], out_lb[torch.from_numpy(picked)] = x, y
+        return Batch(out_in, out_lb)
+
+    def examples(self, start: int, stop: int) -> Batch:
+        """Examples ``start:stop`` in order, across sets."""
+        xs, ys = [], []
+        for set_index in range(len(self.sets)):
+            lo, hi = max(start, self.example_offsets[set_index]), min(stop, self.example_offsets[set_index + 1])
+            if lo < hi:
+                rows = np.arange(lo, hi) - self.example_offsets[set_index]
+                x, y = self.rows(set_index, rows)
+                xs.append(x)
+                ys.append(y)
+        return Batch(torch.cat(xs), torch.cat(ys))
+
+
+class PuzzleDataset:
+    def __init__(self, cfg: DataConfig, seq_len: int) -> None:
+        if not cfg.dataset_dir:
+            raise ConfigError("data.kind = 'puzzles' needs data.dataset_dir: a folder with train/ and test/ "
+                              "(built by trm-tui data ... or by the reference's dataset builders)")
+        root = Path(cfg.dataset_dir).expanduser()
+        train_meta, test_meta = read_metadata(root, "train"), read_metadata(root, "test")
+        for name in ("seq_len", "vocab_size", "pad_id"):
+            if getattr(train_meta, name) != getattr(test_meta, name):
+                raise ConfigError(f"{root}: train/ and test/ disagree on {name} ({getattr(train_meta, name)} vs "
+                                  f"{getattr(test_meta, name)})")
+        if seq_len != train_meta.seq_len:
+            raise ConfigError(f"model.seq_len = {seq_len} but {root / 'train' / 'dataset.json'} says seq_len = "
+                              f"{train_meta.seq_len}; leave model.seq_len at its default to take the dataset's")
+        self.meta = train_meta
+        self.train, self.test = _Split(root, "train", train_meta), _Split(root, "test", test_meta)
+        self.vocab_size = train_meta.vocab_size
+        self.num_train, self.num_eval = self.train.num_groups, self.test.num_examples
+        self.description = (f"puzzles: {root}; {self.train.num_groups:,} train groups "
+                            f"({self.train.num_examples:,} examples) / {self.num_eval:,} test examples, "
+                            f"vocab {self.vocab_size}, seq_len {train_meta.seq_len}")
+
+    def train_batch(self, indices: torch.Tensor, seed: int) -> Batch:
+        return self.train.sample_groups(indices.numpy(), np.random.default_rng(seed))
+
+    def eval_batch(self, start: int, size: int) -> Batch:
+        start = start % max(1, self.num_eval)
+        return self.test.examples(start, min(self.num_eval, start + size))
