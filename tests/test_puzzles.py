@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from trm_core.config import DataConfig
-from trm_core.data.builders.sudoku_rules import count_solutions, generate, is_valid_solution, shuffle
-from trm_core.data.puzzle_format import ARRAYS
+from trm_core.prep.sudoku_rules import count_solutions, generate, is_valid_solution, shuffle
+from trm_core.prep.puzzle_format import ARRAYS
 from trm_core.data.puzzles import PuzzleDataset
 
 from helpers import cli_run, events, run_worker

@@ -23,10 +23,12 @@ class Progress:
 
     def __init__(self, stream=sys.stderr) -> None:
         self.stream, self.tty = stream, stream.isatty()
-        self._last, self._tenth = 0.0, -1
+        self._last, self._tenth, self._what = 0.0, -1, ""
 
     def __call__(self, what: str, done: int, total: int) -> None:
         now = time.monotonic()
+        if what != self._what:
+            self._what, self._tenth = what, -1
         frac = done / max(1, total)
         if self.tty:
             if now - self._last < 0.1 and done < total:
@@ -68,7 +70,7 @@ def cmd_data(argv: list[str]) -> int:
     progress = Progress()
     try:
         if args.what == "sudoku":
-            from trm_core.data.builders.sudoku import build
+            from trm_core.prep.sudoku import build
 
             for name in ("subsample", "aug"):
                 value = getattr(args, name)
@@ -80,7 +82,7 @@ def cmd_data(argv: list[str]) -> int:
             print(f"train on it: trm-tui --run-dir runs/sudoku --set data.kind=puzzles "
                   f"--set data.dataset_dir={args.out}")
         else:
-            from trm_core.data.builders.sudoku import write_generated
+            from trm_core.prep.sudoku import write_generated
 
             if args.count < 1 or not 0 <= args.blanks <= 64:
                 raise ConfigError(f"--count {args.count} --blanks {args.blanks}: need a count of at least 1 and "

@@ -15,7 +15,7 @@ def take_puzzle_shape(cfg: Config) -> None:
     them is an error naming both."""
     from pathlib import Path
 
-    from trm_core.data.puzzle_format import read_metadata
+    from trm_core.prep.puzzle_format import read_metadata
 
     if not cfg.data.dataset_dir:
         return  # PuzzleDataset says what is missing

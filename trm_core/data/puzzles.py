@@ -19,7 +19,7 @@ import torch
 
 from trm_core.config import ConfigError, DataConfig
 from trm_core.data.base import IGNORE, Batch
-from trm_core.data.puzzle_format import PuzzleMetadata, load_split, read_metadata
+from trm_core.prep.puzzle_format import PuzzleMetadata, load_split, read_metadata
 
 
 class _Split:

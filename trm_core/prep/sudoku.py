@@ -18,9 +18,9 @@ from typing import Callable
 import numpy as np
 
 from trm_core.config import ConfigError
-from trm_core.data.builders.output import BuildSummary, building
-from trm_core.data.builders.sudoku_rules import generate, is_valid_solution, shuffle
-from trm_core.data.puzzle_format import PuzzleMetadata, write_split
+from trm_core.prep.output import BuildSummary, building
+from trm_core.prep.sudoku_rules import generate, is_valid_solution, shuffle
+from trm_core.prep.puzzle_format import PuzzleMetadata, write_split
 
 HEADER = ["source", "q", "a", "rating"]
 

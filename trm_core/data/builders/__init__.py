@@ -1,1 +1,0 @@
-"""Builders of puzzle datasets in the reference format (``trm-tui data ...``): one module per task."""
