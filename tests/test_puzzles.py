@@ -151,9 +151,15 @@ def test_ignored_labels_carry_no_loss_and_count_in_no_accuracy() -> None:
                                             "train.device='cpu'"]), vocab_size=5, total_steps=10)
     logits = torch.tensor([[[4.0, 0, 0, 0, 0]], [[0, 4.0, 0, 0, 0]], [[0, 0, 4.0, 0, 0]], [[0, 0, 0, 4.0, 0]]])
     targets = torch.tensor([[0, 0, IGNORE, IGNORE]])  # (batch 1, seq 4); logits are (seq, batch, vocab)
-    ce, _halt, accuracy, exact = trainer._losses(logits, targets, torch.zeros(1))
+    ce, _halt, accuracy, exact, hidden_acc = trainer._losses(logits, targets, torch.zeros(1))
     expected = (F.cross_entropy(logits[0], torch.tensor([0])) + F.cross_entropy(logits[1], torch.tensor([0]))) / 2
     assert torch.allclose(ce, expected.reshape(1))  # the mean over the two supervised tokens only
-    assert accuracy.item() == 0.5 and not exact.item()  # one of two right; the ignored two count nowhere
-    ce2, _, accuracy2, exact2 = trainer._losses(logits, torch.tensor([[0, 1, IGNORE, IGNORE]]), torch.zeros(1))
+    assert accuracy.item() == 0.5 and not exact.item() and hidden_acc is None  # the ignored two count nowhere
+    ce2, _, accuracy2, exact2, _ = trainer._losses(logits, torch.tensor([[0, 1, IGNORE, IGNORE]]), torch.zeros(1))
     assert accuracy2.item() == 1.0 and exact2.item()  # right wherever supervised: the whole puzzle solved
+    # code: the loss on the hidden positions only (data.loss_on = "masked", the default), accuracy everywhere
+    hidden = torch.tensor([[False, True, False, False]])
+    full = torch.tensor([[0, 0, 2, 0]])  # right at 0 and 2, wrong at 1 and 3
+    ce3, _, accuracy3, exact3, hidden_acc3 = trainer._losses(logits, full, torch.zeros(1), hidden)
+    assert torch.allclose(ce3, F.cross_entropy(logits[1], torch.tensor([0])).reshape(1))
+    assert accuracy3.item() == 0.5 and hidden_acc3.item() == 0.0 and not exact3.item()

@@ -49,6 +49,8 @@ class DataConfig:
     extensions: list = _f([".py"], "code: file name endings to include")
     max_bytes: int = _f(0, "code: stop reading the corpus after this many bytes; 0 = no limit", min=0)
     mask_ratio: float = _f(0.15, "code: fraction of bytes hidden behind the mask token", min=0.0, max=1.0)
+    loss_on: str = _f("masked", "code: 'masked' = the loss on the hidden bytes only (masked-language-model training; "
+                      "the rest is copying), 'all' = on every byte", choices=("masked", "all"))
     mean_span: float = _f(3.0, "code: mean length of a masked span", min=1.0)
     eval_fraction: float = _f(0.01, "fraction of samples held out for eval", min=0.0, max=0.5)
     pairs_file: str = _f("", "pairs: JSONL file of {\"input\": [...], \"output\": [...]}, each seq_len long")

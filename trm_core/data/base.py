@@ -14,6 +14,8 @@ IGNORE = -100  # a target with no loss and no accuracy (torch's default ignore_i
 class Batch(NamedTuple):
     inputs: torch.Tensor   # (batch, seq) int64
     targets: torch.Tensor  # (batch, seq) int64; IGNORE where a position is not supervised
+    hidden: torch.Tensor | None = None  # (batch, seq) bool: the positions hidden from the input (code's masked
+    #                                     bytes), scored on their own; with data.loss_on = "masked" the only loss
 
 
 class Dataset(Protocol):

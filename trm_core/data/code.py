@@ -109,25 +109,29 @@ class CodeDataset:
         self.mask_ratio = cfg.mask_ratio
         self.mean_span = cfg.mean_span
         self.description = f"code: {source}; {self.num_train:,} train / {self.num_eval:,} eval samples"
+        held_out = self.chunks[self.eval_ids].reshape(-1).long()
+        # the score of always guessing the held-out split's most common byte (a space, in Python sources): a
+        # model that has learned only to copy scores about this on the masked bytes
+        self.baseline = ("always guessing the most common byte",
+                         float(torch.bincount(held_out).max()) / max(1, held_out.numel()))
 
-    def _mask(self, targets: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Hide about ``mask_ratio`` of the bytes in spans of mean length ``mean_span``."""
+    def _mask(self, targets: torch.Tensor, gen: torch.Generator) -> Batch:
+        """Hide about ``mask_ratio`` of the bytes in spans of mean length ``mean_span``: the input shows the mask
+        token there, the target keeps every byte, and ``hidden`` marks which were hidden."""
         batch, n = targets.shape
         spans = max(1, round(self.mask_ratio * n / self.mean_span)) if self.mask_ratio > 0 else 0
         if spans == 0:
-            return targets.clone()
+            return Batch(targets.clone(), targets, torch.zeros_like(targets, dtype=torch.bool))
         starts = torch.randint(0, n, (batch, spans, 1), generator=gen)
         max_len = max(1, int(round(2 * self.mean_span - 1)))
         lengths = torch.randint(1, max_len + 1, (batch, spans, 1), generator=gen)
         pos = torch.arange(n).view(1, 1, n)
         mask = ((pos >= starts) & (pos < starts + lengths)).any(dim=1)
-        return targets.masked_fill(mask, MASK_TOKEN)
+        return Batch(targets.masked_fill(mask, MASK_TOKEN), targets, mask)
 
     def train_batch(self, indices: torch.Tensor, seed: int) -> Batch:
-        targets = self.chunks[self.train_ids[indices]].long()
-        return Batch(self._mask(targets, torch.Generator().manual_seed(seed)), targets)
+        return self._mask(self.chunks[self.train_ids[indices]].long(), torch.Generator().manual_seed(seed))
 
     def eval_batch(self, start: int, size: int) -> Batch:
         ids = torch.arange(start, start + size) % max(1, self.num_eval)
-        targets = self.chunks[self.eval_ids[ids]].long()
-        return Batch(self._mask(targets, torch.Generator().manual_seed(start)), targets)
+        return self._mask(self.chunks[self.eval_ids[ids]].long(), torch.Generator().manual_seed(start))

@@ -100,7 +100,10 @@ class Step(Event):
     data_s: float = doc("wall seconds spent building the step's batch, before `step_s`")
     loss: float = doc("mean cross-entropy over every (sample, supervision step) pair of the step")
     halt_loss: float = doc("mean halting BCE over the same pairs")
-    accuracy: float = doc("token accuracy of each sample's prediction at the supervision step it left at, averaged")
+    accuracy: float = doc("token accuracy of each sample's prediction at the supervision step it left at, averaged "
+                          "(over the positions that have a target)")
+    masked_accuracy: float | None = doc("code: accuracy on the hidden (masked) bytes alone, the task's real score; "
+                                        "`null` for other tasks")
     exact: float = doc("fraction of samples whose answer was fully correct when they left")
     lr: float = doc("learning rate used by this step")
     grad_norm: float = doc("gradient norm before clipping, averaged over the step's updates")
@@ -122,7 +125,8 @@ class Eval(Event):
     epoch: int = doc("1-based epoch of that step")
     seconds: float = doc("wall seconds of the eval")
     loss: float = doc("mean cross-entropy")
-    accuracy: float = doc("token accuracy")
+    accuracy: float = doc("token accuracy (over the positions that have a target)")
+    masked_accuracy: float | None = doc("code: accuracy on the hidden (masked) bytes alone; `null` for other tasks")
     exact: float = doc("fraction of samples fully correct")
     sup_steps: float = doc("mean supervision steps used")
     samples: int = doc("held-out samples evaluated")

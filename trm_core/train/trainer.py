@@ -42,13 +42,15 @@ class StepMetrics:
     updates: int
     step_s: float
     peak_mem_mb: float
+    masked_accuracy: float | None = None
 
     def as_event(self, batch_size: int, seq_len: int) -> dict[str, Any]:
         per_s = batch_size / self.step_s if self.step_s > 0 else 0.0
         return {"loss": self.loss, "halt_loss": self.halt_loss, "accuracy": self.accuracy, "exact": self.exact,
                 "lr": self.lr, "grad_norm": self.grad_norm, "samples_per_s": round(per_s, 3),
                 "tokens_per_s": round(per_s * seq_len, 1), "step_s": round(self.step_s, 6),
-                "sup_steps": self.sup_steps, "updates": self.updates, "peak_mem_mb": round(self.peak_mem_mb, 1)}
+                "sup_steps": self.sup_steps, "updates": self.updates, "peak_mem_mb": round(self.peak_mem_mb, 1),
+                "masked_accuracy": self.masked_accuracy}
 
 
 def pick_device(name: str) -> torch.device:
@@ -66,14 +68,16 @@ def peak_memory_mb(device: torch.device) -> float:
 class _Active:
     """The samples of one micro-batch still being supervised."""
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> None:
-        self.inputs, self.targets, self.y, self.z = inputs, targets, y, z
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor | None, y: torch.Tensor,
+                 z: torch.Tensor) -> None:
+        self.inputs, self.targets, self.hidden, self.y, self.z = inputs, targets, hidden, y, z
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
     def keep(self, mask: torch.Tensor) -> None:
         self.inputs, self.targets = self.inputs[mask], self.targets[mask]
+        self.hidden = self.hidden[mask] if self.hidden is not None else None
         self.y, self.z = self.y[:, mask], self.z[:, mask]  # states are (seq, batch, dim)
 
 
@@ -95,27 +99,38 @@ class Trainer:
         self.forward = torch.compile(self.model) if t.compile else self.model
         use_bf16 = self.device.type == "cuda" and t.bf16
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+        self.loss_on_hidden = cfg.data.loss_on == "masked"
         thr = cfg.model.halt_threshold
         self.halt_logit_threshold = math.inf if thr >= 1.0 else (-math.inf if thr <= 0 else math.log(thr / (1 - thr)))
         self.step = 0  # completed steps
 
     # -- training -------------------------------------------------------------------------------------
 
-    def _losses(self, logits: torch.Tensor, targets: torch.Tensor, halt_logit: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per sample: cross-entropy over its supervised tokens, halting BCE against "every supervised token
-        right", token accuracy and that exactness. Targets equal to IGNORE count in none of them."""
+    def _losses(self, logits: torch.Tensor, targets: torch.Tensor, halt_logit: torch.Tensor,
+                hidden: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Per sample: cross-entropy, halting BCE against "right wherever the loss looks", token accuracy over
+        every position with a target, that exactness, and the accuracy on the ``hidden`` positions (the code
+        task's masked bytes; None without them). Targets equal to IGNORE count nowhere. The loss looks at the
+        hidden positions only when ``data.loss_on = "masked"`` and there are some, else at every target."""
         logits = logits.float()
         seq_first = targets.t()
         supervised = seq_first != IGNORE
-        count = supervised.sum(0).clamp_min(1)
-        ce = F.cross_entropy(logits.flatten(0, 1), seq_first.flatten(), reduction="none",
-                             ignore_index=IGNORE).view(seq_first.shape).sum(0) / count
         right = (logits.argmax(-1) == seq_first) & supervised
-        accuracy = right.sum(0) / count
-        exact = (right | ~supervised).all(0)
+        accuracy = right.sum(0) / supervised.sum(0).clamp_min(1)
+        hidden_acc = None
+        scored = supervised
+        if hidden is not None:
+            in_view = hidden.t() & supervised
+            hidden_acc = (right & in_view).sum(0) / in_view.sum(0).clamp_min(1)
+            if self.loss_on_hidden:
+                scored = in_view
+        ce = F.cross_entropy(logits.flatten(0, 1), seq_first.flatten(), reduction="none",
+                             ignore_index=IGNORE).view(seq_first.shape)
+        ce = (ce * scored).sum(0) / scored.sum(0).clamp_min(1)
+        exact = (right | ~scored).all(0)
         halt = F.binary_cross_entropy_with_logits(halt_logit.float(), exact.float(), reduction="none")
-        return ce, halt, accuracy, exact
+        return ce, halt, accuracy, exact, hidden_acc
 
     def train_step(self, batch: Batch, on_progress: Callable[[int, int], None] | None = None) -> StepMetrics:
         """One step. ``on_progress(k, K)`` hears each finished supervision step: a step of the seed's size
@@ -128,12 +143,14 @@ class Trainer:
             group["lr"] = lr
         inputs, targets = batch.inputs.to(dev, non_blocking=True), batch.targets.to(dev, non_blocking=True)
         batch_size, seq_len = inputs.shape
+        hidden = batch.hidden.to(dev, non_blocking=True) if batch.hidden is not None else None
+        hidden_parts = hidden.split(cfg.micro_batch) if hidden is not None else [None] * len(inputs.split(cfg.micro_batch))
         actives = []
-        for mb_in, mb_tg in zip(inputs.split(cfg.micro_batch), targets.split(cfg.micro_batch)):
+        for mb_in, mb_tg, mb_hidden in zip(inputs.split(cfg.micro_batch), targets.split(cfg.micro_batch), hidden_parts):
             y, z = self.model.initial_state(len(mb_in), seq_len)
-            actives.append(_Active(mb_in, mb_tg, y, z))
+            actives.append(_Active(mb_in, mb_tg, mb_hidden, y, z))
         zero = torch.zeros((), device=dev)
-        loss_sum, halt_sum, acc_sum, exact_sum, sup_sum, norm_sum = (zero.clone() for _ in range(6))
+        loss_sum, halt_sum, acc_sum, exact_sum, sup_sum, norm_sum, hidden_acc_sum = (zero.clone() for _ in range(7))
         pairs, updates = 0, 0
         max_sup = cfg.model.max_supervision_steps
         clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else math.inf
@@ -149,7 +166,7 @@ class Trainer:
                     continue
                 with self.autocast():
                     out = self.forward(act.inputs, act.y, act.z)
-                ce, halt, accuracy, exact = self._losses(out.logits, act.targets, out.halt_logit)
+                ce, halt, accuracy, exact, hidden_acc = self._losses(out.logits, act.targets, out.halt_logit, act.hidden)
                 ((ce + w_halt * halt).sum() / active_total).backward()
                 loss_sum += ce.detach().sum()
                 halt_sum += halt.detach().sum()
@@ -158,6 +175,8 @@ class Trainer:
                 exiting = halting | last
                 acc_sum += accuracy[exiting].sum()
                 exact_sum += exact[exiting].sum()
+                if hidden_acc is not None:
+                    hidden_acc_sum += hidden_acc[exiting].sum()
                 sup_sum += exiting.sum() * (sup + 1)
                 act.y, act.z = out.y, out.z
                 if halting.any():
@@ -176,12 +195,13 @@ class Trainer:
             if on_progress is not None:
                 on_progress(sup + 1, max_sup)
         stats = torch.stack([loss_sum / pairs, halt_sum / pairs, acc_sum / batch_size, exact_sum / batch_size,
-                             sup_sum / batch_size, norm_sum / updates]).tolist()
+                             sup_sum / batch_size, norm_sum / updates, hidden_acc_sum / batch_size]).tolist()
+        masked_accuracy = stats.pop() if hidden is not None else None
         if not math.isfinite(stats[0]):
             raise NonFiniteLoss(f"non-finite loss ({stats[0]}) at step {self.step + 1}")
         self.step += 1
         return StepMetrics(*stats, lr=lr, updates=updates, step_s=time.perf_counter() - started,
-                           peak_mem_mb=peak_memory_mb(dev))
+                           peak_mem_mb=peak_memory_mb(dev), masked_accuracy=masked_accuracy)
 
     # -- eval -----------------------------------------------------------------------------------------
 
@@ -190,27 +210,36 @@ class Trainer:
         """Loss and accuracy at each sample's exit, using the EMA weights when there are any."""
         model = self.ema.model if self.ema is not None else self.model
         model.eval()
-        totals = {"loss": 0.0, "accuracy": 0.0, "exact": 0.0, "sup_steps": 0.0}
+        totals = {"loss": 0.0, "accuracy": 0.0, "exact": 0.0, "sup_steps": 0.0, "masked_accuracy": 0.0}
+        any_hidden = False
         count = 0
         max_sup = self.cfg.model.max_supervision_steps
         for batch in batches:
             inputs, targets = batch.inputs.to(self.device), batch.targets.to(self.device)
+            hidden = batch.hidden.to(self.device) if batch.hidden is not None else None
+            any_hidden = any_hidden or hidden is not None
             y, z = model.initial_state(*inputs.shape)
             for sup in range(max_sup):
                 with self.autocast():
                     out = model(inputs, y, z)
-                ce, _, accuracy, exact = self._losses(out.logits, targets, out.halt_logit)
+                ce, _, accuracy, exact, hidden_acc = self._losses(out.logits, targets, out.halt_logit, hidden)
                 exiting = (out.halt_logit >= self.halt_logit_threshold) | (sup == max_sup - 1)
                 totals["loss"] += ce[exiting].sum().item()
                 totals["accuracy"] += accuracy[exiting].sum().item()
                 totals["exact"] += exact[exiting].sum().item()
+                if hidden_acc is not None:
+                    totals["masked_accuracy"] += hidden_acc[exiting].sum().item()
                 totals["sup_steps"] += exiting.sum().item() * (sup + 1)
                 count += int(exiting.sum())
                 keep = ~exiting
                 inputs, targets, y, z = inputs[keep], targets[keep], out.y[:, keep], out.z[:, keep]
+                hidden = hidden[keep] if hidden is not None else None
                 if not len(inputs):
                     break
-        return {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
+        result = {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
+        if not any_hidden:
+            result["masked_accuracy"] = None
+        return result
 
     # -- state ----------------------------------------------------------------------------------------
 

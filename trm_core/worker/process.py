@@ -63,6 +63,7 @@ class Run:
         self.faults = faults
         stop.on_second = self._forced_stop
         self.console = Console()
+        self.last_eval: dict | None = None
 
     def _forced_stop(self, signum: int) -> None:
         self.events.emit(RunEnd(status=RunState.STOPPED.value, step=self.done_steps, exit_code=EXIT_OK,
@@ -83,6 +84,17 @@ class Run:
             except OSError:
                 break
         return EXIT_DISK_FULL
+
+    def _score_text(self) -> str:
+        """The newest eval's figure that fits the task, beside what a model that learned nothing would score."""
+        ev = self.last_eval
+        if not ev:
+            return ""
+        if ev.get("masked_accuracy") is not None:
+            text = f"; held-out masked-byte accuracy {ev['masked_accuracy']:.3f}"
+            baseline = getattr(self.dataset, "baseline", None)
+            return text + (f" ({baseline[0]}: {baseline[1]:.3f})" if baseline else "")
+        return f"; held-out accuracy {ev['accuracy']:.3f}, whole answers right {ev['exact']:.3f}"
 
     def _epoch_of(self, step: int) -> int:
         return self.order.locate(max(0, step - 1))[0] + 1
@@ -157,7 +169,7 @@ class Run:
             return EXIT_FAILED
         watchdog.stop()
         self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
-                         + (f" ({self.stop.requested})" if self.stop.requested else ""))
+                         + (f" ({self.stop.requested})" if self.stop.requested else "") + self._score_text())
         self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK,
                                 reason=self.stop.requested or "finished",
                                 seconds=round(time.monotonic() - self.started, 3)))
@@ -196,6 +208,7 @@ class Run:
                 watchdog.end()
                 self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4),
                                       **result))
+                self.last_eval = result
             if step % cfg.train.checkpoint_every == 0:
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
