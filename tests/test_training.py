@@ -156,7 +156,8 @@ def test_the_worker_alone_prints_its_progress(tmp_path: Path, micro_args: list[s
     assert lines[0].startswith(f"trm worker: started in {tmp_path / 'run'}: 6 steps on cpu")
     assert any(line.startswith("step 1/6 (16.7%)  loss ") for line in lines)  # the first step, at once
     assert any(line.startswith("step 6/6 (100.0%)") for line in lines)      # and the last, always
-    assert lines[-1] == "trm worker: completed at step 6 of 6"
+    assert lines[-1].startswith("trm worker: completed at step 6 of 6; held-out masked-byte accuracy ")
+    assert "(always guessing the most common byte: 0." in lines[-1]  # what learning nothing would score
 
 
 @pytest.mark.process

@@ -19,8 +19,10 @@ def progress_line(step: Step, eta_s: float | None) -> str:
     total = step.total_steps or 0
     pct = f" ({100 * step.step / total:.1f}%)" if total else ""
     eta = f" | ETA {duration(eta_s)}" if eta_s is not None else ""
+    task = f" masked acc {step.masked_accuracy:.3f}" if step.masked_accuracy is not None else \
+        (f" exact {step.exact:.3f}" if step.exact is not None else "")
     return (f"step {step.step}/{total}{pct} epoch {step.epoch if step.epoch is not None else '?'} "
-            f"loss {step.loss:.4f} acc {step.accuracy or 0:.3f} | {step.samples_per_s or 0:.1f} samples/s{eta}")
+            f"loss {step.loss:.4f} acc {step.accuracy or 0:.3f}{task} | {step.samples_per_s or 0:.1f} samples/s{eta}")
 
 
 LONG_STEP_S = 5.0  # a step longer than this shows its progress from the heartbeats
@@ -69,7 +71,8 @@ def event_line(ev: Event) -> str | None:
             name = str(ev.path or "").rsplit("/", 1)[-1]
             return f"checkpoint: step {ev.step} -> {name} ({ev.bytes / 2**20:.1f} MiB, {ev.seconds:.2f}s)"
         case Eval():
-            return f"eval: step {ev.step} loss {ev.loss:.4f} acc {ev.accuracy:.3f} exact {ev.exact:.3f}"
+            masked = f" masked acc {ev.masked_accuracy:.3f}" if ev.masked_accuracy is not None else ""
+            return f"eval: step {ev.step} loss {ev.loss:.4f} acc {ev.accuracy:.3f}{masked} exact {ev.exact:.3f}"
         case WarningEvent() | ErrorEvent():
             return f"{ev.event}: {ev.message or ''}"
         case Stall():

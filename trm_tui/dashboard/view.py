@@ -48,6 +48,7 @@ class RunView:
     tokens_per_s: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
     eval_loss: float | None = None
+    eval_scores: dict = field(default_factory=dict)  # the newest eval's accuracy, exact, masked_accuracy
     checkpoint_step: int | None = None
     checkpoint_time: float | None = None
     checkpoint_every: int = 0
@@ -95,7 +96,8 @@ class RunView:
                 self.epoch = ev.epoch if ev.epoch is not None else self.epoch
                 self.samples_per_s, self.tokens_per_s = ev.samples_per_s or 0.0, ev.tokens_per_s or 0.0
                 self.metrics = {k: getattr(ev, k) for k in ("loss", "halt_loss", "accuracy", "lr", "grad_norm",
-                                                             "sup_steps") if _number(getattr(ev, k))}
+                                                             "sup_steps", "exact", "masked_accuracy")
+                                if _number(getattr(ev, k))}
                 if _number(ev.loss):
                     self.loss.append(ev.step, ev.loss)
                 self.throughput.append(ev.step, ev.samples_per_s or 0.0)
@@ -105,6 +107,8 @@ class RunView:
             case Eval() if _number(ev.loss):
                 self.eval_loss = ev.loss
                 self.eval_curve.append(ev.step, ev.loss)
+                self.eval_scores = {k: getattr(ev, k) for k in ("accuracy", "exact", "masked_accuracy")
+                                    if _number(getattr(ev, k))}
             case RunStart():
                 self.tuning = False
                 self.step_times.clear()  # the ETA's pace counts from this (re)start: a pause is not the pace
@@ -142,6 +146,16 @@ class RunView:
         if kind in NOTABLE:
             self.events.append(EventLine(t, kind, event_line(ev) or kind, kind in ALERTING))
             self.events_seen += 1
+
+    def task_score(self) -> tuple[str, float | None]:
+        """The figure that fits the task, held-out when there is an eval: the code task's accuracy on the
+        masked bytes, else the share of whole answers right (puzzles solved)."""
+        for key, label in (("masked_accuracy", "masked acc"), ("exact", "exact")):
+            if key in self.eval_scores:
+                return f"eval {label}", self.eval_scores[key]
+            if key in self.metrics:
+                return label, self.metrics[key]
+        return "exact", None
 
     def finish(self, exit_code: int | None) -> None:
         """Supervision is over: the run's final state."""

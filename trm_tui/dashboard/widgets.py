@@ -88,7 +88,12 @@ class MetricsPanel(Static):
         self.update(Text(grid([("loss", num(m.get("loss")), "lr", num(m.get("lr"), ".2e")),
                                ("eval loss", num(view.eval_loss), "grad norm", num(m.get("grad_norm"), ".3f")),
                                ("halt loss", num(m.get("halt_loss")), "sup steps", num(m.get("sup_steps"), ".2f")),
-                               ("accuracy", num(m.get("accuracy"), ".3f"), "", "")])), layout=False)
+                               ("accuracy", num(m.get("accuracy"), ".3f"), *task_cells(view))])), layout=False)
+
+
+def task_cells(view: RunView) -> tuple[str, str]:
+    label, value = view.task_score()
+    return label, num(value, ".3f")
 
 
 class Curve(Static):
