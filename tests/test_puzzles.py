@@ -163,3 +163,40 @@ def test_ignored_labels_carry_no_loss_and_count_in_no_accuracy() -> None:
     ce3, _, accuracy3, exact3, hidden_acc3 = trainer._losses(logits, full, torch.zeros(1), hidden)
     assert torch.allclose(ce3, F.cross_entropy(logits[1], torch.tensor([0])).reshape(1))
     assert accuracy3.item() == 0.5 and hidden_acc3.item() == 0.0 and not exact3.item()
+
+
+def test_every_dihedral_transform_inverts_exactly() -> None:
+    from trm_core.prep.dihedral import dihedral, undo
+
+    grid = np.arange(12).reshape(3, 4)  # not square: a transposing transform must still invert
+    seen = set()
+    for t in range(8):
+        assert np.array_equal(undo(dihedral(grid, t), t), grid)
+        seen.add(dihedral(np.arange(9).reshape(3, 3), t).tobytes())
+    assert len(seen) == 8  # eight different symmetries
+
+
+@pytest.mark.process
+def test_maze_sets_carry_the_dihedral_copies_and_bad_rows_name_their_line(tmp_path: Path) -> None:
+    from trm_core.prep.dihedral import dihedral
+
+    mazes = [("S o#", "S o#"), ("S  G", "SooG"), (" #SG", " #SG"), ("GS #", "GS #"), ("S# G", "S#oG")]
+    rows = [f"m{i},{q.replace('o', ' ')}" + (" " * 12) + f",{a}" + (" " * 12) + ",0" for i, (q, a) in enumerate(mazes)]
+    csv_file = tmp_path / "mazes.csv"
+    csv_file.write_text("source,q,a,rating\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "maze"
+    built = cli_run("data", "maze", "--csv", str(csv_file), "--out", str(out), "--aug")
+    assert built.returncode == 0, built.stderr
+    meta = json.loads((out / "train" / "dataset.json").read_text())
+    assert (meta["seq_len"], meta["vocab_size"], meta["total_groups"]) == (16, 6, 4)
+    inputs = np.load(out / "train" / "all__inputs.npy")
+    groups = np.load(out / "train" / "all__group_indices.npy")
+    assert inputs.shape == (32, 16) and list(groups) == [0, 8, 16, 24, 32]
+    first = inputs[0].reshape(4, 4)
+    assert all(np.array_equal(inputs[t].reshape(4, 4), dihedral(first, t)) for t in range(8))
+    assert np.load(out / "test" / "all__inputs.npy").shape == (1, 16)  # held out before augmentation
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source,q,a,rating\n" + rows[0] + "\n" + rows[1].replace("S", "X", 1) + "\n")
+    refused = cli_run("data", "maze", "--csv", str(bad), "--out", str(tmp_path / "nothing"))
+    assert refused.returncode == 2 and f"{bad}:3: 'X' in the maze" in refused.stderr
+    assert not (tmp_path / "nothing").exists()

@@ -2,6 +2,7 @@
 
     trm-tui data sudoku --csv FILE --out DIR [--test-csv FILE] [--subsample N] [--aug K] [--min-difficulty R] [--seed S]
     trm-tui data sudoku-generate --count N --blanks B --out FILE.csv [--seed S]
+    trm-tui data maze --csv FILE --out DIR [--test-csv FILE] [--aug] [--seed S]
 
 Malformed input is exit 2 with the file and line; a failed build leaves nothing in ``--out``.
 """
@@ -57,6 +58,12 @@ def parser() -> argparse.ArgumentParser:
                    "permutation, transpose, band/stack and row/column shuffles)")
     s.add_argument("--min-difficulty", type=float, help="skip puzzles rated below this")
     s.add_argument("--seed", type=int, default=0)
+    m = sub.add_parser("maze", help="Maze-Hard CSV -> dataset folder, with the 8 dihedral transforms (--aug)")
+    m.add_argument("--csv", type=Path, required=True, help="mazes: CSV with source,q,a,rating in '# SGo'")
+    m.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
+    m.add_argument("--test-csv", type=Path, help="test mazes; without it 10%% of --csv is held out")
+    m.add_argument("--aug", action="store_true", help="add the 7 other rotations and reflections of each maze")
+    m.add_argument("--seed", type=int, default=0)
     g = sub.add_parser("sudoku-generate", help="write puzzles with unique solutions as a Sudoku-Extreme CSV")
     g.add_argument("--count", type=int, required=True)
     g.add_argument("--blanks", type=int, required=True, help="blank cells per puzzle (at most 64)")
@@ -81,6 +88,12 @@ def cmd_data(argv: list[str]) -> int:
             print(summary.text())
             print(f"train on it: trm-tui --run-dir runs/sudoku --set data.kind=puzzles "
                   f"--set data.dataset_dir={args.out}")
+        elif args.what == "maze":
+            from trm_core.prep.maze import build as build_maze
+
+            summary = build_maze(args.csv, args.out, args.test_csv, args.aug, args.seed, progress=progress)
+            print(summary.text())
+            print(f"train on it: trm-tui --run-dir runs/maze --set data.kind=puzzles --set data.dataset_dir={args.out}")
         else:
             from trm_core.prep.sudoku import write_generated
 
