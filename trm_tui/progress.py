@@ -82,7 +82,7 @@ def event_line(ev: Event) -> str | None:
         case GiveUp():
             return f"giving up: the worker failed at step {ev.failed_step} ({ev.reason}); {ev.message}"
         case RunEnd():
-            return f"run ended: {ev.status} at step {ev.step} ({ev.reason or ''})"
+            return f"run ended: {ev.status} at step {ev.step} ({ev.reason or ''})" + (f"; {ev.score}" if ev.score else "")
         case KeeperStart():
             what = f"adopted the running worker (pid {ev.adopted})" if ev.adopted else "launching the worker"
             return f"keeper started (pid {ev.pid}): {what}"

@@ -151,9 +151,11 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "model": {"dim": 64, "depth": 2, "seq_len": 64, "latent_steps": 2, "refinement_blocks": 2,
                   "max_supervision_steps": 2},
-        "data": {"max_bytes": 4_000_000},
-        "train": {"batch_size": 16, "max_steps": 600, "learning_rate": 1e-3, "warmup_steps": 20,
-                  "checkpoint_every": 100, "eval_every": 100, "eval_batches": 4, "ema_decay": 0.99,
+        # single hidden bytes, 30% of them, the loss on those alone: the held-out masked-byte accuracy passes
+        # 0.40 in 1,000 steps (always guessing a space scores 0.30); see docs/benchmarks.md, "The tiny preset"
+        "data": {"max_bytes": 4_000_000, "mask_ratio": 0.3, "mean_span": 1.0},
+        "train": {"batch_size": 32, "max_steps": 1000, "learning_rate": 4e-3, "warmup_steps": 20,
+                  "checkpoint_every": 100, "eval_every": 250, "eval_batches": 8, "ema_decay": 0.0,
                   "step_timeout_s": 120.0},
     },
 }

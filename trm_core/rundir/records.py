@@ -208,6 +208,9 @@ class RunEnd(Event):
     seconds: float | None = doc("on a normal end: the worker's wall seconds", optional=True)
     forced: bool | None = doc("`true` when the worker exited at once, without a checkpoint: a second stop signal, "
                               "or killed on request", optional=True)
+    score: str | None = doc("on a normal end after an eval: the newest held-out figure that fits the task, beside "
+                            "what learning nothing would score (`held-out masked-byte accuracy 0.437 (always "
+                            "guessing the most common byte: 0.302)`)", optional=True)
 
 
 # -- the keeper's events (the supervisor inside it) -------------------------------------------------------

@@ -196,7 +196,8 @@ class Trainer:
                 on_progress(sup + 1, max_sup)
         stats = torch.stack([loss_sum / pairs, halt_sum / pairs, acc_sum / batch_size, exact_sum / batch_size,
                              sup_sum / batch_size, norm_sum / updates, hidden_acc_sum / batch_size]).tolist()
-        masked_accuracy = stats.pop() if hidden is not None else None
+        hidden_mean = stats.pop()
+        masked_accuracy = hidden_mean if hidden is not None else None
         if not math.isfinite(stats[0]):
             raise NonFiniteLoss(f"non-finite loss ({stats[0]}) at step {self.step + 1}")
         self.step += 1

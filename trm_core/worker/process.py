@@ -91,10 +91,10 @@ class Run:
         if not ev:
             return ""
         if ev.get("masked_accuracy") is not None:
-            text = f"; held-out masked-byte accuracy {ev['masked_accuracy']:.3f}"
+            text = f"held-out masked-byte accuracy {ev['masked_accuracy']:.3f}"
             baseline = getattr(self.dataset, "baseline", None)
             return text + (f" ({baseline[0]}: {baseline[1]:.3f})" if baseline else "")
-        return f"; held-out accuracy {ev['accuracy']:.3f}, whole answers right {ev['exact']:.3f}"
+        return f"held-out accuracy {ev['accuracy']:.3f}, whole answers right {ev['exact']:.3f}"
 
     def _epoch_of(self, step: int) -> int:
         return self.order.locate(max(0, step - 1))[0] + 1
@@ -168,11 +168,12 @@ class Run:
             traceback.print_exc()
             return EXIT_FAILED
         watchdog.stop()
+        score = self._score_text()
         self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
-                         + (f" ({self.stop.requested})" if self.stop.requested else "") + self._score_text())
+                         + (f" ({self.stop.requested})" if self.stop.requested else "") + (f"; {score}" if score else ""))
         self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK,
                                 reason=self.stop.requested or "finished",
-                                seconds=round(time.monotonic() - self.started, 3)))
+                                seconds=round(time.monotonic() - self.started, 3), score=score or None))
         return EXIT_OK
 
     def _loop(self, watchdog: Watchdog) -> str:
