@@ -31,7 +31,6 @@ def small_disk(tmp_path: Path):
 
 
 @pytest.mark.process
-@pytest.mark.slow
 def test_a_full_disk_waits_for_space_then_goes_on(small_disk: Path, tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = small_disk / "run"
     # checkpoints of about 0.9 MiB every 4 steps: the third or fourth one does not fit in 3 MiB

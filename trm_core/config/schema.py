@@ -36,6 +36,8 @@ class ModelConfig:
     refinement_blocks: int = _f(3, "T: refinement blocks per supervision step, gradients only through the last", min=1)
     max_supervision_steps: int = _f(16, "deep supervision steps per batch, one optimizer update each", min=1)
     halt_threshold: float = _f(0.5, "a sample halts (leaves the batch) when its halt probability reaches this", min=0.0, max=1.0)
+    halt_in_eval: bool = _f(False, "eval: let samples halt early as in training; false = every sample runs all "
+                                   "supervision steps, as the paper evaluates")
     halt_loss_weight: float = _f(1.0, "weight of the halting BCE loss against 'answer fully correct'", min=0.0)
     expansion_factor: float = _f(4.0, "token-mixing hidden width as a multiple of dim (as tiny-recursive-model)", above=0.0)
     expansion_factor_token: float = _f(0.5, "channel-mixing hidden width as a multiple of dim", above=0.0)

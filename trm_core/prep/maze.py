@@ -9,7 +9,6 @@ transforms (rotations and reflections keep a shortest path shortest), as one gro
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Callable
@@ -17,56 +16,36 @@ from typing import Callable
 import numpy as np
 
 from trm_core.config import ConfigError
+from trm_core.prep.csv_rows import csv_rows
 from trm_core.prep.dihedral import dihedral
 from trm_core.prep.output import BuildSummary, building
 from trm_core.prep.puzzle_format import PuzzleMetadata, write_split
 
 CHARSET = "# SGo"
-HEADER = ["source", "q", "a", "rating"]
 
 
 def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(mazes, solved mazes) as (n, side, side) token grids; a bad row is an error naming file and line."""
     to_token = {ch: i + 1 for i, ch in enumerate(CHARSET)}
     grids_q, grids_a, side = [], [], None
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            if next(reader, None) is None:
-                raise ConfigError(f"{path}: empty file (expected a header: {','.join(HEADER)})")
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                if not row:
-                    continue
-                if len(row) != 4:
-                    raise ConfigError(f"{where}: {len(row)} columns; expected 4 ({','.join(HEADER)})")
-                _source, q, a, _rating = row
-                n = math.isqrt(len(q))
-                if n * n != len(q) or len(a) != len(q):
-                    raise ConfigError(f"{where}: the maze has {len(q)} cells and its solution {len(a)}; both must "
-                                      f"be the same square grid")
-                if side is None:
-                    side = n
-                elif n != side:
-                    raise ConfigError(f"{where}: a {n}x{n} maze after {side}x{side} ones; one size per file")
-                for what, text in (("maze", q), ("solution", a)):
-                    bad = next((ch for ch in text if ch not in to_token), None)
-                    if bad is not None:
-                        raise ConfigError(f"{where}: {bad!r} in the {what}; expected one of {CHARSET!r}")
-                qs, as_ = np.array([to_token[c] for c in q]), np.array([to_token[c] for c in a])
-                path_token = to_token["o"]
-                if np.any((qs != as_) & (as_ != path_token)):
-                    raise ConfigError(f"{where}: the solution changes more than the path cells of the maze")
-                grids_q.append(qs.reshape(n, n))
-                grids_a.append(as_.reshape(n, n))
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}:{reader.line_num + 1}: not UTF-8 text") from None
-        except csv.Error as exc:
-            raise ConfigError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
+    for where, (_source, q, a, _rating) in csv_rows(path):
+        n = math.isqrt(len(q))
+        if n * n != len(q) or len(a) != len(q):
+            raise ConfigError(f"{where}: the maze has {len(q)} cells and its solution {len(a)}; both must be the "
+                              f"same square grid")
+        if side is None:
+            side = n
+        elif n != side:
+            raise ConfigError(f"{where}: a {n}x{n} maze after {side}x{side} ones; one size per file")
+        for what, text in (("maze", q), ("solution", a)):
+            bad = next((ch for ch in text if ch not in to_token), None)
+            if bad is not None:
+                raise ConfigError(f"{where}: {bad!r} in the {what}; expected one of {CHARSET!r}")
+        qs, as_ = np.array([to_token[c] for c in q]), np.array([to_token[c] for c in a])
+        if np.any((qs != as_) & (as_ != to_token["o"])):
+            raise ConfigError(f"{where}: the solution changes more than the path cells of the maze")
+        grids_q.append(qs.reshape(n, n))
+        grids_a.append(as_.reshape(n, n))
     if not grids_q:
         raise ConfigError(f"{path}: no mazes")
     return np.array(grids_q, dtype=np.uint8), np.array(grids_a, dtype=np.uint8)

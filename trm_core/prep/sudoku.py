@@ -18,12 +18,10 @@ from typing import Callable
 import numpy as np
 
 from trm_core.config import ConfigError
+from trm_core.prep.csv_rows import HEADER, csv_rows
 from trm_core.prep.output import BuildSummary, building
 from trm_core.prep.sudoku_rules import generate, is_valid_solution, shuffle
 from trm_core.prep.puzzle_format import PuzzleMetadata, write_split
-
-HEADER = ["source", "q", "a", "rating"]
-
 
 @dataclass
 class SudokuRows:
@@ -34,42 +32,21 @@ class SudokuRows:
 def read_csv(path: Path, min_difficulty: float | None = None) -> SudokuRows:
     """Every row checked; a bad one is an error naming the file and the line."""
     puzzles, solutions = [], []
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot open {path}: {exc.strerror}") from None
-    with fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise ConfigError(f"{path}: empty file (expected a header: {','.join(HEADER)})")
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                if not row:
+    for where, (_source, q, a, rating) in csv_rows(path):
+        if min_difficulty is not None:
+            try:
+                if float(rating) < min_difficulty:
                     continue
-                if len(row) != 4:
-                    raise ConfigError(f"{where}: {len(row)} columns; expected 4 ({','.join(HEADER)})")
-                _source, q, a, rating = row
-                if min_difficulty is not None:
-                    try:
-                        if float(rating) < min_difficulty:
-                            continue
-                    except ValueError:
-                        raise ConfigError(f"{where}: rating {rating!r} is not a number") from None
-                puzzles.append(_cells(q, where, "puzzle", blanks=True))
-                solution = _cells(a, where, "solution", blanks=False)
-                given = puzzles[-1]
-                if any(g and g != s for g, s in zip(given, solution)):
-                    raise ConfigError(f"{where}: the solution does not match the puzzle's givens")
-                if not is_valid_solution(solution):
-                    raise ConfigError(f"{where}: the solution is not a valid sudoku (a row, column or box repeats "
-                                      f"a digit)")
-                solutions.append(solution)
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}:{reader.line_num + 1}: not UTF-8 text") from None
-        except csv.Error as exc:
-            raise ConfigError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
+            except ValueError:
+                raise ConfigError(f"{where}: rating {rating!r} is not a number") from None
+        given = _cells(q, where, "puzzle", blanks=True)
+        solution = _cells(a, where, "solution", blanks=False)
+        if any(g and g != s for g, s in zip(given, solution)):
+            raise ConfigError(f"{where}: the solution does not match the puzzle's givens")
+        if not is_valid_solution(solution):
+            raise ConfigError(f"{where}: the solution is not a valid sudoku (a row, column or box repeats a digit)")
+        puzzles.append(given)
+        solutions.append(solution)
     if not puzzles:
         raise ConfigError(f"{path}: no puzzles" + (f" rated {min_difficulty} or more" if min_difficulty else ""))
     return SudokuRows(np.array(puzzles, dtype=np.uint8), np.array(solutions, dtype=np.uint8))

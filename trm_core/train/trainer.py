@@ -208,7 +208,8 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate(self, batches: list[Batch]) -> dict[str, float]:
-        """Loss and accuracy at each sample's exit, using the EMA weights when there are any."""
+        """Loss and accuracy at each sample's exit, using the EMA weights when there are any. Samples run every
+        supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training."""
         model = self.ema.model if self.ema is not None else self.model
         model.eval()
         totals = {"loss": 0.0, "accuracy": 0.0, "exact": 0.0, "sup_steps": 0.0, "masked_accuracy": 0.0}
@@ -224,7 +225,9 @@ class Trainer:
                 with self.autocast():
                     out = model(inputs, y, z)
                 ce, _, accuracy, exact, hidden_acc = self._losses(out.logits, targets, out.halt_logit, hidden)
-                exiting = (out.halt_logit >= self.halt_logit_threshold) | (sup == max_sup - 1)
+                last = sup == max_sup - 1
+                exiting = (out.halt_logit >= self.halt_logit_threshold) | last if self.cfg.model.halt_in_eval else \
+                    torch.full_like(out.halt_logit, last, dtype=torch.bool)
                 totals["loss"] += ce[exiting].sum().item()
                 totals["accuracy"] += accuracy[exiting].sum().item()
                 totals["exact"] += exact[exiting].sum().item()
