@@ -153,3 +153,26 @@ def test_under_no_color_keys_that_cannot_act_leave_the_footer(tmp_path: Path, mi
     coloured, plain = asyncio.run(checks(False)), asyncio.run(checks(True))
     assert coloured == {"stop": None, "resume": None, "kill": None, "log": True, "quit_keep": True}  # greyed
     assert plain == {"stop": False, "resume": False, "kill": False, "log": True, "quit_keep": True}  # hidden
+
+
+@pytest.mark.process
+def test_t_shows_the_held_out_score_curve(tmp_path: Path, micro_args: list[str]) -> None:
+    import asyncio
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.widgets import Curve
+
+    run_dir = _finished(tmp_path, micro_args, steps=16)  # evals every 4 steps: four points
+
+    async def shown() -> tuple[str, str, int]:
+        app = Dashboard(run_dir, None, SupervisorConfig())
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(1.0)
+            before = app.query_one("#speed-curve", Curve).shows
+            await pilot.press("t")
+            await pilot.pause(0.5)
+            curve = app.query_one("#speed-curve", Curve)
+            return before, str(curve.render()), app.view.eval_score_curve.count
+    before, after, points = asyncio.run(shown())
+    assert before == "samples/s" and "eval masked acc" in after and points == 4

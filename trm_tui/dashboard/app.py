@@ -68,6 +68,7 @@ class Dashboard(App[int]):
         Binding("l", "log", "log"),
         Binding("K", "kill", "kill"),
         Binding("R", "runs", "runs"),
+        Binding("t", "toggle_chart", "chart", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_keep", "quit"),  # the run goes on: the help and the exit message say so
     ]
@@ -93,6 +94,7 @@ class Dashboard(App[int]):
         self._quit = threading.Event()  # wakes the threads at once when the dashboard exits
         self._key_actions = {b.key: b.action for b in self.BINDINGS if isinstance(b, Binding)}
         self._resume_when_over = False  # r pressed while the run was stopping
+        self.show_score = False  # t: the right chart shows the eval score instead of samples/s
         self.switch_to: Path | None = None  # the run to open next (the runs screen); the CLI opens it
 
     def compose(self) -> ComposeResult:
@@ -223,10 +225,12 @@ class Dashboard(App[int]):
         self.query_one(HostPanel).show(self.host)
         self.query_one(GpuPanel).show(self.gpu)
         curves_due = now - self._curves_at >= CURVE_PERIOD_S
+        right = [(view.task_curve_label(), view.eval_score_curve, "magenta")] if self.show_score \
+            else [("samples/s", view.throughput, "green")]
         for curve, series in ((self.query_one("#loss-curve", Curve),
                                [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
-                              (self.query_one("#speed-curve", Curve), [("samples/s", view.throughput, "green")])):
-            if curves_due or curve.empty:
+                              (self.query_one("#speed-curve", Curve), right)):
+            if curves_due or curve.empty or curve.shows != series[0][0]:
                 if curve.plot(series, view.version):
                     self._curves_at = now
         if self._drawn == view.version:
@@ -396,6 +400,12 @@ class Dashboard(App[int]):
             return
         self.switch_to = run_dir
         self.action_quit_keep()
+
+    def action_toggle_chart(self) -> None:
+        """The right chart: samples/s, or the held-out score that fits the task (masked-byte accuracy for code,
+        whole answers right for puzzles), one point per eval."""
+        self.show_score = not self.show_score
+        self.redraw()
 
     def action_events(self) -> None:
         self.push_screen(EventsScreen(self.view))

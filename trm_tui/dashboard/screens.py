@@ -14,6 +14,7 @@ KEYS_HELP = """\
 [b]s[/b]  stop gracefully: the worker finishes its step, saves a checkpoint and exits
 [b]r[/b]  resume from the newest good checkpoint (when the run is not running)
 [b]a[/b]  auto-tune micro-batch and threads (stops, measures, resumes the run)
+[b]t[/b]  the right chart: samples/s, or the held-out score (masked-byte accuracy, or puzzles solved)
 [b]e[/b]  every event of the run so far (scroll with the arrows, PgUp/PgDn), following new ones
 [b]l[/b]  the raw worker log
 [b]K[/b]  force-kill the worker (asks first; the newest good checkpoint stays)

@@ -49,6 +49,7 @@ class RunView:
     metrics: dict[str, float] = field(default_factory=dict)
     eval_loss: float | None = None
     eval_scores: dict = field(default_factory=dict)  # the newest eval's accuracy, exact, masked_accuracy
+    eval_score_curve: MinMaxSeries = field(default_factory=MinMaxSeries)  # the task's held-out score by step
     checkpoint_step: int | None = None
     checkpoint_time: float | None = None
     checkpoint_every: int = 0
@@ -109,6 +110,9 @@ class RunView:
                 self.eval_curve.append(ev.step, ev.loss)
                 self.eval_scores = {k: getattr(ev, k) for k in ("accuracy", "exact", "masked_accuracy")
                                     if _number(getattr(ev, k))}
+                score = self.eval_scores.get("masked_accuracy", self.eval_scores.get("exact"))
+                if score is not None:
+                    self.eval_score_curve.append(ev.step, score)
             case RunStart():
                 self.tuning = False
                 self.step_times.clear()  # the ETA's pace counts from this (re)start: a pause is not the pace
@@ -156,6 +160,9 @@ class RunView:
             if key in self.metrics:
                 return label, self.metrics[key]
         return "exact", None
+
+    def task_curve_label(self) -> str:
+        return "eval masked acc" if "masked_accuracy" in self.eval_scores else "eval exact"
 
     def finish(self, exit_code: int | None) -> None:
         """Supervision is over: the run's final state."""

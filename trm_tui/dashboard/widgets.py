@@ -118,6 +118,7 @@ class Curve(Static):
         self._key: tuple = ()
         self._series: list[tuple[str, MinMaxSeries, str]] | None = None
         self._empty = True
+        self.shows = ""  # the first series' label: a switch of what the chart shows redraws it at once
 
     @property
     def empty(self) -> bool:
@@ -132,10 +133,11 @@ class Curve(Static):
     def plot(self, series: list[tuple[str, MinMaxSeries, str]], version: int) -> bool:
         """Redraw if the data or the size changed; True when it drew."""
         width, height = self.size.width, self.size.height
-        key = (version, width, height)
+        key = (version, width, height, series[0][0] if series else "")
         if key == self._key or width < 10 or height < 4:
             return False
         self._key, self._series = key, series
+        self.shows = series[0][0] if series else ""
         plt.clear_figure()
         plt.theme("clear")
         plt.plotsize(width, height)
