@@ -215,3 +215,49 @@ def test_eval_runs_every_supervision_step_unless_halting_is_asked_for() -> None:
                                     f"model.halt_in_eval={str(halt_in_eval).lower()}", "train.device='cpu'"])
         used[halt_in_eval] = Trainer(cfg, vocab_size=10, total_steps=10).evaluate([batch])["sup_steps"]
     assert used == {False: 3.0, True: 1.0}  # the paper's eval runs all 3; halting in eval stops at the first
+
+
+def _arc_files(folder: Path, subset: str, puzzles: dict, solutions: dict) -> None:
+    (folder / f"arc-agi_{subset}_challenges.json").write_text(json.dumps(puzzles))
+    (folder / f"arc-agi_{subset}_solutions.json").write_text(json.dumps(solutions))
+
+
+@pytest.mark.process
+def test_arc_sets_keep_disguises_consistent_and_every_prediction_maps_back(tmp_path: Path) -> None:
+    from trm_core.prep.arc import from_canvas, undo
+
+    src = tmp_path / "arc"
+    src.mkdir()
+    flip = {"train": [{"input": [[1, 2], [3, 0]], "output": [[2, 1], [0, 3]]},
+                      {"input": [[5, 0, 7]], "output": [[7, 0, 5]]}],
+            "test": [{"input": [[4, 4, 1], [0, 6, 0]]}]}
+    grow = {"train": [{"input": [[8]], "output": [[8, 8], [8, 8]]}], "test": [{"input": [[2]]}]}
+    _arc_files(src, "training", {"aaaa0001": flip}, {"aaaa0001": [[[1, 4, 4], [0, 6, 0]]]})
+    _arc_files(src, "evaluation", {"bbbb0002": grow}, {"bbbb0002": [[[2, 2], [2, 2]]]})
+    out = tmp_path / "ds"
+    built = cli_run("data", "arc", "--json-dir", str(src), "--subsets", "training,evaluation",
+                    "--test-set", "evaluation", "--out", str(out), "--aug", "3")
+    assert built.returncode == 0, built.stderr
+    names = json.loads((out / "identifiers.json").read_text())
+    meta = json.loads((out / "test" / "dataset.json").read_text())
+    assert (meta["seq_len"], meta["vocab_size"], meta["num_puzzle_identifiers"]) == (900, 12, len(names))
+    assert names[0] == "<blank>" and {n.split("|||")[0] for n in names[1:]} == {"aaaa0001", "bbbb0002"}
+    load = lambda split, k: np.load(out / split / f"all__{k}.npy")  # noqa: E731
+    # training: every pair of the training subset, the evaluation subset's demonstrations only
+    assert len(load("train", "group_indices")) - 1 == 2 and len(load("test", "group_indices")) - 1 == 1
+    test_ids = load("test", "puzzle_identifiers")
+    assert set(test_ids) <= set(load("train", "puzzle_identifiers"))  # a test puzzle's embedding was trained
+    assert len(test_ids) == 4  # the original and three disguises
+    for row, ident in zip(load("test", "labels"), test_ids):  # each disguised answer maps back to the real one
+        base, back = undo(names[ident])
+        assert base == "bbbb0002" and np.array_equal(back(from_canvas(row)), np.array([[2, 2], [2, 2]]))
+    inputs = load("train", "inputs")
+    assert inputs.max() <= 11 and set(np.unique(inputs)) >= {0, 1}  # pad, end-of-grid marks, colours 2..11
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _arc_files(bad, "training", {"cccc0003": {"train": [{"input": [[10]], "output": [[1]]}], "test": []}}, {})
+    refused = cli_run("data", "arc", "--json-dir", str(bad), "--subsets", "training", "--test-set", "training",
+                      "--out", str(tmp_path / "none"))
+    assert refused.returncode == 2 and "puzzle cccc0003, train[0] input: cells must be colours 0..9" in refused.stderr
+    assert not (tmp_path / "none").exists()

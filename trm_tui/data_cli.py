@@ -3,6 +3,7 @@
     trm-tui data sudoku --csv FILE --out DIR [--test-csv FILE] [--subsample N] [--aug K] [--min-difficulty R] [--seed S]
     trm-tui data sudoku-generate --count N --blanks B --out FILE.csv [--seed S]
     trm-tui data maze --csv FILE --out DIR [--test-csv FILE] [--aug] [--seed S]
+    trm-tui data arc --json-dir DIR --subsets training,evaluation --test-set evaluation --out DIR [--aug K]
 
 Malformed input is exit 2 with the file and line; a failed build leaves nothing in ``--out``.
 """
@@ -64,6 +65,15 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--test-csv", type=Path, help="test mazes; without it 10%% of --csv is held out")
     m.add_argument("--aug", action="store_true", help="add the 7 other rotations and reflections of each maze")
     m.add_argument("--seed", type=int, default=0)
+    a = sub.add_parser("arc", help="ARC-AGI challenges/solutions JSON -> dataset folder, with dihedral and colour "
+                       "disguises (--aug)")
+    a.add_argument("--json-dir", type=Path, required=True, help="folder with *_SUBSET_challenges.json (and "
+                   "*_SUBSET_solutions.json)")
+    a.add_argument("--subsets", required=True, help="comma list, e.g. training,evaluation")
+    a.add_argument("--test-set", required=True, help="the subset whose test pairs form the test split")
+    a.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
+    a.add_argument("--aug", type=int, default=0, help="disguises of each puzzle (the paper: 1000)")
+    a.add_argument("--seed", type=int, default=42)
     g = sub.add_parser("sudoku-generate", help="write puzzles with unique solutions as a Sudoku-Extreme CSV")
     g.add_argument("--count", type=int, required=True)
     g.add_argument("--blanks", type=int, required=True, help="blank cells per puzzle (at most 64)")
@@ -88,6 +98,15 @@ def cmd_data(argv: list[str]) -> int:
             print(summary.text())
             print(f"train on it: trm-tui --run-dir runs/sudoku --set data.kind=puzzles "
                   f"--set data.dataset_dir={args.out}")
+        elif args.what == "arc":
+            from trm_core.prep.arc import build as build_arc
+
+            if args.aug < 0:
+                raise ConfigError(f"--aug {args.aug}: must be at least 0")
+            summary = build_arc(args.json_dir, args.out, [s for s in args.subsets.split(",") if s], args.test_set,
+                                args.aug, args.seed, progress=progress)
+            print(summary.text())
+            print(f"train on it: trm-tui --run-dir runs/arc --set data.kind=puzzles --set data.dataset_dir={args.out}")
         elif args.what == "maze":
             from trm_core.prep.maze import build as build_maze
 
