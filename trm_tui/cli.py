@@ -12,13 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-import psutil
-
 from trm_core import config as config_mod
 from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.control.launch import stop_worker
 from trm_core.rundir.states import RunState
-from trm_core.control.status import run_status
+from trm_core.control.status import RunStatus, run_status
 from trm_core.control import commands
 from trm_core.control.client import KeeperClient
 from trm_core.control import launch
@@ -110,12 +108,18 @@ def cmd_status(argv: list[str]) -> int:
         print(f"trm-tui status: no run in {args.run_dir}: the folder {what}", file=sys.stderr)
         return EXIT_CONFIG
     revive_keeper(args.run_dir)
-    st = run_status(args.run_dir, run_settings(args.run_dir))
-    gpus = gpu_samples(st.pid)
-    if args.json:
+    show_status(args.run_dir, run_settings(args.run_dir), args.json)
+    return 0
+
+
+def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> RunStatus:
+    """Print the run's status (one JSON object, or a row per figure); returns it for the caller to go on."""
+    st = run_status(run_dir, settings)
+    gpus = gpu_samples(run_dir, st.pid)
+    if as_json:
         print(json.dumps(st.to_dict() | {"gpus": [dataclasses.asdict(g) for g in gpus]}))
-        return 0
-    rows = [("run", str(args.run_dir)), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
+        return st
+    rows = [("run", str(run_dir)), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
             ("pid", st.pid or "-"),
             ("step", f"{st.step}/{st.total_steps}" if st.step is not None else "-"), ("epoch", st.epoch or "-"),
             ("loss", f"{st.loss:.4f}" if isinstance(st.loss, float) else "-"),
@@ -130,20 +134,15 @@ def cmd_status(argv: list[str]) -> int:
     rows += [("gpu", gpu_line(g)) for g in gpus]
     for key, value in rows:
         print(f"{key:<11} {value}")
-    return 0
+    return st
 
 
-def gpu_samples(worker_pid: int | None) -> list:
-    """What NVML says of each GPU now, with the worker's own memory; none where there is no NVIDIA GPU (a
-    CPU machine's status stays as it was)."""
-    from trm_core.telemetry import GpuProbe
+def gpu_samples(run_dir: Path, worker_pid: int | None) -> list:
+    """What NVML says of each GPU now, with the memory of the worker's process tree (the same tree the
+    dashboard's CPU panel sums); none where there is no NVIDIA GPU (a CPU machine's status stays as it was)."""
+    from trm_core.telemetry import GpuProbe, HostProbe
 
-    pids = {worker_pid} if worker_pid else set()
-    if worker_pid:
-        try:
-            pids |= {p.pid for p in psutil.Process(worker_pid).children(recursive=True)}
-        except psutil.Error:
-            pass
+    pids = HostProbe(run_dir).sample(worker_pid).worker_pids
     probe = GpuProbe()
     try:
         status = probe.sample(pids)
@@ -256,13 +255,12 @@ def open_existing_run(args: argparse.Namespace) -> int:
             print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)
         client = KeeperClient(run_dir, None, settings.stop_grace_s, role="trm-tui --no-ui")
         return Headless(client, as_json=args.json).run()
-    code = cmd_status(["--run-dir", str(run_dir)] + (["--json"] if args.json else []))
-    st = run_status(run_dir, settings)
+    st = show_status(run_dir, settings, args.json)
     if not args.json and st.state != RunState.COMPLETED:
         print(f"\nnot running; continue it with: trm-tui --resume --run-dir {run_dir}")
     elif not args.json:
         print(f"\ncomplete; train it further with: trm-tui --resume --run-dir {run_dir} --set train.max_steps=N")
-    return code
+    return 0
 
 
 def cmd_run(argv: list[str]) -> int:

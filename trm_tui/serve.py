@@ -10,6 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from trm_core.config import ConfigError
 from trm_core.rundir import layout
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -33,18 +34,18 @@ def served_run(args: argparse.Namespace) -> Path:
         from trm_tui.runs import list_runs
 
         if not args.root.is_dir():
-            raise SystemExit(f"trm-tui serve: --root {args.root} is not a folder")
+            raise ConfigError(f"--root {args.root} is not a folder")
         rows = list_runs(args.root)
         if not rows:
-            raise SystemExit(f"trm-tui serve: no runs in {args.root}")
+            raise ConfigError(f"no runs in {args.root}")
         return rows[0].run_dir
     from trm_core.rundir.identity import live_keeper
 
     run_dir = args.run_dir or Path("runs/default")
     starting = run_dir.is_dir() and live_keeper(run_dir) is not None  # started a moment ago: no log yet
     if not (starting or run_dir.is_dir() and (layout.holds_run(run_dir) or (run_dir / layout.RUN_CONFIG).exists())):
-        raise SystemExit(f"trm-tui serve: no run in {run_dir}; start one first (trm-tui --detach --run-dir "
-                         f"{run_dir} ...), then serve it")
+        raise ConfigError(f"no run in {run_dir}; start one first (trm-tui --detach --run-dir {run_dir} ...), "
+                          f"then serve it")
     return run_dir
 
 
@@ -57,8 +58,8 @@ def cmd_serve(argv: list[str]) -> int:
         return layout.EXIT_CONFIG
     try:
         run_dir = served_run(args).resolve()
-    except SystemExit as exc:
-        print(exc, file=sys.stderr)
+    except ConfigError as exc:
+        print(f"trm-tui serve: {exc}", file=sys.stderr)
         return layout.EXIT_CONFIG
     if args.host not in LOCAL_HOSTS:
         print(f"trm-tui serve: WARNING: bound to {args.host}: anyone who reaches port {args.port} there can stop, "

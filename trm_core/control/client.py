@@ -61,8 +61,12 @@ class KeeperClient:
         marks = [ev for ev in map(parse, read_tail(self.run_dir / layout.EVENTS)) if isinstance(ev, (RunStart, RunEnd))]
         # a run_start after the last run_end: that worker died without a word
         self.last_end = marks[-1] if marks and isinstance(marks[-1], RunEnd) else None
-        return EXIT_OK if self.last_end is not None and self.last_end.status in (RunState.COMPLETED, RunState.STOPPED) \
-            else EXIT_FAILED
+        return self._code_of_last_end()
+
+    def _code_of_last_end(self) -> int:
+        """0 for a run that completed or was stopped, 1 otherwise (no run_end is a failure)."""
+        end = self.last_end
+        return EXIT_OK if end is not None and end.status in (RunState.COMPLETED, RunState.STOPPED) else EXIT_FAILED
 
     def poll(self) -> list[dict[str, Any]]:
         lines = self.tail.poll()
@@ -99,9 +103,7 @@ class KeeperClient:
             self.notes.append(adoption_note(adopted))
             self.keeper = live_keeper(self.run_dir)
             return
-        end = self.last_end
-        self.exit_code = EXIT_OK if end is not None and end.status in (RunState.COMPLETED, RunState.STOPPED) \
-            else EXIT_FAILED
+        self.exit_code = self._code_of_last_end()
 
     # -- commands ------------------------------------------------------------------------------------------
 

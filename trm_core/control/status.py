@@ -7,7 +7,6 @@ sidecar; falls back to the sidecar for progress when the log is missing or has n
 from __future__ import annotations
 
 import json
-
 import statistics
 import time
 from dataclasses import asdict, dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from trm_core.config import ConfigError
 from trm_core.prep.csv_rows import csv_rows
 from trm_core.prep.dihedral import dihedral
-from trm_core.prep.output import BuildSummary, building
+from trm_core.prep.output import BuildSummary, building, hold_out
 from trm_core.prep.puzzle_format import PuzzleMetadata, write_split
 
 CHARSET = "# SGo"
@@ -79,12 +79,9 @@ def build(train_csv: Path, out: Path, test_csv: Path | None = None, aug: bool = 
             raise ConfigError(f"{test_csv}: {test_q.shape[1]}x{test_q.shape[1]} mazes, but {train_csv} has "
                               f"{mazes.shape[1]}x{mazes.shape[1]}")
     else:
-        order = np.random.default_rng(seed).permutation(len(mazes))
-        n_test = max(1, int(round(len(order) * test_fraction)))
-        if n_test >= len(order):
-            raise ConfigError(f"{train_csv}: {len(order)} maze(s) is too few to hold some out; give --test-csv")
-        test_q, test_a = mazes[order[:n_test]], solved[order[:n_test]]
-        mazes, solved = mazes[order[n_test:]], solved[order[n_test:]]
+        held, kept = hold_out(len(mazes), test_fraction, np.random.default_rng(seed), train_csv, "maze")
+        test_q, test_a = mazes[held], solved[held]
+        mazes, solved = mazes[kept], solved[kept]
     seq_len = mazes.shape[1] * mazes.shape[2]
     with building(out) as tmp:
         summary = BuildSummary(out)

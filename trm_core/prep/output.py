@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from trm_core.config import ConfigError
 
 
@@ -25,6 +27,17 @@ class BuildSummary:
     def text(self) -> str:
         parts = [f"{split}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()) for split, counts in self.splits.items()]
         return f"wrote {self.out}: " + "; ".join(parts) + f"; {self.bytes / 2**20:.1f} MiB"
+
+
+def hold_out(count: int, fraction: float, rng: np.random.Generator, source: Path, what: str
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(test, train) row numbers: a fixed ``fraction`` of ``count`` rows held out at random, at least one, before
+    any augmentation (no test puzzle is trained on in any disguise)."""
+    order = rng.permutation(count)
+    n_test = max(1, int(round(count * fraction)))
+    if n_test >= count:
+        raise ConfigError(f"{source}: {count} {what}(s) is too few to hold some out; give --test-csv")
+    return order[:n_test], order[n_test:]
 
 
 @contextmanager

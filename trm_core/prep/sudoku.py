@@ -19,7 +19,7 @@ import numpy as np
 
 from trm_core.config import ConfigError
 from trm_core.prep.csv_rows import HEADER, csv_rows
-from trm_core.prep.output import BuildSummary, building
+from trm_core.prep.output import BuildSummary, building, hold_out
 from trm_core.prep.sudoku_rules import generate, is_valid_solution, shuffle
 from trm_core.prep.puzzle_format import PuzzleMetadata, write_split
 
@@ -105,12 +105,9 @@ def build(train_csv: Path, out: Path, test_csv: Path | None = None, subsample: i
     if test_csv is not None:
         test = read_csv(test_csv, min_difficulty)
     else:
-        order = rng.permutation(len(train.puzzles))
-        n_test = max(1, int(round(len(order) * test_fraction)))
-        if n_test >= len(order):
-            raise ConfigError(f"{train_csv}: {len(order)} puzzle(s) is too few to hold some out; give --test-csv")
-        test = SudokuRows(train.puzzles[order[:n_test]], train.solutions[order[:n_test]])
-        train = SudokuRows(train.puzzles[order[n_test:]], train.solutions[order[n_test:]])
+        held, kept = hold_out(len(train.puzzles), test_fraction, rng, train_csv, "puzzle")
+        test = SudokuRows(train.puzzles[held], train.solutions[held])
+        train = SudokuRows(train.puzzles[kept], train.solutions[kept])
     if subsample is not None and subsample < len(train.puzzles):
         keep = np.sort(rng.choice(len(train.puzzles), size=subsample, replace=False))
         train = SudokuRows(train.puzzles[keep], train.solutions[keep])

@@ -9,6 +9,7 @@ gives the same update as the full batch. Samples whose halting head fires leave 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import random
 import resource
@@ -144,7 +145,7 @@ class Trainer:
         inputs, targets = batch.inputs.to(dev, non_blocking=True), batch.targets.to(dev, non_blocking=True)
         batch_size, seq_len = inputs.shape
         hidden = batch.hidden.to(dev, non_blocking=True) if batch.hidden is not None else None
-        hidden_parts = hidden.split(cfg.micro_batch) if hidden is not None else [None] * len(inputs.split(cfg.micro_batch))
+        hidden_parts = hidden.split(cfg.micro_batch) if hidden is not None else itertools.repeat(None)
         actives = []
         for mb_in, mb_tg, mb_hidden in zip(inputs.split(cfg.micro_batch), targets.split(cfg.micro_batch), hidden_parts):
             y, z = self.model.initial_state(len(mb_in), seq_len)
