@@ -224,7 +224,7 @@ def _arc_files(folder: Path, subset: str, puzzles: dict, solutions: dict) -> Non
 
 @pytest.mark.process
 def test_arc_sets_keep_disguises_consistent_and_every_prediction_maps_back(tmp_path: Path) -> None:
-    from trm_core.prep.arc import from_canvas, undo
+    from trm_core.prep.arc import crop, undo
 
     src = tmp_path / "arc"
     src.mkdir()
@@ -250,7 +250,7 @@ def test_arc_sets_keep_disguises_consistent_and_every_prediction_maps_back(tmp_p
     assert len(test_ids) == 4  # the original and three disguises
     for row, ident in zip(load("test", "labels"), test_ids):  # each disguised answer maps back to the real one
         base, back = undo(names[ident])
-        assert base == "bbbb0002" and np.array_equal(back(from_canvas(row)), np.array([[2, 2], [2, 2]]))
+        assert base == "bbbb0002" and np.array_equal(back(crop(row)), np.array([[2, 2], [2, 2]]))
     inputs = load("train", "inputs")
     assert inputs.max() <= 11 and set(np.unique(inputs)) >= {0, 1}  # pad, end-of-grid marks, colours 2..11
 

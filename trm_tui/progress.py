@@ -72,7 +72,10 @@ def event_line(ev: Event) -> str | None:
             return f"checkpoint: step {ev.step} -> {name} ({ev.bytes / 2**20:.1f} MiB, {ev.seconds:.2f}s)"
         case Eval():
             masked = f" masked acc {ev.masked_accuracy:.3f}" if ev.masked_accuracy is not None else ""
-            return f"eval: step {ev.step} loss {ev.loss:.4f} acc {ev.accuracy:.3f}{masked} exact {ev.exact:.3f}"
+            voted = f" pass@1 {ev.pass_at_1:.3f} pass@2 {ev.pass_at_2:.3f} ({ev.voted_puzzles} puzzles)" \
+                if ev.pass_at_1 is not None and ev.pass_at_2 is not None else ""
+            return (f"eval: step {ev.step} loss {ev.loss:.4f} acc {ev.accuracy:.3f}{masked} exact {ev.exact:.3f}"
+                    + voted)
         case WarningEvent() | ErrorEvent():
             return f"{ev.event}: {ev.message or ''}"
         case Stall():

@@ -16,6 +16,7 @@ class Batch(NamedTuple):
     targets: torch.Tensor  # (batch, seq) int64; IGNORE where a position is not supervised
     hidden: torch.Tensor | None = None  # (batch, seq) bool: the positions hidden from the input (code's masked
     #                                     bytes), scored on their own; with data.loss_on = "masked" the only loss
+    puzzle_ids: torch.Tensor | None = None  # (batch,) int64: each row's puzzle identifier (puzzle datasets)
 
 
 class Dataset(Protocol):

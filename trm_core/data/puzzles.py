@@ -7,7 +7,8 @@ pure function of (seed, epoch, position): the group order comes from ``DataOrder
 batch's own seed, so a stop and resume replays the same batches exactly.
 
 Labels equal to the dataset's ``ignore_label_id`` become ``IGNORE``: no loss, no accuracy. The eval split is
-the test split's examples in order, all of them when ``train.eval_batches = 0``.
+the test split's examples in order, all of them when ``train.eval_batches = 0``. Every batch carries its rows'
+puzzle identifiers; an ARC dataset (one with ``test_puzzles.json``) also brings its voting for pass@k.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from trm_core.config import ConfigError, DataConfig
 from trm_core.data.base import IGNORE, Batch
+from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.prep.puzzle_format import PuzzleMetadata, load_split, read_metadata
 
 
@@ -33,7 +35,9 @@ class _Split:
         self.num_groups = int(self.group_offsets[-1])
         self.num_examples = int(self.example_offsets[-1])
 
-    def rows(self, set_index: int, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def rows(self, set_index: int, rows: np.ndarray, puzzles: np.ndarray | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs, labels and puzzle identifiers of the given rows (their puzzles looked up when not given)."""
         data = self.sets[set_index]
         order = np.argsort(rows, kind="stable")  # memory-mapped reads in file order, then put back
         inputs = np.empty((len(rows), self.meta.seq_len), dtype=np.int64)
@@ -42,7 +46,10 @@ class _Split:
         labels[order] = data["labels"][rows[order]]
         if self.meta.ignore_label_id is not None:
             labels[labels == self.meta.ignore_label_id] = IGNORE
-        return torch.from_numpy(inputs), torch.from_numpy(labels)
+        if puzzles is None:
+            puzzles = np.searchsorted(data["puzzle_indices"], rows, side="right") - 1
+        ids = np.asarray(data["puzzle_identifiers"][puzzles], dtype=np.int64)
+        return torch.from_numpy(inputs), torch.from_numpy(labels), torch.from_numpy(ids)
 
     def sample_groups(self, groups: np.ndarray, rng: np.random.Generator) -> Batch:
         """One example of one puzzle of each group, drawn with ``rng``."""
@@ -58,24 +65,24 @@ class _Split:
             puzzles = g_lo + (rng.random(len(local)) * (g_hi - g_lo)).astype(np.int64)
             p_lo, p_hi = data["puzzle_indices"][puzzles], data["puzzle_indices"][puzzles + 1]
             rows = p_lo + (rng.random(len(local)) * (p_hi - p_lo)).astype(np.int64)
-            parts.append((picked, *self.rows(set_index, rows)))
+            parts.append((picked, *self.rows(set_index, rows, puzzles)))
         out_in = torch.empty((len(groups), self.meta.seq_len), dtype=torch.long)
         out_lb = torch.empty_like(out_in)
-        for picked, x, y in parts:
-            out_in[torch.from_numpy(picked)], out_lb[torch.from_numpy(picked)] = x, y
-        return Batch(out_in, out_lb)
+        out_ids = torch.empty(len(groups), dtype=torch.long)
+        for picked, x, y, ids in parts:
+            at = torch.from_numpy(picked)
+            out_in[at], out_lb[at], out_ids[at] = x, y, ids
+        return Batch(out_in, out_lb, puzzle_ids=out_ids)
 
     def examples(self, start: int, stop: int) -> Batch:
         """Examples ``start:stop`` in order, across sets."""
-        xs, ys = [], []
+        parts = []
         for set_index in range(len(self.sets)):
             lo, hi = max(start, self.example_offsets[set_index]), min(stop, self.example_offsets[set_index + 1])
             if lo < hi:
-                rows = np.arange(lo, hi) - self.example_offsets[set_index]
-                x, y = self.rows(set_index, rows)
-                xs.append(x)
-                ys.append(y)
-        return Batch(torch.cat(xs), torch.cat(ys))
+                parts.append(self.rows(set_index, np.arange(lo, hi) - self.example_offsets[set_index]))
+        xs, ys, ids = zip(*parts)
+        return Batch(torch.cat(xs), torch.cat(ys), puzzle_ids=torch.cat(ids))
 
 
 class PuzzleDataset:
@@ -95,6 +102,7 @@ class PuzzleDataset:
         self.meta = train_meta
         self.train, self.test = _Split(root, "train", train_meta), _Split(root, "test", test_meta)
         self.vocab_size = train_meta.vocab_size
+        self.voting = ArcVoting.from_dataset(root)  # ARC: pass@k by voting over augmentations; else None
         self.num_train, self.num_eval = self.train.num_groups, self.test.num_examples
         self.description = (f"puzzles: {root}; {self.train.num_groups:,} train groups "
                             f"({self.train.num_examples:,} examples) / {self.num_eval:,} test examples, "

@@ -9,6 +9,7 @@ one of the 8 dihedral transforms and a permutation of the colours 1..9 (black st
 Each disguise is a puzzle of its own, with its own puzzle identifier (its embedding), named
 ``ID|||tT|||PERM`` in ``identifiers.json`` so a prediction can be mapped back (``undo``); a puzzle and its
 disguises form one group. Training pairs but one per puzzle are also shifted to a random place on the canvas.
+``test_puzzles.json`` keeps the test split's original puzzles, which eval votes against (``ArcVoting``).
 """
 
 from __future__ import annotations
@@ -127,12 +128,19 @@ def to_canvas(grid: np.ndarray, row: int, col: int, rows: int, cols: int) -> np.
     return canvas.reshape(-1)
 
 
-def from_canvas(tokens: np.ndarray) -> np.ndarray:
-    """The grid in a canvas (at the top left, as test pairs are placed), cropped at the end-of-grid marks."""
+def crop(tokens: np.ndarray) -> np.ndarray:
+    """The grid at the top left of a canvas (where test pairs sit): the largest rectangle anchored there whose
+    cells are all colours, so a prediction with stray end-of-grid or pad tokens still gives a grid (possibly
+    empty). On a canvas from ``to_canvas`` at (0, 0) it is exactly the grid placed."""
     canvas = np.asarray(tokens).reshape(SIDE, SIDE)
-    colour = canvas >= 2
-    rows = int(np.argmin(colour[:, 0])) if not colour[:, 0].all() else SIDE
-    cols = int(np.argmin(colour[0, :])) if not colour[0, :].all() else SIDE
+    colour = (canvas >= 2) & (canvas <= 11)
+    run = np.where(colour.all(1), SIDE, np.argmin(colour, axis=1))  # colour cells from the left, per row
+    widths = np.minimum.accumulate(run)
+    areas = widths * np.arange(1, SIDE + 1)
+    rows = int(np.argmax(areas)) + 1  # the first of equal areas: the squatter rectangle, as the reference
+    cols = int(widths[rows - 1])
+    if cols == 0:
+        return np.zeros((0, 0), dtype=np.uint8)
     return (canvas[:rows, :cols] - 2).astype(np.uint8)
 
 
@@ -142,10 +150,14 @@ def build(json_dir: Path, out: Path, subsets: list[str], test_set: str, aug: int
         raise ConfigError(f"--test-set {test_set} is not one of --subsets {','.join(subsets)}")
     rng = np.random.default_rng(seed)
     groups: dict[str, list[list[tuple[str, list[Pair]]]]] = {"train": [], "test": []}
+    test_puzzles: dict[str, Any] = {}  # the original puzzles of the test split, for voting (ArcVoting)
     for subset in subsets:
         puzzles = read_subset(json_dir, subset)
         for n, (pid, puzzle) in enumerate(sorted(puzzles.items())):
             dest = {"train": "train", "test": "test" if subset == test_set else "train"}
+            if subset == test_set:
+                test_puzzles[pid] = {kind: [{"input": a.tolist(), "output": b.tolist()} for a, b in puzzle[kind]]
+                                     for kind in ("train", "test")}
             by_split = {split: [p for kind in ("train", "test") if dest[kind] == split for p in puzzle[kind]]
                         for split in ("train", "test")}
             # one set of disguises per puzzle, the same on its training and its test pairs (so a test pair's
@@ -178,6 +190,7 @@ def build(json_dir: Path, out: Path, subsets: list[str], test_set: str, aug: int
             summary.bytes += write_split(tmp, split, meta, {"all": arrays})
             summary.add(split, puzzles=count["puzzles"], groups=len(split_groups), rows=count["rows"])
         (tmp / "identifiers.json").write_text(json.dumps(["<blank>", *names]))
+        (tmp / "test_puzzles.json").write_text(json.dumps(test_puzzles))
     return summary
 
 

@@ -19,10 +19,11 @@ from typing import Any, ClassVar, Mapping
 SCHEMA_VERSION = 1
 
 
-def doc(text: str, *, optional: bool = False) -> Any:
+def doc(text: str, *, optional: bool = False, key: str | None = None) -> Any:
     """A record field: what it means (for the doc). A writer must give every field, except an ``optional``
-    one, which the line leaves out while it is ``None`` (a field only some events of the kind carry)."""
-    meta = {"doc": text, "optional": optional}
+    one, which the line leaves out while it is ``None`` (a field only some events of the kind carry). ``key``
+    is the line's name for it where that is no Python name (``pass@1``)."""
+    meta = {"doc": text, "optional": optional, "key": key}
     return field(default=None, metadata=meta) if optional else field(metadata=meta)
 
 
@@ -51,18 +52,23 @@ def record_fields(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.name not in ("time", "extra")]
 
 
+def line_key(f: dataclasses.Field) -> str:
+    """The name a line gives the field: its own, or the ``key`` it was declared with."""
+    return f.metadata.get("key") or f.name
+
+
 @functools.cache
-def _line_fields(cls: type) -> tuple[tuple[str, bool], ...]:
-    """(name, optional) of each field a line of ``cls`` carries: looked up once per kind, not per line."""
-    return tuple((f.name, bool(f.metadata.get("optional"))) for f in record_fields(cls))
+def _line_fields(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    """(attribute, line key, optional) of each field a line of ``cls`` carries: looked up once per kind."""
+    return tuple((f.name, line_key(f), bool(f.metadata.get("optional"))) for f in record_fields(cls))
 
 
 def _fill(out: dict[str, Any], record: Event) -> dict[str, Any]:
-    for name, optional in _line_fields(type(record)):
+    for name, key, optional in _line_fields(type(record)):
         value = getattr(record, name)
         if value is None and optional:
             continue
-        out[name] = value
+        out[key] = value
     return out
 
 
@@ -130,6 +136,15 @@ class Eval(Event):
     exact: float = doc("fraction of samples fully correct")
     sup_steps: float = doc("mean supervision steps used")
     samples: int = doc("held-out samples evaluated")
+    pass_at_1: float | None = doc(
+        "ARC: the share of the original test puzzles solved by the most voted answer. Each prediction is "
+        "cropped at its end-of-grid marks and mapped back through its augmentation's inverse; the answers to one "
+        "original test input are ranked by votes, then mean halting confidence; a puzzle scores the share of its "
+        "test inputs answered. Over the puzzles the eval saw (all of them when `train.eval_batches = 0`)",
+        optional=True, key="pass@1")
+    pass_at_2: float | None = doc("ARC: the same with the two most voted answers (the ARC Prize's two attempts)",
+                                  optional=True, key="pass@2")
+    voted_puzzles: int | None = doc("ARC: original test puzzles the pass@k figures are over", optional=True)
 
 
 @dataclass(frozen=True)
@@ -363,8 +378,8 @@ KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
     KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 
-_FIELD_NAMES: dict[type[Event], frozenset[str]] = {cls: frozenset(f.name for f in record_fields(cls))
-                                                   for cls in KINDS.values()}
+_LINE_KEYS: dict[type[Event], dict[str, str]] = {cls: {line_key(f): f.name for f in record_fields(cls)}
+                                                 for cls in KINDS.values()}
 _STAMPS = frozenset({"event", "time", "v"})
 
 
@@ -381,9 +396,9 @@ def parse(line: Mapping[str, Any]) -> Event:
     time = float(time) if isinstance(time, (int, float)) else 0.0
     if cls is None:
         return Unknown(name=kind, time=time, extra={k: v for k, v in line.items() if k not in _STAMPS})
-    known = _FIELD_NAMES[cls]
-    values = {name: line.get(name) for name in known}  # an older writer's missing field reads as None
-    rest = line.keys() - known - _STAMPS
+    keys = _LINE_KEYS[cls]
+    values = {name: line.get(key) for key, name in keys.items()}  # an older writer's missing field reads as None
+    rest = line.keys() - keys.keys() - _STAMPS
     extra = {k: line[k] for k in rest} if rest else {}
     return cls(time=time, extra=extra, **values)
 
@@ -398,7 +413,7 @@ def markdown() -> str:
         out.append("| field | meaning |\n|-------|---------|")
         for f in record_fields(cls):
             extra = " (only when present)" if f.metadata.get("optional") else ""
-            out.append(f"| `{f.name}` | {f.metadata['doc']}{extra} |")
+            out.append(f"| `{line_key(f)}` | {f.metadata['doc']}{extra} |")
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

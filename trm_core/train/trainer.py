@@ -208,9 +208,12 @@ class Trainer:
     # -- eval -----------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def evaluate(self, batches: list[Batch]) -> dict[str, float]:
+    def evaluate(self, batches: list[Batch], observe: Callable[[Batch, torch.Tensor, torch.Tensor], None] | None = None
+                 ) -> dict[str, float]:
         """Loss and accuracy at each sample's exit, using the EMA weights when there are any. Samples run every
-        supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training."""
+        supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training.
+        ``observe(batch, predictions, confidence)`` hears each batch's predicted tokens and halting probability
+        at each sample's exit (ARC votes on them)."""
         model = self.ema.model if self.ema is not None else self.model
         model.eval()
         totals = {"loss": 0.0, "accuracy": 0.0, "exact": 0.0, "sup_steps": 0.0, "masked_accuracy": 0.0}
@@ -222,6 +225,10 @@ class Trainer:
             hidden = batch.hidden.to(self.device) if batch.hidden is not None else None
             any_hidden = any_hidden or hidden is not None
             y, z = model.initial_state(*inputs.shape)
+            rows = torch.arange(len(inputs), device=self.device)  # each active sample's row in the batch
+            if observe is not None:
+                predictions = torch.empty_like(inputs)
+                confidence = torch.empty(len(inputs), device=self.device)
             for sup in range(max_sup):
                 with self.autocast():
                     out = model(inputs, y, z)
@@ -236,11 +243,17 @@ class Trainer:
                     totals["masked_accuracy"] += hidden_acc[exiting].sum().item()
                 totals["sup_steps"] += exiting.sum().item() * (sup + 1)
                 count += int(exiting.sum())
+                if observe is not None:
+                    predictions[rows[exiting]] = out.logits.argmax(-1).t()[exiting]
+                    confidence[rows[exiting]] = torch.sigmoid(out.halt_logit.float()[exiting])
                 keep = ~exiting
+                rows = rows[keep]
                 inputs, targets, y, z = inputs[keep], targets[keep], out.y[:, keep], out.z[:, keep]
                 hidden = hidden[keep] if hidden is not None else None
                 if not len(inputs):
                     break
+            if observe is not None:
+                observe(batch, predictions.cpu(), confidence.cpu())
         result = {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
         if not any_hidden:
             result["masked_accuracy"] = None

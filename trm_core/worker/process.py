@@ -94,7 +94,10 @@ class Run:
             text = f"held-out masked-byte accuracy {ev['masked_accuracy']:.3f}"
             baseline = getattr(self.dataset, "baseline", None)
             return text + (f" ({baseline[0]}: {baseline[1]:.3f})" if baseline else "")
-        return f"held-out accuracy {ev['accuracy']:.3f}, whole answers right {ev['exact']:.3f}"
+        text = f"held-out accuracy {ev['accuracy']:.3f}, whole answers right {ev['exact']:.3f}"
+        if ev.get("pass_at_2") is not None:
+            text += f"; ARC pass@1 {ev['pass_at_1']:.3f}, pass@2 {ev['pass_at_2']:.3f} over {ev['voted_puzzles']} puzzles"
+        return text
 
     def _epoch_of(self, step: int) -> int:
         return self.order.locate(max(0, step - 1))[0] + 1
@@ -205,7 +208,7 @@ class Run:
             if eval_batches and step % cfg.train.eval_every == 0:
                 watchdog.begin("eval", step)
                 t0 = time.perf_counter()
-                result = trainer.evaluate(eval_batches)
+                result = self._evaluate(eval_batches)
                 watchdog.end()
                 self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4),
                                       **result))
@@ -215,6 +218,17 @@ class Run:
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
         return RunState.STOPPED.value if self.stop.requested else RunState.COMPLETED.value
+
+
+    def _evaluate(self, batches: list) -> dict:
+        """The trainer's eval, with ARC's votes counted where the dataset has them."""
+        voting = getattr(self.dataset, "voting", None)
+        if voting is None:
+            return self.trainer.evaluate(batches)
+        voting.reset()
+        result = self.trainer.evaluate(batches, observe=lambda batch, preds, conf: voting.add(
+            batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy()))
+        return result | voting.result()
 
 
 def eval_set(ds: Dataset, batch_size: int, batches: int) -> list:

@@ -108,9 +108,9 @@ class RunView:
             case Eval() if _number(ev.loss):
                 self.eval_loss = ev.loss
                 self.eval_curve.append(ev.step, ev.loss)
-                self.eval_scores = {k: getattr(ev, k) for k in ("accuracy", "exact", "masked_accuracy")
-                                    if _number(getattr(ev, k))}
-                score = self.eval_scores.get("masked_accuracy", self.eval_scores.get("exact"))
+                self.eval_scores = {k: getattr(ev, k) for k in ("accuracy", "exact", "masked_accuracy", "pass_at_1",
+                                                                "pass_at_2") if _number(getattr(ev, k))}
+                _, score = self.task_score()
                 if score is not None:
                     self.eval_score_curve.append(ev.step, score)
             case RunStart():
@@ -153,8 +153,9 @@ class RunView:
 
     def task_score(self) -> tuple[str, float | None]:
         """The figure that fits the task, held-out when there is an eval: the code task's accuracy on the
-        masked bytes, else the share of whole answers right (puzzles solved)."""
-        for key, label in (("masked_accuracy", "masked acc"), ("exact", "exact")):
+        masked bytes, ARC's pass@2 (puzzles solved in two attempts, by voting), else the share of whole
+        answers right (puzzles solved)."""
+        for key, label in (("masked_accuracy", "masked acc"), ("pass_at_2", "pass@2"), ("exact", "exact")):
             if key in self.eval_scores:
                 return f"eval {label}", self.eval_scores[key]
             if key in self.metrics:
@@ -162,7 +163,7 @@ class RunView:
         return "exact", None
 
     def task_curve_label(self) -> str:
-        return "eval masked acc" if "masked_accuracy" in self.eval_scores else "eval exact"
+        return self.task_score()[0] if self.eval_scores else "eval exact"
 
     def finish(self, exit_code: int | None) -> None:
         """Supervision is over: the run's final state."""
