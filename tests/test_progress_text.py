@@ -20,6 +20,18 @@ def test_a_long_step_says_how_far_and_how_long() -> None:
     assert step_progress_line(beat(92.0, done=None)) == "step 3 in progress: 0:01:32 so far"  # no step done yet
 
 
+def test_a_long_eval_says_how_many_batches_and_how_long() -> None:
+    hb = Heartbeat(step=10, phase="eval", phase_s=70.0, batch=30, batches=60)
+    assert step_progress_line(hb) == ("eval after step 10 in progress, batch 30 of 60 done: 0:01:10 so far, "
+                                      "about 0:02:20 for the eval at this pace")
+    assert step_progress_short(hb) == "eval 30/60  0:01:10/~0:02:20"
+    view = RunView("r")
+    view.feed([as_line(hb, 1.0)])
+    assert view.in_step == hb
+    view.feed([as_line(record("eval", step=10, loss=1.0, accuracy=0.5, exact=0.0, sup_steps=2, samples=8), 2.0)])
+    assert view.in_step is None  # the eval is over
+
+
 def test_short_steps_and_other_phases_say_nothing() -> None:
     assert step_progress_line(beat(2.0)) is None and step_progress_short(beat(2.0)) == ""
     assert step_progress_line(beat(60.0, phase="checkpoint")) is None

@@ -158,6 +158,25 @@ def test_stall_gives_stall_event_with_stacks_and_exit_3(tmp_path: Path, micro_ar
 
 
 @pytest.mark.process
+def test_a_long_eval_shows_its_batches_and_stalls_only_on_a_stuck_batch(tmp_path: Path, micro_args: list[str]) -> None:
+    """An eval of 5 batches of 0.6 s runs 3 s, twice the timeout: each finished batch shows it moving, so it is
+    no stall, and heartbeats say how far it is. A batch that alone outlasts the timeout is a stall."""
+    args = micro_args + ["--set", "train.step_timeout_s=1.5", "--set", "train.heartbeat_s=0.4",
+                         "--set", "train.eval_batches=5", "--set", "train.max_steps=4"]
+    run_dir = tmp_path / "long"
+    result = run_worker(run_dir, args, TRM_TEST_EVAL_BATCH_SLEEP_S=0.6)
+    assert result.returncode == 0, result.stderr
+    assert [e["samples"] for e in events(run_dir, "eval")] == [20]
+    inside = [e for e in events(run_dir, "heartbeat") if e["phase"] == "eval"]
+    assert inside and {e["batches"] for e in inside if "batch" in e} == {5}
+    assert max(e["phase_s"] for e in inside) > 1.5 and not events(run_dir, "stall")
+    stuck = tmp_path / "stuck"
+    result = run_worker(stuck, args, TRM_TEST_EVAL_BATCH_SLEEP_S=3)
+    assert result.returncode == 3
+    assert events(stuck, "stall")[-1]["phase"] == "eval"
+
+
+@pytest.mark.process
 def test_crash_gives_error_event_and_exit_1(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     result = run_worker(run_dir, micro_args, TRM_TEST_CRASH_AT_STEP=2)

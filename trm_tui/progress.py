@@ -28,36 +28,48 @@ def progress_line(step: Step, eta_s: float | None) -> str:
 LONG_STEP_S = 5.0  # a step longer than this shows its progress from the heartbeats
 
 
-def _step_length_s(hb: Heartbeat) -> float | None:
-    """The step's length at the pace of its supervision steps so far, if every one runs (an upper bound:
-    samples may halt early)."""
-    return hb.phase_s / hb.sup_step * hb.sup_steps if hb.sup_step and hb.sup_steps else None
+def _parts(hb: Heartbeat) -> tuple[int | None, int | None]:
+    """(done, total) of the phase: supervision steps in a step, batches in an eval."""
+    return (hb.sup_step, hb.sup_steps) if hb.phase == "step" else (hb.batch, hb.batches)
 
 
-def _step_estimate(hb: Heartbeat) -> str:
-    length = _step_length_s(hb)
-    return f", at most about {duration(length)} for the step at this pace" if length is not None else ""
+def _phase_length_s(hb: Heartbeat) -> float | None:
+    """The phase's length at the pace of its parts so far: for a step, if every supervision step runs (an
+    upper bound: samples may halt early); for an eval, its batches."""
+    done, total = _parts(hb)
+    return hb.phase_s / done * total if done and total else None
+
+
+def _is_long(hb: Heartbeat | None) -> bool:
+    return hb is not None and hb.phase in ("step", "eval") and (hb.phase_s or 0) >= LONG_STEP_S
 
 
 def step_progress_line(hb: Heartbeat) -> str | None:
-    """Inside a long step (the seed's size takes minutes on a CPU): how far, how long so far, and an
-    estimate of the step's length (every supervision step runs unless samples halt early). None for a
-    short step or another phase."""
-    if hb.phase != "step" or (hb.phase_s or 0) < LONG_STEP_S:
+    """Inside a long step (the seed's size takes minutes on a CPU) or a long eval (a whole ARC test split):
+    how far, how long so far, and an estimate of its length. None for a short one or another phase."""
+    if not _is_long(hb):
         return None
-    where = f", supervision step {hb.sup_step} of at most {hb.sup_steps} done" if hb.sup_step else ""
-    return f"step {hb.step} in progress{where}: {duration(hb.phase_s)} so far{_step_estimate(hb)}"
+    done, total = _parts(hb)
+    length = _phase_length_s(hb)
+    if hb.phase == "eval":
+        where = f", batch {done} of {total} done" if done else ""
+        estimate = f", about {duration(length)} for the eval at this pace" if length is not None else ""
+        return f"eval after step {hb.step} in progress{where}: {duration(hb.phase_s)} so far{estimate}"
+    where = f", supervision step {done} of at most {total} done" if done else ""
+    estimate = f", at most about {duration(length)} for the step at this pace" if length is not None else ""
+    return f"step {hb.step} in progress{where}: {duration(hb.phase_s)} so far{estimate}"
 
 
 def step_progress_short(hb: Heartbeat | None) -> str:
     """The same in a panel's width: ``sup 4/16  0:01:32/~0:06:08`` (supervision steps done, time so far,
-    estimated length); empty when there is no long step."""
-    if hb is None or hb.phase != "step" or (hb.phase_s or 0) < LONG_STEP_S:
+    estimated length), ``eval 30/59  ...`` in an eval; empty when there is no long step or eval."""
+    if hb is None or not _is_long(hb):
         return ""
-    length = _step_length_s(hb)
+    done, total = _parts(hb)
+    length = _phase_length_s(hb)
     if length is not None:
-        return f"sup {hb.sup_step}/{hb.sup_steps}  {duration(hb.phase_s)}/~{duration(length)}"
-    return f"{duration(hb.phase_s)} so far"
+        return f"{'sup' if hb.phase == 'step' else 'eval'} {done}/{total}  {duration(hb.phase_s)}/~{duration(length)}"
+    return f"{hb.phase} {duration(hb.phase_s)} so far"
 
 
 def event_line(ev: Event) -> str | None:

@@ -86,7 +86,7 @@ class TrainConfig:
     eval_batches: int = _f(8, "batches per eval; 0 = the whole held-out split", min=0)
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop)", min=1)
     keep_checkpoints: int = _f(3, "keep the newest K checkpoints", min=1)
-    step_timeout_s: float = _f(900.0, "watchdog: a step running longer than this is a stall (exit 3)", above=0.0)
+    step_timeout_s: float = _f(900.0, "watchdog: a step, checkpoint or eval batch running longer than this is a stall (exit 3)", above=0.0)
     heartbeat_s: float = _f(5.0, "write a heartbeat event when nothing else was written for this long", above=0.0)
 
 

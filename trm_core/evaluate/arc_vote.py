@@ -110,11 +110,13 @@ class ArcVoting:
             if not pairs:
                 continue
             seen += 1
+            hits = defaultdict(int)
             for input_hash, answer_hash in pairs:
                 ranked = sorted(by_input.get(input_hash, {}).items(), key=lambda kv: kv[1].rank_key(), reverse=True)
                 for k in self.ks:
-                    if any(h == answer_hash for h, _ in ranked[:k]):
-                        solved[k] += 1 / len(pairs)
+                    hits[k] += any(h == answer_hash for h, _ in ranked[:k])
+            for k in self.ks:
+                solved[k] += hits[k] / len(pairs)
         out: dict[str, Any] = {f"pass_at_{k}": (solved[k] / seen if seen else 0.0) for k in self.ks}
         return out | {"voted_puzzles": seen}
 

@@ -169,12 +169,14 @@ class Heartbeat(Event):
     phase_s: float = doc("how long the phase has been running")
     sup_step: int | None = doc("in a step: supervision steps finished so far", optional=True)
     sup_steps: int | None = doc("in a step: the most it can take (`model.max_supervision_steps`)", optional=True)
+    batch: int | None = doc("in an eval: held-out batches finished so far", optional=True)
+    batches: int | None = doc("in an eval: the batches it runs", optional=True)
 
 
 @dataclass(frozen=True)
 class Stall(Event):
-    """A phase ran longer than `train.step_timeout_s`. Followed by `run_end` (`failed`, reason `stalled`) and
-    exit code 3."""
+    """A phase ran longer than `train.step_timeout_s` (an eval: one of its batches did, since a whole-split eval
+    may rightly outlast any step). Followed by `run_end` (`failed`, reason `stalled`) and exit code 3."""
 
     KIND: ClassVar[str] = "stall"
     step: int = doc("the step of the phase")

@@ -208,19 +208,19 @@ class Trainer:
     # -- eval -----------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def evaluate(self, batches: list[Batch], observe: Callable[[Batch, torch.Tensor, torch.Tensor], None] | None = None
-                 ) -> dict[str, float]:
+    def evaluate(self, batches: list[Batch], observe: Callable[[Batch, torch.Tensor, torch.Tensor], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
         """Loss and accuracy at each sample's exit, using the EMA weights when there are any. Samples run every
         supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training.
         ``observe(batch, predictions, confidence)`` hears each batch's predicted tokens and halting probability
-        at each sample's exit (ARC votes on them)."""
+        at each sample's exit (ARC votes on them); ``on_progress(k, K)`` hears each finished batch."""
         model = self.ema.model if self.ema is not None else self.model
         model.eval()
         totals = {"loss": 0.0, "accuracy": 0.0, "exact": 0.0, "sup_steps": 0.0, "masked_accuracy": 0.0}
         any_hidden = False
         count = 0
         max_sup = self.cfg.model.max_supervision_steps
-        for batch in batches:
+        for done, batch in enumerate(batches, 1):
             inputs, targets = batch.inputs.to(self.device), batch.targets.to(self.device)
             hidden = batch.hidden.to(self.device) if batch.hidden is not None else None
             any_hidden = any_hidden or hidden is not None
@@ -254,6 +254,8 @@ class Trainer:
                     break
             if observe is not None:
                 observe(batch, predictions.cpu(), confidence.cpu())
+            if on_progress is not None:
+                on_progress(done, len(batches))
         result = {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
         if not any_hidden:
             result["masked_accuracy"] = None

@@ -28,6 +28,7 @@ class Faults:
     once_dir: str = ""       # TRM_TEST_ONCE_DIR: each fault fires once, remembered by a marker file here
     trial_crash_micro_batch: int = 0  # TRM_TEST_TRIAL_CRASH_MICRO_BATCH: that auto-tune trial dies (exit 70)
     sup_step_sleep_s: float = 0  # TRM_TEST_SUP_STEP_SLEEP_S: slow every supervision step down (long steps)
+    eval_batch_sleep_s: float = 0  # TRM_TEST_EVAL_BATCH_SLEEP_S: slow every eval batch down (long evals)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Faults:
@@ -38,7 +39,7 @@ class Faults:
         return cls(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
                    int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
                    environ.get("TRM_TEST_ONCE_DIR", ""), int(num("TRIAL_CRASH_MICRO_BATCH")),
-                   num("SUP_STEP_SLEEP_S"))
+                   num("SUP_STEP_SLEEP_S"), num("EVAL_BATCH_SLEEP_S"))
 
     def _fires(self, name: str, at: int, step: int) -> bool:
         if step != at:
@@ -77,6 +78,10 @@ class Faults:
     def after_supervision_step(self) -> None:
         if self.sup_step_sleep_s:
             time.sleep(self.sup_step_sleep_s)
+
+    def after_eval_batch(self) -> None:
+        if self.eval_batch_sleep_s:
+            time.sleep(self.eval_batch_sleep_s)
 
     def before_trial(self, micro_batch: int) -> None:
         if self.trial_crash_micro_batch and self.trial_crash_micro_batch == micro_batch:

@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -188,6 +189,10 @@ class Run:
             watchdog.progress(done, total)
             self.faults.after_supervision_step()
 
+        def eval_progress(done: int, total: int) -> None:  # after each eval batch
+            self.faults.after_eval_batch()
+            watchdog.progress(done, total)
+
         while trainer.step < self.total_steps and self.stop.requested is None:
             step = self.current_step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
@@ -208,7 +213,7 @@ class Run:
             if eval_batches and step % cfg.train.eval_every == 0:
                 watchdog.begin("eval", step)
                 t0 = time.perf_counter()
-                result = self._evaluate(eval_batches)
+                result = self._evaluate(eval_batches, eval_progress)
                 watchdog.end()
                 self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4),
                                       **result))
@@ -220,13 +225,13 @@ class Run:
         return RunState.STOPPED.value if self.stop.requested else RunState.COMPLETED.value
 
 
-    def _evaluate(self, batches: list) -> dict:
+    def _evaluate(self, batches: list, on_progress: Callable[[int, int], None]) -> dict:
         """The trainer's eval, with ARC's votes counted where the dataset has them."""
         voting = getattr(self.dataset, "voting", None)
         if voting is None:
-            return self.trainer.evaluate(batches)
+            return self.trainer.evaluate(batches, on_progress=on_progress)
         voting.reset()
-        result = self.trainer.evaluate(batches, observe=lambda batch, preds, conf: voting.add(
+        result = self.trainer.evaluate(batches, on_progress=on_progress, observe=lambda batch, preds, conf: voting.add(
             batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy()))
         return result | voting.result()
 

@@ -40,6 +40,7 @@ class Watchdog:
         self._progress: tuple[int, int] | None = None
         self._step = 0
         self._since = 0.0
+        self._alive = 0.0  # when the phase last showed it is moving: its start, or an eval's last batch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="trm-watchdog", daemon=True)
 
@@ -54,6 +55,7 @@ class Watchdog:
         """A phase that must finish within the timeout starts now."""
         self._progress = None
         self._step, self._since, self._phase = step, time.monotonic(), phase
+        self._alive = self._since
         # backstop for GIL-holding hangs: dumps C-level stacks to stderr (worker.log) and exits 1
         faulthandler.dump_traceback_later(self.timeout_s * 2 + 30, exit=True)
 
@@ -61,23 +63,32 @@ class Watchdog:
         self._phase = None
 
     def progress(self, done: int, total: int) -> None:
-        """How far into the current step: ``done`` of at most ``total`` supervision steps (heartbeats say it)."""
+        """How far into the current phase (heartbeats say it): in a step, ``done`` of at most ``total``
+        supervision steps; in an eval, ``done`` of ``total`` batches. An eval's timeout counts from its last
+        finished batch: a whole-split eval may rightly run longer than any step, and a batch is smaller than
+        a training step (no backward), so a batch that takes the timeout is a stall."""
         self._progress = (done, total)
+        if self._phase == "eval":
+            self._alive = time.monotonic()
+            faulthandler.dump_traceback_later(self.timeout_s * 2 + 30, exit=True)
 
     def _watch(self) -> None:
         tick = min(1.0, self.heartbeat_s / 2, self.timeout_s / 4)
         while not self._stop.wait(tick):
             now = time.monotonic()
             phase = self._phase
-            if phase is not None and now - self._since > self.timeout_s:
-                self._stall(phase, now - self._since)
+            if phase is not None and now - self._alive > self.timeout_s:
+                self._stall(phase, now - self._alive)
                 return
             if now - self.events.last_write >= self.heartbeat_s:
-                progress = self._progress if phase == "step" else None
+                progress = self._progress if phase in ("step", "eval") else None
+                in_step, in_eval = (progress if phase == "step" else None), (progress if phase == "eval" else None)
                 self.events.emit(Heartbeat(step=self._step, phase=phase or "idle",
                                            phase_s=round(now - self._since, 3) if phase else 0.0,
-                                           sup_step=progress[0] if progress else None,
-                                           sup_steps=progress[1] if progress else None))
+                                           sup_step=in_step[0] if in_step else None,
+                                           sup_steps=in_step[1] if in_step else None,
+                                           batch=in_eval[0] if in_eval else None,
+                                           batches=in_eval[1] if in_eval else None))
 
     def _stall(self, phase: str, seconds: float) -> None:
         stacks = thread_stacks()

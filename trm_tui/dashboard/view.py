@@ -85,10 +85,10 @@ class RunView:
             self.autotune_seen.add((kind, t))
         if isinstance(ev, (Step, Heartbeat, RunStart, Checkpoint, Eval)):
             self.last_activity = t
-        if isinstance(ev, (Step, RunStart, RunEnd)):
+        if isinstance(ev, (Step, Eval, RunStart, RunEnd)):
             self.in_step = None
         match ev:
-            case Heartbeat() if ev.phase == "step":
+            case Heartbeat() if ev.phase in ("step", "eval"):
                 self.in_step = ev
             case Step():
                 if not history and self.state in (RunState.STARTING, RunState.RESTARTING):

@@ -70,8 +70,8 @@ class ProgressPanel(Static):
         total = view.total_steps or 0
         pct = 100 * view.step / total if total else 0.0
         done = min(BAR_WIDTH, BAR_WIDTH * view.step // total) if total else 0
-        inside = step_progress_short(view.in_step)  # a long step (minutes on a CPU): how far into it
-        last = ("in step", inside) if inside else \
+        inside = step_progress_short(view.in_step)  # a long step or eval (minutes on a CPU): how far into it
+        last = (f"in {view.in_step.phase}", inside) if inside and view.in_step else \
             ("speed", f"{view.samples_per_s:,.1f} samples/s  {view.tokens_per_s:,.0f} tok/s")
         first, _, eta, speed = grid([("step", f"{view.step:,}/{total:,} ({pct:.1f}%)  epoch {view.epoch or '-'}"),
                                      ("", ""), ("ETA", duration(view.eta_s())), last]).split("\n")
