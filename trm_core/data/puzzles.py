@@ -13,6 +13,7 @@ puzzle identifiers; an ARC dataset (one with ``test_puzzles.json``) also brings 
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,13 @@ from trm_core.prep.puzzle_format import PuzzleMetadata, load_split, read_metadat
 class _Split:
     """One split's sets joined end to end: global group and example numbers over every set."""
 
-    def __init__(self, dataset_dir: Path, split: str, meta: PuzzleMetadata) -> None:
+    def __init__(self, dataset_dir: Path, split: str, meta: PuzzleMetadata, random_access: bool = False) -> None:
         self.meta = meta
         self.sets = list(load_split(dataset_dir, split, meta).values())
+        if random_access:
+            for data in self.sets:
+                for name in ("inputs", "labels"):
+                    _no_readahead(data[name])
         self.group_offsets = np.cumsum([0] + [len(s["group_indices"]) - 1 for s in self.sets])
         self.example_offsets = np.cumsum([0] + [len(s["inputs"]) for s in self.sets])
         self.num_groups = int(self.group_offsets[-1])
@@ -85,6 +90,14 @@ class _Split:
         return Batch(torch.cat(xs), torch.cat(ys), puzzle_ids=torch.cat(ids))
 
 
+def _no_readahead(array: np.ndarray) -> None:
+    """Training reads one row here and one there, so the kernel's readahead around each row is wasted reading:
+    from a cold page cache, 64 random rows of a 900k-row Sudoku set took 70-83 ms with it, 5 ms without."""
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+
+
 class PuzzleDataset:
     def __init__(self, cfg: DataConfig, seq_len: int) -> None:
         if not cfg.dataset_dir:
@@ -100,7 +113,7 @@ class PuzzleDataset:
             raise ConfigError(f"model.seq_len = {seq_len} but {root / 'train' / 'dataset.json'} says seq_len = "
                               f"{train_meta.seq_len}; leave model.seq_len at its default to take the dataset's")
         self.meta = train_meta
-        self.train, self.test = _Split(root, "train", train_meta), _Split(root, "test", test_meta)
+        self.train, self.test = _Split(root, "train", train_meta, random_access=True), _Split(root, "test", test_meta)
         self.vocab_size = train_meta.vocab_size
         self.voting = ArcVoting.from_dataset(root)  # ARC: pass@k by voting over augmentations; else None
         self.num_train, self.num_eval = self.train.num_groups, self.test.num_examples
