@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from trm_core.config import ModelConfig
-from trm_core.train.mixer import TokenMixing
+from trm_core.train.nets.mixer import TokenMixing
 from trm_core.train.model import TinyRecursiveModel, count_parameters
 
 

@@ -55,7 +55,8 @@ def run_trial(args: argparse.Namespace) -> dict:
     Faults.from_env().before_trial(args.micro_batch)
     dataset = build_dataset(cfg)
     steps = args.warmup + args.measure
-    trainer = Trainer(cfg, dataset.vocab_size, total_steps=max(steps, cfg.train.warmup_steps + 1))
+    trainer = Trainer(cfg, dataset.vocab_size, total_steps=max(steps, cfg.train.warmup_steps + 1),
+                      num_puzzle_ids=getattr(dataset, "num_puzzle_ids", 1))
     limit_mb = 0.0
     if trainer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(trainer.device)

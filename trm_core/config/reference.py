@@ -13,7 +13,7 @@ from typing import Any
 
 import tomli_w
 
-from trm_core.config.schema import BUILTIN_PRESETS, SECTIONS
+from trm_core.config.schema import BUILTIN_PRESETS, PRESET_NOTES, SECTIONS
 
 HEADER = """\
 # trm-tui defaults. Every key with its default and what it does.
@@ -23,8 +23,8 @@ HEADER = """\
 """
 
 PRESETS_NOTE = """\
-# Presets apply over the tables above. `tiny` is also built in, so --preset tiny works anywhere:
-# sized for a CPU-only machine (>= 5 steps/s on 2 cores, loss visibly falling within a minute).
+# Presets apply over the tables above. These are also built in, so --preset NAME works anywhere;
+# a file may add its own as [presets.NAME.SECTION] tables.
 """
 
 COMMENT_COLUMN = 35
@@ -47,6 +47,8 @@ def render() -> str:
         parts.append("\n".join(lines) + "\n")
     parts.append(PRESETS_NOTE)
     for name, tables in BUILTIN_PRESETS.items():
+        if name in PRESET_NOTES:
+            parts.append(f"# {name}: {PRESET_NOTES[name]}")
         for section, values in tables.items():
             body = "\n".join(f"{k} = {_value(v)}" for k, v in values.items())
             parts.append(f"[presets.{name}.{section}]\n{body}\n")
@@ -99,7 +101,8 @@ def render_markdown() -> str:
                  "under `[presets.NAME.SECTION]`.\n")
     for name, tables in BUILTIN_PRESETS.items():
         values = ", ".join(f"`{section}.{k} = {_value(v)}`" for section, t in tables.items() for k, v in t.items())
-        parts.append(f"- `{name}`: {values}")
+        note = f" {PRESET_NOTES[name]}." if name in PRESET_NOTES else ""
+        parts.append(f"- `{name}`:{note} {values}")
     return "\n".join(parts) + "\n"
 
 

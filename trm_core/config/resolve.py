@@ -150,6 +150,11 @@ def validate(cfg: Config) -> None:
         if int(factor * m.dim) < 1:
             raise ConfigError(f"model.{key} = {factor} gives a hidden width of {int(factor * m.dim)} with "
                               f"model.dim = {m.dim}; it must be at least 1 / dim = {1 / m.dim:g}")
+    if m.net == "attention" and m.dim % m.num_heads:
+        raise ConfigError(f"model.num_heads = {m.num_heads} does not divide model.dim = {m.dim}")
+    if m.net == "attention" and m.pos_encoding == "rope" and (m.dim // m.num_heads) % 2:
+        raise ConfigError(f"model.pos_encoding = 'rope' needs an even head width; model.dim / model.num_heads = "
+                          f"{m.dim // m.num_heads}")
     if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
         raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
 

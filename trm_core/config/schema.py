@@ -28,8 +28,11 @@ def _f(default: Any, doc: str, *, min: float | None = None, max: float | None = 
 
 @dataclass
 class ModelConfig:
+    net: str = _f("mixer", "the one shared network: 'mixer' (tiny-recursive-model's MLP-mixer), 'attention' (the "
+                  "reference's: self-attention + SwiGLU, post-norm), 'mlp_t' (the reference's attention-free variant, "
+                  "an MLP across tokens; the paper's Sudoku network)", choices=("mixer", "attention", "mlp_t"))
     dim: int = _f(1024, "width of every token vector", min=8)
-    depth: int = _f(4, "MLP-mixer blocks in the one shared network", min=1)
+    depth: int = _f(4, "blocks in the one shared network", min=1)
     seq_len: int = _f(4096, "tokens per sample (the mixer mixes over a fixed length)", min=2)
     vocab_size: int = _f(0, "token vocabulary; 0 = derived from the data (258 for code: bytes, pad, mask)", min=0)
     latent_steps: int = _f(6, "n: latent refinements z <- net(x + y + z) per refinement block", min=1)
@@ -41,6 +44,15 @@ class ModelConfig:
     halt_loss_weight: float = _f(1.0, "weight of the halting BCE loss against 'answer fully correct'", min=0.0)
     expansion_factor: float = _f(4.0, "token-mixing hidden width as a multiple of dim (as tiny-recursive-model)", above=0.0)
     expansion_factor_token: float = _f(0.5, "channel-mixing hidden width as a multiple of dim", above=0.0)
+    num_heads: int = _f(8, "attention: heads (each dim / num_heads wide)", min=1)
+    expansion: float = _f(4.0, "attention, mlp_t: SwiGLU hidden width as a multiple of its input (x 2/3, rounded up "
+                          "to a multiple of 256, as the reference)", above=0.0)
+    pos_encoding: str = _f("rope", "attention, mlp_t: 'rope' (rotary position embeddings in attention) or 'none'",
+                           choices=("rope", "none"))
+    puzzle_emb_len: int = _f(0, "prefix positions holding a learned per-puzzle embedding, looked up by puzzle "
+                             "identifier (ARC); 0 = off", min=0)
+    halt_exploration: float = _f(0.0, "train.carry = 'refill': the chance a sample is kept from halting before a "
+                                 "random step in 2..max_supervision_steps (the reference's exploration)", min=0.0, max=1.0)
 
 
 @dataclass
@@ -75,6 +87,15 @@ class TrainConfig:
     adam_beta1: float = _f(0.9, "AdamW beta1", min=0.0, max=1.0)
     adam_beta2: float = _f(0.95, "AdamW beta2", min=0.0, max=1.0)
     grad_clip: float = _f(1.0, "clip the gradient norm to this; 0 = off", min=0.0)
+    loss: str = _f("softmax", "token loss: 'softmax' cross-entropy, or 'stablemax' (the reference's stable-max "
+                   "cross-entropy, in float64)", choices=("softmax", "stablemax"))
+    carry: str = _f("shrink", "'shrink': a batch runs up to max_supervision_steps, one update each, halted samples "
+                    "leave; 'refill': a fixed batch of slots carries its state across steps, one supervision step "
+                    "(one update) per step, a halted slot takes the next sample (the reference's)",
+                    choices=("shrink", "refill"))
+    puzzle_emb_lr: float = _f(1e-2, "learning rate of the puzzle embeddings (sign-SGD on the rows in the batch)",
+                              min=0.0)
+    puzzle_emb_weight_decay: float = _f(0.1, "decoupled weight decay of the puzzle embeddings", min=0.0)
     ema_decay: float = _f(0.999, "decay of the weights' exponential moving average (used for eval); 0 = off", min=0.0, max=1.0)
     seed: int = _f(0, "seed for initialisation and data order", min=0, max=2**63 - 1)
     device: str = _f("auto", "'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'")
@@ -160,4 +181,51 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "checkpoint_every": 100, "eval_every": 250, "eval_batches": 8, "ema_decay": 0.0,
                   "step_timeout_s": 120.0},
     },
+    # The reference implementation's recipes (its README and config/), for a GPU machine. An epoch here draws
+    # one sample per group; eval and checkpoints every eval_every steps.
+    "sudoku-paper": {
+        "model": {"net": "mlp_t", "dim": 512, "depth": 2, "refinement_blocks": 3, "latent_steps": 6,
+                  "max_supervision_steps": 16, "expansion": 4.0, "pos_encoding": "none", "puzzle_emb_len": 16,
+                  "halt_exploration": 0.1, "halt_loss_weight": 0.5},
+        "data": {"kind": "puzzles", "dataset_dir": "data/sudoku-extreme-1k-aug-1000"},
+        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "epochs": 50000, "max_steps": 0,
+                  "learning_rate": 1e-4, "min_lr_ratio": 1.0, "warmup_steps": 2000, "weight_decay": 1.0,
+                  "adam_beta1": 0.9, "adam_beta2": 0.95, "grad_clip": 0.0, "ema_decay": 0.999,
+                  "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0, "eval_every": 5000, "eval_batches": 0,
+                  "checkpoint_every": 5000},
+    },
+    "maze-paper": {
+        "model": {"net": "attention", "dim": 512, "depth": 2, "num_heads": 8, "refinement_blocks": 3,
+                  "latent_steps": 4, "max_supervision_steps": 16, "expansion": 4.0, "pos_encoding": "rope",
+                  "puzzle_emb_len": 16, "halt_exploration": 0.1, "halt_loss_weight": 0.5},
+        "data": {"kind": "puzzles", "dataset_dir": "data/maze-30x30-hard-1k"},
+        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "epochs": 50000, "max_steps": 0,
+                  "learning_rate": 1e-4, "min_lr_ratio": 1.0, "warmup_steps": 2000, "weight_decay": 1.0,
+                  "adam_beta1": 0.9, "adam_beta2": 0.95, "grad_clip": 0.0, "ema_decay": 0.999,
+                  "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0, "eval_every": 5000, "eval_batches": 0,
+                  "checkpoint_every": 5000},
+    },
+    "arc-paper": {
+        "model": {"net": "attention", "dim": 512, "depth": 2, "num_heads": 8, "refinement_blocks": 3,
+                  "latent_steps": 4, "max_supervision_steps": 16, "expansion": 4.0, "pos_encoding": "rope",
+                  "puzzle_emb_len": 16, "halt_exploration": 0.1, "halt_loss_weight": 0.5},
+        "data": {"kind": "puzzles", "dataset_dir": "data/arc1concept-aug-1000"},
+        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "epochs": 100000, "max_steps": 0,
+                  "learning_rate": 1e-4, "min_lr_ratio": 1.0, "warmup_steps": 2000, "weight_decay": 0.1,
+                  "adam_beta1": 0.9, "adam_beta2": 0.95, "grad_clip": 0.0, "ema_decay": 0.999,
+                  "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1, "eval_every": 10000, "eval_batches": 0,
+                  "checkpoint_every": 10000},
+    },
+}
+
+# One comment per preset, shown above it in config.toml and beside it in docs/config.md.
+PRESET_NOTES: dict[str, str] = {
+    "tiny": "the README's first command: the code task, small enough for 2 CPU cores in under 3 minutes",
+    "sudoku-paper": "TRM-MLP on Sudoku-Extreme (87.4% in the paper; < 36 h on one L40S). Data: trm-tui data sudoku "
+                    "--csv train.csv --test-csv test.csv --subsample 1000 --aug 1000 --out data/sudoku-extreme-1k-aug-1000",
+    "maze-paper": "TRM-Att on Maze-Hard (85.3% in the paper; < 24 h on 4 L40S). Data: trm-tui data maze --csv "
+                  "train.csv --aug --out data/maze-30x30-hard-1k (test.csv of the same source as its test split)",
+    "arc-paper": "TRM-Att on ARC-AGI-1 (44.6% pass@2 in the paper; about 3 days on 4 H100). Data: trm-tui data arc "
+                 "--json-dir kaggle/combined --subsets training,evaluation,concept --test-set evaluation --aug 1000 "
+                 "--out data/arc1concept-aug-1000",
 }

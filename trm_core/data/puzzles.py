@@ -115,6 +115,7 @@ class PuzzleDataset:
         self.meta = train_meta
         self.train, self.test = _Split(root, "train", train_meta, random_access=True), _Split(root, "test", test_meta)
         self.vocab_size = train_meta.vocab_size
+        self.num_puzzle_ids = max(train_meta.num_puzzle_identifiers, test_meta.num_puzzle_identifiers)
         self.voting = ArcVoting.from_dataset(root)  # ARC: pass@k by voting over augmentations; else None
         self.num_train, self.num_eval = self.train.num_groups, self.test.num_examples
         self.description = (f"puzzles: {root}; {self.train.num_groups:,} train groups "

@@ -116,9 +116,13 @@ class Step(Event):
     samples_per_s: float = doc("`batch_size / step_s`")
     tokens_per_s: float = doc("`samples_per_s` times `seq_len`")
     step_s: float = doc("wall seconds of the step's compute (forward, backward, updates)")
-    sup_steps: float = doc("mean number of supervision steps the samples used")
+    sup_steps: float | None = doc("mean number of supervision steps the samples used (with `train.carry = "
+                                  "\"refill\"`: those that left their slot this step; `null` when none did)")
     updates: int = doc("optimizer updates in this step (one per supervision step run)")
     peak_mem_mb: float = doc("peak CUDA allocation on GPU; peak RSS of the worker on CPU")
+    completed: int | None = doc("`train.carry = \"refill\"`: samples that left their slot this step (halted, or "
+                                "at `max_supervision_steps`); `loss`, `accuracy` and `exact` are then over every "
+                                "slot at its current supervision step", optional=True)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,10 @@
 
 The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates (as TensorFlow's
 ExponentialMovingAverage does), so early evals see trained weights instead of the random init.
+
+Only parameters are averaged. Buffers are shared with the live model, as the reference's EMA copy sees them:
+the fixed initial states, and the puzzle-embedding table, which is trained by its own sign-SGD (a second,
+averaged copy of a table that may hold a million rows would double its memory and its checkpoint bytes).
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ class EMA:
         self.decay = decay
         self.updates = 0
         self.model = copy.deepcopy(model).requires_grad_(False).eval()
+        live_modules = dict(model.named_modules())
+        for name, module in self.model.named_modules():
+            for key in module._buffers:
+                module._buffers[key] = live_modules[name]._buffers[key]
         self._shadow = list(self.model.parameters())
         self._live = list(model.parameters())
 
@@ -28,8 +36,14 @@ class EMA:
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:
-        return {"weights": self.model.state_dict(), "updates": self.updates}
+        return {"weights": dict(self.model.named_parameters()), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["weights"])
+        weights = dict(self.model.named_parameters())
+        missing = weights.keys() - state["weights"].keys()
+        if missing:
+            raise KeyError(f"EMA state lacks {sorted(missing)[:3]}")
+        with torch.no_grad():
+            for name, value in weights.items():
+                value.copy_(state["weights"][name])
         self.updates = int(state["updates"])

@@ -2,63 +2,152 @@
 
 Per supervision step: T refinement blocks, each n latent updates ``z <- net(x + y + z)`` then one answer
 update ``y <- net(y + z)``; only the last block keeps gradients. (y, z) are carried, detached, to the next
-supervision step. A halting head reads the mean-pooled answer and is trained against "answer fully correct".
+supervision step. A halting head reads the answer and is trained against "answer fully correct".
 
-States and logits are sequence-first, (seq, batch, ...), the layout the mixer is fastest in; token ids
+The recursion is one; around it, two sets of conventions:
+
+- ``TinyRecursiveModel`` (``model.net = "mixer"``): tiny-recursive-model 0.0.12's, parameter for parameter:
+  plain embeddings, learned initial y and z, a halting head on the mean-pooled answer.
+- ``ReferenceModel`` (``"attention"``, ``"mlp_t"``): the reference implementation's: embeddings scaled by
+  sqrt(dim) with a 1/sqrt(dim) init, fixed random initial y and z, truncated-normal init, a halting head on
+  the first position (two outputs, as the reference's Q head, the first used) starting at a bias of -5.
+
+Either may put ``model.puzzle_emb_len`` prefix positions ahead of the tokens, the first holding the sample's
+puzzle embedding (``PuzzleEmbedding``), the rest zeros; logits are read from the token positions only.
+
+States and logits are sequence-first, (seq, batch, ...), the layout the networks are fastest in; token ids
 and targets stay (batch, seq) at the interface.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from trm_core.config import ModelConfig
-from trm_core.train.mixer import MLPMixer
+from trm_core.train.nets import build_net
+from trm_core.train.nets.layers import LeCunLinear, trunc_normal_
+from trm_core.train.puzzle_emb import PuzzleEmbedding
 
 
 class StepOutput(NamedTuple):
-    y: torch.Tensor            # answer state, detached (seq, batch, dim)
-    z: torch.Tensor            # latent state, detached (seq, batch, dim)
+    y: torch.Tensor            # answer state, detached (positions, batch, dim)
+    z: torch.Tensor            # latent state, detached (positions, batch, dim)
     logits: torch.Tensor       # (seq, batch, vocab)
     halt_logit: torch.Tensor   # (batch,)
 
 
-class TinyRecursiveModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, vocab_size: int) -> None:
+class RecursiveModel(nn.Module):
+    """The recursion; subclasses build ``net`` (``_build_net``, where their initialisation order wants it), the
+    embedding, the initial state and the heads."""
+
+    net: nn.Module
+
+    def __init__(self, cfg: ModelConfig, num_puzzle_ids: int) -> None:
         super().__init__()
         self.latent_steps = cfg.latent_steps
         self.refinement_blocks = cfg.refinement_blocks
-        self.input_embed = nn.Embedding(vocab_size, cfg.dim)
-        self.y_init = nn.Parameter(torch.randn(cfg.dim) * 1e-2)
-        self.z_init = nn.Parameter(torch.randn(cfg.dim) * 1e-2)
-        self.net = MLPMixer(cfg.dim, cfg.depth, cfg.seq_len, cfg.expansion_factor, cfg.expansion_factor_token)
-        self.to_logits = nn.Linear(cfg.dim, vocab_size, bias=False)
-        self.to_halt = nn.Linear(cfg.dim, 1, bias=False)
+        self.prefix = cfg.puzzle_emb_len
+        self.dim = cfg.dim
+        if self.prefix:
+            self.puzzle_emb = PuzzleEmbedding(max(1, num_puzzle_ids), cfg.dim)
 
-    def initial_state(self, batch: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-        dim = self.y_init.shape[0]
-        return self.y_init.expand(seq_len, batch, dim), self.z_init.expand(seq_len, batch, dim)
+    def _build_net(self, cfg: ModelConfig) -> None:
+        self.net = build_net(cfg, cfg.seq_len + self.prefix)
+
+    def token_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def heads(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits over the token positions, halting logit) from the answer state."""
+        raise NotImplementedError
+
+    def embed(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None) -> torch.Tensor:
+        x = self.token_embedding(tokens.t())
+        if not self.prefix:
+            return x
+        batch = tokens.shape[0]
+        ids = puzzle_ids if puzzle_ids is not None else torch.zeros(batch, dtype=torch.long, device=tokens.device)
+        first = self.puzzle_emb(ids).to(x.dtype)[None]
+        rest = x.new_zeros(self.prefix - 1, batch, self.dim)
+        return torch.cat((first, rest, x))
 
     def _refine(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for _ in range(self.latent_steps):
             z = self.net(x + y + z)
         return self.net(y + z), z
 
-    def forward(self, tokens: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> StepOutput:
+    def forward(self, tokens: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+                puzzle_ids: torch.Tensor | None = None) -> StepOutput:
         """One supervision step."""
-        x = self.input_embed(tokens.t())
+        x = self.embed(tokens, puzzle_ids)
         if self.refinement_blocks > 1:
             with torch.no_grad():
                 for _ in range(self.refinement_blocks - 1):
                     y, z = self._refine(x, y, z)
         y, z = self._refine(x, y, z)
-        logits = self.to_logits(y)
-        halt_logit = self.to_halt(y.mean(dim=0)).squeeze(-1)
+        logits, halt_logit = self.heads(y)
         return StepOutput(y.detach(), z.detach(), logits, halt_logit)
 
 
+class TinyRecursiveModel(RecursiveModel):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, num_puzzle_ids: int = 1) -> None:
+        super().__init__(cfg, num_puzzle_ids)
+        self.input_embed = nn.Embedding(vocab_size, cfg.dim)
+        self.y_init = nn.Parameter(torch.randn(cfg.dim) * 1e-2)
+        self.z_init = nn.Parameter(torch.randn(cfg.dim) * 1e-2)
+        self._build_net(cfg)  # after the initial states: the random init stays what it always was
+        self.to_logits = nn.Linear(cfg.dim, vocab_size, bias=False)
+        self.to_halt = nn.Linear(cfg.dim, 1, bias=False)
+
+    def token_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.input_embed(tokens)
+
+    def initial_state(self, batch: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (seq_len + self.prefix, batch, self.dim)
+        return self.y_init.expand(shape), self.z_init.expand(shape)
+
+    def heads(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.to_logits(y[self.prefix:]), self.to_halt(y.mean(dim=0)).squeeze(-1)
+
+
+class ReferenceModel(RecursiveModel):
+    def __init__(self, cfg: ModelConfig, vocab_size: int, num_puzzle_ids: int = 1) -> None:
+        super().__init__(cfg, num_puzzle_ids)
+        self.embed_scale = math.sqrt(cfg.dim)
+        self.embed_tokens = nn.Embedding(vocab_size, cfg.dim)
+        trunc_normal_(self.embed_tokens.weight, std=1 / self.embed_scale)
+        self.register_buffer("y_init", trunc_normal_(torch.empty(cfg.dim), std=1.0))
+        self.register_buffer("z_init", trunc_normal_(torch.empty(cfg.dim), std=1.0))
+        self._build_net(cfg)
+        self.lm_head = LeCunLinear(cfg.dim, vocab_size)
+        self.q_head = nn.Linear(cfg.dim, 2)  # (halt, continue) as the reference's; only halt is used
+        with torch.no_grad():
+            self.q_head.weight.zero_()
+            self.q_head.bias.fill_(-5.0)  # start near "never halt": learn the answer first
+
+    def token_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embed_tokens(tokens)
+
+    def embed(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None) -> torch.Tensor:
+        return self.embed_scale * super().embed(tokens, puzzle_ids)
+
+    def initial_state(self, batch: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (seq_len + self.prefix, batch, self.dim)
+        return self.y_init.expand(shape), self.z_init.expand(shape)
+
+    def heads(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.lm_head(y[self.prefix:]), self.q_head(y[0])[:, 0]
+
+
+def build_model(cfg: ModelConfig, vocab_size: int, num_puzzle_ids: int = 1) -> RecursiveModel:
+    cls = TinyRecursiveModel if cfg.net == "mixer" else ReferenceModel
+    return cls(cfg, vocab_size, num_puzzle_ids)
+
+
 def count_parameters(module: nn.Module) -> int:
+    """Trainable parameters, as the reference counts them (puzzle embeddings, a buffer, not included)."""
     return sum(p.numel() for p in module.parameters())

@@ -1,9 +1,13 @@
 """One training step of TRM with deep supervision, and the state that makes resume exact.
 
-A step is one batch through up to ``max_supervision_steps`` supervision steps, one optimizer update each.
+With ``train.carry = "shrink"`` a step is one batch through up to ``max_supervision_steps`` supervision steps,
+one optimizer update each; samples whose halting head fires leave the batch. With ``"refill"`` (the
+reference's) a step is one supervision step, one update, for a fixed batch of slots carried across steps
+(``carry.Carry``); a slot whose sample halts takes a new one.
+
 The batch may be split into micro-batches: every micro-batch runs the same supervision step before the
-update, and losses are divided by the number of samples still active in the whole batch, so accumulation
-gives the same update as the full batch. Samples whose halting head fires leave the batch.
+update, and losses are divided by the number of samples active in the whole batch, so accumulation gives
+the same update as the full batch.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from trm_core.config import Config
-from trm_core.data.base import IGNORE, Batch
+from trm_core.data.base import IGNORE, Batch, mix_seed
+from trm_core.train.carry import Carry
 from trm_core.train.ema import EMA
-from trm_core.train.model import TinyRecursiveModel, count_parameters
+from trm_core.train.losses import LOSSES
+from trm_core.train.model import build_model, count_parameters
 from trm_core.train.schedule import learning_rate
 
 
@@ -44,6 +50,8 @@ class StepMetrics:
     step_s: float
     peak_mem_mb: float
     masked_accuracy: float | None = None
+    completed: int | None = None  # refill: samples that left their slot in this step
+
 
     def as_event(self, batch_size: int, seq_len: int) -> dict[str, Any]:
         per_s = batch_size / self.step_s if self.step_s > 0 else 0.0
@@ -51,7 +59,7 @@ class StepMetrics:
                 "lr": self.lr, "grad_norm": self.grad_norm, "samples_per_s": round(per_s, 3),
                 "tokens_per_s": round(per_s * seq_len, 1), "step_s": round(self.step_s, 6),
                 "sup_steps": self.sup_steps, "updates": self.updates, "peak_mem_mb": round(self.peak_mem_mb, 1),
-                "masked_accuracy": self.masked_accuracy}
+                "masked_accuracy": self.masked_accuracy, "completed": self.completed}
 
 
 def pick_device(name: str) -> torch.device:
@@ -69,9 +77,9 @@ def peak_memory_mb(device: torch.device) -> float:
 class _Active:
     """The samples of one micro-batch still being supervised."""
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor | None, y: torch.Tensor,
-                 z: torch.Tensor) -> None:
-        self.inputs, self.targets, self.hidden, self.y, self.z = inputs, targets, hidden, y, z
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor | None,
+                 puzzle_ids: torch.Tensor | None, y: torch.Tensor, z: torch.Tensor) -> None:
+        self.inputs, self.targets, self.hidden, self.puzzle_ids, self.y, self.z = inputs, targets, hidden, puzzle_ids, y, z
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
@@ -79,11 +87,17 @@ class _Active:
     def keep(self, mask: torch.Tensor) -> None:
         self.inputs, self.targets = self.inputs[mask], self.targets[mask]
         self.hidden = self.hidden[mask] if self.hidden is not None else None
+        self.puzzle_ids = self.puzzle_ids[mask] if self.puzzle_ids is not None else None
         self.y, self.z = self.y[:, mask], self.z[:, mask]  # states are (seq, batch, dim)
 
 
+def _split(tensor: torch.Tensor | None, size: int) -> Any:
+    """Micro-batch slices of an optional per-sample tensor (endless Nones without one, for zip)."""
+    return tensor.split(size) if tensor is not None else itertools.repeat(None)
+
+
 class Trainer:
-    def __init__(self, cfg: Config, vocab_size: int, total_steps: int) -> None:
+    def __init__(self, cfg: Config, vocab_size: int, total_steps: int, num_puzzle_ids: int = 1) -> None:
         self.cfg = cfg
         self.total_steps = total_steps
         self.device = pick_device(cfg.train.device)
@@ -91,7 +105,7 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
-        self.model = TinyRecursiveModel(cfg.model, vocab_size).to(self.device)
+        self.model = build_model(cfg.model, vocab_size, num_puzzle_ids).to(self.device)
         self.num_parameters = count_parameters(self.model)
         self.ema = EMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
         t = cfg.train
@@ -103,6 +117,8 @@ class Trainer:
         self.loss_on_hidden = cfg.data.loss_on == "masked"
         thr = cfg.model.halt_threshold
         self.halt_logit_threshold = math.inf if thr >= 1.0 else (-math.inf if thr <= 0 else math.log(thr / (1 - thr)))
+        self.token_loss = LOSSES[cfg.train.loss]
+        self.carry: Carry | None = None  # refill: the slots, from the first step on
         self.step = 0  # completed steps
 
     # -- training -------------------------------------------------------------------------------------
@@ -126,35 +142,63 @@ class Trainer:
             hidden_acc = (right & in_view).sum(0) / in_view.sum(0).clamp_min(1)
             if self.loss_on_hidden:
                 scored = in_view
-        ce = F.cross_entropy(logits.flatten(0, 1), seq_first.flatten(), reduction="none",
-                             ignore_index=IGNORE).view(seq_first.shape)
-        ce = (ce * scored).sum(0) / scored.sum(0).clamp_min(1)
+        ce = self.token_loss(logits, seq_first)
+        ce = ((ce * scored).sum(0) / scored.sum(0).clamp_min(1)).float()
         exact = (right | ~scored).all(0)
         halt = F.binary_cross_entropy_with_logits(halt_logit.float(), exact.float(), reduction="none")
         return ce, halt, accuracy, exact, hidden_acc
 
+    def _learning_rates(self) -> tuple[float, float]:
+        """This step's learning rate, set on the optimizer, and the puzzle embeddings' on the same schedule."""
+        t = self.cfg.train
+
+        def at(peak: float) -> float:
+            return learning_rate(self.step, peak=peak, warmup_steps=t.warmup_steps, total_steps=self.total_steps,
+                                 min_ratio=t.min_lr_ratio)
+        lr = at(t.learning_rate)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr, at(t.puzzle_emb_lr)
+
+    def _update(self, emb_lr: float, where: str) -> torch.Tensor:
+        """Clip, step the optimizer (and the puzzle embeddings, and the EMA); the gradient norm before clipping."""
+        clip = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        emb = getattr(self.model, "puzzle_emb", None)
+        if not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            if emb is not None:
+                emb.discard()
+            raise NonFiniteLoss(f"non-finite gradient norm ({norm.item()}) at step {self.step + 1}{where}")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if emb is not None:
+            emb.step(emb_lr, self.cfg.train.puzzle_emb_weight_decay)
+        if self.ema is not None:
+            self.ema.update()
+        return norm.detach()
+
     def train_step(self, batch: Batch, on_progress: Callable[[int, int], None] | None = None) -> StepMetrics:
         """One step. ``on_progress(k, K)`` hears each finished supervision step: a step of the seed's size
         takes minutes on a CPU, and the front ends show how far into it the worker is."""
+        if self.cfg.train.carry == "refill":
+            return self._refill_step(batch)
         started = time.perf_counter()
         cfg, dev = self.cfg, self.device
-        lr = learning_rate(self.step, peak=cfg.train.learning_rate, warmup_steps=cfg.train.warmup_steps,
-                           total_steps=self.total_steps, min_ratio=cfg.train.min_lr_ratio)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        lr, emb_lr = self._learning_rates()
         inputs, targets = batch.inputs.to(dev, non_blocking=True), batch.targets.to(dev, non_blocking=True)
         batch_size, seq_len = inputs.shape
         hidden = batch.hidden.to(dev, non_blocking=True) if batch.hidden is not None else None
-        hidden_parts = hidden.split(cfg.micro_batch) if hidden is not None else itertools.repeat(None)
+        ids = batch.puzzle_ids.to(dev, non_blocking=True) if batch.puzzle_ids is not None else None
         actives = []
-        for mb_in, mb_tg, mb_hidden in zip(inputs.split(cfg.micro_batch), targets.split(cfg.micro_batch), hidden_parts):
+        for mb_in, mb_tg, mb_hidden, mb_ids in zip(inputs.split(cfg.micro_batch), targets.split(cfg.micro_batch),
+                                                   _split(hidden, cfg.micro_batch), _split(ids, cfg.micro_batch)):
             y, z = self.model.initial_state(len(mb_in), seq_len)
-            actives.append(_Active(mb_in, mb_tg, mb_hidden, y, z))
+            actives.append(_Active(mb_in, mb_tg, mb_hidden, mb_ids, y, z))
         zero = torch.zeros((), device=dev)
         loss_sum, halt_sum, acc_sum, exact_sum, sup_sum, norm_sum, hidden_acc_sum = (zero.clone() for _ in range(7))
         pairs, updates = 0, 0
         max_sup = cfg.model.max_supervision_steps
-        clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else math.inf
         w_halt = cfg.model.halt_loss_weight
         self.model.train()
         for sup in range(max_sup):
@@ -166,7 +210,7 @@ class Trainer:
                 if not len(act):
                     continue
                 with self.autocast():
-                    out = self.forward(act.inputs, act.y, act.z)
+                    out = self.forward(act.inputs, act.y, act.z, act.puzzle_ids)
                 ce, halt, accuracy, exact, hidden_acc = self._losses(out.logits, act.targets, out.halt_logit, act.hidden)
                 ((ce + w_halt * halt).sum() / active_total).backward()
                 loss_sum += ce.detach().sum()
@@ -182,16 +226,7 @@ class Trainer:
                 act.y, act.z = out.y, out.z
                 if halting.any():
                     act.keep(~halting)
-            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-            if not torch.isfinite(norm):
-                self.optimizer.zero_grad(set_to_none=True)
-                raise NonFiniteLoss(f"non-finite gradient norm ({norm.item()}) at step {self.step + 1}, "
-                                    f"supervision step {sup + 1}")
-            norm_sum += norm.detach()
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.ema is not None:
-                self.ema.update()
+            norm_sum += self._update(emb_lr, f", supervision step {sup + 1}")
             updates += 1
             if on_progress is not None:
                 on_progress(sup + 1, max_sup)
@@ -204,6 +239,55 @@ class Trainer:
         self.step += 1
         return StepMetrics(*stats, lr=lr, updates=updates, step_s=time.perf_counter() - started,
                            peak_mem_mb=peak_memory_mb(dev), masked_accuracy=masked_accuracy)
+
+    def _refill_step(self, batch: Batch) -> StepMetrics:
+        """One supervision step, one update, for every slot of the carry (the reference's training step)."""
+        started = time.perf_counter()
+        cfg, dev = self.cfg, self.device
+        lr, emb_lr = self._learning_rates()
+        batch = Batch(*(None if t is None else t.to(dev, non_blocking=True) for t in batch))
+        slots, seq_len = batch.inputs.shape
+        y0, z0 = self.model.initial_state(slots, seq_len)
+        if self.carry is None:
+            self.carry = Carry.empty(batch, y0.detach(), z0.detach())
+        carry = self.carry
+        y, z = carry.admit(batch, y0, z0)
+        self.model.train()
+        ys, zs, halt_logits, stats = [], [], [], []
+        mb = cfg.micro_batch
+        w_halt = cfg.model.halt_loss_weight
+        for k, (mb_in, mb_tg, mb_hidden, mb_ids) in enumerate(zip(
+                carry.inputs.split(mb), carry.targets.split(mb), _split(carry.hidden, mb), _split(carry.puzzle_ids, mb))):
+            rows = slice(k * mb, k * mb + len(mb_in))
+            with self.autocast():
+                out = self.forward(mb_in, y[:, rows], z[:, rows], mb_ids)
+            ce, halt, accuracy, exact, hidden_acc = self._losses(out.logits, mb_tg, out.halt_logit, mb_hidden)
+            ((ce + w_halt * halt).sum() / slots).backward()
+            ys.append(out.y)
+            zs.append(out.z)
+            halt_logits.append(out.halt_logit.detach().float())
+            stats.append(torch.stack([ce.detach(), halt.detach(), accuracy, exact.float(),
+                                      hidden_acc if hidden_acc is not None else torch.zeros_like(accuracy)]))
+        norm = self._update(emb_lr, "")
+        carry.y, carry.z = torch.cat(ys, dim=1), torch.cat(zs, dim=1)
+        carry.steps += 1
+        halted = (carry.steps >= cfg.model.max_supervision_steps) | (torch.cat(halt_logits) >= self.halt_logit_threshold)
+        if cfg.model.halt_exploration > 0:  # some samples must run a random number of steps first
+            gen = torch.Generator().manual_seed(mix_seed(cfg.train.seed, self.step, 101))
+            explore = torch.rand(slots, generator=gen) < cfg.model.halt_exploration
+            least = torch.randint(2, cfg.model.max_supervision_steps + 1, (slots,), generator=gen)
+            halted &= (carry.steps >= torch.where(explore, least, 0).to(dev))
+        carry.halted = halted
+        per_slot = torch.cat(stats, dim=1)  # (5, slots): ce, halt, accuracy, exact, hidden accuracy
+        done = int(halted.sum())
+        loss, halt_loss, accuracy, exact, hidden_acc = per_slot.mean(1).tolist()
+        sup_steps = float(carry.steps[halted].float().mean()) if done else None
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"non-finite loss ({loss}) at step {self.step + 1}")
+        self.step += 1
+        return StepMetrics(loss, halt_loss, accuracy, exact, sup_steps, float(norm), lr=lr, updates=1,
+                           step_s=time.perf_counter() - started, peak_mem_mb=peak_memory_mb(dev),
+                           masked_accuracy=hidden_acc if carry.hidden is not None else None, completed=done)
 
     # -- eval -----------------------------------------------------------------------------------------
 
@@ -223,6 +307,7 @@ class Trainer:
         for done, batch in enumerate(batches, 1):
             inputs, targets = batch.inputs.to(self.device), batch.targets.to(self.device)
             hidden = batch.hidden.to(self.device) if batch.hidden is not None else None
+            ids = batch.puzzle_ids.to(self.device) if batch.puzzle_ids is not None else None
             any_hidden = any_hidden or hidden is not None
             y, z = model.initial_state(*inputs.shape)
             rows = torch.arange(len(inputs), device=self.device)  # each active sample's row in the batch
@@ -231,7 +316,7 @@ class Trainer:
                 confidence = torch.empty(len(inputs), device=self.device)
             for sup in range(max_sup):
                 with self.autocast():
-                    out = model(inputs, y, z)
+                    out = model(inputs, y, z, ids)
                 ce, _, accuracy, exact, hidden_acc = self._losses(out.logits, targets, out.halt_logit, hidden)
                 last = sup == max_sup - 1
                 exiting = (out.halt_logit >= self.halt_logit_threshold) | last if self.cfg.model.halt_in_eval else \
@@ -250,6 +335,7 @@ class Trainer:
                 rows = rows[keep]
                 inputs, targets, y, z = inputs[keep], targets[keep], out.y[:, keep], out.z[:, keep]
                 hidden = hidden[keep] if hidden is not None else None
+                ids = ids[keep] if ids is not None else None
                 if not len(inputs):
                     break
             if observe is not None:
@@ -273,6 +359,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "rng": rng,
+            "carry": self.carry.state_dict() if self.carry is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -281,6 +368,8 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
+        carry = state.get("carry")
+        self.carry = Carry.from_state(carry, self.device) if carry is not None else None
         rng = state["rng"]
         random.setstate(_as_python_rng_state(rng["python"]))
         # the worker loads checkpoints onto its device, RNG states included; the generators take CPU bytes

@@ -139,7 +139,8 @@ class Run:
         watchdog = Watchdog(self.events, cfg.train.step_timeout_s, cfg.train.heartbeat_s)
         watchdog.start()
         try:
-            self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps)
+            self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps,
+                                   num_puzzle_ids=getattr(self.dataset, "num_puzzle_ids", 1))
             resumed_from = self.restore(watchdog)
             if self.resume and self.trainer.step >= self.total_steps:
                 watchdog.stop()

@@ -1,0 +1,49 @@
+"""Per-puzzle embeddings (ARC): a learned vector per puzzle identifier, placed in a prefix position ahead of the
+tokens, trained as the reference trains them: only the rows of the identifiers in the batch change, by sign-SGD
+with decoupled weight decay at their own learning rate.
+
+The table is a buffer, not a parameter: AdamW never sees it (an Adam state for a million rows that each see a
+gradient once an epoch would cost twice the table and behave like sign-SGD anyway). Each training forward
+gathers its rows into a leaf tensor that collects their gradient; ``step`` applies what the leaves collected
+since the last update, summed per identifier.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PuzzleEmbedding(nn.Module):
+    def __init__(self, count: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("weights", torch.zeros(count, dim))  # zero init, as the reference
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = self.weights[ids]
+        if not (self.training and torch.is_grad_enabled()):
+            return rows
+        rows.requires_grad_(True)
+        self._pending.append((ids, rows))
+        return rows
+
+    @torch.no_grad()
+    def step(self, lr: float, weight_decay: float) -> None:
+        """Update the rows the forwards since the last step used, then forget them."""
+        pending = [(ids, rows.grad) for ids, rows in self._pending if rows.grad is not None]
+        self._pending.clear()
+        if not pending:
+            return
+        ids = torch.cat([i for i, _ in pending])
+        grads = torch.cat([g for _, g in pending])
+        unique, inverse = ids.unique(return_inverse=True)
+        summed = torch.zeros(len(unique), grads.shape[1], dtype=grads.dtype, device=grads.device)
+        summed.index_add_(0, inverse, grads)
+        rows = self.weights[unique]
+        rows.mul_(1.0 - lr * weight_decay).add_(summed.sign(), alpha=-lr)
+        self.weights[unique] = rows
+
+    def discard(self) -> None:
+        """Drop what the forwards since the last step collected (a step that failed)."""
+        self._pending.clear()
