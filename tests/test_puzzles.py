@@ -261,3 +261,13 @@ def test_arc_sets_keep_disguises_consistent_and_every_prediction_maps_back(tmp_p
                       "--out", str(tmp_path / "none"))
     assert refused.returncode == 2 and "puzzle cccc0003, train[0] input: cells must be colours 0..9" in refused.stderr
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.process
+def test_a_start_on_a_missing_dataset_is_refused_before_anything_launches(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    refused = cli_run("--no-ui", "--run-dir", str(run_dir), "--preset", "sudoku-paper",
+                      "--set", f"data.dataset_dir='{tmp_path / 'nowhere'}'")
+    assert refused.returncode == 2
+    assert f"{tmp_path / 'nowhere'}/train/dataset.json does not exist" in refused.stderr
+    assert "keeper" not in refused.stdout and not run_dir.exists()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from trm_core import config as config_mod
 from trm_core.config import ConfigError, SupervisorConfig
+from trm_core.prep.dataset_shape import check_data
 from trm_core.control.launch import stop_worker
 from trm_core.rundir.states import RunState
 from trm_core.control.status import RunStatus, run_status
@@ -275,6 +276,7 @@ def cmd_run(argv: list[str]) -> int:
         cfg = None
         try:
             cfg = config_mod.resolve_run_config(args)  # fail fast, before anything is written
+            check_data(cfg)
             settings = cfg.supervisor
         except ConfigError as exc:
             if live_worker(run_dir) is None:  # not a concurrent start that we can attach to

@@ -181,6 +181,17 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "checkpoint_every": 100, "eval_every": 250, "eval_batches": 8, "ema_decay": 0.0,
                   "step_timeout_s": 120.0},
     },
+    # Sized for a 2-core CPU, on generated puzzles: bench/sudoku_cpu.py measures it (docs/benchmarks.md).
+    "sudoku-cpu": {
+        "model": {"net": "mlp_t", "dim": 128, "depth": 2, "refinement_blocks": 2, "latent_steps": 3,
+                  "max_supervision_steps": 4, "expansion": 4.0, "pos_encoding": "none", "puzzle_emb_len": 0,
+                  "halt_exploration": 0.1, "halt_loss_weight": 0.5},
+        "data": {"kind": "puzzles", "dataset_dir": "data/sudoku-50"},
+        "train": {"carry": "refill", "loss": "softmax", "batch_size": 64, "max_steps": 700,
+                  "learning_rate": 2e-3, "min_lr_ratio": 0.1, "warmup_steps": 50, "weight_decay": 0.1,
+                  "grad_clip": 1.0, "ema_decay": 0.0, "eval_every": 70, "eval_batches": 0,
+                  "checkpoint_every": 100, "step_timeout_s": 300.0},
+    },
     # The reference implementation's recipes (its README and config/), for a GPU machine. An epoch here draws
     # one sample per group; eval and checkpoints every eval_every steps.
     "sudoku-paper": {
@@ -221,6 +232,9 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 # One comment per preset, shown above it in config.toml and beside it in docs/config.md.
 PRESET_NOTES: dict[str, str] = {
     "tiny": "the README's first command: the code task, small enough for 2 CPU cores in under 3 minutes",
+    "sudoku-cpu": "TRM-MLP sized for 2 CPU cores. Data: trm-tui data sudoku-generate --count 1000 --blanks 50 "
+                  "--out train.csv; the same with --count 200 --seed 1 --out test.csv; trm-tui data sudoku --csv "
+                  "train.csv --test-csv test.csv --aug 1000 --out data/sudoku-50",
     "sudoku-paper": "TRM-MLP on Sudoku-Extreme (87.4% in the paper; < 36 h on one L40S). Data: trm-tui data sudoku "
                     "--csv train.csv --test-csv test.csv --subsample 1000 --aug 1000 --out data/sudoku-extreme-1k-aug-1000",
     "maze-paper": "TRM-Att on Maze-Hard (85.3% in the paper; < 24 h on 4 L40S). Data: trm-tui data maze --csv "
