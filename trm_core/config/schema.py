@@ -187,9 +187,9 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "max_supervision_steps": 4, "expansion": 4.0, "pos_encoding": "none", "puzzle_emb_len": 0,
                   "halt_exploration": 0.1, "halt_loss_weight": 0.5},
         "data": {"kind": "puzzles", "dataset_dir": "data/sudoku-50"},
-        "train": {"carry": "refill", "loss": "softmax", "batch_size": 64, "max_steps": 700,
+        "train": {"carry": "refill", "loss": "softmax", "batch_size": 32, "max_steps": 1400,
                   "learning_rate": 2e-3, "min_lr_ratio": 0.1, "warmup_steps": 50, "weight_decay": 0.1,
-                  "grad_clip": 1.0, "ema_decay": 0.0, "eval_every": 70, "eval_batches": 0,
+                  "grad_clip": 1.0, "ema_decay": 0.0, "eval_every": 140, "eval_batches": 0,
                   "checkpoint_every": 100, "step_timeout_s": 300.0},
     },
     # The reference implementation's recipes (its README and config/), for a GPU machine. An epoch here draws
