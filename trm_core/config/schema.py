@@ -168,6 +168,19 @@ class Config:
 SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else globals()[f.type]
                              for f in dataclasses.fields(Config)}
 
+def _paper_recipe(model: dict[str, Any], dataset_dir: str, train: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One of the reference's recipes: what all three share (config/arch/trm.yaml, cfg_pretrain.yaml), then
+    what the task's command line sets."""
+    return {
+        "model": {"dim": 512, "depth": 2, "refinement_blocks": 3, "max_supervision_steps": 16, "expansion": 4.0,
+                  "puzzle_emb_len": 16, "halt_exploration": 0.1, "halt_loss_weight": 0.5, **model},
+        "data": {"kind": "puzzles", "dataset_dir": dataset_dir},
+        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "max_steps": 0, "learning_rate": 1e-4,
+                  "min_lr_ratio": 1.0, "warmup_steps": 2000, "adam_beta1": 0.9, "adam_beta2": 0.95,
+                  "grad_clip": 0.0, "ema_decay": 0.999, "eval_batches": 0, **train},
+    }
+
+
 # Built-in presets: also written out in the shipped config.toml (a test keeps the two equal), here so
 # that `--preset tiny` works from any directory.
 BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -194,39 +207,18 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # The reference implementation's recipes (its README and config/), for a GPU machine. An epoch here draws
     # one sample per group; eval and checkpoints every eval_every steps.
-    "sudoku-paper": {
-        "model": {"net": "mlp_t", "dim": 512, "depth": 2, "refinement_blocks": 3, "latent_steps": 6,
-                  "max_supervision_steps": 16, "expansion": 4.0, "pos_encoding": "none", "puzzle_emb_len": 16,
-                  "halt_exploration": 0.1, "halt_loss_weight": 0.5},
-        "data": {"kind": "puzzles", "dataset_dir": "data/sudoku-extreme-1k-aug-1000"},
-        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "epochs": 50000, "max_steps": 0,
-                  "learning_rate": 1e-4, "min_lr_ratio": 1.0, "warmup_steps": 2000, "weight_decay": 1.0,
-                  "adam_beta1": 0.9, "adam_beta2": 0.95, "grad_clip": 0.0, "ema_decay": 0.999,
-                  "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0, "eval_every": 5000, "eval_batches": 0,
-                  "checkpoint_every": 5000},
-    },
-    "maze-paper": {
-        "model": {"net": "attention", "dim": 512, "depth": 2, "num_heads": 8, "refinement_blocks": 3,
-                  "latent_steps": 4, "max_supervision_steps": 16, "expansion": 4.0, "pos_encoding": "rope",
-                  "puzzle_emb_len": 16, "halt_exploration": 0.1, "halt_loss_weight": 0.5},
-        "data": {"kind": "puzzles", "dataset_dir": "data/maze-30x30-hard-1k"},
-        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "epochs": 50000, "max_steps": 0,
-                  "learning_rate": 1e-4, "min_lr_ratio": 1.0, "warmup_steps": 2000, "weight_decay": 1.0,
-                  "adam_beta1": 0.9, "adam_beta2": 0.95, "grad_clip": 0.0, "ema_decay": 0.999,
-                  "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0, "eval_every": 5000, "eval_batches": 0,
-                  "checkpoint_every": 5000},
-    },
-    "arc-paper": {
-        "model": {"net": "attention", "dim": 512, "depth": 2, "num_heads": 8, "refinement_blocks": 3,
-                  "latent_steps": 4, "max_supervision_steps": 16, "expansion": 4.0, "pos_encoding": "rope",
-                  "puzzle_emb_len": 16, "halt_exploration": 0.1, "halt_loss_weight": 0.5},
-        "data": {"kind": "puzzles", "dataset_dir": "data/arc1concept-aug-1000"},
-        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "epochs": 100000, "max_steps": 0,
-                  "learning_rate": 1e-4, "min_lr_ratio": 1.0, "warmup_steps": 2000, "weight_decay": 0.1,
-                  "adam_beta1": 0.9, "adam_beta2": 0.95, "grad_clip": 0.0, "ema_decay": 0.999,
-                  "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1, "eval_every": 10000, "eval_batches": 0,
-                  "checkpoint_every": 10000},
-    },
+    "sudoku-paper": _paper_recipe(
+        {"net": "mlp_t", "latent_steps": 6, "pos_encoding": "none"}, "data/sudoku-extreme-1k-aug-1000",
+        {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
+         "eval_every": 5000, "checkpoint_every": 5000}),
+    "maze-paper": _paper_recipe(
+        {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/maze-30x30-hard-1k",
+        {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
+         "eval_every": 5000, "checkpoint_every": 5000}),
+    "arc-paper": _paper_recipe(
+        {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/arc1concept-aug-1000",
+        {"epochs": 100000, "weight_decay": 0.1, "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1,
+         "eval_every": 10000, "checkpoint_every": 10000}),
 }
 
 # One comment per preset, shown above it in config.toml and beside it in docs/config.md.

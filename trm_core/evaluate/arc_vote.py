@@ -13,7 +13,6 @@ anew here.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from trm_core.config import ConfigError
-from trm_core.prep.arc import crop, undo
+from trm_core.prep.arc import crop, read_json, undo
 
 TEST_PUZZLES = "test_puzzles.json"
 IDENTIFIERS = "identifiers.json"
@@ -61,7 +60,8 @@ class ArcVoting:
         puzzles_path, ids_path = dataset_dir / TEST_PUZZLES, dataset_dir / IDENTIFIERS
         if not puzzles_path.exists():
             return None
-        puzzles, identifiers = _read_json(puzzles_path), _read_json(ids_path)
+        where = "an ARC dataset keeps it beside train/ and test/"
+        puzzles, identifiers = read_json(puzzles_path, where), read_json(ids_path, where)
         if not isinstance(identifiers, list) or not all(isinstance(n, str) for n in identifiers):
             raise ConfigError(f"{ids_path}: expected a list of puzzle identifier names")
         if not isinstance(puzzles, dict):
@@ -120,11 +120,3 @@ class ArcVoting:
         out: dict[str, Any] = {f"pass_at_{k}": (solved[k] / seen if seen else 0.0) for k in self.ks}
         return out | {"voted_puzzles": seen}
 
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist (an ARC dataset keeps it beside train/ and test/)") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not readable JSON ({exc})") from None

@@ -45,11 +45,12 @@ def _grid(value: Any, where: str) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def _load(path: Path) -> Any:
+def read_json(path: Path, where: str = "") -> Any:
+    """A JSON file, or a ConfigError naming it (``where`` says where such a file belongs, when it is missing)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist") from None
+        raise ConfigError(f"{path} does not exist" + (f" ({where})" if where else "")) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not readable JSON ({exc})") from None
 
@@ -61,8 +62,8 @@ def read_subset(json_dir: Path, subset: str) -> dict[str, dict[str, list[Pair]]]
         raise ConfigError(f"--json-dir {json_dir}: expected one *{subset}_challenges.json, found {len(found)}")
     challenges_path = found[0]
     solutions_path = challenges_path.with_name(challenges_path.name.replace("_challenges.json", "_solutions.json"))
-    challenges = _load(challenges_path)
-    solutions = _load(solutions_path) if solutions_path.exists() else None
+    challenges = read_json(challenges_path)
+    solutions = read_json(solutions_path) if solutions_path.exists() else None
     if not isinstance(challenges, dict):
         raise ConfigError(f"{challenges_path}: expected an object of puzzles by id")
     puzzles = {}

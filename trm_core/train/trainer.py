@@ -310,8 +310,8 @@ class Trainer:
             ids = batch.puzzle_ids.to(self.device) if batch.puzzle_ids is not None else None
             any_hidden = any_hidden or hidden is not None
             y, z = model.initial_state(*inputs.shape)
-            rows = torch.arange(len(inputs), device=self.device)  # each active sample's row in the batch
             if observe is not None:
+                rows = torch.arange(len(inputs), device=self.device)  # each active sample's row in the batch
                 predictions = torch.empty_like(inputs)
                 confidence = torch.empty(len(inputs), device=self.device)
             for sup in range(max_sup):
@@ -331,8 +331,8 @@ class Trainer:
                 if observe is not None:
                     predictions[rows[exiting]] = out.logits.argmax(-1).t()[exiting]
                     confidence[rows[exiting]] = torch.sigmoid(out.halt_logit.float()[exiting])
+                    rows = rows[~exiting]
                 keep = ~exiting
-                rows = rows[keep]
                 inputs, targets, y, z = inputs[keep], targets[keep], out.y[:, keep], out.z[:, keep]
                 hidden = hidden[keep] if hidden is not None else None
                 ids = ids[keep] if ids is not None else None
