@@ -140,9 +140,13 @@ def validate(cfg: Config) -> None:
     if unknown:
         raise ConfigError(f"alerts.on: {unknown[0]!r} is not an alert; choose from {', '.join(ALERT_KINDS)}")
     t = cfg.train
-    if t.micro_batch_size and t.batch_size % t.micro_batch_size:
-        raise ConfigError(f"train.micro_batch_size = {t.micro_batch_size} does not divide "
-                          f"train.batch_size = {t.batch_size}; choose a divisor of {t.batch_size}")
+    check_world(cfg)
+    share = cfg.rank_batch
+    if t.micro_batch_size and share % t.micro_batch_size:
+        whose = f"train.batch_size = {t.batch_size}" if share == t.batch_size else \
+            f"each rank's {share} samples (train.batch_size = {t.batch_size} over {cfg.distributed.world_size} ranks)"
+        raise ConfigError(f"train.micro_batch_size = {t.micro_batch_size} does not divide {whose}; "
+                          f"choose a divisor of {share}")
     if t.device not in ("auto", "cpu", "cuda") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
         raise ConfigError(f"train.device = {t.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     m = cfg.model
@@ -157,6 +161,28 @@ def validate(cfg: Config) -> None:
                           f"{m.dim // m.num_heads}")
     if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
         raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
+
+
+def check_world(cfg: Config) -> None:
+    """The [distributed] keys against each other and against the batch."""
+    d = cfg.distributed
+    if d.node_rank >= d.nnodes:
+        raise ConfigError(f"distributed.node_rank = {d.node_rank} must be below distributed.nnodes = {d.nnodes}")
+    if d.nnodes > 1 and not d.rdzv_endpoint:
+        raise ConfigError(f"distributed.nnodes = {d.nnodes} needs distributed.rdzv_endpoint: host:port of the "
+                          f"rendezvous (node 0's address and a free port), the same on every node")
+    if d.rdzv_endpoint:
+        host, _, port = d.rdzv_endpoint.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"distributed.rdzv_endpoint = {d.rdzv_endpoint!r} is not host:port (for example "
+                              f"'10.0.0.1:29500')")
+    if cfg.train.batch_size % d.world_size:
+        raise ConfigError(f"train.batch_size = {cfg.train.batch_size} does not split evenly over "
+                          f"{d.world_size} ranks (distributed.nproc_per_node x distributed.nnodes); choose a "
+                          f"multiple of {d.world_size}")
+    if d.world_size > 1 and cfg.train.device.startswith("cuda:"):
+        raise ConfigError(f"train.device = {cfg.train.device!r} names one GPU, but {d.world_size} ranks each take "
+                          f"their own (rank N on a node uses cuda:N); use 'auto' or 'cuda'")
 
 
 def load_toml(path: Path) -> dict[str, Any]:

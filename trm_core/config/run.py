@@ -29,6 +29,9 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     "autotune.memory_margin", "autotune.memory_limit_mb", "autotune.allow_batch_change", "autotune.max_batch_size",
     "autotune.max_seconds", "autotune.warmup_steps", "autotune.measure_steps", "autotune.min_gain",
     "alerts.command", "alerts.on", "alerts.min_interval_s", "alerts.timeout_s",
+    # the world may grow or shrink on resume: same global batch, another reduction order (an event says so)
+    "distributed.nproc_per_node", "distributed.nnodes", "distributed.node_rank", "distributed.rdzv_endpoint",
+    "distributed.backend",
 })
 
 
@@ -99,14 +102,18 @@ def read_run_config(path: Path) -> dict[str, Any]:
     return load_toml(path)
 
 
-def resolve_run_config(args: argparse.Namespace) -> Config:
+def resolve_run_config(args: argparse.Namespace, joining: bool = False) -> Config:
     """The config a start of ``args.run_dir`` will use (``run_dir``, ``resume``, ``sets``, ``preset``,
-    ``config``, as the worker's and trm-tui's flags give them); raises ConfigError before anything is written."""
+    ``config``, as the worker's and trm-tui's flags give them); raises ConfigError before anything is written.
+    ``joining``: a rank of a group, or a node other than node 0, joins a start that node 0's launcher has
+    already checked (another rank may have written the run's config by now)."""
     run_dir: Path = args.run_dir
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; give a folder for the run")
     if args.resume:
         return resumed_config(args)
+    if joining:
+        return resolve(config_file=args.config, preset=args.preset, sets=args.sets)
     if layout.holds_run(run_dir):
         raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
                           f"or choose another --run-dir")

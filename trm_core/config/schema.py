@@ -76,8 +76,9 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    batch_size: int = _f(1, "samples per optimizer update (the effective batch)", min=1)
-    micro_batch_size: int = _f(0, "samples per forward/backward; must divide batch_size; 0 = batch_size", min=0)
+    batch_size: int = _f(1, "samples per optimizer update (the effective batch, over all ranks together)", min=1)
+    micro_batch_size: int = _f(0, "samples per forward/backward on one rank; must divide batch_size / ranks; "
+                               "0 = all of the rank's share", min=0)
     epochs: int = _f(15, "passes over the training split (used when max_steps = 0)", min=1)
     max_steps: int = _f(0, "stop after this many steps (a step = one batch through its supervision steps); 0 = epochs", min=0)
     learning_rate: float = _f(2e-4, "peak AdamW learning rate", above=0.0, max=1.0)
@@ -132,6 +133,23 @@ class AutotuneConfig:
     min_gain: float = _f(0.03, "a larger candidate must be this much faster to count; growth stops when one is not", min=0.0, max=1.0)
 
 
+@dataclass
+class DistributedConfig:
+    nproc_per_node: int = _f(1, "processes (ranks) on this node, one per GPU; more than 1 launches the worker "
+                             "through torchrun with DistributedDataParallel", min=1)
+    nnodes: int = _f(1, "nodes (machines) in the run; each runs trm-tui with its own node_rank", min=1)
+    node_rank: int = _f(0, "this node's place among nnodes (0 .. nnodes - 1); node 0 keeps the run's keeper "
+                        "files at the run dir's top, node N under nodes/node-N/", min=0)
+    rdzv_endpoint: str = _f("", "host:port of the torchrun (c10d) rendezvous, the same on every node; needed when "
+                            "nnodes > 1; empty on one node = a free local port")
+    backend: str = _f("auto", "torch.distributed backend: 'auto' (nccl on CUDA, gloo on CPU), 'nccl' or 'gloo'",
+                      choices=("auto", "nccl", "gloo"))
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+
 ALERT_KINDS = ("stalled", "crashed", "gave_up", "completed", "checkpoint_stale", "disk_low")
 
 
@@ -151,6 +169,7 @@ class Config:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     autotune: AutotuneConfig = field(default_factory=AutotuneConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -162,7 +181,13 @@ class Config:
 
     @property
     def micro_batch(self) -> int:
-        return self.train.micro_batch_size or self.train.batch_size
+        """Samples per forward/backward on one rank."""
+        return self.train.micro_batch_size or self.rank_batch
+
+    @property
+    def rank_batch(self) -> int:
+        """Each rank's share of the global batch."""
+        return self.train.batch_size // self.distributed.world_size
 
 
 SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else globals()[f.type]

@@ -40,6 +40,23 @@ KEEPER_LOCK = "keeper.lock"
 KEEPER_LOG = "keeper.log"
 COMMANDS = "commands"
 
+NODES = "nodes"
+
+
+def node_dir(run_dir: Path, node_rank: int) -> Path:
+    """Where node ``node_rank`` of a multi-node run keeps its own keeper and launcher files (identity, lock,
+    log, commands, stop.request): node 0 at the run dir's top, as a one-node run; node N in ``nodes/node-N``.
+    The run's events, config and checkpoints are rank 0's, at the top (a shared file system)."""
+    return run_dir if node_rank == 0 else run_dir / NODES / f"node-{node_rank}"
+
+
+def run_root(control_dir: Path) -> Path:
+    """The run dir a node's control dir belongs to (``node_dir`` inverted)."""
+    if control_dir.parent.name == NODES and control_dir.name.startswith("node-"):
+        return control_dir.parent.parent
+    return control_dir
+
+
 # The worker's exit codes, which the supervisor acts on.
 EXIT_OK = 0        # completed, or stopped on request
 EXIT_FAILED = 1    # an exception or a non-finite loss: restart from the last checkpoint (within the budget)

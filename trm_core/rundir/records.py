@@ -84,7 +84,7 @@ class RunStart(Event):
     pid: int = doc("the worker's process id")
     host: str = doc("the host name")
     device: str = doc("`cpu`, `cuda` or `cuda:N`")
-    world_size: int = doc("processes training this run (1 today)")
+    world_size: int = doc("processes (ranks) training this run together")
     resumed_from: int | None = doc("the step of the checkpoint loaded, or `null`")
     overrides: list = doc("the `--set` items given on this start")
     total_steps: int = doc("`train.max_steps`, or epochs x steps per epoch")
@@ -93,6 +93,8 @@ class RunStart(Event):
     data: str = doc("a description of the dataset")
     torch: str = doc("torch version")
     threads: int = doc("torch CPU threads in use")
+    backend: str | None = doc("with several ranks: the torch.distributed backend (`nccl`, `gloo`)", optional=True)
+    hosts: list | None = doc("with several ranks: each rank's host name, in rank order", optional=True)
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ class Step(Event):
                                   "\"refill\"`: those that left their slot this step; `null` when none did)")
     updates: int = doc("optimizer updates in this step (one per supervision step run)")
     peak_mem_mb: float = doc("peak CUDA allocation on GPU; peak RSS of the worker on CPU")
+    world_size: int | None = doc("with several ranks: how many; `samples_per_s` is then the global batch over rank "
+                                 "0's step time", optional=True)
+    slowest_step_s: float | None = doc("with several ranks: the longest `step_s` of any rank this step",
+                                       optional=True)
+    slowest_rank: int | None = doc("with several ranks: which rank that was", optional=True)
     completed: int | None = doc("`train.carry = \"refill\"`: samples that left their slot this step (halted, or "
                                 "at `max_supervision_steps`); `loss`, `accuracy` and `exact` are then over every "
                                 "slot at its current supervision step", optional=True)
@@ -188,6 +195,9 @@ class Stall(Event):
     seconds: float = doc("how long it had run")
     timeout_s: float = doc("`train.step_timeout_s`")
     threads: list = doc("`{\"thread\": name, \"stack\": text}` with the Python stack of every thread")
+    rank: int | None = doc("with several ranks: the rank that hung (the keeper writes this event for a rank other "
+                           "than 0, from its rank file)", optional=True)
+    host: str | None = doc("with several ranks: that rank's host", optional=True)
 
 
 @dataclass(frozen=True)
@@ -207,8 +217,9 @@ class ErrorEvent(Event):
 
     KIND: ClassVar[str] = "error"
     message: str = doc("what failed")
-    kind: str = doc("`non_finite`, `exception`, or `disk_full` (the message says which path and how much was "
-                    "free; the keeper waits for space, then restarts the run)")
+    kind: str = doc("`non_finite`, `exception`, `disk_full` (the message says which path and how much was "
+                    "free; the keeper waits for space, then restarts the run), or `peer_lost` (with several ranks: "
+                    "another rank died or hung up; a `rank_down` event from the keeper names it)")
     step: int = doc("the step being worked on: the step that failed, or the last finished one when an eval or "
                     "a checkpoint save failed")
     traceback: str | None = doc("for exceptions: the Python traceback", optional=True)
@@ -248,6 +259,24 @@ class Restart(Event):
     reason: str = doc("the `run_end` reason, or `exit code N`, or `worker vanished`")
     delay_s: float = doc("the backoff before the relaunch")
     message: str = doc("the restart policy's verdict, for people")
+
+
+@dataclass(frozen=True)
+class RankDown(Event):
+    """With several ranks: the group went down, and this rank took it down (the keeper's post-mortem of the rank
+    files in `RUN_DIR/ranks/`). Written before the `restart` or `give_up` it leads to."""
+
+    KIND: ClassVar[str] = "rank_down"
+    WRITER: ClassVar[str] = "the keeper"
+    rank: int = doc("the global rank")
+    host: str = doc("its host")
+    pid: int = doc("its process id")
+    state: str = doc("`stalled`, `failed`, or `killed` (it died without a word: a signal, the OOM killer)")
+    step: int = doc("the step it was in, or had last finished")
+    exit_code: int | None = doc("its exit code when it wrote one; a negative number is the signal that ended it "
+                                "(from torchrun's report)")
+    reason: str = doc("how it ended, in words")
+    log: str = doc("its log file (stacks of a stall, a traceback)")
 
 
 @dataclass(frozen=True)
@@ -380,7 +409,7 @@ class Unknown(Event):
 
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
-    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, ErrorEvent, RunEnd, Restart, GiveUp,
+    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, ErrorEvent, RunEnd, Restart, RankDown, GiveUp,
     KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 

@@ -44,6 +44,8 @@ class RecursiveModel(nn.Module):
     """The recursion; subclasses build ``net`` (``_build_net``, where their initialisation order wants it), the
     embedding, the initial state and the heads."""
 
+    sometimes_unused_parameters = False  # some parameters get no gradient in some updates (DDP must know)
+
     net: nn.Module
 
     def __init__(self, cfg: ModelConfig, num_puzzle_ids: int) -> None:
@@ -94,6 +96,10 @@ class RecursiveModel(nn.Module):
 
 
 class TinyRecursiveModel(RecursiveModel):
+    # the learned initial states get a gradient only on a sample's first supervision step: DDP must expect
+    # parameters without one
+    sometimes_unused_parameters = True
+
     def __init__(self, cfg: ModelConfig, vocab_size: int, num_puzzle_ids: int = 1) -> None:
         super().__init__(cfg, num_puzzle_ids)
         self.input_embed = nn.Embedding(vocab_size, cfg.dim)

@@ -10,6 +10,8 @@ since the last update, summed per identifier.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -29,14 +31,23 @@ class PuzzleEmbedding(nn.Module):
         return rows
 
     @torch.no_grad()
-    def step(self, lr: float, weight_decay: float) -> None:
-        """Update the rows the forwards since the last step used, then forget them."""
+    def step(self, lr: float, weight_decay: float,
+             gather: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Update the rows the forwards since the last step used, then forget them. With several ranks,
+        ``gather`` concatenates every rank's rows, so each rank applies the same update to its copy."""
         pending = [(ids, rows.grad) for ids, rows in self._pending if rows.grad is not None]
         self._pending.clear()
-        if not pending:
+        if pending:
+            ids, grads = torch.cat([i for i, _ in pending]), torch.cat([g for _, g in pending])
+        elif gather is None:
             return
-        ids = torch.cat([i for i, _ in pending])
-        grads = torch.cat([g for _, g in pending])
+        else:  # this rank had no rows, but the others may: it still joins the gather
+            ids = torch.zeros(0, dtype=torch.long, device=self.weights.device)
+            grads = torch.zeros(0, self.weights.shape[1], device=self.weights.device)
+        if gather is not None:
+            ids, grads = gather(ids), gather(grads.to(self.weights.dtype))
+            if not len(ids):
+                return
         unique, inverse = ids.unique(return_inverse=True)
         summed = torch.zeros(len(unique), grads.shape[1], dtype=grads.dtype, device=grads.device)
         summed.index_add_(0, inverse, grads)

@@ -7,7 +7,9 @@ reference's) a step is one supervision step, one update, for a fixed batch of sl
 
 The batch may be split into micro-batches: every micro-batch runs the same supervision step before the
 update, and losses are divided by the number of samples active in the whole batch, so accumulation gives
-the same update as the full batch.
+the same update as the full batch. With several ranks (``distributed.group``) each trains its share of the
+global batch; losses are divided by the samples active on all ranks together and DDP sums the gradients,
+so the update is the one a single process would make on the global batch.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 
 from trm_core.config import Config
 from trm_core.data.base import IGNORE, Batch, mix_seed
+from trm_core.distributed.group import Group
 from trm_core.train.carry import Carry
 from trm_core.train.ema import EMA
 from trm_core.train.losses import LOSSES
@@ -62,12 +65,6 @@ class StepMetrics:
                 "masked_accuracy": self.masked_accuracy, "completed": self.completed}
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -97,10 +94,12 @@ def _split(tensor: torch.Tensor | None, size: int) -> Any:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, vocab_size: int, total_steps: int, num_puzzle_ids: int = 1) -> None:
+    def __init__(self, cfg: Config, vocab_size: int, total_steps: int, num_puzzle_ids: int = 1,
+                 group: Group | None = None) -> None:
         self.cfg = cfg
         self.total_steps = total_steps
-        self.device = pick_device(cfg.train.device)
+        self.group = group or Group()
+        self.device = self.group.device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)
@@ -111,15 +110,17 @@ class Trainer:
         t = cfg.train
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay,
                                            betas=(t.adam_beta1, t.adam_beta2), foreach=True)
-        self.forward = torch.compile(self.model) if t.compile else self.model
+        self.wrapped = self.group.wrap(self.model)  # DDP across ranks, else the model itself
+        self.forward = torch.compile(self.wrapped) if t.compile else self.wrapped
         use_bf16 = self.device.type == "cuda" and t.bf16
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
         self.loss_on_hidden = cfg.data.loss_on == "masked"
         thr = cfg.model.halt_threshold
         self.halt_logit_threshold = math.inf if thr >= 1.0 else (-math.inf if thr <= 0 else math.log(thr / (1 - thr)))
         self.token_loss = LOSSES[cfg.train.loss]
-        self.carry: Carry | None = None  # refill: the slots, from the first step on
+        self.carry: Carry | None = None  # refill: this rank's slots, from the first step on
         self.step = 0  # completed steps
+        self.restored_world_size: int | None = None  # the world size of the checkpoint loaded, if any
 
     # -- training -------------------------------------------------------------------------------------
 
@@ -173,7 +174,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if emb is not None:
-            emb.step(emb_lr, self.cfg.train.puzzle_emb_weight_decay)
+            emb.step(emb_lr, self.cfg.train.puzzle_emb_weight_decay,
+                     gather=self.group.cat_ragged if self.group.distributed else None)
         if self.ema is not None:
             self.ema.update()
         return norm.detach()
@@ -187,7 +189,8 @@ class Trainer:
         cfg, dev = self.cfg, self.device
         lr, emb_lr = self._learning_rates()
         inputs, targets = batch.inputs.to(dev, non_blocking=True), batch.targets.to(dev, non_blocking=True)
-        batch_size, seq_len = inputs.shape
+        seq_len = inputs.shape[1]
+        batch_size = len(inputs) * self.group.world_size  # the global batch (every rank holds an equal share)
         hidden = batch.hidden.to(dev, non_blocking=True) if batch.hidden is not None else None
         ids = batch.puzzle_ids.to(dev, non_blocking=True) if batch.puzzle_ids is not None else None
         actives = []
@@ -202,17 +205,21 @@ class Trainer:
         w_halt = cfg.model.halt_loss_weight
         self.model.train()
         for sup in range(max_sup):
-            active_total = sum(len(a) for a in actives)
+            active_total = self.group.total(sum(len(a) for a in actives), dev)  # on every rank
             if active_total == 0:
                 break
             last = sup == max_sup - 1
-            for act in actives:
-                if not len(act):
-                    continue
-                with self.autocast():
-                    out = self.forward(act.inputs, act.y, act.z, act.puzzle_ids)
-                ce, halt, accuracy, exact, hidden_acc = self._losses(out.logits, act.targets, out.halt_logit, act.hidden)
-                ((ce + w_halt * halt).sum() / active_total).backward()
+            # a rank whose samples have all halted still joins the update (DDP syncs once per update), with none
+            live = [a for a in actives if len(a)] or actives[:1]
+            for k, act in enumerate(live):
+                syncs = k == len(live) - 1
+                with self.group.no_sync(self.wrapped, skip=not syncs):
+                    with self.autocast():
+                        out = self.forward(act.inputs, act.y, act.z, act.puzzle_ids)
+                    ce, halt, accuracy, exact, hidden_acc = self._losses(out.logits, act.targets, out.halt_logit,
+                                                                         act.hidden)
+                    with self.group.waiting() if syncs else contextlib.nullcontext():
+                        ((ce + w_halt * halt).sum() / active_total).backward()
                 loss_sum += ce.detach().sum()
                 halt_sum += halt.detach().sum()
                 pairs += len(act)
@@ -230,7 +237,10 @@ class Trainer:
             updates += 1
             if on_progress is not None:
                 on_progress(sup + 1, max_sup)
-        stats = torch.stack([loss_sum / pairs, halt_sum / pairs, acc_sum / batch_size, exact_sum / batch_size,
+        sums = self.group.sum(torch.stack([loss_sum, halt_sum, acc_sum, exact_sum, sup_sum, hidden_acc_sum,
+                                           torch.tensor(float(pairs), device=dev)]))
+        loss_sum, halt_sum, acc_sum, exact_sum, sup_sum, hidden_acc_sum, all_pairs = sums.unbind()
+        stats = torch.stack([loss_sum / all_pairs, halt_sum / all_pairs, acc_sum / batch_size, exact_sum / batch_size,
                              sup_sum / batch_size, norm_sum / updates, hidden_acc_sum / batch_size]).tolist()
         hidden_mean = stats.pop()
         masked_accuracy = hidden_mean if hidden is not None else None
@@ -246,7 +256,8 @@ class Trainer:
         cfg, dev = self.cfg, self.device
         lr, emb_lr = self._learning_rates()
         batch = Batch(*(None if t is None else t.to(dev, non_blocking=True) for t in batch))
-        slots, seq_len = batch.inputs.shape
+        slots, seq_len = batch.inputs.shape  # this rank's slots
+        all_slots = slots * self.group.world_size
         y0, z0 = self.model.initial_state(slots, seq_len)
         if self.carry is None:
             self.carry = Carry.empty(batch, y0.detach(), z0.detach())
@@ -256,13 +267,17 @@ class Trainer:
         ys, zs, halt_logits, stats = [], [], [], []
         mb = cfg.micro_batch
         w_halt = cfg.model.halt_loss_weight
+        micro_batches = -(-slots // mb)
         for k, (mb_in, mb_tg, mb_hidden, mb_ids) in enumerate(zip(
                 carry.inputs.split(mb), carry.targets.split(mb), _split(carry.hidden, mb), _split(carry.puzzle_ids, mb))):
             rows = slice(k * mb, k * mb + len(mb_in))
-            with self.autocast():
-                out = self.forward(mb_in, y[:, rows], z[:, rows], mb_ids)
-            ce, halt, accuracy, exact, hidden_acc = self._losses(out.logits, mb_tg, out.halt_logit, mb_hidden)
-            ((ce + w_halt * halt).sum() / slots).backward()
+            syncs = k == micro_batches - 1
+            with self.group.no_sync(self.wrapped, skip=not syncs):
+                with self.autocast():
+                    out = self.forward(mb_in, y[:, rows], z[:, rows], mb_ids)
+                ce, halt, accuracy, exact, hidden_acc = self._losses(out.logits, mb_tg, out.halt_logit, mb_hidden)
+                with self.group.waiting() if syncs else contextlib.nullcontext():
+                    ((ce + w_halt * halt).sum() / all_slots).backward()
             ys.append(out.y)
             zs.append(out.z)
             halt_logits.append(out.halt_logit.detach().float())
@@ -274,14 +289,17 @@ class Trainer:
         halted = (carry.steps >= cfg.model.max_supervision_steps) | (torch.cat(halt_logits) >= self.halt_logit_threshold)
         if cfg.model.halt_exploration > 0:  # some samples must run a random number of steps first
             gen = torch.Generator().manual_seed(mix_seed(cfg.train.seed, self.step, 101))
-            explore = torch.rand(slots, generator=gen) < cfg.model.halt_exploration
-            least = torch.randint(2, cfg.model.max_supervision_steps + 1, (slots,), generator=gen)
+            mine = self.group.share(all_slots)  # one draw for the global batch: the same at any world size
+            explore = torch.rand(all_slots, generator=gen)[mine] < cfg.model.halt_exploration
+            least = torch.randint(2, cfg.model.max_supervision_steps + 1, (all_slots,), generator=gen)[mine]
             halted &= (carry.steps >= torch.where(explore, least, 0).to(dev))
         carry.halted = halted
         per_slot = torch.cat(stats, dim=1)  # (5, slots): ce, halt, accuracy, exact, hidden accuracy
-        done = int(halted.sum())
-        loss, halt_loss, accuracy, exact, hidden_acc = per_slot.mean(1).tolist()
-        sup_steps = float(carry.steps[halted].float().mean()) if done else None
+        sums = self.group.sum(torch.cat([per_slot.sum(1), torch.stack([halted.sum().float(),
+                                                                        carry.steps[halted].sum().float()])]))
+        loss, halt_loss, accuracy, exact, hidden_acc = (sums[:5] / all_slots).tolist()
+        done, steps_of_done = int(sums[5]), float(sums[6])
+        sup_steps = steps_of_done / done if done else None
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"non-finite loss ({loss}) at step {self.step + 1}")
         self.step += 1
@@ -342,6 +360,11 @@ class Trainer:
                 observe(batch, predictions.cpu(), confidence.cpu())
             if on_progress is not None:
                 on_progress(done, len(batches))
+        if self.group.distributed:  # each rank evaluated its share of the batches
+            summed = self.group.sum(torch.tensor([*totals.values(), count, any_hidden], dtype=torch.float64,
+                                                 device=self.device)).tolist()
+            totals = dict(zip(totals, summed[:len(totals)]))
+            count, any_hidden = int(summed[len(totals)]), bool(summed[-1])
         result = {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
         if not any_hidden:
             result["masked_accuracy"] = None
@@ -359,8 +382,21 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "rng": rng,
-            "carry": self.carry.state_dict() if self.carry is not None else None,
+            "carry": self._global_carry(),
+            "world_size": self.group.world_size,
         }
+
+    def _global_carry(self) -> dict[str, Any] | None:
+        """The carry of every rank's slots, in rank order: what one process would hold, at any world size.
+        A collective: every rank calls it."""
+        if self.carry is None:
+            return None
+        local = self.carry.state_dict()
+        if not self.group.distributed:
+            return local
+        return {name: None if value is None else
+                self.group.cat(value.to(self.device), dim=1 if name in ("y", "z") else 0).cpu()
+                for name, value in local.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -369,6 +405,11 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         carry = state.get("carry")
+        self.restored_world_size = int(state.get("world_size", 1))
+        if carry is not None and self.group.distributed:  # this rank's slots of the saved global carry
+            mine = self.group.share(len(carry["steps"]))
+            carry = {name: None if value is None else (value[:, mine] if name in ("y", "z") else value[mine])
+                     for name, value in carry.items()}
         self.carry = Carry.from_state(carry, self.device) if carry is not None else None
         rng = state["rng"]
         random.setstate(_as_python_rng_state(rng["python"]))

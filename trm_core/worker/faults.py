@@ -29,6 +29,7 @@ class Faults:
     trial_crash_micro_batch: int = 0  # TRM_TEST_TRIAL_CRASH_MICRO_BATCH: that auto-tune trial dies (exit 70)
     sup_step_sleep_s: float = 0  # TRM_TEST_SUP_STEP_SLEEP_S: slow every supervision step down (long steps)
     eval_batch_sleep_s: float = 0  # TRM_TEST_EVAL_BATCH_SLEEP_S: slow every eval batch down (long evals)
+    rank: int = -1           # TRM_TEST_FAULT_RANK: with several ranks, the step faults fire on this rank only
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Faults:
@@ -39,7 +40,7 @@ class Faults:
         return cls(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
                    int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
                    environ.get("TRM_TEST_ONCE_DIR", ""), int(num("TRIAL_CRASH_MICRO_BATCH")),
-                   num("SUP_STEP_SLEEP_S"), num("EVAL_BATCH_SLEEP_S"))
+                   num("SUP_STEP_SLEEP_S"), num("EVAL_BATCH_SLEEP_S"), int(environ.get("TRM_TEST_FAULT_RANK", -1)))
 
     def _fires(self, name: str, at: int, step: int) -> bool:
         if step != at:
@@ -52,7 +53,9 @@ class Faults:
         open(marker, "w").close()
         return True
 
-    def before_step(self, step: int, model: nn.Module) -> None:
+    def before_step(self, step: int, model: nn.Module, rank: int = 0) -> None:
+        if self.rank >= 0 and rank != self.rank:
+            return
         if self.step_sleep_s:
             time.sleep(self.step_sleep_s)
         if self._fires("stall", self.stall_at_step, step):

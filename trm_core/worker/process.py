@@ -3,6 +3,11 @@
 It owns one run dir: resolves and records the config, trains, writes events and checkpoints, and exits
 with a code a supervisor can act on: 0 completed or stopped on request, 1 failed, 2 bad config,
 3 stalled (restart from the last checkpoint).
+
+Started by torchrun (``distributed.launch``), it is one rank of a group: every rank trains its share of each
+global batch and keeps its heartbeat file in ``RUN_DIR/ranks/``; rank 0 alone writes the events, the config
+and the checkpoints. A stop asked of any rank (a signal, ``stop.request``) is agreed on after each step, so
+every rank stops after the same one.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from trm_core import config as config_mod
 from trm_core.config import Config, ConfigError, resolve_run_config
 from trm_core.rundir.states import RunState
 from trm_core.data import Dataset, build_dataset
+from trm_core.data.base import Batch
 from trm_core.data.order import DataOrder
+from trm_core.distributed import rank_files
+from trm_core.distributed.group import Group, PeerLost
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import identity, layout
 from trm_core.rundir.events import EventWriter
@@ -31,6 +39,7 @@ from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunSta
 from trm_core.train.trainer import NonFiniteLoss, Trainer
 from trm_core.worker.console import Console
 from trm_core.worker.faults import Faults
+from trm_core.worker.rank_report import RankReport
 from trm_core.worker.stop import StopRequest
 from trm_core.worker.watchdog import Watchdog
 
@@ -47,15 +56,33 @@ def total_steps_for(cfg: Config, order: DataOrder) -> int:
     return cfg.train.max_steps or cfg.train.epochs * order.steps_per_epoch
 
 
+class _Silent:
+    """The event log of a rank other than 0: it writes nothing (rank 0's log is the run's)."""
+
+    def __init__(self) -> None:
+        self.last_write = time.monotonic()
+
+    def emit(self, record: object) -> dict:
+        self.last_write = time.monotonic()
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
 class Run:
     def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, resume: bool, overrides: list[str],
-                 stop: StopRequest, faults: Faults) -> None:
+                 stop: StopRequest, faults: Faults, group: Group | None = None) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
         self.resume, self.overrides, self.stop = resume, overrides, stop
+        self.group = group or Group()
         self.ckpt_dir = run_dir / layout.CHECKPOINTS
         self.order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
         self.total_steps = total_steps_for(cfg, self.order)
-        self.events = EventWriter(run_dir / layout.EVENTS)
+        self.events = EventWriter(run_dir / layout.EVENTS) if self.group.leader else _Silent()
+        self.report = RankReport(run_dir, self.group, str(self.group.device(cfg.train.device))) \
+            if self.group.distributed else None
+        self.stopping = False  # agreed by every rank: stop after this step
         self.last_loss: float | None = None
         self.last_saved_step = -1
         self.done_steps = 0     # steps completed, as known to the loop
@@ -107,7 +134,12 @@ class Run:
         step = self.trainer.step
         watchdog.begin("checkpoint", step)
         t0 = time.perf_counter()
-        info = ckpt.save_checkpoint(self.ckpt_dir, self.trainer.state_dict(), step=step,
+        state = self.trainer.state_dict()  # with several ranks, a collective: every rank's carry slots
+        if not self.group.leader:
+            watchdog.end()
+            self.last_saved_step = step
+            return
+        info = ckpt.save_checkpoint(self.ckpt_dir, state, step=step,
                                     epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash(),
                                     on_write=self.faults.checkpoint_writes(step))
         ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
@@ -119,10 +151,13 @@ class Run:
     def restore(self, watchdog: Watchdog) -> int | None:
         """Load the newest checkpoint that verifies; set aside (never delete) the ones that do not."""
         watchdog.begin("restore", 0)
-        info, failed = ckpt.newest_verified(self.ckpt_dir)
-        for bad, problem in failed:
-            moved = ckpt.quarantine(bad)
-            self.events.emit(WarningEvent(message=f"skipped checkpoint: {problem}; kept aside as {moved.name}"))
+        info = None
+        if self.group.leader:  # rank 0 picks the checkpoint; every rank loads that one (a shared run dir)
+            info, failed = ckpt.newest_verified(self.ckpt_dir)
+            for bad, problem in failed:
+                moved = ckpt.quarantine(bad)
+                self.events.emit(WarningEvent(message=f"skipped checkpoint: {problem}; kept aside as {moved.name}"))
+        info = self.group.broadcast(info)
         if info is None:
             watchdog.end()
             if self.resume:
@@ -132,38 +167,59 @@ class Run:
         watchdog.end()
         self.last_loss = info.loss
         self.last_saved_step = self.done_steps = self.trainer.step
+        saved_world = self.trainer.restored_world_size
+        if saved_world is not None and saved_world != self.group.world_size:
+            self.events.emit(WarningEvent(message=(
+                f"checkpoint of step {self.trainer.step} was saved by {saved_world} rank(s), resumed by "
+                f"{self.group.world_size}: the same global batch and data order, but gradients are summed in "
+                f"another order, so losses may differ in the last bits (bit-exact resume needs equal world "
+                f"sizes)")))
         return self.trainer.step
 
     def execute(self) -> int:
         cfg = self.cfg
-        watchdog = Watchdog(self.events, cfg.train.step_timeout_s, cfg.train.heartbeat_s)
+        watchdog = Watchdog(self.events, cfg.train.step_timeout_s, cfg.train.heartbeat_s, report=self.report)
         watchdog.start()
         try:
             self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps,
-                                   num_puzzle_ids=getattr(self.dataset, "num_puzzle_ids", 1))
+                                   num_puzzle_ids=getattr(self.dataset, "num_puzzle_ids", 1), group=self.group)
             resumed_from = self.restore(watchdog)
             if self.resume and self.trainer.step >= self.total_steps:
                 watchdog.stop()
+                self._report_end(RunState.COMPLETED.value, EXIT_OK, "already complete")
                 print(f"run in {self.run_dir} is already complete at step {self.trainer.step} of {self.total_steps}")
                 return EXIT_OK
+            group = self.group
+            hosts = group.objects(group.host) if group.distributed else None
             self.events.emit(RunStart(
                 config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
-                device=str(self.trainer.device), world_size=int(os.environ.get("WORLD_SIZE", "1")),
+                device=str(self.trainer.device), world_size=group.world_size,
                 resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
                 steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
-                data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads()))
+                data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
+                backend=group.backend or None, hosts=hosts))
             self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
                              f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
                              f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
             status = self._loop(watchdog)
         except NonFiniteLoss as exc:
             watchdog.stop()
+            self._report_end(RunState.FAILED.value, EXIT_FAILED, str(exc))
             self.events.emit(ErrorEvent(message=str(exc), kind="non_finite", step=self.current_step))
             self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
                                     reason="non-finite loss"))
             return EXIT_FAILED
+        except PeerLost as exc:  # another rank went away: the keeper's post-mortem names it
+            watchdog.stop()
+            self._report_end("lost_peer", EXIT_FAILED, str(exc))
+            self.events.emit(ErrorEvent(message=str(exc), kind="peer_lost", step=self.current_step))
+            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
+                                    reason="a rank of the group was lost"))
+            print(f"trm worker: {exc}", file=sys.stderr, flush=True)
+            return EXIT_FAILED
         except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
             watchdog.stop()
+            self._report_end(RunState.FAILED.value, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
             if is_disk_full(exc):
                 return self._disk_full(exc)
             self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
@@ -173,6 +229,7 @@ class Run:
             traceback.print_exc()
             return EXIT_FAILED
         watchdog.stop()
+        self._report_end(status, EXIT_OK, self.stop.requested or "finished")
         score = self._score_text()
         self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
                          + (f" ({self.stop.requested})" if self.stop.requested else "") + (f"; {score}" if score else ""))
@@ -180,6 +237,29 @@ class Run:
                                 reason=self.stop.requested or "finished",
                                 seconds=round(time.monotonic() - self.started, 3), score=score or None))
         return EXIT_OK
+
+    def _report_end(self, state: str, exit_code: int, reason: str) -> None:
+        if self.report is not None:
+            self.report.end(state, exit_code, reason)
+
+    def _stop_file(self) -> bool:
+        """A stop asked for through a file: for nodes a signal cannot reach (this node's, or the run's)."""
+        return any((d / layout.STOP_REQUEST).exists() for d in {self.run_dir, layout.node_dir(self.run_dir,
+                                                                                              self.group.node_rank)})
+
+    def _agree(self, step_s: float) -> tuple[float, int]:
+        """After each step, every rank at once: whether any wants to stop (then all stop after this step), and
+        the slowest rank's step time."""
+        local_stop = self.stop.requested is not None or self._stop_file()
+        rows = self.group.rows(torch.tensor([step_s, float(local_stop)], dtype=torch.float64,
+                                            device=self.trainer.device)).cpu()
+        if rows[:, 1].any():
+            self.stopping = True
+            if self.stop.requested is None:
+                asked = [r for r in range(self.group.world_size) if rows[r, 1]]
+                self.stop.requested = f"stop asked on rank {asked[0]}"
+        slowest = int(rows[:, 0].argmax())
+        return float(rows[slowest, 0]), slowest
 
     def _loop(self, watchdog: Watchdog) -> str:
         cfg, trainer, ds = self.cfg, self.trainer, self.dataset
@@ -194,21 +274,33 @@ class Run:
             self.faults.after_eval_batch()
             watchdog.progress(done, total)
 
-        while trainer.step < self.total_steps and self.stop.requested is None:
+        group = self.group
+        mine = group.share(cfg.train.batch_size)
+        while trainer.step < self.total_steps and not self.stopping:
             step = self.current_step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
             watchdog.begin("step", step)
-            self.faults.before_step(step, trainer.model)
+            self.faults.before_step(step, trainer.model, group.rank)
             t0 = time.perf_counter()
             batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
+            if group.distributed:  # every rank builds the global batch (its randomness is the batch's) and keeps its rows
+                batch = Batch(*(None if t is None else t[mine] for t in batch))
             data_s = time.perf_counter() - t0
             metrics = trainer.train_step(batch, on_progress=progress)
+            if group.distributed:
+                slowest_s, slowest_rank = self._agree(metrics.step_s)
+                self.report.step_done(step, metrics.step_s)
+                spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
+                          "slowest_rank": slowest_rank}
+            else:
+                self.stopping = self.stop.requested is not None
+                spread = {}
             watchdog.end()
             self.done_steps = step
             self.last_loss = metrics.loss
             if step % cfg.train.log_every == 0 or step == self.total_steps:
                 self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, data_s=round(data_s, 6),
-                                      **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len)))
+                                      **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
             self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
                               final=step == self.total_steps)
             if eval_batches and step % cfg.train.eval_every == 0:
@@ -223,17 +315,26 @@ class Run:
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
-        return RunState.STOPPED.value if self.stop.requested else RunState.COMPLETED.value
+        return RunState.STOPPED.value if self.stopping else RunState.COMPLETED.value
 
 
     def _evaluate(self, batches: list, on_progress: Callable[[int, int], None]) -> dict:
-        """The trainer's eval, with ARC's votes counted where the dataset has them."""
+        """The trainer's eval, with ARC's votes counted where the dataset has them. With several ranks each
+        evaluates its share of the batches; rank 0 counts every rank's votes, in the batches' order."""
         voting = getattr(self.dataset, "voting", None)
+        mine = self.group.spread(batches)
         if voting is None:
-            return self.trainer.evaluate(batches, on_progress=on_progress)
+            return self.trainer.evaluate(mine, on_progress=on_progress)
+        seen: list[tuple] = []
+        result = self.trainer.evaluate(mine, on_progress=on_progress, observe=lambda batch, preds, conf: seen.append(
+            (batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy())))
+        per_rank = self.group.objects(seen) if self.group.distributed else [seen]
+        if not self.group.leader:
+            return result
         voting.reset()
-        result = self.trainer.evaluate(batches, on_progress=on_progress, observe=lambda batch, preds, conf: voting.add(
-            batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy()))
+        world = len(per_rank)
+        for index in range(len(batches)):  # batch i was rank i % world's (i // world)-th
+            voting.add(*per_rank[index % world][index // world])
         return result | voting.result()
 
 
@@ -252,6 +353,39 @@ def check_device(cfg: Config) -> None:
         index = int(device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise ConfigError(f"train.device = {device!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    procs = cfg.distributed.nproc_per_node
+    if procs > 1 and device != "cpu" and torch.cuda.is_available() and procs > torch.cuda.device_count():
+        raise ConfigError(f"distributed.nproc_per_node = {procs} but this node has {torch.cuda.device_count()} "
+                          f"CUDA device(s): one rank per GPU")
+
+
+def _rank_output(run_dir: Path) -> None:
+    """A rank started by torchrun: its stdout and stderr go to ``ranks/rank-N.log`` (the watchdog's stacks, a
+    traceback), not into the launcher's log interleaved with every other rank's."""
+    rank = int(os.environ["RANK"])
+    rank_files.ranks_dir(run_dir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(rank_files.log_path(run_dir, rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def join_group(cfg: Config) -> Group:
+    """This process's group: torchrun's ranks, which must be as many as the config says, on one config."""
+    group = Group.from_env(cfg.distributed.backend, cfg.train.device, timeout_s=max(1800.0, cfg.train.step_timeout_s))
+    if group.world_size != cfg.distributed.world_size:
+        group.close()
+        raise ConfigError(f"torchrun started {group.world_size} rank(s) but distributed.nproc_per_node x "
+                          f"distributed.nnodes = {cfg.distributed.world_size}: set them to match")
+    hashes = group.objects(cfg.hash())
+    if len(set(hashes)) > 1:
+        odd = [r for r, h in enumerate(hashes) if h != hashes[0]]
+        group.close()
+        raise ConfigError(f"rank(s) {odd} resolved another config than rank 0 (config hash {hashes[odd[0]]} vs "
+                          f"{hashes[0]}): start every node with the same preset, config file and --set flags")
+    return group
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,21 +393,31 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopRequest()
     stop.install()  # from the start: a stop during set-up still ends cleanly
     run_dir: Path = args.run_dir
+    is_rank = int(os.environ.get("WORLD_SIZE", "1")) > 1  # started by torchrun: the launcher holds the run
+    if is_rank:
+        _rank_output(run_dir)
     created = not run_dir.exists()
     lock_fd: int | None = None  # once claimed, held until this process exits
+    group: Group | None = None
     try:
-        cfg = resolve_run_config(args)
+        cfg = resolve_run_config(args, joining=is_rank)
         check_device(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = identity.claim_run(run_dir)
+        if not is_rank:
+            lock_fd = identity.claim_run(run_dir)
         dataset = build_dataset(cfg)
-        config_mod.write_config(cfg, run_dir / layout.RUN_CONFIG)
+        group = join_group(cfg) if is_rank else Group()
+        if group.leader:
+            config_mod.write_config(cfg, run_dir / layout.RUN_CONFIG)
     except (ConfigError, identity.RunClaimed) as exc:
         if lock_fd is not None:
             os.close(lock_fd)
-        if created:  # leave nothing behind in a dir made for this start (not one another start won)
+        if created and not is_rank:  # leave nothing behind in a dir made for this start (not one another start won)
             layout.forget_new_run(run_dir, created=True)
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    return Run(cfg, run_dir, dataset, args.resume, args.sets, stop, Faults.from_env()).execute()
+    try:
+        return Run(cfg, run_dir, dataset, args.resume, args.sets, stop, Faults.from_env(), group).execute()
+    finally:
+        group.close()
 

@@ -4,6 +4,10 @@ The old project bolted a timer onto each batch; here one thread watches whicheve
 training step, an eval, a checkpoint save). Past ``timeout_s`` it writes a ``stall`` event carrying the
 Python stack of every thread and exits with code 3, so a supervisor can restart from the last checkpoint.
 A faulthandler timer backs it up for hangs that hold the GIL (the Python thread could not run then).
+
+With several ranks the same thread keeps the rank's heartbeat file (``report``). A rank that waits for its
+peers in a collective when its timeout runs out is not the one that hung: it gives the rank it waits for a
+grace period to find its own stall first (and write its own stacks), so the post-mortem names the right one.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from trm_core.rundir.states import RunState
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.layout import EXIT_STALLED
 from trm_core.rundir.records import Heartbeat, RunEnd, Stall
 
+if TYPE_CHECKING:
+    from trm_core.worker.rank_report import RankReport
 
 
 def thread_stacks() -> list[dict[str, Any]]:
@@ -31,8 +37,9 @@ def thread_stacks() -> list[dict[str, Any]]:
 
 class Watchdog:
     def __init__(self, events: EventWriter, timeout_s: float, heartbeat_s: float,
-                 exit_fn: Callable[[int], None] = os._exit) -> None:
+                 exit_fn: Callable[[int], None] = os._exit, report: RankReport | None = None) -> None:
         self.events = events
+        self.report = report
         self.timeout_s = timeout_s
         self.heartbeat_s = heartbeat_s
         self._exit = exit_fn
@@ -77,7 +84,9 @@ class Watchdog:
         while not self._stop.wait(tick):
             now = time.monotonic()
             phase = self._phase
-            if phase is not None and now - self._alive > self.timeout_s:
+            if self.report is not None:
+                self.report.beat(phase or "idle", self._step, now - self._since if phase else 0.0)
+            if phase is not None and now - self._alive > self._timeout_now():
                 self._stall(phase, now - self._alive)
                 return
             if now - self.events.last_write >= self.heartbeat_s:
@@ -90,10 +99,20 @@ class Watchdog:
                                            batch=in_eval[0] if in_eval else None,
                                            batches=in_eval[1] if in_eval else None))
 
+    def _timeout_now(self) -> float:
+        """The timeout, plus a grace while this rank waits for its peers (the one it waits for stalls first)."""
+        waiting = self.report is not None and self.report.group.waiting_since is not None
+        return self.timeout_s + (min(self.timeout_s, 60.0) if waiting else 0.0)
+
     def _stall(self, phase: str, seconds: float) -> None:
         stacks = thread_stacks()
+        if self.report is not None:
+            waited = " waiting for its peers" if self.report.group.waiting_since is not None else ""
+            self.report.end("stalled", EXIT_STALLED, f"{phase} of step {self._step} ran {seconds:.1f}s{waited}",
+                            stacks)
+        group = self.report.group if self.report is not None else None
         self.events.emit(Stall(step=self._step, phase=phase, seconds=round(seconds, 3), timeout_s=self.timeout_s,
-                               threads=stacks))
+                               threads=stacks, rank=group.rank if group else None, host=group.host if group else None))
         done = self._step - 1 if phase == "step" else self._step
         self.events.emit(RunEnd(status=RunState.FAILED.value, step=done, exit_code=EXIT_STALLED, reason="stalled"))
         sys.stderr.write(f"watchdog: {phase} of step {self._step} ran {seconds:.1f}s > {self.timeout_s}s; "

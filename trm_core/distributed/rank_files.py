@@ -1,0 +1,91 @@
+"""Each rank's own files under ``RUN_DIR/ranks/``: a small heartbeat file and its log.
+
+Only rank 0 writes the run's events, so a slow, stuck or dead rank would be invisible; instead every rank
+rewrites ``rank-N.json`` about once a second from its watchdog thread (host, pid, step, phase, step time,
+whether it waits for its peers) and, as it exits, how it ended. ``trm-tui status``, the dashboard and the
+keeper read them; the keeper's post-mortem (``postmortem``) names the rank that took the group down.
+Rank N's stdout and stderr go to ``rank-N.log`` (the watchdog's stacks land there).
+
+Torch-free: the front ends read these cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from trm_core.rundir import layout
+
+RANKS = "ranks"
+
+
+def ranks_dir(run_dir: Path) -> Path:
+    return run_dir / RANKS
+
+
+def status_path(run_dir: Path, rank: int) -> Path:
+    return ranks_dir(run_dir) / f"rank-{rank}.json"
+
+
+def log_path(run_dir: Path, rank: int) -> Path:
+    return ranks_dir(run_dir) / f"rank-{rank}.log"
+
+
+@dataclass
+class RankStatus:
+    rank: int
+    world_size: int
+    local_rank: int
+    node_rank: int
+    host: str
+    pid: int
+    device: str
+    started: float                      # unix time the rank started
+    updated: float = 0.0                # unix time of this write: the heartbeat
+    state: str = "starting"             # starting, running, then stopped, completed, failed, stalled, lost_peer
+    step: int = 0                       # the step in progress, or the last finished
+    phase: str = "idle"                 # step, eval, checkpoint, restore, idle
+    phase_s: float = 0.0                # how long the phase has run
+    step_s: float | None = None         # the last finished step's wall time on this rank
+    waiting_s: float | None = None      # how long it has waited for its peers in a collective; None = not waiting
+    exit_code: int | None = None        # set as the rank exits on its own
+    reason: str = ""                    # how it ended, in words
+    threads: list = field(default_factory=list)  # a stall: the Python stack of every thread
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since the rank last wrote its file."""
+        return (time.time() if now is None else now) - self.updated
+
+    @property
+    def ended(self) -> bool:
+        return self.exit_code is not None
+
+
+def write_status(run_dir: Path, status: RankStatus) -> None:
+    """Replace the rank's file whole (a rename; no fsync: a heartbeat lost in a power cut costs nothing)."""
+    status.updated = time.time()
+    path = status_path(run_dir, status.rank)
+    temp = layout.temp_name(path)
+    temp.write_text(json.dumps(asdict(status)))
+    temp.replace(path)
+
+
+def read_status(path: Path) -> RankStatus | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        known = {f.name for f in fields(RankStatus)}
+        return RankStatus(**{k: v for k, v in data.items() if k in known})
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def read_all(run_dir: Path, world_size: int | None = None) -> list[RankStatus]:
+    """The ranks' files, in rank order; with ``world_size``, only ranks below it (an older, larger world's
+    files are left over after a resume with fewer ranks)."""
+    found = [s for s in (read_status(p) for p in sorted(ranks_dir(run_dir).glob("rank-*.json"))) if s is not None]
+    if world_size is not None:
+        found = [s for s in found if s.rank < world_size]
+    return sorted(found, key=lambda s: s.rank)
