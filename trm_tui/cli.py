@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import os
 from pathlib import Path
 
 from trm_core import config as config_mod
@@ -264,9 +265,22 @@ def open_existing_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def node_rank_of(args: argparse.Namespace) -> int:
+    """The node a start runs on (``distributed.node_rank``), 0 when its config does not resolve (the full
+    check below says why)."""
+    if not args.sets and not args.config and not args.preset and not os.environ.get("TRM_DISTRIBUTED_NODE_RANK"):
+        return 0
+    try:
+        return config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets).distributed.node_rank
+    except ConfigError:
+        return 0
+
+
 def cmd_run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    run_dir: Path = args.run_dir
+    # node N > 0 of a multi-node run: its keeper and launcher keep their files in nodes/node-N (the run's
+    # config, events and checkpoints are rank 0's, at the top of the shared run dir)
+    run_dir: Path = layout.node_dir(args.run_dir, node_rank_of(args))
     settings: SupervisorConfig
     if opens_existing_run(args):
         return open_existing_run(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
-                                     Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
+                                     Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, RankDown, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent)
 from trm_core.telemetry import GpuSample
 
@@ -78,7 +78,9 @@ def event_line(ev: Event) -> str | None:
         case RunStart():
             # what matters first: a narrow events pane cuts the end of the line
             what = f"run resumed from step {ev.resumed_from}" if ev.resumed_from else "run started"
-            return f"{what} of {ev.total_steps}: pid {ev.pid} on {ev.device}, {ev.parameters or 0:,} parameters"
+            where = f"{ev.world_size} ranks on {len(set(ev.hosts or [ev.host]))} host(s), {ev.backend}" \
+                if (ev.world_size or 1) > 1 else f"pid {ev.pid} on {ev.device}"
+            return f"{what} of {ev.total_steps}: {where}, {ev.parameters or 0:,} parameters"
         case Checkpoint():
             name = str(ev.path or "").rsplit("/", 1)[-1]
             return f"checkpoint: step {ev.step} -> {name} ({ev.bytes / 2**20:.1f} MiB, {ev.seconds:.2f}s)"
@@ -91,7 +93,10 @@ def event_line(ev: Event) -> str | None:
         case WarningEvent() | ErrorEvent():
             return f"{ev.event}: {ev.message or ''}"
         case Stall():
-            return f"stall: {ev.phase} of step {ev.step} ran {ev.seconds}s (timeout {ev.timeout_s}s)"
+            who = f" on rank {ev.rank} ({ev.host})" if ev.rank is not None else ""
+            return f"stall{who}: {ev.phase} of step {ev.step} ran {ev.seconds}s (timeout {ev.timeout_s}s)"
+        case RankDown():
+            return f"rank {ev.rank} on {ev.host} took the group down: {ev.state}, {ev.reason} (log: {ev.log})"
         case Restart():
             return f"restart: the worker failed at step {ev.failed_step} ({ev.reason}); {ev.message}"
         case GiveUp():

@@ -112,12 +112,13 @@ def resolve_run_config(args: argparse.Namespace, joining: bool = False) -> Confi
         raise ConfigError(f"--run-dir {run_dir} is a file, not a folder; give a folder for the run")
     if args.resume:
         return resumed_config(args)
-    if joining:
-        return resolve(config_file=args.config, preset=args.preset, sets=args.sets)
+    cfg = resolve(config_file=args.config, preset=args.preset, sets=args.sets)
+    if joining or cfg.distributed.node_rank > 0:  # node 0 checks the run dir; the others join its start
+        return cfg
     if layout.holds_run(run_dir):
         raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
                           f"or choose another --run-dir")
     if (run_dir / layout.RUN_CONFIG).exists():  # prepared by `trm-tui autotune` before training: never overwrite it
         raise ConfigError(f"run dir {run_dir} holds a prepared {layout.RUN_CONFIG} (from trm-tui autotune); "
                           f"start it with --resume, or choose another --run-dir")
-    return resolve(config_file=args.config, preset=args.preset, sets=args.sets)
+    return cfg

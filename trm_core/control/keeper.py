@@ -46,7 +46,7 @@ def keeper_settings(args: argparse.Namespace) -> tuple[SupervisorConfig, AlertsC
     """The run's own [supervisor] and [alerts] settings: from its config.toml (with --set on resume), or, for
     a new run, from the same layers the worker resolves. Defaults when they cannot be read (the worker says
     why)."""
-    saved = args.run_dir / layout.RUN_CONFIG
+    saved = layout.run_root(args.run_dir) / layout.RUN_CONFIG
     try:
         if saved.exists():
             sets = [s for s in args.sets if s.startswith(("supervisor.", "alerts."))] if args.resume else []

@@ -57,8 +57,26 @@ def _claimed(run_dir: Path, proc: subprocess.Popen, identity_name: str, timeout_
     return None
 
 
+def worker_module(run_dir: Path, args: list[str]) -> str:
+    """What the keeper starts: the worker, or for a run of several ranks this node's torchrun launcher
+    (``distributed.launch``). A start whose config does not resolve gets the worker, which says why."""
+    import argparse
+
+    from trm_core import config as config_mod
+
+    parser = argparse.ArgumentParser(add_help=False)
+    config_mod.add_start_arguments(parser)
+    try:
+        ns = parser.parse_args(args)
+        ns.run_dir = layout.run_root(run_dir)
+        cfg = config_mod.resolve_run_config(ns, joining=True)
+    except (config_mod.ConfigError, SystemExit):
+        return "trm_core.worker"
+    return "trm_core.distributed.launch" if cfg.distributed.world_size > 1 else "trm_core.worker"
+
+
 def spawn_worker(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return _spawn("trm_core.worker", run_dir, args, layout.WORKER_LOG, env)
+    return _spawn(worker_module(run_dir, args), run_dir, args, layout.WORKER_LOG, env)
 
 
 def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None = None,

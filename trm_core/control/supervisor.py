@@ -23,7 +23,9 @@ from trm_core.rundir.events import EventTail, EventWriter, read_tail
 from trm_core.rundir.identity import WorkerIdentity, read_identity
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK
-from trm_core.rundir.records import Event, GiveUp, Restart, RunEnd, RunStart, Step, WarningEvent, parse
+from trm_core.distributed.postmortem import find_culprit
+from trm_core.rundir.records import (Event, GiveUp, RankDown, Restart, RunEnd, RunStart, Stall, Step, WarningEvent,
+                                     parse)
 
 
 def last_run_end(path: Path) -> RunEnd | None:
@@ -64,6 +66,15 @@ def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> li
     return [(t, step) for t, step in episode if now - t <= window_s]
 
 
+def node_flags(launch_args: list[str]) -> list[str]:
+    """The ``--set distributed.*`` flags among a start's arguments: what a node's restart must repeat."""
+    flags: list[str] = []
+    for flag, value in zip(launch_args, launch_args[1:]):
+        if flag == "--set" and value.startswith("distributed."):
+            flags += [flag, value]
+    return flags
+
+
 @dataclass
 class RestartPolicy:
     """At most ``max_restarts`` within ``window_s``, backing off exponentially; never twice at one step."""
@@ -92,6 +103,8 @@ class Supervisor:
     def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
                  env: dict[str, str] | None = None) -> None:
         self.run_dir, self.launch_args, self.settings, self.env = run_dir, launch_args, settings, env
+        # a restart resumes with the run's saved config; a node's own [distributed] flags (its node_rank) stay
+        self.restart_args = ["--resume", *node_flags(launch_args)]
         self.tail = EventTail(run_dir / layout.EVENTS, from_end=True)
         self.policy = RestartPolicy(settings.max_restarts, settings.restart_window_s, settings.restart_backoff_s)
         self.ident: WorkerIdentity | None = None
@@ -105,9 +118,13 @@ class Supervisor:
         self.verdict = ""  # why supervision ended, when that is not plain from the worker's run_end
         self.space_needed: int | None = None  # the worker ran out of space: restart once this much is free
         self.unwritten = 0  # supervision records the full disk refused
+        self.launched_at = time.time()  # the group's start: the post-mortem reads only its ranks' files
 
     def start(self) -> None:
+        self.launched_at = time.time()
         self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
+        if self.proc is None and self.ident is not None:
+            self.launched_at = self.ident.started
         self.attached = self.proc is None
         if self.attached:  # the restart budget belongs to the run's episode, not to this front end
             self.policy.history = restarts_in_log(self.run_dir / layout.EVENTS, self.settings.restart_window_s)
@@ -166,7 +183,8 @@ class Supervisor:
             if time.monotonic() >= self.restart_at:
                 self.restart_at = None
                 self.last_end = None
-                self.ident, self.proc = launch_or_attach(self.run_dir, ["--resume"], self.env)
+                self.launched_at = time.time()
+                self.ident, self.proc = launch_or_attach(self.run_dir, self.restart_args, self.env)
             return events
         if not self._worker_gone():
             return events
@@ -206,11 +224,12 @@ class Supervisor:
                 self.last_end = last_run_end(self.run_dir / layout.EVENTS)
             self.exit_code = EXIT_OK
             return
-        failed_step = end.step if end else self.last_step
+        failed_step = end.step if end else (self.last_step or last_step_in_log(layout.run_root(self.run_dir)))
         if code == EXIT_DISK_FULL or (end is not None and end.exit_code == EXIT_DISK_FULL):
             self._wait_for_space(failed_step)
             return
         why = (end.reason if end else None) or (f"exit code {code}" if code is not None else "worker vanished")
+        why = self._blame(failed_step) or why
         restart, delay, message = self.policy.decide(failed_step)
         if restart:
             self.emit(Restart(attempt=len(self.policy.history), failed_step=failed_step, exit_code=code, reason=why,
@@ -220,6 +239,23 @@ class Supervisor:
             self.emit(GiveUp(failed_step=failed_step, exit_code=code, reason=why, message=message))
             self.verdict = f"gave up: {message}"
             self.exit_code = EXIT_FAILED
+
+    def _blame(self, failed_step: int) -> str | None:
+        """A group of ranks went down: name the rank that took it down (a ``rank_down`` event, and its
+        ``stall`` with the stacks from its rank file when it hung); the reason the restart gives. Node 0's
+        keeper does this (it writes the run's log); None for a run of one process."""
+        if layout.run_root(self.run_dir) != self.run_dir:
+            return None
+        found = find_culprit(self.run_dir, self.launched_at, self.run_dir / layout.WORKER_LOG)
+        if found is None:
+            return None
+        s = found.status
+        if found.state == "stalled" and s.rank != 0:  # rank 0 wrote its own stall; another rank's is written here
+            self.emit(Stall(step=s.step, phase=s.phase, seconds=s.phase_s, timeout_s=s.timeout_s or 0.0, threads=s.threads,
+                            rank=s.rank, host=s.host))
+        self.emit(RankDown(rank=s.rank, host=s.host, pid=s.pid, state=found.state, step=s.step or failed_step,
+                           exit_code=found.exit_code, reason=found.reason, log=str(found.log)))
+        return f"rank {s.rank} on {s.host} {found.state}: {found.reason}"
 
     def _wait_for_space(self, failed_step: int) -> None:
         """The worker ran out of space: restarting now would fail the same way and use up the restart budget.

@@ -54,6 +54,7 @@ class RankStatus:
     exit_code: int | None = None        # set as the rank exits on its own
     reason: str = ""                    # how it ended, in words
     threads: list = field(default_factory=list)  # a stall: the Python stack of every thread
+    timeout_s: float | None = None      # a stall: train.step_timeout_s
 
     def age(self, now: float | None = None) -> float:
         """Seconds since the rank last wrote its file."""

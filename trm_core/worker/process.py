@@ -13,6 +13,7 @@ every rank stops after the same one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import socket
 import sys
@@ -372,6 +373,14 @@ def _rank_output(run_dir: Path) -> None:
     os.close(fd)
 
 
+def run_config(cfg: Config) -> Config:
+    """The config as the run keeps it: ``distributed.node_rank`` belongs to each node's start, not to the
+    run (a resume on node N says its own)."""
+    if not cfg.distributed.node_rank:
+        return cfg
+    return dataclasses.replace(cfg, distributed=dataclasses.replace(cfg.distributed, node_rank=0))
+
+
 def join_group(cfg: Config) -> Group:
     """This process's group: torchrun's ranks, which must be as many as the config says, on one config."""
     group = Group.from_env(cfg.distributed.backend, cfg.train.device, timeout_s=max(1800.0, cfg.train.step_timeout_s))
@@ -379,7 +388,7 @@ def join_group(cfg: Config) -> Group:
         group.close()
         raise ConfigError(f"torchrun started {group.world_size} rank(s) but distributed.nproc_per_node x "
                           f"distributed.nnodes = {cfg.distributed.world_size}: set them to match")
-    hashes = group.objects(cfg.hash())
+    hashes = group.objects(run_config(cfg).hash())  # every node's own node_rank aside
     if len(set(hashes)) > 1:
         odd = [r for r, h in enumerate(hashes) if h != hashes[0]]
         group.close()
@@ -408,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = build_dataset(cfg)
         group = join_group(cfg) if is_rank else Group()
         if group.leader:
-            config_mod.write_config(cfg, run_dir / layout.RUN_CONFIG)
+            config_mod.write_config(run_config(cfg), run_dir / layout.RUN_CONFIG)
     except (ConfigError, identity.RunClaimed) as exc:
         if lock_fd is not None:
             os.close(lock_fd)

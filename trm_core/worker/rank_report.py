@@ -42,11 +42,12 @@ class RankReport:
     def step_done(self, step: int, step_s: float) -> None:
         self.status.step, self.status.step_s, self.status.state = step, round(step_s, 6), "running"
 
-    def end(self, state: str, exit_code: int, reason: str, threads: list | None = None) -> None:
+    def end(self, state: str, exit_code: int, reason: str, threads: list | None = None,
+            timeout_s: float | None = None) -> None:
         s = self.status
         if s.ended:
             return
-        s.state, s.exit_code, s.reason, s.threads = state, exit_code, reason, threads or []
+        s.state, s.exit_code, s.reason, s.threads, s.timeout_s = state, exit_code, reason, threads or [], timeout_s
         since = self.group.waiting_since
         s.waiting_s = round(time.monotonic() - since, 3) if since is not None else None
         self._write()

@@ -109,7 +109,7 @@ class Watchdog:
         if self.report is not None:
             waited = " waiting for its peers" if self.report.group.waiting_since is not None else ""
             self.report.end("stalled", EXIT_STALLED, f"{phase} of step {self._step} ran {seconds:.1f}s{waited}",
-                            stacks)
+                            stacks, self.timeout_s)
         group = self.report.group if self.report is not None else None
         self.events.emit(Stall(step=self._step, phase=phase, seconds=round(seconds, 3), timeout_s=self.timeout_s,
                                threads=stacks, rank=group.rank if group else None, host=group.host if group else None))
