@@ -7,7 +7,6 @@ client that notices the keeper is gone while the worker lives starts a new keepe
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +120,7 @@ class KeeperClient:
         except OSError:
             pass  # the signal below is the request; the mark only tells a keeper not to restart
         if self.ident is not None:
-            self.ident.send(signal.SIGTERM)
+            self.ident.request_stop()
 
     def stop(self, force: bool = False) -> StopResult:
         """Stop and wait: through the keeper when there is one (it records a kill as a kill)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -150,7 +149,8 @@ def mark_stop_requested(run_dir: Path) -> None:
 
 
 def stop_requested(run_dir: Path) -> bool:
-    return (run_dir / layout.STOP_REQUEST).exists()
+    """A stop is in force for this run dir, or (node N of a multi-node run) for the run it belongs to."""
+    return (run_dir / layout.STOP_REQUEST).exists() or (layout.run_root(run_dir) / layout.STOP_REQUEST).exists()
 
 
 def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
@@ -162,10 +162,10 @@ def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
         return StopResult(was_running=False)
     t0 = time.monotonic()
     if not force:
-        ident.send(signal.SIGTERM)
+        ident.request_stop()
         if wait_gone(ident, grace_s, proc):
             return StopResult(True, graceful=True, seconds=time.monotonic() - t0)
-    ident.send(signal.SIGKILL)
+    ident.kill()
     wait_gone(ident, 30, proc)
     return StopResult(True, killed=True, seconds=time.monotonic() - t0)
 

@@ -7,7 +7,6 @@ worker ends.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -129,7 +128,7 @@ class Supervisor:
         if self.attached:  # the restart budget belongs to the run's episode, not to this front end
             self.policy.history = restarts_in_log(self.run_dir / layout.EVENTS, self.settings.restart_window_s)
         if self.stopping and self.ident is not None:  # a stop asked for while the worker was starting
-            self.ident.send(signal.SIGTERM)
+            self.ident.request_stop()
 
     def emit(self, record: Event) -> None:
         """Append a supervision record to the run's log. A log that cannot be written (a full disk) is said on
@@ -155,7 +154,7 @@ class Supervisor:
                     return False
                 self.ident = ident
                 if self.stopping:
-                    ident.send(signal.SIGTERM)
+                    ident.request_stop()
         return self.ident is None or not self.ident.is_alive()
 
     def poll(self) -> list[dict[str, Any]]:
@@ -269,11 +268,15 @@ class Supervisor:
 
     def request_stop(self) -> None:
         """Ask the worker to stop (non-blocking); a second request makes it exit without a checkpoint."""
+        second = self.stopping
         self.stopping = True
         self.restart_at = None
         mark_stop_requested(self.run_dir)
         if self.ident is not None:
-            self.ident.send(signal.SIGTERM)
+            if second:
+                self.ident.force_stop()
+            else:
+                self.ident.request_stop()
         # with no identity yet, start() sends the signal as soon as the worker has claimed the run
 
     def stop(self, force: bool = False) -> StopResult:

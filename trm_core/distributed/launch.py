@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.distributed.node_rank > 0 and node_dir != layout.node_dir(run_dir, cfg.distributed.node_rank):
             raise ConfigError(f"{node_dir} is not node {cfg.distributed.node_rank}'s dir of the run in {run_dir}")
         node_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = identity.claim_run(node_dir)
+        lock_fd = identity.claim_run(node_dir, role="launcher")
     except (ConfigError, identity.RunClaimed) as exc:
         print(f"trm launcher: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

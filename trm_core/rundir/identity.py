@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import socket
 import time
 from dataclasses import asdict, dataclass
@@ -34,6 +35,7 @@ class WorkerIdentity:
     host: str
     started: float
     start_ticks: int | None = None  # Linux: clock ticks from boot to the process start; immune to clock steps
+    role: str = "worker"  # or "launcher": a node's torchrun (distributed.launch), its ranks its children
 
     def is_alive(self) -> bool:
         """The recorded process still runs (and is not a newer process that reuses its pid)."""
@@ -58,6 +60,36 @@ class WorkerIdentity:
             return False
         return True
 
+    def _send_group(self, sig: int) -> bool:
+        """Signal a launcher and its ranks: its process group (it leads its own session)."""
+        if not self.is_alive():
+            return False
+        try:
+            if os.getpgid(self.pid) != self.pid:
+                return self.send(sig)
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def request_stop(self) -> bool:
+        """The graceful stop, once ``stop.request`` is written: SIGTERM to a worker. A node's launcher gets no
+        signal: its ranks read ``stop.request`` after each step and agree on one to stop after, on every node
+        (a signal to torchrun would end this node's ranks alone, and leave the other nodes' torchrun waiting)."""
+        if self.role == "launcher":
+            return self.is_alive()
+        return self.send(signal.SIGTERM)
+
+    def force_stop(self) -> bool:
+        """A second stop: exit at once without a checkpoint (a second SIGTERM to a worker, or to every rank)."""
+        if self.role == "launcher":
+            return self._send_group(signal.SIGTERM) and self._send_group(signal.SIGTERM)
+        return self.send(signal.SIGTERM)
+
+    def kill(self) -> bool:
+        """SIGKILL: the worker, or a launcher with its ranks."""
+        return self._send_group(signal.SIGKILL) if self.role == "launcher" else self.send(signal.SIGKILL)
+
 
 def process_start_time(pid: int) -> float:
     return psutil.Process(pid).create_time()
@@ -79,7 +111,7 @@ def read_identity(run_dir: Path, name: str = layout.WORKER_IDENTITY) -> WorkerId
         data = json.loads((run_dir / name).read_text())
         ticks = data.get("start_ticks")
         return WorkerIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]),
-                              int(ticks) if ticks is not None else None)
+                              int(ticks) if ticks is not None else None, str(data.get("role", "worker")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -120,19 +152,19 @@ def lock_run(run_dir: Path) -> int:
     return fd
 
 
-def _record_self(run_dir: Path, name: str) -> None:
+def _record_self(run_dir: Path, name: str, role: str = "worker") -> None:
     pid = os.getpid()
-    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid))
+    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid), role)
     layout.write_atomic(run_dir / name, json.dumps(asdict(ident)).encode())
 
 
-def claim_run(run_dir: Path) -> int:
+def claim_run(run_dir: Path, role: str = "worker") -> int:
     """Take the run's worker lock for this process and record who we are; returns the lock's fd.
 
     Keep the fd open for the life of the process: closing it (or dying) releases the lock.
     """
     fd = lock_run(run_dir)
-    _record_self(run_dir, layout.WORKER_IDENTITY)
+    _record_self(run_dir, layout.WORKER_IDENTITY, role)
     return fd
 
 

@@ -1,0 +1,213 @@
+"""Scale-out through torchrun on this machine's CPUs (gloo): two ranks on one node, and two "nodes" as two
+torchrun agents on 127.0.0.1, each under its own keeper, launched the way a user launches them (trm-tui).
+
+Every run is real: torchrun, DDP, the keeper, signals, the run dir. Losses are compared with a one-process
+run of the same global batch, and with an uninterrupted run of the same world size after a stop and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trm_core.distributed.rank_files import read_all
+from trm_core.rundir import layout
+
+from helpers import cli, cli_run, events, run_worker, wait_for, worker_env
+from test_carry import tiny_puzzles
+
+pytestmark = pytest.mark.process
+
+RANKS2 = ["--set", "distributed.nproc_per_node=2"]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in events(run_dir, "step")}
+
+
+def start(run_dir: Path, args: list[str], **env: object) -> subprocess.CompletedProcess:
+    """``trm-tui --no-ui`` to the end: keeper, launcher, torchrun, ranks."""
+    return cli_run("--no-ui", "--run-dir", str(run_dir), *args, timeout=240, **env)
+
+
+def rank_pid(run_dir: Path, rank: int, past_step: int = 0) -> int:
+    def ready() -> int | None:
+        for s in read_all(run_dir):
+            if s.rank == rank and s.step > past_step and s.exit_code is None:
+                return s.pid
+        return None
+    return wait_for(ready, timeout=120, what=f"rank {rank} past step {past_step}")
+
+
+def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micro_args: list[str]) -> None:
+    args = micro_args + ["--set", "train.max_steps=10", "--set", "train.checkpoint_every=5"]
+    one = run_worker(tmp_path / "one", args)
+    assert one.returncode == 0, one.stderr
+    two_dir = tmp_path / "two"
+    two = start(two_dir, args + RANKS2)
+    assert two.returncode == 0, two.stdout + two.stderr
+    steps = [e["step"] for e in events(two_dir, "step")]
+    assert steps == list(range(1, 11))  # each step once: rank 1 wrote no events
+    for step, loss in losses(tmp_path / "one").items():
+        assert losses(two_dir)[step] == pytest.approx(loss, rel=1e-5)
+    start_event = events(two_dir, "run_start")[0]
+    assert start_event["world_size"] == 2 and start_event["backend"] == "gloo" and len(start_event["hosts"]) == 2
+    assert all(e["world_size"] == 2 and e["slowest_rank"] in (0, 1) for e in events(two_dir, "step"))
+    assert sorted(p.name for p in (two_dir / "checkpoints").glob("*.pt")) == ["step-00000005.pt", "step-00000010.pt"]
+    assert [e["step"] for e in events(two_dir, "eval")] == [4, 8]
+    ranks = read_all(two_dir)
+    assert [(s.rank, s.state, s.exit_code, s.step) for s in ranks] == [(0, "completed", 0, 10), (1, "completed", 0, 10)]
+    assert (two_dir / "ranks" / "rank-1.log").exists()
+    assert not list(tmp_path.glob("two/ranks/*.tmp-*"))
+
+
+def test_refill_carry_and_puzzle_embeddings_match_one_process(tmp_path: Path) -> None:
+    """The reference's carry over two ranks: each holds half the slots; the embedding rows of both ranks'
+    puzzles are updated on both; exploration draws for the global batch."""
+    data = tiny_puzzles(tmp_path / "data")
+    sets = ["data.kind='puzzles'", f"data.dataset_dir='{data}'", "model.net='attention'", "model.num_heads=2",
+            "model.dim=16", "model.depth=1", "model.latent_steps=1", "model.refinement_blocks=2",
+            "model.max_supervision_steps=4", "model.puzzle_emb_len=2", "model.halt_exploration=0.5",
+            "train.carry='refill'", "train.loss='stablemax'", "train.batch_size=6", "train.max_steps=12",
+            "train.eval_every=6", "train.eval_batches=0", "train.checkpoint_every=6", "train.threads=1",
+            "train.warmup_steps=2", "train.ema_decay=0.9", "train.puzzle_emb_lr=0.05"]
+    args = [a for s in sets for a in ("--set", s)]
+    one = run_worker(tmp_path / "one", args)
+    assert one.returncode == 0, one.stderr
+    two = start(tmp_path / "two", args + RANKS2)
+    assert two.returncode == 0, two.stdout + two.stderr
+    lines = lambda d: {e["step"]: (e["loss"], e["completed"]) for e in events(d, "step")}  # noqa: E731
+    a, b = lines(tmp_path / "one"), lines(tmp_path / "two")
+    assert a.keys() == b.keys() and len(a) == 12
+    for step in a:
+        assert b[step][0] == pytest.approx(a[step][0], rel=1e-5) and b[step][1] == a[step][1]
+    evals = lambda d: [(e["loss"], e["exact"], e["samples"]) for e in events(d, "eval")]  # noqa: E731
+    for x, y in zip(evals(tmp_path / "one"), evals(tmp_path / "two"), strict=True):
+        assert y[0] == pytest.approx(x[0], rel=1e-5) and y[1:] == x[1:]
+
+
+def test_stop_then_resume_is_bit_identical_to_an_uninterrupted_two_rank_run(tmp_path: Path,
+                                                                              micro_args: list[str]) -> None:
+    args = micro_args + RANKS2 + ["--set", "train.max_steps=14"]
+    straight = start(tmp_path / "straight", args)
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    split = tmp_path / "split"
+    detached = cli_run("--detach", "--run-dir", str(split), *args, TRM_TEST_STEP_SLEEP_S=0.3)
+    assert detached.returncode == 0, detached.stderr
+    wait_for(lambda: len(events(split, "step")) >= 5, timeout=120, what="step 5")
+    stopped = cli_run("stop", "--run-dir", str(split))
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    wait_for(lambda: events(split, "keeper_end"), timeout=60, what="the keeper's end")
+    end = events(split, "run_end")[-1]
+    assert end["status"] == "stopped" and 5 <= end["step"] < 14
+    ranks = read_all(split)
+    assert {s.state for s in ranks} == {"stopped"} and {s.step for s in ranks} == {end["step"]}  # the same step
+    assert events(split, "checkpoint")[-1]["step"] == end["step"]
+    resumed = start(split, ["--resume"])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert losses(split) == losses(tmp_path / "straight") and len(losses(split)) == 14
+
+
+def test_sigkill_of_rank_1_restarts_the_group_from_the_last_checkpoint(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    args = micro_args + RANKS2 + ["--set", "train.max_steps=16", "--set", "supervisor.restart_backoff_s=0.2"]
+    proc = cli("--no-ui", "--run-dir", str(run_dir), *args, TRM_TEST_STEP_SLEEP_S=0.25)
+    try:
+        wait_for(lambda: [e for e in events(run_dir, "checkpoint") if e["step"] == 4], timeout=120, what="checkpoint 4")
+        os.kill(rank_pid(run_dir, 1, past_step=5), signal.SIGKILL)
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    down = events(run_dir, "rank_down")
+    assert len(down) == 1 and down[0]["rank"] == 1 and down[0]["state"] == "killed", down
+    assert down[0]["exit_code"] == -signal.SIGKILL
+    restart = events(run_dir, "restart")
+    assert len(restart) == 1 and "rank 1" in restart[0]["reason"]
+    resumed = [e for e in events(run_dir, "run_start") if e["resumed_from"]]
+    saved = [e["step"] for e in events(run_dir, "checkpoint") if e["time"] < restart[0]["time"]]
+    assert resumed and resumed[0]["resumed_from"] == max(saved) >= 4 and restart[0]["failed_step"] >= max(saved)
+    steps = [e["step"] for e in events(run_dir, "step")]
+    assert set(steps) == set(range(1, 17))  # nothing lost; steps after the checkpoint ran again
+    assert events(run_dir, "run_end")[-1]["status"] == "completed"
+    assert "rank 1 on" in out and "took the group down" in out
+
+
+def test_a_hang_on_rank_1_is_a_stall_of_rank_1_with_its_stacks_then_a_restart(tmp_path: Path,
+                                                                             micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    once = tmp_path / "once"
+    once.mkdir()
+    args = micro_args + RANKS2 + ["--set", "train.max_steps=8", "--set", "train.step_timeout_s=3",
+                                  "--set", "supervisor.restart_backoff_s=0.2"]
+    done = start(run_dir, args, TRM_TEST_STALL_AT_STEP=6, TRM_TEST_FAULT_RANK=1, TRM_TEST_ONCE_DIR=once)
+    assert done.returncode == 0, done.stdout + done.stderr
+    stall = [e for e in events(run_dir, "stall")]
+    assert [(e["rank"], e["step"], e["phase"]) for e in stall] == [(1, 6, "step")], stall
+    assert any("time.sleep" in t["stack"] or "sleep" in t["stack"] for t in stall[0]["threads"])
+    down = events(run_dir, "rank_down")
+    assert [(d["rank"], d["state"]) for d in down] == [(1, "stalled")]
+    log = (run_dir / "ranks" / "rank-1.log").read_text()
+    assert "watchdog: step of step 6" in log and "faults.py" in log  # its stacks, in its own log
+    assert len(events(run_dir, "restart")) == 1 and events(run_dir, "run_end")[-1]["status"] == "completed"
+
+
+def test_resume_two_ranks_on_one_and_one_on_two(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    args = micro_args + ["--set", "train.max_steps=12"]
+    assert start(run_dir, args + RANKS2, TRM_TEST_STOP_AT_STEP=4).returncode == 0  # stopped after step 4
+    down = start(run_dir, ["--resume", "--set", "distributed.nproc_per_node=1"], TRM_TEST_STOP_AT_STEP=8)
+    assert down.returncode == 0, down.stdout + down.stderr
+    up = start(run_dir, ["--resume", "--set", "distributed.nproc_per_node=2"])
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert [e["world_size"] for e in events(run_dir, "run_start")] == [2, 1, 2]
+    notes = [e["message"] for e in events(run_dir, "warning") if "rank(s), resumed by" in e["message"]]
+    assert len(notes) == 2 and "saved by 2 rank(s), resumed by 1" in notes[0] and "by 1 rank(s), resumed by 2" in notes[1]
+    assert [e["step"] for e in events(run_dir, "step")] == list(range(1, 13))
+    straight = run_worker(tmp_path / "straight", args)
+    assert straight.returncode == 0
+    for step, loss in losses(tmp_path / "straight").items():
+        assert losses(run_dir)[step] == pytest.approx(loss, rel=1e-4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_localhost_and_a_stop_on_node_0_ends_both(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    endpoint = f"127.0.0.1:{free_port()}"
+    common = micro_args + ["--set", "distributed.nnodes=2", "--set", f"distributed.rdzv_endpoint='{endpoint}'",
+                           "--set", "train.max_steps=400"]
+    node0 = cli("--no-ui", "--run-dir", str(run_dir), *common, "--set", "distributed.node_rank=0",
+                TRM_TEST_STEP_SLEEP_S=0.1)
+    node1 = cli("--no-ui", "--run-dir", str(run_dir), *common, "--set", "distributed.node_rank=1",
+                TRM_TEST_STEP_SLEEP_S=0.1)
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 3, timeout=180, what="the two nodes' steps")
+        assert events(run_dir, "run_start")[0]["world_size"] == 2
+        assert (run_dir / "nodes" / "node-1" / layout.KEEPER_IDENTITY).exists()  # node 1's keeper, its own files
+        stopped = cli_run("stop", "--run-dir", str(run_dir))
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        out0, err0 = node0.communicate(timeout=120)
+        out1, err1 = node1.communicate(timeout=120)
+    finally:
+        for p in (node0, node1):
+            if p.poll() is None:
+                p.kill()
+    assert node0.returncode == 0 and node1.returncode == 0, (out0, err0, out1, err1)
+    end = events(run_dir, "run_end")[-1]
+    assert end["status"] == "stopped" and end["step"] < 400
+    assert {s.state for s in read_all(run_dir)} == {"stopped"} and {s.node_rank for s in read_all(run_dir)} == {0, 1}
+    assert not events(run_dir, "restart")
