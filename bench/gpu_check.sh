@@ -11,13 +11,14 @@
 # 3. measures, each stage under its own share of the time and recorded even if a later one fails:
 #    our trainer against tiny-recursive-model at the seed's shape and the tiny preset's, eager and compiled;
 #    how busy NVML says the GPU is while the real worker trains at the seed's shape; the CUDA tests
-#    (pytest -m cuda); the dashboard's cost against headless;
+#    (pytest -m cuda); with 2 GPUs or more, the 2-rank DDP tests on nccl and global samples/s at 1 and 2 GPUs
+#    (bench/ddp_scaling.py); the dashboard's cost against headless;
 # 4. writes every figure, with the GPU named, into docs/benchmarks.md (its own section, replaced on each run)
 #    and prints a summary. Raw results: bench/gpu_results/ (kept out of git).
 #
 # Without a GPU it says so and exits 0 after checking that it would run (its syntax, its Python, its imports).
 # Environment: PYTHON (default python3), WHEELS (default bench/wheels), BUDGET_S (default 360), STAGES (a
-# subset of: speed_seed speed_tiny utilisation_seed cuda_tests dashboard compile_seed compile_tiny), PYTEST_K
+# subset of: speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed compile_tiny), PYTEST_K
 # (a -k filter for the CUDA tests), KEEP_RESULTS=1 (add to the last run's results instead of starting anew).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ T0=$(date +%s)
 PY=${PYTHON:-python3}
 WHEELS=${WHEELS:-bench/wheels}
 BUDGET_S=${BUDGET_S:-360}
-STAGES=${STAGES:-speed_seed speed_tiny utilisation_seed cuda_tests dashboard compile_seed compile_tiny}
+STAGES=${STAGES:-speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed compile_tiny}
 OUTDIR=bench/gpu_results
 RESULTS=$OUTDIR/results.json
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -35,7 +36,7 @@ say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - T0 ))"; }
 say "self-check"
 bash -n "$0" || exit 1
 "$PY" -m py_compile bench/gpu_bench.py bench/wheel_closure.py bench/dashboard_throughput.py \
-    bench/reference_speed.py tests/test_cuda.py || exit 1
+    bench/reference_speed.py bench/ddp_scaling.py tests/test_cuda.py tests/test_distributed.py || exit 1
 
 say "versions"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -114,6 +115,21 @@ if has cuda_tests; then
         --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/cuda_tests.log" 2>/dev/null | tail -1)"
     "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_test_figures --lines \
         --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
+fi
+if has ddp; then
+    if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+        export TRM_TEST_DIST_DEVICE=cuda
+        stage ddp_tests 150 "$PY" -m pytest -q -rf --tb=short -p no:cacheprovider tests/test_distributed.py \
+            -k "match_one_process or stop_then_resume"
+        unset TRM_TEST_DIST_DEVICE
+        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key ddp_tests \
+            --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/ddp_tests.log" 2>/dev/null | tail -1)"
+        stage ddp_scaling 120 "$PY" bench/ddp_scaling.py --ranks 2 --device cuda --json-out "$OUTDIR/ddp.json"
+        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key ddp_scaling \
+            --text "$(grep -E '^global samples/s' "$OUTDIR/ddp_scaling.log" 2>/dev/null | tail -1)"
+    else
+        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key ddp_tests --text "not run: one GPU (DDP needs 2)"
+    fi
 fi
 if has dashboard; then
     stage dashboard 60 "$PY" bench/dashboard_throughput.py --rounds 1 --seconds 12 --warmup-steps 10 \

@@ -7,12 +7,13 @@ run of the same global batch, and with an uninterrupted run of the same world si
 
 from __future__ import annotations
 
-import json
+import asyncio
+import re
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +22,20 @@ import pytest
 from trm_core.distributed.rank_files import read_all
 from trm_core.rundir import layout
 
-from helpers import cli, cli_run, events, run_worker, wait_for, worker_env
+from trm_core.config import SupervisorConfig
+from trm_tui.dashboard.app import Dashboard
+from trm_tui.dashboard.widgets import HeaderBar, RanksPanel
+
+from helpers import Terminal, cli, cli_run, events, kill_worker, run_worker, wait_for
 from test_carry import tiny_puzzles
+from test_dashboard import text_of
 
 pytestmark = pytest.mark.process
 
 RANKS2 = ["--set", "distributed.nproc_per_node=2"]
+# the suite runs the ranks on the CPU (gloo); bench/gpu_check.sh runs the core tests on 2 GPUs (nccl) with
+# TRM_TEST_DIST_DEVICE=cuda, in float32 so the comparisons keep their tolerance
+ON = ["--set", f"train.device='{os.environ.get('TRM_TEST_DIST_DEVICE', 'cpu')}'", "--set", "train.bf16=false"]
 
 
 def losses(run_dir: Path) -> dict[int, float]:
@@ -48,7 +57,7 @@ def rank_pid(run_dir: Path, rank: int, past_step: int = 0) -> int:
 
 
 def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micro_args: list[str]) -> None:
-    args = micro_args + ["--set", "train.max_steps=10", "--set", "train.checkpoint_every=5"]
+    args = micro_args + ON + ["--set", "train.max_steps=10", "--set", "train.checkpoint_every=5"]
     one = run_worker(tmp_path / "one", args)
     assert one.returncode == 0, one.stderr
     two_dir = tmp_path / "two"
@@ -59,7 +68,7 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micr
     for step, loss in losses(tmp_path / "one").items():
         assert losses(two_dir)[step] == pytest.approx(loss, rel=1e-5)
     start_event = events(two_dir, "run_start")[0]
-    assert start_event["world_size"] == 2 and start_event["backend"] == "gloo" and len(start_event["hosts"]) == 2
+    assert start_event["world_size"] == 2 and start_event["backend"] in ("gloo", "nccl") and len(start_event["hosts"]) == 2
     assert all(e["world_size"] == 2 and e["slowest_rank"] in (0, 1) for e in events(two_dir, "step"))
     assert sorted(p.name for p in (two_dir / "checkpoints").glob("*.pt")) == ["step-00000005.pt", "step-00000010.pt"]
     assert [e["step"] for e in events(two_dir, "eval")] == [4, 8]
@@ -67,6 +76,21 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micr
     assert [(s.rank, s.state, s.exit_code, s.step) for s in ranks] == [(0, "completed", 0, 10), (1, "completed", 0, 10)]
     assert (two_dir / "ranks" / "rank-1.log").exists()
     assert not list(tmp_path.glob("two/ranks/*.tmp-*"))
+    header, panel = asyncio.run(dashboard_text(two_dir))  # the finished run, opened as it is
+    assert "2 ranks" in header and "COMPLETED" in header
+    assert [line.split()[:2] + line.split()[-1:] for line in panel.strip().splitlines()[1:]] == \
+        [["0", "10", "completed"], ["1", "10", "completed"]]
+
+
+async def dashboard_text(run_dir: Path) -> tuple[str, str]:
+    """The header and the ranks panel of the dashboard (Textual's Pilot) opened on a run."""
+    app = Dashboard(run_dir, None, SupervisorConfig())
+    async with app.run_test(size=(100, 34)) as pilot:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (app.query_one(RanksPanel).display and
+                                                   "rank" in text_of(app.query_one(RanksPanel))):
+            await pilot.pause(0.1)
+        return text_of(app.query_one(HeaderBar)), text_of(app.query_one(RanksPanel))
 
 
 def test_refill_carry_and_puzzle_embeddings_match_one_process(tmp_path: Path) -> None:
@@ -96,7 +120,7 @@ def test_refill_carry_and_puzzle_embeddings_match_one_process(tmp_path: Path) ->
 
 def test_stop_then_resume_is_bit_identical_to_an_uninterrupted_two_rank_run(tmp_path: Path,
                                                                               micro_args: list[str]) -> None:
-    args = micro_args + RANKS2 + ["--set", "train.max_steps=14"]
+    args = micro_args + ON + RANKS2 + ["--set", "train.max_steps=14"]
     straight = start(tmp_path / "straight", args)
     assert straight.returncode == 0, straight.stdout + straight.stderr
     split = tmp_path / "split"
@@ -211,3 +235,73 @@ def test_two_nodes_on_localhost_and_a_stop_on_node_0_ends_both(tmp_path: Path, m
     assert end["status"] == "stopped" and end["step"] < 400
     assert {s.state for s in read_all(run_dir)} == {"stopped"} and {s.node_rank for s in read_all(run_dir)} == {0, 1}
     assert not events(run_dir, "restart")
+
+
+@pytest.mark.tmux
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_dashboard_shows_every_rank_and_marks_the_stalled_one(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    args = micro_args + RANKS2 + ["--set", "train.max_steps=400", "--set", "supervisor.stall_after_s=2",
+                                  "--set", "train.step_timeout_s=120"]
+    term = Terminal(["--run-dir", str(run_dir), *args], size=(80, 24), TRM_TEST_STEP_SLEEP_S=0.1,
+                    TRM_TEST_STALL_AT_STEP=8, TRM_TEST_FAULT_RANK=1)
+
+    def rank_rows() -> dict[str, list[str]]:
+        rows = {}
+        for line in term.screen().splitlines():
+            cells = line.strip("│╭╮╰╯ ").split("│")[0].split()
+            if len(cells) == 5 and cells[0] in ("0", "1") and cells[1].isdigit():
+                rows[cells[0]] = cells
+        return rows
+
+    try:
+        wait_for(lambda: "2 ranks" in term.screen() and len(rank_rows()) == 2, what="both ranks on screen")
+        wait_for(lambda: rank_rows().get("1", [""])[-1] == "STALLED", timeout=60, what="rank 1 marked STALLED")
+        screen = term.screen()
+        assert rank_rows()["0"][-1] in ("waiting", "ok") and rank_rows()["1"][1] == "8"
+        assert "RANK 1 STALLED" in screen
+    finally:
+        term.close()
+        kill_worker(run_dir)
+
+
+def test_a_forced_stop_kills_the_launcher_and_every_rank(tmp_path: Path, micro_args: list[str]) -> None:
+    import psutil
+
+    run_dir = tmp_path / "run"
+    detached = cli_run("--detach", "--run-dir", str(run_dir), *micro_args, *RANKS2, "--set", "train.max_steps=400",
+                       TRM_TEST_STEP_SLEEP_S=0.2)
+    assert detached.returncode == 0, detached.stderr
+    pids = [rank_pid(run_dir, 0, past_step=1), rank_pid(run_dir, 1, past_step=1)]
+    forced = cli_run("stop", "--force", "--run-dir", str(run_dir))
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                             for p in pids), timeout=30, what="both ranks gone")
+    wait_for(lambda: events(run_dir, "keeper_end"), timeout=30, what="the keeper's end")
+    end = events(run_dir, "run_end")[-1]
+    assert end["status"] == "stopped" and end["forced"] is True
+    assert not events(run_dir, "restart")
+
+
+@pytest.mark.parametrize("sets, named", [
+    (["distributed.node_rank=2", "distributed.nnodes=2", "distributed.rdzv_endpoint=h:1"], "distributed.node_rank = 2"),
+    (["distributed.nnodes=2"], "distributed.rdzv_endpoint"),
+    (["distributed.rdzv_endpoint=nohost"], "'nohost' is not host:port"),
+    (["distributed.nproc_per_node=3", "train.batch_size=4"], "does not split evenly over 3 ranks"),
+    (["distributed.nproc_per_node=2", "train.batch_size=4", "train.device='cuda:1'"], "rank N on a node uses cuda:N"),
+    (["distributed.nproc_per_node=2", "train.batch_size=8", "train.micro_batch_size=3"], "each rank's 4 samples"),
+    (["distributed.backend='mpi'"], "distributed.backend"),
+])
+def test_bad_distributed_settings_are_refused_naming_the_key(sets: list[str], named: str) -> None:
+    from trm_core.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        resolve(env={}, sets=sets)
+
+
+def test_the_command_line_refuses_them_before_anything_starts(tmp_path: Path) -> None:
+    done = cli_run("--no-ui", "--run-dir", str(tmp_path / "run"), "--set", "distributed.nnodes=2", timeout=60)
+    assert done.returncode == 2 and "distributed.rdzv_endpoint" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+    env_set = cli_run("--no-ui", "--run-dir", str(tmp_path / "run"), timeout=60, TRM_DISTRIBUTED_NPROC_PER_NODE=3)
+    assert env_set.returncode == 2 and "does not split evenly over 3 ranks" in env_set.stderr

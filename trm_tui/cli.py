@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import os
+import sys
+import time
 from pathlib import Path
 
 from trm_core import config as config_mod
@@ -19,6 +20,7 @@ from trm_core.prep.dataset_shape import check_data
 from trm_core.control.launch import stop_worker
 from trm_core.rundir.states import RunState
 from trm_core.control.status import RunStatus, run_status
+from trm_core.distributed import rank_files
 from trm_core.control import commands
 from trm_core.control.client import KeeperClient
 from trm_core.control import launch
@@ -118,8 +120,12 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
     """Print the run's status (one JSON object, or a row per figure); returns it for the caller to go on."""
     st = run_status(run_dir, settings)
     gpus = gpu_samples(run_dir, st.pid)
+    now = time.time()
+    ranks = [(s, rank_files.health(s, now, st.stall_after_s or 60.0)) for s in rank_files.read_all(run_dir)]
     if as_json:
-        print(json.dumps(st.to_dict() | {"gpus": [dataclasses.asdict(g) for g in gpus]}))
+        print(json.dumps(st.to_dict() | {"gpus": [dataclasses.asdict(g) for g in gpus],
+                                         "ranks": [dataclasses.asdict(s) | {"health": h, "heartbeat_age_s": round(s.age(now), 1)}
+                                                   for s, h in ranks]}))
         return st
     rows = [("run", str(run_dir)), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
             ("pid", st.pid or "-"),
@@ -134,6 +140,10 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
     if st.disk_warning:
         rows.append(("WARNING", f"disk low: {st.disk_warning}"))
     rows += [("gpu", gpu_line(g)) for g in gpus]
+    rows += [(f"rank {s.rank}", f"{h}: {s.host} pid {s.pid} {s.device}, step {s.step}"
+              + (f" ({s.step_s:.2f}s)" if s.step_s is not None else "") + f", {s.phase}, heartbeat "
+              f"{duration(s.age(now))} old" + (f"; {s.reason}" if s.ended and s.reason else ""))
+             for s, h in ranks]
     for key, value in rows:
         print(f"{key:<11} {value}")
     return st

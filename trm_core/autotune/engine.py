@@ -217,12 +217,19 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
     step = _checkpoint_step(run_dir)
     on_cuda = t.device.startswith("cuda") or (t.device == "auto" and _cuda_visible())
     cores = 0 if on_cuda else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    grow = a.allow_batch_change and step == 0
+    # with several ranks a trial is one rank: its share of the global batch, on one GPU or its share of the cores
+    ranks_here = cfg.distributed.nproc_per_node
+    cores = cores // ranks_here if cores else 0
+    share = cfg.rank_batch
+    grow = a.allow_batch_change and step == 0 and cfg.distributed.world_size == 1
     note = ""
     if a.allow_batch_change and step > 0:
         note = (f"autotune.allow_batch_change: not applied, the run is at step {step}; a new batch size would "
                 f"change its data order and schedule (start a new run to tune the batch)")
-    space = SearchSpace(batch_size=t.batch_size, start=Candidate(t.batch_size, cfg.micro_batch, t.threads),
+    elif a.allow_batch_change and cfg.distributed.world_size > 1:
+        note = (f"autotune.allow_batch_change: not applied with {cfg.distributed.world_size} ranks; each trial "
+                f"measures one rank's {share} samples and the global batch stays {t.batch_size}")
+    space = SearchSpace(batch_size=share, start=Candidate(share, cfg.micro_batch, t.threads),
                         cores=cores, max_batch_size=(a.max_batch_size or 8 * t.batch_size) if grow else 0,
                         min_gain=a.min_gain)
     deadline = time.monotonic() + a.max_seconds
@@ -256,7 +263,7 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
         default_threads = t.threads == 0 and baseline is not None and c.threads == baseline.candidate.threads
         if cores and not default_threads:  # torch's default count stays "default" (0), not pinned
             new_train["threads"] = c.threads
-        if c.batch_size != t.batch_size:
+        if c.batch_size != share:
             new_train["batch_size"] = c.batch_size
             new_train["learning_rate"] = scaled_learning_rate(t.learning_rate, t.batch_size, c.batch_size)
             new_train |= same_samples(t, c.batch_size)

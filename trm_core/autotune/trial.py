@@ -48,7 +48,9 @@ def run_trial(args: argparse.Namespace) -> dict:
     from trm_core.worker.faults import Faults
     from trm_core.train.trainer import Trainer, peak_memory_mb
 
-    sets = [f"train.batch_size={args.batch_size}", f"train.micro_batch_size={args.micro_batch}"]
+    # one process measures one rank's share of the global batch, on one device
+    sets = [f"train.batch_size={args.batch_size}", f"train.micro_batch_size={args.micro_batch}",
+            "distributed.nproc_per_node=1", "distributed.nnodes=1", "distributed.node_rank=0"]
     if args.threads:
         sets.append(f"train.threads={args.threads}")
     cfg = config_mod.resolve(base=config_mod.read_run_config(args.config), env={}, sets=sets)

@@ -65,6 +65,24 @@ class RankStatus:
         return self.exit_code is not None
 
 
+GONE_AFTER_S = 15.0  # a rank file this old belongs to a rank that is gone (killed, or its host is down)
+WAITING_AFTER_S = 5.0  # a wait for peers this long is worth showing
+
+
+def health(s: RankStatus, now: float, stall_after_s: float) -> str:
+    """One word for a rank: how it ended; ``gone`` (no heartbeat); ``stalled`` (its phase has run past
+    ``stall_after_s`` on its own work); ``waiting`` (for its peers: the stalled one is elsewhere); ``ok``."""
+    if s.ended:
+        return s.state
+    if s.age(now) > GONE_AFTER_S:
+        return "gone"
+    if s.phase != "idle" and s.waiting_s is None and s.phase_s + s.age(now) > stall_after_s:
+        return "stalled"
+    if s.waiting_s is not None and s.waiting_s > WAITING_AFTER_S:
+        return "waiting"
+    return "ok"
+
+
 def write_status(run_dir: Path, status: RankStatus) -> None:
     """Replace the rank's file whole (a rename; no fsync: a heartbeat lost in a power cut costs nothing)."""
     status.updated = time.time()

@@ -61,16 +61,20 @@ class WorkerIdentity:
         return True
 
     def _send_group(self, sig: int) -> bool:
-        """Signal a launcher and its ranks: its process group (it leads its own session)."""
+        """Signal a launcher's ranks, then the launcher (torchrun starts each rank in a session of its own, so
+        they are found as its children, not by process group)."""
         if not self.is_alive():
             return False
         try:
-            if os.getpgid(self.pid) != self.pid:
-                return self.send(sig)
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            return False
-        return True
+            ranks = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            ranks = []
+        for proc in ranks:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        return self.send(sig)
 
     def request_stop(self) -> bool:
         """The graceful stop, once ``stop.request`` is written: SIGTERM to a worker. A node's launcher gets no

@@ -243,6 +243,12 @@ class Run:
         if self.report is not None:
             self.report.end(state, exit_code, reason)
 
+    def _stop_now(self) -> bool:
+        """Before each step: a lone process stops as soon as it is asked; ranks stop when they agreed to."""
+        if not self.group.distributed:
+            self.stopping = self.stop.requested is not None
+        return self.stopping
+
     def _stop_file(self) -> bool:
         """A stop asked for through a file: for nodes a signal cannot reach (this node's, or the run's)."""
         return any((d / layout.STOP_REQUEST).exists() for d in {self.run_dir, layout.node_dir(self.run_dir,
@@ -277,7 +283,7 @@ class Run:
 
         group = self.group
         mine = group.share(cfg.train.batch_size)
-        while trainer.step < self.total_steps and not self.stopping:
+        while trainer.step < self.total_steps and not self._stop_now():
             step = self.current_step = trainer.step + 1
             epoch, position = self.order.locate(trainer.step)
             watchdog.begin("step", step)
@@ -294,7 +300,6 @@ class Run:
                 spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
                           "slowest_rank": slowest_rank}
             else:
-                self.stopping = self.stop.requested is not None
                 spread = {}
             watchdog.end()
             self.done_steps = step
@@ -414,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not is_rank:
             lock_fd = identity.claim_run(run_dir)
+            for old in rank_files.ranks_dir(run_dir).glob("rank-*.json"):  # a former group's: not this run's ranks
+                old.unlink(missing_ok=True)
         dataset = build_dataset(cfg)
         group = join_group(cfg) if is_rank else Group()
         if group.leader:

@@ -19,6 +19,7 @@ from textual.worker import get_current_worker
 from trm_core.autotune.engine import Outcome
 from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.rundir.states import SUPERVISED, RunState
+from trm_core.distributed import rank_files
 from trm_core.control import commands
 from trm_core.control.client import KeeperClient
 from trm_core.control.launch import ensure_keeper, stop_worker
@@ -30,7 +31,7 @@ from trm_tui.dashboard.history import read_history
 from trm_tui.dashboard.runs_screen import RunsScreen
 from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
-from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel,
+from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel, RanksPanel,
                                        ProgressPanel)
 
 CURVE_PERIOD_S = 5.0
@@ -54,6 +55,7 @@ class Dashboard(App[int]):
     Curve { width: 1fr; height: 100%; }
     #machine { height: auto; max-height: 7; }
     #machine > Static { width: 1fr; height: auto; border: round $primary; padding: 0 1; }
+    #machine > RanksPanel { width: 1.5fr; }
     #compare-curves { height: 1fr; }
     #compare-curves > Curve { width: 1fr; height: 1fr; border: round $primary; }
     EventsPane { height: 5; border: round $secondary; padding: 0 1; }
@@ -106,6 +108,7 @@ class Dashboard(App[int]):
             yield Curve("loss / eval loss", log_y=True, points=frozenset({"eval"}), id="loss-curve")
             yield Curve("samples/s", from_zero=True, id="speed-curve")
         with Horizontal(id="machine"):
+            yield RanksPanel()
             yield GpuPanel()
             yield HostPanel()
         yield EventsPane()
@@ -216,8 +219,18 @@ class Dashboard(App[int]):
         now, wall = time.monotonic(), self.clock()
         gpu_idle = bool(self.gpu and self.gpu.available and self.gpu.gpus and
                         all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
-        alerts = view.alerts(wall, view.stall_after_s(self.settings.stall_after_s),
-                             self.host.disk_free_mb if self.host else None, gpu_idle)
+        stall_after = view.stall_after_s(self.settings.stall_after_s)
+        alerts = view.alerts(wall, stall_after, self.host.disk_free_mb if self.host else None, gpu_idle)
+        ranks = rank_files.read_all(self.run_dir, view.world_size) if view.world_size > 1 else []
+        for s in ranks:
+            word = rank_files.health(s, wall, stall_after)
+            if view.state == RunState.RUNNING and word in ("stalled", "gone"):
+                alerts.append(f"RANK {s.rank} {word.upper()} on {s.host}: {s.phase} of step {s.step}, "
+                              f"heartbeat {s.age(wall):.0f}s old")
+        panel = self.query_one(RanksPanel)
+        panel.display = bool(ranks)
+        if ranks:
+            panel.show(ranks, wall, stall_after)
         self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
                                        tuning=self.tuning or self._search_elsewhere())
         pane = self.query_one(EventsPane)

@@ -40,6 +40,7 @@ class RunView:
     run_name: str
     state: RunState = RunState.STARTING
     pid: int | None = None
+    world_size: int = 1  # ranks training the run (its newest run_start)
     started: float | None = None
     step: int = 0
     total_steps: int = 0
@@ -117,6 +118,7 @@ class RunView:
                 self.tuning = False
                 self.step_times.clear()  # the ETA's pace counts from this (re)start: a pause is not the pace
                 self.pid, self.started = ev.pid, t
+                self.world_size = ev.world_size or 1
                 train = (ev.config or {}).get("train", {})
                 self.checkpoint_every = train.get("checkpoint_every", 0)
                 self.heartbeat_s = float(train.get("heartbeat_s", self.heartbeat_s))

@@ -12,6 +12,7 @@ from textual.widgets import Static
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_core.rundir.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
+from trm_core.distributed.rank_files import RankStatus, health
 from trm_tui.dashboard.view import RunView
 from trm_tui.progress import duration, step_progress_short
 
@@ -54,12 +55,14 @@ class HeaderBar(_Deduped):
         state = RunState.TUNING if tuning else RunState.STALLED if stalled and view.state == RunState.RUNNING \
             else view.state
         pid = view.pid if view.state in HAS_WORKER else None  # a gone worker's old pid means nothing
-        self.set((view.run_name, state, pid, up), lambda: self._text(view.run_name, state, pid, up))
+        world = view.world_size
+        self.set((view.run_name, state, pid, up, world), lambda: self._text(view.run_name, state, pid, up, world))
 
     @staticmethod
-    def _text(run_name: str, state: str, pid: int | None, up: str) -> Text:
+    def _text(run_name: str, state: str, pid: int | None, up: str, world: int = 1) -> Text:
+        ranks = f"   {world} ranks" if world > 1 else ""
         return Text.assemble((f" {run_name} ", "bold reverse"), "  ", (state.upper(), STATE_STYLE.get(state, "bold")),
-                             f"   pid {pid or '-'}   up {up}")
+                             f"   pid {pid or '-'}{ranks}   up {up}")
 
 
 BAR_WIDTH = 28
@@ -224,6 +227,32 @@ class GpuPanel(_Deduped):
                 t.add_row(*row)
             return t
         self.set(tuple(rows), table, 1 + len(rows))
+
+
+class RanksPanel(_Deduped):
+    """One row per rank of a run with several (from their files in ``RUN_DIR/ranks/``): where it runs, how far
+    it is, its last step time, its heartbeat's age, and a word for its health; a stalled or gone rank in red."""
+
+    BAD = ("stalled", "gone", "failed", "lost_peer")
+
+    def show(self, ranks: list[RankStatus], now: float, stall_after_s: float) -> None:
+        hosts = len({s.host for s in ranks}) > 1  # one host: its name says nothing per row
+        rows = tuple(((f"{s.rank}",) + ((s.host,) if hosts else ()) +
+                      (str(s.step), "-" if s.step_s is None else f"{s.step_s:.2f}s", f"{s.age(now):.0f}s",
+                       health(s, now, stall_after_s))) for s in ranks)
+
+        def table() -> Table:
+            t = Table(box=None, padding=(0, 1, 0, 0), show_edge=False)
+            t.add_column("rank", no_wrap=True)
+            if hosts:
+                t.add_column("host", no_wrap=True, overflow="ellipsis", ratio=1)
+            for col in ("step", "time", "beat", "health"):
+                t.add_column(col, no_wrap=True)
+            for row in rows:
+                bad = row[-1] in self.BAD
+                t.add_row(*row[:-1], Text(row[-1].upper() if bad else row[-1], "bold red" if bad else ""))
+            return t
+        self.set(rows, table, 1 + len(rows))
 
 
 class HostPanel(_Deduped):
