@@ -389,6 +389,7 @@ def run_config(cfg: Config) -> Config:
 def join_group(cfg: Config) -> Group:
     """This process's group: torchrun's ranks, which must be as many as the config says, on one config."""
     group = Group.from_env(cfg.distributed.backend, cfg.train.device, timeout_s=max(1800.0, cfg.train.step_timeout_s))
+    group.node_rank = cfg.distributed.node_rank  # the node as its start names it (nodes/node-N), not c10d's order
     if group.world_size != cfg.distributed.world_size:
         group.close()
         raise ConfigError(f"torchrun started {group.world_size} rank(s) but distributed.nproc_per_node x "

@@ -108,7 +108,9 @@ class Dashboard(App[int]):
             yield Curve("loss / eval loss", log_y=True, points=frozenset({"eval"}), id="loss-curve")
             yield Curve("samples/s", from_zero=True, id="speed-curve")
         with Horizontal(id="machine"):
-            yield RanksPanel()
+            ranks = RanksPanel()
+            ranks.display = False  # shown once the run has several ranks
+            yield ranks
             yield GpuPanel()
             yield HostPanel()
         yield EventsPane()
