@@ -76,6 +76,9 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micr
     assert [(s.rank, s.state, s.exit_code, s.step) for s in ranks] == [(0, "completed", 0, 10), (1, "completed", 0, 10)]
     assert (two_dir / "ranks" / "rank-1.log").exists()
     assert not list(tmp_path.glob("two/ranks/*.tmp-*"))
+    status = cli_run("status", "--run-dir", str(two_dir), timeout=60)
+    assert status.returncode == 0 and re.search(r"^rank 1 +completed: \S+ pid \d+ cpu, step 10", status.stdout, re.M), \
+        status.stdout
     header, panel = asyncio.run(dashboard_text(two_dir))  # the finished run, opened as it is
     assert "2 ranks" in header and "COMPLETED" in header
     assert [line.split()[:2] + line.split()[-1:] for line in panel.strip().splitlines()[1:]] == \
