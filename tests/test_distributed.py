@@ -77,7 +77,7 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micr
     assert (two_dir / "ranks" / "rank-1.log").exists()
     assert not list(tmp_path.glob("two/ranks/*.tmp-*"))
     status = cli_run("status", "--run-dir", str(two_dir), timeout=60)
-    assert status.returncode == 0 and re.search(r"^rank 1 +completed: \S+ pid \d+ cpu, step 10", status.stdout, re.M), \
+    assert status.returncode == 0 and re.search(r"^rank 1 +completed: \S+ pid \d+ \S+, step 10", status.stdout, re.M), \
         status.stdout
     header, panel = asyncio.run(dashboard_text(two_dir))  # the finished run, opened as it is
     assert "2 ranks" in header and "COMPLETED" in header
