@@ -188,6 +188,7 @@ def test_a_hang_on_rank_1_is_a_stall_of_rank_1_with_its_stacks_then_a_restart(tm
     assert len(events(run_dir, "restart")) == 1 and events(run_dir, "run_end")[-1]["status"] == "completed"
 
 
+@pytest.mark.slow  # three launches and a straight run, 17 s: with the benchmarks (python -m pytest -m slow)
 def test_resume_two_ranks_on_one_and_one_on_two(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     args = micro_args + ["--set", "train.max_steps=9"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import os
 import socket
 import time
@@ -111,9 +112,12 @@ class Group:
         the same way on every rank."""
         if not self.distributed:
             return model
-        ddp = nn.parallel.DistributedDataParallel(
-            model, broadcast_buffers=False, device_ids=[self.local_rank] if self.backend == "nccl" else None,
-            find_unused_parameters=getattr(model, "sometimes_unused_parameters", False))
+        ddp_class = nn.parallel.DistributedDataParallel
+        # newer torch names it forward_sync_buffers (and deprecates the old name); older torch has only that
+        no_buffer_sync = {"forward_sync_buffers": False} if "forward_sync_buffers" in \
+            inspect.signature(ddp_class.__init__).parameters else {"broadcast_buffers": False}
+        ddp = ddp_class(model, device_ids=[self.local_rank] if self.backend == "nccl" else None,
+                        find_unused_parameters=getattr(model, "sometimes_unused_parameters", False), **no_buffer_sync)
         ddp.register_comm_hook(None, _sum_hook)
         return ddp
 
