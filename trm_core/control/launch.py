@@ -102,12 +102,31 @@ def ensure_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = N
     run_dir.mkdir(parents=True, exist_ok=True)
     with _flocked(run_dir / layout.LAUNCH_LOCK):
         keeper = live_keeper(run_dir)
+        if keeper is not None and _keeper_ending(run_dir):
+            # it wrote its last word and is exiting (its last alert may be in flight): a start now is a new
+            # episode, not one to attach to a keeper that will be gone in a moment
+            wait_gone(keeper, KEEPER_EXIT_S)
+            keeper = live_keeper(run_dir)
         if keeper is not None:
             return keeper, False
         if live_worker(run_dir) is None:
             commands.discard_all(run_dir)  # a new start: commands left for an older keeper do not apply
         proc = _spawn("trm_core.control.keeper", run_dir, args, layout.KEEPER_LOG, env)
         return _claimed(run_dir, proc, layout.KEEPER_IDENTITY, claim_timeout_s), True
+
+
+KEEPER_EXIT_S = 40.0  # a keeper's exit after its keeper_end: at most its last alert's timeout (30 s) and a bit
+
+
+def _keeper_ending(run_dir: Path) -> bool:
+    """The newest keeper record in the log is a keeper_end: the live keeper is on its way out."""
+    from trm_core.rundir.events import read_tail
+    from trm_core.rundir.records import KeeperEnd, KeeperStart, parse
+
+    for ev in map(parse, reversed(read_tail(run_dir / layout.EVENTS, 1 << 16))):
+        if isinstance(ev, (KeeperStart, KeeperEnd)):
+            return isinstance(ev, KeeperEnd)
+    return False
 
 
 def revive_keeper(run_dir: Path, env: dict[str, str] | None = None) -> WorkerIdentity | None:
