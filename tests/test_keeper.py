@@ -343,3 +343,18 @@ def test_two_dashboards_and_a_headless_front_end_show_the_same_truth(tmp_path: P
         if headless is not None and headless.poll() is None:
             headless.kill()
         kill_worker(run_dir)
+
+
+@pytest.mark.process
+def test_a_start_right_after_a_keeper_ended_gets_a_keeper_of_its_own(tmp_path: Path, micro_args: list[str]) -> None:
+    """A keeper lingers after its keeper_end while its last alert runs: a resume asked for in that moment (the
+    dashboard's r queued behind a stop) waits for it to go and starts its own, instead of attaching to it."""
+    run_dir = tmp_path / "run"
+    alert = ["--set", f"alerts.command='sleep 3 # {tmp_path}'", "--set", "alerts.on=['completed']"]
+    first = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, *alert, "--set", "train.max_steps=4")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert events(run_dir, "keeper_end") and live_keeper(run_dir) is not None  # ended, and still there (alerting)
+    again = cli_run("--no-ui", "--run-dir", str(run_dir), "--resume", "--set", "train.max_steps=6")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [e["resumed_from"] for e in events(run_dir, "run_start")] == [None, 4]
+    assert [e["step"] for e in events(run_dir, "step")][-1] == 6 and len(events(run_dir, "keeper_start")) == 2
