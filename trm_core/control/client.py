@@ -16,9 +16,12 @@ from trm_core.control.launch import (StopResult, adoption_note, ensure_keeper, m
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail
 from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker
-from trm_core.rundir.records import KeeperEnd, KeeperStart, RunEnd, RunStart, parse
+from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, RunEnd, RunStart, parse
 from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK
 from trm_core.rundir.states import RunState
+
+
+_NODE_0_KEEPER = (KeeperStart.KIND, KeeperEnd.KIND, CommandAck.KIND)
 
 
 class KeeperClient:
@@ -30,6 +33,9 @@ class KeeperClient:
         self.run_dir, self.launch_args, self.grace_s, self.env = run_dir, launch_args, grace_s, env
         self.sender = commands.sender_name(role)
         self.tail = EventTail(run_dir / layout.EVENTS, from_end=True)
+        # node N > 0 of a multi-node run: its keeper's log is its own; the run's progress is in rank 0's log
+        root = layout.run_root(run_dir)
+        self.run_tail = EventTail(root / layout.EVENTS, from_end=True) if root != run_dir else None
         self.ident: WorkerIdentity | None = None  # the run's worker, while it lives
         self.keeper: WorkerIdentity | None = None
         self.attached = False   # the worker was already running when this client came
@@ -70,6 +76,8 @@ class KeeperClient:
     def poll(self) -> list[dict[str, Any]]:
         lines = self.tail.poll()
         self._note(lines)
+        if self.run_tail is not None:  # the run's own records, not node 0's keeper's comings and goings
+            lines += [line for line in self.run_tail.poll() if line.get("event") not in _NODE_0_KEEPER]
         self.ident = live_worker(self.run_dir)
         if self.exit_code is None and not self.keeper_alive():
             self.keeper = live_keeper(self.run_dir)
