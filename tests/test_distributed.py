@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,24 @@ def test_the_command_line_refuses_them_before_anything_starts(tmp_path: Path) ->
     assert not (tmp_path / "run").exists()
     env_set = cli_run("--no-ui", "--run-dir", str(tmp_path / "run"), timeout=60, TRM_DISTRIBUTED_NPROC_PER_NODE=3)
     assert env_set.returncode == 2 and "does not split evenly over 3 ranks" in env_set.stderr
+
+
+@pytest.mark.slow  # trials: with the benchmarks (python -m pytest -m slow)
+def test_autotune_of_a_two_rank_run_tunes_one_rank_and_keeps_the_global_batch(tmp_path: Path,
+                                                                            micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    trials = ["--set", "autotune.warmup_steps=1", "--set", "autotune.measure_steps=2", "--set", "autotune.max_seconds=120"]
+    args = micro_args + RANKS2 + ["--set", "train.batch_size=8", "--set", "train.micro_batch_size=0",
+                                  "--set", "train.threads=0", "--set", "train.max_steps=6"]
+    assert start(run_dir, args, TRM_TEST_STOP_AT_STEP=3).returncode == 0
+    tuned = cli_run("autotune", "--run-dir", str(run_dir), *trials, timeout=300)
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    measured = events(run_dir, "autotune_trial")
+    assert measured and all(t["batch_size"] == 4 for t in measured)  # one rank's share of the global 8
+    assert max(t["threads"] for t in measured) <= max(1, len(os.sched_getaffinity(0)) // 2)  # its share of the cores
+    cfg = tomllib.loads((run_dir / "config.toml").read_text())
+    assert cfg["train"]["batch_size"] == 8 and cfg["distributed"]["nproc_per_node"] == 2
+    assert 4 % (cfg["train"]["micro_batch_size"] or 4) == 0
+    resumed = start(run_dir, ["--resume"])
+    assert resumed.returncode == 0 and events(run_dir, "run_start")[-1]["world_size"] == 2
+    assert [e["step"] for e in events(run_dir, "step")] == list(range(1, 7))
