@@ -144,6 +144,7 @@ def test_stop_then_resume_is_bit_identical_to_an_uninterrupted_two_rank_run(tmp_
     assert losses(split) == losses(tmp_path / "straight") and len(losses(split)) == 10
 
 
+@pytest.mark.slow  # 27 s: with the benchmarks; the blame rules themselves are checked below, in the suite
 def test_a_hang_then_a_kill_on_rank_1_each_restart_the_group_naming_rank_1(tmp_path: Path,
                                                                           micro_args: list[str]) -> None:
     """Rank 1 hangs in step 6 (once): its own watchdog writes its stacks in its log, rank 0 waits for it, and the
@@ -329,3 +330,59 @@ def test_autotune_of_a_two_rank_run_tunes_one_rank_and_keeps_the_global_batch(tm
     resumed = start(run_dir, ["--resume"])
     assert resumed.returncode == 0 and events(run_dir, "run_start")[-1]["world_size"] == 2
     assert [e["step"] for e in events(run_dir, "step")] == list(range(1, 7))
+
+
+TORCHRUN_REPORT = """
+============================================================
+trm_core.worker FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  time      : 2026-11-27_07:41:42
+  host      : vm
+  rank      : 0 (local_rank: 0)
+  exitcode  : 1 (pid: 17397)
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-11-27_07:41:42
+  host      : vm
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 17398)
+  error_file: <N/A>
+============================================================
+"""
+
+
+def test_the_post_mortem_blames_the_rank_the_others_waited_for(tmp_path: Path) -> None:
+    """The rules on rank files as the ranks write them (rank_files.write_status), for each way a group falls."""
+    from trm_core.distributed.postmortem import find_culprit, torchrun_exit_codes
+    from trm_core.distributed.rank_files import RankStatus, ranks_dir, write_status
+
+    log = tmp_path / "worker.log"
+    log.write_text("older output\n" + TORCHRUN_REPORT)
+    assert torchrun_exit_codes(log) == {0: 1, 1: -9}
+
+    def group(*states: dict) -> Path:
+        run = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+        ranks_dir(run).mkdir(parents=True)
+        for rank, fields in enumerate(states):
+            write_status(run, RankStatus(rank=rank, world_size=len(states), local_rank=rank, node_rank=0, host="vm",
+                                         pid=100 + rank, device="cpu", started=time.time(), **fields))
+        return run
+
+    # a stall: the rank that was not waiting, although the waiting one also stalled (and wrote first)
+    run = group({"state": "stalled", "exit_code": 3, "waiting_s": 9.0, "reason": "waited"},
+                {"state": "stalled", "exit_code": 3, "reason": "step of step 6 ran 3.1s", "step": 6})
+    found = find_culprit(run, time.time() - 5)
+    assert (found.status.rank, found.state, found.exit_code) == (1, "stalled", 3)
+    # an exception on one rank: it, not the rank that lost its peer
+    run = group({"state": "lost_peer", "exit_code": 1}, {"state": "failed", "exit_code": 1, "reason": "ValueError"})
+    assert (find_culprit(run, time.time() - 5).status.rank, find_culprit(run, time.time() - 5).state) == (1, "failed")
+    # a kill: the silent rank, with its signal from torchrun's report
+    run = group({"state": "lost_peer", "exit_code": 1}, {"state": "running", "step": 7, "phase": "step"})
+    found = find_culprit(run, time.time() - 5, log)
+    assert (found.status.rank, found.state, found.exit_code) == (1, "killed", -9)
+    assert found.reason == "died without a word in step 7 (signal 9)"
+    # files of an earlier group are not this group's
+    assert find_culprit(run, time.time() + 60) is None
