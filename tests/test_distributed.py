@@ -386,3 +386,67 @@ def test_the_post_mortem_blames_the_rank_the_others_waited_for(tmp_path: Path) -
     assert found.reason == "died without a word in step 7 (signal 9)"
     # files of an earlier group are not this group's
     assert find_culprit(run, time.time() + 60) is None
+
+
+def _one_rank_step(rank: int, port: int, sets: list[str], batch_file: str, out_file: str) -> None:
+    """One rank of a 2-rank group (spawned): one train step on its share of the global batch."""
+    import torch
+
+    from trm_core.config import resolve
+    from trm_core.data.base import Batch
+    from trm_core.distributed.group import Group
+    from trm_core.train.trainer import Trainer
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2")
+    group = Group.from_env("gloo", "cpu")
+    trainer = Trainer(resolve(env={}, sets=sets), 258, total_steps=10, group=group)
+    batch = Batch(*torch.load(batch_file))
+    mine = group.share(len(batch.inputs))
+    metrics = trainer.train_step(Batch(*(None if t is None else t[mine] for t in batch)))
+    if rank == 0:
+        torch.save({"loss": metrics.loss, "sup_steps": metrics.sup_steps, "updates": metrics.updates,
+                    "model": trainer.model.state_dict()}, out_file)
+    group.close()
+
+
+def test_a_rank_whose_samples_all_halted_still_joins_the_update(tmp_path: Path) -> None:
+    """Shrink mode: rank 1's samples all halt after the first supervision step while rank 0's go on; rank 1
+    joins the second update with no rows (DDP syncs once per update), and the update is one process's."""
+    import torch
+    import torch.multiprocessing as mp
+
+    from trm_core.config import resolve
+    from trm_core.data.base import Batch
+    from trm_core.train.trainer import Trainer
+
+    sets = ["model.dim=32", "model.depth=1", "model.seq_len=16", "model.latent_steps=1", "model.refinement_blocks=2",
+            "model.max_supervision_steps=3", "train.batch_size=4", "train.threads=1", "train.ema_decay=0",
+            "train.device='cpu'"]
+    inputs = torch.randint(0, 256, (8, 16), generator=torch.Generator().manual_seed(3))
+    probe = Trainer(resolve(env={}, sets=sets), 258, total_steps=10)  # the same initial weights as every side
+    with torch.no_grad():
+        y, z = probe.model.initial_state(len(inputs), 16)
+        logits = probe.model(inputs, y, z, None).halt_logit
+    order = logits.argsort()  # two that will not halt for rank 0, the two most eager to halt for rank 1
+    chosen = torch.cat([order[:2], order[-2:]])
+    threshold = torch.sigmoid((logits[order[-2]] + logits[order[-3]]) / 2).item()
+    batch = (inputs[chosen], inputs[chosen].clone())
+    sets += [f"model.halt_threshold={threshold}", "distributed.nproc_per_node=2"]
+    torch.save(batch, tmp_path / "batch.pt")
+    one = Trainer(resolve(env={}, sets=sets[:-1]), 258, total_steps=10)
+    alone = one.train_step(Batch(*batch))
+    assert alone.updates == 3 and alone.sup_steps == (1 + 1 + 3 + 3) / 4  # rank 1's pair left after step 1
+    ranks = mp.spawn(_one_rank_step, args=(free_port(), sets, str(tmp_path / "batch.pt"), str(tmp_path / "out.pt")),
+                     nprocs=2, join=False)
+    deadline = time.monotonic() + 120
+    while not ranks.join(timeout=1):  # a rank left out of an update would hang the other in DDP's all-reduce
+        if time.monotonic() > deadline:
+            for proc in ranks.processes:
+                proc.kill()
+            pytest.fail("the two ranks did not finish their step within 120 s (a rank skipped an update?)")
+    two = torch.load(tmp_path / "out.pt")
+    assert two["updates"] == 3 and two["sup_steps"] == alone.sup_steps
+    assert two["loss"] == pytest.approx(alone.loss, rel=1e-5)
+    for name, value in one.model.state_dict().items():
+        torch.testing.assert_close(two["model"][name], value, rtol=1e-5, atol=1e-6)
