@@ -243,12 +243,14 @@ def test_two_nodes_on_localhost_and_a_stop_on_node_0_ends_both(tmp_path: Path, m
 
 @pytest.mark.tmux
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-def test_the_dashboard_shows_every_rank_and_marks_the_stalled_one(tmp_path: Path, micro_args: list[str]) -> None:
+def test_the_dashboard_shows_every_rank_and_marks_the_slow_then_the_stalled_one(tmp_path: Path,
+                                                                             micro_args: list[str]) -> None:
+    """Rank 1 sleeps before each of its steps (rank 0 waits for it: SLOW), then hangs in step 15 (STALLED)."""
     run_dir = tmp_path / "run"
     args = micro_args + RANKS2 + ["--set", "train.max_steps=400", "--set", "supervisor.stall_after_s=2",
                                   "--set", "train.step_timeout_s=120"]
-    term = Terminal(["--run-dir", str(run_dir), *args], size=(80, 24), TRM_TEST_STEP_SLEEP_S=0.1,
-                    TRM_TEST_STALL_AT_STEP=8, TRM_TEST_FAULT_RANK=1)
+    term = Terminal(["--run-dir", str(run_dir), *args], size=(80, 24), TRM_TEST_STEP_SLEEP_S=0.2,
+                    TRM_TEST_STALL_AT_STEP=15, TRM_TEST_FAULT_RANK=1)
 
     def rank_rows() -> dict[str, list[str]]:
         rows = {}
@@ -260,9 +262,11 @@ def test_the_dashboard_shows_every_rank_and_marks_the_stalled_one(tmp_path: Path
 
     try:
         wait_for(lambda: "2 ranks" in term.screen() and len(rank_rows()) == 2, what="both ranks on screen")
+        wait_for(lambda: rank_rows().get("1", [""])[-1] == "SLOW", timeout=60, what="rank 1 marked SLOW")
+        assert rank_rows()["0"][-1] == "ok" and int(rank_rows()["0"][2].rstrip("%")) > 50  # rank 0 waits for it
         wait_for(lambda: rank_rows().get("1", [""])[-1] == "STALLED", timeout=60, what="rank 1 marked STALLED")
         screen = term.screen()
-        assert rank_rows()["0"][-1] in ("waiting", "ok") and rank_rows()["1"][1] == "8"
+        assert rank_rows()["0"][-1] in ("waiting", "ok") and rank_rows()["1"][1] == "15"
         assert "RANK 1 STALLED" in screen
     finally:
         term.close()

@@ -121,7 +121,8 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
     st = run_status(run_dir, settings)
     gpus = gpu_samples(run_dir, st.pid)
     now = time.time()
-    ranks = [(s, rank_files.health(s, now, st.stall_after_s or 60.0)) for s in rank_files.read_all(run_dir)]
+    found = rank_files.read_all(run_dir)
+    ranks = [(s, rank_files.health(s, now, st.stall_after_s or 60.0, found)) for s in found]
     if as_json:
         print(json.dumps(st.to_dict() | {"gpus": [dataclasses.asdict(g) for g in gpus],
                                          "ranks": [dataclasses.asdict(s) | {"health": h, "heartbeat_age_s": round(s.age(now), 1)}
@@ -141,7 +142,9 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
         rows.append(("WARNING", f"disk low: {st.disk_warning}"))
     rows += [("gpu", gpu_line(g)) for g in gpus]
     rows += [(f"rank {s.rank}", f"{h}: {s.host} pid {s.pid} {s.device}, step {s.step}"
-              + (f" ({s.step_s:.2f}s)" if s.step_s is not None else "") + f", {s.phase}, heartbeat "
+              + (f" ({s.step_s:.2f}s, {100 * w:.0f}% of it waiting for the others)"
+                 if s.step_s is not None and (w := rank_files.wait_share(s)) is not None else "")
+              + f", {s.phase}, heartbeat "
               f"{duration(s.age(now))} old" + (f"; {s.reason}" if s.ended and s.reason else ""))
              for s, h in ranks]
     for key, value in rows:

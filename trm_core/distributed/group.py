@@ -54,6 +54,7 @@ class Group:
         self.backend = backend
         self.host = socket.gethostname()
         self.waiting_since: float | None = None  # monotonic time this rank entered a collective
+        self.waited_s = 0.0  # seconds spent in collectives since the last take_waited()
 
     # -- joining ----------------------------------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class Group:
         if not self.distributed:
             yield
             return
-        self.waiting_since = time.monotonic()
+        self.waiting_since = since = time.monotonic()
         try:
             yield
         except Exception as exc:
@@ -147,6 +148,13 @@ class Group:
             raise
         finally:
             self.waiting_since = None
+            self.waited_s += time.monotonic() - since
+
+    def take_waited(self) -> float:
+        """Seconds this rank spent in collectives since the last call: in a step, mostly waiting for slower
+        ranks (the straggler waits least)."""
+        waited, self.waited_s = self.waited_s, 0.0
+        return waited
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """The sum over ranks, in place (and returned)."""

@@ -50,6 +50,7 @@ class RankStatus:
     phase: str = "idle"                 # step, eval, checkpoint, restore, idle
     phase_s: float = 0.0                # how long the phase has run
     step_s: float | None = None         # the last finished step's wall time on this rank
+    wait_s: float | None = None         # of it, the seconds spent in collectives (waiting for slower ranks)
     waiting_s: float | None = None      # how long it has waited for its peers in a collective; None = not waiting
     exit_code: int | None = None        # set as the rank exits on its own
     reason: str = ""                    # how it ended, in words
@@ -69,9 +70,14 @@ GONE_AFTER_S = 15.0  # a rank file this old belongs to a rank that is gone (kill
 WAITING_AFTER_S = 5.0  # a wait for peers this long is worth showing
 
 
-def health(s: RankStatus, now: float, stall_after_s: float) -> str:
+SLOW_SHARE = 0.25  # every other rank waited longer than this rank by at least this share of the step
+
+
+def health(s: RankStatus, now: float, stall_after_s: float, ranks: list[RankStatus] | None = None) -> str:
     """One word for a rank: how it ended; ``gone`` (no heartbeat); ``stalled`` (its phase has run past
-    ``stall_after_s`` on its own work); ``waiting`` (for its peers: the stalled one is elsewhere); ``ok``."""
+    ``stall_after_s`` on its own work); ``waiting`` (for its peers: the stalled one is elsewhere); with the
+    group's ``ranks``, ``slow`` (every other rank spent at least a quarter of the last step more than it in
+    collectives: waiting for it, the straggler); ``ok``."""
     if s.ended:
         return s.state
     if s.age(now) > GONE_AFTER_S:
@@ -80,7 +86,24 @@ def health(s: RankStatus, now: float, stall_after_s: float) -> str:
         return "stalled"
     if s.waiting_s is not None and s.waiting_s > WAITING_AFTER_S:
         return "waiting"
+    if ranks and _straggler(s, ranks):
+        return "slow"
     return "ok"
+
+
+def wait_share(s: RankStatus) -> float | None:
+    """The share of its last step a rank spent waiting for the others."""
+    return s.wait_s / s.step_s if s.wait_s is not None and s.step_s else None
+
+
+def _straggler(s: RankStatus, ranks: list[RankStatus]) -> bool:
+    """Time in collectives is transfer plus waiting for the slowest; the transfer is about the same on every
+    rank, so a rank that spent much less than every other one is the one they waited for."""
+    others = [r for r in ranks if r.rank != s.rank and r.wait_s is not None and r.step_s]
+    if s.wait_s is None or not s.step_s or not others:
+        return False
+    step = max(r.step_s for r in others + [s])
+    return min(r.wait_s for r in others) - s.wait_s >= SLOW_SHARE * step
 
 
 def write_status(run_dir: Path, status: RankStatus) -> None:

@@ -293,10 +293,11 @@ class Run:
             if group.distributed:  # every rank builds the global batch (its randomness is the batch's) and keeps its rows
                 batch = Batch(*(None if t is None else t[mine] for t in batch))
             data_s = time.perf_counter() - t0
+            group.take_waited()  # from here on, this step's waits only (not the last eval's or agreement's)
             metrics = trainer.train_step(batch, on_progress=progress)
             if group.distributed:
+                self.report.step_done(step, metrics.step_s, group.take_waited())  # the step's own waits
                 slowest_s, slowest_rank = self._agree(metrics.step_s)
-                self.report.step_done(step, metrics.step_s)
                 spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
                           "slowest_rank": slowest_rank}
             else:

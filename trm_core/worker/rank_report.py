@@ -39,8 +39,9 @@ class RankReport:
             s.state = "running"
         self._write()
 
-    def step_done(self, step: int, step_s: float) -> None:
-        self.status.step, self.status.step_s, self.status.state = step, round(step_s, 6), "running"
+    def step_done(self, step: int, step_s: float, wait_s: float) -> None:
+        s = self.status
+        s.step, s.step_s, s.wait_s, s.state = step, round(step_s, 6), round(wait_s, 6), "running"
 
     def end(self, state: str, exit_code: int, reason: str, threads: list | None = None,
             timeout_s: float | None = None) -> None:

@@ -225,7 +225,7 @@ class Dashboard(App[int]):
         alerts = view.alerts(wall, stall_after, self.host.disk_free_mb if self.host else None, gpu_idle)
         ranks = rank_files.read_all(self.run_dir, view.world_size) if view.world_size > 1 else []
         for s in ranks:
-            word = rank_files.health(s, wall, stall_after)
+            word = rank_files.health(s, wall, stall_after, ranks)
             if view.state == RunState.RUNNING and word in ("stalled", "gone"):
                 alerts.append(f"RANK {s.rank} {word.upper()} on {s.host}: {s.phase} of step {s.step}, "
                               f"heartbeat {s.age(wall):.0f}s old")

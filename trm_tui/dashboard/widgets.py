@@ -12,7 +12,7 @@ from textual.widgets import Static
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_core.rundir.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
-from trm_core.distributed.rank_files import RankStatus, health
+from trm_core.distributed.rank_files import RankStatus, health, wait_share
 from trm_tui.dashboard.view import RunView
 from trm_tui.progress import duration, step_progress_short
 
@@ -231,26 +231,28 @@ class GpuPanel(_Deduped):
 
 class RanksPanel(_Deduped):
     """One row per rank of a run with several (from their files in ``RUN_DIR/ranks/``): where it runs, how far
-    it is, its last step time, its heartbeat's age, and a word for its health; a stalled or gone rank in red."""
+    it is, the share of its last step it spent waiting for the others, its heartbeat's age, and a word for its
+    health: a stalled or gone rank in red, the straggler the others wait for in yellow."""
 
     BAD = ("stalled", "gone", "failed", "lost_peer")
 
     def show(self, ranks: list[RankStatus], now: float, stall_after_s: float) -> None:
         hosts = len({s.host for s in ranks}) > 1  # one host: its name says nothing per row
         rows = tuple(((f"{s.rank}",) + ((s.host,) if hosts else ()) +
-                      (str(s.step), "-" if s.step_s is None else f"{s.step_s:.2f}s", f"{s.age(now):.0f}s",
-                       health(s, now, stall_after_s))) for s in ranks)
+                      (str(s.step), "-" if (w := wait_share(s)) is None else f"{100 * w:.0f}%", f"{s.age(now):.0f}s",
+                       health(s, now, stall_after_s, ranks))) for s in ranks)
 
         def table() -> Table:
             t = Table(box=None, padding=(0, 1, 0, 0), show_edge=False)
             t.add_column("rank", no_wrap=True)
             if hosts:
                 t.add_column("host", no_wrap=True, overflow="ellipsis", ratio=1)
-            for col in ("step", "time", "beat", "health"):
+            for col in ("step", "wait", "beat", "health"):
                 t.add_column(col, no_wrap=True)
             for row in rows:
-                bad = row[-1] in self.BAD
-                t.add_row(*row[:-1], Text(row[-1].upper() if bad else row[-1], "bold red" if bad else ""))
+                word = row[-1]
+                style = "bold red" if word in self.BAD else "bold yellow" if word == "slow" else ""
+                t.add_row(*row[:-1], Text(word.upper() if style else word, style))
             return t
         self.set(rows, table, 1 + len(rows))
 
