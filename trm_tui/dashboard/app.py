@@ -81,7 +81,8 @@ class Dashboard(App[int]):
         if self.no_color:  # NO_COLOR means no colour codes at all; Textual's default draws greys
             self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
         self.run_dir, self.launch_args, self.settings = run_dir, launch_args, settings
-        self.view = RunView(run_dir.name or str(run_dir))
+        root = layout.run_root(run_dir)  # node N of a multi-node run: the run's name, and which node this is
+        self.view = RunView((root.name or str(root)) + (f" ({run_dir.name})" if root != run_dir else ""))
         self.gpu_probe = gpu_probe
         self.gpu: GpuStatus | None = None
         self.host: HostSample | None = None
@@ -223,7 +224,7 @@ class Dashboard(App[int]):
                         all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
         stall_after = view.stall_after_s(self.settings.stall_after_s)
         alerts = view.alerts(wall, stall_after, self.host.disk_free_mb if self.host else None, gpu_idle)
-        ranks = rank_files.read_all(self.run_dir, view.world_size) if view.world_size > 1 else []
+        ranks = rank_files.read_all(layout.run_root(self.run_dir), view.world_size) if view.world_size > 1 else []
         for s in ranks:
             word = rank_files.health(s, wall, stall_after, ranks)
             if view.state == RunState.RUNNING and word in ("stalled", "gone"):
