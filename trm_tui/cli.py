@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -281,8 +280,6 @@ def open_existing_run(args: argparse.Namespace) -> int:
 def node_rank_of(args: argparse.Namespace) -> int:
     """The node a start runs on (``distributed.node_rank``), 0 when its config does not resolve (the full
     check below says why)."""
-    if not args.sets and not args.config and not args.preset and not os.environ.get("TRM_DISTRIBUTED_NODE_RANK"):
-        return 0
     try:
         return config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets).distributed.node_rank
     except ConfigError:

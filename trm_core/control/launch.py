@@ -167,11 +167,6 @@ def mark_stop_requested(run_dir: Path) -> None:
         layout.write_atomic(run_dir / layout.STOP_REQUEST, f"{os.getpid()} {time.time()}\n".encode())
 
 
-def stop_requested(run_dir: Path) -> bool:
-    """A stop is in force for this run dir, or (node N of a multi-node run) for the run it belongs to."""
-    return (run_dir / layout.STOP_REQUEST).exists() or (layout.run_root(run_dir) / layout.STOP_REQUEST).exists()
-
-
 def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
                 proc: subprocess.Popen | None = None) -> StopResult:
     """Graceful first (SIGTERM: the worker checkpoints and exits); SIGKILL with ``force`` or after ``grace_s``."""

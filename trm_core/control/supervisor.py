@@ -16,12 +16,12 @@ from typing import Any
 
 from trm_core.config import SupervisorConfig
 from trm_core.rundir.states import RunState
-from trm_core.control.launch import StopResult, launch_or_attach, mark_stop_requested, stop_requested, stop_worker
+from trm_core.control.launch import StopResult, launch_or_attach, mark_stop_requested, stop_worker
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail, EventWriter, read_tail
 from trm_core.rundir.identity import WorkerIdentity, read_identity
 from trm_core.rundir import checkpoints as ckpt
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, stop_requested
 from trm_core.distributed.postmortem import find_culprit
 from trm_core.rundir.records import (Event, GiveUp, RankDown, Restart, RunEnd, RunStart, Stall, Step, WarningEvent,
                                      parse)

@@ -75,11 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trm launcher: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     os.set_inheritable(lock_fd, True)  # held across the exec, for torchrun's whole life
-    ranks = rank_files.ranks_dir(run_dir)
-    ranks.mkdir(parents=True, exist_ok=True)
+    rank_files.ranks_dir(run_dir).mkdir(parents=True, exist_ok=True)
     if cfg.distributed.node_rank == 0:  # a new group: last attempt's heartbeats would mislead the post-mortem
-        for old in ranks.glob("rank-*.json"):
-            old.unlink(missing_ok=True)
+        rank_files.forget(run_dir)
     os.environ.setdefault("OMP_NUM_THREADS", rank_threads(cfg))
     command = torchrun_argv(cfg, run_dir, config_mod.start_argv(args))
     print(f"trm launcher: node {cfg.distributed.node_rank} of {cfg.distributed.nnodes}: "

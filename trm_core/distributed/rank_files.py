@@ -124,10 +124,20 @@ def read_status(path: Path) -> RankStatus | None:
         return None
 
 
+def _status_files(run_dir: Path) -> list[Path]:
+    return sorted(ranks_dir(run_dir).glob("rank-*.json"))
+
+
+def forget(run_dir: Path) -> None:
+    """Remove a former group's heartbeat files (their logs stay): a new group starts without them."""
+    for old in _status_files(run_dir):
+        old.unlink(missing_ok=True)
+
+
 def read_all(run_dir: Path, world_size: int | None = None) -> list[RankStatus]:
     """The ranks' files, in rank order; with ``world_size``, only ranks below it (an older, larger world's
     files are left over after a resume with fewer ranks)."""
-    found = [s for s in (read_status(p) for p in sorted(ranks_dir(run_dir).glob("rank-*.json"))) if s is not None]
+    found = [s for s in map(read_status, _status_files(run_dir)) if s is not None]
     if world_size is not None:
         found = [s for s in found if s.rank < world_size]
     return sorted(found, key=lambda s: s.rank)

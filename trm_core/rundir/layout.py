@@ -57,6 +57,12 @@ def run_root(control_dir: Path) -> Path:
     return control_dir
 
 
+def stop_requested(node: Path) -> bool:
+    """A stop is in force for a node's dir (``node_dir``), or for the run it belongs to: written by any front
+    end, the keeper, or a person for a node that no signal reaches."""
+    return (node / STOP_REQUEST).exists() or (run_root(node) / STOP_REQUEST).exists()
+
+
 # The worker's exit codes, which the supervisor acts on.
 EXIT_OK = 0        # completed, or stopped on request
 EXIT_FAILED = 1    # an exception or a non-finite loss: restart from the last checkpoint (within the budget)

@@ -251,8 +251,7 @@ class Run:
 
     def _stop_file(self) -> bool:
         """A stop asked for through a file: for nodes a signal cannot reach (this node's, or the run's)."""
-        return any((d / layout.STOP_REQUEST).exists() for d in {self.run_dir, layout.node_dir(self.run_dir,
-                                                                                              self.group.node_rank)})
+        return layout.stop_requested(layout.node_dir(self.run_dir, self.group.node_rank))
 
     def _agree(self, step_s: float) -> tuple[float, int]:
         """After each step, every rank at once: whether any wants to stop (then all stop after this step), and
@@ -421,8 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not is_rank:
             lock_fd = identity.claim_run(run_dir)
-            for old in rank_files.ranks_dir(run_dir).glob("rank-*.json"):  # a former group's: not this run's ranks
-                old.unlink(missing_ok=True)
+            rank_files.forget(run_dir)  # a former group's: this run has no ranks now
         dataset = build_dataset(cfg)
         group = join_group(cfg) if is_rank else Group()
         if group.leader:

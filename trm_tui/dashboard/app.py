@@ -225,15 +225,15 @@ class Dashboard(App[int]):
         stall_after = view.stall_after_s(self.settings.stall_after_s)
         alerts = view.alerts(wall, stall_after, self.host.disk_free_mb if self.host else None, gpu_idle)
         ranks = rank_files.read_all(layout.run_root(self.run_dir), view.world_size) if view.world_size > 1 else []
-        for s in ranks:
-            word = rank_files.health(s, wall, stall_after, ranks)
+        words = [rank_files.health(s, wall, stall_after, ranks) for s in ranks]
+        for s, word in zip(ranks, words):
             if view.state == RunState.RUNNING and word in ("stalled", "gone"):
                 alerts.append(f"RANK {s.rank} {word.upper()} on {s.host}: {s.phase} of step {s.step}, "
                               f"heartbeat {s.age(wall):.0f}s old")
         panel = self.query_one(RanksPanel)
         panel.display = bool(ranks)
         if ranks:
-            panel.show(ranks, wall, stall_after)
+            panel.show(ranks, words, wall)
         self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
                                        tuning=self.tuning or self._search_elsewhere())
         pane = self.query_one(EventsPane)

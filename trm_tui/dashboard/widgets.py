@@ -12,7 +12,7 @@ from textual.widgets import Static
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_core.rundir.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
-from trm_core.distributed.rank_files import RankStatus, health, wait_share
+from trm_core.distributed.rank_files import RankStatus, wait_share
 from trm_tui.dashboard.view import RunView
 from trm_tui.progress import duration, step_progress_short
 
@@ -236,11 +236,12 @@ class RanksPanel(_Deduped):
 
     BAD = ("stalled", "gone", "failed", "lost_peer")
 
-    def show(self, ranks: list[RankStatus], now: float, stall_after_s: float) -> None:
+    def show(self, ranks: list[RankStatus], health: list[str], now: float) -> None:
+        """``health``: each rank's word (``rank_files.health``), as the caller's alerts saw it."""
         hosts = len({s.host for s in ranks}) > 1  # one host: its name says nothing per row
         rows = tuple(((f"{s.rank}",) + ((s.host,) if hosts else ()) +
                       (str(s.step), "-" if (w := wait_share(s)) is None else f"{100 * w:.0f}%", f"{s.age(now):.0f}s",
-                       health(s, now, stall_after_s, ranks))) for s in ranks)
+                       word)) for s, word in zip(ranks, health))
 
         def table() -> Table:
             t = Table(box=None, padding=(0, 1, 0, 0), show_edge=False)
