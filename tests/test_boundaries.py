@@ -58,3 +58,30 @@ def test_readers_import_without_torch(packages: tuple[str, ...]) -> None:
                             cwd=Path(REPO), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_no_import_circle() -> None:
+    """No module reaches itself through its imports, lazy ones inside functions included: each layer can be read,
+    tested and replaced from the bottom up (rundir.layout <-> rundir.identity was one)."""
+    graph: dict[str, set[str]] = {}
+    for package in ("trm_core", "trm_tui"):
+        for path, names in imported_modules(package).items():
+            module = path[:-3].replace("/", ".").removesuffix(".__init__")
+            graph[module] = names
+    graph = {m: {n for n in names if n in graph and n != m} for m, names in graph.items()}
+    circles: list[str] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dep in sorted(graph[module]):
+            if state.get(dep) == 1:
+                circles.append(" -> ".join(path[path.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, path + [dep])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert circles == []

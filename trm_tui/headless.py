@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 from trm_core.control.client import KeeperClient
 from trm_core.control.status import ETA_WINDOW, eta_seconds
-from trm_core.rundir import layout
 from trm_core.rundir.layout import EXIT_OK
+from trm_tui.signals import handling
 from trm_core.rundir.records import Heartbeat, RunStart, Step, parse
 from trm_tui.progress import event_line, progress_line, step_progress_line
 
@@ -61,7 +61,7 @@ class Headless:
         (the first stop may already have written it)."""
         from trm_core.rundir.checkpoints import latest_progress
 
-        newest = latest_progress(self.client.run_dir / layout.CHECKPOINTS)
+        newest = latest_progress(self.client.rundir.checkpoints)
         if newest is None:
             return "exiting now; no checkpoint was written yet, so a resume starts from the beginning"
         return f"exiting now, without finishing the step; a resume starts from the checkpoint of step {newest.step}"
@@ -72,17 +72,14 @@ class Headless:
     def run(self) -> int:
         handlers = {signal.SIGINT: self._on_stop_signal, signal.SIGTERM: self._on_stop_signal,
                     signal.SIGHUP: self._on_hangup}
-        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
-            self.client.start()
-            self.owner = self.client.started_run
-            return self._follow()
+            with handling(handlers):
+                self.client.start()
+                self.owner = self.client.started_run
+                return self._follow()
         except _StopWatching:
             _quiet_stdout()
             return EXIT_OK
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     def _write(self, line: str) -> None:
         _put(self.out, line)
@@ -91,8 +88,8 @@ class Headless:
         if self.announced or self.owner or self.client.ident is None:
             return
         self.announced = True
-        self._say(f"attached to the running worker (pid {self.client.ident.pid}) of {self.client.run_dir}; "
-                  f"Ctrl-C stops watching, not the run (trm-tui stop --run-dir {self.client.run_dir} stops it)")
+        self._say(f"attached to the running worker (pid {self.client.ident.pid}) of {self.client.rundir.control}; "
+                  f"Ctrl-C stops watching, not the run (trm-tui stop --run-dir {self.client.rundir.control} stops it)")
 
     def _follow(self) -> int:
         last_print, pending = 0.0, None
@@ -128,7 +125,7 @@ class Headless:
             if done:
                 return self.client.exit_code
             if self.leave:
-                self._say(f"trm-tui: stopped watching; the run goes on (trm-tui --run-dir {self.client.run_dir} "
+                self._say(f"trm-tui: stopped watching; the run goes on (trm-tui --run-dir {self.client.rundir.control} "
                           f"to watch it again)")
                 return EXIT_OK
             time.sleep(0.2)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trm_core.control.status import RunStatus, run_status
-from trm_core.rundir import layout
+from trm_core.rundir import layout, lifecycle
 from trm_tui.progress import duration
 
 DEFAULT_ROOT = Path("runs")
@@ -27,7 +27,7 @@ def find_runs(root: Path) -> list[Path]:
     """The run dirs directly under ``root`` (a folder holding a run's log, checkpoints or config)."""
     found = []
     for child in sorted(root.iterdir()) if root.is_dir() else []:
-        if child.is_dir() and (layout.holds_run(child) or (child / layout.RUN_CONFIG).exists()):
+        if child.is_dir() and (lifecycle.holds_run(child) or (child / layout.RUN_CONFIG).exists()):
             found.append(child)
     return found
 

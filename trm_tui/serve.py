@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from trm_core.config import ConfigError
-from trm_core.rundir import layout
+from trm_core.rundir import layout, lifecycle
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -43,7 +43,7 @@ def served_run(args: argparse.Namespace) -> Path:
 
     run_dir = args.run_dir or Path("runs/default")
     starting = run_dir.is_dir() and live_keeper(run_dir) is not None  # started a moment ago: no log yet
-    if not (starting or run_dir.is_dir() and (layout.holds_run(run_dir) or (run_dir / layout.RUN_CONFIG).exists())):
+    if not (starting or run_dir.is_dir() and (lifecycle.holds_run(run_dir) or (run_dir / layout.RUN_CONFIG).exists())):
         raise ConfigError(f"no run in {run_dir}; start one first (trm-tui --detach --run-dir {run_dir} ...), "
                           f"then serve it")
     return run_dir

@@ -31,6 +31,7 @@ from trm_core.config import Config, ConfigError
 from trm_core.control.launch import stop_worker
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
+from trm_core.rundir.layout import RunDir
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.identity import RunClaimed, live_worker, lock_run
 from trm_core.rundir.records import AutotuneResult, AutotuneStart, Event
@@ -189,7 +190,7 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     if was_running:
         if on_stopping:
             on_stopping()
-        stop_worker(run_dir, cfg.supervisor.stop_grace_s)  # past the grace period: killed, back to its last checkpoint
+        stop_worker(RunDir.at(run_dir), cfg.supervisor.stop_grace_s)  # past the grace period: killed, back to its last checkpoint
         if live_worker(run_dir) is not None:
             raise AutotuneError(f"the worker of {run_dir} did not stop; nothing was tuned")
     try:

@@ -15,7 +15,7 @@ import tomli_w
 
 from trm_core.config.resolve import load_toml, parse_set, resolve, resolve_key
 from trm_core.config.schema import Config, ConfigError
-from trm_core.rundir import layout
+from trm_core.rundir import layout, lifecycle
 
 # Keys a resumed run may change: none of them changes the model, the data or the optimizer. Two still
 # touch the numbers, as the user guide says: epochs/max_steps move the end of the cosine schedule, and
@@ -68,29 +68,6 @@ def resumed_config(args: argparse.Namespace) -> Config:
     return wanted
 
 
-def add_start_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags that describe a start (new or resumed): the worker, the keeper and trm-tui take the same."""
-    p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
-    p.add_argument("--preset", help="apply [presets.NAME] over the config file (built in: tiny)")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config key (repeatable); wins over file, preset and environment")
-    p.add_argument("--resume", action="store_true", help="continue the run from its newest good checkpoint")
-
-
-def start_argv(args: argparse.Namespace) -> list[str]:
-    """``args`` (from ``add_start_arguments``) back as flags, to hand a start on to another process."""
-    argv: list[str] = []
-    if args.config:
-        argv += ["--config", str(args.config)]
-    if args.preset:
-        argv += ["--preset", args.preset]
-    for item in args.sets:
-        argv += ["--set", item]
-    if args.resume:
-        argv.append("--resume")
-    return argv
-
-
 def write_config(cfg: Config, path: Path) -> None:
     """Write the resolved config atomically so a crash never leaves half a file."""
     layout.write_atomic(path, tomli_w.dumps(cfg.to_dict()).encode())
@@ -115,7 +92,7 @@ def resolve_run_config(args: argparse.Namespace, joining: bool = False) -> Confi
     cfg = resolve(config_file=args.config, preset=args.preset, sets=args.sets)
     if joining or cfg.distributed.node_rank > 0:  # node 0 checks the run dir; the others join its start
         return cfg
-    if layout.holds_run(run_dir):
+    if lifecycle.holds_run(run_dir):
         raise ConfigError(f"run dir {run_dir} already holds a run; use --resume to continue it, "
                           f"or choose another --run-dir")
     if (run_dir / layout.RUN_CONFIG).exists():  # prepared by `trm-tui autotune` before training: never overwrite it

@@ -7,17 +7,17 @@ client that notices the keeper is gone while the worker lives starts a new keepe
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
+from trm_core.config.start import Start
 from trm_core.control import commands
 from trm_core.control.launch import (StopResult, adoption_note, ensure_keeper, mark_stop_requested, revive_keeper,
                                      stop_worker)
-from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail
+from trm_core.rundir.log_queries import last_run_end
 from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker
-from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, RunEnd, RunStart, parse
-from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK
+from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, RunEnd, parse
+from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK, RunDir
 from trm_core.rundir.states import RunState
 
 
@@ -28,14 +28,13 @@ class KeeperClient:
     """Follow a run through its keeper. ``poll()`` returns the new log lines; ``exit_code`` is set when the
     keeper ends (its ``keeper_end``), and cleared again when a new keeper takes the run (a resume)."""
 
-    def __init__(self, run_dir: Path, launch_args: list[str] | None, grace_s: float = 300.0, role: str = "trm-tui",
+    def __init__(self, run: RunDir, start: Start | None, grace_s: float = 300.0, role: str = "trm-tui",
                  env: dict[str, str] | None = None) -> None:
-        self.run_dir, self.launch_args, self.grace_s, self.env = run_dir, launch_args, grace_s, env
+        self.rundir, self.start_request, self.grace_s, self.env = run, start, grace_s, env
         self.sender = commands.sender_name(role)
-        self.tail = EventTail(run_dir / layout.EVENTS, from_end=True)
+        self.tail = EventTail(run.keeper_events, from_end=True)
         # node N > 0 of a multi-node run: its keeper's log is its own; the run's progress is in rank 0's log
-        root = layout.run_root(run_dir)
-        self.run_tail = EventTail(root / layout.EVENTS, from_end=True) if root != run_dir else None
+        self.run_tail = None if run.leads else EventTail(run.events, from_end=True)
         self.ident: WorkerIdentity | None = None  # the run's worker, while it lives
         self.keeper: WorkerIdentity | None = None
         self.attached = False   # the worker was already running when this client came
@@ -45,27 +44,24 @@ class KeeperClient:
         self.last_end: RunEnd | None = None
 
     def start(self) -> None:
-        """Attach to the run's keeper, or start one with ``launch_args``. With ``launch_args=None`` (open a
+        """Attach to the run's keeper, or start one for the start request. With none (open a
         run as it is) nothing is started: a run that is over stays over, and ``exit_code`` says how it ended."""
-        self.ident = live_worker(self.run_dir)
+        self.ident = live_worker(self.rundir.control)
         self.attached = self.ident is not None
-        if self.launch_args is None:
-            self.keeper = live_keeper(self.run_dir)
-            if self.keeper is None and revive_keeper(self.run_dir, self.env) is not None:
-                self.keeper = live_keeper(self.run_dir)  # a worker without its keeper: adopted, as poll() would
+        if self.start_request is None:
+            self.keeper = live_keeper(self.rundir.control)
+            if self.keeper is None and revive_keeper(self.rundir, self.env) is not None:
+                self.keeper = live_keeper(self.rundir.control)  # a worker without its keeper: adopted, as poll() would
             if self.keeper is None:
                 self.exit_code = self._ended_code()
             return
-        self.keeper, started = ensure_keeper(self.run_dir, self.launch_args, self.env)
+        self.keeper, started = ensure_keeper(self.start_request, self.env)
         self.started_run = started and not self.attached
 
     def _ended_code(self) -> int:
         """How the run ended, from its last ``run_end`` (none: the worker died without one, a failure)."""
-        from trm_core.rundir.events import read_tail
-
-        marks = [ev for ev in map(parse, read_tail(self.run_dir / layout.EVENTS)) if isinstance(ev, (RunStart, RunEnd))]
         # a run_start after the last run_end: that worker died without a word
-        self.last_end = marks[-1] if marks and isinstance(marks[-1], RunEnd) else None
+        self.last_end = last_run_end(self.rundir.keeper_events)
         return self._code_of_last_end()
 
     def _code_of_last_end(self) -> int:
@@ -78,9 +74,9 @@ class KeeperClient:
         self._note(lines)
         if self.run_tail is not None:  # the run's own records, not node 0's keeper's comings and goings
             lines += [line for line in self.run_tail.poll() if line.get("event") not in _NODE_0_KEEPER]
-        self.ident = live_worker(self.run_dir)
+        self.ident = live_worker(self.rundir.control)
         if self.exit_code is None and not self.keeper_alive():
-            self.keeper = live_keeper(self.run_dir)
+            self.keeper = live_keeper(self.rundir.control)
             if self.keeper is None:
                 last = self.tail.poll()  # its keeper_end may have landed just now
                 self._note(last)
@@ -98,17 +94,17 @@ class KeeperClient:
                 self.exit_code = ev.exit_code
             elif isinstance(ev, KeeperStart):
                 self.exit_code = None  # a new keeper took the run (a resume from any client)
-                self.keeper = live_keeper(self.run_dir)
+                self.keeper = live_keeper(self.rundir.control)
             elif isinstance(ev, RunEnd):
                 self.last_end = ev
 
     def _keeper_gone(self) -> None:
         """The keeper died without its last word (SIGKILL, OOM). A worker still alive gets a new keeper that
         adopts it; with none, the run is over and its log says how."""
-        adopted = revive_keeper(self.run_dir, self.env)
+        adopted = revive_keeper(self.rundir, self.env)
         if adopted is not None:
             self.notes.append(adoption_note(adopted))
-            self.keeper = live_keeper(self.run_dir)
+            self.keeper = live_keeper(self.rundir.control)
             return
         self.exit_code = self._code_of_last_end()
 
@@ -119,12 +115,12 @@ class KeeperClient:
         On a full disk, where no command file can be written, the worker still gets its signal."""
         if self.keeper_alive():
             try:
-                commands.send(self.run_dir, "stop", self.sender)
+                commands.send(self.rundir.control, commands.Stop(), self.sender)
                 return
             except OSError as exc:
                 self.notes.append(f"cannot write the stop command ({exc.strerror}): signalling the worker directly")
         try:
-            mark_stop_requested(self.run_dir)  # no keeper: straight to the worker, as `trm-tui stop` does
+            mark_stop_requested(self.rundir)  # no keeper: straight to the worker, as `trm-tui stop` does
         except OSError:
             pass  # the signal below is the request; the mark only tells a keeper not to restart
         if self.ident is not None:
@@ -134,8 +130,8 @@ class KeeperClient:
         """Stop and wait: through the keeper when there is one (it records a kill as a kill)."""
         if self.keeper_alive():
             was_running = self.ident is not None
-            cid = commands.send(self.run_dir, "kill" if force else "stop", self.sender)
-            ack = commands.answer(self.run_dir, cid, timeout_s=30 if force else self.grace_s)
+            cid = commands.send(self.rundir.control, commands.Kill() if force else commands.Stop(), self.sender)
+            ack = commands.answer(self.rundir.control, cid, timeout_s=30 if force else self.grace_s)
             return StopResult(was_running=was_running and ack is not None and ack.accepted,
                               graceful=not force, killed=force)
-        return stop_worker(self.run_dir, self.grace_s, force)
+        return stop_worker(self.rundir, self.grace_s, force)

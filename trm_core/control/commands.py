@@ -13,37 +13,123 @@ import json
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, ClassVar
 
 from trm_core.rundir import layout
-from trm_core.rundir.events import read_tail
-from trm_core.rundir.records import CommandAck, parse
+from trm_core.rundir import log_queries
+from trm_core.rundir.events import EventTail, read_tail
+from trm_core.rundir.records import CommandAck
 
-COMMANDS = ("stop", "kill", "cancel_restart", "autotune", "cancel_autotune")
 POLL_S = 0.2
 
 
 @dataclass(frozen=True)
+class Request:
+    """What a client asks of the keeper; one typed record per command, as the log's events are."""
+
+    KIND: ClassVar[str] = ""
+
+    @property
+    def kind(self) -> str:
+        return self.KIND
+
+    def args(self) -> dict[str, Any]:
+        """The command file's ``args``: the record's fields."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Stop(Request):
+    """Stop with a checkpoint (a second one: at once, without); cancels a pending restart."""
+
+    KIND: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True)
+class Kill(Request):
+    """SIGKILL the worker (or every rank); the newest good checkpoint is kept."""
+
+    KIND: ClassVar[str] = "kill"
+
+
+@dataclass(frozen=True)
+class CancelRestart(Request):
+    KIND: ClassVar[str] = "cancel_restart"
+
+
+@dataclass(frozen=True)
+class Autotune(Request):
+    """Stop the run with a checkpoint, search with ``sets`` (autotune.* keys), then resume it if ``resume``."""
+
+    KIND: ClassVar[str] = "autotune"
+    sets: tuple[str, ...] = ()
+    resume: bool = True
+
+
+@dataclass(frozen=True)
+class CancelAutotune(Request):
+    """End the search; the run resumes with its settings."""
+
+    KIND: ClassVar[str] = "cancel_autotune"
+
+
+@dataclass(frozen=True)
+class UnknownRequest(Request):
+    """A command file naming no command this keeper knows (a newer client's): refused, naming it."""
+
+    name: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.name
+
+
+REQUESTS: dict[str, type[Request]] = {cls.KIND: cls for cls in (Stop, Kill, CancelRestart, Autotune, CancelAutotune)}
+COMMANDS = tuple(REQUESTS)
+
+
+def request_of(name: str, args: dict[str, Any] | None = None) -> Request:
+    """The typed request a command file names; its ``args`` fill the fields they match, with their types."""
+    cls = REQUESTS.get(name)
+    if cls is None:
+        return UnknownRequest(name)
+    args = args or {}
+    if cls is Autotune:
+        sets = args.get("sets", [])
+        return Autotune(tuple(str(x) for x in sets if isinstance(x, str)) if isinstance(sets, list) else (),
+                        bool(args.get("resume", True)))
+    return cls()
+
+
+@dataclass(frozen=True)
 class Command:
+    """A request as it waits in the inbox: who sent it, when, and its file (removed once answered)."""
+
     id: str
-    command: str
     sender: str
     time: float
     path: Path
-    args: dict = field(default_factory=dict)
+    request: Request
+
+    @property
+    def command(self) -> str:
+        return self.request.kind
 
 
-def send(run_dir: Path, command: str, sender: str, args: dict | None = None) -> str:
-    """Queue ``command`` (with ``args``: for autotune, ``sets`` and ``resume``) for the keeper; returns its id
-    (the acknowledgement carries it)."""
-    if command not in COMMANDS:
-        raise ValueError(f"unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+def send(run_dir: Path, request: Request | str, sender: str, args: dict | None = None) -> str:
+    """Queue ``request`` for the keeper (a typed record, or a command's name with its ``args``, as a script
+    writes it); returns its id (the acknowledgement carries it)."""
+    if isinstance(request, str):
+        if request not in REQUESTS:
+            raise ValueError(f"unknown command {request!r}; commands: {', '.join(COMMANDS)}")
+        request = request_of(request, args)
     inbox = run_dir / layout.COMMANDS
     inbox.mkdir(exist_ok=True)
     now = time.time()
     cid = uuid.uuid4().hex[:12]
-    body = {"id": cid, "command": command, "sender": sender, "time": now, "args": args or {}}
+    body = {"id": cid, "command": request.kind, "sender": sender, "time": now, "args": request.args()}
     # the name sorts by time, so the keeper answers in the order commands were sent
     layout.write_atomic(inbox / f"{now:.6f}-{cid}.json", json.dumps(body).encode())
     return cid
@@ -59,8 +145,9 @@ def pending(run_dir: Path) -> list[Command]:
         try:
             body = json.loads(path.read_text())
             args = body.get("args") or {}
-            out.append(Command(str(body["id"]), str(body["command"]), str(body.get("sender", "?")),
-                               float(body.get("time", 0.0)), path, args if isinstance(args, dict) else {}))
+            request = request_of(str(body["command"]), args if isinstance(args, dict) else {})
+            out.append(Command(str(body["id"]), str(body.get("sender", "?")), float(body.get("time", 0.0)), path,
+                               request))
         except (OSError, ValueError, KeyError, TypeError):
             path.rename(path.with_name(path.name + ".bad"))
     return out
@@ -75,17 +162,18 @@ def discard_all(run_dir: Path) -> None:
 
 
 def answer(run_dir: Path, cid: str, timeout_s: float) -> CommandAck | None:
-    """Wait for the keeper's answer to command ``cid`` (from the end of the log); None after ``timeout_s``."""
+    """Wait for the keeper's answer to command ``cid``; None after ``timeout_s``. What the log held already is
+    read once from its tail; what comes after, as it comes (a poll reads only the new lines)."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        for line in reversed(read_tail(run_dir / layout.EVENTS, 1 << 16)):
-            if line["event"] == CommandAck.KIND and line.get("id") == cid:  # parse only the answer
-                ack = parse(line)
-                assert isinstance(ack, CommandAck)
-                return ack
+    log = run_dir / layout.EVENTS
+    follow = EventTail(log, from_end=True)
+    ack = log_queries.command_answer(read_tail(log, log_queries.TAIL_BYTES), cid)
+    while ack is None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(POLL_S / 2)
+        ack = log_queries.command_answer(follow.poll(), cid)
+    return ack
 
 
 def sender_name(role: str) -> str:

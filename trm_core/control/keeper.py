@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Callable
 
 from trm_core import config as config_mod
-from trm_core.config import AlertsConfig, ConfigError, SupervisorConfig
+from trm_core.config import AlertsConfig, ConfigError, Start, SupervisorConfig
 from trm_core.control import commands
 from trm_core.control.alerts import Alerts
 from trm_core.control.supervisor import Supervisor
-from trm_core.rundir import layout
 from trm_core.rundir.identity import KeeperClaimed, claim_keeper, live_worker, run_lock_held
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, WarningEvent
@@ -42,38 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def keeper_settings(args: argparse.Namespace) -> tuple[SupervisorConfig, AlertsConfig]:
-    """The run's own [supervisor] and [alerts] settings: from its config.toml (with --set on resume), or, for
-    a new run, from the same layers the worker resolves. Defaults when they cannot be read (the worker says
-    why)."""
-    saved = layout.run_root(args.run_dir) / layout.RUN_CONFIG
-    try:
-        if saved.exists():
-            sets = [s for s in args.sets if s.startswith(("supervisor.", "alerts."))] if args.resume else []
-            cfg = config_mod.resolve(base=config_mod.read_run_config(saved), env={}, sets=sets)
-        else:
-            cfg = config_mod.resolve(config_file=args.config, preset=args.preset, sets=args.sets)
-        return cfg.supervisor, cfg.alerts
-    except ConfigError:
-        return SupervisorConfig(), AlertsConfig()
-
-
 class Keeper:
-    def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
-                 alerts: AlertsConfig | None = None) -> None:
-        self.run_dir, self.settings = run_dir, settings
-        self.sup = Supervisor(run_dir, launch_args, settings)
-        self.launch_args = launch_args
-        self.alerts = Alerts(run_dir, alerts or AlertsConfig(), settings, self.sup.emit)
+    def __init__(self, start: Start, settings: SupervisorConfig, alerts: AlertsConfig | None = None) -> None:
+        self.start_request, self.rundir, self.settings = start, start.rundir, settings
+        self.sup = Supervisor(start, settings)
+        self.alerts = Alerts(self.rundir.control, alerts or AlertsConfig(), settings, self.sup.emit)
         self.search: Search | None = None
 
     def run(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose; a logout must not touch it
         for sig in (signal.SIGTERM, signal.SIGINT):  # kill, systemctl stop: stop the run with a checkpoint
-            signal.signal(sig, lambda *_: self.act("stop", {}))
-        adopted = live_worker(self.run_dir)
-        self.sup.emit(KeeperStart(pid=os.getpid(), adopted=adopted.pid if adopted else None, launch=self.launch_args))
-        if adopted is None and run_lock_held(self.run_dir):
+            signal.signal(sig, lambda *_: self.act(commands.Stop()))
+        adopted = live_worker(self.rundir.control)
+        start_flags = self.start_request.to_argv()
+        self.sup.emit(KeeperStart(pid=os.getpid(), adopted=adopted.pid if adopted else None, launch=start_flags))
+        if adopted is None and run_lock_held(self.rundir.control):
             # an auto-tune search holds the run (it stopped the worker and resumes it when done)
             reason = "an auto-tune search holds the run; it resumes the run when it is done"
             self.sup.emit(KeeperEnd(exit_code=EXIT_CONFIG, reason=reason))
@@ -85,7 +67,7 @@ class Keeper:
             elif not self.search.thread.is_alive():
                 self.after_search()
             self.alerts.check()
-            for cmd in commands.pending(self.run_dir):
+            for cmd in commands.pending(self.rundir.control):
                 self.answer(cmd)
             if self.sup.exit_code is not None:
                 break
@@ -99,7 +81,7 @@ class Keeper:
         if self.sup.verdict:
             return self.sup.verdict
         if code == EXIT_CONFIG:
-            return f"the worker refused its config or its run dir; see {self.run_dir / layout.WORKER_LOG}"
+            return f"the worker refused its config or its run dir; see {self.rundir.worker_log}"
         if code == EXIT_FAILED:
             return "the worker failed beyond its restarts"
         end = self.sup.last_end
@@ -108,63 +90,76 @@ class Keeper:
         return "stopped on request"
 
     def answer(self, cmd: commands.Command) -> None:
-        accepted, reason = self.act(cmd.command, cmd.args)
+        accepted, reason = self.act(cmd.request)
         self.sup.emit(CommandAck(id=cmd.id, command=cmd.command, sender=cmd.sender, accepted=accepted, reason=reason))
         cmd.path.unlink(missing_ok=True)
 
-    def act(self, command: str, args: dict) -> tuple[bool, str]:
+    def act(self, request: commands.Request) -> tuple[bool, str]:
+        """Carry out a request, or say why not: (accepted, the reason the answer gives)."""
         if self.search is not None:
-            return self.act_searching(command)
-        sup = self.sup
-        worker_alive = sup.ident is not None and sup.ident.is_alive()
-        if command == "autotune":
-            if sup.restart_at is not None or not worker_alive:
-                return False, "the run is not running (a restart is pending, or it is starting): try again shortly"
-            sets = [str(s) for s in args.get("sets", []) if isinstance(s, str)]
-            self.search = Search(self.run_dir, sets, resume=bool(args.get("resume", True)), emit=self.sup.emit)
-            return True, "auto-tune: stopping the run with a checkpoint, then trials; the keeper resumes it after"
-        if command == "cancel_autotune":
-            return False, "no search is running"
-        if command == "stop":
-            if sup.restart_at is not None:
-                sup.request_stop()
+            return self.act_searching(request)
+        match request:
+            case commands.Autotune():
+                return self._autotune(request)
+            case commands.CancelAutotune():
+                return False, "no search is running"
+            case commands.Stop():
+                return self._stop()
+            case commands.Kill():
+                return self._kill()
+            case commands.CancelRestart():
+                if self.sup.restart_at is None:
+                    return False, "no restart is pending"
+                self.sup.request_stop()
                 return True, "the pending restart is cancelled; the run stays stopped"
-            if sup.stopping:
-                sup.request_stop()  # a second stop: the worker exits at once, without a checkpoint
-                return True, "stopping now, without a checkpoint (second stop)"
-            if not worker_alive and sup.proc is None:
-                return False, "no worker is running"
-            sup.request_stop()
-            return True, "stopping: the worker finishes its step and saves a checkpoint"
-        if command == "kill":
-            if not worker_alive:
-                if sup.restart_at is not None:
-                    sup.request_stop()
-                    return True, "no worker to kill; the pending restart is cancelled"
-                return False, "no worker is running"
-            result = sup.stop(force=True)
-            return True, f"killed (SIGKILL) after {result.seconds:.1f}s; the newest good checkpoint is kept"
-        if command == "cancel_restart":
-            if sup.restart_at is None:
-                return False, "no restart is pending"
+        return False, f"unknown command {request.kind!r}"
+
+    def _worker_alive(self) -> bool:
+        return self.sup.ident is not None and self.sup.ident.is_alive()
+
+    def _autotune(self, request: commands.Autotune) -> tuple[bool, str]:
+        if self.sup.restart_at is not None or not self._worker_alive():
+            return False, "the run is not running (a restart is pending, or it is starting): try again shortly"
+        self.search = Search(self.rundir.control, list(request.sets), resume=request.resume, emit=self.sup.emit)
+        return True, "auto-tune: stopping the run with a checkpoint, then trials; the keeper resumes it after"
+
+    def _stop(self) -> tuple[bool, str]:
+        sup = self.sup
+        if sup.restart_at is not None:
             sup.request_stop()
             return True, "the pending restart is cancelled; the run stays stopped"
-        return False, f"unknown command {command!r}"
+        if sup.stopping:
+            sup.request_stop()  # a second stop: the worker exits at once, without a checkpoint
+            return True, "stopping now, without a checkpoint (second stop)"
+        if not self._worker_alive() and sup.proc is None:
+            return False, "no worker is running"
+        sup.request_stop()
+        return True, "stopping: the worker finishes its step and saves a checkpoint"
 
-    def act_searching(self, command: str) -> tuple[bool, str]:
+    def _kill(self) -> tuple[bool, str]:
+        if not self._worker_alive():
+            if self.sup.restart_at is not None:
+                self.sup.request_stop()
+                return True, "no worker to kill; the pending restart is cancelled"
+            return False, "no worker is running"
+        result = self.sup.stop(force=True)
+        return True, f"killed (SIGKILL) after {result.seconds:.1f}s; the newest good checkpoint is kept"
+
+    def act_searching(self, request: commands.Request) -> tuple[bool, str]:
         """While a search holds the run: a stop or a kill cancels it and leaves the run stopped; a
         cancel_autotune cancels it and resumes the run with its settings."""
         search = self.search
         assert search is not None
-        if command in ("stop", "kill"):
-            search.resume = False
-            search.cancel.set()
-            return True, "the search is cancelled; the run stays stopped"
-        if command == "cancel_autotune":
-            search.cancel.set()
-            return True, "the search is cancelled; the run resumes with its settings"
-        if command == "autotune":
-            return False, "a search is already running"
+        match request:
+            case commands.Stop() | commands.Kill():
+                search.resume = False
+                search.cancel.set()
+                return True, "the search is cancelled; the run stays stopped"
+            case commands.CancelAutotune():
+                search.cancel.set()
+                return True, "the search is cancelled; the run resumes with its settings"
+            case commands.Autotune():
+                return False, "a search is already running"
         return False, "an auto-tune search holds the run; nothing to restart"
 
     def after_search(self) -> None:
@@ -174,9 +169,9 @@ class Keeper:
         assert search is not None
         if self.sup.proc is not None:
             self.sup.proc.poll()  # reap the worker the search stopped
-        if live_worker(self.run_dir) is not None or (search.was_running and search.resume):
+        if live_worker(self.rundir.control) is not None or (search.was_running and search.resume):
             # resume the run the search stopped; or, when it never stopped it (a refused search), go on
-            self.sup = Supervisor(self.run_dir, ["--resume"], self.settings)
+            self.sup = Supervisor(Start.resuming(self.rundir), self.settings)
             self.alerts.emit = self.sup.emit
             self.sup.start()
             return
@@ -208,15 +203,15 @@ class Search:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    run_dir: Path = args.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    start = Start.from_args(build_parser().parse_args(argv))  # --run-dir: a node's control folder on node N
+    run = start.rundir
+    run.control.mkdir(parents=True, exist_ok=True)
     try:
-        lock_fd = claim_keeper(run_dir)  # held until this process exits  # noqa: F841
+        lock_fd = claim_keeper(run.control)  # held until this process exits  # noqa: F841
     except KeeperClaimed as exc:
         print(f"trm keeper: {exc}", file=sys.stderr)
         return EXIT_OK
-    return Keeper(run_dir, config_mod.start_argv(args), *keeper_settings(args)).run()
+    return Keeper(start, *start.keeper_settings()).run()
 
 
 if __name__ == "__main__":

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from trm_core.rundir import layout
+from trm_core.rundir import layout, log_queries
 from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker, read_identity
+from trm_core.config.schema import ConfigError
+from trm_core.config.start import Start
+from trm_core.rundir.layout import RunDir
 
 
 @contextmanager
@@ -32,13 +35,12 @@ def _flocked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _spawn(module: str, run_dir: Path, args: list[str], log_name: str,
-           env: dict[str, str] | None) -> subprocess.Popen:
-    """A process of the run in its own session (no terminal's signal reaches it), output to a file in the run
-    dir (never a pipe that a dead parent would close)."""
-    with open(run_dir / log_name, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(run_dir), *args],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+def _spawn(module: str, start: Start, log: Path, env: dict[str, str] | None) -> subprocess.Popen:
+    """A process of this node's part of the run in its own session (no terminal's signal reaches it), output
+    to ``log`` in its control folder (never a pipe that a dead parent would close)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(start.rundir.control),
+                                 *start.to_argv()], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
 
 
@@ -56,86 +58,69 @@ def _claimed(run_dir: Path, proc: subprocess.Popen, identity_name: str, timeout_
     return None
 
 
-def worker_module(run_dir: Path, args: list[str]) -> str:
+def worker_module(start: Start) -> str:
     """What the keeper starts: the worker, or for a run of several ranks this node's torchrun launcher
     (``distributed.launch``). A start whose config does not resolve gets the worker, which says why."""
-    import argparse
-
-    from trm_core import config as config_mod
-
-    parser = argparse.ArgumentParser(add_help=False)
-    config_mod.add_start_arguments(parser)
     try:
-        ns = parser.parse_args(args)
-        ns.run_dir = layout.run_root(run_dir)
-        cfg = config_mod.resolve_run_config(ns, joining=True)
-    except (config_mod.ConfigError, SystemExit):
+        cfg = start.resolve(joining=True)
+    except ConfigError:
         return "trm_core.worker"
     return "trm_core.distributed.launch" if cfg.distributed.world_size > 1 else "trm_core.worker"
 
 
-def spawn_worker(run_dir: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return _spawn(worker_module(run_dir, args), run_dir, args, layout.WORKER_LOG, env)
+def spawn_worker(start: Start, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return _spawn(worker_module(start), start, start.rundir.worker_log, env)
 
 
-def launch_or_attach(run_dir: Path, args: list[str], env: dict[str, str] | None = None,
+def launch_or_attach(start: Start, env: dict[str, str] | None = None,
                      claim_timeout_s: float = 300.0) -> tuple[WorkerIdentity | None, subprocess.Popen | None]:
     """Attach to the run's live worker, or launch one. Two callers at once still give one worker:
     the launch lock is held until the new worker has claimed the run (or died trying)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with _flocked(run_dir / layout.LAUNCH_LOCK):
-        ident = live_worker(run_dir)
+    run = start.rundir
+    run.control.mkdir(parents=True, exist_ok=True)
+    with _flocked(run.launch_lock):
+        ident = live_worker(run.control)
         if ident is not None:
             return ident, None
-        (run_dir / layout.STOP_REQUEST).unlink(missing_ok=True)  # launching again supersedes an older stop
-        proc = spawn_worker(run_dir, args, env)
-        return _claimed(run_dir, proc, layout.WORKER_IDENTITY, claim_timeout_s), proc
+        run.stop_request.unlink(missing_ok=True)  # launching again supersedes an older stop
+        proc = spawn_worker(start, env)
+        return _claimed(run.control, proc, layout.WORKER_IDENTITY, claim_timeout_s), proc
 
 
-def ensure_keeper(run_dir: Path, args: list[str], env: dict[str, str] | None = None,
+def ensure_keeper(start: Start, env: dict[str, str] | None = None,
                   claim_timeout_s: float = 60.0) -> tuple[WorkerIdentity | None, bool]:
-    """The run's keeper: the live one, or a new one started with ``args`` (which launches the worker, or
+    """The run's keeper: the live one, or a new one started for ``start`` (which launches the worker, or
     adopts the live one). Returns (its identity, or None when it died at once; whether it is new). Two
     callers at once still give one keeper: the launch lock is held until the new keeper has claimed the run."""
     from trm_core.control import commands
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with _flocked(run_dir / layout.LAUNCH_LOCK):
-        keeper = live_keeper(run_dir)
-        if keeper is not None and _keeper_ending(run_dir):
+    run = start.rundir
+    run.control.mkdir(parents=True, exist_ok=True)
+    with _flocked(run.launch_lock):
+        keeper = live_keeper(run.control)
+        if keeper is not None and log_queries.keeper_ending(run.keeper_events):
             # it wrote its last word and is exiting (its last alert may be in flight): a start now is a new
             # episode, not one to attach to a keeper that will be gone in a moment
             wait_gone(keeper, KEEPER_EXIT_S)
-            keeper = live_keeper(run_dir)
+            keeper = live_keeper(run.control)
         if keeper is not None:
             return keeper, False
-        if live_worker(run_dir) is None:
-            commands.discard_all(run_dir)  # a new start: commands left for an older keeper do not apply
-        proc = _spawn("trm_core.control.keeper", run_dir, args, layout.KEEPER_LOG, env)
-        return _claimed(run_dir, proc, layout.KEEPER_IDENTITY, claim_timeout_s), True
+        if live_worker(run.control) is None:
+            commands.discard_all(run.control)  # a new start: commands left for an older keeper do not apply
+        proc = _spawn("trm_core.control.keeper", start, run.keeper_log, env)
+        return _claimed(run.control, proc, layout.KEEPER_IDENTITY, claim_timeout_s), True
 
 
 KEEPER_EXIT_S = 40.0  # a keeper's exit after its keeper_end: at most its last alert's timeout (30 s) and a bit
 
 
-def _keeper_ending(run_dir: Path) -> bool:
-    """The newest keeper record in the log is a keeper_end: the live keeper is on its way out."""
-    from trm_core.rundir.events import read_tail
-    from trm_core.rundir.records import KeeperEnd, KeeperStart, parse
-
-    for ev in map(parse, reversed(read_tail(run_dir / layout.EVENTS, 1 << 16))):
-        if isinstance(ev, (KeeperStart, KeeperEnd)):
-            return isinstance(ev, KeeperEnd)
-    return False
-
-
-def revive_keeper(run_dir: Path, env: dict[str, str] | None = None) -> WorkerIdentity | None:
+def revive_keeper(run: RunDir, env: dict[str, str] | None = None) -> WorkerIdentity | None:
     """A live worker whose keeper is gone (killed, OOM): start a new keeper, which adopts it. Returns the
     adopted worker (for the caller to say so), or None when there was nothing to do."""
-    ident = live_worker(run_dir)
-    if ident is None or live_keeper(run_dir) is not None:
+    ident = live_worker(run.control)
+    if ident is None or live_keeper(run.control) is not None:
         return None
-    ensure_keeper(run_dir, ["--resume"], env)
+    ensure_keeper(Start.resuming(run), env)
     return ident
 
 
@@ -162,16 +147,16 @@ def wait_gone(ident: WorkerIdentity, timeout_s: float, proc: subprocess.Popen | 
     return not ident.is_alive()
 
 
-def mark_stop_requested(run_dir: Path) -> None:
-    if run_dir.is_dir():
-        layout.write_atomic(run_dir / layout.STOP_REQUEST, f"{os.getpid()} {time.time()}\n".encode())
+def mark_stop_requested(run: RunDir) -> None:
+    if run.control.is_dir():
+        layout.write_atomic(run.stop_request, f"{os.getpid()} {time.time()}\n".encode())
 
 
-def stop_worker(run_dir: Path, grace_s: float, force: bool = False,
+def stop_worker(run: RunDir, grace_s: float, force: bool = False,
                 proc: subprocess.Popen | None = None) -> StopResult:
     """Graceful first (SIGTERM: the worker checkpoints and exits); SIGKILL with ``force`` or after ``grace_s``."""
-    ident = live_worker(run_dir)
-    mark_stop_requested(run_dir)  # so no supervisor restarts what is being stopped, even by SIGKILL
+    ident = live_worker(run.control)
+    mark_stop_requested(run)  # so no supervisor restarts what is being stopped, even by SIGKILL
     if ident is None:
         return StopResult(was_running=False)
     t0 = time.monotonic()

@@ -11,67 +11,20 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from trm_core.config import SupervisorConfig
+from trm_core.config import Start, SupervisorConfig
 from trm_core.rundir.states import RunState
 from trm_core.control.launch import StopResult, launch_or_attach, mark_stop_requested, stop_worker
 from trm_core.rundir import layout
-from trm_core.rundir.events import EventTail, EventWriter, read_tail
+from trm_core.rundir.events import EventTail, EventWriter
+from trm_core.rundir import log_queries
 from trm_core.rundir.identity import WorkerIdentity, read_identity
 from trm_core.rundir import checkpoints as ckpt
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, stop_requested
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK
 from trm_core.distributed.postmortem import find_culprit
-from trm_core.rundir.records import (Event, GiveUp, RankDown, Restart, RunEnd, RunStart, Stall, Step, WarningEvent,
+from trm_core.rundir.records import (Event, GiveUp, RankDown, Restart, RunEnd, Stall, Step, WarningEvent,
                                      parse)
-
-
-def last_run_end(path: Path) -> RunEnd | None:
-    """The run_end of the newest worker start, if it wrote one (read from the end of the log)."""
-    end = None
-    for ev in map(parse, read_tail(path, 1 << 16)):
-        if isinstance(ev, RunStart):
-            end = None
-        elif isinstance(ev, RunEnd):
-            end = ev
-    return end
-
-
-def last_step_in_log(run_dir: Path) -> int:
-    """The newest step the log records (0 for none): for a worker that died without a word."""
-    for ev in map(parse, reversed(read_tail(run_dir / layout.EVENTS, 1 << 16))):
-        if isinstance(ev, (Step, RunEnd)):
-            return ev.step
-    return 0
-
-
-def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> list[tuple[float, int]]:
-    """(time, failed step) of the restarts of the run's current episode within the window, oldest first.
-
-    An episode starts with a launch by hand (a run_start that no restart led to) and ends with give_up:
-    restarts before either belong to an earlier episode's budget."""
-    now = time.time() if now is None else now
-    episode: list[tuple[float, int]] = []
-    restarting = False
-    for ev in map(parse, read_tail(path)):
-        if isinstance(ev, Restart):
-            episode.append((ev.time, ev.failed_step if ev.failed_step is not None else -1))
-            restarting = True
-        elif isinstance(ev, GiveUp) or (isinstance(ev, RunStart) and not restarting):
-            episode = []
-        if isinstance(ev, RunStart):
-            restarting = False
-    return [(t, step) for t, step in episode if now - t <= window_s]
-
-
-def node_flags(launch_args: list[str]) -> list[str]:
-    """The ``--set distributed.*`` flags among a start's arguments: what a node's restart must repeat."""
-    flags: list[str] = []
-    for flag, value in zip(launch_args, launch_args[1:]):
-        if flag == "--set" and value.startswith("distributed."):
-            flags += [flag, value]
-    return flags
 
 
 @dataclass
@@ -99,12 +52,10 @@ class RestartPolicy:
 class Supervisor:
     """Launch or attach, follow the events, restart on crash or stall. Call ``poll()`` in a loop."""
 
-    def __init__(self, run_dir: Path, launch_args: list[str], settings: SupervisorConfig,
-                 env: dict[str, str] | None = None) -> None:
-        self.run_dir, self.launch_args, self.settings, self.env = run_dir, launch_args, settings, env
-        # a restart resumes with the run's saved config; a node's own [distributed] flags (its node_rank) stay
-        self.restart_args = ["--resume", *node_flags(launch_args)]
-        self.tail = EventTail(run_dir / layout.EVENTS, from_end=True)
+    def __init__(self, start: Start, settings: SupervisorConfig, env: dict[str, str] | None = None) -> None:
+        self.start_request, self.settings, self.env = start, settings, env
+        self.rundir = start.rundir
+        self.tail = EventTail(self.rundir.keeper_events, from_end=True)
         self.policy = RestartPolicy(settings.max_restarts, settings.restart_window_s, settings.restart_backoff_s)
         self.ident: WorkerIdentity | None = None
         self.proc: subprocess.Popen | None = None
@@ -121,12 +72,12 @@ class Supervisor:
 
     def start(self) -> None:
         self.launched_at = time.time()
-        self.ident, self.proc = launch_or_attach(self.run_dir, self.launch_args, self.env)
+        self.ident, self.proc = launch_or_attach(self.start_request, self.env)
         if self.proc is None and self.ident is not None:
             self.launched_at = self.ident.started
         self.attached = self.proc is None
         if self.attached:  # the restart budget belongs to the run's episode, not to this front end
-            self.policy.history = restarts_in_log(self.run_dir / layout.EVENTS, self.settings.restart_window_s)
+            self.policy.history = log_queries.restarts_in_log(self.rundir.keeper_events, self.settings.restart_window_s)
         if self.stopping and self.ident is not None:  # a stop asked for while the worker was starting
             self.ident.request_stop()
 
@@ -134,14 +85,14 @@ class Supervisor:
         """Append a supervision record to the run's log. A log that cannot be written (a full disk) is said on
         stderr (the keeper's log, a terminal) and supervision goes on: the run needs its keeper most then."""
         try:
-            writer = EventWriter(self.run_dir / layout.EVENTS)
+            writer = EventWriter(self.rundir.keeper_events)
             try:
                 writer.emit(record)
             finally:
                 writer.close()
         except OSError as exc:
             self.unwritten += 1
-            print(f"trm-tui: cannot write {record.event} to {self.run_dir / layout.EVENTS}: {exc}", file=sys.stderr,
+            print(f"trm-tui: cannot write {record.event} to {self.rundir.keeper_events}: {exc}", file=sys.stderr,
                   flush=True)
 
     def _worker_gone(self) -> bool:
@@ -149,7 +100,7 @@ class Supervisor:
             if self.proc.poll() is not None:
                 return True
             if self.ident is None:  # our worker is slow to claim the run: pick its identity up later
-                ident = read_identity(self.run_dir)
+                ident = read_identity(self.rundir.control)
                 if ident is None or ident.pid != self.proc.pid:
                     return False
                 self.ident = ident
@@ -164,10 +115,10 @@ class Supervisor:
         events = self.tail.poll()
         self._note(events)
         if self.space_needed is not None:
-            if stop_requested(self.run_dir) or self.stopping:  # stopped while waiting for space
+            if self.rundir.stop_requested() or self.stopping:  # stopped while waiting for space
                 self.space_needed, self.exit_code = None, EXIT_OK
                 return events
-            free = layout.free_bytes(self.run_dir)
+            free = layout.free_bytes(self.rundir.root)
             if free is not None and free >= self.space_needed:
                 self.emit(Restart(attempt=len(self.policy.history), failed_step=self.last_step, exit_code=EXIT_DISK_FULL,
                                   reason="disk full", delay_s=0.0,
@@ -176,14 +127,15 @@ class Supervisor:
                 self.restart_at = time.monotonic()  # the restart path below, at once
             return events
         if self.restart_at is not None:
-            if stop_requested(self.run_dir):  # stopped from elsewhere during the backoff
+            if self.rundir.stop_requested():  # stopped from elsewhere during the backoff
                 self.restart_at, self.exit_code = None, EXIT_OK
                 return events
             if time.monotonic() >= self.restart_at:
                 self.restart_at = None
                 self.last_end = None
                 self.launched_at = time.time()
-                self.ident, self.proc = launch_or_attach(self.run_dir, self.restart_args, self.env)
+                # the run's saved config; a node's own [distributed] flags (its node_rank) stay
+                self.ident, self.proc = launch_or_attach(self.start_request.restarted(), self.env)
             return events
         if not self._worker_gone():
             return events
@@ -191,7 +143,7 @@ class Supervisor:
         self._note(last_lines)
         events += last_lines
         if self.last_end is None:  # attached late: its run_end may predate our tail
-            self.last_end = last_run_end(self.run_dir / layout.EVENTS)
+            self.last_end = log_queries.last_run_end(self.rundir.keeper_events)
         self._on_exit()
         return events + self.tail.poll()  # with what _on_exit itself wrote, delivered once
 
@@ -216,14 +168,14 @@ class Supervisor:
             self.exit_code = EXIT_CONFIG
             return
         if status in (RunState.COMPLETED, RunState.STOPPED) or self.stopping or (code == EXIT_OK and end is None) \
-                or stop_requested(self.run_dir):
+                or self.rundir.stop_requested():
             if end is None and code != EXIT_OK:  # killed on request: say so, or it reads as a crash
-                self.emit(RunEnd(status=RunState.STOPPED.value, step=self.last_step or last_step_in_log(self.run_dir),
+                self.emit(RunEnd(status=RunState.STOPPED.value, step=self.last_step or log_queries.last_step(self.rundir.events),
                                  exit_code=code, reason="killed on request", forced=True))
-                self.last_end = last_run_end(self.run_dir / layout.EVENTS)
+                self.last_end = log_queries.last_run_end(self.rundir.keeper_events)
             self.exit_code = EXIT_OK
             return
-        failed_step = end.step if end else (self.last_step or last_step_in_log(layout.run_root(self.run_dir)))
+        failed_step = end.step if end else (self.last_step or log_queries.last_step(self.rundir.events))
         if code == EXIT_DISK_FULL or (end is not None and end.exit_code == EXIT_DISK_FULL):
             self._wait_for_space(failed_step)
             return
@@ -243,9 +195,9 @@ class Supervisor:
         """A group of ranks went down: name the rank that took it down (a ``rank_down`` event, and its
         ``stall`` with the stacks from its rank file when it hung); the reason the restart gives. Node 0's
         keeper does this (it writes the run's log); None for a run of one process."""
-        if layout.run_root(self.run_dir) != self.run_dir:
+        if not self.rundir.leads:
             return None
-        found = find_culprit(self.run_dir, self.launched_at, self.run_dir / layout.WORKER_LOG)
+        found = find_culprit(self.rundir.root, self.launched_at, self.rundir.worker_log)
         if found is None:
             return None
         s = found.status
@@ -259,11 +211,11 @@ class Supervisor:
     def _wait_for_space(self, failed_step: int) -> None:
         """The worker ran out of space: restarting now would fail the same way and use up the restart budget.
         Wait until twice the newest checkpoint (or 64 MiB) is free, then restart; a stop ends the wait."""
-        newest = ckpt.latest_progress(self.run_dir / layout.CHECKPOINTS)
+        newest = ckpt.latest_progress(self.rundir.checkpoints)
         self.space_needed = max(2 * newest.bytes, 1 << 20) if newest is not None else 64 << 20
-        free = layout.free_bytes(self.run_dir) or 0
+        free = layout.free_bytes(self.rundir.root) or 0
         self.emit(WarningEvent(message=f"disk full at step {failed_step}: {free / 2**20:.1f} MiB free in "
-                                       f"{self.run_dir}; the run restarts by itself once "
+                                       f"{self.rundir.root}; the run restarts by itself once "
                                        f"{self.space_needed / 2**20:.0f} MiB are free (or stop it)"))
 
     def request_stop(self) -> None:
@@ -271,7 +223,7 @@ class Supervisor:
         second = self.stopping
         self.stopping = True
         self.restart_at = None
-        mark_stop_requested(self.run_dir)
+        mark_stop_requested(self.rundir)
         if self.ident is not None:
             if second:
                 self.ident.force_stop()
@@ -282,7 +234,7 @@ class Supervisor:
     def stop(self, force: bool = False) -> StopResult:
         self.stopping = True
         self.restart_at = None
-        result = stop_worker(self.run_dir, self.settings.stop_grace_s, force, self.proc)
+        result = stop_worker(self.rundir, self.settings.stop_grace_s, force, self.proc)
         if not result.was_running and self.exit_code is None:
             self.exit_code = EXIT_OK
         return result

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 from trm_core import config as config_mod
-from trm_core.config import Config, ConfigError
+from trm_core.config import Config, ConfigError, Start
 from trm_core.distributed import rank_files
-from trm_core.rundir import identity, layout
-from trm_core.rundir.layout import EXIT_CONFIG
+from trm_core.rundir import identity
+from trm_core.rundir.layout import EXIT_CONFIG, RunDir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,16 +61,14 @@ def rank_threads(cfg: Config) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    node_dir: Path = args.run_dir
-    run_dir = layout.run_root(node_dir)
-    args.run_dir = run_dir  # the config is the run's, at its top
+    start = Start.from_args(args)
+    run, run_dir = RunDir.at(args.run_dir), start.root  # the config is the run's, at its top
     try:
-        cfg = config_mod.resolve_run_config(args)
-        if cfg.distributed.node_rank == 0 and node_dir != run_dir or \
-                cfg.distributed.node_rank > 0 and node_dir != layout.node_dir(run_dir, cfg.distributed.node_rank):
-            raise ConfigError(f"{node_dir} is not node {cfg.distributed.node_rank}'s dir of the run in {run_dir}")
-        node_dir.mkdir(parents=True, exist_ok=True)
-        lock_fd = identity.claim_run(node_dir, role="launcher")
+        cfg = start.resolve()
+        if cfg.distributed.node_rank != run.node:
+            raise ConfigError(f"{run.control} is not node {cfg.distributed.node_rank}'s dir of the run in {run_dir}")
+        run.control.mkdir(parents=True, exist_ok=True)
+        lock_fd = identity.claim_run(run.control, role="launcher")
     except (ConfigError, identity.RunClaimed) as exc:
         print(f"trm launcher: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.distributed.node_rank == 0:  # a new group: last attempt's heartbeats would mislead the post-mortem
         rank_files.forget(run_dir)
     os.environ.setdefault("OMP_NUM_THREADS", rank_threads(cfg))
-    command = torchrun_argv(cfg, run_dir, config_mod.start_argv(args))
+    command = torchrun_argv(cfg, run_dir, start.to_argv())
     print(f"trm launcher: node {cfg.distributed.node_rank} of {cfg.distributed.nnodes}: "
           f"{' '.join(command[1:])}", flush=True)
     os.execv(command[0], command)

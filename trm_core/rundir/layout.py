@@ -24,6 +24,7 @@ import errno
 import os
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -43,24 +44,90 @@ COMMANDS = "commands"
 NODES = "nodes"
 
 
-def node_dir(run_dir: Path, node_rank: int) -> Path:
-    """Where node ``node_rank`` of a multi-node run keeps its own keeper and launcher files (identity, lock,
-    log, commands, stop.request): node 0 at the run dir's top, as a one-node run; node N in ``nodes/node-N``.
-    The run's events, config and checkpoints are rank 0's, at the top (a shared file system)."""
-    return run_dir if node_rank == 0 else run_dir / NODES / f"node-{node_rank}"
+@dataclass(frozen=True)
+class RunDir:
+    """A run's folder as one node sees it: the run's own files (rank 0's events, config, checkpoints, the rank
+    files) at ``root``, and this node's keeper and launcher files (identity, lock, log, commands, stop.request)
+    in ``control``: the root itself on node 0, as in a one-node run, ``nodes/node-N`` on node N (a shared
+    file system holds them all). Every path of a run is named here, so no caller joins names or guesses
+    which of the two folders a ``--run-dir`` meant."""
 
+    root: Path
+    node: int = 0
 
-def run_root(control_dir: Path) -> Path:
-    """The run dir a node's control dir belongs to (``node_dir`` inverted)."""
-    if control_dir.parent.name == NODES and control_dir.name.startswith("node-"):
-        return control_dir.parent.parent
-    return control_dir
+    @classmethod
+    def at(cls, folder: Path) -> "RunDir":
+        """The run a folder names: a run's root (node 0), or a node's control folder ``ROOT/nodes/node-N``."""
+        name = folder.name
+        if folder.parent.name == NODES and name.startswith("node-") and name[5:].isdigit():
+            return cls(folder.parent.parent, int(name[5:]))
+        return cls(folder)
+
+    def on_node(self, node: int) -> "RunDir":
+        return RunDir(self.root, node)
+
+    @property
+    def control(self) -> Path:
+        """This node's folder for its keeper, launcher, commands and stop request."""
+        return self.root if self.node == 0 else self.root / NODES / f"node-{self.node}"
+
+    @property
+    def leads(self) -> bool:
+        """Node 0: its keeper writes the run's own log and judges the group (which rank took it down)."""
+        return self.node == 0
+
+    # the run's files, at its root (rank 0 writes them)
+    @property
+    def events(self) -> Path:
+        return self.root / EVENTS
+
+    @property
+    def config(self) -> Path:
+        return self.root / RUN_CONFIG
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS
+
+    # this node's files
+    @property
+    def keeper_events(self) -> Path:
+        """Where this node's keeper writes its records: the run's log on node 0, a log of its own on node N."""
+        return self.control / EVENTS
+
+    @property
+    def worker_identity(self) -> Path:
+        return self.control / WORKER_IDENTITY
+
+    @property
+    def worker_log(self) -> Path:
+        return self.control / WORKER_LOG
+
+    @property
+    def launch_lock(self) -> Path:
+        return self.control / LAUNCH_LOCK
+
+    @property
+    def stop_request(self) -> Path:
+        return self.control / STOP_REQUEST
+
+    @property
+    def keeper_log(self) -> Path:
+        return self.control / KEEPER_LOG
+
+    @property
+    def commands(self) -> Path:
+        return self.control / COMMANDS
+
+    def stop_requested(self) -> bool:
+        """A stop is in force for this node, or for the whole run: written by any front end, the keeper, or a
+        person for a node that no signal reaches."""
+        return self.stop_request.exists() or (self.root / STOP_REQUEST).exists()
 
 
 def stop_requested(node: Path) -> bool:
-    """A stop is in force for a node's dir (``node_dir``), or for the run it belongs to: written by any front
-    end, the keeper, or a person for a node that no signal reaches."""
-    return (node / STOP_REQUEST).exists() or (run_root(node) / STOP_REQUEST).exists()
+    """``RunDir.stop_requested`` for a node's control folder (or a run's root)."""
+    return RunDir.at(node).stop_requested()
 
 
 # The worker's exit codes, which the supervisor acts on.
@@ -69,11 +136,6 @@ EXIT_FAILED = 1    # an exception or a non-finite loss: restart from the last ch
 EXIT_CONFIG = 2    # bad config or a run dir it cannot use: restarting cannot help
 EXIT_STALLED = 3   # the watchdog saw a phase hang: restart from the last checkpoint
 EXIT_DISK_FULL = 5  # no space left in the run dir: restart only once space is freed
-
-# What a start that never trained may leave behind (its own files only; never a checkpoint).
-_NEW_RUN_FILES = (RUN_CONFIG, EVENTS, WORKER_IDENTITY, WORKER_LOCK, WORKER_LOG, LAUNCH_LOCK, STOP_REQUEST,
-                  KEEPER_IDENTITY, KEEPER_LOCK, KEEPER_LOG)
-
 
 TEMP_GLOB = ".*.tmp-*"
 
@@ -151,60 +213,3 @@ def is_disk_full(exc: BaseException) -> bool:
 def write_atomic(path: Path, data: bytes) -> None:
     with atomic_file(path) as fh:
         fh.write(data)
-
-
-def _has_checkpoints(run_dir: Path) -> bool:
-    folder = run_dir / CHECKPOINTS
-    return folder.is_dir() and any(folder.iterdir())
-
-
-def has_progress(run_dir: Path) -> bool:
-    """The run has trained: a checkpoint, or a worker start in its log. Such a run is never forgotten."""
-    if _has_checkpoints(run_dir):
-        return True
-    from trm_core.rundir.records import RunStart  # the writer's compact JSON puts "event" first
-    marker = f'"event":"{RunStart.KIND}"'.encode()
-    try:
-        with open(run_dir / EVENTS, "rb") as fh:
-            return any(marker in line for line in fh)
-    except OSError:
-        return False
-
-
-def holds_run(run_dir: Path) -> bool:
-    """A new start must not land here: a checkpoint, or a log with any record but its keeper's own (a keeper
-    writes ``keeper_start`` before the worker it launches checks the dir)."""
-    from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart
-
-    if _has_checkpoints(run_dir):
-        return True
-    keepers = tuple(f'"event":"{cls.KIND}"'.encode() for cls in (KeeperStart, KeeperEnd, CommandAck))
-    try:
-        with open(run_dir / EVENTS, "rb") as fh:
-            return any(line.strip() and not any(k in line for k in keepers) for line in fh)
-    except OSError:
-        return False
-
-
-def forget_new_run(run_dir: Path, created: bool) -> None:
-    """A start that never trained (its config refused, its first auto-tune failed) leaves the run dir as it
-    found it: the run-dir files a start writes are removed, and the folder too when the caller created it
-    and nothing else is in it. Never touched: a run with progress, and a run whose lock another process
-    holds (a start that won a race for the same dir). Call it after releasing your own hold on the lock."""
-    from trm_core.rundir.identity import run_lock_held
-
-    if not run_dir.is_dir() or has_progress(run_dir) or run_lock_held(run_dir) \
-            or run_lock_held(run_dir, KEEPER_LOCK):
-        return
-    for name in _NEW_RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
-    inbox = run_dir / COMMANDS
-    if inbox.is_dir():
-        for leftover in inbox.iterdir():
-            leftover.unlink(missing_ok=True)
-        inbox.rmdir()
-    if created:
-        try:
-            run_dir.rmdir()
-        except OSError:
-            pass  # something else is in there: leave it to its owner

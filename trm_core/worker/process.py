@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 from trm_core import config as config_mod
-from trm_core.config import Config, ConfigError, resolve_run_config
+from trm_core.config import Config, ConfigError, Start
 from trm_core.rundir.states import RunState
 from trm_core.data import Dataset, build_dataset
 from trm_core.data.base import Batch
@@ -33,9 +33,9 @@ from trm_core.data.order import DataOrder
 from trm_core.distributed import rank_files
 from trm_core.distributed.group import Group, PeerLost
 from trm_core.rundir import checkpoints as ckpt
-from trm_core.rundir import identity, layout
+from trm_core.rundir import identity, layout, lifecycle
 from trm_core.rundir.events import EventWriter
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, DiskFull, is_disk_full
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, DiskFull, RunDir, is_disk_full
 from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.train.trainer import NonFiniteLoss, Trainer
 from trm_core.worker.console import Console
@@ -251,7 +251,7 @@ class Run:
 
     def _stop_file(self) -> bool:
         """A stop asked for through a file: for nodes a signal cannot reach (this node's, or the run's)."""
-        return layout.stop_requested(layout.node_dir(self.run_dir, self.group.node_rank))
+        return RunDir(self.run_dir, self.group.node_rank).stop_requested()
 
     def _agree(self, step_s: float) -> tuple[float, int]:
         """After each step, every rank at once: whether any wants to stop (then all stop after this step), and
@@ -405,6 +405,7 @@ def join_group(cfg: Config) -> Group:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    start = Start.from_args(args)
     stop = StopRequest()
     stop.install()  # from the start: a stop during set-up still ends cleanly
     run_dir: Path = args.run_dir
@@ -415,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     lock_fd: int | None = None  # once claimed, held until this process exits
     group: Group | None = None
     try:
-        cfg = resolve_run_config(args, joining=is_rank)
+        cfg = start.resolve(joining=is_rank)
         check_device(cfg)
         run_dir.mkdir(parents=True, exist_ok=True)
         if not is_rank:
@@ -429,11 +430,11 @@ def main(argv: list[str] | None = None) -> int:
         if lock_fd is not None:
             os.close(lock_fd)
         if created and not is_rank:  # leave nothing behind in a dir made for this start (not one another start won)
-            layout.forget_new_run(run_dir, created=True)
+            lifecycle.forget_new_run(run_dir, created=True)
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return Run(cfg, run_dir, dataset, args.resume, args.sets, stop, Faults.from_env(), group).execute()
+        return Run(cfg, run_dir, dataset, start.resume, list(start.sets), stop, Faults.from_env(), group).execute()
     finally:
         group.close()
 

@@ -22,8 +22,9 @@ from trm_core.rundir.states import SUPERVISED, RunState
 from trm_core.distributed import rank_files
 from trm_core.control import commands
 from trm_core.control.client import KeeperClient
+from trm_core.config.start import Start
 from trm_core.control.launch import ensure_keeper, stop_worker
-from trm_core.rundir import layout
+from trm_core.rundir.layout import RunDir
 from trm_core.rundir.identity import run_lock_held
 from trm_core.rundir.records import AutotuneResult, Eval, KeeperEnd, RunStart, Step
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
@@ -75,14 +76,18 @@ class Dashboard(App[int]):
         Binding("q", "quit_keep", "quit"),  # the run goes on: the help and the exit message say so
     ]
 
-    def __init__(self, run_dir: Path, launch_args: list[str] | None, settings: SupervisorConfig,
+    def __init__(self, run_dir: Path, start: Start | list[str] | None, settings: SupervisorConfig,
                  gpu_probe: GpuProbe | None = None) -> None:
         super().__init__()
         if self.no_color:  # NO_COLOR means no colour codes at all; Textual's default draws greys
             self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
-        self.run_dir, self.launch_args, self.settings = run_dir, launch_args, settings
-        root = layout.run_root(run_dir)  # node N of a multi-node run: the run's name, and which node this is
-        self.view = RunView((root.name or str(root)) + (f" ({run_dir.name})" if root != run_dir else ""))
+        # what to start (a Start, or its flags as a list), or None: open the run as it is
+        self.start_request = Start.from_argv(run_dir, start) if isinstance(start, list) else start
+        self.run_dir, self.settings = run_dir, settings
+        # node N of a multi-node run: the run's name, and which node this is
+        self.rundir = self.start_request.rundir if self.start_request is not None else RunDir.at(run_dir)
+        root = self.rundir.root
+        self.view = RunView((root.name or str(root)) + ("" if self.rundir.leads else f" ({run_dir.name})"))
         self.gpu_probe = gpu_probe
         self.gpu: GpuStatus | None = None
         self.host: HostSample | None = None
@@ -118,7 +123,7 @@ class Dashboard(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.supervise(self.launch_args)
+        self.supervise(self.start_request)
         self.telemetry()
         self.set_interval(1.0, self.redraw)
         self.call_after_refresh(self.redraw)  # after the first layout, when the panels know their sizes
@@ -129,11 +134,11 @@ class Dashboard(App[int]):
     # -- threads ----------------------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="supervise")
-    def supervise(self, launch_args: list[str] | None) -> None:
+    def supervise(self, start: Start | None) -> None:
         """Follow the run through its keeper (started here when there is none) for as long as the dashboard
         is open: past the keeper's end too, so a resume from any other client shows here. ``None``: open the
         run as it is, starting nothing (a stopped, failed or finished run stays so until ``r``)."""
-        client = KeeperClient(self.run_dir, launch_args, self.settings.stop_grace_s, role="dashboard")
+        client = KeeperClient(self.rundir, start, self.settings.stop_grace_s, role="dashboard")
         # the run's past only once: after a resume from this dashboard the view already holds it
         history = self._history(client.tail.offset) if self.view.version == 0 else []
         if history:  # on screen before the keeper is found or started: that takes a process start
@@ -162,7 +167,7 @@ class Dashboard(App[int]):
                 return
 
     def _history(self, end: int) -> list[dict[str, Any]]:
-        return read_history(self.run_dir / layout.EVENTS, end)
+        return read_history(self.rundir.keeper_events, end)
 
     @work(thread=True, exclusive=True, group="telemetry")
     def telemetry(self) -> None:
@@ -224,7 +229,7 @@ class Dashboard(App[int]):
                         all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
         stall_after = view.stall_after_s(self.settings.stall_after_s)
         alerts = view.alerts(wall, stall_after, self.host.disk_free_mb if self.host else None, gpu_idle)
-        ranks = rank_files.read_all(layout.run_root(self.run_dir), view.world_size) if view.world_size > 1 else []
+        ranks = rank_files.read_all(self.rundir.root, view.world_size) if view.world_size > 1 else []
         words = [rank_files.health(s, wall, stall_after, ranks) for s in ranks]
         for s, word in zip(ranks, words):
             if view.state == RunState.RUNNING and word in ("stalled", "gone"):
@@ -330,7 +335,7 @@ class Dashboard(App[int]):
         self.view.state = RunState.STARTING
         self.view.version += 1
         self.refresh_bindings()
-        self.supervise(["--resume"])
+        self.supervise(Start.resuming(self.rundir))
 
     def action_autotune(self) -> None:
         if self._tuned_elsewhere():
@@ -348,7 +353,7 @@ class Dashboard(App[int]):
 
     @work(thread=True, group="autotune-command", exit_on_error=False)
     def ask_keeper_to_tune(self) -> None:
-        cid = commands.send(self.run_dir, "autotune", commands.sender_name("dashboard"))
+        cid = commands.send(self.run_dir, commands.Autotune(), commands.sender_name("dashboard"))
         ack = commands.answer(self.run_dir, cid, timeout_s=30)
         if ack is None or not ack.accepted:
             why = "the keeper did not answer" if ack is None else ack.reason
@@ -393,7 +398,7 @@ class Dashboard(App[int]):
             except RuntimeError:
                 pass
         if was_running:
-            ensure_keeper(self.run_dir, ["--resume"])
+            ensure_keeper(Start.resuming(self.rundir))
 
     def _autotune_over(self, outcome: Outcome | None, error: str, was_running: bool) -> None:
         self.tuning = False
@@ -427,7 +432,7 @@ class Dashboard(App[int]):
         self.push_screen(EventsScreen(self.view))
 
     def action_log(self) -> None:
-        self.push_screen(LogScreen(self.run_dir / layout.WORKER_LOG))
+        self.push_screen(LogScreen(self.rundir.worker_log))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -442,7 +447,7 @@ class Dashboard(App[int]):
     def force_kill(self) -> None:
         # through the supervisor when there is one: it then restarts nothing, pending or not
         result = self.sup.stop(force=True) if self.sup is not None else \
-            stop_worker(self.run_dir, self.settings.stop_grace_s, force=True)
+            stop_worker(self.rundir, self.settings.stop_grace_s, force=True)
         self.call_from_thread(self.notify, "worker killed" if result.killed else "no worker was running")
 
     def action_quit(self) -> None:

@@ -1,0 +1,95 @@
+"""The questions every process asks of a run's log, answered from its tail in one place.
+
+A log grows for the whole life of a run (a step record every few steps, for days), so nothing reads it all
+to learn what happened last: each query reads the last ``TAIL_BYTES`` and parses the records there. One
+window for every query, so two processes asking the same question of the same log get the same answer.
+Following a log as it grows is ``events.EventTail``'s job, not this module's.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+from trm_core.rundir.events import read_tail
+from trm_core.rundir.records import CommandAck, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, \
+    Step, parse
+
+TAIL_BYTES = 1 << 20  # about ten thousand records: hours of steps, every restart of a day
+
+
+def recent(path: Path) -> list[Event]:
+    """The records in the last ``TAIL_BYTES`` of the log at ``path``, oldest first."""
+    return [parse(line) for line in read_tail(path, TAIL_BYTES)]
+
+
+def last_run_end(path: Path) -> RunEnd | None:
+    """The run_end of the newest worker start, if it wrote one (none: it is running, or died without a word)."""
+    end = None
+    for ev in recent(path):
+        if isinstance(ev, RunStart):
+            end = None
+        elif isinstance(ev, RunEnd):
+            end = ev
+    return end
+
+
+def last_step(path: Path) -> int:
+    """The newest step the log records (0 for none): for a worker that died without a word."""
+    for ev in reversed(recent(path)):
+        if isinstance(ev, (Step, RunEnd)):
+            return ev.step
+    return 0
+
+
+def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> list[tuple[float, int]]:
+    """(time, failed step) of the restarts of the run's current episode within the window, oldest first.
+
+    An episode starts with a launch by hand (a run_start that no restart led to) and ends with give_up:
+    restarts before either belong to an earlier episode's budget."""
+    now = time.time() if now is None else now
+    episode: list[tuple[float, int]] = []
+    restarting = False
+    for ev in recent(path):
+        if isinstance(ev, Restart):
+            episode.append((ev.time, ev.failed_step if ev.failed_step is not None else -1))
+            restarting = True
+        elif isinstance(ev, GiveUp) or (isinstance(ev, RunStart) and not restarting):
+            episode = []
+        if isinstance(ev, RunStart):
+            restarting = False
+    return [(t, step) for t, step in episode if now - t <= window_s]
+
+
+def keeper_ending(path: Path) -> bool:
+    """The newest keeper record is a keeper_end: the live keeper wrote its last word and is on its way out."""
+    for ev in reversed(recent(path)):
+        if isinstance(ev, (KeeperStart, KeeperEnd)):
+            return isinstance(ev, KeeperEnd)
+    return False
+
+
+def steps_per_epoch(path: Path) -> int | None:
+    """The steps per epoch the run's newest start recorded; None before any start."""
+    starts = [ev for ev in recent(path) if isinstance(ev, RunStart)]
+    return starts[-1].steps_per_epoch if starts else None
+
+
+def resumed_total(path: Path, max_steps: int, epochs: int) -> int | None:
+    """The steps a resume with these settings would train to: ``max_steps``, or epochs x the steps per epoch
+    of the run's last start; None when that is unknown (the worker then decides)."""
+    if max_steps:
+        return max_steps
+    per_epoch = steps_per_epoch(path)
+    return epochs * per_epoch if per_epoch else None
+
+
+def command_answer(lines: Iterable[dict], cid: str) -> CommandAck | None:
+    """The keeper's answer to command ``cid`` among raw log lines (only the answer is parsed)."""
+    for line in lines:
+        if line.get("event") == CommandAck.KIND and line.get("id") == cid:
+            ack = parse(line)
+            assert isinstance(ack, CommandAck)
+            return ack
+    return None

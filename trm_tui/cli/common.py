@@ -1,0 +1,23 @@
+"""What the commands share: the --run-dir flag, and a keeper revived for a worker that lost its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trm_core.control import launch
+from trm_core.rundir.layout import RunDir
+
+DEFAULT_RUN_DIR = Path("runs/default")
+
+
+def run_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run folder (default: runs/default)")
+
+
+def revive_keeper(run_dir: Path) -> None:
+    """A live worker without its keeper (the keeper was killed): a new keeper adopts it, and we say so."""
+    adopted = launch.revive_keeper(RunDir.at(run_dir))
+    if adopted is not None:
+        print(f"trm-tui: {launch.adoption_note(adopted)}", file=sys.stderr, flush=True)

@@ -1,0 +1,189 @@
+"""``trm-tui`` (the default command): start a run, resume it, or open it as it is; in the dashboard, headless
+(--no-ui) or detached (--detach)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from trm_core import config as config_mod
+from trm_core.config import ConfigError, Start, SupervisorConfig
+from trm_core.config.start import saved_settings as run_settings
+from trm_core.control.client import KeeperClient
+from trm_core.control.launch import ensure_keeper, wait_gone
+from trm_core.control.status import run_status
+from trm_core.prep.dataset_shape import check_data
+from trm_core.rundir import layout, lifecycle, log_queries
+from trm_core.rundir.identity import live_keeper, live_worker
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, RunDir
+from trm_core.rundir.states import RunState
+from trm_tui.cli.common import run_dir_arg
+from trm_tui.cli.status import show_status
+from trm_tui.headless import Headless
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
+                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs', 'trm-tui serve', 'trm-tui data' and 'trm-tui autotune' (each has --help).")
+    run_dir_arg(p)
+    config_mod.add_start_arguments(p)
+    p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
+    p.add_argument("--json", action="store_true", help="with --no-ui: print the events as JSON lines (messages on stderr)")
+    p.add_argument("--detach", action="store_true", help="start the run (or find it) and return at once; the run's "
+                   "keeper supervises it with no front end open")
+    return p
+
+
+LOG_TAIL_BYTES = 1 << 16  # a worker.log of a long run is large: its last lines are in its last 64 KiB
+
+
+def _show_log_tail(run_dir: Path, code: int) -> None:
+    log = run_dir / layout.WORKER_LOG
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - LOG_TAIL_BYTES))
+            lines = fh.read().decode(errors="replace").splitlines()[-15:]
+    except OSError:
+        lines = []
+    print(f"trm-tui: the worker exited with code {code}; last lines of {log}:", file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)
+
+
+def run_dashboard(run_dir: Path, start: Start | None, settings: SupervisorConfig) -> int:
+    """The dashboard on ``run_dir`` (started by ``start``, or opened as it is with None), then on each run the
+    runs screen switches to, opened as it is; at the end, where the run left going is and how to come back."""
+    from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
+
+    app = Dashboard(run_dir, start, settings)
+    code = app.run() or 0
+    while app.switch_to is not None:
+        run_dir = app.switch_to
+        app = Dashboard(run_dir, None, run_settings(run_dir))
+        code = app.run() or 0
+    keeper = live_keeper(run_dir)
+    if keeper is not None:  # q left the run going: say where it is and how to come back
+        print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
+              f"trm-tui --run-dir {run_dir}   (stop it with: trm-tui stop --run-dir {run_dir})")
+    return code
+
+
+def has_screen() -> bool:
+    """Somewhere to draw the dashboard: a terminal, or a browser page (textual-serve runs us under its web
+    driver, with pipes for stdin and stdout)."""
+    web = os.environ.get("TEXTUAL_DRIVER", "").startswith("textual.drivers.web_driver")
+    return web or (sys.stdout.isatty() and sys.stdin.isatty())
+
+
+def wants_dashboard(args: argparse.Namespace) -> bool:
+    """The dashboard unless --no-ui, or when there is nowhere to draw it (then headless, saying so)."""
+    if args.no_ui:
+        return False
+    if has_screen():
+        return True
+    print("trm-tui: not a terminal; running headless (--no-ui)", file=sys.stderr)
+    return False
+
+
+def opens_existing_run(start: Start) -> bool:
+    """``trm-tui [--run-dir DIR]`` with nothing that describes a start, on a folder that holds a run: open it as
+    it is, in whatever state (only --preset, --config or --set on a folder without a run start one)."""
+    return not start.describes_run and start.root.is_dir() and lifecycle.holds_run(start.root)
+
+
+def open_existing_run(args: argparse.Namespace) -> int:
+    """The dashboard on the run as it is (running: attach; otherwise its history, ``r`` to resume); headless,
+    its status and how to go on. Nothing is started."""
+    run_dir = args.run_dir
+    settings = run_settings(run_dir)
+    if args.detach:
+        st = run_status(run_dir, settings)
+        if st.state in (RunState.STOPPED, RunState.FAILED, RunState.STALLED, RunState.COMPLETED):
+            print(f"trm-tui: nothing to start: the run in {run_dir} is {st.state}; "
+                  f"trm-tui --detach --resume --run-dir {run_dir} continues it", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"the run in {run_dir} is {st.state}; watch it with: trm-tui --run-dir {run_dir}")
+        return 0
+    if not args.no_ui and has_screen():
+        return run_dashboard(run_dir, None, settings)
+    if live_keeper(run_dir) is not None or live_worker(run_dir) is not None:
+        wants_dashboard(args)  # says why there is none
+        client = KeeperClient(RunDir(run_dir), None, settings.stop_grace_s, role="trm-tui --no-ui")
+        return Headless(client, as_json=args.json).run()
+    st = show_status(run_dir, settings, args.json)
+    if not args.json and st.state != RunState.COMPLETED:
+        print(f"\nnot running; continue it with: trm-tui --resume --run-dir {run_dir}")
+    elif not args.json:
+        print(f"\ncomplete; train it further with: trm-tui --resume --run-dir {run_dir} --set train.max_steps=N")
+    return 0
+
+
+def cmd_run(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    start = Start.from_args(args)
+    # node N > 0 of a multi-node run: its keeper and launcher keep their files in nodes/node-N (the run's
+    # config, events and checkpoints are rank 0's, at the top of the shared run dir)
+    run = start.rundir
+    run_dir: Path = run.control
+    settings: SupervisorConfig
+    if opens_existing_run(start):
+        return open_existing_run(args)
+    if live_worker(run_dir) is not None:
+        settings = run_settings(run_dir)  # attach: the run keeps its own config
+    else:
+        cfg = None
+        try:
+            cfg = start.resolve()  # fail fast, before anything is written
+            check_data(cfg)
+            settings = cfg.supervisor
+        except ConfigError as exc:
+            if live_worker(run_dir) is None:  # not a concurrent start that we can attach to
+                print(f"trm-tui: error: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+            settings = run_settings(run_dir)
+        if args.resume and cfg is not None:
+            st = run_status(run_dir, settings)
+            total = log_queries.resumed_total(run.events, cfg.train.max_steps, cfg.train.epochs)
+            if st.state == RunState.COMPLETED and (total is None or total <= (st.step or 0)):
+                print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume (a larger "
+                      f"train.max_steps or train.epochs on --resume extends it)")
+                return 0
+    created = not run_dir.exists()
+    if args.detach:
+        code = detach(start)
+    elif wants_dashboard(args):
+        code = run_dashboard(run_dir, start, settings)
+    else:
+        client = KeeperClient(run, start, settings.stop_grace_s, role="trm-tui --no-ui")
+        code = Headless(client, as_json=args.json).run()
+    if code != 0 and run_dir.exists():
+        _show_log_tail(run_dir, code)
+    if code == EXIT_CONFIG and created:
+        wait_keeper_gone(run_dir)  # it wrote its last word; its lock goes when it exits, a moment later
+        lifecycle.forget_new_run(run_dir, created=True)
+    return code
+
+
+def wait_keeper_gone(run_dir: Path, timeout_s: float = 10.0) -> None:
+    keeper = live_keeper(run_dir)
+    if keeper is not None:
+        wait_gone(keeper, timeout_s)
+
+
+def detach(start: Start) -> int:
+    """Start the run (or find it) under its keeper and return: the SSH workflow's first step."""
+    run_dir = start.rundir.control
+    was = live_worker(run_dir)
+    keeper, started = ensure_keeper(start)
+    if keeper is None:
+        print(f"trm-tui: the run's keeper did not start; see {run_dir / layout.KEEPER_LOG}", file=sys.stderr)
+        return EXIT_FAILED
+    what = f"attached: the run is already going (worker pid {was.pid})" if was is not None else \
+        ("started" if started else "already starting")
+    print(f"{what}; keeper pid {keeper.pid} supervises {run_dir} with no front end open\n"
+          f"  watch:  trm-tui --run-dir {run_dir}    (or --no-ui; leaving either leaves the run going)\n"
+          f"  status: trm-tui status --run-dir {run_dir}\n"
+          f"  stop:   trm-tui stop --run-dir {run_dir}")
+    return 0

@@ -1,0 +1,86 @@
+"""``trm-tui status``: the state of a run, its figures, its GPUs and its ranks, as rows or one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from trm_core.config import SupervisorConfig
+from trm_core.config.start import saved_settings
+from trm_core.control.status import RunStatus, run_status
+from trm_core.distributed import rank_files
+from trm_core.rundir.layout import EXIT_CONFIG
+from trm_tui.cli.common import revive_keeper, run_dir_arg
+from trm_tui.progress import duration, gpu_line
+
+
+def status_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui status", description="Show the state of a run.")
+    run_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    return p
+
+
+def cmd_status(argv: list[str]) -> int:
+    args = status_parser().parse_args(argv)
+    if not args.run_dir.is_dir():
+        what = "is a file, not a run folder" if args.run_dir.exists() else "does not exist"
+        print(f"trm-tui status: no run in {args.run_dir}: the folder {what}", file=sys.stderr)
+        return EXIT_CONFIG
+    revive_keeper(args.run_dir)
+    show_status(args.run_dir, saved_settings(args.run_dir), args.json)
+    return 0
+
+
+def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> RunStatus:
+    """Print the run's status (one JSON object, or a row per figure); returns it for the caller to go on."""
+    st = run_status(run_dir, settings)
+    gpus = gpu_samples(run_dir, st.pid)
+    now = time.time()
+    found = rank_files.read_all(run_dir)
+    ranks = [(s, rank_files.health(s, now, st.stall_after_s or 60.0, found)) for s in found]
+    if as_json:
+        print(json.dumps(st.to_dict() | {"gpus": [dataclasses.asdict(g) for g in gpus],
+                                         "ranks": [dataclasses.asdict(s) | {"health": h, "heartbeat_age_s": round(s.age(now), 1)}
+                                                   for s, h in ranks]}))
+        return st
+    rows = [("run", str(run_dir)), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
+            ("pid", st.pid or "-"),
+            ("step", f"{st.step}/{st.total_steps}" if st.step is not None else "-"), ("epoch", st.epoch or "-"),
+            ("loss", f"{st.loss:.4f}" if isinstance(st.loss, float) else "-"),
+            ("samples/s", f"{st.samples_per_s:.1f}" if st.samples_per_s else "-"), ("ETA", duration(st.eta_s)),
+            ("checkpoint", f"step {st.checkpoint_step}, {duration(st.checkpoint_age_s)} old"
+                           + (" (STALE)" if st.checkpoint_stale else "") if st.checkpoint_step is not None else "none"),
+            ("restarts", st.restarts),
+            ("disk", "-" if st.disk_free_mb is None else
+             f"{st.disk_free_mb:,.{1 if st.disk_free_mb < 10 else 0}f} MiB free in the run dir's file system")]
+    if st.disk_warning:
+        rows.append(("WARNING", f"disk low: {st.disk_warning}"))
+    rows += [("gpu", gpu_line(g)) for g in gpus]
+    rows += [(f"rank {s.rank}", f"{h}: {s.host} pid {s.pid} {s.device}, step {s.step}"
+              + (f" ({s.step_s:.2f}s, {100 * w:.0f}% of it waiting for the others)"
+                 if s.step_s is not None and (w := rank_files.wait_share(s)) is not None else "")
+              + f", {s.phase}, heartbeat "
+              f"{duration(s.age(now))} old" + (f"; {s.reason}" if s.ended and s.reason else ""))
+             for s, h in ranks]
+    for key, value in rows:
+        print(f"{key:<11} {value}")
+    return st
+
+
+def gpu_samples(run_dir: Path, worker_pid: int | None) -> list:
+    """What NVML says of each GPU now, with the memory of the worker's process tree (the same tree the
+    dashboard's CPU panel sums); none where there is no NVIDIA GPU (a CPU machine's status stays as it was)."""
+    from trm_core.telemetry import GpuProbe, HostProbe
+
+    pids = HostProbe(run_dir).sample(worker_pid).worker_pids
+    probe = GpuProbe()
+    try:
+        status = probe.sample(pids)
+    finally:
+        probe.close()
+    return status.gpus if status.available else []
