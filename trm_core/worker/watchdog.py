@@ -13,6 +13,7 @@ grace period to find its own stall first (and write its own stacks), so the post
 from __future__ import annotations
 
 import faulthandler
+import math
 import os
 import sys
 import threading
@@ -48,6 +49,7 @@ class Watchdog:
         self._step = 0
         self._since = 0.0
         self._alive = 0.0  # when the phase last showed it is moving: its start, or an eval's last batch
+        self._armed_at = -math.inf  # when the faulthandler backstop was last armed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="trm-watchdog", daemon=True)
 
@@ -63,7 +65,17 @@ class Watchdog:
         self._progress = None
         self._step, self._since, self._phase = step, time.monotonic(), phase
         self._alive = self._since
-        # backstop for GIL-holding hangs: dumps C-level stacks to stderr (worker.log) and exits 1
+        self._arm_backstop(self._since)
+
+    def _arm_backstop(self, now: float) -> None:
+        """The backstop for GIL-holding hangs, which this thread cannot see: faulthandler dumps the C-level
+        stacks to stderr (worker.log) and exits 1 once ``2 x timeout + 30 s`` pass without a re-arm. Re-arming
+        starts a new C thread (about 0.2 ms), so a phase re-arms only when the last arming is older than half
+        the timeout: its backstop then fires at least 1.5 x timeout + 30 s after it began, still well past
+        the watchdog's own stall at 1 x timeout."""
+        if now - self._armed_at < self.timeout_s / 2:
+            return
+        self._armed_at = now
         faulthandler.dump_traceback_later(self.timeout_s * 2 + 30, exit=True)
 
     def end(self) -> None:
@@ -77,7 +89,7 @@ class Watchdog:
         self._progress = (done, total)
         if self._phase == "eval":
             self._alive = time.monotonic()
-            faulthandler.dump_traceback_later(self.timeout_s * 2 + 30, exit=True)
+            self._arm_backstop(self._alive)
 
     def _watch(self) -> None:
         tick = min(1.0, self.heartbeat_s / 2, self.timeout_s / 4)
