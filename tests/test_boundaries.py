@@ -42,6 +42,13 @@ def test_front_ends_never_import_the_trainer_or_the_worker() -> None:
     assert offenders("trm_tui", ("torch", "trm_core.train", "trm_core.worker", "trm_core.data")) == []
 
 
+def test_autotune_measures_and_never_drives_the_run() -> None:
+    """Stopping and resuming the run around a search is control's (control/tune.py); the engine below it never
+    reaches back up, and the dashboard asks control, never the engine."""
+    assert offenders("trm_core.autotune", ("trm_core.control",)) == []
+    assert offenders("trm_tui.dashboard", ("trm_core.autotune",)) == []
+
+
 @pytest.mark.process
 @pytest.mark.parametrize("packages", [("trm_core.rundir", "trm_core.control"), ("trm_tui.cli", "trm_tui.headless")])
 def test_readers_import_without_torch(packages: tuple[str, ...]) -> None:

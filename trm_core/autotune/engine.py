@@ -1,5 +1,6 @@
-"""Auto-tune a run: stop it with a checkpoint, try candidates in trial processes, write the winner into the
-run's config.toml, and record it all as events. The front end resumes the run afterwards.
+"""Auto-tune a stopped run: try candidates in trial processes, write the winner into the run's config.toml,
+and record it all as events. Stopping a running run first and resuming it afterwards are
+``control.tune``'s: this package measures, and never drives the run's processes.
 
 Each trial is its own process (``trm_core.autotune.trial``), watched from here: its RSS is polled and the
 process killed the moment it passes the memory limit, so a candidate that would exhaust the host is a
@@ -28,12 +29,10 @@ from trm_core import config as config_mod
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose
 from trm_core.autotune.trial import EXIT_OOM
 from trm_core.config import Config, ConfigError
-from trm_core.control.launch import stop_worker
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
-from trm_core.rundir.layout import RunDir
 from trm_core.rundir.events import EventWriter
-from trm_core.rundir.identity import RunClaimed, live_worker, lock_run
+from trm_core.rundir.identity import RunClaimed, lock_run
 from trm_core.rundir.records import AutotuneResult, AutotuneStart, Event
 from trm_core.telemetry import GpuProbe
 
@@ -170,12 +169,9 @@ def _checkpoint_step(run_dir: Path) -> int:
     return max((c.step for c in found), default=0)
 
 
-def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets: list[str] | tuple[str, ...] = (),
-             cancel: threading.Event | None = None, env: dict[str, str] | None = None,
-             on_stopping: Callable[[], None] | None = None) -> Outcome:
-    """Tune ``run_dir``'s micro-batch and threads (and, when allowed, its batch). ``sets`` override
-    ``autotune.*`` keys for this search only; ``on_event`` sees each event as it is written (front ends
-    show trials live). Raises AutotuneError or ConfigError."""
+def search_config(run_dir: Path, sets: list[str] | tuple[str, ...] = ()) -> tuple[dict, Config]:
+    """The run's saved config (its tables) and the config a search of it runs with: ``sets`` may override
+    only ``autotune.*`` keys, for this search alone. Raises ConfigError naming what is wrong."""
     config_path = run_dir / layout.RUN_CONFIG
     if not config_path.exists():
         raise ConfigError(f"{run_dir} holds no run ({layout.RUN_CONFIG} is missing); start one with trm-tui first, or "
@@ -184,15 +180,18 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
     bad = [s for s in sets if not s.startswith("autotune.")]
     if bad:
         raise ConfigError(f"--set {bad[0]}: only autotune.* keys can be set for a search")
-    cfg = config_mod.resolve(base=saved, env={}, sets=list(sets))
+    return saved, config_mod.resolve(base=saved, env={}, sets=list(sets))
+
+
+def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets: list[str] | tuple[str, ...] = (),
+             cancel: threading.Event | None = None, env: dict[str, str] | None = None,
+             was_running: bool = False) -> Outcome:
+    """Tune the micro-batch and threads (and, when allowed, the batch) of the run in ``run_dir``, which no
+    worker may hold (``control.tune`` stops a running one first and says so in ``was_running``). ``sets``
+    override ``autotune.*`` keys for this search only; ``on_event`` sees each event as it is written (front
+    ends show trials live). Raises AutotuneError or ConfigError."""
+    saved, cfg = search_config(run_dir, sets)
     cancel = cancel or threading.Event()
-    was_running = live_worker(run_dir) is not None
-    if was_running:
-        if on_stopping:
-            on_stopping()
-        stop_worker(RunDir.at(run_dir), cfg.supervisor.stop_grace_s)  # past the grace period: killed, back to its last checkpoint
-        if live_worker(run_dir) is not None:
-            raise AutotuneError(f"the worker of {run_dir} did not stop; nothing was tuned")
     try:
         lock_fd = lock_run(run_dir)  # held for the whole search: no worker starts meanwhile
     except RunClaimed as exc:
@@ -205,7 +204,7 @@ def autotune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets
                 if on_event:
                     on_event(line)
                 return line
-            return _search(run_dir, cfg, saved, config_path, was_running, emit, cancel, env)
+            return _search(run_dir, cfg, saved, run_dir / layout.RUN_CONFIG, was_running, emit, cancel, env)
         finally:
             events.close()
     finally:

@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from trm_core import config as config_mod
-from trm_core.config import AlertsConfig, ConfigError, Start, SupervisorConfig
+from trm_core.config import AlertsConfig, Start, SupervisorConfig
 from trm_core.control import commands
 from trm_core.control.alerts import Alerts
 from trm_core.control.supervisor import Supervisor
 from trm_core.rundir.identity import KeeperClaimed, claim_keeper, live_worker, run_lock_held
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
-from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, WarningEvent
+from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart
+
+if TYPE_CHECKING:
+    from trm_core.control.tune import KeeperSearch
 
 POLL_S = commands.POLL_S
 
@@ -46,7 +48,7 @@ class Keeper:
         self.start_request, self.rundir, self.settings = start, start.rundir, settings
         self.sup = Supervisor(start, settings)
         self.alerts = Alerts(self.rundir.control, alerts or AlertsConfig(), settings, self.sup.emit)
-        self.search: Search | None = None
+        self.search: KeeperSearch | None = None
 
     def run(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose; a logout must not touch it
@@ -120,7 +122,9 @@ class Keeper:
     def _autotune(self, request: commands.Autotune) -> tuple[bool, str]:
         if self.sup.restart_at is not None or not self._worker_alive():
             return False, "the run is not running (a restart is pending, or it is starting): try again shortly"
-        self.search = Search(self.rundir.control, list(request.sets), resume=request.resume, emit=self.sup.emit)
+        from trm_core.control.tune import KeeperSearch  # the search's machinery loads only when asked for
+
+        self.search = KeeperSearch(self.rundir.control, list(request.sets), resume=request.resume, emit=self.sup.emit)
         return True, "auto-tune: stopping the run with a checkpoint, then trials; the keeper resumes it after"
 
     def _stop(self) -> tuple[bool, str]:
@@ -177,29 +181,6 @@ class Keeper:
             return
         self.sup.verdict = "stopped for auto-tune; resume it with: trm-tui --resume"
         self.sup.exit_code = EXIT_OK
-
-
-class Search:
-    """An auto-tune search on a thread of the keeper: it outlives every front end, like the run."""
-
-    def __init__(self, run_dir: Path, sets: list[str], resume: bool, emit: Callable[[WarningEvent], None]) -> None:
-        self.run_dir, self.sets, self.resume, self.emit = run_dir, sets, resume, emit
-        self.cancel = threading.Event()
-        self.was_running = True  # it stops a running run first; a failure says whether it had
-        self.thread = threading.Thread(target=self._run, name="autotune", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        from trm_core.autotune.engine import AutotuneError, autotune  # only when asked for
-
-        try:
-            outcome = autotune(self.run_dir, sets=self.sets, cancel=self.cancel)
-            self.was_running = outcome.was_running
-        except (AutotuneError, ConfigError) as exc:
-            self.was_running = getattr(exc, "was_running", False)
-            self.emit(WarningEvent(message=f"auto-tune: {exc}"))
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the keeper must put the run back
-            self.emit(WarningEvent(message=f"auto-tune failed: {type(exc).__name__}: {exc}"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 from trm_core import config as config_mod
-from trm_core.config import ConfigError, Start
+from trm_core.config import ConfigError
 from trm_core.control import commands
-from trm_core.control.launch import ensure_keeper
+from trm_core.control import tune
 from trm_core.rundir import layout, lifecycle
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, RunDir
-from trm_tui.cli.common import revive_keeper, run_dir_arg
+from trm_tui.cli.common import adopt_orphan_worker, run_dir_arg
 from trm_tui.signals import handling
 
 
@@ -108,7 +108,7 @@ def cmd_autotune(argv: list[str]) -> int:
     show = TrialPrinter().show
     with handling(dict.fromkeys(STOP_SIGNALS, interrupted)):
         if live_worker(args.run_dir) is not None and not (args.preset or args.config):
-            revive_keeper(args.run_dir)
+            adopt_orphan_worker(args.run_dir)
             if live_keeper(args.run_dir) is not None:  # a supervised run: its keeper runs the search
                 return tune_through_keeper(args, show)
         return tune_here(args, show, cancel)
@@ -116,7 +116,7 @@ def cmd_autotune(argv: list[str]) -> int:
 
 def resume_after_search(run_dir: Path) -> int:
     """Put a run the search stopped back to training, under a keeper, and say so."""
-    keeper, _ = ensure_keeper(Start.resuming(RunDir.at(run_dir)))
+    keeper = tune.resume(RunDir.at(run_dir))
     ident = wait_for_worker(run_dir, keeper)
     if ident is None:
         print(f"trm-tui autotune: the resumed worker has not started; see {run_dir / layout.WORKER_LOG}",
@@ -129,7 +129,6 @@ def resume_after_search(run_dir: Path) -> int:
 def tune_here(args: argparse.Namespace, show, cancel: threading.Event) -> int:
     """The search in this process: for a stopped run, a new run (its config prepared first), or a running
     run with no keeper to ask."""
-    from trm_core.autotune.engine import AutotuneError, autotune
     from trm_core.rundir.records import parse
     from trm_tui.progress import event_line
 
@@ -137,14 +136,14 @@ def tune_here(args: argparse.Namespace, show, cancel: threading.Event) -> int:
     new_run = False
     try:
         new_run = prepare_new_run(args)
-        outcome = autotune(args.run_dir, on_event=show, sets=args.sets, cancel=cancel,
-                           on_stopping=lambda: print(f"stopping the run in {args.run_dir} (checkpoint) ...",
-                                                     flush=True))
-    except (ConfigError, AutotuneError, OSError) as exc:
+        outcome = tune.tune(args.run_dir, on_event=show, sets=args.sets, cancel=cancel,
+                            on_stopping=lambda: print(f"stopping the run in {args.run_dir} (checkpoint) ...",
+                                                      flush=True))
+    except (ConfigError, tune.AutotuneError, OSError) as exc:
         print(f"trm-tui autotune: error: {exc}", file=sys.stderr)
         if new_run:
             lifecycle.forget_new_run(args.run_dir, created)
-        if isinstance(exc, AutotuneError) and exc.was_running and not args.no_resume:
+        if isinstance(exc, tune.AutotuneError) and exc.was_running and not args.no_resume:
             resume_after_search(args.run_dir)  # the search stopped the run: it goes on as it was
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
     if outcome.note:
@@ -166,11 +165,8 @@ def tune_through_keeper(args: argparse.Namespace, show) -> int:
     its settings and goes on)."""
     from trm_core.rundir.events import EventTail
 
-    bad = [s for s in args.sets if not s.startswith("autotune.")]
     try:
-        if bad:
-            raise ConfigError(f"--set {bad[0]}: only autotune.* keys can be set for a search")
-        config_mod.resolve(base=config_mod.read_run_config(args.run_dir / layout.RUN_CONFIG), env={}, sets=args.sets)
+        tune.search_config(args.run_dir, args.sets)
     except ConfigError as exc:
         print(f"trm-tui autotune: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

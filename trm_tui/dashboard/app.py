@@ -11,24 +11,29 @@ from typing import Any, Callable
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
 from textual.containers import Horizontal
 from textual.filter import Monochrome, NoColor
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
-from trm_core.autotune.engine import Outcome
-from trm_core.config import ConfigError, SupervisorConfig
+from trm_core.config import SupervisorConfig
 from trm_core.rundir.states import SUPERVISED, RunState
 from trm_core.distributed import rank_files
-from trm_core.control import commands
+from trm_core.control import commands, tune
 from trm_core.control.client import KeeperClient
 from trm_core.config.start import Start
-from trm_core.control.launch import ensure_keeper, stop_worker
+from trm_core.control.launch import stop_worker
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.identity import run_lock_held
-from trm_core.rundir.records import AutotuneResult, Eval, KeeperEnd, RunStart, Step
+from trm_core.rundir.records import AutotuneResult, KeeperEnd, RunStart
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
+from trm_tui.dashboard import keys
 from trm_tui.dashboard.history import read_history
+from trm_tui.dashboard.keys import KeyFacts, Search
+from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, KeeperSearchRefused, Note, SearchFinished,
+                                       SupervisionOver, SupervisionResumed)
 from trm_tui.dashboard.runs_screen import RunsScreen
 from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
@@ -40,8 +45,6 @@ CURVE_PERIOD_S = 5.0
 # stall the other with it (measured: 40 wake-ups/s cost the worker 4% of its samples/s), so the threads
 # wake once a second and the UI loop is entered only when there is something new.
 POLL_S = 1.0
-# a run to tune: one that runs, or one stopped with a checkpoint
-TUNABLE = frozenset({RunState.RUNNING, RunState.STOPPED, RunState.FAILED, RunState.STALLED})
 
 
 class Dashboard(App[int]):
@@ -63,6 +66,12 @@ class Dashboard(App[int]):
     #dialog { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
     HelpScreen, ConfirmKill { align: center middle; }
     """
+    # what the footer's keys depend on: each change refreshes which keys can act (check_action)
+    run_state: reactive[RunState] = reactive(RunState.NOT_STARTED, bindings=True, layout=False, repaint=False)
+    search: reactive[Search] = reactive(Search.NONE, bindings=True, layout=False, repaint=False)
+    supervising: reactive[bool] = reactive(False, bindings=True, layout=False, repaint=False)
+    tuning_logged: reactive[bool] = reactive(False, bindings=True, layout=False, repaint=False)
+
     BINDINGS = [
         Binding("s", "stop", "stop"),
         Binding("r", "resume", "resume"),
@@ -96,9 +105,7 @@ class Dashboard(App[int]):
         self._drawn = -1
         self._curves_at = 0.0
         self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
-        self.tuning = False
-        self._keeper_search = False  # the search running is the keeper's, asked for from here
-        self._autotune_cancel: threading.Event | None = None
+        self._autotune_cancel: threading.Event | None = None  # the handle of a search in this process
         self._quit = threading.Event()  # wakes the threads at once when the dashboard exits
         self._key_actions = {b.key: b.action for b in self.BINDINGS if isinstance(b, Binding)}
         self._resume_when_over = False  # r pressed while the run was stopping
@@ -142,27 +149,27 @@ class Dashboard(App[int]):
         # the run's past only once: after a resume from this dashboard the view already holds it
         history = self._history(client.tail.offset) if self.view.version == 0 else []
         if history:  # on screen before the keeper is found or started: that takes a process start
-            self.call_from_thread(self._show_history, history)
+            self.post_message(HistoryRead(history))
         client.start()
-        self.call_from_thread(self._started, client, bool(history))
+        self.post_message(Attached(client, bool(history)))
         worker = get_current_worker()
         over = False
         if client.exit_code is not None:  # opened a run that was over: show how it ended; looking is no failure
             over = True
-            self.call_from_thread(self._supervision_over, client.exit_code, False)
+            self.post_message(SupervisionOver(client.exit_code, counts=False))
         while not worker.is_cancelled:
             events = client.poll()
             if events:
-                self.call_from_thread(self._ingest, events)
+                self.post_message(EventsArrived(events))
             for note in client.notes:
-                self.call_from_thread(self.notify, note)
+                self.post_message(Note(note))
             client.notes.clear()
             if client.exit_code is not None and not over:
                 over = True
-                self.call_from_thread(self._supervision_over, client.exit_code)
+                self.post_message(SupervisionOver(client.exit_code))
             elif client.exit_code is None and over:
                 over = False  # a new keeper took the run: a resume from another client
-                self.call_from_thread(self.refresh_bindings)
+                self.post_message(SupervisionResumed())
             if self._quit.wait(POLL_S):
                 return
 
@@ -187,37 +194,41 @@ class Dashboard(App[int]):
 
     # -- state (on the UI thread) ----------------------------------------------------------------------
 
-    def _show_history(self, history: list[dict[str, Any]]) -> None:
-        self.view.feed(history, history=True)
+    def on_history_read(self, message: HistoryRead) -> None:
+        self.view.feed(message.events, history=True)
+        self.run_state = self.view.state
         self.call_after_refresh(self.redraw)  # the run's history on screen now, not at the next tick
 
-    def _started(self, sup: KeeperClient, had_history: bool) -> None:
-        self.sup = sup
-        alive = sup.ident is not None and sup.ident.is_alive()
+    def on_attached(self, message: Attached) -> None:
+        self.sup = client = message.client
+        alive = client.ident is not None and client.ident.is_alive()
         if alive:  # a worker we attached to is running; one we launched is starting until its run_start
-            self.view.state, self.view.pid = (RunState.RUNNING if had_history else RunState.STARTING), sup.ident.pid
+            self.view.state = RunState.RUNNING if message.had_history else RunState.STARTING
+            self.view.pid = client.ident.pid
             self.view.version += 1
-        self.refresh_bindings()
+        self.run_state, self.supervising = self.view.state, client.exit_code is None
 
-    def _ingest(self, events: list[dict[str, Any]]) -> None:
-        before = (self.view.state, self.view.tuning)
-        self.view.feed(events)
-        if self._keeper_search and any(e["event"] in (AutotuneResult.KIND, RunStart.KIND, KeeperEnd.KIND)
-                                       for e in events):
-            self._keeper_search_over()  # the keeper's search is over: it resumes the run (or ended it)
-        if (self.view.state, self.view.tuning) != before:
-            self.refresh_bindings()
+    def on_events_arrived(self, message: EventsArrived) -> None:
+        self.view.feed(message.events)
+        if self.search == Search.KEEPER and any(e["event"] in (AutotuneResult.KIND, RunStart.KIND, KeeperEnd.KIND)
+                                                for e in message.events):
+            self.search = Search.NONE  # the keeper's search is over: it resumes the run (or ended it)
+        self.run_state, self.tuning_logged = self.view.state, self.view.tuning
 
-    def _supervision_over(self, code: int | None, counts: bool = True) -> None:
-        """The keeper is gone and the run is over. ``counts``: its outcome is this dashboard's exit code (not
-        when the run was already over when opened)."""
-        if counts:
-            self.exit_code = code or 0
+    def on_note(self, message: Note) -> None:
+        self.notify(message.text, severity=message.severity)
+
+    def on_supervision_over(self, message: SupervisionOver) -> None:
+        if message.counts:
+            self.exit_code = message.code or 0
         if self._resume_when_over:
             self._resume_when_over = False
             self.call_after_refresh(self.action_resume)
-        self.view.finish(code)
-        self.refresh_bindings()
+        self.view.finish(message.code)
+        self.run_state, self.supervising = self.view.state, False
+
+    def on_supervision_resumed(self, _message: SupervisionResumed) -> None:
+        self.supervising = True
 
     def redraw(self) -> None:
         """Once a second: panels whose data changed. Curves at most every CURVE_PERIOD_S (plotting is
@@ -262,31 +273,16 @@ class Dashboard(App[int]):
 
     # -- keys -------------------------------------------------------------------------------------------
 
+    @property
+    def tuning(self) -> bool:
+        """A search this dashboard started (here or through the keeper) holds the run."""
+        return self.search != Search.NONE
+
     def why_not(self, action: str) -> str | None:
-        """Why the key for ``action`` cannot act now, in words for the user; None when it can."""
-        if self.tuning and action in ("stop", "kill", "resume", "autotune"):
-            return "the auto-tune search owns the run until it has written its choice (q cancels it)"
-        if self._search_elsewhere() and action in ("resume", "autotune"):
-            return None  # the action itself says a search from another window holds the run
-        state = self.view.state
-        active = state in SUPERVISED
-        if action == "stop":
-            if state == RunState.STOPPING:
-                return "already stopping: the worker finishes its step and saves a checkpoint (K kills it now)"
-            return None if active else f"nothing to stop: the run is {state}"
-        if action == "kill":
-            return None if active else f"nothing to kill: the run is {state}"
-        if action == "autotune":  # a run to tune: one that runs, or one stopped with a checkpoint
-            return None if state in TUNABLE else f"auto-tune needs a running or stopped run; this one is {state}"
-        if action == "resume":
-            if state == RunState.COMPLETED:
-                return (f"the run is complete; train it further with: trm-tui --resume --run-dir {self.run_dir} "
-                        f"--set train.max_steps=N")
-            if state == RunState.STOPPING:
-                return "resume waits for the worker to exit: it resumes then"
-            supervising = self.sup is not None and self.sup.exit_code is None
-            return f"the run is {state} already" if active or supervising else None
-        return None
+        """Why the key for ``action`` cannot act now, in words for the user; None when it can (``keys``)."""
+        facts = KeyFacts(self.view.state, self.search, self._search_elsewhere(),
+                         self.sup is not None and self.sup.exit_code is None, self.run_dir)
+        return keys.why_not(action, facts)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys that cannot act now are greyed in the footer (hidden under NO_COLOR, where grey does not show);
@@ -310,9 +306,8 @@ class Dashboard(App[int]):
     def action_stop(self) -> None:
         if self.sup is not None:
             self.sup.request_stop()
-            self.view.state = RunState.STOPPING
+            self.view.state = self.run_state = RunState.STOPPING
             self.view.version += 1
-            self.refresh_bindings()
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
 
     def _search_elsewhere(self) -> bool:
@@ -332,22 +327,21 @@ class Dashboard(App[int]):
         if self._tuned_elsewhere():
             return
         self.exit_code = 0  # the outcome of the run before this resume no longer counts
-        self.view.state = RunState.STARTING
+        self.view.state = self.run_state = RunState.STARTING
         self.view.version += 1
-        self.refresh_bindings()
+        self.supervising = True
         self.supervise(Start.resuming(self.rundir))
 
     def action_autotune(self) -> None:
         if self._tuned_elsewhere():
             return
-        self.tuning = True
         self.view.version += 1
-        self.refresh_bindings()
         self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")
         if self.sup is not None and self.sup.keeper_alive():
-            self._keeper_search = True  # the keeper runs it: it outlives this window, and resumes the run
+            self.search = Search.KEEPER  # the keeper runs it: it outlives this window, and resumes the run
             self.ask_keeper_to_tune()
             return
+        self.search = Search.HERE
         self._autotune_cancel = threading.Event()  # here, not in the thread: a q right after a must find it
         self.run_autotune(self._autotune_cancel)
 
@@ -356,68 +350,52 @@ class Dashboard(App[int]):
         cid = commands.send(self.run_dir, commands.Autotune(), commands.sender_name("dashboard"))
         ack = commands.answer(self.run_dir, cid, timeout_s=30)
         if ack is None or not ack.accepted:
-            why = "the keeper did not answer" if ack is None else ack.reason
-            self.call_from_thread(self._keeper_search_over, f"auto-tune refused: {why}")
+            self.post_message(KeeperSearchRefused("the keeper did not answer" if ack is None else ack.reason))
 
-    def _keeper_search_over(self, error: str = "") -> None:
-        self.tuning = self._keeper_search = False
+    def on_keeper_search_refused(self, message: KeeperSearchRefused) -> None:
+        self.search = Search.NONE
         self.view.version += 1
-        self.refresh_bindings()
-        if error:
-            self.notify(error, severity="error", timeout=10)
+        self.notify(f"auto-tune refused: {message.why}", severity="error", timeout=10)
 
     @work(thread=True, exclusive=True, group="autotune", exit_on_error=False)
     def run_autotune(self, cancel: threading.Event) -> None:
-        from trm_core.autotune.engine import AutotuneError, autotune  # only when asked for
-
+        """The search in this process, its trials shown as they are written; when it is over, the result goes
+        to the UI, or, once the dashboard has quit, a run the search stopped is resumed (``tune.finish``)."""
         def show(ev: dict[str, Any]) -> None:
-            if self._quit.is_set():
-                return  # the app is gone or going: its loop takes no more calls
-            try:
-                self.call_from_thread(self._ingest, [ev])
-            except RuntimeError:  # the app stopped between the check and the call
-                pass
+            self._deliver(EventsArrived([ev]))
 
-        was_running = self.view.state in SUPERVISED
+        over = tune.SearchOver.of(self.run_dir, lambda: tune.tune(self.run_dir, on_event=show, cancel=cancel),
+                                  was_running=self.view.state in SUPERVISED)
+        tune.finish(over, self.rundir, lambda result: self._deliver(SearchFinished(result)))
+
+    def _deliver(self, message: Message) -> bool:
+        """Post to the UI from a thread while the dashboard is open; False once it has quit (its loop takes no
+        more messages)."""
+        if self._quit.is_set():
+            return False
         try:
-            outcome = autotune(self.run_dir, on_event=show, cancel=cancel)
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the run must not be left stopped
-            was_running = getattr(exc, "was_running", was_running)
-            what = str(exc) if isinstance(exc, (AutotuneError, ConfigError)) else f"{type(exc).__name__}: {exc}"
-            self._after_search(None, what, was_running)
-            return
-        self._after_search(outcome, "", outcome.was_running)
+            return self.post_message(message)
+        except RuntimeError:  # the loop closed between the check and the post
+            return False
 
-    def _after_search(self, outcome: Outcome | None, error: str, was_running: bool) -> None:
-        """On the search's thread: hand over to the UI, or, when the dashboard has quit meanwhile, resume
-        the run itself (training goes on, as q promises)."""
-        if not self._quit.is_set():
-            try:
-                self.call_from_thread(self._autotune_over, outcome, error, was_running)
-                return
-            except RuntimeError:
-                pass
-        if was_running:
-            ensure_keeper(Start.resuming(self.rundir))
-
-    def _autotune_over(self, outcome: Outcome | None, error: str, was_running: bool) -> None:
-        self.tuning = False
+    def on_search_finished(self, message: SearchFinished) -> None:
+        over = message.over
+        self.search = Search.NONE
         self.view.version += 1
-        self.refresh_bindings()
-        if outcome is None:
-            self.notify(f"auto-tune: {error}", severity="error", timeout=10)
-        if was_running:
+        if over.outcome is None:
+            self.notify(f"auto-tune: {over.error}", severity="error", timeout=10)
+        if over.was_running:
             self.action_resume()  # from the checkpoint, with the chosen settings if there are any
-        elif outcome is not None:
+        elif over.outcome is not None:
             self.notify("auto-tune done; press r to resume the run")
 
     def action_runs(self) -> None:
-        self.push_screen(RunsScreen(self.run_dir.resolve().parent, self.run_dir.resolve()))
+        self.push_screen(RunsScreen(self.run_dir.resolve().parent, self.run_dir.resolve()), self.switch_run)
 
-    def switch_run(self, run_dir: Path) -> None:
-        """Leave this run (as it is: q's rules) for another: the CLI opens that one next, as it is."""
-        if run_dir == self.run_dir.resolve():
-            self.pop_screen()
+    def switch_run(self, run_dir: Path | None) -> None:
+        """The runs screen's choice: leave this run (as it is: q's rules) for another; the CLI opens that one
+        next, as it is. This run again, or none, stays here."""
+        if run_dir is None or run_dir == self.run_dir.resolve():
             return
         self.switch_to = run_dir
         self.action_quit_keep()
@@ -448,7 +426,7 @@ class Dashboard(App[int]):
         # through the supervisor when there is one: it then restarts nothing, pending or not
         result = self.sup.stop(force=True) if self.sup is not None else \
             stop_worker(self.rundir, self.settings.stop_grace_s, force=True)
-        self.call_from_thread(self.notify, "worker killed" if result.killed else "no worker was running")
+        self.post_message(Note("worker killed" if result.killed else "no worker was running"))
 
     def action_quit(self) -> None:
         """Textual's own quit keys (ctrl+q) leave the same way as q: training goes on."""

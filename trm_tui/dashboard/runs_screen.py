@@ -20,9 +20,10 @@ COLOURS = ("cyan", "yellow", "green", "magenta", "red", "blue", "white")
 MARKERS = ("braille", "•", "x", "+", "*", "o", "#")
 
 
-class RunsScreen(Screen[None]):
-    """The runs under the current run's folder (``trm-tui runs``' table). Enter opens one, space marks it for
-    the compare view, c compares the marked runs (this one too when none is marked)."""
+class RunsScreen(Screen["Path | None"]):
+    """The runs under the current run's folder (``trm-tui runs``' table). Enter opens one (the screen's result:
+    the run to switch to), space marks it for the compare view, c compares the marked runs (this one too when
+    none is marked)."""
 
     BINDINGS = [Binding("enter", "open", "open"), Binding("space", "mark", "mark"),
                 Binding("c", "compare", "compare marked"), Binding("escape,q,R", "app.pop_screen", "back")]
@@ -58,7 +59,7 @@ class RunsScreen(Screen[None]):
     def action_open(self) -> None:
         chosen = self._selected()
         if chosen is not None:
-            self.app.switch_run(chosen)
+            self.dismiss(chosen)
 
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
         self.action_open()  # enter inside the table arrives as a row selection

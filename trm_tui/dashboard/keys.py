@@ -1,0 +1,63 @@
+"""Which of the dashboard's acting keys can act now, and why not, as a pure function of what it knows.
+
+The footer greys a key that cannot act, and pressing it anyway says why (in words a user can act on).
+Keeping the rules out of the App lets a test ask every state without starting one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from trm_core.rundir.states import SUPERVISED, RunState
+
+# a run to tune: one that runs, or one stopped with a checkpoint
+TUNABLE = frozenset({RunState.RUNNING, RunState.STOPPED, RunState.FAILED, RunState.STALLED})
+ACTING = ("stop", "kill", "resume", "autotune")
+
+
+class Search(str, Enum):
+    """This dashboard's auto-tune search: none, one in its own process, or one it asked the keeper for."""
+
+    NONE = "none"
+    HERE = "here"
+    KEEPER = "keeper"
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What the rules read: the run's state, this dashboard's search, whether another window's search holds the
+    run, whether a keeper this dashboard follows is still on, and the run's folder (for the hints)."""
+
+    state: RunState
+    search: Search = Search.NONE
+    searched_elsewhere: bool = False
+    supervising: bool = False
+    run_dir: Path = Path("runs/default")
+
+
+def why_not(action: str, facts: KeyFacts) -> str | None:
+    """Why the key for ``action`` cannot act now, in words for the user; None when it can."""
+    if facts.search != Search.NONE and action in ACTING:
+        return "the auto-tune search owns the run until it has written its choice (q cancels it)"
+    if facts.searched_elsewhere and action in ("resume", "autotune"):
+        return None  # the action itself says a search from another window holds the run
+    state = facts.state
+    active = state in SUPERVISED
+    if action == "stop":
+        if state == RunState.STOPPING:
+            return "already stopping: the worker finishes its step and saves a checkpoint (K kills it now)"
+        return None if active else f"nothing to stop: the run is {state}"
+    if action == "kill":
+        return None if active else f"nothing to kill: the run is {state}"
+    if action == "autotune":
+        return None if state in TUNABLE else f"auto-tune needs a running or stopped run; this one is {state}"
+    if action == "resume":
+        if state == RunState.COMPLETED:
+            return (f"the run is complete; train it further with: trm-tui --resume --run-dir {facts.run_dir} "
+                    f"--set train.max_steps=N")
+        if state == RunState.STOPPING:
+            return "resume waits for the worker to exit: it resumes then"
+        return f"the run is {state} already" if active or facts.supervising else None
+    return None
