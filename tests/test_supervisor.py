@@ -291,13 +291,26 @@ def test_the_inherited_budget_is_the_current_episodes(tmp_path: Path) -> None:
     assert restarts_in_log(path, 3600, now=time.time() + 7200) == []  # outside the window
 
 
-def _node_1_supervisor(tmp_path: Path, micro_args: list[str], worker_code: str):
-    """Node 1's supervisor of a two-node run whose rank 0 trained 8 steps (its log and checkpoints at the run's
-    top), just after node 1's launcher ended with ``worker_code`` (a real process that has exited)."""
+def _node_1_supervisor(root: Path, worker_code: str):
+    """Node 1's supervisor of the two-node run at ``root``, just after node 1's launcher ended with
+    ``worker_code`` (a real process that has exited)."""
     import sys
 
     from trm_core.config import Start, SupervisorConfig
     from trm_core.control.supervisor import Supervisor
+
+    sup = Supervisor(Start(root, node=1, sets=("distributed.node_rank=1",)), SupervisorConfig())
+    sup.proc = subprocess.Popen([sys.executable, "-c", worker_code])
+    sup.proc.wait()
+    return sup
+
+
+@pytest.mark.process
+def test_node_1_judges_its_end_by_the_runs_own_log_and_checkpoints(tmp_path: Path, micro_args: list[str]) -> None:
+    """Node 1 of a two-node run whose rank 0 trained 8 steps (its log and checkpoints at the run's top; node 1's
+    own log holds only its keeper's records). A kill on node 1 is recorded at the run's step; node 1's launcher
+    out of disk waits for room for twice rank 0's newest checkpoint (never one in node 1's own dir)."""
+    from trm_core.rundir import checkpoints as ckpt
 
     from helpers import run_worker
 
@@ -306,34 +319,18 @@ def _node_1_supervisor(tmp_path: Path, micro_args: list[str], worker_code: str):
     assert done.returncode == 0, done.stderr
     node_1 = root / "nodes" / "node-1"
     node_1.mkdir(parents=True)
-    sup = Supervisor(Start(root, node=1, sets=("distributed.node_rank=1",)), SupervisorConfig())
-    sup.proc = subprocess.Popen([sys.executable, "-c", worker_code])
-    sup.proc.wait()
-    return root, node_1, sup
 
-
-@pytest.mark.process
-def test_node_1_records_a_kill_at_the_runs_last_step(tmp_path: Path, micro_args: list[str]) -> None:
-    """A kill on node 1 of a two-node run: node 1's log says at which step of the run (rank 0's log, at the
-    run's top; node 1's own log holds only its keeper's records)."""
-    root, node_1, sup = _node_1_supervisor(tmp_path, micro_args, "import os, signal; os.kill(os.getpid(), 9)")
-    sup.stopping = True  # the kill was asked for
-    sup.poll()
+    killed = _node_1_supervisor(root, "import os, signal; os.kill(os.getpid(), 9)")
+    killed.stopping = True  # the kill was asked for
+    killed.poll()
     end = events(node_1, "run_end")[-1]
     assert (end["status"], end["reason"], end["step"]) == ("stopped", "killed on request", 8)
-    assert sup.exit_code == 0
+    assert killed.exit_code == 0
 
-
-@pytest.mark.process
-def test_node_1_waits_for_room_for_the_runs_own_checkpoints(tmp_path: Path, micro_args: list[str]) -> None:
-    """Node 1's launcher out of disk: the room it waits for is twice rank 0's newest checkpoint (at the run's top,
-    never in node 1's own dir), and the warning names the run's step."""
-    from trm_core.rundir import checkpoints as ckpt
-
-    root, node_1, sup = _node_1_supervisor(tmp_path, micro_args, "raise SystemExit(5)")
+    full = _node_1_supervisor(root, "raise SystemExit(5)")
     newest = ckpt.latest_progress(root / "checkpoints")
     assert newest is not None and newest.bytes < 1 << 20
-    sup.poll()
+    full.poll()
     warning = events(node_1, "warning")[-1]["message"]
     assert warning.startswith("disk full at step 8:") and "once 1 MiB are free" in warning, warning
-    assert sup.space_needed == max(2 * newest.bytes, 1 << 20)
+    assert full.space_needed == max(2 * newest.bytes, 1 << 20)

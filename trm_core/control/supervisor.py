@@ -142,7 +142,8 @@ class Supervisor:
         last_lines = self.tail.poll()  # the last lines the worker wrote before exiting
         self._note(last_lines)
         events += last_lines
-        if self.last_end is None:  # attached late: its run_end may predate our tail
+        if self.last_end is None and self.rundir.leads:  # attached late: its run_end may predate our tail
+            # (node N's own log never holds its ranks' run_end, only what an earlier keeper of it wrote)
             self.last_end = log_queries.last_run_end(self.rundir.keeper_events)
         self._on_exit()
         return events + self.tail.poll()  # with what _on_exit itself wrote, delivered once

@@ -310,19 +310,23 @@ class Run:
             self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
                               final=step == self.total_steps)
             if eval_batches and step % cfg.train.eval_every == 0:
-                watchdog.begin("eval", step)
-                t0 = time.perf_counter()
-                result = self._evaluate(eval_batches, eval_progress)
-                watchdog.end()
-                self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4),
-                                      **result))
-                self.last_eval = result
+                self._eval_now(watchdog, step, epoch, eval_batches, eval_progress)
             if step % cfg.train.checkpoint_every == 0:
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
         return RunState.STOPPED.value if self.stopping else RunState.COMPLETED.value
 
+
+    def _eval_now(self, watchdog: Watchdog, step: int, epoch: int, batches: list,
+                  on_progress: Callable[[int, int], None]) -> None:
+        """The in-training eval after ``step``, under the watchdog, recorded as an ``eval`` event."""
+        watchdog.begin("eval", step)
+        t0 = time.perf_counter()
+        result = self._evaluate(batches, on_progress)
+        watchdog.end()
+        self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4), **result))
+        self.last_eval = result
 
     def _evaluate(self, batches: list, on_progress: Callable[[int, int], None]) -> dict:
         """The trainer's eval, with ARC's votes counted where the dataset has them. With several ranks each

@@ -1,4 +1,4 @@
-"""What the commands share: the --run-dir flag, and a keeper revived for a worker that lost its own."""
+"""What the commands share: the --run-dir flag, and a new keeper for a worker that lost its own."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def run_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run folder (default: runs/default)")
 
 
-def revive_keeper(run_dir: Path) -> None:
+def adopt_orphan_worker(run_dir: Path) -> None:
     """A live worker without its keeper (the keeper was killed): a new keeper adopts it, and we say so."""
     adopted = launch.revive_keeper(RunDir.at(run_dir))
     if adopted is not None:

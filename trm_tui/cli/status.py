@@ -14,7 +14,7 @@ from trm_core.config.start import saved_settings
 from trm_core.control.status import RunStatus, run_status
 from trm_core.distributed import rank_files
 from trm_core.rundir.layout import EXIT_CONFIG
-from trm_tui.cli.common import revive_keeper, run_dir_arg
+from trm_tui.cli.common import adopt_orphan_worker, run_dir_arg
 from trm_tui.progress import duration, gpu_line
 
 
@@ -31,7 +31,7 @@ def cmd_status(argv: list[str]) -> int:
         what = "is a file, not a run folder" if args.run_dir.exists() else "does not exist"
         print(f"trm-tui status: no run in {args.run_dir}: the folder {what}", file=sys.stderr)
         return EXIT_CONFIG
-    revive_keeper(args.run_dir)
+    adopt_orphan_worker(args.run_dir)
     show_status(args.run_dir, saved_settings(args.run_dir), args.json)
     return 0
 
