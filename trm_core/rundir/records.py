@@ -117,7 +117,7 @@ class Step(Event):
     grad_norm: float = doc("gradient norm before clipping, averaged over the step's updates")
     samples_per_s: float = doc("`batch_size / step_s`")
     tokens_per_s: float = doc("`samples_per_s` times `seq_len`")
-    step_s: float = doc("wall seconds of the step's compute (forward, backward, updates)")
+    step_s: float = doc("wall seconds of the step's compute (forward, backward, updates, freeing its tensors)")
     sup_steps: float | None = doc("mean number of supervision steps the samples used (with `train.carry = "
                                   "\"refill\"`: those that left their slot this step; `null` when none did)")
     updates: int = doc("optimizer updates in this step (one per supervision step run)")
