@@ -67,7 +67,7 @@ def test_keys_stop_resume_and_quit_with_a_real_worker(tmp_path: Path, micro_args
             assert app.check_action("stop", ()) is None
             # resume unlocks once the old worker has exited, not merely written run_end
             await until(pilot, lambda: app.check_action("resume", ()) is True, what="resume enabled")
-            assert app.sup.exit_code == 0
+            assert app.client.exit_code == 0
             await pilot.press("r")
             await until(pilot, lambda: app.view.state == "running" and app.view.step > stopped_at + 2,
                         what="resumed steps")

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.events import Mount
 
 from trm_core.config import SupervisorConfig
 from trm_core.rundir.records import RunEnd, as_line
 from trm_core.telemetry import GpuProbe, HostSample
 from trm_tui.dashboard.app import Dashboard
+from trm_tui.dashboard.feeds import FixedFeeds
 
 from fake_nvml import FakeNvml, NVMLError_NotSupported, h100
 from helpers import record
@@ -52,27 +52,14 @@ def run_events(steps: int, total: int = 2000) -> list[dict[str, Any]]:
     return out
 
 
-class StillDashboard(Dashboard):
-    """The real dashboard fed a fixed run, with no worker, no threads, and a frozen clock."""
-
-    def __init__(self, run_dir: Path, events: list[dict[str, Any]], now: float, gpu_probe: GpuProbe,
-                 exit_code: int | None = None) -> None:
-        super().__init__(run_dir, [], SupervisorConfig(), gpu_probe=gpu_probe)
-        self._events, self._exit_code = events, exit_code
-        self.fed = False
-        self.clock = lambda: now
-
-    def on_mount(self, event: Mount) -> None:
-        event.prevent_default()  # not Dashboard.on_mount: it would launch a worker and start the threads
-        self.view.feed(self._events)
-        if self._exit_code is not None:
-            self.view.finish(self._exit_code)
-        self.host, self.gpu = HOST, self.gpu_probe.sample({WORKER_PID})
-        self.call_after_refresh(self._draw)
-
-    def _draw(self) -> None:
-        self.redraw()
-        self.fed = True  # on_mount ran to the end: the picture is not of a half-fed screen
+def still_dashboard(run_dir: Path, events: list[dict[str, Any]], now: float, gpu_probe: GpuProbe,
+                    exit_code: int | None = None) -> tuple[Dashboard, FixedFeeds]:
+    """The real dashboard fed a fixed run (no worker, no keeper, no threads) with a frozen clock; the feed
+    says when the whole run went in and was drawn."""
+    feeds = FixedFeeds(events, HOST, gpu_probe.sample({WORKER_PID}), exit_code)
+    app = Dashboard(run_dir, None, SupervisorConfig(), gpu_probe=gpu_probe, feeds=feeds)
+    app.clock = lambda: now
+    return app, feeds
 
 
 @pytest.fixture(autouse=True)
@@ -99,26 +86,26 @@ def no_gpu() -> GpuProbe:
 
 def test_running(snap_compare, tmp_path: Path) -> None:
     events = run_events(900)
-    app = StillDashboard(tmp_path / "run", events, now=events[-1]["time"] + 1, gpu_probe=two_gpus())
-    assert snap_compare(app, terminal_size=(110, 32)) and app.fed
+    app, feeds = still_dashboard(tmp_path / "run", events, now=events[-1]["time"] + 1, gpu_probe=two_gpus())
+    assert snap_compare(app, terminal_size=(110, 32)) and feeds.fed
 
 
 def test_stopped(snap_compare, tmp_path: Path) -> None:
     events = run_events(600)
     last = events[-1]["time"]
     events += [as_line(RunEnd(status="stopped", step=600, exit_code=0, reason="SIGTERM", seconds=300.3), last + 0.3)]
-    app = StillDashboard(tmp_path / "run", events, now=last + 5, gpu_probe=two_gpus(), exit_code=0)
-    assert snap_compare(app, terminal_size=(80, 24)) and app.fed
+    app, feeds = still_dashboard(tmp_path / "run", events, now=last + 5, gpu_probe=two_gpus(), exit_code=0)
+    assert snap_compare(app, terminal_size=(80, 24)) and feeds.fed
 
 
 def test_stalled(snap_compare, tmp_path: Path) -> None:
     """The worker is alive but silent for ten minutes: the header says STALLED and the alert stands out."""
     events = run_events(450)
-    app = StillDashboard(tmp_path / "run", events, now=events[-1]["time"] + 600, gpu_probe=two_gpus())
-    assert snap_compare(app, terminal_size=(110, 32)) and app.fed
+    app, feeds = still_dashboard(tmp_path / "run", events, now=events[-1]["time"] + 600, gpu_probe=two_gpus())
+    assert snap_compare(app, terminal_size=(110, 32)) and feeds.fed
 
 
 def test_no_gpu(snap_compare, tmp_path: Path) -> None:
     events = run_events(300)
-    app = StillDashboard(tmp_path / "run", events, now=events[-1]["time"] + 1, gpu_probe=no_gpu())
-    assert snap_compare(app, terminal_size=(80, 24)) and app.fed
+    app, feeds = still_dashboard(tmp_path / "run", events, now=events[-1]["time"] + 1, gpu_probe=no_gpu())
+    assert snap_compare(app, terminal_size=(80, 24)) and feeds.fed

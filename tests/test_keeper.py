@@ -79,7 +79,7 @@ def dashboard_events(run_dir: Path) -> str:
         async with app.run_test(size=(120, 40)) as pilot:
             for _ in range(100):
                 await pilot.pause(0.1)
-                if app.view.events and app.sup is not None:
+                if app.view.events and app.client is not None:
                     break
             shown.extend(line.text for line in app.view.events)
             await pilot.press("q")

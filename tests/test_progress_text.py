@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trm_core.rundir.records import Heartbeat, as_line
 from trm_tui.dashboard.view import RunView
-from trm_tui.progress import step_progress_line, step_progress_short
+from trm_tui.event_text import step_progress_line, step_progress_short
 
 from helpers import record
 

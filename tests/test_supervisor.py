@@ -176,16 +176,16 @@ def test_a_recycled_pid_is_never_signalled(tmp_path: Path) -> None:
 @pytest.mark.process
 def test_identity_survives_a_wall_clock_step_but_not_a_recycled_pid(tmp_path: Path) -> None:
     """A stepped clock moves the wall-clock start time psutil reports; the kernel's tick count does not."""
-    from trm_core.rundir.identity import WorkerIdentity, start_ticks
+    from trm_core.rundir.identity import ProcessIdentity, start_ticks
     proc = subprocess.Popen(["sleep", "60"])
     try:
         ticks = start_ticks(proc.pid)
         assert ticks is not None and ticks > 0
         wall = psutil.Process(proc.pid).create_time()
         host = os.uname().nodename
-        assert WorkerIdentity(proc.pid, wall - 3600, host, 0.0, ticks).is_alive()  # clock stepped an hour
-        assert not WorkerIdentity(proc.pid, wall, host, 0.0, ticks - 1).is_alive()  # another process
-        assert WorkerIdentity(proc.pid, wall, host, 0.0).is_alive()  # an old worker.json without ticks
+        assert ProcessIdentity(proc.pid, wall - 3600, host, 0.0, ticks).is_alive()  # clock stepped an hour
+        assert not ProcessIdentity(proc.pid, wall, host, 0.0, ticks - 1).is_alive()  # another process
+        assert ProcessIdentity(proc.pid, wall, host, 0.0).is_alive()  # an old worker.json without ticks
     finally:
         proc.kill()
         proc.wait()

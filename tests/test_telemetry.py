@@ -77,7 +77,7 @@ def test_host_probe_sums_the_worker_process_tree(tmp_path: Path) -> None:
 
 
 def test_status_gpu_line_says_na_for_what_the_driver_does_not_report() -> None:
-    from trm_tui.progress import gpu_line
+    from trm_tui.event_text import gpu_line
 
     fake = FakeNvml([h100(procs=[(os.getpid(), 2048)]), h100(temp=NVMLError_NotSupported, power_mw=NVMLError_NotSupported)])
     first, second = GpuProbe(loader=lambda: fake).sample(worker_pids={os.getpid()}).gpus

@@ -25,7 +25,7 @@ from trm_core.control.status import ETA_WINDOW, eta_seconds
 from trm_core.rundir.layout import EXIT_OK
 from trm_tui.signals import handling
 from trm_core.rundir.records import Heartbeat, RunStart, Step, parse
-from trm_tui.progress import event_line, progress_line, step_progress_line
+from trm_tui.event_text import event_line, progress_line, step_progress_line
 
 
 class _StopWatching(Exception):

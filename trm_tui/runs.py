@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trm_core.control.status import RunStatus, run_status
 from trm_core.rundir import layout, lifecycle
-from trm_tui.progress import duration
+from trm_tui.event_text import duration
 
 DEFAULT_ROOT = Path("runs")
 

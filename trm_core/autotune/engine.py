@@ -229,7 +229,7 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
     elif a.allow_batch_change and cfg.distributed.world_size > 1:
         note = (f"autotune.allow_batch_change: not applied with {cfg.distributed.world_size} ranks; each trial "
                 f"measures one rank's {share} samples and the global batch stays {t.batch_size}")
-    # a CPU rank runs with its share of the cores unless train.threads says otherwise (distributed.launch)
+    # a CPU rank runs with its share of the cores unless train.threads says otherwise (distributed.node_launcher)
     threads = t.threads or (cores if ranks_here > 1 and cores else 0)
     space = SearchSpace(batch_size=share, start=Candidate(share, cfg.micro_batch, threads),
                         cores=cores, max_batch_size=(a.max_batch_size or 8 * t.batch_size) if grow else 0,

@@ -15,7 +15,7 @@ from trm_core.control.launch import (StopResult, adoption_note, ensure_keeper, m
                                      stop_worker)
 from trm_core.rundir.events import EventTail
 from trm_core.rundir.log_queries import last_run_end
-from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker
+from trm_core.rundir.identity import ProcessIdentity, live_keeper, live_worker
 from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, RunEnd, parse
 from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK, RunDir
 from trm_core.rundir.states import RunState
@@ -35,8 +35,8 @@ class KeeperClient:
         self.tail = EventTail(run.keeper_events, from_end=True)
         # node N > 0 of a multi-node run: its keeper's log is its own; the run's progress is in rank 0's log
         self.run_tail = None if run.leads else EventTail(run.events, from_end=True)
-        self.ident: WorkerIdentity | None = None  # the run's worker, while it lives
-        self.keeper: WorkerIdentity | None = None
+        self.ident: ProcessIdentity | None = None  # the run's worker, while it lives
+        self.keeper: ProcessIdentity | None = None
         self.attached = False   # the worker was already running when this client came
         self.started_run = False  # this client started the run: no worker and no keeper before it
         self.exit_code: int | None = None

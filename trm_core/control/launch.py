@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from trm_core.rundir import layout, log_queries
-from trm_core.rundir.identity import WorkerIdentity, live_keeper, live_worker, read_identity
+from trm_core.rundir.identity import ProcessIdentity, live_keeper, live_worker, read_identity
 from trm_core.config.schema import ConfigError
 from trm_core.config.start import Start
 from trm_core.rundir.layout import RunDir
@@ -44,7 +44,7 @@ def _spawn(module: str, start: Start, log: Path, env: dict[str, str] | None) -> 
                                 start_new_session=True, env=env)
 
 
-def _claimed(run_dir: Path, proc: subprocess.Popen, identity_name: str, timeout_s: float) -> WorkerIdentity | None:
+def _claimed(run_dir: Path, proc: subprocess.Popen, identity_name: str, timeout_s: float) -> ProcessIdentity | None:
     """The identity ``proc`` records once it has claimed the run; None if it dies first or time runs out
     (never an older process's identity)."""
     deadline = time.monotonic() + timeout_s
@@ -60,12 +60,12 @@ def _claimed(run_dir: Path, proc: subprocess.Popen, identity_name: str, timeout_
 
 def worker_module(start: Start) -> str:
     """What the keeper starts: the worker, or for a run of several ranks this node's torchrun launcher
-    (``distributed.launch``). A start whose config does not resolve gets the worker, which says why."""
+    (``distributed.node_launcher``). A start whose config does not resolve gets the worker, which says why."""
     try:
         cfg = start.resolve(joining=True)
     except ConfigError:
         return "trm_core.worker"
-    return "trm_core.distributed.launch" if cfg.distributed.world_size > 1 else "trm_core.worker"
+    return "trm_core.distributed.node_launcher" if cfg.distributed.world_size > 1 else "trm_core.worker"
 
 
 def spawn_worker(start: Start, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -73,7 +73,7 @@ def spawn_worker(start: Start, env: dict[str, str] | None = None) -> subprocess.
 
 
 def launch_or_attach(start: Start, env: dict[str, str] | None = None,
-                     claim_timeout_s: float = 300.0) -> tuple[WorkerIdentity | None, subprocess.Popen | None]:
+                     claim_timeout_s: float = 300.0) -> tuple[ProcessIdentity | None, subprocess.Popen | None]:
     """Attach to the run's live worker, or launch one. Two callers at once still give one worker:
     the launch lock is held until the new worker has claimed the run (or died trying)."""
     run = start.rundir
@@ -88,7 +88,7 @@ def launch_or_attach(start: Start, env: dict[str, str] | None = None,
 
 
 def ensure_keeper(start: Start, env: dict[str, str] | None = None,
-                  claim_timeout_s: float = 60.0) -> tuple[WorkerIdentity | None, bool]:
+                  claim_timeout_s: float = 60.0) -> tuple[ProcessIdentity | None, bool]:
     """The run's keeper: the live one, or a new one started for ``start`` (which launches the worker, or
     adopts the live one). Returns (its identity, or None when it died at once; whether it is new). Two
     callers at once still give one keeper: the launch lock is held until the new keeper has claimed the run."""
@@ -114,7 +114,7 @@ def ensure_keeper(start: Start, env: dict[str, str] | None = None,
 KEEPER_EXIT_S = 40.0  # a keeper's exit after its keeper_end: at most its last alert's timeout (30 s) and a bit
 
 
-def revive_keeper(run: RunDir, env: dict[str, str] | None = None) -> WorkerIdentity | None:
+def revive_keeper(run: RunDir, env: dict[str, str] | None = None) -> ProcessIdentity | None:
     """A live worker whose keeper is gone (killed, OOM): start a new keeper, which adopts it. Returns the
     adopted worker (for the caller to say so), or None when there was nothing to do."""
     ident = live_worker(run.control)
@@ -124,7 +124,7 @@ def revive_keeper(run: RunDir, env: dict[str, str] | None = None) -> WorkerIdent
     return ident
 
 
-def adoption_note(ident: WorkerIdentity) -> str:
+def adoption_note(ident: ProcessIdentity) -> str:
     return f"the run's keeper is gone; starting a new one that adopts worker pid {ident.pid}"
 
 
@@ -136,7 +136,7 @@ class StopResult:
     seconds: float = 0.0
 
 
-def wait_gone(ident: WorkerIdentity, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
+def wait_gone(ident: ProcessIdentity, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None:

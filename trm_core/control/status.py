@@ -96,6 +96,14 @@ def stall_after(configured_s: float, step_times: list[float], heartbeat_s: float
     return max(60.0, 10 * typical, 3 * heartbeat_s)
 
 
+def silent_for(last_activity: float | None, now: float, stall_after_s: float) -> float | None:
+    """How long a live worker has been silent (no step, heartbeat, start, checkpoint or eval) when that is
+    past ``stall_after_s``, else None: the one stall rule of `status`, the dashboard and the runs list."""
+    if last_activity is None or now - last_activity <= stall_after_s:
+        return None
+    return now - last_activity
+
+
 def checkpoint_stale(now: float, since: float, checkpoint_every: int, step_times: Sequence[float]) -> bool:
     """The old "checkpoint stopped updating" alarm: the newest checkpoint (or, with none yet, the start of the
     run) is older than two checkpoint intervals at the typical recent step time, plus a minute. `status` and
@@ -141,8 +149,8 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     stall_s = stall_after(settings.stall_after_s, step_times, float(train.get("heartbeat_s", 5.0)))
 
     if ident is not None:
-        stalled = last_activity_age is not None and last_activity_age > stall_s
-        state, reason = (RunState.STALLED, f"no step or heartbeat for {last_activity_age:.0f}s") if stalled \
+        silent = silent_for(activity[-1].time if activity else None, now, stall_s)
+        state, reason = (RunState.STALLED, f"no step or heartbeat for {silent:.0f}s") if silent is not None \
             else (RunState.RUNNING, None)
     elif _tuning(events) and run_lock_held(run_dir):
         state, reason = RunState.TUNING, "an auto-tune search holds the run; it resumes afterwards if it was running"

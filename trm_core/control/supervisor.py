@@ -19,7 +19,7 @@ from trm_core.control.launch import StopResult, launch_or_attach, mark_stop_requ
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventTail, EventWriter
 from trm_core.rundir import log_queries
-from trm_core.rundir.identity import WorkerIdentity, read_identity
+from trm_core.rundir.identity import ProcessIdentity, read_identity
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK
 from trm_core.distributed.postmortem import find_culprit
@@ -57,7 +57,7 @@ class Supervisor:
         self.rundir = start.rundir
         self.tail = EventTail(self.rundir.keeper_events, from_end=True)
         self.policy = RestartPolicy(settings.max_restarts, settings.restart_window_s, settings.restart_backoff_s)
-        self.ident: WorkerIdentity | None = None
+        self.ident: ProcessIdentity | None = None
         self.proc: subprocess.Popen | None = None
         self.attached = False
         self.exit_code: int | None = None  # set when the supervision is over

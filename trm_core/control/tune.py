@@ -23,7 +23,7 @@ from trm_core.autotune.engine import AutotuneError, Outcome, autotune, search_co
 from trm_core.config import ConfigError
 from trm_core.config.start import Start
 from trm_core.control.launch import ensure_keeper, stop_worker
-from trm_core.rundir.identity import WorkerIdentity, live_worker
+from trm_core.rundir.identity import ProcessIdentity, live_worker
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.records import WarningEvent
 
@@ -47,7 +47,7 @@ def tune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets: li
     return autotune(run_dir, on_event=on_event, sets=sets, cancel=cancel, env=env, was_running=was_running)
 
 
-def resume(run: RunDir) -> WorkerIdentity | None:
+def resume(run: RunDir) -> ProcessIdentity | None:
     """Put the run back to training under its keeper (a new one, or the live one); the keeper's identity."""
     keeper, _ = ensure_keeper(Start.resuming(run))
     return keeper

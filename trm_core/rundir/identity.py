@@ -29,13 +29,16 @@ _SAME_START_S = 0.05  # start times come from /proc in clock ticks (10 ms): equa
 
 
 @dataclass(frozen=True)
-class WorkerIdentity:
+class ProcessIdentity:
+    """A process of the run (its worker, a node's launcher, its keeper) as pid + start time: a pid alone can
+    be reused by another process once this one is gone."""
+
     pid: int
     create_time: float
     host: str
     started: float
     start_ticks: int | None = None  # Linux: clock ticks from boot to the process start; immune to clock steps
-    role: str = "worker"  # or "launcher": a node's torchrun (distributed.launch), its ranks its children
+    role: str = "worker"  # or "launcher": a node's torchrun (distributed.node_launcher), its ranks its children
 
     def is_alive(self) -> bool:
         """The recorded process still runs (and is not a newer process that reuses its pid)."""
@@ -109,24 +112,24 @@ def start_ticks(pid: int) -> int | None:
     return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
-def read_identity(run_dir: Path, name: str = layout.WORKER_IDENTITY) -> WorkerIdentity | None:
+def read_identity(run_dir: Path, name: str = layout.WORKER_IDENTITY) -> ProcessIdentity | None:
     """The identity recorded in ``run_dir/name`` (the worker's by default, or the keeper's)."""
     try:
         data = json.loads((run_dir / name).read_text())
         ticks = data.get("start_ticks")
-        return WorkerIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]),
+        return ProcessIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]),
                               int(ticks) if ticks is not None else None, str(data.get("role", "worker")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def live_worker(run_dir: Path) -> WorkerIdentity | None:
+def live_worker(run_dir: Path) -> ProcessIdentity | None:
     """The run's worker when it is alive, else None."""
     ident = read_identity(run_dir)
     return ident if ident is not None and ident.is_alive() else None
 
 
-def live_keeper(run_dir: Path) -> WorkerIdentity | None:
+def live_keeper(run_dir: Path) -> ProcessIdentity | None:
     """The run's keeper when it is alive, else None."""
     ident = read_identity(run_dir, layout.KEEPER_IDENTITY)
     return ident if ident is not None and ident.is_alive() else None
@@ -158,7 +161,7 @@ def lock_run(run_dir: Path) -> int:
 
 def _record_self(run_dir: Path, name: str, role: str = "worker") -> None:
     pid = os.getpid()
-    ident = WorkerIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid), role)
+    ident = ProcessIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid), role)
     layout.write_atomic(run_dir / name, json.dumps(asdict(ident)).encode())
 
 

@@ -4,7 +4,7 @@ It owns one run dir: resolves and records the config, trains, writes events and 
 with a code a supervisor can act on: 0 completed or stopped on request, 1 failed, 2 bad config,
 3 stalled (restart from the last checkpoint).
 
-Started by torchrun (``distributed.launch``), it is one rank of a group: every rank trains its share of each
+Started by torchrun (``distributed.node_launcher``), it is one rank of a group: every rank trains its share of each
 global batch and keeps its heartbeat file in ``RUN_DIR/ranks/``; rank 0 alone writes the events, the config
 and the checkpoints. A stop asked of any rank (a signal, ``stop.request``) is agreed on after each step, so
 every rank stops after the same one.

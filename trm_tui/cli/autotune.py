@@ -86,7 +86,7 @@ class TrialPrinter:
 
     def show(self, line_fields: dict) -> None:
         from trm_core.rundir.records import AutotuneStart, AutotuneTrial, parse
-        from trm_tui.progress import event_line, trial_text
+        from trm_tui.event_text import event_line, trial_text
 
         ev = parse(line_fields)
         if isinstance(ev, AutotuneStart):
@@ -130,7 +130,7 @@ def tune_here(args: argparse.Namespace, show, cancel: threading.Event) -> int:
     """The search in this process: for a stopped run, a new run (its config prepared first), or a running
     run with no keeper to ask."""
     from trm_core.rundir.records import parse
-    from trm_tui.progress import event_line
+    from trm_tui.event_text import event_line
 
     created = not args.run_dir.exists()
     new_run = False
@@ -193,7 +193,7 @@ def tune_through_keeper(args: argparse.Namespace, show) -> int:
 def follow_search(args: argparse.Namespace, show, tail) -> int:
     """The keeper's search as its log tells it, to the run's resume (or its end)."""
     from trm_core.rundir.records import AutotuneResult, KeeperEnd, RunStart, WarningEvent, parse
-    from trm_tui.progress import event_line
+    from trm_tui.event_text import event_line
 
     result: AutotuneResult | None = None
     while True:

@@ -15,7 +15,7 @@ from trm_core.control.status import RunStatus, run_status
 from trm_core.distributed import rank_files
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_tui.cli.common import adopt_orphan_worker, run_dir_arg
-from trm_tui.progress import duration, gpu_line
+from trm_tui.event_text import duration, gpu_line
 
 
 def status_parser() -> argparse.ArgumentParser:

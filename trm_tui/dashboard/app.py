@@ -1,5 +1,6 @@
-"""The dashboard: one run, fit for SSH. Supervision and telemetry run in threads; the screen redraws at
-most twice a second and only what changed."""
+"""The dashboard: one run, fit for SSH. The App holds the run's state and its keys; its feeds follow the run
+and the machine on threads (``feeds``); the run screen draws, once a second, only what changed
+(``run_screen``)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
-from textual.containers import Horizontal
 from textual.filter import Monochrome, NoColor
-from textual.widgets import Footer
-from textual.worker import get_current_worker
 
 from trm_core.config import SupervisorConfig
 from trm_core.rundir.states import SUPERVISED, RunState
-from trm_core.distributed import rank_files
 from trm_core.control import commands, tune
 from trm_core.control.client import KeeperClient
 from trm_core.config.start import Start
@@ -28,43 +25,29 @@ from trm_core.control.launch import stop_worker
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.identity import run_lock_held
 from trm_core.rundir.records import AutotuneResult, KeeperEnd, RunStart
-from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
+from trm_core.telemetry import GpuProbe, GpuStatus, HostSample
 from trm_tui.dashboard import keys
-from trm_tui.dashboard.history import read_history
+from trm_tui.dashboard.feeds import Feeds, LiveFeeds
 from trm_tui.dashboard.keys import KeyFacts, Search
 from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, KeeperSearchRefused, Note, SearchFinished,
                                        SupervisionOver, SupervisionResumed)
 from trm_tui.dashboard.runs_screen import RunsScreen
 from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
-from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel, RanksPanel,
-                                       ProgressPanel)
-
-CURVE_PERIOD_S = 5.0
-# Each wake-up of a dashboard thread can preempt one of the worker's torch threads on a small machine and
-# stall the other with it (measured: 40 wake-ups/s cost the worker 4% of its samples/s), so the threads
-# wake once a second and the UI loop is entered only when there is something new.
-POLL_S = 1.0
-
+from trm_tui.dashboard.run_screen import Frame, RunScreen
 
 class Dashboard(App[int]):
     TITLE = "trm-tui"
     ENABLE_COMMAND_PALETTE = False  # every action has its own key; the palette's footer slot is worth more
+    # the main screen's layout; each widget and screen keeps its own look (DEFAULT_CSS)
     CSS = """
     Screen { layout: vertical; }
-    HeaderBar { height: 1; background: $panel; }
     #top { height: 6; }
     #top > Static { width: 1fr; height: 100%; border: round $primary; padding: 0 1; }
     #curves { height: 1fr; min-height: 4; }
-    Curve { width: 1fr; height: 100%; }
     #machine { height: auto; max-height: 7; }
     #machine > Static { width: 1fr; height: auto; border: round $primary; padding: 0 1; }
     #machine > RanksPanel { width: 1.5fr; }
-    #compare-curves { height: 1fr; }
-    #compare-curves > Curve { width: 1fr; height: 1fr; border: round $primary; }
-    EventsPane { height: 5; border: round $secondary; padding: 0 1; }
-    #dialog { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
-    HelpScreen, ConfirmKill { align: center middle; }
     """
     # what the footer's keys depend on: each change refreshes which keys can act (check_action)
     run_state: reactive[RunState] = reactive(RunState.NOT_STARTED, bindings=True, layout=False, repaint=False)
@@ -86,7 +69,7 @@ class Dashboard(App[int]):
     ]
 
     def __init__(self, run_dir: Path, start: Start | list[str] | None, settings: SupervisorConfig,
-                 gpu_probe: GpuProbe | None = None) -> None:
+                 gpu_probe: GpuProbe | None = None, feeds: Feeds | None = None) -> None:
         super().__init__()
         if self.no_color:  # NO_COLOR means no colour codes at all; Textual's default draws greys
             self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
@@ -98,99 +81,29 @@ class Dashboard(App[int]):
         root = self.rundir.root
         self.view = RunView((root.name or str(root)) + ("" if self.rundir.leads else f" ({run_dir.name})"))
         self.gpu_probe = gpu_probe
+        self.feeds: Feeds = feeds or LiveFeeds()  # the run and the machine, each on a thread (feeds.py)
         self.gpu: GpuStatus | None = None
         self.host: HostSample | None = None
-        self.sup: KeeperClient | None = None
+        self.client: KeeperClient | None = None
         self.exit_code = 0
-        self._drawn = -1
-        self._curves_at = 0.0
         self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
         self._autotune_cancel: threading.Event | None = None  # the handle of a search in this process
-        self._quit = threading.Event()  # wakes the threads at once when the dashboard exits
+        self.quitting = threading.Event()  # set as the dashboard leaves: wakes its threads at once
         self._key_actions = {b.key: b.action for b in self.BINDINGS if isinstance(b, Binding)}
         self._resume_when_over = False  # r pressed while the run was stopping
         self.show_score = False  # t: the right chart shows the eval score instead of samples/s
         self.switch_to: Path | None = None  # the run to open next (the runs screen); the CLI opens it
 
-    def compose(self) -> ComposeResult:
-        yield HeaderBar()
-        with Horizontal(id="top"):
-            yield ProgressPanel()
-            yield MetricsPanel()
-        with Horizontal(id="curves"):
-            yield Curve("loss / eval loss", log_y=True, points=frozenset({"eval"}), id="loss-curve")
-            yield Curve("samples/s", from_zero=True, id="speed-curve")
-        with Horizontal(id="machine"):
-            ranks = RanksPanel()
-            ranks.display = False  # shown once the run has several ranks
-            yield ranks
-            yield GpuPanel()
-            yield HostPanel()
-        yield EventsPane()
-        yield Footer()
+    def get_default_screen(self) -> RunScreen:
+        return RunScreen()
 
     def on_mount(self) -> None:
-        self.supervise(self.start_request)
-        self.telemetry()
+        self.feeds.start(self)
         self.set_interval(1.0, self.redraw)
         self.call_after_refresh(self.redraw)  # after the first layout, when the panels know their sizes
 
     def on_unmount(self) -> None:
-        self._quit.set()  # however the app ends, its threads stop within a poll
-
-    # -- threads ----------------------------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="supervise")
-    def supervise(self, start: Start | None) -> None:
-        """Follow the run through its keeper (started here when there is none) for as long as the dashboard
-        is open: past the keeper's end too, so a resume from any other client shows here. ``None``: open the
-        run as it is, starting nothing (a stopped, failed or finished run stays so until ``r``)."""
-        client = KeeperClient(self.rundir, start, self.settings.stop_grace_s, role="dashboard")
-        # the run's past only once: after a resume from this dashboard the view already holds it
-        history = self._history(client.tail.offset) if self.view.version == 0 else []
-        if history:  # on screen before the keeper is found or started: that takes a process start
-            self.post_message(HistoryRead(history))
-        client.start()
-        self.post_message(Attached(client, bool(history)))
-        worker = get_current_worker()
-        over = False
-        if client.exit_code is not None:  # opened a run that was over: show how it ended; looking is no failure
-            over = True
-            self.post_message(SupervisionOver(client.exit_code, counts=False))
-        while not worker.is_cancelled:
-            events = client.poll()
-            if events:
-                self.post_message(EventsArrived(events))
-            for note in client.notes:
-                self.post_message(Note(note))
-            client.notes.clear()
-            if client.exit_code is not None and not over:
-                over = True
-                self.post_message(SupervisionOver(client.exit_code))
-            elif client.exit_code is None and over:
-                over = False  # a new keeper took the run: a resume from another client
-                self.post_message(SupervisionResumed())
-            if self._quit.wait(POLL_S):
-                return
-
-    def _history(self, end: int) -> list[dict[str, Any]]:
-        return read_history(self.rundir.keeper_events, end)
-
-    @work(thread=True, exclusive=True, group="telemetry")
-    def telemetry(self) -> None:
-        gpu_probe = self.gpu_probe or GpuProbe()
-        host_probe = HostProbe(self.run_dir)
-        worker = get_current_worker()
-        while not worker.is_cancelled:
-            # SUPERVISED, not HAS_WORKER: after a relaunch the new worker is probed before its first event
-            pid = self.sup.ident.pid if self.sup and self.sup.ident and self.view.state in SUPERVISED else None
-            host = host_probe.sample(pid)
-            gpu = gpu_probe.sample(host.worker_pids)
-            # plain references, read by the next redraw: no call into the UI loop, no extra repaint
-            self.host, self.gpu = host, gpu
-            if self._quit.wait(1.0):
-                break
-        gpu_probe.close()
+        self.quitting.set()  # however the app ends, its threads stop within a poll
 
     # -- state (on the UI thread) ----------------------------------------------------------------------
 
@@ -200,7 +113,7 @@ class Dashboard(App[int]):
         self.call_after_refresh(self.redraw)  # the run's history on screen now, not at the next tick
 
     def on_attached(self, message: Attached) -> None:
-        self.sup = client = message.client
+        self.client = client = message.client
         alive = client.ident is not None and client.ident.is_alive()
         if alive:  # a worker we attached to is running; one we launched is starting until its run_start
             self.view.state = RunState.RUNNING if message.had_history else RunState.STARTING
@@ -231,45 +144,13 @@ class Dashboard(App[int]):
         self.supervising = True
 
     def redraw(self) -> None:
-        """Once a second: panels whose data changed. Curves at most every CURVE_PERIOD_S (plotting is
-        the costliest thing the dashboard does), or at once while they are still empty (a resize redraws
-        a curve by itself)."""
-        view = self.view
-        now, wall = time.monotonic(), self.clock()
-        gpu_idle = bool(self.gpu and self.gpu.available and self.gpu.gpus and
-                        all((g.util_pct or 0) < 5 for g in self.gpu.gpus))
-        stall_after = view.stall_after_s(self.settings.stall_after_s)
-        alerts = view.alerts(wall, stall_after, self.host.disk_free_mb if self.host else None, gpu_idle)
-        ranks = rank_files.read_all(self.rundir.root, view.world_size) if view.world_size > 1 else []
-        words = [rank_files.health(s, wall, stall_after, ranks) for s in ranks]
-        for s, word in zip(ranks, words):
-            if view.state == RunState.RUNNING and word in ("stalled", "gone"):
-                alerts.append(f"RANK {s.rank} {word.upper()} on {s.host}: {s.phase} of step {s.step}, "
-                              f"heartbeat {s.age(wall):.0f}s old")
-        panel = self.query_one(RanksPanel)
-        panel.display = bool(ranks)
-        if ranks:
-            panel.show(ranks, words, wall)
-        self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
-                                       tuning=self.tuning or self._search_elsewhere())
-        pane = self.query_one(EventsPane)
-        pane.show(view, alerts, max(1, pane.size.height))
-        self.query_one(HostPanel).show(self.host)
-        self.query_one(GpuPanel).show(self.gpu)
-        curves_due = now - self._curves_at >= CURVE_PERIOD_S
-        right = [(view.task_curve_label(), view.eval_score_curve, "magenta")] if self.show_score \
-            else [("samples/s", view.throughput, "green")]
-        for curve, series in ((self.query_one("#loss-curve", Curve),
-                               [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
-                              (self.query_one("#speed-curve", Curve), right)):
-            if curves_due or curve.empty or curve.shows != series[0][0]:
-                if curve.plot(series, view.version):
-                    self._curves_at = now
-        if self._drawn == view.version:
-            return
-        self._drawn = view.version
-        self.query_one(ProgressPanel).show(view)
-        self.query_one(MetricsPanel).show(view)
+        """Once a second, and when new history arrives: the run screen draws what changed."""
+        self.run_screen.draw(Frame(self.view, self.clock(), self.host, self.gpu, self.settings.stall_after_s,
+                                   self.rundir.root, self.tuning or self._search_elsewhere(), self.show_score))
+
+    @property
+    def run_screen(self) -> RunScreen:
+        return self.screen_stack[0]  # the default screen, under any help or log screen on top
 
     # -- keys -------------------------------------------------------------------------------------------
 
@@ -281,7 +162,7 @@ class Dashboard(App[int]):
     def why_not(self, action: str) -> str | None:
         """Why the key for ``action`` cannot act now, in words for the user; None when it can (``keys``)."""
         facts = KeyFacts(self.view.state, self.search, self._search_elsewhere(),
-                         self.sup is not None and self.sup.exit_code is None, self.run_dir)
+                         self.client is not None and self.client.exit_code is None, self.run_dir)
         return keys.why_not(action, facts)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -304,8 +185,8 @@ class Dashboard(App[int]):
         self.notify(why, severity="warning", timeout=6)
 
     def action_stop(self) -> None:
-        if self.sup is not None:
-            self.sup.request_stop()
+        if self.client is not None:
+            self.client.request_stop()
             self.view.state = self.run_state = RunState.STOPPING
             self.view.version += 1
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
@@ -330,14 +211,14 @@ class Dashboard(App[int]):
         self.view.state = self.run_state = RunState.STARTING
         self.view.version += 1
         self.supervising = True
-        self.supervise(Start.resuming(self.rundir))
+        self.feeds.follow(self, Start.resuming(self.rundir))
 
     def action_autotune(self) -> None:
         if self._tuned_elsewhere():
             return
         self.view.version += 1
         self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")
-        if self.sup is not None and self.sup.keeper_alive():
+        if self.client is not None and self.client.keeper_alive():
             self.search = Search.KEEPER  # the keeper runs it: it outlives this window, and resumes the run
             self.ask_keeper_to_tune()
             return
@@ -371,7 +252,7 @@ class Dashboard(App[int]):
     def _deliver(self, message: Message) -> bool:
         """Post to the UI from a thread while the dashboard is open; False once it has quit (its loop takes no
         more messages)."""
-        if self._quit.is_set():
+        if self.quitting.is_set():
             return False
         try:
             return self.post_message(message)
@@ -424,7 +305,7 @@ class Dashboard(App[int]):
     @work(thread=True, group="kill")
     def force_kill(self) -> None:
         # through the supervisor when there is one: it then restarts nothing, pending or not
-        result = self.sup.stop(force=True) if self.sup is not None else \
+        result = self.client.stop(force=True) if self.client is not None else \
             stop_worker(self.rundir, self.settings.stop_grace_s, force=True)
         self.post_message(Note("worker killed" if result.killed else "no worker was running"))
 
@@ -435,7 +316,7 @@ class Dashboard(App[int]):
     def action_quit_keep(self) -> None:
         if self._autotune_cancel is not None:
             self._autotune_cancel.set()  # the trial in flight is killed; the run keeps its settings
-        self._quit.set()
+        self.quitting.set()
         for w in self.workers:
             w.cancel()
         self.exit(self.exit_code)

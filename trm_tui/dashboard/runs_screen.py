@@ -80,6 +80,10 @@ class RunsScreen(Screen["Path | None"]):
 class CompareScreen(Screen[None]):
     """The loss and eval curves of several runs on one pair of charts, one colour and one marker per run."""
 
+    DEFAULT_CSS = """
+    #compare-curves { height: 1fr; }
+    #compare-curves > Curve { width: 1fr; height: 1fr; border: round $primary; }
+    """
     BINDINGS = [Binding("escape,q,c", "app.pop_screen", "back")]
 
     def __init__(self, runs: list[Path]) -> None:

@@ -24,6 +24,10 @@ KEYS_HELP = """\
 
 
 class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    #dialog { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    """
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "close")]
 
     def compose(self) -> ComposeResult:
@@ -116,6 +120,10 @@ class LogScreen(Screen[None]):
 
 
 class ConfirmKill(ModalScreen[bool]):
+    DEFAULT_CSS = """
+    ConfirmKill { align: center middle; }
+    #dialog { width: 76; height: auto; border: thick $accent; background: $surface; padding: 1 2; }
+    """
     BINDINGS = [Binding("y", "answer(True)", "yes, kill"), Binding("n,escape", "answer(False)", "no")]
 
     def compose(self) -> ComposeResult:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trm_core.rundir.states import SUPERVISED, RunState
-from trm_core.control.status import ETA_WINDOW, checkpoint_stale, disk_warning, eta_seconds, stall_after
+from trm_core.control.status import ETA_WINDOW, checkpoint_stale, disk_warning, eta_seconds, silent_for, stall_after
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart,
                                      Stall, Step, WarningEvent, parse)
 from trm_tui.dashboard.series import MinMaxSeries
-from trm_tui.progress import event_line
+from trm_tui.event_text import event_line
 
 NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, ErrorEvent, Stall, Restart, GiveUp, RunEnd,
                                 KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial,
@@ -184,8 +184,9 @@ class RunView:
 
     def alerts(self, now: float, stall_after: float, disk_free_mb: float | None, gpu_idle: bool) -> list[str]:
         out = []
-        if self.state == RunState.RUNNING and self.last_activity is not None and now - self.last_activity > stall_after:
-            out.append(f"STALLED: no step or heartbeat for {now - self.last_activity:.0f}s")
+        silent = silent_for(self.last_activity, now, stall_after) if self.state == RunState.RUNNING else None
+        if silent is not None:
+            out.append(f"STALLED: no step or heartbeat for {silent:.0f}s")
         since = max(self.checkpoint_time or 0.0, self.started or 0.0) or now  # a resume restarts the clock
         if self.state == RunState.RUNNING and self.checkpoint_every and \
                 checkpoint_stale(now, since, self.checkpoint_every, list(self.recent_step_s)):

@@ -14,7 +14,7 @@ from trm_core.rundir.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_core.distributed.rank_files import RankStatus, wait_share
 from trm_tui.dashboard.view import RunView
-from trm_tui.progress import duration, step_progress_short
+from trm_tui.event_text import duration, step_progress_short
 
 STATE_STYLE = {RunState.RUNNING: "bold green", RunState.STALLED: "bold red", RunState.FAILED: "bold red",
                RunState.RESTARTING: "bold yellow", RunState.STOPPED: "bold yellow", RunState.COMPLETED: "bold cyan",
@@ -49,6 +49,8 @@ def grid(rows: list[tuple[str, ...]]) -> str:
 
 
 class HeaderBar(_Deduped):
+    DEFAULT_CSS = "HeaderBar { height: 1; background: $panel; }"
+
     def show(self, view: RunView, now: float, stalled: bool = False, tuning: bool = False) -> None:
         """``stalled``: the worker runs but has gone silent; the header says so before the watchdog acts."""
         up = duration(view.uptime_s(now))
@@ -110,6 +112,8 @@ class Curve(Static):
     (NO_COLOR). The legend is one line over the top-right corner, where falling losses and throughput with
     headroom leave the chart empty; plotext's own legend took two rows over the top-left, where a loss starts.
     """
+
+    DEFAULT_CSS = "Curve { width: 1fr; height: 100%; }"
 
     LINE_GLYPH, POINT_GLYPH = "⠒", "•"
 
@@ -274,6 +278,8 @@ class HostPanel(_Deduped):
 
 
 class EventsPane(_Deduped):
+    DEFAULT_CSS = "EventsPane { height: 5; border: round $secondary; padding: 0 1; }"
+
     def show(self, view: RunView, alerts: list[str], rows: int) -> None:
         newest = view.events[-1] if view.events else None
         # under NO_COLOR only attributes survive: reverse video makes an alert stand out there

@@ -1,4 +1,4 @@
-"""A node's launcher: ``python -m trm_core.distributed.launch --run-dir DIR [start flags]``.
+"""A node's launcher: ``python -m trm_core.distributed.node_launcher --run-dir DIR [start flags]``.
 
 The keeper starts this instead of the worker when the run has more than one rank. It checks the start,
 claims the node's run lock and records itself as the node's worker (``worker.json`` in the node's dir:
@@ -27,7 +27,7 @@ from trm_core.rundir.layout import EXIT_CONFIG, RunDir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m trm_core.distributed.launch",
+    p = argparse.ArgumentParser(prog="python -m trm_core.distributed.node_launcher",
                                 description="Launch this node's ranks of a run through torchrun.")
     p.add_argument("--run-dir", required=True, type=Path, help="the node's dir (the run dir on node 0)")
     config_mod.add_start_arguments(p)

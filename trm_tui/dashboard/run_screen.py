@@ -1,0 +1,105 @@
+"""The dashboard's main screen: one run's panels, and how they are redrawn from what the App holds.
+
+The App keeps the run's state (the view folded from its events, the machine's samples, the search) and its
+keys; this screen only draws: panels whose data changed, curves at most every ``CURVE_PERIOD_S`` (plotting
+is the costliest thing the dashboard does), or at once while they are still empty (a resize redraws a curve
+by itself).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from trm_core.distributed import rank_files
+from trm_core.rundir.states import RunState
+from trm_core.telemetry import GpuStatus, HostSample
+from trm_tui.dashboard.view import RunView
+from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel, ProgressPanel,
+                                       RanksPanel)
+
+CURVE_PERIOD_S = 5.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What one redraw shows: the run's view at wall-clock time ``wall``, the machine's last samples, and
+    the App's own words (a search on, which chart is on the right)."""
+
+    view: RunView
+    wall: float
+    host: HostSample | None
+    gpu: GpuStatus | None
+    stall_setting_s: float
+    run_root: Path
+    tuning: bool
+    show_score: bool
+
+
+class RunScreen(Screen[None]):
+    def __init__(self) -> None:
+        super().__init__()
+        self._drawn = -1
+        self._curves_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar()
+        with Horizontal(id="top"):
+            yield ProgressPanel()
+            yield MetricsPanel()
+        with Horizontal(id="curves"):
+            yield Curve("loss / eval loss", log_y=True, points=frozenset({"eval"}), id="loss-curve")
+            yield Curve("samples/s", from_zero=True, id="speed-curve")
+        with Horizontal(id="machine"):
+            ranks = RanksPanel()
+            ranks.display = False  # shown once the run has several ranks
+            yield ranks
+            yield GpuPanel()
+            yield HostPanel()
+        yield EventsPane()
+        yield Footer()
+
+    def draw(self, frame: Frame) -> None:
+        view, wall, gpu = frame.view, frame.wall, frame.gpu
+        now = time.monotonic()
+        gpu_idle = bool(gpu and gpu.available and gpu.gpus and all((g.util_pct or 0) < 5 for g in gpu.gpus))
+        stall_after = view.stall_after_s(frame.stall_setting_s)
+        alerts = view.alerts(wall, stall_after, frame.host.disk_free_mb if frame.host else None, gpu_idle)
+        alerts += self._draw_ranks(view, wall, stall_after, frame.run_root)
+        self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
+                                       tuning=frame.tuning)
+        pane = self.query_one(EventsPane)
+        pane.show(view, alerts, max(1, pane.size.height))
+        self.query_one(HostPanel).show(frame.host)
+        self.query_one(GpuPanel).show(gpu)
+        curves_due = now - self._curves_at >= CURVE_PERIOD_S
+        right = [(view.task_curve_label(), view.eval_score_curve, "magenta")] if frame.show_score \
+            else [("samples/s", view.throughput, "green")]
+        for curve, series in ((self.query_one("#loss-curve", Curve),
+                               [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
+                              (self.query_one("#speed-curve", Curve), right)):
+            if curves_due or curve.empty or curve.shows != series[0][0]:
+                if curve.plot(series, view.version):
+                    self._curves_at = now
+        if self._drawn == view.version:
+            return
+        self._drawn = view.version
+        self.query_one(ProgressPanel).show(view)
+        self.query_one(MetricsPanel).show(view)
+
+    def _draw_ranks(self, view: RunView, wall: float, stall_after: float, run_root: Path) -> list[str]:
+        """The ranks panel (shown with several ranks); the alerts for a rank stalled or gone."""
+        ranks = rank_files.read_all(run_root, view.world_size) if view.world_size > 1 else []
+        words = [rank_files.health(s, wall, stall_after, ranks) for s in ranks]
+        panel = self.query_one(RanksPanel)
+        panel.display = bool(ranks)
+        if ranks:
+            panel.show(ranks, words, wall)
+        return [f"RANK {s.rank} {word.upper()} on {s.host}: {s.phase} of step {s.step}, heartbeat {s.age(wall):.0f}s old"
+                for s, word in zip(ranks, words) if view.state == RunState.RUNNING and word in ("stalled", "gone")]
