@@ -260,16 +260,8 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
     chosen = baseline if cancel.is_set() else choose(trials, baseline, a.min_gain)
     changed: dict[str, tuple[object, object]] = {}
     if chosen is not None and chosen is not baseline and not cancel.is_set():
-        c = chosen.candidate
-        new_train = {"micro_batch_size": c.micro_batch}
-        default_threads = t.threads == 0 and baseline is not None and c.threads == baseline.candidate.threads
-        if cores and not default_threads:  # torch's default count stays "default" (0), not pinned
-            new_train["threads"] = c.threads
-        if c.batch_size != share:
-            new_train["batch_size"] = c.batch_size
-            new_train["learning_rate"] = scaled_learning_rate(t.learning_rate, t.batch_size, c.batch_size)
-            new_train |= same_samples(t, c.batch_size)
-            note = sample_note(t, c.batch_size, new_train)
+        new_train, batch_note = _choice_settings(cfg, chosen, baseline, cores, share)
+        note = batch_note or note
         before = {"micro_batch_size": cfg.micro_batch, "threads": t.threads, "batch_size": t.batch_size,
                   "learning_rate": t.learning_rate, "max_steps": t.max_steps, "warmup_steps": t.warmup_steps,
                   "eval_every": t.eval_every, "checkpoint_every": t.checkpoint_every}
@@ -284,6 +276,23 @@ def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_runn
         after_samples_per_s=_round(chosen.samples_per_s if chosen else None), trials=len(trials),
         cancelled=cancel.is_set(), note=note, lr_rule="sqrt" if "train.learning_rate" in changed else None))
     return Outcome(trials, baseline, chosen, changed, was_running, note, written)
+
+
+def _choice_settings(cfg: Config, chosen: Trial, baseline: Trial | None, cores: int,
+                     share: int) -> tuple[dict[str, object], str]:
+    """The train.* values the chosen candidate sets: its micro-batch and threads, and with a new batch the
+    learning rate and the step counts that keep the run's samples; and the note that says so ("" without)."""
+    t, c = cfg.train, chosen.candidate
+    new_train: dict[str, object] = {"micro_batch_size": c.micro_batch}
+    default_threads = t.threads == 0 and baseline is not None and c.threads == baseline.candidate.threads
+    if cores and not default_threads:  # torch's default count stays "default" (0), not pinned
+        new_train["threads"] = c.threads
+    if c.batch_size == share:
+        return new_train, ""
+    new_train["batch_size"] = c.batch_size
+    new_train["learning_rate"] = scaled_learning_rate(t.learning_rate, t.batch_size, c.batch_size)
+    new_train |= same_samples(t, c.batch_size)
+    return new_train, sample_note(t, c.batch_size, new_train)
 
 
 # Counted in steps, meant as amounts of data: with a batch k times larger, each is divided by k.

@@ -1,7 +1,8 @@
 """The training worker process: ``python -m trm_core.worker --run-dir DIR [...]``.
 
-It owns one run dir: resolves and records the config, trains, writes events and checkpoints, and exits
-with a code a supervisor can act on: 0 completed or stopped on request, 1 failed, 2 bad config,
+It owns one run dir: resolves and records the config, claims the run, builds the dataset and joins the group
+of ranks, then hands them to a ``Run`` (``worker.run``: the training loop), and exits with a code a
+supervisor can act on: 0 completed or stopped on request, 1 failed, 2 bad config,
 3 stalled (restart from the last checkpoint).
 
 Started by torchrun (``distributed.node_launcher``), it is one rank of a group: every rank trains its share of each
@@ -15,344 +16,30 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import socket
 import sys
-import time
-import traceback
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from trm_core import config as config_mod
 from trm_core.config import Config, ConfigError, Start
-from trm_core.rundir.states import RunState
-from trm_core.data import Dataset, build_dataset
-from trm_core.data.base import Batch
-from trm_core.data.order import DataOrder
+from trm_core.data import build_dataset
 from trm_core.distributed import rank_files
-from trm_core.distributed.group import Group, PeerLost
-from trm_core.rundir import checkpoints as ckpt
+from trm_core.distributed.group import Group
 from trm_core.rundir import identity, layout, lifecycle
-from trm_core.rundir.events import EventWriter
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, DiskFull, RunDir, is_disk_full
-from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunStart, Step, WarningEvent
-from trm_core.train.trainer import NonFiniteLoss, Trainer
-from trm_core.worker.console import Console
+from trm_core.rundir.layout import EXIT_CONFIG
 from trm_core.worker.faults import Faults
-from trm_core.worker.rank_report import RankReport
+from trm_core.worker.run import Run
 from trm_core.worker.stop import StopRequest
-from trm_core.worker.watchdog import Watchdog
 
 __all__ = ["main"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m trm_core.worker", description="Train a Tiny Recursive Model in one run dir.")
     p.add_argument("--run-dir", required=True, type=Path, help="folder of the run: config, events, checkpoints")
     config_mod.add_start_arguments(p)
     return p
-
-
-def total_steps_for(cfg: Config, order: DataOrder) -> int:
-    return cfg.train.max_steps or cfg.train.epochs * order.steps_per_epoch
-
-
-class _Silent:
-    """The event log of a rank other than 0: it writes nothing (rank 0's log is the run's)."""
-
-    def __init__(self) -> None:
-        self.last_write = time.monotonic()
-
-    def emit(self, record: object) -> dict:
-        self.last_write = time.monotonic()
-        return {}
-
-    def close(self) -> None:
-        pass
-
-
-class Run:
-    def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, resume: bool, overrides: list[str],
-                 stop: StopRequest, faults: Faults, group: Group | None = None) -> None:
-        self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
-        self.resume, self.overrides, self.stop = resume, overrides, stop
-        self.group = group or Group()
-        self.ckpt_dir = run_dir / layout.CHECKPOINTS
-        self.order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
-        self.total_steps = total_steps_for(cfg, self.order)
-        self.events = EventWriter(run_dir / layout.EVENTS) if self.group.leader else _Silent()
-        self.report = RankReport(run_dir, self.group, str(self.group.device(cfg.train.device))) \
-            if self.group.distributed else None
-        self.stopping = False  # agreed by every rank: stop after this step
-        self.last_loss: float | None = None
-        self.last_saved_step = -1
-        self.done_steps = 0     # steps completed, as known to the loop
-        self.current_step = 0   # the step a failure would be reported against
-        self.started = time.monotonic()
-        self.faults = faults
-        stop.on_second = self._forced_stop
-        self.console = Console()
-        self.last_eval: dict | None = None
-
-    def _forced_stop(self, signum: int) -> None:
-        self.events.emit(RunEnd(status=RunState.STOPPED.value, step=self.done_steps, exit_code=EXIT_OK,
-                                reason=f"second signal {signum}: exited without a checkpoint", forced=True))
-
-    def _disk_full(self, exc: BaseException) -> int:
-        """Out of space: one line that says where and how much was free, then the exit code that tells the
-        keeper to wait for space instead of restarting into the same wall. Recording it may fail too (the
-        log is on the same disk): the line on stderr and the exit code still say it."""
-        message = str(exc) if isinstance(exc, DiskFull) else str(DiskFull(self.run_dir))
-        print(f"trm worker: {message}; free some space, then the keeper restarts the run (or: trm-tui --resume)",
-              file=sys.stderr, flush=True)
-        for record in (ErrorEvent(message=message, kind="disk_full", step=self.current_step),
-                       RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_DISK_FULL,
-                              reason="disk full")):
-            try:
-                self.events.emit(record)
-            except OSError:
-                break
-        return EXIT_DISK_FULL
-
-    def _score_text(self) -> str:
-        """The newest eval's figure that fits the task, beside what a model that learned nothing would score."""
-        ev = self.last_eval
-        if not ev:
-            return ""
-        if ev.get("masked_accuracy") is not None:
-            text = f"held-out masked-byte accuracy {ev['masked_accuracy']:.3f}"
-            baseline = getattr(self.dataset, "baseline", None)
-            return text + (f" ({baseline[0]}: {baseline[1]:.3f})" if baseline else "")
-        text = f"held-out accuracy {ev['accuracy']:.3f}, whole answers right {ev['exact']:.3f}"
-        if ev.get("pass_at_2") is not None:
-            text += f"; ARC pass@1 {ev['pass_at_1']:.3f}, pass@2 {ev['pass_at_2']:.3f} over {ev['voted_puzzles']} puzzles"
-        return text
-
-    def _epoch_of(self, step: int) -> int:
-        return self.order.locate(max(0, step - 1))[0] + 1
-
-    def save(self, watchdog: Watchdog) -> None:
-        step = self.trainer.step
-        watchdog.begin("checkpoint", step)
-        t0 = time.perf_counter()
-        state = self.trainer.state_dict()  # with several ranks, a collective: every rank's carry slots
-        if not self.group.leader:
-            watchdog.end()
-            self.last_saved_step = step
-            return
-        info = ckpt.save_checkpoint(self.ckpt_dir, state, step=step,
-                                    epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash(),
-                                    on_write=self.faults.checkpoint_writes(step))
-        ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
-        watchdog.end()
-        self.last_saved_step = step
-        self.events.emit(Checkpoint(step=step, epoch=info.epoch, path=str(info.path), bytes=info.bytes,
-                                    seconds=round(time.perf_counter() - t0, 4)))
-
-    def restore(self, watchdog: Watchdog) -> int | None:
-        """Load the newest checkpoint that verifies; set aside (never delete) the ones that do not."""
-        watchdog.begin("restore", 0)
-        info = None
-        if self.group.leader:  # rank 0 picks the checkpoint; every rank loads that one (a shared run dir)
-            info, failed = ckpt.newest_verified(self.ckpt_dir)
-            for bad, problem in failed:
-                moved = ckpt.quarantine(bad)
-                self.events.emit(WarningEvent(message=f"skipped checkpoint: {problem}; kept aside as {moved.name}"))
-        info = self.group.broadcast(info)
-        if info is None:
-            watchdog.end()
-            if self.resume:
-                self.events.emit(WarningEvent(message="no verifying checkpoint: starting from step 0"))
-            return None
-        self.trainer.load_state_dict(ckpt.load_checkpoint(info, map_location=self.trainer.device))
-        watchdog.end()
-        self.last_loss = info.loss
-        self.last_saved_step = self.done_steps = self.trainer.step
-        saved_world = self.trainer.restored_world_size
-        if saved_world is not None and saved_world != self.group.world_size:
-            self.events.emit(WarningEvent(message=(
-                f"checkpoint of step {self.trainer.step} was saved by {saved_world} rank(s), resumed by "
-                f"{self.group.world_size}: the same global batch and data order, but gradients are summed in "
-                f"another order, so losses may differ in the last bits (bit-exact resume needs equal world "
-                f"sizes)")))
-        return self.trainer.step
-
-    def execute(self) -> int:
-        cfg = self.cfg
-        watchdog = Watchdog(self.events, cfg.train.step_timeout_s, cfg.train.heartbeat_s, report=self.report)
-        watchdog.start()
-        try:
-            self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps,
-                                   num_puzzle_ids=getattr(self.dataset, "num_puzzle_ids", 1), group=self.group)
-            resumed_from = self.restore(watchdog)
-            if self.resume and self.trainer.step >= self.total_steps:
-                watchdog.stop()
-                self._report_end(RunState.COMPLETED.value, EXIT_OK, "already complete")
-                print(f"run in {self.run_dir} is already complete at step {self.trainer.step} of {self.total_steps}")
-                return EXIT_OK
-            group = self.group
-            hosts = group.objects(group.host) if group.distributed else None
-            self.events.emit(RunStart(
-                config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
-                device=str(self.trainer.device), world_size=group.world_size,
-                resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
-                steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
-                data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
-                backend=group.backend or None, hosts=hosts))
-            self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
-                             f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
-                             f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
-            status = self._loop(watchdog)
-        except NonFiniteLoss as exc:
-            watchdog.stop()
-            self._report_end(RunState.FAILED.value, EXIT_FAILED, str(exc))
-            self.events.emit(ErrorEvent(message=str(exc), kind="non_finite", step=self.current_step))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason="non-finite loss"))
-            return EXIT_FAILED
-        except PeerLost as exc:  # another rank went away: the keeper's post-mortem names it
-            watchdog.stop()
-            self._report_end("lost_peer", EXIT_FAILED, str(exc))
-            self.events.emit(ErrorEvent(message=str(exc), kind="peer_lost", step=self.current_step))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason="a rank of the group was lost"))
-            print(f"trm worker: {exc}", file=sys.stderr, flush=True)
-            return EXIT_FAILED
-        except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
-            watchdog.stop()
-            self._report_end(RunState.FAILED.value, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
-            if is_disk_full(exc):
-                return self._disk_full(exc)
-            self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
-                                        step=self.current_step, traceback=traceback.format_exc()))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason=type(exc).__name__))
-            traceback.print_exc()
-            return EXIT_FAILED
-        watchdog.stop()
-        self._report_end(status, EXIT_OK, self.stop.requested or "finished")
-        score = self._score_text()
-        self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
-                         + (f" ({self.stop.requested})" if self.stop.requested else "") + (f"; {score}" if score else ""))
-        self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK,
-                                reason=self.stop.requested or "finished",
-                                seconds=round(time.monotonic() - self.started, 3), score=score or None))
-        return EXIT_OK
-
-    def _report_end(self, state: str, exit_code: int, reason: str) -> None:
-        if self.report is not None:
-            self.report.end(state, exit_code, reason)
-
-    def _stop_now(self) -> bool:
-        """Before each step: a lone process stops as soon as it is asked; ranks stop when they agreed to."""
-        if not self.group.distributed:
-            self.stopping = self.stop.requested is not None
-        return self.stopping
-
-    def _stop_file(self) -> bool:
-        """A stop asked for through a file: for nodes a signal cannot reach (this node's, or the run's)."""
-        return RunDir(self.run_dir, self.group.node_rank).stop_requested()
-
-    def _agree(self, step_s: float) -> tuple[float, int]:
-        """After each step, every rank at once: whether any wants to stop (then all stop after this step), and
-        the slowest rank's step time."""
-        local_stop = self.stop.requested is not None or self._stop_file()
-        rows = self.group.rows(torch.tensor([step_s, float(local_stop)], dtype=torch.float64,
-                                            device=self.trainer.device)).cpu()
-        if rows[:, 1].any():
-            self.stopping = True
-            if self.stop.requested is None:
-                asked = [r for r in range(self.group.world_size) if rows[r, 1]]
-                self.stop.requested = f"stop asked on rank {asked[0]}"
-        slowest = int(rows[:, 0].argmax())
-        return float(rows[slowest, 0]), slowest
-
-    def _loop(self, watchdog: Watchdog) -> str:
-        cfg, trainer, ds = self.cfg, self.trainer, self.dataset
-        eval_batches = eval_set(ds, cfg.train.batch_size, cfg.train.eval_batches) \
-            if cfg.train.eval_every and ds.num_eval else []
-
-        def progress(done: int, total: int) -> None:  # after each supervision step
-            watchdog.progress(done, total)
-            self.faults.after_supervision_step()
-
-        def eval_progress(done: int, total: int) -> None:  # after each eval batch
-            self.faults.after_eval_batch()
-            watchdog.progress(done, total)
-
-        group = self.group
-        mine = group.share(cfg.train.batch_size)
-        while trainer.step < self.total_steps and not self._stop_now():
-            step = self.current_step = trainer.step + 1
-            epoch, position = self.order.locate(trainer.step)
-            watchdog.begin("step", step)
-            self.faults.before_step(step, trainer.model, group.rank)
-            t0 = time.perf_counter()
-            batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
-            if group.distributed:  # every rank builds the global batch (its randomness is the batch's) and keeps its rows
-                batch = Batch(*(None if t is None else t[mine] for t in batch))
-            data_s = time.perf_counter() - t0
-            group.take_waited()  # from here on, this step's waits only (not the last eval's or agreement's)
-            metrics = trainer.train_step(batch, on_progress=progress)
-            if group.distributed:
-                self.report.step_done(step, metrics.step_s, group.take_waited())  # the step's own waits
-                slowest_s, slowest_rank = self._agree(metrics.step_s)
-                spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
-                          "slowest_rank": slowest_rank}
-            else:
-                spread = {}
-            watchdog.end()
-            self.done_steps = step
-            self.last_loss = metrics.loss
-            if step % cfg.train.log_every == 0 or step == self.total_steps:
-                self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, data_s=round(data_s, 6),
-                                      **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
-            self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
-                              final=step == self.total_steps)
-            if eval_batches and step % cfg.train.eval_every == 0:
-                self._eval_now(watchdog, step, epoch, eval_batches, eval_progress)
-            if step % cfg.train.checkpoint_every == 0:
-                self.save(watchdog)
-        if self.last_saved_step != trainer.step:
-            self.save(watchdog)
-        return RunState.STOPPED.value if self.stopping else RunState.COMPLETED.value
-
-
-    def _eval_now(self, watchdog: Watchdog, step: int, epoch: int, batches: list,
-                  on_progress: Callable[[int, int], None]) -> None:
-        """The in-training eval after ``step``, under the watchdog, recorded as an ``eval`` event."""
-        watchdog.begin("eval", step)
-        t0 = time.perf_counter()
-        result = self._evaluate(batches, on_progress)
-        watchdog.end()
-        self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4), **result))
-        self.last_eval = result
-
-    def _evaluate(self, batches: list, on_progress: Callable[[int, int], None]) -> dict:
-        """The trainer's eval, with ARC's votes counted where the dataset has them. With several ranks each
-        evaluates its share of the batches; rank 0 counts every rank's votes, in the batches' order."""
-        voting = getattr(self.dataset, "voting", None)
-        mine = self.group.spread(batches)
-        if voting is None:
-            return self.trainer.evaluate(mine, on_progress=on_progress)
-        seen: list[tuple] = []
-        result = self.trainer.evaluate(mine, on_progress=on_progress, observe=lambda batch, preds, conf: seen.append(
-            (batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy())))
-        per_rank = self.group.objects(seen) if self.group.distributed else [seen]
-        if not self.group.leader:
-            return result
-        voting.reset()
-        world = len(per_rank)
-        for index in range(len(batches)):  # batch i was rank i % world's (i // world)-th
-            voting.add(*per_rank[index % world][index // world])
-        return result | voting.result()
-
-
-def eval_set(ds: Dataset, batch_size: int, batches: int) -> list:
-    """The fixed batches every eval uses: ``batches`` of them, or with 0 the whole held-out split once."""
-    if batches:
-        return [ds.eval_batch(i * batch_size, batch_size) for i in range(batches)]
-    return [ds.eval_batch(start, min(batch_size, ds.num_eval - start)) for start in range(0, ds.num_eval, batch_size)]
 
 
 def check_device(cfg: Config) -> None:
