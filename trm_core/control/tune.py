@@ -62,7 +62,7 @@ class SearchOver:
     was_running: bool
 
     @classmethod
-    def of(cls, run_dir: Path, search: Callable[[], Outcome], was_running: bool) -> "SearchOver":
+    def of(cls, search: Callable[[], Outcome], was_running: bool) -> "SearchOver":
         """Run ``search``; whatever fails, say what, and whether the run was stopped for it."""
         try:
             outcome = search()

@@ -165,15 +165,18 @@ def read_span(path: Path, start: int, end: int) -> list[dict[str, Any]]:
     return parse_lines(blob).events
 
 
-def read_tail(path: Path, max_bytes: int = 1 << 20) -> list[dict[str, Any]]:
-    """The complete events in the last ``max_bytes`` of the file: recent state without reading it all."""
+def tail_bytes(path: Path, max_bytes: int) -> bytes:
+    """The whole lines in the last ``max_bytes`` of the file (the line cut in half dropped); none missing."""
     try:
         with open(path, "rb") as fh:
             start = max(0, fh.seek(0, 2) - max_bytes)
             fh.seek(start)
             blob = fh.read()
     except FileNotFoundError:
-        return []
-    if start > 0:
-        blob = blob[blob.find(b"\n") + 1:]  # drop the line cut in half
-    return parse_lines(blob).events
+        return b""
+    return blob[blob.find(b"\n") + 1:] if start > 0 else blob
+
+
+def read_tail(path: Path, max_bytes: int = 1 << 20) -> list[dict[str, Any]]:
+    """The complete events in the last ``max_bytes`` of the file: recent state without reading it all."""
+    return parse_lines(tail_bytes(path, max_bytes)).events

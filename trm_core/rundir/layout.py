@@ -63,9 +63,6 @@ class RunDir:
             return cls(folder.parent.parent, int(name[5:]))
         return cls(folder)
 
-    def on_node(self, node: int) -> "RunDir":
-        return RunDir(self.root, node)
-
     @property
     def control(self) -> Path:
         """This node's folder for its keeper, launcher, commands and stop request."""
@@ -96,10 +93,6 @@ class RunDir:
         return self.control / EVENTS
 
     @property
-    def worker_identity(self) -> Path:
-        return self.control / WORKER_IDENTITY
-
-    @property
     def worker_log(self) -> Path:
         return self.control / WORKER_LOG
 
@@ -115,19 +108,11 @@ class RunDir:
     def keeper_log(self) -> Path:
         return self.control / KEEPER_LOG
 
-    @property
-    def commands(self) -> Path:
-        return self.control / COMMANDS
-
     def stop_requested(self) -> bool:
         """A stop is in force for this node, or for the whole run: written by any front end, the keeper, or a
         person for a node that no signal reaches."""
         return self.stop_request.exists() or (self.root / STOP_REQUEST).exists()
 
-
-def stop_requested(node: Path) -> bool:
-    """``RunDir.stop_requested`` for a node's control folder (or a run's root)."""
-    return RunDir.at(node).stop_requested()
 
 
 # The worker's exit codes, which the supervisor acts on.

@@ -12,22 +12,39 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from trm_core.rundir.events import read_tail
+from trm_core.rundir.events import parse_lines, tail_bytes
 from trm_core.rundir.records import CommandAck, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, \
     Step, parse
 
 TAIL_BYTES = 1 << 20  # about ten thousand records: hours of steps, every restart of a day
 
 
-def recent(path: Path) -> list[Event]:
-    """The records in the last ``TAIL_BYTES`` of the log at ``path``, oldest first."""
-    return [parse(line) for line in read_tail(path, TAIL_BYTES)]
+def _naming(path: Path, kinds: tuple[type[Event], ...]) -> list[bytes]:
+    """The lines of the log's tail that name one of ``kinds`` (compact or spaced JSON), oldest first: each
+    query wants a few kinds among thousands of step records, and only these lines are decoded."""
+    markers = tuple(f'"event"{sep}"{kind.KIND}"'.encode() for kind in kinds for sep in (":", ": "))
+    return [line for line in tail_bytes(path, TAIL_BYTES).split(b"\n") if any(m in line for m in markers)]
+
+
+def recent(path: Path, *kinds: type[Event]) -> list[Event]:
+    """The records of ``kinds`` in the last ``TAIL_BYTES`` of the log at ``path``, oldest first."""
+    return [ev for ev in map(parse, parse_lines(b"\n".join(_naming(path, kinds)) + b"\n").events)
+            if isinstance(ev, kinds)]
+
+
+def newest(path: Path, *kinds: type[Event]) -> Event | None:
+    """The newest record of ``kinds`` in the log's tail, decoding lines from the end until one is."""
+    for line in reversed(_naming(path, kinds)):
+        for ev in map(parse, parse_lines(line + b"\n").events):
+            if isinstance(ev, kinds):
+                return ev
+    return None
 
 
 def last_run_end(path: Path) -> RunEnd | None:
     """The run_end of the newest worker start, if it wrote one (none: it is running, or died without a word)."""
     end = None
-    for ev in recent(path):
+    for ev in recent(path, RunStart, RunEnd):
         if isinstance(ev, RunStart):
             end = None
         elif isinstance(ev, RunEnd):
@@ -37,10 +54,8 @@ def last_run_end(path: Path) -> RunEnd | None:
 
 def last_step(path: Path) -> int:
     """The newest step the log records (0 for none): for a worker that died without a word."""
-    for ev in reversed(recent(path)):
-        if isinstance(ev, (Step, RunEnd)):
-            return ev.step
-    return 0
+    ev = newest(path, Step, RunEnd)
+    return ev.step if isinstance(ev, (Step, RunEnd)) else 0
 
 
 def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> list[tuple[float, int]]:
@@ -51,7 +66,7 @@ def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> li
     now = time.time() if now is None else now
     episode: list[tuple[float, int]] = []
     restarting = False
-    for ev in recent(path):
+    for ev in recent(path, Restart, GiveUp, RunStart):
         if isinstance(ev, Restart):
             episode.append((ev.time, ev.failed_step if ev.failed_step is not None else -1))
             restarting = True
@@ -64,15 +79,12 @@ def restarts_in_log(path: Path, window_s: float, now: float | None = None) -> li
 
 def keeper_ending(path: Path) -> bool:
     """The newest keeper record is a keeper_end: the live keeper wrote its last word and is on its way out."""
-    for ev in reversed(recent(path)):
-        if isinstance(ev, (KeeperStart, KeeperEnd)):
-            return isinstance(ev, KeeperEnd)
-    return False
+    return isinstance(newest(path, KeeperStart, KeeperEnd), KeeperEnd)
 
 
 def steps_per_epoch(path: Path) -> int | None:
     """The steps per epoch the run's newest start recorded; None before any start."""
-    starts = [ev for ev in recent(path) if isinstance(ev, RunStart)]
+    starts = recent(path, RunStart)
     return starts[-1].steps_per_epoch if starts else None
 
 

@@ -106,10 +106,10 @@ def open_existing_run(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         print(f"the run in {run_dir} is {st.state}; watch it with: trm-tui --run-dir {run_dir}")
         return 0
-    if not args.no_ui and has_screen():
-        return run_dashboard(run_dir, None, settings)
-    if live_keeper(run_dir) is not None or live_worker(run_dir) is not None:
-        wants_dashboard(args)  # says why there is none
+    live = live_keeper(run_dir) is not None or live_worker(run_dir) is not None
+    if live or not args.no_ui and has_screen():  # something to watch, or somewhere to show its history
+        if wants_dashboard(args):
+            return run_dashboard(run_dir, None, settings)
         client = KeeperClient(RunDir(run_dir), None, settings.stop_grace_s, role="trm-tui --no-ui")
         return Headless(client, as_json=args.json).run()
     st = show_status(run_dir, settings, args.json)
@@ -178,7 +178,7 @@ def detach(start: Start) -> int:
     was = live_worker(run_dir)
     keeper, started = ensure_keeper(start)
     if keeper is None:
-        print(f"trm-tui: the run's keeper did not start; see {run_dir / layout.KEEPER_LOG}", file=sys.stderr)
+        print(f"trm-tui: the run's keeper did not start; see {start.rundir.keeper_log}", file=sys.stderr)
         return EXIT_FAILED
     what = f"attached: the run is already going (worker pid {was.pid})" if was is not None else \
         ("started" if started else "already starting")

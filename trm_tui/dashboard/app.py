@@ -245,7 +245,7 @@ class Dashboard(App[int]):
         def show(ev: dict[str, Any]) -> None:
             self._deliver(EventsArrived([ev]))
 
-        over = tune.SearchOver.of(self.run_dir, lambda: tune.tune(self.run_dir, on_event=show, cancel=cancel),
+        over = tune.SearchOver.of(lambda: tune.tune(self.run_dir, on_event=show, cancel=cancel),
                                   was_running=self.view.state in SUPERVISED)
         tune.finish(over, self.rundir, lambda result: self._deliver(SearchFinished(result)))
 
