@@ -21,10 +21,10 @@ import time
 from typing import Any, TextIO
 
 from trm_core.control.client import KeeperClient
-from trm_core.control.status import ETA_WINDOW, eta_seconds
+from trm_core.control.fold import RunFold, eta_seconds
 from trm_core.rundir.layout import EXIT_OK
 from trm_tui.signals import handling
-from trm_core.rundir.records import Heartbeat, RunStart, Step, parse
+from trm_core.rundir.records import Heartbeat, Step, parse
 from trm_tui.event_text import event_line, progress_line, step_progress_line
 
 
@@ -37,7 +37,7 @@ class Headless:
                  err: TextIO = sys.stderr) -> None:
         self.client, self.as_json, self.out, self.err = client, as_json, out, err
         self.stop_requests = 0
-        self.rates: list[tuple[float, int]] = []
+        self.fold = RunFold()  # the run's figures so far: the progress line's ETA
         self.owner = False   # this front end started the run: a stop signal stops it
         self.leave = False   # set by a signal: stop watching at the next turn of the loop
         self.announced = False
@@ -104,13 +104,11 @@ class Headless:
                     self._write(json.dumps(line_fields))
                     continue
                 ev = parse(line_fields)
-                if isinstance(ev, RunStart):
-                    self.rates = []  # the ETA's pace counts from this (re)start
+                self.fold.add(ev)
                 if isinstance(ev, Heartbeat):
                     if (inside := step_progress_line(ev)) is not None:
                         self._write(inside)
                 elif isinstance(ev, Step):
-                    self.rates = (self.rates + [(ev.time, ev.step)])[-ETA_WINDOW:]
                     pending = ev
                 elif (line := event_line(ev)) is not None:
                     if pending is not None:  # keep lines in event order
@@ -131,7 +129,8 @@ class Headless:
             time.sleep(0.2)
 
     def _eta(self, step: Step) -> float | None:
-        return eta_seconds(self.rates, step.total_steps or 0)
+        """At the pace since the newest (re)start, to the total the step names."""
+        return eta_seconds(list(self.fold.step_times), step.total_steps or 0)
 
 
 def _put(stream: TextIO, line: str) -> None:

@@ -7,32 +7,19 @@ sidecar; falls back to the sidecar for progress when the log is missing or has n
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from trm_core.config import SupervisorConfig, tomllib
+from trm_core.control.fold import RunFold, end_state
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_tail
 from trm_core.rundir.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
-from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, Eval, Event, Heartbeat, Restart, RunEnd,
-                                     RunStart, Step, parse)
-
-ETA_WINDOW = 200  # steps the ETA's pace is measured over: long enough not to swing with each noisy step
-
-
-def eta_seconds(points: list[tuple[float, int]], total_steps: int) -> float | None:
-    """Time to ``total_steps`` at the pace of recent (wall time, step) points, oldest first. Give it only
-    points since the last (re)start: a pause between a stop and a resume is not the run's pace."""
-    if len(points) < 2 or points[-1][1] <= points[0][1]:
-        return None
-    (t0, s0), (t1, s1) = points[0], points[-1]
-    return (t1 - t0) / (s1 - s0) * max(0, total_steps - s1)
-
+from trm_core.rundir.records import parse
 
 DISK_LOW_MB = 2048.0
 
@@ -87,107 +74,51 @@ class RunStatus:
         return asdict(self)
 
 
-def stall_after(configured_s: float, step_times: list[float], heartbeat_s: float) -> float:
-    """How long a silent worker counts as stalled: supervisor.stall_after_s, or else 10x the typical step
-    (at least a minute, at least three heartbeats). `status` and the dashboard both use this."""
-    if configured_s:
-        return configured_s
-    typical = statistics.median(step_times) if step_times else 0.0
-    return max(60.0, 10 * typical, 3 * heartbeat_s)
-
-
-def silent_for(last_activity: float | None, now: float, stall_after_s: float) -> float | None:
-    """How long a live worker has been silent (no step, heartbeat, start, checkpoint or eval) when that is
-    past ``stall_after_s``, else None: the one stall rule of `status`, the dashboard and the runs list."""
-    if last_activity is None or now - last_activity <= stall_after_s:
-        return None
-    return now - last_activity
-
-
-def checkpoint_stale(now: float, since: float, checkpoint_every: int, step_times: Sequence[float]) -> bool:
-    """The old "checkpoint stopped updating" alarm: the newest checkpoint (or, with none yet, the start of the
-    run) is older than two checkpoint intervals at the typical recent step time, plus a minute. `status` and
-    the dashboard both use this."""
-    if not step_times:
-        return False
-    expected = checkpoint_every * statistics.median(step_times)
-    return now - since > 2 * expected + 60
-
-
-def _tuning(events: list[Event]) -> bool:
-    """The newest of run_start / autotune_start / autotune_result is an autotune_start."""
-    last = next((e for e in reversed(events) if isinstance(e, (RunStart, AutotuneStart, AutotuneResult))), None)
-    return isinstance(last, AutotuneStart)
-
-
 def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: float | None = None,
                tail_bytes: int = 1 << 20) -> RunStatus:
     """The run's state and figures from the last ``tail_bytes`` of its log (a list of many runs reads less)."""
     settings = settings or SupervisorConfig()
     now = time.time() if now is None else now
-    events = [parse(line) for line in read_tail(run_dir / layout.EVENTS, tail_bytes)]
-    starts = [i for i, e in enumerate(events) if isinstance(e, RunStart)]
-    current = events[starts[-1]:] if starts else events
-    steps = [e for e in events if isinstance(e, Step)]
-    last_step = steps[-1] if steps else None
-    end = next((e for e in reversed(current) if isinstance(e, RunEnd)), None)
-    start = events[starts[-1]] if starts else None
-    # run_start may be older than the tail: then the run's settings come from its config.toml
-    config = (start.config if isinstance(start, RunStart) else None) or _run_config(run_dir)
-    train = config.get("train", {})
-    restarts = sum(1 for e in events if isinstance(e, Restart))
+    fold = RunFold.of(parse(line) for line in read_tail(run_dir / layout.EVENTS, tail_bytes))
+    if fold.start is None or not fold.start.config:
+        fold.use_settings(_run_config(run_dir).get("train", {}))  # run_start is older than the tail
     info = ckpt.latest_progress(run_dir / layout.CHECKPOINTS)
     ident = live_worker(run_dir)
-
-    step = last_step.step if last_step else (info.step if info else None)
-    recent = steps[-20:]
-    step_times = [(e.step_s or 0.0) + (e.data_s or 0.0) for e in recent]
-    since_start = [e for e in current if isinstance(e, Step)][-ETA_WINDOW:]
-    eta = eta_seconds([(e.time, e.step) for e in since_start], last_step.total_steps or 0) if last_step else None
-    activity = [e for e in current if isinstance(e, (Step, Heartbeat, RunStart, Checkpoint, Eval))]
-    last_activity_age = now - activity[-1].time if activity else None
-    stall_s = stall_after(settings.stall_after_s, step_times, float(train.get("heartbeat_s", 5.0)))
-
-    if ident is not None:
-        silent = silent_for(activity[-1].time if activity else None, now, stall_s)
-        state, reason = (RunState.STALLED, f"no step or heartbeat for {silent:.0f}s") if silent is not None \
-            else (RunState.RUNNING, None)
-    elif _tuning(events) and run_lock_held(run_dir):
-        state, reason = RunState.TUNING, "an auto-tune search holds the run; it resumes afterwards if it was running"
-    elif end is not None:
-        state, reason = RunState.of(end.status, RunState.FAILED), end.reason
-        if end.status == RunState.FAILED and end.reason == "stalled":
-            state = RunState.STALLED
-    elif start is not None:
-        state, reason = RunState.FAILED, "the worker died without writing run_end (killed, or out of memory)"
-    else:
-        state, reason = (RunState.STOPPED, "no events; progress from the checkpoint") if info \
-            else (RunState.NOT_STARTED, None)
-
-    if state != RunState.RUNNING:
-        eta = None  # a run that is not running has no arrival time
-    age = now - info.time if info else None
-    stale = False
-    if ident is not None:
-        # the clock starts at the newest checkpoint or the newest (re)start, whichever is later: a run resumed
-        # after a long pause is not stale in its first interval
-        since = max(info.time if info is not None else 0.0, start.time if start else 0.0) or now
-        stale = checkpoint_stale(now, since, int(train.get("checkpoint_every", 0) or 0), step_times)
-    last_eval = next((e for e in reversed(events) if isinstance(e, Eval)), None)
-    free = layout.free_bytes(run_dir)
-    return RunStatus(state=state, pid=ident.pid if ident else None, step=step,
-                     total_steps=last_step.total_steps if last_step else None,
-                     epoch=last_step.epoch if last_step else (info.epoch if info else None),
-                     loss=last_step.loss if last_step else (info.loss if info else None),
-                     samples_per_s=last_step.samples_per_s if last_step else None, eta_s=eta,
-                     checkpoint_step=info.step if info else None, checkpoint_age_s=age, checkpoint_stale=stale,
-                     restarts=restarts, last_activity_age_s=last_activity_age, stall_after_s=stall_s,
-                     reason=reason, eval_loss=last_eval.loss if last_eval else None,
-                     eval_accuracy=last_eval.accuracy if last_eval else None, started_time=_first_start(run_dir),
-                     config_hash=(start.config_hash if isinstance(start, RunStart) else None)
-                     or (info.config_hash if info else None),
+    stall_s = fold.stall_after_s(settings.stall_after_s)
+    state, reason = _state(run_dir, fold, info, ident is not None, fold.silent_s(now, settings.stall_after_s))
+    last, last_eval, free = fold.last_step, fold.last_eval, layout.free_bytes(run_dir)
+    progress = last or info  # the log's newest step, else the newest checkpoint's sidecar
+    return RunStatus(state=state, pid=getattr(ident, "pid", None), step=getattr(progress, "step", None),
+                     total_steps=getattr(last, "total_steps", None), epoch=getattr(progress, "epoch", None),
+                     loss=getattr(progress, "loss", None), samples_per_s=getattr(last, "samples_per_s", None),
+                     eta_s=fold.eta_s() if last and state == RunState.RUNNING else None,
+                     checkpoint_step=getattr(info, "step", None),
+                     checkpoint_age_s=now - info.time if info else None,
+                     checkpoint_stale=ident is not None and fold.checkpoint_is_stale(now, getattr(info, "time", None)),
+                     restarts=fold.restarts,
+                     last_activity_age_s=now - fold.last_activity if fold.last_activity is not None else None,
+                     stall_after_s=stall_s, reason=reason, eval_loss=getattr(last_eval, "loss", None),
+                     eval_accuracy=getattr(last_eval, "accuracy", None), started_time=_first_start(run_dir),
+                     config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
-                     disk_warning=disk_warning(free, info.bytes if info else None))
+                     disk_warning=disk_warning(free, getattr(info, "bytes", None)))
+
+
+def _state(run_dir: Path, fold: RunFold, info: ckpt.CheckpointInfo | None, worker_lives: bool,
+           silent_s: float | None) -> tuple[RunState, str | None]:
+    """The run's state and why, from what lives now (a worker, a search's lock) and what the log says."""
+    if worker_lives:
+        return (RunState.STALLED, f"no step or heartbeat for {silent_s:.0f}s") if silent_s is not None \
+            else (RunState.RUNNING, None)
+    if fold.tuning and run_lock_held(run_dir):
+        return RunState.TUNING, "an auto-tune search holds the run; it resumes afterwards if it was running"
+    if fold.end is not None:
+        return end_state(fold.end), fold.end.reason
+    if fold.start is not None:
+        return RunState.FAILED, "the worker died without writing run_end (killed, or out of memory)"
+    if info is not None:
+        return RunState.STOPPED, "no events; progress from the checkpoint"
+    return RunState.NOT_STARTED, None
 
 
 def _first_start(run_dir: Path) -> float | None:

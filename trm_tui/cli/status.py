@@ -48,6 +48,14 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
                                          "ranks": [dataclasses.asdict(s) | {"health": h, "heartbeat_age_s": round(s.age(now), 1)}
                                                    for s, h in ranks]}))
         return st
+    rows = _run_rows(run_dir, st) + [("gpu", gpu_line(g)) for g in gpus]
+    rows += [(f"rank {s.rank}", _rank_text(s, health, now)) for s, health in ranks]
+    for key, value in rows:
+        print(f"{key:<11} {value}")
+    return st
+
+
+def _run_rows(run_dir: Path, st: RunStatus) -> list[tuple[str, object]]:
     rows = [("run", str(run_dir)), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
             ("pid", st.pid or "-"),
             ("step", f"{st.step}/{st.total_steps}" if st.step is not None else "-"), ("epoch", st.epoch or "-"),
@@ -60,16 +68,14 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
              f"{st.disk_free_mb:,.{1 if st.disk_free_mb < 10 else 0}f} MiB free in the run dir's file system")]
     if st.disk_warning:
         rows.append(("WARNING", f"disk low: {st.disk_warning}"))
-    rows += [("gpu", gpu_line(g)) for g in gpus]
-    rows += [(f"rank {s.rank}", f"{h}: {s.host} pid {s.pid} {s.device}, step {s.step}"
-              + (f" ({s.step_s:.2f}s, {100 * w:.0f}% of it waiting for the others)"
-                 if s.step_s is not None and (w := rank_files.wait_share(s)) is not None else "")
-              + f", {s.phase}, heartbeat "
-              f"{duration(s.age(now))} old" + (f"; {s.reason}" if s.ended and s.reason else ""))
-             for s, h in ranks]
-    for key, value in rows:
-        print(f"{key:<11} {value}")
-    return st
+    return rows
+
+
+def _rank_text(s: rank_files.RankStatus, health: str, now: float) -> str:
+    wait = rank_files.wait_share(s) if s.step_s is not None else None
+    return (f"{health}: {s.host} pid {s.pid} {s.device}, step {s.step}"
+            + (f" ({s.step_s:.2f}s, {100 * wait:.0f}% of it waiting for the others)" if wait is not None else "")
+            + f", {s.phase}, heartbeat {duration(s.age(now))} old" + (f"; {s.reason}" if s.ended and s.reason else ""))
 
 
 def gpu_samples(run_dir: Path, worker_pid: int | None) -> list:
