@@ -46,7 +46,8 @@ def run_trial(args: argparse.Namespace) -> dict:
     from trm_core.data import build_dataset
     from trm_core.data.order import DataOrder
     from trm_core.worker.faults import Faults
-    from trm_core.train.trainer import Trainer, peak_memory_mb
+    from trm_core.train.metrics import peak_memory_mb
+    from trm_core.train.trainer import Trainer
 
     # one process measures one rank's share of the global batch, on one device
     sets = [f"train.batch_size={args.batch_size}", f"train.micro_batch_size={args.micro_batch}",
