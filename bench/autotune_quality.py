@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trm_core import config as config_mod  # noqa: E402
 from trm_core.rundir import layout  # noqa: E402
-from trm_core.autotune.engine import TrialRunner  # noqa: E402
+from trm_core.autotune.runner import TrialRunner  # noqa: E402
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, divisors, thread_counts  # noqa: E402
 
 

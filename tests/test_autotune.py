@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from trm_core import config as config_mod
-from trm_core.autotune.engine import TrialRunner
+from trm_core.autotune.runner import TrialRunner
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, thread_counts
 from trm_core.config import SupervisorConfig
 from trm_core.rundir.identity import read_identity
@@ -298,7 +298,7 @@ def test_quitting_the_dashboard_mid_search_resumes_the_run(tmp_path: Path, micro
 
 
 def test_a_larger_batch_keeps_the_runs_samples_and_says_so() -> None:
-    from trm_core.autotune.engine import same_samples, sample_note
+    from trm_core.autotune.choice import same_samples, sample_note
     from trm_core.config import TrainConfig
 
     t = TrainConfig(batch_size=16, max_steps=600, warmup_steps=20, eval_every=100, checkpoint_every=100)

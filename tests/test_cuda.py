@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from trm_core import config as config_mod
-from trm_core.autotune.engine import TrialRunner
+from trm_core.autotune.runner import TrialRunner
 from trm_core.autotune.search import Candidate
 from trm_core.config import SupervisorConfig
 from trm_core.data.base import Batch
