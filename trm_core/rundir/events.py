@@ -55,6 +55,20 @@ class EventWriter:
             self._fd = -1
 
 
+class SilentLog:
+    """The event log of a rank other than 0: it writes nothing (rank 0's log is the run's)."""
+
+    def __init__(self) -> None:
+        self.last_write = time.monotonic()
+
+    def emit(self, record: object) -> dict:
+        self.last_write = time.monotonic()
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class ReadResult:
     events: list[dict[str, Any]] = field(default_factory=list)

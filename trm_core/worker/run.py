@@ -25,11 +25,12 @@ from trm_core.data.order import DataOrder
 from trm_core.distributed.group import Group, PeerLost
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
-from trm_core.rundir.events import EventWriter
+from trm_core.rundir.events import EventWriter, SilentLog
 from trm_core.rundir.layout import EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, DiskFull, RunDir, is_disk_full
 from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.train.trainer import NonFiniteLoss, Trainer
 from trm_core.worker.console import Console
+from trm_core.worker.evals import eval_set, evaluate_with_votes, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport
 from trm_core.worker.stop import StopRequest
@@ -38,20 +39,6 @@ from trm_core.worker.watchdog import Watchdog
 
 def total_steps_for(cfg: Config, order: DataOrder) -> int:
     return cfg.train.max_steps or cfg.train.epochs * order.steps_per_epoch
-
-
-class _Silent:
-    """The event log of a rank other than 0: it writes nothing (rank 0's log is the run's)."""
-
-    def __init__(self) -> None:
-        self.last_write = time.monotonic()
-
-    def emit(self, record: object) -> dict:
-        self.last_write = time.monotonic()
-        return {}
-
-    def close(self) -> None:
-        pass
 
 
 class Run:
@@ -63,7 +50,7 @@ class Run:
         self.ckpt_dir = run_dir / layout.CHECKPOINTS
         self.order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
         self.total_steps = total_steps_for(cfg, self.order)
-        self.events = EventWriter(run_dir / layout.EVENTS) if self.group.leader else _Silent()
+        self.events = EventWriter(run_dir / layout.EVENTS) if self.group.leader else SilentLog()
         self.report = RankReport(run_dir, self.group, str(self.group.device(cfg.train.device))) \
             if self.group.distributed else None
         self.stopping = False  # agreed by every rank: stop after this step
@@ -96,20 +83,6 @@ class Run:
             except OSError:
                 break
         return EXIT_DISK_FULL
-
-    def _score_text(self) -> str:
-        """The newest eval's figure that fits the task, beside what a model that learned nothing would score."""
-        ev = self.last_eval
-        if not ev:
-            return ""
-        if ev.get("masked_accuracy") is not None:
-            text = f"held-out masked-byte accuracy {ev['masked_accuracy']:.3f}"
-            baseline = getattr(self.dataset, "baseline", None)
-            return text + (f" ({baseline[0]}: {baseline[1]:.3f})" if baseline else "")
-        text = f"held-out accuracy {ev['accuracy']:.3f}, whole answers right {ev['exact']:.3f}"
-        if ev.get("pass_at_2") is not None:
-            text += f"; ARC pass@1 {ev['pass_at_1']:.3f}, pass@2 {ev['pass_at_2']:.3f} over {ev['voted_puzzles']} puzzles"
-        return text
 
     def _epoch_of(self, step: int) -> int:
         return self.order.locate(max(0, step - 1))[0] + 1
@@ -173,54 +146,61 @@ class Run:
                 self._report_end(RunState.COMPLETED.value, EXIT_OK, "already complete")
                 print(f"run in {self.run_dir} is already complete at step {self.trainer.step} of {self.total_steps}")
                 return EXIT_OK
-            group = self.group
-            hosts = group.objects(group.host) if group.distributed else None
-            self.events.emit(RunStart(
-                config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
-                device=str(self.trainer.device), world_size=group.world_size,
-                resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
-                steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
-                data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
-                backend=group.backend or None, hosts=hosts))
-            self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
-                             f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
-                             f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
+            self._announce(resumed_from)
             status = self._loop(watchdog)
-        except NonFiniteLoss as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded for the supervisor, then exits
             watchdog.stop()
-            self._report_end(RunState.FAILED.value, EXIT_FAILED, str(exc))
-            self.events.emit(ErrorEvent(message=str(exc), kind="non_finite", step=self.current_step))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason="non-finite loss"))
-            return EXIT_FAILED
-        except PeerLost as exc:  # another rank went away: the keeper's post-mortem names it
-            watchdog.stop()
-            self._report_end("lost_peer", EXIT_FAILED, str(exc))
-            self.events.emit(ErrorEvent(message=str(exc), kind="peer_lost", step=self.current_step))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason="a rank of the group was lost"))
-            print(f"trm worker: {exc}", file=sys.stderr, flush=True)
-            return EXIT_FAILED
-        except Exception as exc:  # a real bug or an environment failure: record it for the supervisor
-            watchdog.stop()
-            self._report_end(RunState.FAILED.value, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
-            if is_disk_full(exc):
-                return self._disk_full(exc)
-            self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
-                                        step=self.current_step, traceback=traceback.format_exc()))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason=type(exc).__name__))
-            traceback.print_exc()
-            return EXIT_FAILED
+            return self._failed(exc)
         watchdog.stop()
         self._report_end(status, EXIT_OK, self.stop.requested or "finished")
-        score = self._score_text()
+        score = score_text(self.last_eval, self.dataset)
         self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
                          + (f" ({self.stop.requested})" if self.stop.requested else "") + (f"; {score}" if score else ""))
         self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK,
                                 reason=self.stop.requested or "finished",
                                 seconds=round(time.monotonic() - self.started, 3), score=score or None))
         return EXIT_OK
+
+    def _announce(self, resumed_from: int | None) -> None:
+        """The run_start record (the run's settings, where it runs, where it resumed) and the console line."""
+        cfg, group = self.cfg, self.group
+        hosts = group.objects(group.host) if group.distributed else None
+        self.events.emit(RunStart(
+            config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
+            device=str(self.trainer.device), world_size=group.world_size,
+            resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
+            steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
+            data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
+            backend=group.backend or None, hosts=hosts))
+        self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
+                         f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
+                         f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
+
+    def _failed(self, exc: Exception) -> int:
+        """Record how training failed (for the supervisor and the front ends) and the exit code to act on."""
+        if isinstance(exc, NonFiniteLoss):
+            self._report_end(RunState.FAILED.value, EXIT_FAILED, str(exc))
+            self.events.emit(ErrorEvent(message=str(exc), kind="non_finite", step=self.current_step))
+            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
+                                    reason="non-finite loss"))
+            return EXIT_FAILED
+        if isinstance(exc, PeerLost):  # another rank went away: the keeper's post-mortem names it
+            self._report_end("lost_peer", EXIT_FAILED, str(exc))
+            self.events.emit(ErrorEvent(message=str(exc), kind="peer_lost", step=self.current_step))
+            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
+                                    reason="a rank of the group was lost"))
+            print(f"trm worker: {exc}", file=sys.stderr, flush=True)
+            return EXIT_FAILED
+        # a real bug or an environment failure
+        self._report_end(RunState.FAILED.value, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
+        if is_disk_full(exc):
+            return self._disk_full(exc)
+        self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
+                                    step=self.current_step, traceback=traceback.format_exc()))
+        self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
+                                reason=type(exc).__name__))
+        traceback.print_exc()
+        return EXIT_FAILED
 
     def _report_end(self, state: str, exit_code: int, reason: str) -> None:
         if self.report is not None:
@@ -306,33 +286,7 @@ class Run:
         """The in-training eval after ``step``, under the watchdog, recorded as an ``eval`` event."""
         watchdog.begin("eval", step)
         t0 = time.perf_counter()
-        result = self._evaluate(batches, on_progress)
+        result = evaluate_with_votes(self.trainer, self.dataset, self.group, batches, on_progress)
         watchdog.end()
         self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4), **result))
         self.last_eval = result
-
-    def _evaluate(self, batches: list, on_progress: Callable[[int, int], None]) -> dict:
-        """The trainer's eval, with ARC's votes counted where the dataset has them. With several ranks each
-        evaluates its share of the batches; rank 0 counts every rank's votes, in the batches' order."""
-        voting = getattr(self.dataset, "voting", None)
-        mine = self.group.spread(batches)
-        if voting is None:
-            return self.trainer.evaluate(mine, on_progress=on_progress)
-        seen: list[tuple] = []
-        result = self.trainer.evaluate(mine, on_progress=on_progress, observe=lambda batch, preds, conf: seen.append(
-            (batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy())))
-        per_rank = self.group.objects(seen) if self.group.distributed else [seen]
-        if not self.group.leader:
-            return result
-        voting.reset()
-        world = len(per_rank)
-        for index in range(len(batches)):  # batch i was rank i % world's (i // world)-th
-            voting.add(*per_rank[index % world][index // world])
-        return result | voting.result()
-
-
-def eval_set(ds: Dataset, batch_size: int, batches: int) -> list:
-    """The fixed batches every eval uses: ``batches`` of them, or with 0 the whole held-out split once."""
-    if batches:
-        return [ds.eval_batch(i * batch_size, batch_size) for i in range(batches)]
-    return [ds.eval_batch(start, min(batch_size, ds.num_eval - start)) for start in range(0, ds.num_eval, batch_size)]
