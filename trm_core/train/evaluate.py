@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 
 from trm_core.data.base import Batch
-
-if TYPE_CHECKING:
-    from trm_core.train.trainer import Trainer
+from trm_core.train.steps.host import StepHost
 
 Observer = Callable[[Batch, torch.Tensor, torch.Tensor], None]
 FIGURES = ("loss", "accuracy", "exact", "sup_steps", "masked_accuracy")
 
 
 @torch.inference_mode()
-def evaluate(tr: Trainer, batches: list[Batch], observe: Observer | None = None,
+def evaluate(tr: StepHost, batches: list[Batch], observe: Observer | None = None,
              on_progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
     """Loss and accuracy at each sample's exit, using the EMA weights when there are any. Samples run every
     supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training.
@@ -42,7 +40,7 @@ def evaluate(tr: Trainer, batches: list[Batch], observe: Observer | None = None,
     return result
 
 
-def _evaluate_batch(tr: Trainer, model: torch.nn.Module, batch: Batch, totals: dict[str, float],
+def _evaluate_batch(tr: StepHost, model: torch.nn.Module, batch: Batch, totals: dict[str, float],
                     observe: Observer | None) -> int:
     """One batch, its figures added to ``totals``; the number of samples scored."""
     dev, max_sup = tr.device, tr.cfg.model.max_supervision_steps

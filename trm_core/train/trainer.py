@@ -32,10 +32,10 @@ from trm_core.train.evaluate import Observer, evaluate
 from trm_core.train.losses import LOSSES
 from trm_core.train.metrics import NonFiniteLoss, StepMetrics, peak_memory_mb
 from trm_core.train.model import build_model, count_parameters
-from trm_core.train.refill_step import refill_step
 from trm_core.train.sample_loss import SampleLoss, halt_logit_threshold
 from trm_core.train.schedule import learning_rate
-from trm_core.train.shrink_step import shrink_step
+from trm_core.train.steps.refill import refill_step
+from trm_core.train.steps.shrink import shrink_step
 
 __all__ = ["NonFiniteLoss", "StepMetrics", "Trainer", "peak_memory_mb"]
 

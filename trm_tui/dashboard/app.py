@@ -7,36 +7,34 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
 from textual.reactive import reactive
 from textual.filter import Monochrome, NoColor
 
 from trm_core.config import SupervisorConfig
-from trm_core.rundir.states import SUPERVISED, RunState
-from trm_core.control import commands, tune
+from trm_core.rundir.states import RunState
 from trm_core.control.client import KeeperClient
 from trm_core.config.start import Start
 from trm_core.control.launch import stop_worker
 from trm_core.rundir.layout import RunDir
-from trm_core.rundir.identity import run_lock_held
 from trm_core.rundir.records import AutotuneResult, KeeperEnd, RunStart
 from trm_core.telemetry import GpuProbe, GpuStatus, HostSample
 from trm_tui.dashboard import keys
 from trm_tui.dashboard.feeds import Feeds, LiveFeeds
 from trm_tui.dashboard.keys import KeyFacts, Search
-from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, KeeperSearchRefused, Note, SearchFinished,
-                                       SupervisionOver, SupervisionResumed)
+from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, Note, SupervisionOver,
+                                       SupervisionResumed)
+from trm_tui.dashboard.autotune_actions import AutotuneActions
 from trm_tui.dashboard.runs_screen import RunsScreen
 from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
 from trm_tui.dashboard.run_screen import Frame, RunScreen
 
-class Dashboard(App[int]):
+class Dashboard(AutotuneActions, App[int]):
     TITLE = "trm-tui"
     ENABLE_COMMAND_PALETTE = False  # every action has its own key; the palette's footer slot is worth more
     # the main screen's layout; each widget and screen keeps its own look (DEFAULT_CSS)
@@ -191,19 +189,6 @@ class Dashboard(App[int]):
             self.view.version += 1
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
 
-    def _search_elsewhere(self) -> bool:
-        """Another client's auto-tune search holds the run: its autotune_start has no result yet and the run's
-        lock is held (a search that was killed leaves the first but not the second)."""
-        return self.view.tuning and not self.tuning and run_lock_held(self.run_dir)
-
-    def _tuned_elsewhere(self) -> bool:
-        """Another client's auto-tune search holds the run: say so instead of acting."""
-        if self._search_elsewhere():
-            self.notify("busy: an auto-tune search from another window holds the run; it resumes the run when "
-                        "it is done", severity="warning")
-            return True
-        return False
-
     def action_resume(self) -> None:
         if self._tuned_elsewhere():
             return
@@ -212,63 +197,6 @@ class Dashboard(App[int]):
         self.view.version += 1
         self.supervising = True
         self.feeds.follow(self, Start.resuming(self.rundir))
-
-    def action_autotune(self) -> None:
-        if self._tuned_elsewhere():
-            return
-        self.view.version += 1
-        self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")
-        if self.client is not None and self.client.keeper_alive():
-            self.search = Search.KEEPER  # the keeper runs it: it outlives this window, and resumes the run
-            self.ask_keeper_to_tune()
-            return
-        self.search = Search.HERE
-        self._autotune_cancel = threading.Event()  # here, not in the thread: a q right after a must find it
-        self.run_autotune(self._autotune_cancel)
-
-    @work(thread=True, group="autotune-command", exit_on_error=False)
-    def ask_keeper_to_tune(self) -> None:
-        cid = commands.send(self.run_dir, commands.Autotune(), commands.sender_name("dashboard"))
-        ack = commands.answer(self.run_dir, cid, timeout_s=30)
-        if ack is None or not ack.accepted:
-            self.post_message(KeeperSearchRefused("the keeper did not answer" if ack is None else ack.reason))
-
-    def on_keeper_search_refused(self, message: KeeperSearchRefused) -> None:
-        self.search = Search.NONE
-        self.view.version += 1
-        self.notify(f"auto-tune refused: {message.why}", severity="error", timeout=10)
-
-    @work(thread=True, exclusive=True, group="autotune", exit_on_error=False)
-    def run_autotune(self, cancel: threading.Event) -> None:
-        """The search in this process, its trials shown as they are written; when it is over, the result goes
-        to the UI, or, once the dashboard has quit, a run the search stopped is resumed (``tune.finish``)."""
-        def show(ev: dict[str, Any]) -> None:
-            self._deliver(EventsArrived([ev]))
-
-        over = tune.SearchOver.of(lambda: tune.tune(self.run_dir, on_event=show, cancel=cancel),
-                                  was_running=self.view.state in SUPERVISED)
-        tune.finish(over, self.rundir, lambda result: self._deliver(SearchFinished(result)))
-
-    def _deliver(self, message: Message) -> bool:
-        """Post to the UI from a thread while the dashboard is open; False once it has quit (its loop takes no
-        more messages)."""
-        if self.quitting.is_set():
-            return False
-        try:
-            return self.post_message(message)
-        except RuntimeError:  # the loop closed between the check and the post
-            return False
-
-    def on_search_finished(self, message: SearchFinished) -> None:
-        over = message.over
-        self.search = Search.NONE
-        self.view.version += 1
-        if over.outcome is None:
-            self.notify(f"auto-tune: {over.error}", severity="error", timeout=10)
-        if over.was_running:
-            self.action_resume()  # from the checkpoint, with the chosen settings if there are any
-        elif over.outcome is not None:
-            self.notify("auto-tune done; press r to resume the run")
 
     def action_runs(self) -> None:
         self.push_screen(RunsScreen(self.run_dir.resolve().parent, self.run_dir.resolve()), self.switch_run)

@@ -6,15 +6,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 
 from trm_core.data.base import Batch
 from trm_core.train.metrics import NonFiniteLoss, StepMetrics, peak_memory_mb
-
-if TYPE_CHECKING:
-    from trm_core.train.trainer import Trainer
+from trm_core.train.steps.host import StepHost
 
 
 class _Active:
@@ -48,7 +46,7 @@ def split(tensor: torch.Tensor | None, size: int) -> Any:
     return tensor.split(size) if tensor is not None else itertools.repeat(None)
 
 
-def shrink_step(tr: Trainer, batch: Batch, on_progress: Callable[[int, int], None] | None) -> StepMetrics:
+def shrink_step(tr: StepHost, batch: Batch, on_progress: Callable[[int, int], None] | None) -> StepMetrics:
     """Every supervision step of every sample, its halted samples leaving the batch (the mixer's step)."""
     dev, max_sup = tr.device, tr.cfg.model.max_supervision_steps
     lr, emb_lr = tr._learning_rates()
@@ -69,7 +67,7 @@ def shrink_step(tr: Trainer, batch: Batch, on_progress: Callable[[int, int], Non
     return _metrics(tr, sums, batch_size, batch.hidden is not None, lr)
 
 
-def _micro_batches(tr: Trainer, batch: Batch) -> list[_Active]:
+def _micro_batches(tr: StepHost, batch: Batch) -> list[_Active]:
     mb, seq_len = tr.cfg.micro_batch, batch.inputs.shape[1]
     actives = []
     for mb_in, mb_tg, mb_hidden, mb_ids in zip(batch.inputs.split(mb), batch.targets.split(mb),
@@ -79,7 +77,7 @@ def _micro_batches(tr: Trainer, batch: Batch) -> list[_Active]:
     return actives
 
 
-def _supervise(tr: Trainer, actives: list[_Active], sup: int, active_total: int, sums: _Sums) -> None:
+def _supervise(tr: StepHost, actives: list[_Active], sup: int, active_total: int, sums: _Sums) -> None:
     """One supervision step of every micro-batch, gradients accumulated for one update; halted samples leave."""
     last = sup == tr.cfg.model.max_supervision_steps - 1
     w_halt = tr.cfg.model.halt_loss_weight
@@ -108,7 +106,7 @@ def _supervise(tr: Trainer, actives: list[_Active], sup: int, active_total: int,
             act.keep(~halting)
 
 
-def _metrics(tr: Trainer, s: _Sums, batch_size: int, has_hidden: bool, lr: float) -> StepMetrics:
+def _metrics(tr: StepHost, s: _Sums, batch_size: int, has_hidden: bool, lr: float) -> StepMetrics:
     dev = tr.device
     summed = tr.group.sum(torch.stack([s.loss, s.halt, s.acc, s.exact, s.sup, s.hidden_acc,
                                        torch.tensor(float(s.pairs), device=dev)]))

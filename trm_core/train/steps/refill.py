@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
 from trm_core.data.base import Batch, mix_seed
 from trm_core.train.carry import Carry
 from trm_core.train.metrics import NonFiniteLoss, StepMetrics, peak_memory_mb
-from trm_core.train.shrink_step import split
-
-if TYPE_CHECKING:
-    from trm_core.train.trainer import Trainer
+from trm_core.train.steps.shrink import split
+from trm_core.train.steps.host import StepHost
 
 
-def refill_step(tr: Trainer, batch: Batch) -> StepMetrics:
+def refill_step(tr: StepHost, batch: Batch) -> StepMetrics:
     """One supervision step, one update, for every slot of the carry (the reference's training step)."""
     dev = tr.device
     lr, emb_lr = tr._learning_rates()
@@ -47,7 +44,7 @@ def refill_step(tr: Trainer, batch: Batch) -> StepMetrics:
                        masked_accuracy=hidden_acc if carry.hidden is not None else None, completed=done)
 
 
-def _forward_slots(tr: Trainer, carry: Carry, y: torch.Tensor, z: torch.Tensor,
+def _forward_slots(tr: StepHost, carry: Carry, y: torch.Tensor, z: torch.Tensor,
                    all_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The supervision step of every slot, micro-batch by micro-batch, gradients accumulated; leaves the new
     (y, z) in the carry. Returns the halting logits (slots,) and the per-slot figures (5, slots): ce, halt,
@@ -74,7 +71,7 @@ def _forward_slots(tr: Trainer, carry: Carry, y: torch.Tensor, z: torch.Tensor,
     return torch.cat(halt_logits), torch.cat(stats, dim=1)
 
 
-def _halted(tr: Trainer, steps: torch.Tensor, halt_logits: torch.Tensor, all_slots: int) -> torch.Tensor:
+def _halted(tr: StepHost, steps: torch.Tensor, halt_logits: torch.Tensor, all_slots: int) -> torch.Tensor:
     """The slots whose sample is done: its halting head fired or it used every supervision step; with
     ``model.halt_exploration`` some must first run a random number of steps (one draw for the global batch,
     the same at any world size)."""

@@ -1,0 +1,32 @@
+"""What a step (and eval) needs of the trainer that runs it: the Trainer is one; a step never imports it."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ContextManager, Protocol
+
+import torch
+
+from trm_core.config import Config
+from trm_core.distributed.group import Group
+from trm_core.train.carry import Carry
+from trm_core.train.ema import EMA
+from trm_core.train.sample_loss import Losses
+
+
+class StepHost(Protocol):
+    cfg: Config
+    device: torch.device
+    group: Group
+    model: Any        # the TRM network (its initial_state, train(), eval())
+    wrapped: Any      # the model as the ranks hold it (DDP, or the model itself)
+    forward: Callable[..., Any]  # the wrapped model, compiled or not
+    ema: EMA | None
+    carry: Carry | None
+    step: int         # completed steps
+    halt_logit_threshold: float
+    autocast: Callable[[], ContextManager[Any]]
+    _losses: Callable[..., Losses]
+
+    def _learning_rates(self) -> tuple[float, float]: ...
+
+    def _update(self, emb_lr: float, where: str) -> torch.Tensor: ...
