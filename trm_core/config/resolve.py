@@ -57,7 +57,18 @@ def _coerce(section: str, key: str, value: Any, source: str) -> Any:
     t = {"int": int, "float": float, "bool": bool, "str": str, "list": list}.get(f.type, f.type) \
         if isinstance(f.type, str) else f.type
     name = f"{section}.{key}"
-    bad = ConfigError(f"{source}: {name} = {value!r} is not {_type_name(t)}")
+    value = _as_type(t, value, ConfigError(f"{source}: {name} = {value!r} is not {_type_name(t)}"))
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(f"{source}: {name} = {value!r} is not allowed; choose one of {allowed}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_range(value, meta, f"{source}: {name} = {value!r}")
+    return value
+
+
+def _as_type(t: type, value: Any, bad: ConfigError) -> Any:
+    """``value`` as type ``t`` (an int is a float; "a,b" is a list), or ``bad`` raised: a bool is no number."""
     if t is bool:
         if not isinstance(value, bool):
             raise bad
@@ -76,21 +87,20 @@ def _coerce(section: str, key: str, value: Any, source: str) -> Any:
             value = [v for v in value.split(",") if v]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise bad
-    meta = f.metadata
-    if meta.get("choices") and value not in meta["choices"]:
-        allowed = ", ".join(repr(c) for c in meta["choices"])
-        raise ConfigError(f"{source}: {name} = {value!r} is not allowed; choose one of {allowed}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        lo, hi, above = meta.get("min"), meta.get("max"), meta.get("above")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{source}: {name} = {value!r} must be a finite number")
-        if lo is not None and value < lo:
-            raise ConfigError(f"{source}: {name} = {value!r} is out of range; it must be >= {lo}")
-        if above is not None and value <= above:
-            raise ConfigError(f"{source}: {name} = {value!r} is out of range; it must be > {above}")
-        if hi is not None and value > hi:
-            raise ConfigError(f"{source}: {name} = {value!r} is out of range; it must be <= {hi}")
     return value
+
+
+def _check_range(value: float, meta: Any, what: str) -> None:
+    """A number's field bounds (min, max, above), and that it is finite."""
+    lo, hi, above = meta.get("min"), meta.get("max"), meta.get("above")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{what} must be a finite number")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{what} is out of range; it must be >= {lo}")
+    if above is not None and value <= above:
+        raise ConfigError(f"{what} is out of range; it must be > {above}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{what} is out of range; it must be <= {hi}")
 
 
 def parse_scalar(text: str) -> Any:

@@ -163,17 +163,7 @@ def build(json_dir: Path, out: Path, subsets: list[str], test_set: str, aug: int
                         for split in ("train", "test")}
             # one set of disguises per puzzle, the same on its training and its test pairs (so a test pair's
             # puzzle identifier is one that training saw), none alike
-            everything = by_split["train"] + by_split["test"]
-            disguises: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [(pid, lambda g: g)]
-            seen = {_pairs_hash(everything)}
-            for _ in range(RETRIES_PER_AUG * aug):
-                if len(disguises) > aug:
-                    break
-                name, apply = disguise(pid, rng)
-                h = _pairs_hash([(apply(a), apply(b)) for a, b in everything])
-                if h not in seen:
-                    seen.add(h)
-                    disguises.append((name, apply))
+            disguises = _disguises(pid, by_split["train"] + by_split["test"], aug, rng)
             for split, pairs in by_split.items():
                 if pairs:
                     groups[split].append([(name, [(apply(a), apply(b)) for a, b in pairs]) for name, apply in disguises])
@@ -193,6 +183,23 @@ def build(json_dir: Path, out: Path, subsets: list[str], test_set: str, aug: int
         (tmp / "identifiers.json").write_text(json.dumps(["<blank>", *names]))
         (tmp / "test_puzzles.json").write_text(json.dumps(test_puzzles))
     return summary
+
+
+def _disguises(pid: str, everything: list[Pair], aug: int, rng: np.random.Generator
+               ) -> list[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
+    """The puzzle itself and up to ``aug`` disguises of it, no two alike on its pairs (a disguise that maps
+    the pairs onto ones seen already is drawn again, a bounded number of times)."""
+    disguises: list[tuple[str, Callable[[np.ndarray], np.ndarray]]] = [(pid, lambda g: g)]
+    seen = {_pairs_hash(everything)}
+    for _ in range(RETRIES_PER_AUG * aug):
+        if len(disguises) > aug:
+            break
+        name, apply = disguise(pid, rng)
+        h = _pairs_hash([(apply(a), apply(b)) for a, b in everything])
+        if h not in seen:
+            seen.add(h)
+            disguises.append((name, apply))
+    return disguises
 
 
 def _encode(split_groups: list, identifiers: dict[str, int], shift: bool, rng: np.random.Generator
