@@ -176,3 +176,27 @@ def test_t_shows_the_held_out_score_curve(tmp_path: Path, micro_args: list[str])
             return before, str(curve.render()), app.view.eval_score_curve.count
     before, after, points = asyncio.run(shown())
     assert before == "samples/s" and "eval masked acc" in after and points == 4
+
+
+@pytest.mark.process
+def test_node_1_of_a_finished_two_node_run_opens_with_rank_0s_curves_and_its_end(tmp_path: Path,
+                                                                                  micro_args: list[str]) -> None:
+    """Node N's dashboard: its keeper's log is its own, the run's steps and run_end are in rank 0's log at the
+    run's top. Opened as it is, node 1 shows those (the run's curves, how it ended), not an empty failure."""
+    import asyncio
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+
+    root = _finished(tmp_path, micro_args, steps=8)
+    node_1 = root / "nodes" / "node-1"
+    node_1.mkdir(parents=True)
+
+    async def opened() -> tuple[int, int, RunState, bool]:
+        app = Dashboard(node_1, None, SupervisorConfig())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(1.5)
+            return app.view.step, len(app.view.loss), app.view.state, live_keeper(node_1) is None
+    step, points, state, no_keeper = asyncio.run(opened())
+    assert (step, state) == (8, RunState.COMPLETED)
+    assert points >= 2 and no_keeper  # its loss curve, and looking started nothing

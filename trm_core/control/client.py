@@ -21,7 +21,8 @@ from trm_core.rundir.layout import EXIT_FAILED, EXIT_OK, RunDir
 from trm_core.rundir.states import RunState
 
 
-_NODE_0_KEEPER = (KeeperStart.KIND, KeeperEnd.KIND, CommandAck.KIND)
+# node 0's keeper's comings and goings: on node N they are not this node's, and its own keeper log says those
+NODE_0_KEEPER = (KeeperStart.KIND, KeeperEnd.KIND, CommandAck.KIND)
 
 
 class KeeperClient:
@@ -60,8 +61,12 @@ class KeeperClient:
 
     def _ended_code(self) -> int:
         """How the run ended, from its last ``run_end`` (none: the worker died without one, a failure)."""
-        # a run_start after the last run_end: that worker died without a word
-        self.last_end = last_run_end(self.rundir.keeper_events)
+        # a run_start after the last run_end: that worker died without a word. On node N the newer of its
+        # own keeper's ending (a kill, a give-up) and rank 0's, in the run's log
+        ends = [last_run_end(self.rundir.keeper_events)]
+        if not self.rundir.leads:
+            ends.append(last_run_end(self.rundir.events))
+        self.last_end = max((e for e in ends if e is not None), key=lambda e: e.time, default=None)
         return self._code_of_last_end()
 
     def _code_of_last_end(self) -> int:
@@ -73,7 +78,7 @@ class KeeperClient:
         lines = self.tail.poll()
         self._note(lines)
         if self.run_tail is not None:  # the run's own records, not node 0's keeper's comings and goings
-            lines += [line for line in self.run_tail.poll() if line.get("event") not in _NODE_0_KEEPER]
+            lines += [line for line in self.run_tail.poll() if line.get("event") not in NODE_0_KEEPER]
         self.ident = live_worker(self.rundir.control)
         if self.exit_code is None and not self.keeper_alive():
             self.keeper = live_keeper(self.rundir.control)

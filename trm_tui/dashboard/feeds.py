@@ -19,7 +19,7 @@ from trm_core.config import SupervisorConfig
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.states import SUPERVISED
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
-from trm_tui.dashboard.history import read_history
+from trm_tui.dashboard.history import run_history
 from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, Note, SupervisionOver,
                                         SupervisionResumed)
 
@@ -78,7 +78,7 @@ def follow_run(app: FedApp, start: Start | None) -> None:
     it is, starting nothing (a stopped, failed or finished run stays so until ``r``)."""
     client = KeeperClient(app.rundir, start, app.settings.stop_grace_s, role="dashboard")
     # the run's past only once: after a resume from this dashboard the view already holds it
-    history = read_history(app.rundir.keeper_events, client.tail.offset) if app.view.version == 0 else []
+    history = run_history(client) if app.view.version == 0 else []
     if history:  # on screen before the keeper is found or started: that takes a process start
         app.post_message(HistoryRead(history))
     client.start()
