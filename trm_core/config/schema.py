@@ -81,12 +81,15 @@ class TrainConfig:
                                "0 = all of the rank's share", min=0)
     epochs: int = _f(15, "passes over the training split (used when max_steps = 0)", min=1)
     max_steps: int = _f(0, "stop after this many steps (a step = one batch through its supervision steps); 0 = epochs", min=0)
-    learning_rate: float = _f(2e-4, "peak AdamW learning rate", above=0.0, max=1.0)
+    learning_rate: float = _f(2e-4, "peak learning rate", above=0.0, max=1.0)
     min_lr_ratio: float = _f(0.1, "cosine decay ends at learning_rate * min_lr_ratio", min=0.0, max=1.0)
     warmup_steps: int = _f(100, "linear warm-up steps", min=0)
-    weight_decay: float = _f(0.1, "AdamW weight decay", min=0.0)
-    adam_beta1: float = _f(0.9, "AdamW beta1", min=0.0, max=1.0)
-    adam_beta2: float = _f(0.95, "AdamW beta2", min=0.0, max=1.0)
+    optimizer: str = _f("adamw", "'adamw' (PyTorch's, eps 1e-8), or 'adam_atan2' (the reference's: Adam with an "
+                        "atan2 step, no epsilon, each step bounded by lr * pi / 2; ours in plain PyTorch, no CUDA "
+                        "extension)", choices=("adamw", "adam_atan2"))
+    weight_decay: float = _f(0.1, "the optimizer's decoupled weight decay", min=0.0)
+    adam_beta1: float = _f(0.9, "the optimizer's beta1", min=0.0, max=1.0)
+    adam_beta2: float = _f(0.95, "the optimizer's beta2", min=0.0, max=1.0)
     grad_clip: float = _f(1.0, "clip the gradient norm to this; 0 = off", min=0.0)
     loss: str = _f("softmax", "token loss: 'softmax' cross-entropy, or 'stablemax' (the reference's stable-max "
                    "cross-entropy, in float64)", choices=("softmax", "stablemax"))
@@ -200,7 +203,8 @@ def _paper_recipe(model: dict[str, Any], dataset_dir: str, train: dict[str, Any]
         "model": {"dim": 512, "depth": 2, "refinement_blocks": 3, "max_supervision_steps": 16, "expansion": 4.0,
                   "puzzle_emb_len": 16, "halt_exploration": 0.1, "halt_loss_weight": 0.5, **model},
         "data": {"kind": "puzzles", "dataset_dir": dataset_dir},
-        "train": {"carry": "refill", "loss": "stablemax", "batch_size": 768, "max_steps": 0, "learning_rate": 1e-4,
+        "train": {"carry": "refill", "loss": "stablemax", "optimizer": "adam_atan2", "batch_size": 768, "max_steps": 0,
+                  "learning_rate": 1e-4,
                   "min_lr_ratio": 1.0, "warmup_steps": 2000, "adam_beta1": 0.9, "adam_beta2": 0.95,
                   "grad_clip": 0.0, "ema_decay": 0.999, "eval_batches": 0, **train},
     }

@@ -27,13 +27,14 @@ from trm_core.config import Config
 from trm_core.data.base import Batch
 from trm_core.distributed.group import Group
 from trm_core.train.carry import Carry
-from trm_core.train.ema import EMA
+from trm_core.train.update.ema import EMA
+from trm_core.train.update.optimizers import build_optimizer
 from trm_core.train.evaluate import Observer, evaluate
 from trm_core.train.losses import LOSSES
 from trm_core.train.metrics import NonFiniteLoss, StepMetrics, peak_memory_mb
 from trm_core.train.model import build_model, count_parameters
 from trm_core.train.sample_loss import SampleLoss, halt_logit_threshold
-from trm_core.train.schedule import learning_rate
+from trm_core.train.update.schedule import learning_rate
 from trm_core.train.steps.refill import refill_step
 from trm_core.train.steps.shrink import shrink_step
 
@@ -55,8 +56,7 @@ class Trainer:
         self.num_parameters = count_parameters(self.model)
         self.ema = EMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
         t = cfg.train
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.learning_rate, weight_decay=t.weight_decay,
-                                           betas=(t.adam_beta1, t.adam_beta2), foreach=True)
+        self.optimizer = build_optimizer(self.model.parameters(), t)
         self.wrapped = self.group.wrap(self.model)  # DDP across ranks, else the model itself
         self.forward = torch.compile(self.wrapped) if t.compile else self.wrapped
         use_bf16 = self.device.type == "cuda" and t.bf16

@@ -9,7 +9,7 @@ import torch
 from trm_core.config import Config
 from trm_core.distributed.group import Group
 from trm_core.train.carry import Carry
-from trm_core.train.ema import EMA
+from trm_core.train.update.ema import EMA
 from trm_core.train.sample_loss import Losses
 
 
