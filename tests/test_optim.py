@@ -119,3 +119,23 @@ def test_a_run_on_adam_atan2_stops_and_resumes_bit_identically(tmp_path: Path, m
     assert losses(split) == losses(tmp_path / "straight") and len(losses(split)) == 10
     start = events(split, "run_start")[0]
     assert start["config"]["train"]["optimizer"] == "adam_atan2"
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_the_ema_warms_up_only_when_asked(warmup: bool) -> None:
+    """The reference's EMA (``train.ema_warmup = false``) averages at 0.999 from the first update; ours by
+    default warms up as min(0.999, (1 + n) / (10 + n))."""
+    from trm_core.train.update.ema import EMA
+
+    live = torch.nn.Linear(3, 1, bias=False)
+    torch.nn.init.zeros_(live.weight)
+    ema = EMA(live, 0.999, warmup=warmup)
+    expected = torch.zeros(1, 3)
+    for n in range(3):
+        with torch.no_grad():
+            live.weight.add_(1.0)
+        ema.update()
+        decay = min(0.999, (1 + n) / (10 + n)) if warmup else 0.999
+        expected = decay * expected + (1 - decay) * live.weight.detach()
+        torch.testing.assert_close(ema.model.weight, expected, rtol=1e-6, atol=1e-7)
+    assert ema.model.weight[0, 0].item() == pytest.approx(2.7 if warmup else 0.006, rel=0.01)

@@ -101,6 +101,8 @@ class TrainConfig:
                               min=0.0)
     puzzle_emb_weight_decay: float = _f(0.1, "decoupled weight decay of the puzzle embeddings", min=0.0)
     ema_decay: float = _f(0.999, "decay of the weights' exponential moving average (used for eval); 0 = off", min=0.0, max=1.0)
+    ema_warmup: bool = _f(True, "warm the EMA's decay up as min(ema_decay, (1 + n) / (10 + n)) after n updates; "
+                          "false: ema_decay from the first update (the reference's)")
     seed: int = _f(0, "seed for initialisation and data order", min=0, max=2**63 - 1)
     device: str = _f("auto", "'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'")
     bf16: bool = _f(True, "bf16 autocast on CUDA (ignored on CPU, where runs stay bit-exact)")
@@ -206,7 +208,7 @@ def _paper_recipe(model: dict[str, Any], dataset_dir: str, train: dict[str, Any]
         "train": {"carry": "refill", "loss": "stablemax", "optimizer": "adam_atan2", "batch_size": 768, "max_steps": 0,
                   "learning_rate": 1e-4,
                   "min_lr_ratio": 1.0, "warmup_steps": 2000, "adam_beta1": 0.9, "adam_beta2": 0.95,
-                  "grad_clip": 0.0, "ema_decay": 0.999, "eval_batches": 0, **train},
+                  "grad_clip": 0.0, "ema_decay": 0.999, "ema_warmup": False, "eval_batches": 0, **train},
     }
 
 

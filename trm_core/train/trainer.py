@@ -54,7 +54,7 @@ class Trainer:
         random.seed(cfg.train.seed)
         self.model = build_model(cfg.model, vocab_size, num_puzzle_ids).to(self.device)
         self.num_parameters = count_parameters(self.model)
-        self.ema = EMA(self.model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+        self.ema = EMA(self.model, cfg.train.ema_decay, cfg.train.ema_warmup) if cfg.train.ema_decay > 0 else None
         t = cfg.train
         self.optimizer = build_optimizer(self.model.parameters(), t)
         self.wrapped = self.group.wrap(self.model)  # DDP across ranks, else the model itself

@@ -1,7 +1,8 @@
 """Exponential moving average of the weights, kept as a frozen copy of the model used for eval.
 
-The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates (as TensorFlow's
-ExponentialMovingAverage does), so early evals see trained weights instead of the random init.
+With ``warmup`` the decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates (as TensorFlow's
+ExponentialMovingAverage does), so early evals see trained weights instead of the random init. Without it
+(``train.ema_warmup = false``, the reference's EMA) the decay is ``decay`` from the first update on.
 
 Only parameters are averaged. Buffers are shared with the live model, as the reference's EMA copy sees them:
 the fixed initial states, and the puzzle-embedding table, which is trained by its own sign-SGD (a second,
@@ -18,8 +19,8 @@ from torch import nn
 
 
 class EMA:
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
+        self.decay, self.warmup = decay, warmup
         self.updates = 0
         self.model = copy.deepcopy(model).requires_grad_(False).eval()
         live_modules = dict(model.named_modules())
@@ -31,7 +32,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self) -> None:
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
         torch._foreach_lerp_(self._shadow, self._live, 1.0 - decay)
         self.updates += 1
 
