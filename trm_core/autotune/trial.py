@@ -44,7 +44,7 @@ def run_trial(args: argparse.Namespace) -> dict:
 
     from trm_core import config as config_mod
     from trm_core.data import build_dataset
-    from trm_core.data.order import DataOrder
+    from trm_core.data.order import order_for
     from trm_core.worker.faults import Faults
     from trm_core.train.metrics import peak_memory_mb
     from trm_core.train.trainer import Trainer
@@ -71,11 +71,10 @@ def run_trial(args: argparse.Namespace) -> dict:
         # GPU trial with a ValueError before a step ran (seen on an H200, 2026-11-27)
         index = trainer.device.index if trainer.device.index is not None else torch.cuda.current_device()
         torch.cuda.set_per_process_memory_fraction(limit_mb / total, index)
-    order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
+    order = order_for(dataset, cfg.train.batch_size, cfg.train.seed)
     times: list[float] = []
     for step in range(steps):
-        epoch, position = order.locate(step)
-        batch = dataset.train_batch(order.indices(epoch, position), order.batch_seed(epoch, position))
+        batch = order.batch(step)
         if trainer.device.type == "cuda":
             torch.cuda.synchronize(trainer.device)
         t0 = time.perf_counter()

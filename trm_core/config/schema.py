@@ -236,8 +236,8 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "grad_clip": 1.0, "ema_decay": 0.0, "eval_every": 140, "eval_batches": 0,
                   "checkpoint_every": 100, "step_timeout_s": 300.0},
     },
-    # The reference implementation's recipes (its README and config/), for a GPU machine. An epoch here draws
-    # one sample per group; eval and checkpoints every eval_every steps.
+    # The reference implementation's recipes (its README and config/), for a GPU machine: its sampler and
+    # its step count (data.packing); eval and checkpoints every eval_every steps.
     "sudoku-paper": _paper_recipe(
         {"net": "mlp_t", "latent_steps": 6, "pos_encoding": "none"}, "data/sudoku-extreme-1k-aug-1000",
         {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,

@@ -1,10 +1,10 @@
 """Puzzle datasets in the reference format (``data.kind = "puzzles"``): Sudoku, Maze, ARC as built by the
 reference implementation's builders or by ``trm-tui data``.
 
-Sampling follows the reference: an epoch visits every group (a puzzle and its augmentations) once in a
-shuffled order and draws one of the group's puzzles, then one of that puzzle's examples. Here the draw is a
-pure function of (seed, epoch, position): the group order comes from ``DataOrder`` and the draws from the
-batch's own seed, so a stop and resume replays the same batches exactly.
+A run samples as the reference does (``data.packing.PackedOrder``): every group once an epoch, in a shuffled
+order, each giving one random puzzle and as many of its examples as the batch has room for, as a pure
+function of the step, so a stop and resume replays the same batches exactly. ``train_batch`` (one example of
+one puzzle of each group given) remains for callers that pick groups themselves.
 
 Labels equal to the dataset's ``ignore_label_id`` become ``IGNORE``: no loss, no accuracy. The eval split is
 the test split's examples in order, all of them when ``train.eval_batches = 0``. Every batch carries its rows'
@@ -21,6 +21,7 @@ import torch
 
 from trm_core.config import ConfigError, DataConfig
 from trm_core.data.base import IGNORE, Batch
+from trm_core.data.packing import PackedOrder
 from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.prep.puzzle_format import PuzzleMetadata, load_split, read_metadata
 
@@ -39,6 +40,14 @@ class _Split:
         self.example_offsets = np.cumsum([0] + [len(s["inputs"]) for s in self.sets])
         self.num_groups = int(self.group_offsets[-1])
         self.num_examples = int(self.example_offsets[-1])
+        puzzle_offsets = np.cumsum([0] + [len(s["puzzle_indices"]) - 1 for s in self.sets])
+        self.puzzle_offsets = puzzle_offsets
+        # the structure over every set, in global numbers: each group's first puzzle, each puzzle's first row
+        self.group_puzzles = np.concatenate([np.asarray(s["group_indices"][:-1], dtype=np.int64) + puzzle_offsets[i]
+                                             for i, s in enumerate(self.sets)] + [puzzle_offsets[-1:]])
+        self.puzzle_examples = np.concatenate(
+            [np.asarray(s["puzzle_indices"][:-1], dtype=np.int64) + self.example_offsets[i]
+             for i, s in enumerate(self.sets)] + [self.example_offsets[-1:]])
 
     def rows(self, set_index: int, rows: np.ndarray, puzzles: np.ndarray | None = None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -75,6 +84,20 @@ class _Split:
         out_lb = torch.empty_like(out_in)
         out_ids = torch.empty(len(groups), dtype=torch.long)
         for picked, x, y, ids in parts:
+            at = torch.from_numpy(picked)
+            out_in[at], out_lb[at], out_ids[at] = x, y, ids
+        return Batch(out_in, out_lb, puzzle_ids=out_ids)
+
+    def take(self, rows: np.ndarray, puzzles: np.ndarray) -> Batch:
+        """The given global example rows, of the given global puzzles, in this order (the packed sampler's)."""
+        set_of = np.searchsorted(self.example_offsets, rows, side="right") - 1
+        out_in = torch.empty((len(rows), self.meta.seq_len), dtype=torch.long)
+        out_lb = torch.empty_like(out_in)
+        out_ids = torch.empty(len(rows), dtype=torch.long)
+        for set_index in np.unique(set_of):
+            picked = np.flatnonzero(set_of == set_index)
+            x, y, ids = self.rows(int(set_index), rows[picked] - self.example_offsets[set_index],
+                                  puzzles[picked] - self.puzzle_offsets[set_index])
             at = torch.from_numpy(picked)
             out_in[at], out_lb[at], out_ids[at] = x, y, ids
         return Batch(out_in, out_lb, puzzle_ids=out_ids)
@@ -124,6 +147,11 @@ class PuzzleDataset:
 
     def train_batch(self, indices: torch.Tensor, seed: int) -> Batch:
         return self.train.sample_groups(indices.numpy(), np.random.default_rng(seed))
+
+    def packed_order(self, batch_size: int, seed: int, interval_epochs: int = 0) -> PackedOrder:
+        """The reference's sampler over the training split (``data.packing``): what a run trains on."""
+        return PackedOrder(self.train.group_puzzles, self.train.puzzle_examples, batch_size, seed, self.train.take,
+                           interval_epochs)
 
     def eval_batch(self, start: int, size: int) -> Batch:
         start = start % max(1, self.num_eval)

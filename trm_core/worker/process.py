@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from trm_core import config as config_mod
+from trm_core.data.order import order_for
 from trm_core.config import Config, ConfigError, Start
 from trm_core.data import build_dataset
 from trm_core.distributed import rank_files
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             lock_fd = identity.claim_run(run_dir)
             rank_files.forget(run_dir)  # a former group's: this run has no ranks now
         dataset = build_dataset(cfg)
+        order = order_for(dataset, cfg.train.batch_size, cfg.train.seed)  # a set too small for a batch stops here
         group = join_group(cfg) if is_rank else Group()
         if group.leader:
             config_mod.write_config(run_config(cfg), run_dir / layout.RUN_CONFIG)
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return Run(cfg, run_dir, dataset, start.resume, list(start.sets), stop, Faults.from_env(), group).execute()
+        return Run(cfg, run_dir, dataset, order, start.resume, list(start.sets), stop, Faults.from_env(), group).execute()
     finally:
         group.close()
 

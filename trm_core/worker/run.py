@@ -21,7 +21,7 @@ from trm_core.config import Config
 from trm_core.rundir.states import RunState
 from trm_core.data import Dataset
 from trm_core.data.base import Batch
-from trm_core.data.order import DataOrder
+from trm_core.data.order import TrainOrder
 from trm_core.distributed.group import Group, PeerLost
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
@@ -37,18 +37,18 @@ from trm_core.worker.stop import StopRequest
 from trm_core.worker.watchdog import Watchdog
 
 
-def total_steps_for(cfg: Config, order: DataOrder) -> int:
-    return cfg.train.max_steps or cfg.train.epochs * order.steps_per_epoch
+def total_steps_for(cfg: Config, order: TrainOrder) -> int:
+    return cfg.train.max_steps or order.total_steps(cfg.train.epochs)
 
 
 class Run:
-    def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, resume: bool, overrides: list[str],
-                 stop: StopRequest, faults: Faults, group: Group | None = None) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, order: TrainOrder, resume: bool,
+                 overrides: list[str], stop: StopRequest, faults: Faults, group: Group | None = None) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
         self.resume, self.overrides, self.stop = resume, overrides, stop
         self.group = group or Group()
         self.ckpt_dir = run_dir / layout.CHECKPOINTS
-        self.order = DataOrder(dataset.num_train, cfg.train.batch_size, cfg.train.seed)
+        self.order = order
         self.total_steps = total_steps_for(cfg, self.order)
         self.events = EventWriter(run_dir / layout.EVENTS) if self.group.leader else SilentLog()
         self.report = RankReport(run_dir, self.group, str(self.group.device(cfg.train.device))) \
@@ -85,7 +85,7 @@ class Run:
         return EXIT_DISK_FULL
 
     def _epoch_of(self, step: int) -> int:
-        return self.order.locate(max(0, step - 1))[0] + 1
+        return self.order.epoch_of(max(0, step - 1)) + 1
 
     def save(self, watchdog: Watchdog) -> None:
         step = self.trainer.step
@@ -247,11 +247,11 @@ class Run:
         mine = group.share(cfg.train.batch_size)
         while trainer.step < self.total_steps and not self._stop_now():
             step = self.current_step = trainer.step + 1
-            epoch, position = self.order.locate(trainer.step)
+            epoch = self.order.epoch_of(trainer.step)
             watchdog.begin("step", step)
             self.faults.before_step(step, trainer.model, group.rank)
             t0 = time.perf_counter()
-            batch = ds.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
+            batch = self.order.batch(trainer.step)
             if group.distributed:  # every rank builds the global batch (its randomness is the batch's) and keeps its rows
                 batch = Batch(*(None if t is None else t[mine] for t in batch))
             data_s = time.perf_counter() - t0
