@@ -24,7 +24,8 @@ def build_dataset(cfg: Config) -> Dataset:
     if cfg.model.vocab_size and cfg.model.vocab_size < ds.vocab_size:
         raise ConfigError(f"model.vocab_size = {cfg.model.vocab_size} is smaller than the data needs "
                           f"({ds.vocab_size})")
-    if ds.num_train < cfg.train.batch_size:
+    # a puzzle batch packs several examples of each group: its sampler checks the examples (data.packing)
+    if cfg.data.kind != "puzzles" and ds.num_train < cfg.train.batch_size:
         raise ConfigError(f"train.batch_size = {cfg.train.batch_size} is larger than the training split "
                           f"({ds.num_train} samples)")
     return ds
