@@ -4,6 +4,8 @@ examples of one puzzle together and drawn without replacement, only a partial ba
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,28 @@ def test_a_set_smaller_than_a_batch_is_a_clear_error() -> None:
         order(batch_size=int(examples[-1]) * 10)
     text = str(err.value)
     assert "9 groups" in text and f"train.batch_size = {int(examples[-1]) * 10}" in text
+
+
+@pytest.mark.process
+def test_a_run_counted_in_epochs_evaluates_and_saves_at_each_intervals_end(tmp_path: Path) -> None:
+    """24 one-example groups at batch 6: 4 steps a pass. Eval and checkpoints every 2 epochs (the reference's
+    eval_interval) land at steps 8, 16, 24 (the end of the run); counting in steps and epochs at once is exit 2."""
+    from test_carry import tiny_puzzles
+
+    from helpers import events, run_worker
+
+    data = tiny_puzzles(tmp_path / "data")
+    sets = ["data.kind='puzzles'", f"data.dataset_dir='{data}'", "model.net='attention'", "model.num_heads=2",
+            "model.dim=16", "model.depth=1", "model.latent_steps=1", "model.refinement_blocks=1",
+            "model.max_supervision_steps=2", "train.carry='refill'", "train.batch_size=6", "train.max_steps=0",
+            "train.epochs=6", "train.eval_every=0", "train.eval_every_epochs=2", "train.eval_batches=1",
+            "train.checkpoint_every=0", "train.checkpoint_every_epochs=2", "train.threads=1", "train.warmup_steps=0"]
+    args = [a for s in sets for a in ("--set", s)]
+    done = run_worker(tmp_path / "run", args)
+    assert done.returncode == 0, done.stderr
+    start = events(tmp_path / "run", "run_start")[0]
+    assert (start["total_steps"], start["steps_per_epoch"]) == (24, 4)
+    assert [e["step"] for e in events(tmp_path / "run", "eval")] == [8, 16, 24]
+    assert [e["step"] for e in events(tmp_path / "run", "checkpoint")] == [8, 16, 24]
+    both = run_worker(tmp_path / "both", args + ["--set", "train.eval_every=5"])
+    assert both.returncode == 2 and "train.eval_every = 5 and train.eval_every_epochs = 2" in both.stderr

@@ -71,7 +71,7 @@ def run_trial(args: argparse.Namespace) -> dict:
         # GPU trial with a ValueError before a step ran (seen on an H200, 2026-11-27)
         index = trainer.device.index if trainer.device.index is not None else torch.cuda.current_device()
         torch.cuda.set_per_process_memory_fraction(limit_mb / total, index)
-    order = order_for(dataset, cfg.train.batch_size, cfg.train.seed)
+    order = order_for(dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.eval_every_epochs)
     times: list[float] = []
     for step in range(steps):
         batch = order.batch(step)

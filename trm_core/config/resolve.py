@@ -169,6 +169,14 @@ def validate(cfg: Config) -> None:
     if m.net == "attention" and m.pos_encoding == "rope" and (m.dim // m.num_heads) % 2:
         raise ConfigError(f"model.pos_encoding = 'rope' needs an even head width; model.dim / model.num_heads = "
                           f"{m.dim // m.num_heads}")
+    for what in ("eval_every", "checkpoint_every"):
+        steps, epochs = getattr(t, what), getattr(t, f"{what}_epochs")
+        if steps and epochs:
+            raise ConfigError(f"train.{what} = {steps} and train.{what}_epochs = {epochs}: count in steps or in "
+                              f"epochs, not both (set train.{what} = 0 to count in epochs)")
+    if not (t.checkpoint_every or t.checkpoint_every_epochs):
+        raise ConfigError("train.checkpoint_every = 0 and train.checkpoint_every_epochs = 0: a run must save "
+                          "checkpoints; set one of them")
     if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
         raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
 

@@ -109,9 +109,15 @@ class TrainConfig:
     compile: bool = _f(False, "torch.compile the network")
     threads: int = _f(0, "torch CPU threads; 0 = torch's default", min=0)
     log_every: int = _f(1, "write a step event every N steps", min=1)
-    eval_every: int = _f(500, "run eval every N steps; 0 = off", min=0)
+    eval_every: int = _f(500, "run eval every N steps; 0 = off (or counted in epochs: eval_every_epochs)", min=0)
+    eval_every_epochs: int = _f(0, "run eval at the end of every N epochs and of the run, the reference's "
+                                "eval_interval (a puzzle set's sampler restarts its stream there, as its loader); "
+                                "needs eval_every = 0; 0 = off", min=0)
     eval_batches: int = _f(8, "batches per eval; 0 = the whole held-out split", min=0)
-    checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop)", min=1)
+    checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop); 0 = counted in epochs "
+                               "(checkpoint_every_epochs)", min=0)
+    checkpoint_every_epochs: int = _f(0, "save a checkpoint at the end of every N epochs; needs checkpoint_every "
+                                      "= 0; 0 = off", min=0)
     keep_checkpoints: int = _f(3, "keep the newest K checkpoints", min=1)
     step_timeout_s: float = _f(900.0, "watchdog: a step, checkpoint or eval batch running longer than this is a stall (exit 3)", above=0.0)
     heartbeat_s: float = _f(5.0, "write a heartbeat event when nothing else was written for this long", above=0.0)
@@ -237,29 +243,29 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "checkpoint_every": 100, "step_timeout_s": 300.0},
     },
     # The reference implementation's recipes (its README and config/), for a GPU machine: its sampler and
-    # its step count (data.packing); eval and checkpoints every eval_every steps.
+    # its step count (data.packing); eval and checkpoints every eval_interval epochs, as its commands.
     "sudoku-paper": _paper_recipe(
         {"net": "mlp_t", "latent_steps": 6, "pos_encoding": "none"}, "data/sudoku-extreme-1k-aug-1000",
         {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
-         "eval_every": 5000, "checkpoint_every": 5000}),
+         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}),
     # the README's second Sudoku command: the same recipe on the attention network (arch/trm.yaml's RoPE)
     "sudoku-att-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 6, "pos_encoding": "rope"},
         "data/sudoku-extreme-1k-aug-1000",
         {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
-         "eval_every": 5000, "checkpoint_every": 5000}),
+         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}),
     "maze-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/maze-30x30-hard-1k",
         {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
-         "eval_every": 5000, "checkpoint_every": 5000}),
+         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}),
     "arc-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/arc1concept-aug-1000",
         {"epochs": 100000, "weight_decay": 0.1, "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1,
-         "eval_every": 10000, "checkpoint_every": 10000}),
+         "eval_every": 0, "eval_every_epochs": 10000, "checkpoint_every": 0, "checkpoint_every_epochs": 10000}),
     "arc2-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/arc2concept-aug-1000",
         {"epochs": 100000, "weight_decay": 0.1, "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1,
-         "eval_every": 10000, "checkpoint_every": 10000}),
+         "eval_every": 0, "eval_every_epochs": 10000, "checkpoint_every": 0, "checkpoint_every_epochs": 10000}),
 }
 
 # One comment per preset, shown above it in config.toml and beside it in docs/config.md.

@@ -87,7 +87,8 @@ class RunFold:
     checkpoint_step: int | None = None
     checkpoint_time: float | None = None
     checkpoint_bytes: int | None = None  # the newest checkpoint's size: the next one needs about as much
-    checkpoint_every: int = 0
+    checkpoint_every: int = 0  # steps between checkpoints (checkpoint_every_epochs in steps, when counted so)
+    steps_per_epoch: int = 0
     heartbeat_s: float = 5.0
     last_activity: float | None = None
     restarts: int = 0
@@ -147,12 +148,14 @@ class RunFold:
         self.pid, self.started = ev.pid, ev.time
         self.world_size = ev.world_size or 1
         self.total_steps = ev.total_steps or self.total_steps
+        self.steps_per_epoch = ev.steps_per_epoch or 0
         self.use_settings((ev.config or {}).get("train", {}))
 
     def use_settings(self, train: dict[str, Any]) -> None:
         """The run's train.* settings the rules below need: from its run_start, or (when that is older than
         the part of the log read) from its config.toml."""
-        self.checkpoint_every = int(train.get("checkpoint_every", 0) or 0)
+        self.checkpoint_every = int(train.get("checkpoint_every", 0) or 0) or \
+            int(train.get("checkpoint_every_epochs", 0) or 0) * self.steps_per_epoch
         self.heartbeat_s = float(train.get("heartbeat_s", self.heartbeat_s))
 
     def ended_as(self) -> RunState | None:

@@ -73,7 +73,10 @@ class ShuffledOrder:
         return self.dataset.train_batch(self.order.indices(epoch, position), self.order.batch_seed(epoch, position))
 
 
-def order_for(dataset: Any, batch_size: int, seed: int) -> TrainOrder:
-    """The order a run of ``dataset`` trains in: the dataset's own packed sampler when it has one."""
+def order_for(dataset: Any, batch_size: int, seed: int, interval_epochs: int = 0) -> TrainOrder:
+    """The order a run of ``dataset`` trains in: the dataset's own packed sampler when it has one (its stream
+    restarting every ``interval_epochs``, the reference's eval interval, when given)."""
     packed = getattr(dataset, "packed_order", None)
-    return packed(batch_size, seed) if packed is not None else ShuffledOrder(dataset, batch_size, seed)
+    if packed is not None:
+        return packed(batch_size, seed, interval_epochs)
+    return ShuffledOrder(dataset, batch_size, seed)

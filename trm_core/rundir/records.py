@@ -134,7 +134,8 @@ class Step(Event):
 
 @dataclass(frozen=True)
 class Eval(Event):
-    """Every `train.eval_every` steps, on `train.eval_batches` fixed held-out batches, with the EMA weights
+    """Every `train.eval_every` steps (or at the end of every `train.eval_every_epochs` epochs and of the
+    run), on `train.eval_batches` fixed held-out batches, with the EMA weights
     (when `train.ema_decay > 0`). Metrics are taken at each sample's exit, as in `step`."""
 
     KIND: ClassVar[str] = "eval"

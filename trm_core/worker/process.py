@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             lock_fd = identity.claim_run(run_dir)
             rank_files.forget(run_dir)  # a former group's: this run has no ranks now
         dataset = build_dataset(cfg)
-        order = order_for(dataset, cfg.train.batch_size, cfg.train.seed)  # a set too small for a batch stops here
+        # a set too small for a batch stops here; a puzzle set's stream restarts at each eval interval
+        order = order_for(dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.eval_every_epochs)
         group = join_group(cfg) if is_rank else Group()
         if group.leader:
             config_mod.write_config(run_config(cfg), run_dir / layout.RUN_CONFIG)

@@ -233,7 +233,7 @@ class Run:
     def _loop(self, watchdog: Watchdog) -> str:
         cfg, trainer, ds = self.cfg, self.trainer, self.dataset
         eval_batches = eval_set(ds, cfg.train.batch_size, cfg.train.eval_batches) \
-            if cfg.train.eval_every and ds.num_eval else []
+            if (cfg.train.eval_every or cfg.train.eval_every_epochs) and ds.num_eval else []
 
         def progress(done: int, total: int) -> None:  # after each supervision step
             watchdog.progress(done, total)
@@ -272,14 +272,22 @@ class Run:
                                       **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
             self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
                               final=step == self.total_steps)
-            if eval_batches and step % cfg.train.eval_every == 0:
+            if eval_batches and self._due(step, cfg.train.eval_every, cfg.train.eval_every_epochs):
                 self._eval_now(watchdog, step, epoch, eval_batches, eval_progress)
-            if step % cfg.train.checkpoint_every == 0:
+            if self._due(step, cfg.train.checkpoint_every, cfg.train.checkpoint_every_epochs):
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
         return RunState.STOPPED.value if self.stopping else RunState.COMPLETED.value
 
+
+    def _due(self, step: int, every_steps: int, every_epochs: int) -> bool:
+        """After ``step`` steps: every N steps, or at the end of every N epochs (the next batch starts a new
+        one) and of the run."""
+        if not every_epochs:
+            return bool(every_steps) and step % every_steps == 0
+        return step == self.total_steps or \
+            self.order.epoch_of(step) // every_epochs > self.order.epoch_of(step - 1) // every_epochs
 
     def _eval_now(self, watchdog: Watchdog, step: int, epoch: int, batches: list,
                   on_progress: Callable[[int, int], None]) -> None:
