@@ -76,7 +76,7 @@ def speed(args: argparse.Namespace) -> None:
         cfg = Config(model=ModelConfig(dim=shape["dim"], depth=shape["depth"], seq_len=shape["seq_len"],
                                        max_supervision_steps=shape["sup"], halt_threshold=1.0),
                      train=TrainConfig(batch_size=shape["batch"], device=device, grad_clip=1.0, ema_decay=0.999,
-                                       compile=compile_, bf16=True))
+                                       compile=compile_, precision="autocast"))
         return Trainer(cfg, 258, total_steps=10_000)
 
     gen = torch.Generator().manual_seed(0)
@@ -225,7 +225,7 @@ def report(args: argparse.Namespace) -> None:
                                     "Every figure below comes from that one run."), ""]
         lines += ["### Speed against tiny-recursive-model 0.0.12", "",
                   "Same model (parameter counts asserted equal), same batch, halting disabled in both, AdamW and "
-                  "EMA in both. Ours runs bf16 autocast (`train.bf16`, the default on CUDA), the reference as "
+                  "EMA in both. Ours runs bf16 autocast (`train.precision = "autocast"`, the default), the reference as "
                   "shipped (fp32 under accelerate). Steps interleaved ours / reference, GPU synchronised around "
                   "each; medians.", "",
                   "| shape | params | supervision steps | steps | ours | reference | ours / reference |",

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.process
 RANKS2 = ["--set", "distributed.nproc_per_node=2"]
 # the suite runs the ranks on the CPU (gloo); bench/gpu_check.sh runs the core tests on 2 GPUs (nccl) with
 # TRM_TEST_DIST_DEVICE=cuda, in float32 so the comparisons keep their tolerance
-ON = ["--set", f"train.device='{os.environ.get('TRM_TEST_DIST_DEVICE', 'cpu')}'", "--set", "train.bf16=false"]
+ON = ["--set", f"train.device='{os.environ.get('TRM_TEST_DIST_DEVICE', 'cpu')}'", "--set", "train.precision='fp32'"]
 
 
 def losses(run_dir: Path) -> dict[int, float]:

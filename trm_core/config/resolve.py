@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
+import warnings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -135,6 +136,12 @@ class Layers:
                 self.set(f"{section}.{key}", value, source)
 
     def set(self, dotted: str, value: Any, source: str) -> None:
+        if dotted == "train.bf16":  # the key train.precision replaced: read, and said so
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: train.bf16 = {value!r} is not true or false")
+            dotted, value = "train.precision", "autocast" if value else "fp32"
+            warnings.warn(f"{source}: train.bf16 is deprecated; read as train.precision = {value!r}, which is "
+                          f"what to write instead", FutureWarning, stacklevel=2)
         section, key = resolve_key(dotted, source)
         self.values[section][key] = _coerce(section, key, value, source)
 
@@ -177,6 +184,9 @@ def validate(cfg: Config) -> None:
     if not (t.checkpoint_every or t.checkpoint_every_epochs):
         raise ConfigError("train.checkpoint_every = 0 and train.checkpoint_every_epochs = 0: a run must save "
                           "checkpoints; set one of them")
+    if t.precision == "bf16" and m.net == "mixer":
+        raise ConfigError("train.precision = 'bf16' is the reference's bf16 forward, for its networks (model.net = "
+                          "'attention' or 'mlp_t'); the mixer runs 'autocast' or 'fp32'")
     if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
         raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
 

@@ -105,7 +105,10 @@ class TrainConfig:
                           "false: ema_decay from the first update (the reference's)")
     seed: int = _f(0, "seed for initialisation and data order", min=0, max=2**63 - 1)
     device: str = _f("auto", "'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'")
-    bf16: bool = _f(True, "bf16 autocast on CUDA (ignored on CPU, where runs stay bit-exact)")
+    precision: str = _f("autocast", "'fp32'; 'autocast': bf16 autocast on CUDA, fp32 on a CPU (runs stay bit-exact "
+                        "there); 'bf16': the reference's bf16 forward (weights cast at use, activations, residual "
+                        "stream and carry in bf16, fp32 master weights; attention and mlp_t; slow on a CPU). "
+                        "Replaces train.bf16, still read", choices=("fp32", "autocast", "bf16"))
     compile: bool = _f(False, "torch.compile the network")
     threads: int = _f(0, "torch CPU threads; 0 = torch's default", min=0)
     log_every: int = _f(1, "write a step event every N steps", min=1)
@@ -214,7 +217,7 @@ def _paper_recipe(model: dict[str, Any], dataset_dir: str, train: dict[str, Any]
         "train": {"carry": "refill", "loss": "stablemax", "optimizer": "adam_atan2", "batch_size": 768, "max_steps": 0,
                   "learning_rate": 1e-4,
                   "min_lr_ratio": 1.0, "warmup_steps": 2000, "adam_beta1": 0.9, "adam_beta2": 0.95,
-                  "grad_clip": 0.0, "ema_decay": 0.999, "ema_warmup": False, "eval_batches": 0, **train},
+                  "grad_clip": 0.0, "ema_decay": 0.999, "ema_warmup": False, "precision": "bf16", "eval_batches": 0, **train},
     }
 
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from trm_core.config import ModelConfig
 from trm_core.train.nets import build_net
-from trm_core.train.nets.layers import LeCunLinear, trunc_normal_
+from trm_core.train.nets.layers import CastLinear, LeCunLinear, trunc_normal_
 from trm_core.train.puzzle_emb import PuzzleEmbedding
 
 
@@ -45,6 +45,9 @@ class RecursiveModel(nn.Module):
     embedding, the initial state and the heads."""
 
     sometimes_unused_parameters = False  # some parameters get no gradient in some updates (DDP must know)
+    # the dtype of the forward: embeddings, states and activations (train.precision = 'bf16' sets bfloat16;
+    # the weights stay fp32 and are cast at use)
+    forward_dtype: torch.dtype = torch.float32
 
     net: nn.Module
 
@@ -68,7 +71,7 @@ class RecursiveModel(nn.Module):
         raise NotImplementedError
 
     def embed(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None) -> torch.Tensor:
-        x = self.token_embedding(tokens.t())
+        x = self.token_embedding(tokens.t()).to(self.forward_dtype)
         if not self.prefix:
             return x
         batch = tokens.shape[0]
@@ -130,7 +133,7 @@ class ReferenceModel(RecursiveModel):
         self.register_buffer("z_init", trunc_normal_(torch.empty(cfg.dim), std=1.0))
         self._build_net(cfg)
         self.lm_head = LeCunLinear(cfg.dim, vocab_size)
-        self.q_head = nn.Linear(cfg.dim, 2)  # (halt, continue) as the reference's; only halt is used
+        self.q_head = CastLinear(cfg.dim, 2)  # (halt, continue) as the reference's; only halt is used
         with torch.no_grad():
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)  # start near "never halt": learn the answer first
@@ -143,10 +146,11 @@ class ReferenceModel(RecursiveModel):
 
     def initial_state(self, batch: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (seq_len + self.prefix, batch, self.dim)
-        return self.y_init.expand(shape), self.z_init.expand(shape)
+        return self.y_init.to(self.forward_dtype).expand(shape), self.z_init.to(self.forward_dtype).expand(shape)
 
     def heads(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.lm_head(y[self.prefix:]), self.q_head(y[0])[:, 0]
+        """The logits in the forward's dtype (the loss reads them in fp32); the halting logit in fp32."""
+        return self.lm_head(y[self.prefix:]), self.q_head(y[0])[:, 0].float()
 
 
 def build_model(cfg: ModelConfig, vocab_size: int, num_puzzle_ids: int = 1) -> RecursiveModel:

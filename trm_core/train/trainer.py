@@ -54,13 +54,16 @@ class Trainer:
         random.seed(cfg.train.seed)
         self.model = build_model(cfg.model, vocab_size, num_puzzle_ids).to(self.device)
         self.num_parameters = count_parameters(self.model)
+        if cfg.train.precision == "bf16":  # before the EMA copy: it forwards as the model does
+            self.model.forward_dtype = torch.bfloat16
         self.ema = EMA(self.model, cfg.train.ema_decay, cfg.train.ema_warmup) if cfg.train.ema_decay > 0 else None
         t = cfg.train
         self.optimizer = build_optimizer(self.model.parameters(), t)
         self.wrapped = self.group.wrap(self.model)  # DDP across ranks, else the model itself
         self.forward = torch.compile(self.wrapped) if t.compile else self.wrapped
-        use_bf16 = self.device.type == "cuda" and t.bf16
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+        use_autocast = self.device.type == "cuda" and t.precision == "autocast"
+        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_autocast \
+            else contextlib.nullcontext
         self._losses = SampleLoss(LOSSES[cfg.train.loss], loss_on_hidden=cfg.data.loss_on == "masked")
         self.halt_logit_threshold = halt_logit_threshold(cfg.model.halt_threshold)
         self.carry: Carry | None = None  # refill: this rank's slots, from the first step on

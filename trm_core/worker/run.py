@@ -172,6 +172,10 @@ class Run:
             steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
             data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
             backend=group.backend or None, hosts=hosts))
+        if cfg.train.precision == "bf16" and self.trainer.device.type != "cuda":
+            self.events.emit(WarningEvent(message=(
+                f"train.precision = 'bf16' on {self.trainer.device}: the reference's bf16 forward runs, but slowly "
+                f"(a CPU has few bf16 kernels); 'fp32' is faster here and bit-exact")))
         self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
                          f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
                          f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")

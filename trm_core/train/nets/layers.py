@@ -25,7 +25,18 @@ def trunc_normal_(tensor: torch.Tensor, std: float = 1.0, bound: float = 2.0) ->
         return tensor.mul_(std / math.sqrt(truncated_var))
 
 
-class LeCunLinear(nn.Linear):
+class CastLinear(nn.Linear):
+    """A linear layer whose weights are cast to the input's dtype at use (the reference's CastedLinear): fp32
+    master weights, a bf16 forward under ``train.precision = 'bf16'``; a no-op in fp32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == self.weight.dtype:
+            return super().forward(x)
+        bias = self.bias.to(x.dtype) if self.bias is not None else None
+        return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+class LeCunLinear(CastLinear):
     """A linear layer initialised as the reference's: truncated LeCun normal weights, zero bias."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
