@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
-import warnings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -140,8 +139,9 @@ class Layers:
             if not isinstance(value, bool):
                 raise ConfigError(f"{source}: train.bf16 = {value!r} is not true or false")
             dotted, value = "train.precision", "autocast" if value else "fp32"
-            warnings.warn(f"{source}: train.bf16 is deprecated; read as train.precision = {value!r}, which is "
-                          f"what to write instead", FutureWarning, stacklevel=2)
+            if source != "saved run config":  # a run's own file: read silently, rewritten at its next start
+                print(f"warning: {source}: train.bf16 is deprecated; read as train.precision = {value!r}, which "
+                      f"is what to write instead", file=sys.stderr)
         section, key = resolve_key(dotted, source)
         self.values[section][key] = _coerce(section, key, value, source)
 
