@@ -166,6 +166,21 @@ def validate(cfg: Config) -> None:
                           f"choose a divisor of {share}")
     if t.device not in ("auto", "cpu", "cuda") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
         raise ConfigError(f"train.device = {t.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    check_model(cfg)
+    for what in ("eval_every", "checkpoint_every"):
+        steps, epochs = getattr(t, what), getattr(t, f"{what}_epochs")
+        if steps and epochs:
+            raise ConfigError(f"train.{what} = {steps} and train.{what}_epochs = {epochs}: count in steps or in "
+                              f"epochs, not both (set train.{what} = 0 to count in epochs)")
+    if not (t.checkpoint_every or t.checkpoint_every_epochs):
+        raise ConfigError("train.checkpoint_every = 0 and train.checkpoint_every_epochs = 0: a run must save "
+                          "checkpoints; set one of them")
+    if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
+        raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
+
+
+def check_model(cfg: Config) -> None:
+    """The network's keys against each other (and the precision it is asked to run in)."""
     m = cfg.model
     for key, factor in (("expansion_factor", m.expansion_factor), ("expansion_factor_token", m.expansion_factor_token)):
         if int(factor * m.dim) < 1:
@@ -176,19 +191,9 @@ def validate(cfg: Config) -> None:
     if m.net == "attention" and m.pos_encoding == "rope" and (m.dim // m.num_heads) % 2:
         raise ConfigError(f"model.pos_encoding = 'rope' needs an even head width; model.dim / model.num_heads = "
                           f"{m.dim // m.num_heads}")
-    for what in ("eval_every", "checkpoint_every"):
-        steps, epochs = getattr(t, what), getattr(t, f"{what}_epochs")
-        if steps and epochs:
-            raise ConfigError(f"train.{what} = {steps} and train.{what}_epochs = {epochs}: count in steps or in "
-                              f"epochs, not both (set train.{what} = 0 to count in epochs)")
-    if not (t.checkpoint_every or t.checkpoint_every_epochs):
-        raise ConfigError("train.checkpoint_every = 0 and train.checkpoint_every_epochs = 0: a run must save "
-                          "checkpoints; set one of them")
-    if t.precision == "bf16" and m.net == "mixer":
+    if cfg.train.precision == "bf16" and m.net == "mixer":
         raise ConfigError("train.precision = 'bf16' is the reference's bf16 forward, for its networks (model.net = "
                           "'attention' or 'mlp_t'); the mixer runs 'autocast' or 'fp32'")
-    if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
-        raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
 
 
 def check_world(cfg: Config) -> None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -22,14 +20,15 @@ from trm_core.rundir.states import RunState
 from trm_core.data import Dataset
 from trm_core.data.base import Batch
 from trm_core.data.order import TrainOrder
-from trm_core.distributed.group import Group, PeerLost
+from trm_core.distributed.group import Group
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import layout
 from trm_core.rundir.events import EventWriter, SilentLog
-from trm_core.rundir.layout import EXIT_DISK_FULL, EXIT_FAILED, EXIT_OK, DiskFull, RunDir, is_disk_full
-from trm_core.rundir.records import Checkpoint, ErrorEvent, Eval, RunEnd, RunStart, Step, WarningEvent
-from trm_core.train.trainer import NonFiniteLoss, Trainer
+from trm_core.rundir.layout import EXIT_OK, RunDir
+from trm_core.rundir.records import Checkpoint, Eval, RunEnd, RunStart, Step, WarningEvent
+from trm_core.train.trainer import Trainer
 from trm_core.worker.console import Console
+from trm_core.worker.endings import Endings
 from trm_core.worker.evals import eval_set, evaluate_with_votes, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport
@@ -63,26 +62,11 @@ class Run:
         stop.on_second = self._forced_stop
         self.console = Console()
         self.last_eval: dict | None = None
+        self.endings = Endings(self.events, self.report, run_dir)
 
     def _forced_stop(self, signum: int) -> None:
         self.events.emit(RunEnd(status=RunState.STOPPED.value, step=self.done_steps, exit_code=EXIT_OK,
                                 reason=f"second signal {signum}: exited without a checkpoint", forced=True))
-
-    def _disk_full(self, exc: BaseException) -> int:
-        """Out of space: one line that says where and how much was free, then the exit code that tells the
-        keeper to wait for space instead of restarting into the same wall. Recording it may fail too (the
-        log is on the same disk): the line on stderr and the exit code still say it."""
-        message = str(exc) if isinstance(exc, DiskFull) else str(DiskFull(self.run_dir))
-        print(f"trm worker: {message}; free some space, then the keeper restarts the run (or: trm-tui --resume)",
-              file=sys.stderr, flush=True)
-        for record in (ErrorEvent(message=message, kind="disk_full", step=self.current_step),
-                       RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_DISK_FULL,
-                              reason="disk full")):
-            try:
-                self.events.emit(record)
-            except OSError:
-                break
-        return EXIT_DISK_FULL
 
     def _epoch_of(self, step: int) -> int:
         return self.order.epoch_of(max(0, step - 1)) + 1
@@ -143,16 +127,16 @@ class Run:
             resumed_from = self.restore(watchdog)
             if self.resume and self.trainer.step >= self.total_steps:
                 watchdog.stop()
-                self._report_end(RunState.COMPLETED.value, EXIT_OK, "already complete")
+                self.endings.report_end(RunState.COMPLETED.value, EXIT_OK, "already complete")
                 print(f"run in {self.run_dir} is already complete at step {self.trainer.step} of {self.total_steps}")
                 return EXIT_OK
             self._announce(resumed_from)
             status = self._loop(watchdog)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded for the supervisor, then exits
             watchdog.stop()
-            return self._failed(exc)
+            return self.endings.failed(exc, self.current_step, self.done_steps)
         watchdog.stop()
-        self._report_end(status, EXIT_OK, self.stop.requested or "finished")
+        self.endings.report_end(status, EXIT_OK, self.stop.requested or "finished")
         score = score_text(self.last_eval, self.dataset)
         self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
                          + (f" ({self.stop.requested})" if self.stop.requested else "") + (f"; {score}" if score else ""))
@@ -179,36 +163,6 @@ class Run:
         self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
                          f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
                          f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
-
-    def _failed(self, exc: Exception) -> int:
-        """Record how training failed (for the supervisor and the front ends) and the exit code to act on."""
-        if isinstance(exc, NonFiniteLoss):
-            self._report_end(RunState.FAILED.value, EXIT_FAILED, str(exc))
-            self.events.emit(ErrorEvent(message=str(exc), kind="non_finite", step=self.current_step))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason="non-finite loss"))
-            return EXIT_FAILED
-        if isinstance(exc, PeerLost):  # another rank went away: the keeper's post-mortem names it
-            self._report_end("lost_peer", EXIT_FAILED, str(exc))
-            self.events.emit(ErrorEvent(message=str(exc), kind="peer_lost", step=self.current_step))
-            self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                    reason="a rank of the group was lost"))
-            print(f"trm worker: {exc}", file=sys.stderr, flush=True)
-            return EXIT_FAILED
-        # a real bug or an environment failure
-        self._report_end(RunState.FAILED.value, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
-        if is_disk_full(exc):
-            return self._disk_full(exc)
-        self.events.emit(ErrorEvent(message=f"{type(exc).__name__}: {exc}", kind="exception",
-                                    step=self.current_step, traceback=traceback.format_exc()))
-        self.events.emit(RunEnd(status=RunState.FAILED.value, step=self.done_steps, exit_code=EXIT_FAILED,
-                                reason=type(exc).__name__))
-        traceback.print_exc()
-        return EXIT_FAILED
-
-    def _report_end(self, state: str, exit_code: int, reason: str) -> None:
-        if self.report is not None:
-            self.report.end(state, exit_code, reason)
 
     def _stop_now(self) -> bool:
         """Before each step: a lone process stops as soon as it is asked; ranks stop when they agreed to."""
@@ -283,7 +237,6 @@ class Run:
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
         return RunState.STOPPED.value if self.stopping else RunState.COMPLETED.value
-
 
     def _due(self, step: int, every_steps: int, every_epochs: int) -> bool:
         """After ``step`` steps: every N steps, or at the end of every N epochs (the next batch starts a new
