@@ -1,11 +1,13 @@
 """``trm-tui data ...``: build puzzle datasets in the TRM reference format, offline.
 
-    trm-tui data sudoku --csv FILE --out DIR [--test-csv FILE] [--subsample N] [--aug K] [--min-difficulty R] [--seed S]
+    trm-tui data sudoku (--csv FILE [--test-csv FILE] | --hub [REPO]) --out DIR [--subsample N] [--aug K]
+                        [--min-difficulty R] [--seed S]
     trm-tui data sudoku-generate --count N --blanks B --out FILE.csv [--seed S]
-    trm-tui data maze --csv FILE --out DIR [--test-csv FILE] [--aug] [--seed S]
+    trm-tui data maze (--csv FILE [--test-csv FILE] | --hub [REPO]) --out DIR [--aug] [--seed S]
     trm-tui data arc --json-dir DIR --subsets training,evaluation --test-set evaluation --out DIR [--aug K]
 
-Malformed input is exit 2 with the file and line; a failed build leaves nothing in ``--out``.
+Malformed input is exit 2 with the file and line; a failed build leaves nothing in ``--out``. ``--hub`` takes
+the train and test CSVs from the dataset the reference's builder downloads (or from the hub's cache).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 from pathlib import Path
 
 from trm_core.config import ConfigError
+from trm_core.prep.hub import MAZE_REPO, SUDOKU_REPO, fetch_sources
+from trm_core.prep.output import check_out
 from trm_core.rundir.layout import EXIT_CONFIG
 
 
@@ -45,12 +49,33 @@ class Progress:
         self.stream.flush()
 
 
+def _sources(p: argparse.ArgumentParser, what: str, repo: str, layout: str = "") -> None:
+    """--csv FILE or --hub [REPO]: one of them."""
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--csv", type=Path, help=f"training {what}: CSV with source,q,a,rating {layout}".rstrip())
+    group.add_argument("--hub", nargs="?", const=repo, metavar="REPO", help=f"take train.csv and test.csv from "
+                       f"this Hugging Face dataset (default {repo}, the reference's source), through the hub's "
+                       f"cache (HF_HUB_OFFLINE, HF_ENDPOINT and HF_TOKEN honoured)")
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """(train CSV, test CSV) from --csv/--test-csv, or downloaded for --hub (after --out is known to be free:
+    a download can take minutes)."""
+    if args.hub is None:
+        return args.csv, args.test_csv
+    if args.test_csv is not None:
+        raise ConfigError("--hub takes test.csv from the same dataset; leave out --test-csv (or give --csv)")
+    check_out(args.out)
+    sources = fetch_sources(args.hub)
+    return sources.train, sources.test
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui data", description="Build puzzle datasets in the TRM reference "
                                 "format (train on them with data.kind = 'puzzles', data.dataset_dir = DIR).")
     sub = p.add_subparsers(dest="what", required=True)
     s = sub.add_parser("sudoku", help="Sudoku-Extreme CSV -> dataset folder, with the paper's augmentations")
-    s.add_argument("--csv", type=Path, required=True, help="training puzzles: CSV with source,q,a,rating")
+    _sources(s, "puzzles", SUDOKU_REPO)
     s.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
     s.add_argument("--test-csv", type=Path, help="test puzzles; without it 10%% of --csv is held out (before "
                    "augmentation)")
@@ -60,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--min-difficulty", type=float, help="skip puzzles rated below this")
     s.add_argument("--seed", type=int, default=0)
     m = sub.add_parser("maze", help="Maze-Hard CSV -> dataset folder, with the 8 dihedral transforms (--aug)")
-    m.add_argument("--csv", type=Path, required=True, help="mazes: CSV with source,q,a,rating in '# SGo'")
+    _sources(m, "mazes", MAZE_REPO, "in '# SGo'")
     m.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
     m.add_argument("--test-csv", type=Path, help="test mazes; without it 10%% of --csv is held out")
     m.add_argument("--aug", action="store_true", help="add the 7 other rotations and reflections of each maze")
@@ -93,7 +118,8 @@ def cmd_data(argv: list[str]) -> int:
                 value = getattr(args, name)
                 if value is not None and value < (1 if name == "subsample" else 0):
                     raise ConfigError(f"--{name} {value}: must be at least {1 if name == 'subsample' else 0}")
-            summary = build(args.csv, args.out, args.test_csv, args.subsample, args.aug, args.min_difficulty,
+            train_csv, test_csv = _inputs(args)
+            summary = build(train_csv, args.out, test_csv, args.subsample, args.aug, args.min_difficulty,
                             args.seed, progress=progress)
             print(summary.text())
             print(f"train on it: trm-tui --run-dir runs/sudoku --set data.kind=puzzles "
@@ -110,7 +136,8 @@ def cmd_data(argv: list[str]) -> int:
         elif args.what == "maze":
             from trm_core.prep.maze import build as build_maze
 
-            summary = build_maze(args.csv, args.out, args.test_csv, args.aug, args.seed, progress=progress)
+            train_csv, test_csv = _inputs(args)
+            summary = build_maze(train_csv, args.out, test_csv, args.aug, args.seed, progress=progress)
             print(summary.text())
             print(f"train on it: trm-tui --run-dir runs/maze --set data.kind=puzzles --set data.dataset_dir={args.out}")
         else:

@@ -40,11 +40,16 @@ def hold_out(count: int, fraction: float, rng: np.random.Generator, source: Path
     return order[:n_test], order[n_test:]
 
 
+def check_out(out: Path) -> None:
+    """``out`` may become the build: it does not exist, or is an empty folder. Asked before a long download too."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {out} already exists and is not empty; remove it or choose another folder")
+
+
 @contextmanager
 def building(out: Path) -> Iterator[Path]:
     """A fresh temp folder for the build; on success it becomes ``out``, on any failure it is removed."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} already exists and is not empty; remove it or choose another folder")
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

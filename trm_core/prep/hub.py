@@ -1,0 +1,65 @@
+"""The source CSVs of Sudoku-Extreme and Maze-Hard from the Hugging Face hub, as the reference's builders fetch
+them: through ``huggingface_hub``, the hub's own client, so its cache (``HF_HUB_CACHE``, ``HF_HOME``), its
+offline switch (``HF_HUB_OFFLINE=1``), its mirror (``HF_ENDPOINT``) and its token work as they do everywhere
+else. A file already in the cache is not downloaded again; one that cannot be had is a ``ConfigError`` that says
+why and what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trm_core.config import ConfigError
+
+SUDOKU_REPO = "sapientinc/sudoku-extreme"  # the reference's build_sudoku_dataset.py source_repo
+MAZE_REPO = "sapientinc/maze-30x30-hard-1k"  # and build_maze_dataset.py's
+SPLIT_FILES = ("train.csv", "test.csv")
+
+
+@dataclass(frozen=True)
+class HubSources:
+    repo: str
+    train: Path
+    test: Path
+
+
+def fetch_sources(repo: str, revision: str | None = None) -> HubSources:
+    """``train.csv`` and ``test.csv`` of the dataset repository ``repo``, downloaded into (or found in) the hub's
+    cache; the hub client draws its own progress bars on stderr."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise ConfigError("--hub needs the huggingface_hub package (pip install huggingface_hub); or download the "
+                          "CSVs yourself and give --csv and --test-csv") from None
+    paths = [_download(hf_hub_download, repo, name, revision) for name in SPLIT_FILES]
+    return HubSources(repo, *paths)
+
+
+def _download(hf_hub_download, repo: str, filename: str, revision: str | None) -> Path:  # noqa: ANN001
+    from huggingface_hub import constants, errors
+
+    where = f"{filename} of the dataset {repo} on the Hugging Face hub"
+    try:
+        return Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision))
+    except errors.GatedRepoError:
+        raise ConfigError(f"{where}: the dataset is gated; accept its terms on the hub and log in (hf auth login, "
+                          f"or HF_TOKEN)") from None
+    except errors.RepositoryNotFoundError:
+        raise ConfigError(f"{where}: no such dataset at {constants.ENDPOINT} (check the name; a private one "
+                          f"needs HF_TOKEN)") from None
+    except errors.RevisionNotFoundError:
+        raise ConfigError(f"{where}: no revision {revision!r}") from None
+    except errors.EntryNotFoundError as exc:
+        if not isinstance(exc, errors.LocalEntryNotFoundError):
+            raise ConfigError(f"{where}: the dataset has no such file") from None
+        if constants.HF_HUB_OFFLINE:
+            raise ConfigError(f"{where}: not in the hub cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is "
+                              f"set; fetch it on a machine with a network, or unset HF_HUB_OFFLINE") from None
+        raise ConfigError(f"{where}: cannot reach {constants.ENDPOINT} and the file is not in the hub cache "
+                          f"({constants.HF_HUB_CACHE}); check the network (or HF_ENDPOINT for a mirror), or "
+                          f"download the CSVs yourself and give --csv and --test-csv") from None
+    except errors.HfHubHTTPError as exc:
+        raise ConfigError(f"{where}: the hub answered {exc}") from None
+    except OSError as exc:  # the cache's disk: full, read-only, no permission
+        raise ConfigError(f"{where}: cannot write the hub cache ({constants.HF_HUB_CACHE}): {exc}") from None
