@@ -179,6 +179,32 @@ def test_t_shows_the_held_out_score_curve(tmp_path: Path, micro_args: list[str])
 
 
 @pytest.mark.process
+def test_t_draws_the_target_score_across_the_eval_chart(tmp_path: Path, micro_args: list[str]) -> None:
+    """A paper preset's score (train.target_score, named by train.target_name) is a level line on the eval chart,
+    named in its legend and kept in view however far above the curve it is."""
+    import asyncio
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.widgets import Curve
+
+    run_dir = _finished(tmp_path, micro_args + ["--set", "train.target_score=0.95", "--set", "train.target_name=paper"],
+                        steps=16)
+
+    async def shown() -> str:
+        app = Dashboard(run_dir, None, SupervisorConfig())
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(1.0)
+            await pilot.press("t")
+            await pilot.pause(0.5)
+            return str(app.query_one("#speed-curve", Curve).render())
+    chart = asyncio.run(shown())
+    assert "─ paper 0.950" in chart
+    level_rows = [line for line in chart.splitlines() if line.count("─") > 40]
+    assert len(level_rows) == 1  # drawn across the plot, inside its y range
+
+
+@pytest.mark.process
 def test_node_1_of_a_finished_two_node_run_opens_with_rank_0s_curves_and_its_end(tmp_path: Path,
                                                                                   micro_args: list[str]) -> None:
     """Node N's dashboard: its keeper's log is its own, the run's steps and run_end are in rank 0's log at the

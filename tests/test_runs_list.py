@@ -24,7 +24,7 @@ def test_runs_lists_each_run_with_its_state_and_figures(tmp_path: Path, micro_ar
     shown = cli_run("runs", "--root", str(root))
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "SAMPLES/S", "ETA", "CHECKPOINT",
+    assert lines[0].split() == ["RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "SAMPLES/S", "ETA", "CHECKPOINT",
                                 "STARTED", "CONFIG"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == {"done", "paused", "broken"}

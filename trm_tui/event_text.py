@@ -25,6 +25,25 @@ def progress_line(step: Step, eta_s: float | None) -> str:
             f"loss {step.loss:.4f} acc {step.accuracy or 0:.3f}{task} | {step.samples_per_s or 0:.1f} samples/s{eta}")
 
 
+def _aim(target: float | None, target_name: str | None) -> str:
+    return f" ({target_name or 'target'} {target:.3f})" if target else ""
+
+
+def best_text(best: float | None, target: float | None, target_name: str | None) -> str:
+    """The run's best eval beside the score it aims at: ``0.640 (paper 0.874)``; ``-`` before any eval."""
+    return ("-" if best is None else f"{best:.3f}") + _aim(target, target_name)
+
+
+def eval_text(metric: str | None, score: float | None, best: float | None, best_step: int | None,
+              target: float | None, target_name: str | None) -> str:
+    """The newest eval by the task's figure, the run's best and the target: ``exact 0.612; best 0.640 at step
+    4,500 (paper 0.874)`` (status's ``eval`` row)."""
+    if metric is None or score is None:
+        return "none yet" + _aim(target, target_name)
+    best_part = "" if best is None else f"; best {best:.3f}" + (f" at step {best_step:,}" if best_step is not None else "")
+    return f"{metric} {score:.3f}{best_part}{_aim(target, target_name)}"
+
+
 LONG_STEP_S = 5.0  # a step longer than this shows its progress from the heartbeats
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from trm_core.control.status import RunStatus, run_status
 from trm_core.rundir import layout, lifecycle
-from trm_tui.event_text import duration
+from trm_tui.event_text import best_text, duration
 
 DEFAULT_ROOT = Path("runs")
 
@@ -56,7 +56,7 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "SAMPLES/S", "ETA", "CHECKPOINT", "STARTED", "CONFIG")
+HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "SAMPLES/S", "ETA", "CHECKPOINT", "STARTED", "CONFIG")
 
 
 def table_cells(row: RunRow) -> tuple[str, ...]:
@@ -67,7 +67,8 @@ def table_cells(row: RunRow) -> tuple[str, ...]:
         if st.checkpoint_step is not None else "-"
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.started_time)) if st.started_time else "-"
     return (row.run_dir.name, str(st.state), step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
-            _num(st.eval_accuracy, ".3f"), _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
+            _num(st.eval_accuracy, ".3f"), best_text(st.best_score, st.target_score, st.target_name),
+            _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
             started, (st.config_hash or "-")[:8])
 
 
@@ -79,7 +80,7 @@ def table(rows: list[RunRow]) -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui runs", description="List the runs under a folder: state, progress, "
-                                "loss, eval, speed, ETA, newest checkpoint, start time and config hash.")
+                                "loss, eval, the best eval (beside the paper's, for a paper preset), speed, ETA, newest checkpoint, start time and config hash.")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the folder whose subfolders are runs "
                    "(default: runs, relative to the current folder)")
     p.add_argument("--json", action="store_true", help="one JSON object per run, one per line, for scripts")

@@ -23,7 +23,7 @@ from trm_core.rundir import layout, lifecycle
 SAFE_ON_RESUME: frozenset[str] = frozenset({
     "train.epochs", "train.max_steps", "train.micro_batch_size", "train.compile", "train.threads",
     "train.log_every", "train.eval_every", "train.eval_batches", "train.checkpoint_every",
-    "train.checkpoint_every_epochs",
+    "train.checkpoint_every_epochs", "train.target_score", "train.target_name",
     "train.keep_checkpoints", "train.step_timeout_s", "train.heartbeat_s", "train.device", "model.halt_in_eval",
     "supervisor.max_restarts", "supervisor.restart_window_s", "supervisor.restart_backoff_s",
     "supervisor.stop_grace_s", "supervisor.stall_after_s",

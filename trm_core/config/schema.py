@@ -117,6 +117,12 @@ class TrainConfig:
                                 "eval_interval (a puzzle set's sampler restarts its stream there, as its loader); "
                                 "needs eval_every = 0; 0 = off", min=0)
     eval_batches: int = _f(8, "batches per eval; 0 = the whole held-out split", min=0)
+    target_score: float = _f(0.0, "a score to reach, in the task's eval figure (the code task's masked accuracy, "
+                             "ARC's pass@2, else whole answers right): drawn as a line on the eval chart (t) and "
+                             "shown beside the best eval in status and runs; the paper presets hold the paper's; "
+                             "0 = none", min=0.0, max=1.0)
+    target_name: str = _f("target", "what target_score is, as the chart and status name it ('paper' in the paper "
+                          "presets)")
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop); 0 = counted in epochs "
                                "(checkpoint_every_epochs)", min=0)
     checkpoint_every_epochs: int = _f(0, "save a checkpoint at the end of every N epochs; needs checkpoint_every "
@@ -207,9 +213,10 @@ class Config:
 SECTIONS: dict[str, type] = {f.name: f.type if isinstance(f.type, type) else globals()[f.type]
                              for f in dataclasses.fields(Config)}
 
-def _paper_recipe(model: dict[str, Any], dataset_dir: str, train: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _paper_recipe(model: dict[str, Any], dataset_dir: str, train: dict[str, Any],
+                  paper_score: float) -> dict[str, dict[str, Any]]:
     """One of the reference's recipes: what all three share (config/arch/trm.yaml, cfg_pretrain.yaml), then
-    what the task's command line sets."""
+    what the task's command line sets, and the score the paper reports for it (the eval chart's line)."""
     return {
         "model": {"dim": 512, "depth": 2, "refinement_blocks": 3, "max_supervision_steps": 16, "expansion": 4.0,
                   "puzzle_emb_len": 16, "halt_exploration": 0.1, "halt_loss_weight": 0.5, **model},
@@ -217,7 +224,8 @@ def _paper_recipe(model: dict[str, Any], dataset_dir: str, train: dict[str, Any]
         "train": {"carry": "refill", "loss": "stablemax", "optimizer": "adam_atan2", "batch_size": 768, "max_steps": 0,
                   "learning_rate": 1e-4,
                   "min_lr_ratio": 1.0, "warmup_steps": 2000, "adam_beta1": 0.9, "adam_beta2": 0.95,
-                  "grad_clip": 0.0, "ema_decay": 0.999, "ema_warmup": False, "precision": "bf16", "eval_batches": 0, **train},
+                  "grad_clip": 0.0, "ema_decay": 0.999, "ema_warmup": False, "precision": "bf16", "eval_batches": 0,
+                  "target_score": paper_score, "target_name": "paper", **train},
     }
 
 
@@ -250,25 +258,25 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "sudoku-paper": _paper_recipe(
         {"net": "mlp_t", "latent_steps": 6, "pos_encoding": "none"}, "data/sudoku-extreme-1k-aug-1000",
         {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
-         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}),
+         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}, 0.874),
     # the README's second Sudoku command: the same recipe on the attention network (arch/trm.yaml's RoPE)
     "sudoku-att-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 6, "pos_encoding": "rope"},
         "data/sudoku-extreme-1k-aug-1000",
         {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
-         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}),
+         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}, 0.747),
     "maze-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/maze-30x30-hard-1k",
         {"epochs": 50000, "weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "puzzle_emb_weight_decay": 1.0,
-         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}),
+         "eval_every": 0, "eval_every_epochs": 5000, "checkpoint_every": 0, "checkpoint_every_epochs": 5000}, 0.853),
     "arc-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/arc1concept-aug-1000",
         {"epochs": 100000, "weight_decay": 0.1, "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1,
-         "eval_every": 0, "eval_every_epochs": 10000, "checkpoint_every": 0, "checkpoint_every_epochs": 10000}),
+         "eval_every": 0, "eval_every_epochs": 10000, "checkpoint_every": 0, "checkpoint_every_epochs": 10000}, 0.446),
     "arc2-paper": _paper_recipe(
         {"net": "attention", "num_heads": 8, "latent_steps": 4, "pos_encoding": "rope"}, "data/arc2concept-aug-1000",
         {"epochs": 100000, "weight_decay": 0.1, "puzzle_emb_lr": 1e-2, "puzzle_emb_weight_decay": 0.1,
-         "eval_every": 0, "eval_every_epochs": 10000, "checkpoint_every": 0, "checkpoint_every_epochs": 10000}),
+         "eval_every": 0, "eval_every_epochs": 10000, "checkpoint_every": 0, "checkpoint_every_epochs": 10000}, 0.078),
 }
 
 # One comment per preset, shown above it in config.toml and beside it in docs/config.md.
@@ -278,11 +286,14 @@ PRESET_NOTES: dict[str, str] = {
                   "--out train.csv; the same with --count 200 --seed 1 --out test.csv; trm-tui data sudoku --csv "
                   "train.csv --test-csv test.csv --aug 1000 --out data/sudoku-50",
     "sudoku-paper": "TRM-MLP on Sudoku-Extreme (87.4% in the paper; < 36 h on one L40S). Data: trm-tui data sudoku "
-                    "--csv train.csv --test-csv test.csv --subsample 1000 --aug 1000 --out data/sudoku-extreme-1k-aug-1000",
+                    "--hub --subsample 1000 --aug 1000 --out data/sudoku-extreme-1k-aug-1000",
     "sudoku-att-paper": "TRM-Att on Sudoku-Extreme (74.7% in the paper, against 87.4% for TRM-MLP; < 36 h on one "
                         "L40S). Data: as sudoku-paper's",
-    "maze-paper": "TRM-Att on Maze-Hard (85.3% in the paper; < 24 h on 4 L40S). Data: trm-tui data maze --csv "
-                  "train.csv --aug --out data/maze-30x30-hard-1k (test.csv of the same source as its test split)",
+    "maze-paper": "TRM-Att on Maze-Hard (85.3% in the paper; < 24 h on 4 L40S). Data: trm-tui data maze --hub --aug "
+                  "--out data/maze-30x30-hard-1k. The paper's 85.3% is with 8 dihedral transforms of each of the "
+                  "1,000 mazes (its section 5: 'Maze-Hard uses 8 dihedral transformations per data example'), hence "
+                  "--aug; the reference README's command builds none (its builder's aug defaults to false) though "
+                  "its comment says '8 augments'. HRM's 74.5% was without",
     "arc-paper": "TRM-Att on ARC-AGI-1 (44.6% pass@2 in the paper; about 3 days on 4 H100). Data: trm-tui data arc "
                  "--json-dir kaggle/combined --subsets training,evaluation,concept --test-set evaluation --aug 1000 "
                  "--out data/arc1concept-aug-1000",

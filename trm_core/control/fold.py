@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 
 from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, ErrorEvent, Eval, Event, Heartbeat,
                                      Restart, RunEnd, RunStart, Step)
+from trm_core.rundir.scores import after_eval
 from trm_core.rundir.states import RunState
 
 ETA_WINDOW = 200  # steps the ETA's pace is measured over: long enough not to swing with each noisy step
@@ -75,6 +76,9 @@ class RunFold:
     end: RunEnd | None = None      # how the newest start ended, if it has
     last_step: Step | None = None
     last_eval: Eval | None = None
+    best_eval: tuple[float, int] | None = None  # (score, step): the run's best by the task's figure (scores.py)
+    target_score: float = 0.0  # train.target_score: a score to reach (the paper's); 0 = none
+    target_name: str = "target"
     pid: int | None = None
     world_size: int = 1  # ranks training the run (its newest run_start)
     started: float | None = None
@@ -119,6 +123,7 @@ class RunFold:
                 self._add_start(ev)
             case Eval():
                 self.last_eval = ev
+                self.best_eval = after_eval(self.best_eval, ev)
             case Checkpoint():
                 self.checkpoint_step, self.checkpoint_time = ev.step, ev.time
                 self.checkpoint_bytes = ev.bytes or self.checkpoint_bytes
@@ -157,6 +162,8 @@ class RunFold:
         self.checkpoint_every = int(train.get("checkpoint_every", 0) or 0) or \
             int(train.get("checkpoint_every_epochs", 0) or 0) * self.steps_per_epoch
         self.heartbeat_s = float(train.get("heartbeat_s", self.heartbeat_s))
+        self.target_score = float(train.get("target_score", 0.0) or 0.0)
+        self.target_name = str(train.get("target_name") or "target")
 
     def ended_as(self) -> RunState | None:
         """How the newest start ended, as the log says; None while it has not."""

@@ -20,6 +20,7 @@ from trm_core.rundir.events import read_tail
 from trm_core.rundir.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
 from trm_core.rundir.records import parse
+from trm_core.rundir.scores import headline
 
 DISK_LOW_MB = 2048.0
 
@@ -69,6 +70,12 @@ class RunStatus:
     config_hash: str | None = None
     disk_free_mb: float | None = None
     disk_warning: str | None = None      # free space will not last (see disk_warning)
+    eval_metric: str | None = None       # the task's eval figure (scores.py) and its newest value
+    eval_score: float | None = None
+    best_score: float | None = None      # the run's best eval by that figure, and its step
+    best_step: int | None = None
+    target_score: float | None = None    # train.target_score (the paper's, in the paper presets)
+    target_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +108,15 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      eval_accuracy=getattr(last_eval, "accuracy", None), started_time=_first_start(run_dir),
                      config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
-                     disk_warning=disk_warning(free, getattr(info, "bytes", None)))
+                     disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold))
+
+
+def _scores(fold: RunFold) -> dict[str, Any]:
+    figure = headline(fold.last_eval.__dict__) if fold.last_eval is not None else None
+    best = fold.best_eval
+    return {"eval_metric": figure[0] if figure else None, "eval_score": figure[1] if figure else None,
+            "best_score": best[0] if best else None, "best_step": best[1] if best else None,
+            "target_score": fold.target_score or None, "target_name": fold.target_name if fold.target_score else None}
 
 
 def _state(run_dir: Path, fold: RunFold, info: ckpt.CheckpointInfo | None, worker_lives: bool,

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Iterable
 
 from trm_core.rundir.events import parse_lines, tail_bytes
-from trm_core.rundir.records import CommandAck, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, \
-    Step, parse
+from trm_core.rundir.records import CommandAck, Eval, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, \
+    RunStart, Step, parse
+from trm_core.rundir.scores import after_eval
 
 TAIL_BYTES = 1 << 20  # about ten thousand records: hours of steps, every restart of a day
 
@@ -86,6 +87,15 @@ def steps_per_epoch(path: Path) -> int | None:
     """The steps per epoch the run's newest start recorded; None before any start."""
     starts = recent(path, RunStart)
     return starts[-1].steps_per_epoch if starts else None
+
+
+def best_eval(path: Path) -> tuple[float, int] | None:
+    """(score, step) of the run's best eval by the task's figure: the newest eval's ``best_*`` carries every
+    earlier one's (a log's older evals may lie before the tail); evals written without it count by their own."""
+    best = None
+    for ev in recent(path, Eval):
+        best = after_eval(best, ev)
+    return best
 
 
 def resumed_total(path: Path, max_steps: int, epochs: int) -> int | None:

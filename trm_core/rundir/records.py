@@ -157,6 +157,11 @@ class Eval(Event):
     pass_at_2: float | None = doc("ARC: the same with the two most voted answers (the ARC Prize's two attempts)",
                                   optional=True, key="pass@2")
     voted_puzzles: int | None = doc("ARC: original test puzzles the pass@k figures are over", optional=True)
+    best_score: float | None = doc(
+        "the run's best eval so far by the task's figure (the code task's `masked_accuracy`, ARC's `pass@2`, else "
+        "`exact`), this eval included; carried across restarts and resumes from the log's newest eval",
+        optional=True)
+    best_step: int | None = doc("the step of that best eval (the earliest, on a tie)", optional=True)
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from trm_core.data.base import Batch
 from trm_core.data.order import TrainOrder
 from trm_core.distributed.group import Group
 from trm_core.rundir import checkpoints as ckpt
-from trm_core.rundir import layout
+from trm_core.rundir import layout, log_queries
 from trm_core.rundir.events import EventWriter, SilentLog
 from trm_core.rundir.layout import EXIT_OK, RunDir
+from trm_core.rundir.scores import best_of, headline
 from trm_core.rundir.records import Checkpoint, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.train.trainer import Trainer
 from trm_core.worker.console import Console
@@ -62,6 +63,7 @@ class Run:
         stop.on_second = self._forced_stop
         self.console = Console()
         self.last_eval: dict | None = None
+        self.best = log_queries.best_eval(run_dir / layout.EVENTS) if self.group.leader else None
         self.endings = Endings(self.events, self.report, run_dir)
 
     def _forced_stop(self, signum: int) -> None:
@@ -253,5 +255,8 @@ class Run:
         t0 = time.perf_counter()
         result = evaluate_with_votes(self.trainer, self.dataset, self.group, batches, on_progress)
         watchdog.end()
-        self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4), **result))
+        figure = headline(result)
+        self.best = best_of(self.best, figure[1] if figure else None, step)
+        best = {"best_score": self.best[0], "best_step": self.best[1]} if self.best else {}
+        self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4), **result, **best))
         self.last_eval = result

@@ -15,7 +15,7 @@ from trm_core.control.status import RunStatus, run_status
 from trm_core.distributed import rank_files
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_tui.cli.common import adopt_orphan_worker, run_dir_arg
-from trm_tui.event_text import duration, gpu_line
+from trm_tui.event_text import duration, eval_text, gpu_line
 
 
 def status_parser() -> argparse.ArgumentParser:
@@ -61,6 +61,8 @@ def _run_rows(run_dir: Path, st: RunStatus) -> list[tuple[str, object]]:
             ("step", f"{st.step}/{st.total_steps}" if st.step is not None else "-"), ("epoch", st.epoch or "-"),
             ("loss", f"{st.loss:.4f}" if isinstance(st.loss, float) else "-"),
             ("samples/s", f"{st.samples_per_s:.1f}" if st.samples_per_s else "-"), ("ETA", duration(st.eta_s)),
+            ("eval", eval_text(st.eval_metric, st.eval_score, st.best_score, st.best_step, st.target_score,
+                               st.target_name)),
             ("checkpoint", f"step {st.checkpoint_step}, {duration(st.checkpoint_age_s)} old"
                            + (" (STALE)" if st.checkpoint_stale else "") if st.checkpoint_step is not None else "none"),
             ("restarts", st.restarts),

@@ -81,11 +81,13 @@ class RunScreen(Screen[None]):
         curves_due = now - self._curves_at >= CURVE_PERIOD_S
         right = [(view.task_curve_label(), view.eval_score_curve, "magenta")] if frame.show_score \
             else [("samples/s", view.throughput, "green")]
-        for curve, series in ((self.query_one("#loss-curve", Curve),
-                               [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")]),
-                              (self.query_one("#speed-curve", Curve), right)):
+        level = (f"{view.target_name} {view.target_score:.3f}", view.target_score) \
+            if frame.show_score and view.target_score else None
+        for curve, series, reference in ((self.query_one("#loss-curve", Curve),
+                                          [("loss", view.loss, "cyan"), ("eval", view.eval_curve, "yellow")], None),
+                                         (self.query_one("#speed-curve", Curve), right, level)):
             if curves_due or curve.empty or curve.shows != series[0][0]:
-                if curve.plot(series, view.version):
+                if curve.plot(series, view.version, reference):
                     self._curves_at = now
         if self._drawn == view.version:
             return

@@ -115,7 +115,7 @@ class Curve(Static):
 
     DEFAULT_CSS = "Curve { width: 1fr; height: 100%; }"
 
-    LINE_GLYPH, POINT_GLYPH = "⠒", "•"
+    LINE_GLYPH, POINT_GLYPH, LEVEL_GLYPH = "⠒", "•", "─"
 
     def __init__(self, title: str, from_zero: bool = False, log_y: bool = False, points: frozenset[str] = frozenset(),
                  markers: dict[str, str] | None = None, **kwargs) -> None:
@@ -124,6 +124,7 @@ class Curve(Static):
         self.markers = markers or {}  # label -> plotext marker, where colour alone would not tell lines apart
         self._key: tuple = ()
         self._series: list[tuple[str, MinMaxSeries, str]] | None = None
+        self._reference: tuple[str, float] | None = None
         self._empty = True
         self.shows = ""  # the first series' label: a switch of what the chart shows redraws it at once
 
@@ -135,15 +136,17 @@ class Curve(Static):
     def on_resize(self) -> None:
         """Redrawn at the new size at once: a panel below may have changed height in the same repaint."""
         if self._series is not None:
-            self.plot(self._series, self._key[0])
+            self.plot(self._series, self._key[0], self._reference)
 
-    def plot(self, series: list[tuple[str, MinMaxSeries, str]], version: int) -> bool:
-        """Redraw if the data or the size changed; True when it drew."""
+    def plot(self, series: list[tuple[str, MinMaxSeries, str]], version: int,
+             reference: tuple[str, float] | None = None) -> bool:
+        """Redraw if the data or the size changed; True when it drew. ``reference``: (label, y) of a level
+        drawn across the chart (the score a run aims at, the paper's for a paper preset), kept in view."""
         width, height = self.size.width, self.size.height
-        key = (version, width, height, series[0][0] if series else "")
+        key = (version, width, height, series[0][0] if series else "", reference)
         if key == self._key or width < 10 or height < 4:
             return False
-        self._key, self._series = key, series
+        self._key, self._series, self._reference = key, series, reference
         self.shows = series[0][0] if series else ""
         plt.clear_figure()
         plt.theme("clear")
@@ -168,6 +171,13 @@ class Curve(Static):
         if not shown:
             self.update(Text(f"{self.title}: waiting for steps", "dim"), layout=False)
             return True
+        if reference is not None:
+            label, level = reference
+            plt.hline(level, color="white")
+            shown.append((label, self.LEVEL_GLYPH, "white"))
+            top, low = max(top, level), min(low, level)
+            pad = (top - low) * 0.15 or 0.05
+            plt.ylim(max(0.0, low - pad) if low >= 0 else low - pad, top + pad)  # the level stays in view
         if self.from_zero and top > 0:
             plt.ylim(0, top * 1.3)  # headroom: the legend sits over the top-right corner
         if self.log_y and low > 0 and top > 2 * low:
