@@ -76,7 +76,7 @@ def _halted(tr: StepHost, steps: torch.Tensor, halt_logits: torch.Tensor, all_sl
     ``model.halt_exploration`` some must first run a random number of steps (one draw for the global batch,
     the same at any world size)."""
     cfg = tr.cfg
-    halted = (steps >= cfg.model.max_supervision_steps) | (halt_logits >= tr.halt_logit_threshold)
+    halted = (steps >= cfg.model.max_supervision_steps) | (halt_logits > tr.halt_logit_threshold)  # > 0: the reference's
     if cfg.model.halt_exploration > 0:
         gen = torch.Generator().manual_seed(mix_seed(cfg.train.seed, tr.step, 101))
         mine = tr.group.share(all_slots)
