@@ -56,3 +56,35 @@ def test_the_best_eval_survives_a_resume_and_stands_beside_the_target(tmp_path: 
                             f"{best[1]} (paper 0.900)")
     listed = cli_run("runs", "--root", str(run_dir.parent)).stdout
     assert f"{best[0]:.3f} (paper 0.900)" in listed
+
+
+def test_the_best_eval_is_found_however_far_back_the_newest_eval_lies(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paper preset evaluates every few thousand steps: its newest eval may lie further back than any tail
+    read. The worker's start reads back to it (window by window, a line cut by a window's edge made whole);
+    status takes the best from the newest checkpoint's sidecar, written with it."""
+    from trm_core.control.status import run_status
+    from trm_core.rundir import checkpoints as ckpt
+    from trm_core.rundir import log_queries
+    from trm_core.rundir.events import EventWriter
+    from trm_core.rundir.records import Step
+
+    log = tmp_path / "events.jsonl"
+    writer = EventWriter(log)
+    writer.emit(Eval(step=5, epoch=1, seconds=1.0, loss=1.0, accuracy=0.9, masked_accuracy=None, exact=0.25,
+                     sup_steps=2.0, samples=8, best_score=0.5, best_step=3))
+    for step in range(6, 400):
+        writer.emit(Step(step=step, total_steps=400, epoch=1, loss=1.0, halt_loss=0.1, accuracy=0.5, exact=0.0,
+                         lr=1e-3, grad_norm=1.0, sup_steps=2.0, step_s=0.1, samples_per_s=10.0, tokens_per_s=100.0,
+                         data_s=0.0, masked_accuracy=None, updates=2, peak_mem_mb=1.0))
+    for window in (97, 1000, 1 << 20):  # smaller than a line, a few lines, the whole log
+        monkeypatch.setattr(log_queries, "TAIL_BYTES", window)
+        assert log_queries.best_eval(log) == (0.5, 3)
+    assert log_queries.best_eval(tmp_path / "no-log.jsonl") is None
+
+    monkeypatch.setattr(log_queries, "TAIL_BYTES", 1 << 20)
+    import torch
+    ckpt.save_checkpoint(tmp_path / "checkpoints", {"w": torch.zeros(1)}, step=399, epoch=1, loss=1.0,
+                         config_hash="x", best=(0.5, 3))
+    status = run_status(tmp_path, tail_bytes=1000)  # a tail with no eval in it
+    assert (status.best_score, status.best_step, status.eval_score) == (0.5, 3, None)

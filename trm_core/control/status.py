@@ -20,7 +20,7 @@ from trm_core.rundir.events import read_tail
 from trm_core.rundir.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
 from trm_core.rundir.records import parse
-from trm_core.rundir.scores import headline
+from trm_core.rundir.scores import best_of, headline
 
 DISK_LOW_MB = 2048.0
 
@@ -108,12 +108,16 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      eval_accuracy=getattr(last_eval, "accuracy", None), started_time=_first_start(run_dir),
                      config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
-                     disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold))
+                     disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info))
 
 
-def _scores(fold: RunFold) -> dict[str, Any]:
+def _scores(fold: RunFold, info: ckpt.CheckpointInfo | None) -> dict[str, Any]:
+    """The newest eval in the tail, and the run's best: the tail's or the newest checkpoint's sidecar's (a
+    paper preset's evals are thousands of steps apart, further back than the tail reaches)."""
     figure = headline(fold.last_eval.__dict__) if fold.last_eval is not None else None
     best = fold.best_eval
+    if info is not None and info.best is not None:
+        best = best_of(best, *info.best)
     return {"eval_metric": figure[0] if figure else None, "eval_score": figure[1] if figure else None,
             "best_score": best[0] if best else None, "best_step": best[1] if best else None,
             "target_score": fold.target_score or None, "target_name": fold.target_name if fold.target_score else None}

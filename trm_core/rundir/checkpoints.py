@@ -41,6 +41,7 @@ class CheckpointInfo:
     config_hash: str
     bytes: int
     sha256: str
+    best: tuple[float, int] | None = None  # the run's best eval (score, step) when this was saved (scores.py)
 
 
 class _HashingWriter:
@@ -76,9 +77,11 @@ def checkpoint_name(step: int) -> str:
 
 
 def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: int, loss: float | None,
-                    config_hash: str, on_write: Callable[[int], None] | None = None) -> CheckpointInfo:
+                    config_hash: str, on_write: Callable[[int], None] | None = None,
+                    best: tuple[float, int] | None = None) -> CheckpointInfo:
     """Save ``state`` as the checkpoint of ``step``, atomically, with its sidecar. ``on_write`` hears the size
-    of each chunk as it is written (progress; the test suite slows writes down with it)."""
+    of each chunk as it is written (progress; the test suite slows writes down with it). ``best``: the run's
+    best eval so far, kept in the sidecar, where status finds it without reading back through the log."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{checkpoint_name(step)}.pt"
     import torch  # here, not at the top: status readers of this module must not pay for importing torch
@@ -99,10 +102,11 @@ def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: in
             raise layout.DiskFull(final, expected or (writer.size if writer else None)) from exc
         raise
     info = CheckpointInfo(final, step, epoch, loss, time.time(), config_hash, writer.size,
-                          writer.digest.hexdigest())
+                          writer.digest.hexdigest(), best)
     layout.write_atomic(final.with_suffix(".json"), json.dumps({
         "format": SIDECAR_FORMAT, "file": final.name, "step": step, "epoch": epoch, "loss": loss,
-        "time": info.time, "config_hash": config_hash, "bytes": info.bytes, "sha256": info.sha256}, indent=1).encode())
+        "time": info.time, "config_hash": config_hash, "bytes": info.bytes, "sha256": info.sha256,
+        **({"best_score": best[0], "best_step": best[1]} if best else {})}, indent=1).encode())
     layout.fsync_dir(folder)
     return info
 
@@ -111,9 +115,10 @@ def read_sidecar(path: Path) -> CheckpointInfo | None:
     """Parse one sidecar; ``None`` when it is missing, partial or malformed."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
+        best = (float(meta["best_score"]), int(meta["best_step"])) if "best_score" in meta else None
         return CheckpointInfo(path.with_name(meta["file"]), int(meta["step"]), int(meta["epoch"]),
                               meta.get("loss"), float(meta["time"]), str(meta["config_hash"]),
-                              int(meta["bytes"]), str(meta["sha256"]))
+                              int(meta["bytes"]), str(meta["sha256"]), best)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -20,11 +20,40 @@ from trm_core.rundir.scores import after_eval
 TAIL_BYTES = 1 << 20  # about ten thousand records: hours of steps, every restart of a day
 
 
+def _markers(kinds: tuple[type[Event], ...]) -> tuple[bytes, ...]:
+    return tuple(f'"event"{sep}"{kind.KIND}"'.encode() for kind in kinds for sep in (":", ": "))
+
+
 def _naming(path: Path, kinds: tuple[type[Event], ...]) -> list[bytes]:
     """The lines of the log's tail that name one of ``kinds`` (compact or spaced JSON), oldest first: each
     query wants a few kinds among thousands of step records, and only these lines are decoded."""
-    markers = tuple(f'"event"{sep}"{kind.KIND}"'.encode() for kind in kinds for sep in (":", ": "))
+    markers = _markers(kinds)
     return [line for line in tail_bytes(path, TAIL_BYTES).split(b"\n") if any(m in line for m in markers)]
+
+
+def newest_in_log(path: Path, *kinds: type[Event]) -> Event | None:
+    """The newest record of ``kinds`` anywhere in the log, read back from the end a window at a time: for a
+    kind so rare that the tail may not hold one (a paper preset's eval comes every few thousand steps). Reads
+    the whole log when there is none: a question for a worker's start, not for a poll."""
+    markers = _markers(kinds)
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with fh:
+        end, cut = fh.seek(0, 2), b""
+        while end > 0:
+            start = max(0, end - TAIL_BYTES)
+            fh.seek(start)
+            lines = (fh.read(end - start) + cut).split(b"\n")
+            cut = lines.pop(0) if start > 0 else b""  # perhaps half a line: completed by the window before
+            for line in reversed(lines):
+                if any(m in line for m in markers):
+                    found = [ev for ev in map(parse, parse_lines(line + b"\n").events) if isinstance(ev, kinds)]
+                    if found:
+                        return found[0]
+            end = start
+    return None
 
 
 def recent(path: Path, *kinds: type[Event]) -> list[Event]:
@@ -90,12 +119,10 @@ def steps_per_epoch(path: Path) -> int | None:
 
 
 def best_eval(path: Path) -> tuple[float, int] | None:
-    """(score, step) of the run's best eval by the task's figure: the newest eval's ``best_*`` carries every
-    earlier one's (a log's older evals may lie before the tail); evals written without it count by their own."""
-    best = None
-    for ev in recent(path, Eval):
-        best = after_eval(best, ev)
-    return best
+    """(score, step) of the run's best eval by the task's figure: the newest eval carries every earlier one's
+    (``best_*``; one written before those fields existed counts by its own figure)."""
+    newest_eval = newest_in_log(path, Eval)
+    return after_eval(None, newest_eval) if isinstance(newest_eval, Eval) else None
 
 
 def resumed_total(path: Path, max_steps: int, epochs: int) -> int | None:

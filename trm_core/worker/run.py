@@ -84,7 +84,7 @@ class Run:
             return
         info = ckpt.save_checkpoint(self.ckpt_dir, state, step=step,
                                     epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash(),
-                                    on_write=self.faults.checkpoint_writes(step))
+                                    on_write=self.faults.checkpoint_writes(step), best=self.best)
         ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
         watchdog.end()
         self.last_saved_step = step
