@@ -38,10 +38,10 @@ def eval_text(metric: str | None, score: float | None, best: float | None, best_
               target: float | None, target_name: str | None) -> str:
     """The newest eval by the task's figure, the run's best and the target: ``exact 0.612; best 0.640 at step
     4,500 (paper 0.874)`` (status's ``eval`` row)."""
-    if metric is None or score is None:
-        return "none yet" + _aim(target, target_name)
-    best_part = "" if best is None else f"; best {best:.3f}" + (f" at step {best_step:,}" if best_step is not None else "")
-    return f"{metric} {score:.3f}{best_part}{_aim(target, target_name)}"
+    parts = [f"{metric} {score:.3f}"] if metric is not None and score is not None else []
+    if best is not None:  # the newest eval may be older than the log's tail: the best is then all there is
+        parts.append(f"best {best:.3f}" + (f" at step {best_step:,}" if best_step is not None else ""))
+    return ("; ".join(parts) or "none yet") + _aim(target, target_name)
 
 
 LONG_STEP_S = 5.0  # a step longer than this shows its progress from the heartbeats

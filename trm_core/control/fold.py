@@ -14,18 +14,13 @@ from typing import Any, Iterable, Sequence
 
 from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, ErrorEvent, Eval, Event, Heartbeat,
                                      Restart, RunEnd, RunStart, Step)
-from trm_core.rundir.scores import after_eval
+from trm_core.rundir.scores import after_eval, is_number
 from trm_core.rundir.states import RunState
 
 ETA_WINDOW = 200  # steps the ETA's pace is measured over: long enough not to swing with each noisy step
 STEP_TIME_WINDOW = 20  # steps the typical step time is the median of
 ACTIVITY = (Step, Heartbeat, RunStart, Checkpoint, Eval)  # a worker that writes any of these is not stalled
 STEP_METRICS = ("loss", "halt_loss", "accuracy", "lr", "grad_norm", "sup_steps", "exact", "masked_accuracy")
-
-
-def is_number(value: object) -> bool:
-    """A figure to plot or show: an int or float, never a bool (JSON true is not a 1)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def eta_seconds(points: Sequence[tuple[float, int]], total_steps: int) -> float | None:

@@ -13,14 +13,15 @@ HEADLINES: tuple[tuple[str, str], ...] = (("masked_accuracy", "masked acc"), ("p
                                           ("exact", "exact"))
 
 
-def _number(value: object) -> bool:
+def is_number(value: object) -> bool:
+    """A figure to plot or show: an int or float, never a bool (JSON true is not a 1)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def headline(scores: Mapping[str, Any]) -> tuple[str, float] | None:
     """(label, value) of the task's figure among an eval's fields (by their Python names); None without one."""
     for key, label in HEADLINES:
-        if _number(scores.get(key)):
+        if is_number(scores.get(key)):
             return label, float(scores[key])
     return None
 

@@ -14,6 +14,7 @@ from trm_core.control.status import disk_warning
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
                                      Eval, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent, parse)
+from trm_core.rundir.scores import HEADLINES
 from trm_core.rundir.states import SUPERVISED, RunState
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_tui.event_text import event_line
@@ -109,7 +110,7 @@ class RunView(RunFold):
         """The figure that fits the task, held-out when there is an eval: the code task's accuracy on the
         masked bytes, ARC's pass@2 (puzzles solved in two attempts, by voting), else the share of whole
         answers right (puzzles solved)."""
-        for key, label in (("masked_accuracy", "masked acc"), ("pass_at_2", "pass@2"), ("exact", "exact")):
+        for key, label in HEADLINES:
             if key in self.eval_scores:
                 return f"eval {label}", self.eval_scores[key]
             if key in self.metrics:
