@@ -143,20 +143,33 @@ class KeeperClaimed(RuntimeError):
     """Another live keeper supervises this run."""
 
 
-def lock_run(run_dir: Path) -> int:
+EXITING_S = 10.0  # how long a worker that has just exited may still hold the lock (see lock_run)
+
+
+def lock_run(run_dir: Path, settle_s: float = EXITING_S) -> int:
     """Take the run's worker lock (the worker for its life, an auto-tune search for its own); returns the
-    lock's fd, which holds it until closed or the process dies. Raises RunClaimed naming the holder."""
+    lock's fd, which holds it until closed or the process dies. Raises RunClaimed naming the holder.
+
+    A worker that was just stopped counts as gone (its main thread is a zombie) while its other threads
+    (torch's pool, the watchdog) still wind down, and its open files, the lock among them, close only with
+    the last of them: held by no live worker, the lock is waited for up to ``settle_s`` before it counts as
+    another process's."""
     fd = os.open(run_dir / layout.WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        other = live_worker(run_dir)
-        if other is not None:
-            raise RunClaimed(f"another worker (pid {other.pid}) is already running {run_dir}") from None
-        raise RunClaimed(f"{run_dir} is locked by another process (an auto-tune search, or a worker starting "
-                         f"up); try again when it is done") from None
-    return fd
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            other = live_worker(run_dir)
+            if other is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            os.close(fd)
+            if other is not None:
+                raise RunClaimed(f"another worker (pid {other.pid}) is already running {run_dir}") from None
+            raise RunClaimed(f"{run_dir} is locked by another process (an auto-tune search, or a worker starting "
+                             f"up); try again when it is done") from None
 
 
 def _record_self(run_dir: Path, name: str, role: str = "worker") -> None:
