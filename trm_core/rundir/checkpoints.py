@@ -115,11 +115,18 @@ def read_sidecar(path: Path) -> CheckpointInfo | None:
     """Parse one sidecar; ``None`` when it is missing, partial or malformed."""
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-        best = (float(meta["best_score"]), int(meta["best_step"])) if "best_score" in meta else None
         return CheckpointInfo(path.with_name(meta["file"]), int(meta["step"]), int(meta["epoch"]),
                               meta.get("loss"), float(meta["time"]), str(meta["config_hash"]),
-                              int(meta["bytes"]), str(meta["sha256"]), best)
+                              int(meta["bytes"]), str(meta["sha256"]), _best(meta))
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _best(meta: dict[str, Any]) -> tuple[float, int] | None:
+    """The sidecar's best eval: advice for status, so a malformed one is dropped, never the checkpoint."""
+    try:
+        return float(meta["best_score"]), int(meta["best_step"])
+    except (KeyError, ValueError, TypeError):
         return None
 
 
