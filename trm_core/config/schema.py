@@ -117,6 +117,9 @@ class TrainConfig:
                                 "eval_interval (a puzzle set's sampler restarts its stream there, as its loader); "
                                 "needs eval_every = 0; 0 = off", min=0)
     eval_batches: int = _f(8, "batches per eval; 0 = the whole held-out split", min=0)
+    eval_save_predictions: bool = _f(False, "every eval also writes its predictions and metrics to "
+                                     "RUN/evals/step-N-WEIGHTS-test/, as trm-tui eval does (the reference's "
+                                     "eval_save_outputs); browse them with trm-tui eval --show or p")
     target_score: float = _f(0.0, "a score to reach, in the task's eval figure (the code task's masked accuracy, "
                              "ARC's pass@2, else whole answers right): drawn as a line on the eval chart (t) and "
                              "shown beside the best eval in status and runs; the paper presets hold the paper's; "

@@ -33,6 +33,15 @@ class Dataset(Protocol):
         """A fixed slice of the held-out split, the same at every eval."""
         ...
 
+    def split_size(self, split: str) -> int:
+        """Examples in ``split`` ("test": the held-out split; "train") as ``examples`` numbers them."""
+        ...
+
+    def examples(self, split: str, start: int, size: int) -> Batch:
+        """Examples ``start:start + size`` of ``split`` in a fixed order (the held-out split's are
+        ``eval_batch``'s): what ``trm-tui eval`` runs."""
+        ...
+
 
 def mix_seed(*parts: int) -> int:
     """A 63-bit seed from integers, stable across processes and Python versions."""

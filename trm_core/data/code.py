@@ -135,3 +135,14 @@ class CodeDataset:
     def eval_batch(self, start: int, size: int) -> Batch:
         ids = torch.arange(start, start + size) % max(1, self.num_eval)
         return self._mask(self.chunks[self.eval_ids[ids]].long(), torch.Generator().manual_seed(start))
+
+    def split_size(self, split: str) -> int:
+        return self.num_eval if split == "test" else self.num_train
+
+    def examples(self, split: str, start: int, size: int) -> Batch:
+        """The held-out split as every eval masks it; the training split's chunks masked the same way (by their
+        start), in order."""
+        if split == "test":
+            return self.eval_batch(start, size)
+        ids = torch.arange(start, min(self.num_train, start + size))
+        return self._mask(self.chunks[self.train_ids[ids]].long(), torch.Generator().manual_seed(start))

@@ -79,3 +79,11 @@ class PairsDataset:
     def eval_batch(self, start: int, size: int) -> Batch:
         ids = torch.arange(start, start + size) % max(1, self.num_eval)
         return Batch(self.eval_in[ids], self.eval_out[ids])
+
+    def split_size(self, split: str) -> int:
+        return self.num_eval if split == "test" else self.num_train
+
+    def examples(self, split: str, start: int, size: int) -> Batch:
+        if split == "test":
+            return self.eval_batch(start, size)
+        return Batch(self.train_in[start:start + size], self.train_out[start:start + size])

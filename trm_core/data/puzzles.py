@@ -156,3 +156,10 @@ class PuzzleDataset:
     def eval_batch(self, start: int, size: int) -> Batch:
         start = start % max(1, self.num_eval)
         return self.test.examples(start, min(self.num_eval, start + size))
+
+    def split_size(self, split: str) -> int:
+        return (self.test if split == "test" else self.train).num_examples
+
+    def examples(self, split: str, start: int, size: int) -> Batch:
+        part = self.test if split == "test" else self.train
+        return part.examples(start, min(part.num_examples, start + size))

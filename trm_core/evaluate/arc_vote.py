@@ -37,6 +37,7 @@ def grid_hash(grid: np.ndarray) -> str:
 class _Answer:
     votes: int = 0
     confidence: float = 0.0  # summed; divided by votes when ranked
+    grid: list | None = None  # the answer itself, in the original puzzle's colours and orientation
 
     def rank_key(self) -> tuple[int, float]:
         return self.votes, self.confidence / self.votes
@@ -51,6 +52,8 @@ class ArcVoting:
     # original puzzle -> [(input hash, answer hash)] for each of its test pairs
     solutions: dict[str, list[tuple[str, str]]]
     ks: Sequence[int] = (1, 2)
+    # original puzzle -> its test pairs as the dataset's test_puzzles.json gives them (input and output grids)
+    tests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _answers: dict[str, dict[str, dict[str, _Answer]]] = field(default_factory=dict)
     _undo: dict[int, tuple[str, Callable[[np.ndarray], np.ndarray]]] = field(default_factory=dict)
 
@@ -66,15 +69,16 @@ class ArcVoting:
             raise ConfigError(f"{ids_path}: expected a list of puzzle identifier names")
         if not isinstance(puzzles, dict):
             raise ConfigError(f"{puzzles_path}: expected an object of ARC puzzles by id")
-        solutions = {}
+        solutions, tests = {}, {}
         for name, puzzle in puzzles.items():
             try:
                 solutions[name] = [(grid_hash(np.array(pair["input"])), grid_hash(np.array(pair["output"])))
                                    for pair in puzzle["test"]]
+                tests[name] = list(puzzle["test"])
             except (KeyError, TypeError, ValueError):
                 raise ConfigError(f"{puzzles_path}: puzzle {name}: expected test pairs with input and output "
                                   f"grids") from None
-        return cls(identifiers, solutions)
+        return cls(identifiers, solutions, tests=tests)
 
     def reset(self) -> None:
         self._answers = {}
@@ -96,23 +100,45 @@ class ArcVoting:
                 continue
             name, back = self._inverse(int(ident))
             input_hash = grid_hash(back(crop(tokens)))
+            grid = back(crop(pred))
             answer = self._answers.setdefault(name, {}).setdefault(input_hash, {}) \
-                .setdefault(grid_hash(back(crop(pred))), _Answer())
+                .setdefault(grid_hash(grid), _Answer())
+            if answer.grid is None:
+                answer.grid = grid.tolist()
             answer.votes += 1
             answer.confidence += float(q)
+
+    def ranked(self, name: str, input_hash: str) -> list[tuple[str, _Answer]]:
+        """The answers to one original test input, most voted first (ties: the more confident)."""
+        return sorted(self._answers.get(name, {}).get(input_hash, {}).items(), key=lambda kv: kv[1].rank_key(),
+                      reverse=True)
+
+    def answers(self, top: int = 10) -> dict[str, list[dict[str, Any]]]:
+        """Each voted puzzle's test inputs in its own order, each with its ``top`` answers: the grid, its votes,
+        the mean halting confidence of its voters and whether it is the right one (arc_votes.json)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in sorted(self._answers):
+            pairs = self.solutions.get(name, [])
+            tests = self.tests.get(name, [{}] * len(pairs))
+            out[name] = [{"input": test.get("input"), "output": test.get("output"),
+                          "answers": [{"grid": a.grid, "votes": a.votes,
+                                       "confidence": round(a.confidence / a.votes, 6), "correct": h == answer_hash}
+                                      for h, a in self.ranked(name, input_hash)[:top]]}
+                         for (input_hash, answer_hash), test in zip(pairs, tests)]
+        return out
 
     def result(self) -> dict[str, Any]:
         """``{"pass_at_1": ..., "pass_at_2": ..., "voted_puzzles": n}`` over the puzzles with any answer."""
         solved = defaultdict(float)
         seen = 0
-        for name, by_input in self._answers.items():
+        for name in self._answers:
             pairs = self.solutions.get(name)
             if not pairs:
                 continue
             seen += 1
             hits = defaultdict(int)
             for input_hash, answer_hash in pairs:
-                ranked = sorted(by_input.get(input_hash, {}).items(), key=lambda kv: kv[1].rank_key(), reverse=True)
+                ranked = self.ranked(name, input_hash)
                 for k in self.ks:
                     hits[k] += any(h == answer_hash for h, _ in ranked[:k])
             for k in self.ks:

@@ -31,6 +31,7 @@ from typing import BinaryIO, Iterator
 RUN_CONFIG = "config.toml"
 EVENTS = "events.jsonl"
 CHECKPOINTS = "checkpoints"
+EVALS = "evals"
 WORKER_IDENTITY = "worker.json"
 WORKER_LOCK = "worker.lock"
 WORKER_LOG = "worker.log"
@@ -85,6 +86,11 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.root / CHECKPOINTS
+
+    @property
+    def evals(self) -> Path:
+        """Where ``trm-tui eval`` (and the in-training eval, with ``train.eval_save_predictions``) writes."""
+        return self.root / EVALS
 
     # this node's files
     @property

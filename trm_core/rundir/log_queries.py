@@ -142,3 +142,24 @@ def command_answer(lines: Iterable[dict], cid: str) -> CommandAck | None:
             assert isinstance(ack, CommandAck)
             return ack
     return None
+
+
+def every(path: Path, *kinds: type[Event]) -> list[Event]:
+    """Every record of ``kinds`` in the whole log, oldest first, read a window at a time and decoding only the
+    lines that name them: for a question about the run's whole history (which checkpoint scored best), asked
+    once by a command, never by a poll."""
+    markers = _markers(kinds)
+    found: list[Event] = []
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return found
+    with fh:
+        cut = b""
+        while block := fh.read(TAIL_BYTES):
+            lines = (cut + block).split(b"\n")
+            cut = lines.pop()
+            wanted = [line for line in lines if any(m in line for m in markers)]
+            if wanted:
+                found += [ev for ev in map(parse, parse_lines(b"\n".join(wanted) + b"\n").events) if isinstance(ev, kinds)]
+    return found

@@ -1,49 +1,106 @@
-"""Eval: every held-out sample through the supervision steps, scored at its exit."""
+"""Eval: every held-out sample through the supervision steps, scored at its exit.
+
+One code path for the in-training eval (``Trainer.evaluate``) and ``trm-tui eval`` on a checkpoint
+(``evaluate.session``): both hand ``evaluate_batches`` an ``EvalModel``, so the same checkpoint, split and
+batches give the same numbers bit for bit. A ``Trace`` hears every supervision step of every batch (the
+answers after each step, the halting logits) without changing what is computed.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Protocol
 
 import torch
 
 from trm_core.data.base import Batch
+from trm_core.train.sample_loss import Losses
 from trm_core.train.steps.host import StepHost
 
 Observer = Callable[[Batch, torch.Tensor, torch.Tensor], None]
 FIGURES = ("loss", "accuracy", "exact", "sup_steps", "masked_accuracy")
 
 
+class Trace(Protocol):
+    """Hears one batch's supervision steps: ``start`` with the batch, ``step`` after each supervision step
+    with the rows still running (their index in the batch), their answers (rows, seq), halting logits, whole
+    answers right and which of them exit now; ``finish`` when every row has exited."""
+
+    def start(self, batch: Batch, max_sup: int) -> None: ...
+
+    def step(self, rows: torch.Tensor, sup: int, answers: torch.Tensor, halt_logit: torch.Tensor,
+             exact: torch.Tensor, accuracy: torch.Tensor, exiting: torch.Tensor) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+@dataclass
+class EvalModel:
+    """What an eval needs: the weights to run, where, and the rules a sample exits by."""
+
+    model: Any                 # the TRM network (initial_state, forward)
+    device: torch.device
+    max_sup: int
+    halt_in_eval: bool
+    halt_logit_threshold: float
+    losses: Callable[..., Losses]
+    autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+
+    @classmethod
+    def of_trainer(cls, tr: StepHost) -> "EvalModel":
+        """The trainer's eval: its EMA weights when there are any."""
+        model = tr.ema.model if tr.ema is not None else tr.model
+        return cls(model, tr.device, tr.cfg.model.max_supervision_steps, tr.cfg.model.halt_in_eval,
+                   tr.halt_logit_threshold, tr._losses, tr.autocast)
+
+
 @torch.inference_mode()
 def evaluate(tr: StepHost, batches: list[Batch], observe: Observer | None = None,
-             on_progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+             on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None) -> dict[str, float]:
     """Loss and accuracy at each sample's exit, using the EMA weights when there are any. Samples run every
     supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training.
     ``observe(batch, predictions, confidence)`` hears each batch's predicted tokens and halting probability
     at each sample's exit (ARC votes on them); ``on_progress(k, K)`` hears each finished batch."""
-    model = tr.ema.model if tr.ema is not None else tr.model
-    model.eval()
-    totals = dict.fromkeys(FIGURES, 0.0)
-    any_hidden, count = False, 0
-    for done, batch in enumerate(batches, 1):
-        any_hidden = any_hidden or batch.hidden is not None
-        count += _evaluate_batch(tr, model, batch, totals, observe)
-        if on_progress is not None:
-            on_progress(done, len(batches))
+    totals, count, any_hidden = evaluate_batches(EvalModel.of_trainer(tr), batches, observe, on_progress, trace)
     if tr.group.distributed:  # each rank evaluated its share of the batches
         summed = tr.group.sum(torch.tensor([*totals.values(), count, any_hidden], dtype=torch.float64,
                                            device=tr.device)).tolist()
         totals = dict(zip(totals, summed[:len(totals)]))
         count, any_hidden = int(summed[len(totals)]), bool(summed[-1])
-    result = {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
+    return figures(totals, count, any_hidden)
+
+
+def figures(totals: dict[str, float], count: int, any_hidden: bool) -> dict[str, Any]:
+    """The eval's means over the samples scored (an ``eval`` event's fields)."""
+    result: dict[str, Any] = {k: v / max(1, count) for k, v in totals.items()} | {"samples": count}
     if not any_hidden:
         result["masked_accuracy"] = None
     return result
 
 
-def _evaluate_batch(tr: StepHost, model: torch.nn.Module, batch: Batch, totals: dict[str, float],
-                    observe: Observer | None) -> int:
+@torch.inference_mode()
+def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observer | None = None,
+                     on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None,
+                     total: int | None = None) -> tuple[dict[str, float], int, bool]:
+    """Sums of the figures over ``batches`` (any iterable; ``total`` its length when it has none), the
+    samples scored, and whether any batch had hidden positions."""
+    ev.model.eval()
+    totals = dict.fromkeys(FIGURES, 0.0)
+    any_hidden, count = False, 0
+    expected = total if total is not None else len(batches)
+    for done, batch in enumerate(batches, 1):
+        any_hidden = any_hidden or batch.hidden is not None
+        count += _evaluate_batch(ev, batch, totals, observe, trace)
+        if on_progress is not None:
+            on_progress(done, expected)
+    return totals, count, any_hidden
+
+
+def _evaluate_batch(ev: EvalModel, batch: Batch, totals: dict[str, float], observe: Observer | None,
+                    trace: Trace | None) -> int:
     """One batch, its figures added to ``totals``; the number of samples scored."""
-    dev, max_sup = tr.device, tr.cfg.model.max_supervision_steps
+    dev, max_sup, model = ev.device, ev.max_sup, ev.model
     inputs, targets = batch.inputs.to(dev), batch.targets.to(dev)
     hidden = batch.hidden.to(dev) if batch.hidden is not None else None
     ids = batch.puzzle_ids.to(dev) if batch.puzzle_ids is not None else None
@@ -51,31 +108,39 @@ def _evaluate_batch(tr: StepHost, model: torch.nn.Module, batch: Batch, totals: 
     rows = torch.arange(len(inputs), device=dev)  # each active sample's row in the batch
     predictions = torch.empty_like(inputs) if observe is not None else None
     confidence = torch.empty(len(inputs), device=dev) if observe is not None else None
+    if trace is not None:
+        trace.start(batch, max_sup)
     count = 0
     for sup in range(max_sup):
-        with tr.autocast():
+        with ev.autocast():
             out = model(inputs, y, z, ids)
-        ce, _, accuracy, exact, hidden_acc = tr._losses(out.logits, targets, out.halt_logit, hidden)
+        ce, _, accuracy, exact, hidden_acc = ev.losses(out.logits, targets, out.halt_logit, hidden)
         last = sup == max_sup - 1
-        exiting = (out.halt_logit >= tr.halt_logit_threshold) | last if tr.cfg.model.halt_in_eval else \
+        exiting = (out.halt_logit >= ev.halt_logit_threshold) | last if ev.halt_in_eval else \
             torch.full_like(out.halt_logit, last, dtype=torch.bool)
-        totals["loss"] += ce[exiting].sum().item()
-        totals["accuracy"] += accuracy[exiting].sum().item()
+        # summed in float64: the same examples give the same figures whatever the batch size
+        totals["loss"] += ce[exiting].double().sum().item()
+        totals["accuracy"] += accuracy[exiting].double().sum().item()
         totals["exact"] += exact[exiting].sum().item()
         if hidden_acc is not None:
-            totals["masked_accuracy"] += hidden_acc[exiting].sum().item()
+            totals["masked_accuracy"] += hidden_acc[exiting].double().sum().item()
         totals["sup_steps"] += exiting.sum().item() * (sup + 1)
         count += int(exiting.sum())
-        if predictions is not None and confidence is not None:
-            predictions[rows[exiting]] = out.logits.argmax(-1).t()[exiting]
+        answers = out.logits.argmax(-1).t() if observe is not None or trace is not None else None
+        if trace is not None and answers is not None:
+            trace.step(rows, sup, answers, out.halt_logit, exact, accuracy, exiting)
+        if predictions is not None and confidence is not None and answers is not None:
+            predictions[rows[exiting]] = answers[exiting]
             confidence[rows[exiting]] = torch.sigmoid(out.halt_logit.float()[exiting])
-            rows = rows[~exiting]
+        rows = rows[~exiting]
         keep = ~exiting
         inputs, targets, y, z = inputs[keep], targets[keep], out.y[:, keep], out.z[:, keep]
         hidden = hidden[keep] if hidden is not None else None
         ids = ids[keep] if ids is not None else None
         if not len(inputs):
             break
+    if trace is not None:
+        trace.finish()
     if observe is not None and predictions is not None and confidence is not None:
         observe(batch, predictions.cpu(), confidence.cpu())
     return count

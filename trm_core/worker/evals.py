@@ -3,23 +3,25 @@ across ranks, and the one-line score a run ends with."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from trm_core.data import Dataset
 from trm_core.distributed.group import Group
+from trm_core.train.evaluate import Trace
 from trm_core.train.trainer import Trainer
 
 
 def evaluate_with_votes(trainer: Trainer, dataset: Dataset, group: Group, batches: list,
-                        on_progress: Callable[[int, int], None]) -> dict:
+                        on_progress: Callable[[int, int], None], trace: Trace | None = None) -> dict:
     """The trainer's eval, with ARC's votes counted where the dataset has them. With several ranks each
     evaluates its share of the batches; rank 0 counts every rank's votes, in the batches' order."""
     voting = getattr(dataset, "voting", None)
     mine = group.spread(batches)
     if voting is None:
-        return trainer.evaluate(mine, on_progress=on_progress)
+        return trainer.evaluate(mine, on_progress=on_progress, trace=trace)
     seen: list[tuple] = []
-    result = trainer.evaluate(mine, on_progress=on_progress, observe=lambda batch, preds, conf: seen.append(
+    result = trainer.evaluate(mine, on_progress=on_progress, trace=trace, observe=lambda batch, preds, conf: seen.append(
         (batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy())))
     per_rank = group.objects(seen) if group.distributed else [seen]
     if not group.leader:
@@ -50,3 +52,37 @@ def eval_set(ds: Dataset, batch_size: int, batches: int) -> list:
     if batches:
         return [ds.eval_batch(i * batch_size, batch_size) for i in range(batches)]
     return [ds.eval_batch(start, min(batch_size, ds.num_eval - start)) for start in range(0, ds.num_eval, batch_size)]
+
+
+def save_predictions(trainer: Trainer, dataset: Dataset, group: Group, records: list, result: dict, step: int,
+                     epoch: int, seconds: float, evals: Path) -> Path | None:
+    """``train.eval_save_predictions``: the eval just run, written as ``trm-tui eval`` writes one (rank 0 writes
+    every rank's batches, in the batches' order). A collective: every rank calls it."""
+    from trm_core.evaluate import session
+
+    per_rank = group.objects(records) if group.distributed else [records]
+    if not group.leader:
+        return None
+    world = len(per_rank)
+    ordered = [per_rank[i % world][i // world] for i in range(sum(map(len, per_rank)))]
+    count = sum(map(len, ordered))
+    cfg = trainer.cfg
+    weights = "ema" if trainer.ema is not None else "raw"
+    size = dataset.split_size("test")
+    context = {"task": session.task_of(cfg, dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
+               "vocab_size": dataset.vocab_size, "step": step, "weights": weights, "split": "test",
+               "halt_threshold": cfg.model.halt_threshold, "halt_in_eval": cfg.model.halt_in_eval,
+               "run_dir": str(evals.parent)}
+    folder = session.EvalFolder(evals, session.folder_name(step, weights, "test", count, size), count,
+                                cfg.model.seq_len, cfg.model.max_supervision_steps, dataset.vocab_size,
+                                cfg.data.kind == "code", context, voting=None)
+    try:
+        for record in ordered:
+            folder(record)
+        metrics = session.event_fields(result) | folder.per_step() | {
+            "step": step, "epoch": epoch, "checkpoint": None, "weights": weights, "split": "test",
+            "examples": count, "batch_size": cfg.train.batch_size, "device": str(trainer.device),
+            "seconds": round(seconds, 3), "in_training": True}
+        return folder.finish(metrics, getattr(dataset, "voting", None))
+    finally:
+        folder.discard()

@@ -30,7 +30,8 @@ from trm_core.rundir.records import Checkpoint, Eval, RunEnd, RunStart, Step, Wa
 from trm_core.train.trainer import Trainer
 from trm_core.worker.console import Console
 from trm_core.worker.endings import Endings
-from trm_core.worker.evals import eval_set, evaluate_with_votes, score_text
+from trm_core.evaluate.trace import StepTrace
+from trm_core.worker.evals import eval_set, evaluate_with_votes, save_predictions, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport
 from trm_core.worker.stop import StopRequest
@@ -253,7 +254,13 @@ class Run:
         """The in-training eval after ``step``, under the watchdog, recorded as an ``eval`` event."""
         watchdog.begin("eval", step)
         t0 = time.perf_counter()
-        result = evaluate_with_votes(self.trainer, self.dataset, self.group, batches, on_progress)
+        records: list = []
+        trace = StepTrace(self.trainer.halt_logit_threshold, records.append) \
+            if self.cfg.train.eval_save_predictions else None
+        result = evaluate_with_votes(self.trainer, self.dataset, self.group, batches, on_progress, trace)
+        if trace is not None:
+            save_predictions(self.trainer, self.dataset, self.group, records, result, step, epoch + 1,
+                             time.perf_counter() - t0, RunDir(self.run_dir).evals)
         watchdog.end()
         figure = headline(result)
         self.best = best_of(self.best, figure[1] if figure else None, step)

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("trm_tui.cli.status", "cmd_status"),
     "stop": ("trm_tui.cli.stop", "cmd_stop"),
     "autotune": ("trm_tui.cli.autotune", "cmd_autotune"),
+    "eval": ("trm_tui.cli.eval", "cmd_eval"),
     "runs": ("trm_tui.runs", "cmd_runs"),
     "serve": ("trm_tui.serve", "cmd_serve"),
     "data": ("trm_tui.data_cli", "cmd_data"),

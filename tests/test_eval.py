@@ -1,0 +1,176 @@
+"""``trm-tui eval`` on real runs: it reproduces the in-training eval of a checkpoint exactly, writes the
+predictions format the browser reads, picks checkpoints and weights as asked, stops cleanly on Ctrl-C, and
+writes and scores an ARC Prize submission."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import cli, cli_run, events, run_worker
+from trm_core.data.base import Batch
+from trm_core.evaluate.predictions import PredictionWriter, Predictions
+from trm_core.evaluate.trace import StepTrace
+
+FIGURES = ("loss", "accuracy", "exact", "sup_steps", "samples", "masked_accuracy")
+
+
+def _sets(**extra: object) -> list[str]:
+    sets = {"model.dim": 32, "model.depth": 1, "model.latent_steps": 1, "model.refinement_blocks": 2,
+            "model.max_supervision_steps": 4, "train.batch_size": 8, "train.max_steps": 20, "train.eval_every": 10,
+            "train.eval_batches": 0, "train.checkpoint_every": 10, "train.threads": 1, "train.warmup_steps": 2,
+            "train.learning_rate": 0.003, "train.ema_decay": 0.9} | extra
+    return [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+
+
+@pytest.fixture(scope="module")
+def sudoku_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained run on a small Sudoku set whose evals saved their predictions."""
+    root = tmp_path_factory.mktemp("eval")
+    assert cli_run("data", "sudoku-generate", "--count", "120", "--blanks", "40", "--out", str(root / "p.csv"),
+                   "--seed", "7").returncode == 0
+    assert cli_run("data", "sudoku", "--csv", str(root / "p.csv"), "--out", str(root / "ds"), "--aug", "3").returncode == 0
+    run = root / "run"
+    done = run_worker(run, ["--set", "data.kind='puzzles'", "--set", f"data.dataset_dir='{root / 'ds'}'",
+                            *_sets(**{"train.eval_save_predictions": "true"})], timeout=300)
+    assert done.returncode == 0, done.stderr
+    return run
+
+
+def _eval(run: Path, *args: str) -> dict:
+    done = cli_run("eval", "--run-dir", str(run), "--json", *args, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.process
+def test_eval_of_a_checkpoint_reproduces_its_in_training_eval_exactly(sudoku_run: Path) -> None:
+    in_training = {e["step"]: e for e in events(sudoku_run, "eval")}
+    assert sorted(in_training) == [10, 20]
+    saved = sudoku_run / "evals" / "step-10-ema-test"
+    kept = sudoku_run.parent / "in-training-10"
+    shutil.copytree(saved, kept)
+    assert json.loads((kept / "metrics.json").read_text())["in_training"] is True
+    metrics = _eval(sudoku_run, "--checkpoint", "10", "--batch-size", "8")  # the run's batches
+    for name in FIGURES:
+        assert metrics[name] == in_training[10][name], name
+    assert metrics["examples"] == 12 and metrics["weights"] == "ema" and metrics["step"] == 10
+    assert len(metrics["exact_by_step"]) == 4 and metrics["exact_by_step"][-1] == metrics["exact"]
+    for array in sorted((kept / "predictions").glob("*.npy")):  # the same predictions, byte for byte
+        assert np.array_equal(np.load(array), np.load(saved / "predictions" / array.name)), array.name
+    other = _eval(sudoku_run, "--checkpoint", "10", "--batch-size", "5")
+    assert other["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)  # another batch: rounding at most
+
+
+@pytest.mark.process
+def test_checkpoints_and_weights_are_picked_as_asked(sudoku_run: Path) -> None:
+    scores = {e["step"]: e["exact"] for e in events(sudoku_run, "eval")}
+    best = _eval(sudoku_run, "--checkpoint", "best", "--no-predictions")
+    assert best["step"] == max(scores, key=lambda s: (scores[s], -s))
+    assert not (sudoku_run / "evals" / f"step-{best['step']}-ema-test" / "predictions").exists()
+    latest = _eval(sudoku_run, "--weights", "raw", "--limit", "5")
+    assert latest["step"] == 20 and latest["weights"] == "raw" and latest["examples"] == 5
+    assert latest["folder"].endswith("step-20-raw-test-first5")
+    train = _eval(sudoku_run, "--split", "train", "--limit", "16", "--batch-size", "16")
+    assert train["split"] == "train" and train["samples"] == 16
+    for args, says in ((["--checkpoint", "7"], "checkpoints at steps: 10, 20"),
+                       (["--checkpoint", "soon"], "expected latest, best or a step"),
+                       (["--limit", "0"], "--limit 0"), (["--device", "cuda:9"], "cuda:9")):
+        done = cli_run("eval", "--run-dir", str(sudoku_run), *args)
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+    missing = cli_run("eval", "--run-dir", str(sudoku_run.parent / "nothing"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@pytest.mark.process
+def test_ctrl_c_stops_the_eval_and_leaves_nothing(sudoku_run: Path) -> None:
+    before = sorted(p.name for p in (sudoku_run / "evals").iterdir())
+    proc = cli("eval", "--run-dir", str(sudoku_run), "--split", "train", "--batch-size", "1")
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the progress lines: stop it 10% in
+        if line.startswith("eval: ") and not line.startswith("eval: 0/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; nothing written" in err and "Traceback" not in err
+    assert sorted(p.name for p in (sudoku_run / "evals").iterdir()) == before  # no folder, no temp folder
+
+
+def test_predictions_keep_every_step_as_changes_and_give_it_back(tmp_path: Path) -> None:
+    """A scripted eval of 3 rows over 3 steps, one row exiting after step 2: every answer comes back."""
+    answers = torch.tensor([[[1, 2, 3, 4], [5, 6, 7, 8], [1, 1, 1, 1]],
+                            [[1, 2, 9, 4], [5, 6, 7, 8], [2, 2, 1, 1]],
+                            [[1, 2, 9, 9], [5, 6, 7, 8], [2, 2, 1, 1]]])  # (step, row, seq)
+    targets = torch.tensor([[1, 2, 9, 9], [5, 6, 7, 0], [2, 2, 1, 1]])
+    records = []
+    trace = StepTrace(0.0, records.append)
+    trace.start(Batch(torch.zeros(3, 4, dtype=torch.long), targets), 3)
+    rows = torch.arange(3)
+    for sup in range(3):
+        a = answers[sup][rows]
+        exact = (a == targets[rows]).all(1)
+        exiting = torch.tensor([False, True, False])[rows] if sup == 1 else torch.full((len(rows),), sup == 2)
+        halt = torch.tensor([-1.0, 2.0, 0.5])[rows] if sup else torch.full((len(rows),), -3.0)
+        trace.step(rows, sup, a, halt, exact, exact.float(), exiting)
+        rows = rows[~exiting]
+    trace.finish()
+    writer = PredictionWriter(tmp_path / "p", 3, 4, 3, 12, False, {"task": "tokens"})
+    writer.add(records[0])
+    writer.close()
+    p = Predictions.open(tmp_path / "p")
+    for row, exit_step in ((0, 3), (1, 2), (2, 3)):
+        for step in range(1, exit_step + 1):
+            assert p.answer(row, step).tolist() == answers[step - 1][row].tolist(), (row, step)
+        assert p.answer(row).tolist() == answers[exit_step - 1][row].tolist()
+    assert p.changed(0, 2).tolist() == [2] and p.changed(0, 3).tolist() == [3] and p.changed(2, 2).tolist() == [0, 1]
+    assert p["exit_step"].tolist() == [3, 2, 3] and p["halt_step"].tolist() == [3, 2, 2]
+    assert p["exact"][0].tolist() == [False, False, True] and bool(np.isnan(p["halt_prob"][1, 2]))
+    with pytest.raises(Exception, match="holds no predictions"):
+        Predictions.open(tmp_path)
+
+
+@pytest.mark.process
+def test_an_arc_eval_writes_a_submission_the_arc_prize_way(tmp_path: Path) -> None:
+    src = tmp_path / "arc"
+    src.mkdir()
+    puzzles = {f"p{i:07d}": {"train": [{"input": [[i % 9 + 1, 0]], "output": [[0, i % 9 + 1]]}],
+                             "test": [{"input": [[i % 9 + 1]]}, {"input": [[0, i % 9 + 1]]}]} for i in range(3)}
+    solutions = {pid: [[[i % 9 + 1]], [[i % 9 + 1, 0]]] for i, pid in enumerate(puzzles)}
+    for subset in ("training", "evaluation"):
+        (src / f"arc-agi_{subset}_challenges.json").write_text(json.dumps(puzzles))
+        (src / f"arc-agi_{subset}_solutions.json").write_text(json.dumps(solutions))
+    built = cli_run("data", "arc", "--json-dir", str(src), "--subsets", "training,evaluation",
+                    "--test-set", "evaluation", "--out", str(tmp_path / "ds"), "--aug", "2")
+    assert built.returncode == 0, built.stderr
+    run = tmp_path / "run"
+    trained = run_worker(run, ["--set", "data.kind='puzzles'", "--set", f"data.dataset_dir='{tmp_path / 'ds'}'",
+                               *_sets(**{"model.dim": 16, "model.refinement_blocks": 1, "model.max_supervision_steps": 2,
+                                         "train.batch_size": 6, "train.max_steps": 4, "train.eval_every": 4,
+                                         "train.checkpoint_every": 4})], timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    in_training = events(run, "eval")[-1]
+    sub = tmp_path / "submission.json"
+    metrics = _eval(run, "--batch-size", "6", "--arc-submission", str(sub), "--solutions",
+                    str(src / "arc-agi_evaluation_solutions.json"))
+    assert metrics["pass@2"] == in_training["pass@2"] and metrics["pass@1"] == in_training["pass@1"]
+    written = json.loads(sub.read_text())
+    assert sorted(written) == sorted(puzzles)
+    for task, attempts in written.items():
+        assert len(attempts) == 2 and all(set(a) == {"attempt_1", "attempt_2"} for a in attempts)
+    # the ARC Prize's score of the file equals the eval's pass@2 (every puzzle voted on)
+    assert metrics["arc_prize_score"] == pytest.approx(metrics["pass@2"])
+    votes = json.loads((Path(metrics["folder"]) / "arc_votes.json").read_text())
+    assert sorted(votes) == sorted(puzzles) and len(votes["p0000000"]) == 2
+    assert sum(a["votes"] for a in votes["p0000000"][0]["answers"]) == 3  # the original and its 2 disguises
+    # a submission scored against solutions it answers right scores 1
+    from trm_core.evaluate.submission import score
+    right = {t: [{"attempt_1": [[0]], "attempt_2": g} for g in grids] for t, grids in solutions.items()}
+    assert score(right, solutions)["score"] == 1.0 and score({}, solutions)["score"] == 0.0
+    sudoku_like = cli_run("eval", "--run-dir", str(run), "--arc-submission", str(sub), "--split", "train")
+    assert sudoku_like.returncode == 2 and "test split" in sudoku_like.stderr

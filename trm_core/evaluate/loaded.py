@@ -1,0 +1,135 @@
+"""A run's checkpoint made ready to evaluate: which checkpoint (latest, best or a step), which weights (the EMA
+or the raw ones), the run's own config and dataset, on the run's device or another.
+
+Nothing here touches the run: no lock is taken, nothing is written, so it is safe beside a live worker (the
+checkpoint's bytes are verified before they are read, and a prune that removes the file mid-read cannot
+change what an open file holds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from trm_core.config import Config, ConfigError, read_run_config, resolve
+from trm_core.data import Dataset, build_dataset
+from trm_core.rundir import checkpoints as ckpt
+from trm_core.rundir import log_queries
+from trm_core.rundir.layout import RunDir
+from trm_core.rundir.records import Eval
+from trm_core.rundir.scores import headline
+from trm_core.train.evaluate import EvalModel
+from trm_core.train.losses import LOSSES
+from trm_core.train.model import build_model
+from trm_core.train.sample_loss import SampleLoss, halt_logit_threshold
+
+WEIGHTS = ("ema", "raw")
+
+
+@dataclass
+class LoadedCheckpoint:
+    run: RunDir
+    cfg: Config
+    dataset: Dataset
+    info: ckpt.CheckpointInfo
+    weights: str          # "ema" or "raw"
+    ev: EvalModel
+
+
+def eval_scores(run: RunDir) -> dict[int, tuple[str, float]]:
+    """Each evaluated step's figure (label, value) from the run's whole log, the newest eval of a step kept."""
+    scores = {}
+    for ev in log_queries.every(run.events, Eval):
+        figure = headline(ev.__dict__)
+        if figure is not None:
+            scores[ev.step] = figure
+    return scores
+
+
+def pick_checkpoint(run: RunDir, which: str) -> ckpt.CheckpointInfo:
+    """``latest`` (the newest that verifies), ``best`` (the checkpoint whose step's eval scored best in the
+    log) or a step number; an error says which checkpoints there are."""
+    found = ckpt.list_checkpoints(run.checkpoints)
+    if not found:
+        raise ConfigError(f"{run.checkpoints}: no checkpoints (a run saves one every train.checkpoint_every steps "
+                          f"and when it stops)")
+    steps = ", ".join(str(i.step) for i in sorted(found, key=lambda i: i.step))
+    if which == "latest":
+        info, failed = ckpt.newest_verified(run.checkpoints)
+        if info is None:
+            raise ConfigError(f"{run.checkpoints}: no checkpoint verifies ({failed[0][1]})")
+        return info
+    if which == "best":
+        scores = eval_scores(run)
+        scored = [i for i in found if i.step in scores]
+        if not scored:
+            evals = ", ".join(map(str, sorted(scores))) or "none"
+            raise ConfigError(f"--checkpoint best: no checkpoint was saved at an evaluated step (evals at steps: "
+                              f"{evals}; checkpoints at steps: {steps}); name a step instead")
+        info = max(scored, key=lambda i: (scores[i.step][1], -i.step))  # a tie: the earlier step
+    else:
+        try:
+            step = int(which)
+        except ValueError:
+            raise ConfigError(f"--checkpoint {which}: expected latest, best or a step number") from None
+        matching = [i for i in found if i.step == step]
+        if not matching:
+            raise ConfigError(f"--checkpoint {step}: no checkpoint of that step (checkpoints at steps: {steps})")
+        info = matching[0]
+    problem = ckpt.verify(info)
+    if problem is not None:
+        raise ConfigError(f"{run.checkpoints}: {problem}")
+    return info
+
+
+def run_config(run: RunDir) -> Config:
+    """The run's own config, as its worker resolved it."""
+    return resolve(base=read_run_config(run.config), env={})
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: no CUDA device is available here; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+
+
+def load(run: RunDir, which: str = "latest", weights: str | None = None, device: str | None = None,
+         cfg: Config | None = None, dataset: Dataset | None = None) -> LoadedCheckpoint:
+    """The checkpoint ``which`` of ``run`` with its ``weights`` (the EMA's when the run keeps one, as the
+    in-training eval, unless given) on ``device`` (the run's when not given)."""
+    if not run.root.is_dir():
+        raise ConfigError(f"--run-dir {run.root}: no such run folder")
+    cfg = cfg or run_config(run)
+    info = pick_checkpoint(run, which)
+    has_ema = cfg.train.ema_decay > 0
+    weights = weights or ("ema" if has_ema else "raw")
+    if weights not in WEIGHTS:
+        raise ConfigError(f"--weights {weights}: expected ema or raw")
+    if weights == "ema" and not has_ema:
+        raise ConfigError("--weights ema: this run keeps no EMA of its weights (train.ema_decay = 0); use --weights raw")
+    dev = resolve_device(device or cfg.train.device)
+    dataset = dataset or build_dataset(cfg)
+    state = ckpt.load_checkpoint(info, map_location=dev)
+    model = build_model(cfg.model, dataset.vocab_size, getattr(dataset, "num_puzzle_ids", 1)).to(dev)
+    model.load_state_dict(state["model"])
+    if weights == "ema":
+        shadow = state["ema"]["weights"]
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(shadow[name])
+    model.requires_grad_(False).eval()
+    if cfg.train.precision == "bf16":
+        model.forward_dtype = torch.bfloat16
+    use_autocast = dev.type == "cuda" and cfg.train.precision == "autocast"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_autocast else contextlib.nullcontext
+    ev = EvalModel(model, dev, cfg.model.max_supervision_steps, cfg.model.halt_in_eval,
+                   halt_logit_threshold(cfg.model.halt_threshold),
+                   SampleLoss(LOSSES[cfg.train.loss], loss_on_hidden=cfg.data.loss_on == "masked"), autocast)
+    return LoadedCheckpoint(run, cfg, dataset, info, weights, ev)

@@ -1,0 +1,220 @@
+"""One eval of a checkpoint on a split, written as ``RUN/evals/step-N-WEIGHTS-SPLIT/``: ``metrics.json`` (an
+``eval`` event's figures, the share solved after each supervision step, how fast it ran), ``predictions/``
+(``evaluate.predictions``) and, for ARC, ``arc_votes.json`` (the voted answers of each test input).
+
+The folder is built under a temporary name and renamed into place when complete, so an interrupted eval
+(Ctrl-C, a kill) leaves nothing half-written, and a finished one replaces an older eval of the same name whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from trm_core.config import Config, ConfigError
+from trm_core.data import Dataset
+from trm_core.data.base import Batch
+from trm_core.evaluate.arc_vote import ArcVoting
+from trm_core.evaluate.loaded import LoadedCheckpoint
+from trm_core.evaluate.predictions import PredictionWriter
+from trm_core.evaluate.trace import BatchRecord, StepTrace
+from trm_core.rundir.scores import headline
+from trm_core.train.evaluate import EvalModel, evaluate_batches, figures
+
+METRICS = "metrics.json"
+PREDICTIONS = "predictions"
+ARC_VOTES = "arc_votes.json"
+SPLITS = ("test", "train")
+Progress = Callable[[int, int], None]  # (examples done, examples in all)
+
+
+@dataclass
+class EvalOutcome:
+    folder: Path
+    metrics: dict[str, Any]
+
+
+def folder_name(step: int, weights: str, split: str, count: int, split_size: int) -> str:
+    name = f"step-{step}-{weights}-{split}"
+    return name if count >= split_size else f"{name}-first{count}"
+
+
+def solved_by_step(exact: np.ndarray, exit_step: np.ndarray) -> list[float]:
+    """The share of examples whose whole answer is right after each supervision step; an example that exited
+    earlier (``model.halt_in_eval``) keeps the answer it exited with."""
+    if not len(exact):
+        return []
+    steps = exact.shape[1]
+    at_exit = exact[np.arange(len(exact)), exit_step.astype(np.int64) - 1]
+    ran = np.arange(1, steps + 1)[None, :] <= exit_step[:, None]
+    return [round(float(v), 6) for v in np.where(ran, exact, at_exit[:, None]).mean(0)]
+
+
+def batches(loaded: LoadedCheckpoint, split: str, count: int, batch_size: int) -> Iterator[Batch]:
+    for start in range(0, count, batch_size):
+        yield loaded.dataset.examples(split, start, min(batch_size, count - start))
+
+
+def auto_batch_size(ev: EvalModel, seq_len: int, count: int) -> int:
+    """The largest batch that fits without being wasteful: on a GPU, what one probe batch's peak memory says
+    fits in 80% of the free memory; on a CPU, 256 (past that a CPU gains nothing, and memory is the
+    machine's, shared with whatever else runs)."""
+    if ev.device.type != "cuda":
+        return max(1, min(count, 256))
+    probe = max(1, min(count, 16))
+    torch.cuda.synchronize(ev.device)
+    torch.cuda.reset_peak_memory_stats(ev.device)
+    base = torch.cuda.memory_allocated(ev.device)
+    with torch.inference_mode(), ev.autocast():
+        tokens = torch.zeros((probe, seq_len), dtype=torch.long, device=ev.device)
+        y, z = ev.model.initial_state(probe, seq_len)
+        ev.model(tokens, y, z, None)
+    per_example = max(1, (torch.cuda.max_memory_allocated(ev.device) - base) / probe)
+    free, _ = torch.cuda.mem_get_info(ev.device)
+    return max(1, min(count, int(0.8 * free / per_example)))
+
+
+class EvalFolder:
+    """One eval's folder in the making: every batch's record goes to the predictions writer, the ARC votes and
+    the per-step tallies; ``finish`` writes metrics.json (and arc_votes.json) and renames it into place;
+    ``discard`` leaves nothing."""
+
+    def __init__(self, evals: Path, name: str, count: int, seq_len: int, max_sup: int, vocab_size: int,
+                 has_hidden: bool, context: dict[str, Any], voting: ArcVoting | None,
+                 save_predictions: bool = True) -> None:
+        self.final = evals / name
+        self.tmp = evals / f".{name}.tmp-{os.getpid()}"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.writer = PredictionWriter(self.tmp / PREDICTIONS, count, seq_len, max_sup, vocab_size, has_hidden,
+                                       context) if save_predictions else None
+        self.voting = voting  # fed from the records here (trm-tui eval); None when the eval counts its own votes
+        if voting is not None:
+            voting.reset()
+        self.exact: list[np.ndarray] = []
+        self.exit_step: list[np.ndarray] = []
+        self.halt_step: list[np.ndarray] = []
+
+    def __call__(self, record: BatchRecord) -> None:
+        if self.writer is not None:
+            self.writer.add(record)
+        if self.voting is not None:
+            rows = np.arange(len(record))
+            confidence = record.halt_prob[rows, record.exit_step.astype(np.int64) - 1]
+            self.voting.add(record.puzzle_ids, record.inputs, record.final, confidence)
+        self.exact.append(record.exact)
+        self.exit_step.append(record.exit_step)
+        self.halt_step.append(record.halt_step)
+
+    def per_step(self) -> dict[str, Any]:
+        """The figures only a traced eval has: the share solved after each step, the mean halting step."""
+        if not self.exact:
+            return {"exact_by_step": [], "halt_step_mean": None}
+        halt = np.concatenate(self.halt_step)
+        return {"exact_by_step": solved_by_step(np.concatenate(self.exact), np.concatenate(self.exit_step)),
+                "halt_step_mean": round(float(halt.mean()), 4)}
+
+    def finish(self, metrics: dict[str, Any], voting: ArcVoting | None = None) -> Path:
+        """Write the rest and put the folder in place; ``voting``: the ARC votes, when counted elsewhere."""
+        if self.writer is not None:
+            self.writer.close()
+        (self.tmp / METRICS).write_text(json.dumps(metrics, indent=1))
+        voting = voting or self.voting
+        if voting is not None:
+            (self.tmp / ARC_VOTES).write_text(json.dumps(voting.answers()))
+        _replace(self.tmp, self.final)
+        return self.final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = None,
+             batch_size: int | None = None, on_progress: Progress | None = None,
+             save_predictions: bool = True) -> EvalOutcome:
+    """Evaluate, write the eval's folder, and return it with its metrics."""
+    dataset, ev = loaded.dataset, loaded.ev
+    size = dataset.split_size(split)
+    count = size if limit is None else max(0, min(limit, size))
+    if count == 0:
+        raise ConfigError(f"the {split} split of this run's data has no examples to evaluate")
+    seq_len = loaded.cfg.model.seq_len
+    batch = batch_size or auto_batch_size(ev, seq_len, count)
+    voting = getattr(dataset, "voting", None) if split == "test" else None
+    folder = EvalFolder(loaded.run.evals, folder_name(loaded.info.step, loaded.weights, split, count, size), count,
+                        seq_len, ev.max_sup, dataset.vocab_size, loaded.cfg.data.kind == "code",
+                        context_of(loaded, split), voting, save_predictions)
+    try:
+        t0 = time.perf_counter()
+
+        def progress(k: int, total: int) -> None:
+            if on_progress is not None:
+                on_progress(min(count, k * batch), count)
+
+        totals, scored, any_hidden = evaluate_batches(ev, batches(loaded, split, count, batch), None, progress,
+                                                      StepTrace(ev.halt_logit_threshold, folder),
+                                                      total=-(-count // batch))
+        seconds = time.perf_counter() - t0
+        metrics = figures(totals, scored, any_hidden) | (voting.result() if voting is not None else {})
+        metrics = metrics_record(metrics, folder.per_step(), loaded, split, count, batch, seconds)
+        final = folder.finish(metrics)
+    finally:
+        folder.discard()
+    return EvalOutcome(final, metrics)
+
+
+def context_of(loaded: LoadedCheckpoint, split: str) -> dict[str, Any]:
+    """What the browser needs to draw an example: the task, the data, the checkpoint."""
+    cfg = loaded.cfg
+    return {"task": task_of(cfg, loaded.dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
+            "vocab_size": loaded.dataset.vocab_size, "step": loaded.info.step, "weights": loaded.weights,
+            "split": split, "halt_threshold": cfg.model.halt_threshold, "halt_in_eval": cfg.model.halt_in_eval,
+            "run_dir": str(loaded.run.root)}
+
+
+def task_of(cfg: Config, ds: Dataset) -> str:
+    """sudoku, maze, arc, code or tokens: how an example is drawn."""
+    if cfg.data.kind == "code":
+        return "code"
+    if cfg.data.kind != "puzzles":
+        return "tokens"
+    if getattr(ds, "voting", None) is not None or (ds.vocab_size == 12 and cfg.model.seq_len == 900):
+        return "arc"
+    if ds.vocab_size == 11 and cfg.model.seq_len == 81:
+        return "sudoku"
+    if ds.vocab_size == 6:
+        return "maze"
+    return "tokens"
+
+
+def event_fields(figures_: dict[str, Any]) -> dict[str, Any]:
+    """An eval's figures under the names its ``eval`` event gives them (pass@1, pass@2), with its headline."""
+    out = {("pass@1" if k == "pass_at_1" else "pass@2" if k == "pass_at_2" else k): v for k, v in figures_.items()}
+    figure = headline(figures_)
+    return out | {"score": figure[1] if figure else None, "score_name": figure[0] if figure else None}
+
+
+def metrics_record(figures_: dict[str, Any], per_step: dict[str, Any], loaded: LoadedCheckpoint, split: str,
+                   count: int, batch: int, seconds: float) -> dict[str, Any]:
+    """metrics.json: the eval event's fields, the per-step figures, then where and how fast this eval ran."""
+    return event_fields(figures_) | per_step | {
+        "step": loaded.info.step, "epoch": loaded.info.epoch, "checkpoint": loaded.info.path.name,
+        "weights": loaded.weights, "split": split, "examples": count, "batch_size": batch,
+        "device": str(loaded.ev.device), "seconds": round(seconds, 3),
+        "examples_per_s": round(count / seconds, 2) if seconds > 0 else None, "time": time.time()}
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    """Put the finished folder in place of any older one of the same name (the old one goes only after)."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,181 @@
+"""``trm-tui eval``: evaluate any checkpoint of a run (its EMA or raw weights, on the held-out or the training
+split), write its metrics and predictions under ``RUN/evals/``, and optionally an ARC Prize submission; with
+``--show``, browse the predictions (``trm-tui eval --show`` alone opens the newest eval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from trm_core.config import ConfigError
+from trm_core.rundir.layout import RunDir
+from trm_tui.cli.common import run_dir_arg
+
+EXIT_INTERRUPTED = 130
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui eval", description="Evaluate a checkpoint of a run: every supervision "
+                                "step, as the paper evaluates. Writes RUN/evals/step-N-WEIGHTS-SPLIT/ (metrics.json, "
+                                "predictions/). Safe beside a live run: it takes no lock and writes only there.")
+    run_dir_arg(p)
+    p.add_argument("--checkpoint", default="latest", metavar="latest|best|STEP",
+                   help="which checkpoint: the newest (default), the one whose eval scored best in the log, or a step")
+    p.add_argument("--weights", choices=("ema", "raw"), help="the EMA weights (default, as the in-training eval, "
+                   "when the run keeps them) or the raw ones")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="the held-out split (default) or the "
+                   "training split")
+    p.add_argument("--limit", type=int, metavar="N", help="the first N examples of the split only")
+    p.add_argument("--batch-size", type=int, metavar="B", help="examples per batch (default: as many as memory "
+                   "allows on a GPU, 256 on a CPU)")
+    p.add_argument("--device", help="where to run it (default: the run's train.device): cpu, cuda, cuda:1, ...")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object, for scripts")
+    p.add_argument("--no-predictions", action="store_true", help="write metrics.json only")
+    p.add_argument("--arc-submission", type=Path, metavar="FILE", help="ARC: also write the ARC Prize submission "
+                   "(two voted attempts per test input) to FILE")
+    p.add_argument("--solutions", type=Path, metavar="FILE", help="ARC: score the submission against this "
+                   "solutions file, as the ARC Prize does")
+    p.add_argument("--show", action="store_true", help="browse the predictions afterwards (alone: the newest eval)")
+    return p
+
+
+class EvalProgress:
+    """Examples done, examples/s and the time left, on stderr: in place on a terminal, every 10% otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream, self.tty = stream, stream.isatty()
+        self.started = time.monotonic()
+        self._drawn, self._tenth = 0.0, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        rate = done / max(1e-9, now - self.started)
+        eta = (total - done) / rate if rate > 0 else 0.0
+        text = f"{done:,}/{total:,} examples, {rate:,.1f}/s, {_clock(eta)} left"
+        if self.tty:
+            if now - self._drawn < 0.1 and done < total:
+                return
+            self._drawn = now
+            bar = "#" * int(30 * done / max(1, total))
+            self.stream.write(f"\reval [{bar:<30}] {text}   " + ("\n" if done >= total else ""))
+        elif int(10 * done / max(1, total)) != self._tenth:
+            self._tenth = int(10 * done / max(1, total))
+            self.stream.write(f"eval: {text}\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def cmd_eval(argv: list[str]) -> int:
+    args = eval_parser().parse_args(argv)
+    run = RunDir.at(args.run_dir)
+    if not run.root.is_dir():
+        what = "is a file, not a run folder" if run.root.exists() else "does not exist"
+        raise ConfigError(f"--run-dir {run.root}: the folder {what}")
+    for flag in ("limit", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} {value}: must be at least 1")
+    if args.solutions and not args.arc_submission:
+        raise ConfigError("--solutions scores an ARC submission: give --arc-submission FILE too")
+    if args.show and _only_show(argv):
+        return show_newest(run)
+    from trm_core.evaluate import loaded as loading
+    from trm_core.evaluate.session import run_eval
+
+    checkpoint = loading.load(run, args.checkpoint, args.weights, args.device)
+    if args.arc_submission and getattr(checkpoint.dataset, "voting", None) is None:
+        raise ConfigError("--arc-submission: this run's data is not an ARC set (no test_puzzles.json beside it)")
+    if args.arc_submission and args.split != "test":
+        raise ConfigError("--arc-submission: the submission answers the test split; drop --split train")
+    print(f"trm-tui eval: step {checkpoint.info.step} ({checkpoint.weights} weights), {args.split} split, on "
+          f"{checkpoint.ev.device}", file=sys.stderr)
+    try:
+        outcome = run_eval(checkpoint, args.split, args.limit, args.batch_size, EvalProgress(),
+                           save_predictions=not args.no_predictions)
+    except KeyboardInterrupt:
+        print("\ntrm-tui eval: interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    metrics = outcome.metrics | {"folder": str(outcome.folder)}
+    if args.arc_submission:
+        metrics |= arc_submission(outcome.folder, checkpoint.dataset.voting.tests, args.arc_submission, args.solutions)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print_metrics(metrics)
+    if args.show:
+        return show(outcome.folder)
+    return 0
+
+
+def _only_show(argv: list[str]) -> bool:
+    """``--show`` with nothing that asks for a new eval: open the newest one."""
+    asks = ("--checkpoint", "--weights", "--split", "--limit", "--batch-size", "--device", "--arc-submission",
+            "--no-predictions")
+    return not any(a.split("=")[0] in asks for a in argv)
+
+
+def arc_submission(folder: Path, tasks: dict, path: Path, solutions: Path | None) -> dict:
+    from trm_core.evaluate import submission
+    from trm_core.evaluate.session import ARC_VOTES
+
+    votes = json.loads((folder / ARC_VOTES).read_text())
+    sub, missing = submission.build(votes, tasks)
+    submission.write(path, sub)
+    out: dict = {"submission": str(path), "submission_tasks": len(sub), "unanswered_inputs": missing}
+    if solutions is not None:
+        scored = submission.score(sub, submission.read_solutions(solutions))
+        out |= {"arc_prize_score": scored["score"], "arc_prize_tasks": scored["tasks"],
+                "arc_prize_solved_tasks": scored["solved_tasks"]}
+    return out
+
+
+def print_metrics(m: dict) -> None:
+    print(f"step {m['step']} ({m['weights']} weights) on the {m['split']} split: {m['examples']:,} examples in "
+          f"{m['seconds']:.1f} s ({m['examples_per_s']:,.1f} examples/s, batch {m['batch_size']}, {m['device']})")
+    figures = [("exact", m.get("exact")), ("accuracy", m.get("accuracy")),
+               ("masked acc", m.get("masked_accuracy")), ("pass@1", m.get("pass@1")), ("pass@2", m.get("pass@2")),
+               ("loss", m.get("loss")), ("steps used", m.get("sup_steps")), ("halting at", m.get("halt_step_mean"))]
+    print("  " + "  ".join(f"{name} {value:.4f}" for name, value in figures if isinstance(value, float)))
+    by_step = m.get("exact_by_step") or []
+    if by_step:
+        print("  solved after each supervision step: " + " ".join(f"{k}:{v:.3f}" for k, v in enumerate(by_step, 1)))
+    if "submission" in m:
+        line = f"  ARC Prize submission: {m['submission']} ({m['submission_tasks']} tasks"
+        line += f", {m['unanswered_inputs']} test inputs unanswered)" if m["unanswered_inputs"] else ")"
+        print(line)
+        if "arc_prize_score" in m:
+            print(f"  ARC Prize score: {m['arc_prize_score']:.4f} ({m['arc_prize_solved_tasks']} of "
+                  f"{m['arc_prize_tasks']} tasks solved whole)")
+    print(f"  written to {m['folder']}")
+
+
+def newest_eval(run: RunDir) -> Path:
+    from trm_core.evaluate.session import METRICS
+
+    found = sorted((p for p in run.evals.glob("step-*") if (p / METRICS).is_file()),
+                   key=lambda p: (p / METRICS).stat().st_mtime) if run.evals.is_dir() else []
+    if not found:
+        raise ConfigError(f"{run.evals}: no evals yet; run trm-tui eval --run-dir {run.root} first")
+    return found[-1]
+
+
+def show_newest(run: RunDir) -> int:
+    return show(newest_eval(run))
+
+
+def show(folder: Path) -> int:
+    from trm_tui.predictions.app import PredictionsApp
+
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise ConfigError("--show draws in a terminal; this is not one")
+    PredictionsApp(folder).run()
+    return 0
