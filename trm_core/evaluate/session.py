@@ -218,3 +218,12 @@ def _replace(tmp: Path, final: Path) -> None:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def newest_eval(evals: Path, with_predictions: bool = True) -> Path | None:
+    """The eval folder under ``evals`` written last (one with predictions, unless told otherwise)."""
+    if not evals.is_dir():
+        return None
+    found = [p for p in evals.glob("step-*") if (p / METRICS).is_file()
+             and (not with_predictions or (p / PREDICTIONS / "index.json").is_file())]
+    return max(found, key=lambda p: (p / METRICS).stat().st_mtime, default=None)

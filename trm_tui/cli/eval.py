@@ -158,18 +158,13 @@ def print_metrics(m: dict) -> None:
     print(f"  written to {m['folder']}")
 
 
-def newest_eval(run: RunDir) -> Path:
-    from trm_core.evaluate.session import METRICS
-
-    found = sorted((p for p in run.evals.glob("step-*") if (p / METRICS).is_file()),
-                   key=lambda p: (p / METRICS).stat().st_mtime) if run.evals.is_dir() else []
-    if not found:
-        raise ConfigError(f"{run.evals}: no evals yet; run trm-tui eval --run-dir {run.root} first")
-    return found[-1]
-
-
 def show_newest(run: RunDir) -> int:
-    return show(newest_eval(run))
+    from trm_core.evaluate.session import newest_eval
+
+    folder = newest_eval(run.evals)
+    if folder is None:
+        raise ConfigError(f"{run.evals}: no eval with predictions yet; run trm-tui eval --run-dir {run.root} first")
+    return show(folder)
 
 
 def show(folder: Path) -> int:

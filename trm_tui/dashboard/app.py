@@ -61,6 +61,7 @@ class Dashboard(AutotuneActions, App[int]):
         Binding("l", "log", "log"),
         Binding("K", "kill", "kill"),
         Binding("R", "runs", "runs"),
+        Binding("p", "predictions", "predictions"),
         Binding("t", "toggle_chart", "chart", show=False),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_keep", "quit"),  # the run goes on: the help and the exit message say so
@@ -217,6 +218,18 @@ class Dashboard(AutotuneActions, App[int]):
 
     def action_events(self) -> None:
         self.push_screen(EventsScreen(self.view))
+
+    def action_predictions(self) -> None:
+        """The newest eval's predictions (trm-tui eval, or train.eval_save_predictions), in the browser."""
+        from trm_core.evaluate.session import newest_eval
+        from trm_tui.predictions.screen import PredictionsScreen
+
+        folder = newest_eval(self.rundir.evals)
+        if folder is None:
+            self.notify(f"no eval with predictions yet: trm-tui eval --run-dir {self.rundir.root} writes one "
+                        f"(or train.eval_save_predictions = true)", severity="warning")
+            return
+        self.push_screen(PredictionsScreen(folder))
 
     def action_log(self) -> None:
         self.push_screen(LogScreen(self.rundir.worker_log))

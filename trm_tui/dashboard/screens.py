@@ -19,6 +19,7 @@ KEYS_HELP = """\
 [b]l[/b]  the raw worker log
 [b]K[/b]  force-kill the worker (asks first; the newest good checkpoint stays)
 [b]R[/b]  the runs beside this one: enter opens one, space marks, c compares the marked runs' curves
+[b]p[/b]  the newest eval's predictions: each example drawn, left/right through the supervision steps
 [b]q[/b]  quit the dashboard: training keeps running; run trm-tui again to attach
 [b]?[/b]  this help            [b]escape[/b] close a screen"""
 
