@@ -69,15 +69,15 @@ def terminate(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def cli(*args: str, **env: object) -> subprocess.Popen:
+def cli(*args: str, stdin: int | None = None, **env: object) -> subprocess.Popen:
     """``trm-tui ARGS`` as a real process in its own session, output captured."""
-    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "trm_tui.cli", *args], stdout=subprocess.PIPE, stdin=stdin,
                             stderr=subprocess.PIPE, text=True, env=worker_env(**env), start_new_session=True)
 
 
-def cli_run(*args: str, timeout: float = 120, **env: object) -> subprocess.CompletedProcess:
-    proc = cli(*args, **env)
-    out, err = proc.communicate(timeout=timeout)
+def cli_run(*args: str, timeout: float = 120, stdin_text: str | None = None, **env: object) -> subprocess.CompletedProcess:
+    proc = cli(*args, stdin=subprocess.PIPE if stdin_text is not None else None, **env)
+    out, err = proc.communicate(stdin_text, timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 

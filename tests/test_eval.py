@@ -174,3 +174,35 @@ def test_an_arc_eval_writes_a_submission_the_arc_prize_way(tmp_path: Path) -> No
     assert score(right, solutions)["score"] == 1.0 and score({}, solutions)["score"] == 0.0
     sudoku_like = cli_run("eval", "--run-dir", str(run), "--arc-submission", str(sub), "--split", "train")
     assert sudoku_like.returncode == 2 and "test split" in sudoku_like.stderr
+    # solve: a task of the dataset votes with its own embeddings; a new one with the blank identifier
+    known = len([n for n in json.loads((tmp_path / "ds" / "identifiers.json").read_text()) if n.startswith("p0000001")])
+    for task_id, says in (("p0000001", f"its own {known} puzzle embeddings vote"), ("mine", "blank identifier")):
+        task = tmp_path / f"{task_id}.json"
+        task.write_text(json.dumps({"train": puzzles["p0000001"]["train"], "test": [{"input": [[2, 0], [0, 2]]}]}))
+        done = cli_run("solve", "--run-dir", str(run), str(task), "--json", timeout=120)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert says in out["note"] and len(out["answers"]) == 1
+        answer = out["answers"][0]
+        assert isinstance(answer["attempt_1"], list) and sum(v["votes"] for v in answer["votes"]) == \
+            (known if task_id == "p0000001" else 8)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"test": [{"input": [[1, 12]]}]}))
+    refused = cli_run("solve", "--run-dir", str(run), str(bad))
+    assert refused.returncode == 2 and "colours 0..9" in refused.stderr
+
+
+@pytest.mark.process
+def test_solve_draws_a_sudoku_of_ones_own_and_refuses_a_bad_one(sudoku_run: Path) -> None:
+    puzzle = "2....7.9.376..9.25...54.6.34.2.3..8161....34.5...147.976.9.....9416...3.825...916"
+    drawn = cli_run("solve", "--run-dir", str(sudoku_run), puzzle, "--steps", timeout=120)
+    assert drawn.returncode == 0, drawn.stderr
+    assert [f"after supervision step {s} of 4" in drawn.stdout for s in (1, 2, 3, 4)] == [True] * 4
+    assert "│" in drawn.stdout and "solution" in drawn.stdout
+    as_json = cli_run("solve", "--run-dir", str(sudoku_run), "-", "--json", stdin_text=puzzle)
+    assert as_json.returncode == 0, as_json.stderr
+    out = json.loads(as_json.stdout)["answers"][0]
+    assert len(out["answer"]) == 81 and len(out["steps"]) == 4 and out["steps"][-1] == out["answer"]
+    for text, says in ((puzzle[:80], "has 80"), (puzzle[:80] + "x", "found 'x'")):
+        bad = cli_run("solve", "--run-dir", str(sudoku_run), text)
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stop": ("trm_tui.cli.stop", "cmd_stop"),
     "autotune": ("trm_tui.cli.autotune", "cmd_autotune"),
     "eval": ("trm_tui.cli.eval", "cmd_eval"),
+    "solve": ("trm_tui.cli.solve", "cmd_solve"),
     "runs": ("trm_tui.runs", "cmd_runs"),
     "serve": ("trm_tui.serve", "cmd_serve"),
     "data": ("trm_tui.data_cli", "cmd_data"),

@@ -1,0 +1,171 @@
+"""A puzzle of the user's own through a trained model: a Sudoku string, a maze drawing, or an ARC task file,
+encoded as the dataset builders encode, run through every supervision step as the eval runs, and decoded.
+
+A puzzle the model never trained on has no trained puzzle embedding. Sudoku and Maze configs do not use one
+(``model.puzzle_emb_len = 0`` in the paper's), so nothing is lost. For ARC the blank identifier stands in, as
+the reference does for a new task, unless the task is one of the dataset's (then its own identifiers); and the
+task runs under several disguises (its own from the dataset, or fresh ones) whose answers, mapped back, vote.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trm_core.config import ConfigError
+from trm_core.data.base import IGNORE, Batch
+from trm_core.evaluate.arc_vote import grid_hash
+from trm_core.evaluate.loaded import LoadedCheckpoint
+from trm_core.evaluate.trace import BatchRecord, StepTrace
+from trm_core.prep.arc import SEPARATOR, SIDE, _grid, crop, disguise, to_canvas, undo
+from trm_core.prep.maze import CHARSET
+from trm_core.train.evaluate import evaluate_batches
+
+FRESH_DISGUISES = 8  # for an ARC task the dataset does not know: the original and 7 disguises vote
+
+
+@dataclass
+class Solved:
+    """The model's answer to one puzzle (for ARC, to one test input): its tokens after each supervision step,
+    the step halting would stop at, and the halting confidence at the end."""
+
+    inputs: np.ndarray              # (seq,) the puzzle's tokens
+    steps: list[np.ndarray]         # the answer's tokens after each supervision step
+    halt_step: int
+    confidence: float
+    votes: list[dict[str, Any]] = field(default_factory=list)  # ARC: the voted answers (grid, votes, confidence)
+    note: str = ""
+
+
+def parse_sudoku(text: str) -> np.ndarray:
+    """81 characters, '.' or '0' a blank, digits 1-9 (whitespace and | - + box drawing ignored)."""
+    cells = [c for c in text if not c.isspace() and c not in "|-+"]
+    if len(cells) != 81:
+        raise ConfigError(f"a Sudoku has 81 cells; this one has {len(cells)}")
+    bad = sorted({c for c in cells if c not in ".0123456789"})
+    if bad:
+        raise ConfigError(f"a Sudoku's cells are 1-9 and '.' or '0' for a blank; found {' '.join(map(repr, bad))}")
+    return np.array([1 if c in ".0" else int(c) + 1 for c in cells], dtype=np.int64)
+
+
+def parse_maze(text: str, seq_len: int) -> np.ndarray:
+    """A square maze drawn in the characters '#' wall, ' ' open, 'S' start, 'G' goal, one row a line."""
+    rows = [line.rstrip("\n") for line in text.splitlines() if line.strip()]
+    side = math.isqrt(seq_len)
+    if len(rows) != side or any(len(r) != side for r in rows):
+        sizes = sorted({len(r) for r in rows})
+        raise ConfigError(f"this model solves {side}x{side} mazes; the maze given has {len(rows)} rows of "
+                          f"{'/'.join(map(str, sizes)) or 0} characters")
+    bad = sorted({c for r in rows for c in r if c not in CHARSET})
+    if bad:
+        raise ConfigError(f"a maze is drawn in '#', ' ', 'S', 'G' (and 'o' for a path); found {' '.join(map(repr, bad))}")
+    text = "".join(rows).replace("o", " ")
+    for mark in "SG":
+        if text.count(mark) != 1:
+            raise ConfigError(f"a maze has one start S and one goal G; this one has {text.count(mark)} {mark}")
+    return np.array([CHARSET.index(c) + 1 for c in text], dtype=np.int64)
+
+
+def parse_arc(text: str, where: str) -> list[np.ndarray]:
+    """An ARC task file's test inputs (``{"train": [...], "test": [{"input": grid}, ...]}``)."""
+    try:
+        task = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc})") from None
+    tests = task.get("test") if isinstance(task, dict) else None
+    if not isinstance(tests, list) or not tests or not all(isinstance(t, dict) and "input" in t for t in tests):
+        raise ConfigError(f"{where}: an ARC task has a \"test\" list of {{\"input\": grid}} objects")
+    return [_grid(t["input"], f"{where}: test input {k + 1}") for k, t in enumerate(tests)]
+
+
+def run_puzzles(loaded: LoadedCheckpoint, tokens: np.ndarray, puzzle_ids: np.ndarray) -> list[BatchRecord]:
+    """Each row of ``tokens`` through every supervision step (the eval's rules), recorded step by step."""
+    records: list[BatchRecord] = []
+    ev = loaded.ev
+    inputs = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
+    batch = Batch(inputs, torch.full_like(inputs, IGNORE), puzzle_ids=torch.from_numpy(puzzle_ids.astype(np.int64)))
+    evaluate_batches(ev, [batch], trace=StepTrace(ev.halt_logit_threshold, records.append))
+    return records
+
+
+def _steps(record: BatchRecord, row: int) -> list[np.ndarray]:
+    answer = record.first[row].astype(np.int64).copy()
+    out = [answer.copy()]
+    for s in range(1, int(record.exit_step[row])):
+        moved = record.changes[(record.changes[:, 0] == row) & (record.changes[:, 1] == s)]
+        answer[moved[:, 2]] = moved[:, 3]
+        out.append(answer.copy())
+    return out
+
+
+def solve_tokens(loaded: LoadedCheckpoint, tokens: np.ndarray) -> Solved:
+    """A Sudoku or a maze (no puzzle embedding needed)."""
+    record = run_puzzles(loaded, tokens[None], np.zeros(1, dtype=np.int64))[0]
+    exit_step = int(record.exit_step[0])
+    return Solved(tokens, _steps(record, 0), int(record.halt_step[0]), float(record.halt_prob[0, exit_step - 1]))
+
+
+def solve_arc(loaded: LoadedCheckpoint, task_id: str, test_inputs: list[np.ndarray], seed: int = 0) -> list[Solved]:
+    """Each test input under the task's disguises; the answers mapped back and voted (votes, then confidence)."""
+    names = _identifiers(loaded)
+    known = [(i, n) for i, n in enumerate(names) if i and n.split(SEPARATOR)[0] == task_id]
+    if known:
+        disguises = [(i, n, undo(n)[1]) for i, n in known]
+        note = f"task {task_id} is in the training data: its own {len(known)} puzzle embeddings vote"
+    else:
+        rng = np.random.default_rng(seed)
+        fresh = [(task_id, lambda g: g)] + [disguise(task_id, rng) for _ in range(FRESH_DISGUISES - 1)]
+        disguises = [(0, n, undo(n)[1]) for n, _ in fresh]
+        applies = [apply for _, apply in fresh]
+        note = (f"task {task_id or '(unnamed)'} is not in the training data: no trained puzzle embedding, so the "
+                f"blank identifier stands in (as the reference does); {len(fresh)} disguises vote")
+    out = []
+    for grid in test_inputs:
+        rows, ids = [], []
+        for k, (ident, name, _back) in enumerate(disguises):
+            shown = _apply_named(name, grid) if known else applies[k](grid)
+            rows.append(to_canvas(shown, 0, 0, *shown.shape))
+            ids.append(ident)
+        record = run_puzzles(loaded, np.stack(rows).astype(np.int64), np.array(ids))[0]
+        tally: dict[str, dict[str, Any]] = {}
+        for k, (_, _, back) in enumerate(disguises):
+            answer = back(crop(record.final[k].astype(np.uint8)))
+            conf = float(record.halt_prob[k, int(record.exit_step[k]) - 1])
+            entry = tally.setdefault(grid_hash(answer), {"grid": answer.tolist(), "votes": 0, "confidence": 0.0})
+            entry["votes"] += 1
+            entry["confidence"] += conf
+        votes = sorted(({**v, "confidence": v["confidence"] / v["votes"]} for v in tally.values()),
+                       key=lambda v: (v["votes"], v["confidence"]), reverse=True)
+        exit_step = int(record.exit_step[0])
+        out.append(Solved(rows[0], _steps(record, 0), int(record.halt_step[0]),
+                          float(record.halt_prob[0, exit_step - 1]), votes, note))
+    return out
+
+
+def _apply_named(name: str, grid: np.ndarray) -> np.ndarray:
+    """The disguise a dataset's identifier names, applied to an original grid (the inverse of ``undo``)."""
+    from trm_core.prep.dihedral import dihedral
+
+    if SEPARATOR not in name:
+        return grid
+    _, t, perm = name.split(SEPARATOR)
+    colours = np.array([int(c) for c in perm], dtype=np.uint8)
+    return dihedral(colours[grid], int(t[1:]))
+
+
+def _identifiers(loaded: LoadedCheckpoint) -> list[str]:
+    path = Path(loaded.cfg.data.dataset_dir or "") / "identifiers.json"
+    try:
+        return [str(n) for n in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def arc_grid_of(tokens: np.ndarray) -> np.ndarray:
+    return crop(np.asarray(tokens, dtype=np.int64).astype(np.uint8).reshape(-1)[:SIDE * SIDE])

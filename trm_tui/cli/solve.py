@@ -1,0 +1,144 @@
+"""``trm-tui solve``: a puzzle of your own through a run's trained model (a Sudoku string, a maze file, an ARC
+task file, or ``-`` for stdin), drawn with the browser's renderer; ``--steps`` draws every supervision step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from trm_core.config import ConfigError
+from trm_core.rundir.layout import RunDir
+from trm_tui.cli.common import run_dir_arg
+
+
+def solve_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui solve", description="Solve a puzzle with a run's trained model: a Sudoku "
+                                "(81 characters, '.' or 0 a blank), a maze file (rows of '#', ' ', 'S', 'G'), or an ARC "
+                                "task JSON file; '-' reads it from stdin.")
+    p.add_argument("puzzle", help="the puzzle, a file holding it, or - for stdin")
+    run_dir_arg(p)
+    p.add_argument("--checkpoint", default="latest", metavar="latest|best|STEP", help="which checkpoint (default latest)")
+    p.add_argument("--weights", choices=("ema", "raw"), help="the EMA weights (default when the run keeps them) or raw")
+    p.add_argument("--device", help="where to run it (default: the run's train.device)")
+    p.add_argument("--steps", action="store_true", help="draw the answer after every supervision step")
+    p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    return p
+
+
+def _read(puzzle: str) -> tuple[str, str]:
+    """(the puzzle's text, its name): stdin, a file, or the argument itself."""
+    if puzzle == "-":
+        return sys.stdin.read(), "stdin"
+    path = Path(puzzle)
+    if len(puzzle) < 256 and path.is_file():
+        try:
+            return path.read_text(encoding="utf-8"), path.stem
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read as text ({exc})") from None
+    return puzzle, "argument"
+
+
+def cmd_solve(argv: list[str]) -> int:
+    args = solve_parser().parse_args(argv)
+    run = RunDir.at(args.run_dir)
+    if not run.root.is_dir():
+        raise ConfigError(f"--run-dir {run.root}: no such run folder")
+    text, name = _read(args.puzzle)
+    from trm_core.evaluate import loaded as loading
+    from trm_core.evaluate import solve
+    from trm_core.evaluate.session import task_of
+
+    cfg = loading.run_config(run)
+    from trm_core.data import build_dataset
+    dataset = build_dataset(cfg)
+    task = task_of(cfg, dataset)
+    if task == "sudoku":
+        puzzle = solve.parse_sudoku(text)
+    elif task == "maze":
+        puzzle = solve.parse_maze(text, cfg.model.seq_len)
+    elif task == "arc":
+        tests = solve.parse_arc(text, name)
+    else:
+        raise ConfigError(f"trm-tui solve takes Sudoku, maze and ARC puzzles; this run trains on {task} data")
+    checkpoint = loading.load(run, args.checkpoint, args.weights, args.device, cfg=cfg, dataset=dataset)
+    if task == "arc":
+        answers = solve.solve_arc(checkpoint, name, tests)
+    else:
+        answers = [solve.solve_tokens(checkpoint, puzzle)]
+    if args.json:
+        print(json.dumps(_as_json(task, answers, checkpoint.info.step)))
+    else:
+        _draw(task, answers, args.steps, checkpoint.info.step, checkpoint.weights)
+    return 0
+
+
+def _as_json(task: str, answers: list, step: int) -> dict:
+    from trm_core.evaluate.solve import arc_grid_of
+    from trm_core.prep.maze import CHARSET
+    from trm_tui.predictions.render import sudoku_char
+
+    def text(tokens: np.ndarray) -> object:
+        if task == "sudoku":
+            return "".join(sudoku_char(int(t)) for t in tokens).replace("·", ".")
+        if task == "maze":
+            side = int(len(tokens) ** 0.5)
+            flat = "".join(CHARSET[int(t) - 1] if 1 <= t <= 5 else "?" for t in tokens)
+            return [flat[r * side:(r + 1) * side] for r in range(side)]
+        return arc_grid_of(tokens).tolist()
+
+    out = []
+    for a in answers:
+        entry = {"answer": text(a.steps[-1]), "steps": [text(s) for s in a.steps], "halt_step": a.halt_step,
+                 "confidence": round(a.confidence, 6)}
+        if task == "arc":
+            entry |= {"attempt_1": a.votes[0]["grid"] if a.votes else None,
+                      "attempt_2": a.votes[1]["grid"] if len(a.votes) > 1 else (a.votes[0]["grid"] if a.votes else None),
+                      "votes": [{"votes": v["votes"], "confidence": round(v["confidence"], 6)} for v in a.votes]}
+        out.append(entry)
+    return {"task": task, "checkpoint_step": step, "answers": out, "note": answers[0].note if answers else ""}
+
+
+def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from trm_core.evaluate.solve import arc_grid_of
+    from trm_core.prep.sudoku_rules import is_valid_solution
+    from trm_tui.predictions import render
+
+    console = Console(highlight=False)
+    if answers and answers[0].note:
+        console.print(Text(answers[0].note, style="dim"))
+    for k, a in enumerate(answers):
+        shown = list(enumerate(a.steps, 1)) if every_step else [(len(a.steps), a.steps[-1])]
+        for s, tokens in shown:
+            title = f"after supervision step {s} of {len(a.steps)}" + (f" (halting at {a.halt_step})" if s == len(a.steps) else "")
+            if task == "arc":
+                title = f"test input {k + 1}, " + title
+            console.print(Text(title, style="bold"))
+            before = a.steps[s - 2] if s > 1 else None
+            changed = (tokens != before) if before is not None else None
+            cells = render.Cells(tokens, None, a.inputs, changed)
+            if task == "sudoku":
+                console.print(render.sudoku(tokens, cells))
+            elif task == "maze":
+                console.print(render.maze(tokens, cells))
+            else:
+                console.print(render.arc_grid(arc_grid_of(tokens)))
+        if task == "sudoku":
+            digits = [int(t) - 1 for t in a.steps[-1]]
+            given_kept = all(a.steps[-1][i] == a.inputs[i] for i in range(81) if a.inputs[i] >= 2)
+            ok = min(digits) >= 1 and is_valid_solution(digits) and given_kept
+            console.print(Text("a valid solution that keeps every given" if ok else
+                               "not a valid solution (a repeated digit, a blank, or a given changed)",
+                               style="bold green" if ok else "bold red"))
+        if task == "arc":
+            for n, v in enumerate(a.votes[:2], 1):
+                console.print(Text(f"attempt {n}: {v['votes']} votes, confidence {v['confidence']:.2f}", style="bold"))
+                console.print(render.arc_grid(np.array(v["grid"])))
+        console.print(Text(f"halting confidence {a.confidence:.2f}; checkpoint step {step}, {weights} weights",
+                           style="dim"))
