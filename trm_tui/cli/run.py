@@ -26,7 +26,8 @@ from trm_tui.headless import Headless
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
-                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs', 'trm-tui serve', 'trm-tui data' and 'trm-tui autotune' (each has --help).")
+                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs', 'trm-tui serve', 'trm-tui data', 'trm-tui autotune', "
+                                "'trm-tui eval' and 'trm-tui solve' (each has --help).")
     run_dir_arg(p)
     config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
