@@ -16,7 +16,7 @@ import pytest
 
 from helpers import Terminal, cli_run, run_worker, wait_for
 from trm_core.evaluate.predictions import PredictionWriter
-from trm_core.evaluate.session import METRICS
+from trm_core.evaluate.predictions import METRICS
 from trm_core.evaluate.trace import BatchRecord
 from trm_tui.predictions import render
 from trm_tui.predictions.app import PredictionsApp

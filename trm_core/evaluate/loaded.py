@@ -15,6 +15,7 @@ import torch
 
 from trm_core.config import Config, ConfigError, read_run_config, resolve
 from trm_core.data import Dataset, build_dataset
+from trm_core.evaluate.tasks import task_of
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import log_queries
 from trm_core.rundir.layout import RunDir
@@ -87,6 +88,13 @@ def pick_checkpoint(run: RunDir, which: str) -> ckpt.CheckpointInfo:
 def run_config(run: RunDir) -> Config:
     """The run's own config, as its worker resolved it."""
     return resolve(base=read_run_config(run.config), env={})
+
+
+def run_data(run: RunDir) -> tuple[Config, Dataset, str]:
+    """The run's config, its dataset, and the task its examples are drawn as (``tasks.task_of``)."""
+    cfg = run_config(run)
+    dataset = build_dataset(cfg)
+    return cfg, dataset, task_of(cfg, dataset)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -12,15 +12,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.format import open_memmap
 
 from trm_core.config import ConfigError
-from trm_core.evaluate.trace import BatchRecord
+
+if TYPE_CHECKING:  # the browser reads predictions without importing torch
+    from trm_core.evaluate.trace import BatchRecord
 
 FORMAT = 1
+METRICS = "metrics.json"  # an eval folder's files (evaluate.session writes them)
+PREDICTIONS = "predictions"
+ARC_VOTES = "arc_votes.json"
+NO_TARGET = -100  # a label with no target (the datasets' IGNORE), as labels.npy holds it
 INDEX = "index.json"
 ROW_ARRAYS = ("inputs", "labels", "puzzle_ids", "first", "final", "halt_prob", "exact", "accuracy", "exit_step",
               "halt_step")
@@ -51,7 +57,7 @@ class PredictionWriter:
         self.filled = 0
         self._changes: list[np.ndarray] = []
 
-    def add(self, record: BatchRecord) -> None:
+    def add(self, record: "BatchRecord") -> None:
         lo, hi = self.filled, min(self.count, self.filled + len(record))
         if hi - lo < len(record):
             record = record.take(hi - lo)
@@ -146,3 +152,12 @@ class Predictions:
 
     def steps_run(self, row: int) -> int:
         return int(self.arrays["exit_step"][row])
+
+
+def newest_eval(evals: Path, with_predictions: bool = True) -> Path | None:
+    """The eval folder under ``evals`` written last (one with predictions, unless told otherwise)."""
+    if not evals.is_dir():
+        return None
+    found = [p for p in evals.glob("step-*") if (p / METRICS).is_file()
+             and (not with_predictions or (p / PREDICTIONS / INDEX).is_file())]
+    return max(found, key=lambda p: (p / METRICS).stat().st_mtime, default=None)

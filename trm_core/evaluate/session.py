@@ -19,19 +19,16 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from trm_core.config import Config, ConfigError
-from trm_core.data import Dataset
+from trm_core.config import ConfigError
 from trm_core.data.base import Batch
 from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.evaluate.loaded import LoadedCheckpoint
-from trm_core.evaluate.predictions import PredictionWriter
+from trm_core.evaluate.predictions import ARC_VOTES, METRICS, PREDICTIONS, PredictionWriter
+from trm_core.evaluate.tasks import task_of
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.rundir.scores import headline
 from trm_core.train.evaluate import EvalModel, evaluate_batches, figures
 
-METRICS = "metrics.json"
-PREDICTIONS = "predictions"
-ARC_VOTES = "arc_votes.json"
 SPLITS = ("test", "train")
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
 
@@ -179,21 +176,6 @@ def context_of(loaded: LoadedCheckpoint, split: str) -> dict[str, Any]:
             "run_dir": str(loaded.run.root)}
 
 
-def task_of(cfg: Config, ds: Dataset) -> str:
-    """sudoku, maze, arc, code or tokens: how an example is drawn."""
-    if cfg.data.kind == "code":
-        return "code"
-    if cfg.data.kind != "puzzles":
-        return "tokens"
-    if getattr(ds, "voting", None) is not None or (ds.vocab_size == 12 and cfg.model.seq_len == 900):
-        return "arc"
-    if ds.vocab_size == 11 and cfg.model.seq_len == 81:
-        return "sudoku"
-    if ds.vocab_size == 6:
-        return "maze"
-    return "tokens"
-
-
 def event_fields(figures_: dict[str, Any]) -> dict[str, Any]:
     """An eval's figures under the names its ``eval`` event gives them (pass@1, pass@2), with its headline."""
     out = {("pass@1" if k == "pass_at_1" else "pass@2" if k == "pass_at_2" else k): v for k, v in figures_.items()}
@@ -219,11 +201,3 @@ def _replace(tmp: Path, final: Path) -> None:
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
 
-
-def newest_eval(evals: Path, with_predictions: bool = True) -> Path | None:
-    """The eval folder under ``evals`` written last (one with predictions, unless told otherwise)."""
-    if not evals.is_dir():
-        return None
-    found = [p for p in evals.glob("step-*") if (p / METRICS).is_file()
-             and (not with_predictions or (p / PREDICTIONS / "index.json").is_file())]
-    return max(found, key=lambda p: (p / METRICS).stat().st_mtime, default=None)

@@ -59,6 +59,7 @@ def save_predictions(trainer: Trainer, dataset: Dataset, group: Group, records: 
     """``train.eval_save_predictions``: the eval just run, written as ``trm-tui eval`` writes one (rank 0 writes
     every rank's batches, in the batches' order). A collective: every rank calls it."""
     from trm_core.evaluate import session
+    from trm_core.evaluate.tasks import task_of
 
     per_rank = group.objects(records) if group.distributed else [records]
     if not group.leader:
@@ -69,7 +70,7 @@ def save_predictions(trainer: Trainer, dataset: Dataset, group: Group, records: 
     cfg = trainer.cfg
     weights = "ema" if trainer.ema is not None else "raw"
     size = dataset.split_size("test")
-    context = {"task": session.task_of(cfg, dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
+    context = {"task": task_of(cfg, dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
                "vocab_size": dataset.vocab_size, "step": step, "weights": weights, "split": "test",
                "halt_threshold": cfg.model.halt_threshold, "halt_in_eval": cfg.model.halt_in_eval,
                "run_dir": str(evals.parent)}

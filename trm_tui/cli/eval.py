@@ -125,7 +125,7 @@ def _only_show(argv: list[str]) -> bool:
 
 def arc_submission(folder: Path, tasks: dict, path: Path, solutions: Path | None) -> dict:
     from trm_core.evaluate import submission
-    from trm_core.evaluate.session import ARC_VOTES
+    from trm_core.evaluate.predictions import ARC_VOTES
 
     votes = json.loads((folder / ARC_VOTES).read_text())
     sub, missing = submission.build(votes, tasks)
@@ -159,7 +159,7 @@ def print_metrics(m: dict) -> None:
 
 
 def show_newest(run: RunDir) -> int:
-    from trm_core.evaluate.session import newest_eval
+    from trm_core.evaluate.predictions import newest_eval
 
     folder = newest_eval(run.evals)
     if folder is None:

@@ -50,12 +50,8 @@ def cmd_solve(argv: list[str]) -> int:
     text, name = _read(args.puzzle)
     from trm_core.evaluate import loaded as loading
     from trm_core.evaluate import solve
-    from trm_core.evaluate.session import task_of
 
-    cfg = loading.run_config(run)
-    from trm_core.data import build_dataset
-    dataset = build_dataset(cfg)
-    task = task_of(cfg, dataset)
+    cfg, dataset, task = loading.run_data(run)
     if task == "sudoku":
         puzzle = solve.parse_sudoku(text)
     elif task == "maze":

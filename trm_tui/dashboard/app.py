@@ -221,7 +221,7 @@ class Dashboard(AutotuneActions, App[int]):
 
     def action_predictions(self) -> None:
         """The newest eval's predictions (trm-tui eval, or train.eval_save_predictions), in the browser."""
-        from trm_core.evaluate.session import newest_eval
+        from trm_core.evaluate.predictions import newest_eval
         from trm_tui.predictions.screen import PredictionsScreen
 
         folder = newest_eval(self.rundir.evals)

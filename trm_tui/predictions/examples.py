@@ -13,9 +13,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from trm_core.data.base import IGNORE
-from trm_core.evaluate.predictions import Predictions
-from trm_core.evaluate.session import ARC_VOTES, METRICS
+from trm_core.evaluate.predictions import NO_TARGET as IGNORE
+from trm_core.evaluate.predictions import ARC_VOTES, METRICS, Predictions
 from trm_tui.predictions import render
 
 SORTS = ("index", "failures first", "least confident", "puzzle")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.text import Text
 
-from trm_core.data.base import IGNORE
+from trm_core.evaluate.predictions import NO_TARGET as IGNORE
 
 WRONG = "reverse bold red"
 CHANGED = "underline"
