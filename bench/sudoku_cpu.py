@@ -10,6 +10,8 @@ since the worker started.
 
 Run from the repository root:  python bench/sudoku_cpu.py [--minutes 15] [--data DIR] [--json FILE]
                                                            [--variants recursion,no-recursion] [--set K=V ...]
+                                                           [--keep DIR]
+``--keep DIR`` keeps each variant's run folder (DIR/NAME) for ``trm-tui eval`` afterwards.
 """
 
 from __future__ import annotations
@@ -90,12 +92,14 @@ def main() -> None:
     p.add_argument("--json", type=Path)
     p.add_argument("--variants", default="recursion,no-recursion")
     p.add_argument("--set", action="append", default=[], dest="sets", help="more overrides for every variant")
+    p.add_argument("--keep", type=Path, help="keep the run folders here (DIR/VARIANT) instead of a temporary folder")
     args = p.parse_args()
     build(args.data)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
         for name in args.variants.split(","):
-            result = run(name, args.data, VARIANTS[name] + args.sets, args.minutes * 60, Path(tmp))
+            result = run(name, args.data, VARIANTS[name] + args.sets, args.minutes * 60, root)
             results.append(result)
             best = max((c["exact"] for c in result["curve"]), default=0.0)
             print(f"{name}: {result['parameters']:,} parameters, {result['steps']} steps, held-out puzzles solved "
