@@ -1,5 +1,6 @@
-"""``trm-tui serve`` in a real headless browser (Chromium from the system packages): the page shows the run,
-and a key pressed in the page stops it with a checkpoint."""
+"""``trm-tui serve`` in a real headless browser (Chromium from the system packages): the read-only link shows
+the run and refuses ``s`` on screen; the full link's cookie opens the page without the token, and a key
+pressed there stops the run with a checkpoint."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ class PageFeed:
 
 @needs_browser
 @pytest.mark.process
-def test_the_page_shows_the_run_and_s_in_the_page_stops_it(tmp_path: Path, micro_args: list[str]) -> None:
+def test_the_page_shows_the_run_read_only_then_s_in_the_full_page_stops_it(tmp_path: Path,
+                                                                          micro_args: list[str]) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -75,15 +77,35 @@ def test_the_page_shows_the_run_and_s_in_the_page_stops_it(tmp_path: Path, micro
                       TRM_TEST_STEP_SLEEP_S=0.1)
     assert started.returncode == 0, started.stderr
     port = free_port()
-    server = cli("serve", "--run-dir", str(run_dir), "--port", str(port))
+    server = cli("serve", "--run-dir", str(run_dir), "--port", str(port), "--share")
+    urls = {}
+    while len(urls) < 2:
+        line = server.stdout.readline()
+        assert line, server.stderr.read()
+        if "?token=" in line:
+            urls["read-only" if "read-only" in line else "full"] = next(w for w in line.split() if "?token=" in w)
     driver = None
     try:
         wait_serving(server, "127.0.0.1", port)
         driver = browser()
-        driver.get(f"http://127.0.0.1:{port}/")
+        driver.get(urls["read-only"])
+        page = PageFeed(driver)
+        wait_for(lambda: "RUNNING" in page and "[read-only]" in page, timeout=60,
+                 what="the read-only dashboard of the running run in the page")
+        ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "body")).click().perform()
+        ActionChains(driver).send_keys("s").perform()
+        wait_for(lambda: "read-only view" in page, timeout=30, what="the page to say why s was refused")
+        t0 = time.time()
+        wait_for(lambda: sum(e["time"] > t0 for e in events(run_dir, "step")) >= 3, timeout=30,
+                 what="the run to go on")
+        assert not events(run_dir, "run_end")
+
+        driver.get(urls["full"])  # the full token once: its cookie replaces the read-only one
+        driver.get(f"http://127.0.0.1:{port}/")  # then no token in the address bar: the cookie opens it
         page = PageFeed(driver)
         wait_for(lambda: "RUNNING" in page and "loss" in page and "step" in page, timeout=60,
                  what="the dashboard of the running run in the page")
+        assert "[read-only]" not in page
         ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "body")).click().perform()
         ActionChains(driver).send_keys("s").perform()
         wait_for(lambda: events(run_dir, "run_end"), timeout=60, what="the run to stop")
@@ -99,7 +121,8 @@ def test_the_page_shows_the_run_and_s_in_the_page_stops_it(tmp_path: Path, micro
 
 
 @pytest.mark.process
-def test_serve_refuses_a_folder_without_a_run_and_warns_off_localhost(tmp_path: Path, micro_args: list[str]) -> None:
+def test_serve_refuses_a_folder_without_a_run_and_warns_off_loopback(tmp_path: Path, micro_args: list[str],
+                                                                     capsys: pytest.CaptureFixture) -> None:
     empty = cli_run("serve", "--run-dir", str(tmp_path / "none"))
     assert empty.returncode == 2 and "no run in" in empty.stderr and "start one first" in empty.stderr
     run_dir = tmp_path / "run"
@@ -110,5 +133,10 @@ def test_serve_refuses_a_folder_without_a_run_and_warns_off_localhost(tmp_path: 
         wait_serving(server, "127.0.0.2", port)
     finally:
         terminate(server)
-    err = server.stderr.read()
-    assert "WARNING: bound to 127.0.0.2: anyone who reaches port" in err
+    assert "WARNING" not in server.stderr.read()  # all of 127/8 is this machine's
+    # any other address is warned about (not bound here: tests talk to loopback alone)
+    from trm_tui.serve import make_tokens, parser, warn_exposure
+
+    args = parser().parse_args(["--host", "10.1.2.3"])
+    warn_exposure(args, make_tokens(args))
+    assert "WARNING: bound to 10.1.2.3: anyone who reaches port 8000 there and has the token" in capsys.readouterr().err

@@ -73,8 +73,13 @@ def table_cells(row: RunRow) -> tuple[str, ...]:
 
 
 def table(rows: list[RunRow]) -> str:
-    lines = [HEADERS, *(table_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+    """The runs as columns; an OWNER column after RUN when any of them is another user's (a shared folder)."""
+    headers, cells = HEADERS, [table_cells(row) for row in rows]
+    if any(not row.status.mine for row in rows):
+        headers = (HEADERS[0], "OWNER", *HEADERS[1:])
+        cells = [(c[0], row.status.owner or "-", *c[1:]) for c, row in zip(cells, rows)]
+    lines = [headers, *cells]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
 

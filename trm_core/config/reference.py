@@ -65,6 +65,8 @@ Where a value comes from, lowest first: the built-in default < the config file (
 `./config.toml`) < a preset (`--preset NAME`) < the environment variable < `--set section.key=value`. A run's
 resolved config is saved in `RUN_DIR/config.toml`; `--resume` reads it from there and accepts changes only to
 the keys marked *yes* under "on resume" (the others would change the model, the data or the optimizer).
+`alerts.command` has no environment variable: a shell command the keeper runs comes only from what you wrote
+(a config file or `--set`), never from an environment a shared machine's modules or job scripts may set.
 """
 
 
@@ -83,6 +85,7 @@ def allowed(meta: dict[str, Any]) -> str:
 
 
 def render_markdown() -> str:
+    from trm_core.config.resolve import NOT_FROM_ENVIRONMENT
     from trm_core.config.run import SAFE_ON_RESUME
 
     parts = [MARKDOWN_HEADER]
@@ -94,7 +97,8 @@ def render_markdown() -> str:
             key = f"{section}.{f.name}"
             doc = f.metadata["doc"].replace("|", "\\|")
             parts.append(f"| `{f.name}` | `{_value(default)}` | {allowed(f.metadata)} | "
-                         f"{'yes' if key in SAFE_ON_RESUME else 'no'} | `TRM_{section.upper()}_{f.name.upper()}` | "
+                         f"{'yes' if key in SAFE_ON_RESUME else 'no'} | "
+                         f"{'never' if key in NOT_FROM_ENVIRONMENT else f'`TRM_{section.upper()}_{f.name.upper()}`'} | "
                          f"{doc} |")
         parts.append("")
     parts.append("## Presets\n\nBuilt in, so `--preset NAME` works from any folder; a config file may add its own "

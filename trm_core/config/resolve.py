@@ -103,6 +103,10 @@ def _check_range(value: float, meta: Any, what: str) -> None:
         raise ConfigError(f"{what} is out of range; it must be <= {hi}")
 
 
+# a shell command the keeper runs: only from what the user wrote (a file, --set), kept in the run's config.toml
+NOT_FROM_ENVIRONMENT = frozenset({"alerts.command"})
+
+
 def parse_scalar(text: str) -> Any:
     """Parse a command-line or environment value as TOML (numbers, booleans, lists), else a plain string."""
     try:
@@ -259,6 +263,11 @@ def resolve(config_file: Path | None = None, preset: str | None = None,
         section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
             continue  # TRM_TEST_* hooks and other tools' variables are not config
+        key = f"{section}.{rest[len(section) + 1:]}"
+        if key in NOT_FROM_ENVIRONMENT:
+            raise ConfigError(f"environment {name}: {key} is read only from a config file or --set, never from "
+                              f"the environment (a command the keeper runs must be written down in the run's "
+                              f"config); unset {name}")
         layers.set(f"{section}.{rest[len(section) + 1:]}", parse_scalar(raw), f"environment {name}")
     for item in sets:
         key, value = parse_set(item)

@@ -10,6 +10,7 @@ decides which node a start is for, so a key set anywhere (``--set``, ``--config`
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +19,7 @@ from trm_core.config.resolve import resolve
 from trm_core.config.run import read_run_config, resolve_run_config
 from trm_core.config.schema import AlertsConfig, Config, ConfigError, SupervisorConfig
 from trm_core.rundir.layout import RunDir
+from trm_core.rundir.ownership import owned_by
 
 
 def add_start_arguments(p: argparse.ArgumentParser) -> None:
@@ -122,6 +124,9 @@ class Start:
         says why)."""
         try:
             if self.rundir.config.exists():
+                if not owned_by(self.rundir.config, os.geteuid()):
+                    # someone else's file in the run (a folder others may write): its commands never run here
+                    return SupervisorConfig(), AlertsConfig()
                 sets = [s for s in self.sets if s.startswith(("supervisor.", "alerts."))] if self.resume else []
                 cfg = resolve(base=read_run_config(self.rundir.config), env={}, sets=sets)
             else:

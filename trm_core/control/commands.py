@@ -5,6 +5,9 @@ Files, not a socket: a command survives the keeper's death (the next keeper answ
 can write a file can send one (a cron job, a shell script, another host on a shared disk), nothing holds a
 connection, and the answer lands in the one place every client already reads. The keeper looks every
 ``POLL_S``; that is the command's latency.
+
+Only the run's owner may command it: ``commands/`` is made mode 0700, and the keeper acts only on files its
+own uid owns; any other is refused with a ``command`` event naming the uid (``rundir.ownership``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, ClassVar
 from trm_core.rundir import layout
 from trm_core.rundir import log_queries
 from trm_core.rundir.events import EventTail, read_tail
+from trm_core.rundir.ownership import private_dir
 from trm_core.rundir.records import CommandAck
 
 POLL_S = 0.2
@@ -105,13 +109,15 @@ def request_of(name: str, args: dict[str, Any] | None = None) -> Request:
 
 @dataclass(frozen=True)
 class Command:
-    """A request as it waits in the inbox: who sent it, when, and its file (removed once answered)."""
+    """A request as it waits in the inbox: who sent it, when, its file (removed once answered), and the uid
+    that owns that file (the only sender identity a file system vouches for)."""
 
     id: str
     sender: str
     time: float
     path: Path
     request: Request
+    uid: int = -1
 
     @property
     def command(self) -> str:
@@ -125,8 +131,7 @@ def send(run_dir: Path, request: Request | str, sender: str, args: dict | None =
         if request not in REQUESTS:
             raise ValueError(f"unknown command {request!r}; commands: {', '.join(COMMANDS)}")
         request = request_of(request, args)
-    inbox = run_dir / layout.COMMANDS
-    inbox.mkdir(exist_ok=True)
+    inbox = private_dir(run_dir / layout.COMMANDS)
     now = time.time()
     cid = uuid.uuid4().hex[:12]
     body = {"id": cid, "command": request.kind, "sender": sender, "time": now, "args": request.args()}
@@ -143,11 +148,12 @@ def pending(run_dir: Path) -> list[Command]:
     out: list[Command] = []
     for path in sorted(p for p in inbox.iterdir() if p.suffix == ".json" and not p.name.startswith(".")):
         try:
+            uid = os.lstat(path).st_uid
             body = json.loads(path.read_text())
             args = body.get("args") or {}
             request = request_of(str(body["command"]), args if isinstance(args, dict) else {})
             out.append(Command(str(body["id"]), str(body.get("sender", "?")), float(body.get("time", 0.0)), path,
-                               request))
+                               request, uid))
         except (OSError, ValueError, KeyError, TypeError):
             path.rename(path.with_name(path.name + ".bad"))
     return out

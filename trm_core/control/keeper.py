@@ -26,8 +26,9 @@ from trm_core.control import commands
 from trm_core.control.alerts import Alerts
 from trm_core.control.supervisor import Supervisor
 from trm_core.rundir.identity import KeeperClaimed, claim_keeper, live_worker, run_lock_held
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
-from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart
+from trm_core.rundir.layout import COMMANDS, EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from trm_core.rundir.ownership import file_uid, private_dir, who
+from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, WarningEvent
 
 if TYPE_CHECKING:
     from trm_core.control.tune import KeeperSearch
@@ -57,6 +58,11 @@ class Keeper:
         adopted = live_worker(self.rundir.control)
         start_flags = self.start_request.to_argv()
         self.sup.emit(KeeperStart(pid=os.getpid(), adopted=adopted.pid if adopted else None, launch=start_flags))
+        config_uid = file_uid(self.rundir.config)
+        if config_uid is not None and config_uid != os.geteuid():
+            self.sup.emit(WarningEvent(message=f"{self.rundir.config} is owned by {who(config_uid)}, not by the "
+                                               f"run's owner {who(os.geteuid())}: its [alerts] and [supervisor] "
+                                               f"are not used (defaults; no alert command runs)"))
         if adopted is None and run_lock_held(self.rundir.control):
             # an auto-tune search holds the run (it stopped the worker and resumes it when done)
             reason = "an auto-tune search holds the run; it resumes the run when it is done"
@@ -69,6 +75,7 @@ class Keeper:
             elif not self.search.thread.is_alive():
                 self.after_search()
             self.alerts.check()
+            self.refuse_foreign_stop_requests()
             for cmd in commands.pending(self.rundir.control):
                 self.answer(cmd)
             if self.sup.exit_code is not None:
@@ -92,9 +99,28 @@ class Keeper:
         return "stopped on request"
 
     def answer(self, cmd: commands.Command) -> None:
-        accepted, reason = self.act(cmd.request)
+        if cmd.uid != os.geteuid():  # only the run's owner (this keeper's user) commands it
+            accepted, reason = False, (f"refused: the command file is owned by {who(cmd.uid)}, not by the run's "
+                                       f"owner {who(os.geteuid())}")
+        else:
+            accepted, reason = self.act(cmd.request)
         self.sup.emit(CommandAck(id=cmd.id, command=cmd.command, sender=cmd.sender, accepted=accepted, reason=reason))
         cmd.path.unlink(missing_ok=True)
+
+    def refuse_foreign_stop_requests(self) -> None:
+        """A ``stop.request`` someone else wrote (in a folder they could write) stops nothing (the worker and
+        the supervisor count the owner's alone): record the refusal, naming the uid, and remove it."""
+        for path in self.rundir.stop_requests():
+            uid = file_uid(path)
+            if uid is None or uid == os.geteuid():
+                continue
+            self.sup.emit(CommandAck(id=path.name, command="stop", sender=f"{path} by {who(uid)}", accepted=False,
+                                     reason=f"refused: {path.name} is owned by {who(uid)}, not by the run's owner "
+                                            f"{who(os.geteuid())}"))
+            try:
+                path.unlink()
+            except OSError:
+                pass  # not ours to remove (a sticky folder): ignored all the same, and said once a poll
 
     def act(self, request: commands.Request) -> tuple[bool, str]:
         """Carry out a request, or say why not: (accepted, the reason the answer gives)."""
@@ -192,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeeperClaimed as exc:
         print(f"trm keeper: {exc}", file=sys.stderr)
         return EXIT_OK
+    private_dir(run.control / COMMANDS)  # the owner's inbox, made before anyone else could make it
     return Keeper(start, *start.keeper_settings()).run()
 
 

@@ -23,6 +23,7 @@ from trm_core.rundir.identity import ProcessIdentity, live_keeper, live_worker, 
 from trm_core.config.schema import ConfigError
 from trm_core.config.start import Start
 from trm_core.rundir.layout import RunDir
+from trm_core.rundir.ownership import CONTROL_FILE_MODE, is_mine
 
 
 @contextmanager
@@ -38,7 +39,7 @@ def _flocked(path: Path) -> Iterator[None]:
 def _spawn(module: str, start: Start, log: Path, env: dict[str, str] | None) -> subprocess.Popen:
     """A process of this node's part of the run in its own session (no terminal's signal reaches it), output
     to ``log`` in its control folder (never a pipe that a dead parent would close)."""
-    with open(log, "ab") as out:
+    with os.fdopen(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, CONTROL_FILE_MODE), "ab") as out:
         return subprocess.Popen([sys.executable, "-m", module, "--run-dir", str(start.rundir.control),
                                  *start.to_argv()], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
@@ -118,8 +119,8 @@ def revive_keeper(run: RunDir, env: dict[str, str] | None = None) -> ProcessIden
     """A live worker whose keeper is gone (killed, OOM): start a new keeper, which adopts it. Returns the
     adopted worker (for the caller to say so), or None when there was nothing to do."""
     ident = live_worker(run.control)
-    if ident is None or live_keeper(run.control) is not None:
-        return None
+    if ident is None or live_keeper(run.control) is not None or not is_mine(run.root):
+        return None  # another user's run: its keeper is theirs to start
     ensure_keeper(Start.resuming(run), env)
     return ident
 
@@ -149,7 +150,7 @@ def wait_gone(ident: ProcessIdentity, timeout_s: float, proc: subprocess.Popen |
 
 def mark_stop_requested(run: RunDir) -> None:
     if run.control.is_dir():
-        layout.write_atomic(run.stop_request, f"{os.getpid()} {time.time()}\n".encode())
+        layout.write_atomic(run.stop_request, f"{os.getpid()} {time.time()}\n".encode(), CONTROL_FILE_MODE)
 
 
 def stop_worker(run: RunDir, grace_s: float, force: bool = False,

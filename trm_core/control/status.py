@@ -7,6 +7,7 @@ sidecar; falls back to the sidecar for progress when the log is missing or has n
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from trm_core.rundir import layout
 from trm_core.rundir.events import read_tail
 from trm_core.rundir.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
+from trm_core.rundir.layout import RunDir
+from trm_core.rundir.ownership import run_owner, user_name
 from trm_core.rundir.records import parse
 from trm_core.rundir.scores import best_of, headline
 
@@ -76,6 +79,13 @@ class RunStatus:
     best_step: int | None = None
     target_score: float | None = None    # train.target_score (the paper's, in the paper presets)
     target_name: str | None = None
+    owner: str | None = None             # whose run it is (its config.toml's owner), as a login name
+    owner_uid: int | None = None
+
+    @property
+    def mine(self) -> bool:
+        """This user's run (or one whose owner is unknown): the one user who may act on it."""
+        return self.owner_uid is None or self.owner_uid == os.geteuid()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +118,13 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      eval_accuracy=getattr(last_eval, "accuracy", None), started_time=_first_start(run_dir),
                      config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
-                     disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info))
+                     disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info),
+                     **_owner(run_dir))
+
+
+def _owner(run_dir: Path) -> dict[str, Any]:
+    uid = run_owner(RunDir.at(run_dir).root)
+    return {"owner": user_name(uid) if uid is not None else None, "owner_uid": uid}
 
 
 def _scores(fold: RunFold, info: ckpt.CheckpointInfo | None) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def _clean(value: Any) -> Any:
 class EventWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides
         self.last_write = time.monotonic()
 
     def emit(self, record: Event) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from trm_core.rundir import layout
+from trm_core.rundir.ownership import CONTROL_FILE_MODE
 
 _SAME_START_S = 0.05  # start times come from /proc in clock ticks (10 ms): equal within that is the same process
 
@@ -113,9 +114,14 @@ def start_ticks(pid: int) -> int | None:
 
 
 def read_identity(run_dir: Path, name: str = layout.WORKER_IDENTITY) -> ProcessIdentity | None:
-    """The identity recorded in ``run_dir/name`` (the worker's by default, or the keeper's)."""
+    """The identity recorded in ``run_dir/name`` (the worker's by default, or the keeper's). One not written by
+    the folder's owner (or this user) is no identity: in a folder others may write, a forged one would aim the owner's
+    stop at a process of the forger's choosing."""
+    path = run_dir / name
     try:
-        data = json.loads((run_dir / name).read_text())
+        if os.lstat(path).st_uid not in (os.stat(run_dir).st_uid, os.geteuid()):
+            return None
+        data = json.loads(path.read_text())
         ticks = data.get("start_ticks")
         return ProcessIdentity(int(data["pid"]), float(data["create_time"]), str(data["host"]), float(data["started"]),
                               int(ticks) if ticks is not None else None, str(data.get("role", "worker")))
@@ -175,7 +181,7 @@ def lock_run(run_dir: Path, settle_s: float = EXITING_S) -> int:
 def _record_self(run_dir: Path, name: str, role: str = "worker") -> None:
     pid = os.getpid()
     ident = ProcessIdentity(pid, process_start_time(pid), socket.gethostname(), time.time(), start_ticks(pid), role)
-    layout.write_atomic(run_dir / name, json.dumps(asdict(ident)).encode())
+    layout.write_atomic(run_dir / name, json.dumps(asdict(ident)).encode(), CONTROL_FILE_MODE)
 
 
 def claim_run(run_dir: Path, role: str = "worker") -> int:

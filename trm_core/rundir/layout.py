@@ -13,7 +13,8 @@ dashboard) agrees on these names through this module alone. A run dir holds:
 - ``keeper.json``, ``keeper.lock``, ``keeper.log``: the run's keeper (``control.keeper``), the process that
   supervises the worker whether or not any front end is open: who it is, its lock, its output.
 - ``commands/``: commands from clients (stop, kill, cancel a restart) waiting for the keeper, one file each.
-- ``stop.request``: present while a stop asked for from anywhere is in force.
+- ``stop.request``: present while a stop asked for from anywhere is in force (counted only when the run's
+  owner wrote it: ``rundir.ownership``).
 
 Nothing here imports torch: readers of a run must stay cheap.
 """
@@ -114,10 +115,22 @@ class RunDir:
     def keeper_log(self) -> Path:
         return self.control / KEEPER_LOG
 
-    def stop_requested(self) -> bool:
+    def stop_requests(self) -> tuple[Path, Path]:
+        """This node's stop request, and the whole run's."""
+        return self.stop_request, self.root / STOP_REQUEST
+
+    def stop_requested(self, owner: int | None = None) -> bool:
         """A stop is in force for this node, or for the whole run: written by any front end, the keeper, or a
-        person for a node that no signal reaches."""
-        return self.stop_request.exists() or (self.root / STOP_REQUEST).exists()
+        person for a node that no signal reaches, as the run's owner (``owner``; the caller's uid by default,
+        as the run's own processes are the owner's). A file anyone else wrote does not count."""
+        uid = os.geteuid() if owner is None else owner
+        for path in self.stop_requests():
+            try:
+                if os.lstat(path).st_uid == uid:
+                    return True
+            except OSError:
+                continue
+        return False
 
 
 
@@ -152,12 +165,13 @@ def fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
+def atomic_file(path: Path, mode: int = 0o666) -> Iterator[BinaryIO]:
     """Write ``path`` whole or not at all: a temp file, flushed and fsynced, then renamed over ``path``. A
-    crash at any instant leaves either the old file or the new one, never half of one."""
+    crash at any instant leaves either the old file or the new one, never half of one. ``mode`` is before
+    the umask (the files that steer a run pass 0o644: no group may write them, whatever the umask)."""
     tmp = temp_name(path)
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -201,6 +215,6 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    with atomic_file(path) as fh:
+def write_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
+    with atomic_file(path, mode) as fh:
         fh.write(data)

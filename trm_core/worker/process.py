@@ -62,7 +62,7 @@ def _rank_output(run_dir: Path) -> None:
     traceback), not into the launcher's log interleaved with every other rank's."""
     rank = int(os.environ["RANK"])
     rank_files.ranks_dir(run_dir).mkdir(parents=True, exist_ok=True)
-    fd = os.open(rank_files.log_path(run_dir, rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(rank_files.log_path(run_dir, rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)

@@ -1,4 +1,5 @@
-"""What the commands share: the --run-dir flag, and a new keeper for a worker that lost its own."""
+"""What the commands share: the --run-dir flag, the owner check before acting, and a new keeper for a worker
+that lost its own."""
 
 from __future__ import annotations
 
@@ -7,13 +8,24 @@ import sys
 from pathlib import Path
 
 from trm_core.control import launch
-from trm_core.rundir.layout import RunDir
+from trm_core.rundir.layout import EXIT_CONFIG, RunDir
+from trm_core.rundir.ownership import NotOwner, require_owner
 
 DEFAULT_RUN_DIR = Path("runs/default")
 
 
 def run_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run folder (default: runs/default)")
+
+
+def refuse_unless_owner(run_dir: Path, doing: str, prog: str) -> int | None:
+    """Another user's run: say whose it is and exit 2 before anything is signalled or written; None for ours."""
+    try:
+        require_owner(RunDir.at(run_dir).root, doing)
+    except NotOwner as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return None
 
 
 def adopt_orphan_worker(run_dir: Path) -> None:

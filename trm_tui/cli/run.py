@@ -19,7 +19,7 @@ from trm_core.rundir import layout, lifecycle, log_queries
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, RunDir
 from trm_core.rundir.states import RunState
-from trm_tui.cli.common import run_dir_arg
+from trm_tui.cli.common import refuse_unless_owner, run_dir_arg
 from trm_tui.cli.status import show_status
 from trm_tui.headless import Headless
 
@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
     p.add_argument("--json", action="store_true", help="with --no-ui: print the events as JSON lines (messages on stderr)")
+    p.add_argument("--read-only", action="store_true", help="watch a run as it is without acting on it: the "
+                   "dashboard refuses stop, resume, auto-tune and kill (a screen on the wall; what "
+                   "'trm-tui serve --share' gives a colleague)")
     p.add_argument("--detach", action="store_true", help="start the run (or find it) and return at once; the run's "
                    "keeper supervises it with no front end open")
     return p
@@ -53,19 +56,19 @@ def _show_log_tail(run_dir: Path, code: int) -> None:
         print(f"  {line}", file=sys.stderr)
 
 
-def run_dashboard(run_dir: Path, start: Start | None, settings: SupervisorConfig) -> int:
+def run_dashboard(run_dir: Path, start: Start | None, settings: SupervisorConfig, read_only: bool = False) -> int:
     """The dashboard on ``run_dir`` (started by ``start``, or opened as it is with None), then on each run the
     runs screen switches to, opened as it is; at the end, where the run left going is and how to come back."""
     from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
 
-    app = Dashboard(run_dir, start, settings)
+    app = Dashboard(run_dir, start, settings, read_only=read_only)
     code = app.run() or 0
     while app.switch_to is not None:
         run_dir = app.switch_to
-        app = Dashboard(run_dir, None, run_settings(run_dir))
+        app = Dashboard(run_dir, None, run_settings(run_dir), read_only=read_only)
         code = app.run() or 0
     keeper = live_keeper(run_dir)
-    if keeper is not None:  # q left the run going: say where it is and how to come back
+    if keeper is not None and not read_only:  # q left the run going: say where it is and how to come back
         print(f"the run goes on, supervised by its keeper (pid {keeper.pid}); come back with: "
               f"trm-tui --run-dir {run_dir}   (stop it with: trm-tui stop --run-dir {run_dir})")
     return code
@@ -110,7 +113,7 @@ def open_existing_run(args: argparse.Namespace) -> int:
     live = live_keeper(run_dir) is not None or live_worker(run_dir) is not None
     if live or not args.no_ui and has_screen():  # something to watch, or somewhere to show its history
         if wants_dashboard(args):
-            return run_dashboard(run_dir, None, settings)
+            return run_dashboard(run_dir, None, settings, read_only=args.read_only)
         client = KeeperClient(RunDir(run_dir), None, settings.stop_grace_s, role="trm-tui --no-ui")
         return Headless(client, as_json=args.json).run()
     st = show_status(run_dir, settings, args.json)
@@ -131,6 +134,16 @@ def cmd_run(argv: list[str]) -> int:
     settings: SupervisorConfig
     if opens_existing_run(start):
         return open_existing_run(args)
+    if args.read_only:
+        print(f"trm-tui: --read-only opens a run as it is, and there is no run in {run_dir} "
+              f"(--read-only cannot start or resume one)" if not start.describes_run else
+              "trm-tui: --read-only watches a run as it is; it cannot be given --preset, --config, --set or "
+              "--resume", file=sys.stderr)
+        return EXIT_CONFIG
+    refused = refuse_unless_owner(run.root, "resume it or start it again" if args.resume else "start a run in it",
+                                  "trm-tui")
+    if refused is not None:
+        return refused
     if live_worker(run_dir) is not None:
         settings = run_settings(run_dir)  # attach: the run keeps its own config
     else:

@@ -10,7 +10,7 @@ from trm_core.control.launch import stop_worker
 from trm_core.control.status import run_status
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import RunDir
-from trm_tui.cli.common import run_dir_arg
+from trm_tui.cli.common import refuse_unless_owner, run_dir_arg
 
 
 def stop_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,9 @@ def stop_parser() -> argparse.ArgumentParser:
 
 def cmd_stop(argv: list[str]) -> int:
     args = stop_parser().parse_args(argv)
+    refused = refuse_unless_owner(args.run_dir, "stop it" if not args.force else "kill it", "trm-tui stop")
+    if refused is not None:
+        return refused
     settings = saved_settings(args.run_dir)
     ident = live_worker(args.run_dir)
     if ident is None:

@@ -25,7 +25,7 @@ from trm_core.rundir.records import AutotuneResult, KeeperEnd, RunStart
 from trm_core.telemetry import GpuProbe, GpuStatus, HostSample
 from trm_tui.dashboard import keys
 from trm_tui.dashboard.feeds import Feeds, LiveFeeds
-from trm_tui.dashboard.keys import KeyFacts, Search
+from trm_tui.dashboard.keys import KeyFacts, Search, acting_refused, view_label
 from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, Note, SupervisionOver,
                                        SupervisionResumed)
 from trm_tui.dashboard.autotune_actions import AutotuneActions
@@ -68,7 +68,7 @@ class Dashboard(AutotuneActions, App[int]):
     ]
 
     def __init__(self, run_dir: Path, start: Start | list[str] | None, settings: SupervisorConfig,
-                 gpu_probe: GpuProbe | None = None, feeds: Feeds | None = None) -> None:
+                 gpu_probe: GpuProbe | None = None, feeds: Feeds | None = None, read_only: bool = False) -> None:
         super().__init__()
         if self.no_color:  # NO_COLOR means no colour codes at all; Textual's default draws greys
             self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
@@ -78,7 +78,10 @@ class Dashboard(AutotuneActions, App[int]):
         # node N of a multi-node run: the run's name, and which node this is
         self.rundir = self.start_request.rundir if self.start_request is not None else RunDir.at(run_dir)
         root = self.rundir.root
-        self.view = RunView((root.name or str(root)) + ("" if self.rundir.leads else f" ({run_dir.name})"))
+        self.read_only = read_only
+        self.refused = acting_refused(root, read_only)  # why this view may not act at all, or None
+        self.view = RunView((root.name or str(root)) + ("" if self.rundir.leads else f" ({run_dir.name})")
+                            + view_label(root, read_only))
         self.gpu_probe = gpu_probe
         self.feeds: Feeds = feeds or LiveFeeds()  # the run and the machine, each on a thread (feeds.py)
         self.gpu: GpuStatus | None = None
@@ -161,7 +164,7 @@ class Dashboard(AutotuneActions, App[int]):
     def why_not(self, action: str) -> str | None:
         """Why the key for ``action`` cannot act now, in words for the user; None when it can (``keys``)."""
         facts = KeyFacts(self.view.state, self.search, self._search_elsewhere(),
-                         self.client is not None and self.client.exit_code is None, self.run_dir)
+                         self.client is not None and self.client.exit_code is None, self.run_dir, self.refused)
         return keys.why_not(action, facts)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -184,6 +187,8 @@ class Dashboard(AutotuneActions, App[int]):
         self.notify(why, severity="warning", timeout=6)
 
     def action_stop(self) -> None:
+        if self.refuse_acting():
+            return
         if self.client is not None:
             self.client.request_stop()
             self.view.state = self.run_state = RunState.STOPPING
@@ -191,6 +196,8 @@ class Dashboard(AutotuneActions, App[int]):
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
 
     def action_resume(self) -> None:
+        if self.refuse_acting():
+            return
         if self._tuned_elsewhere():
             return
         self.exit_code = 0  # the outcome of the run before this resume no longer counts
@@ -238,6 +245,8 @@ class Dashboard(AutotuneActions, App[int]):
         self.push_screen(HelpScreen())
 
     def action_kill(self) -> None:
+        if self.refuse_acting():
+            return
         def answered(yes: bool | None) -> None:
             if yes:
                 self.force_kill()
@@ -249,6 +258,13 @@ class Dashboard(AutotuneActions, App[int]):
         result = self.client.stop(force=True) if self.client is not None else \
             stop_worker(self.rundir, self.settings.stop_grace_s, force=True)
         self.post_message(Note("worker killed" if result.killed else "no worker was running"))
+
+    def refuse_acting(self) -> bool:
+        """An acting action reached some other way than its key (the command palette): refused all the same."""
+        if self.refused is None:
+            return False
+        self.notify(self.refused, severity="warning", timeout=6)
+        return True
 
     def action_quit(self) -> None:
         """Textual's own quit keys (ctrl+q) leave the same way as q: training goes on."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from textual import work
 from textual.message import Message
@@ -31,6 +31,7 @@ class AutotuneActions:
     search: Search
     quitting: threading.Event
     _autotune_cancel: threading.Event | None
+    refuse_acting: Callable[[], bool]  # the app's: a read-only view or another user's run acts on nothing
 
     def _search_elsewhere(self) -> bool:
         """Another client's auto-tune search holds the run: its autotune_start has no result yet and the run's
@@ -46,7 +47,7 @@ class AutotuneActions:
         return False
 
     def action_autotune(self) -> None:
-        if self._tuned_elsewhere():
+        if self.refuse_acting() or self._tuned_elsewhere():
             return
         self.view.version += 1
         self.notify("auto-tune: stopping the run with a checkpoint, then trials (see the events pane)")

@@ -6,10 +6,12 @@ Keeping the rules out of the App lets a test ask every state without starting on
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from trm_core.rundir.ownership import run_owner, user_name, who
 from trm_core.rundir.states import SUPERVISED, RunState
 
 # a run to tune: one that runs, or one stopped with a checkpoint
@@ -25,20 +27,45 @@ class Search(str, Enum):
     KEEPER = "keeper"
 
 
+READ_ONLY = "read-only view: stop, resume, auto-tune and kill are not available here"
+
+
+def acting_refused(root: Path, read_only: bool) -> str | None:
+    """Why no acting key may act in this view at all: it was opened read-only, or the run is another user's
+    (whose keeper answers only them, and whose worker no one else may signal). None: the owner's own view."""
+    if read_only:
+        return READ_ONLY
+    owner = run_owner(root)
+    if owner is not None and owner != os.geteuid():
+        return f"the run belongs to {who(owner)}: only its owner may stop, resume, auto-tune or kill it"
+    return None
+
+
+def view_label(root: Path, read_only: bool) -> str:
+    """What the header adds to the run's name: whose run it is when not yours, and read-only."""
+    owner = run_owner(root)
+    whose = f" ({user_name(owner)}'s)" if owner is not None and owner != os.geteuid() else ""
+    return whose + (" [read-only]" if read_only else "")
+
+
 @dataclass(frozen=True)
 class KeyFacts:
     """What the rules read: the run's state, this dashboard's search, whether another window's search holds the
-    run, whether a keeper this dashboard follows is still on, and the run's folder (for the hints)."""
+    run, whether a keeper this dashboard follows is still on, the run's folder (for the hints), and why this
+    view may not act at all (read-only, or not the owner's)."""
 
     state: RunState
     search: Search = Search.NONE
     searched_elsewhere: bool = False
     supervising: bool = False
     run_dir: Path = Path("runs/default")
+    refused: str | None = None  # every acting key refused, and why: a read-only view, another user's run
 
 
 def why_not(action: str, facts: KeyFacts) -> str | None:
     """Why the key for ``action`` cannot act now, in words for the user; None when it can."""
+    if facts.refused is not None and action in ACTING:
+        return facts.refused
     if facts.search != Search.NONE and action in ACTING:
         return "the auto-tune search owns the run until it has written its choice (q cancels it)"
     if facts.searched_elsewhere and action in ("resume", "autotune"):
