@@ -3,6 +3,7 @@ search, answered without starting an App."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,26 @@ def test_a_search_elsewhere_leaves_resume_and_autotune_to_say_so_themselves() ->
     facts = KeyFacts(RunState.STOPPED, searched_elsewhere=True, supervising=True)
     assert why_not("resume", facts) is None and why_not("autotune", facts) is None
     assert why_not("stop", facts) == "nothing to stop: the run is stopped"
+
+
+@pytest.mark.parametrize("state", list(RunState))
+def test_a_read_only_view_refuses_every_acting_key_and_nothing_else(state: RunState, tmp_path: Path) -> None:
+    from trm_tui.dashboard.keys import READ_ONLY, acting_refused
+
+    facts = KeyFacts(state, refused=acting_refused(tmp_path, read_only=True))
+    assert all(why_not(action, facts) == READ_ONLY for action in ACTING)
+    assert why_not("events", facts) is None and why_not("log", facts) is None
+    assert acting_refused(tmp_path, read_only=False) is None  # the owner's own view
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a run to another user needs root (CI runs as root)")
+def test_another_users_run_is_refused_by_name_and_labelled(tmp_path: Path) -> None:
+    from trm_tui.dashboard.keys import acting_refused, view_label
+
+    (tmp_path / "config.toml").write_text("")
+    os.chown(tmp_path / "config.toml", 65534, 65534)
+    why = acting_refused(tmp_path, read_only=False)
+    assert why == "the run belongs to nobody (uid 65534): only its owner may stop, resume, auto-tune or kill it"
+    assert why_not("stop", KeyFacts(RunState.RUNNING, refused=why)) == why
+    assert view_label(tmp_path, read_only=False) == " (nobody's)"
+    assert view_label(tmp_path, read_only=True) == " (nobody's) [read-only]"

@@ -276,3 +276,19 @@ except PermissionError as exc:
         assert other.stdout.strip() == "refused 13", (other.stdout, other.stderr)
     finally:
         terminate(server)
+
+
+@needs_root
+def test_a_stop_request_or_an_identity_someone_else_wrote_counts_for_nothing(tmp_path: Path) -> None:
+    from trm_core.rundir.identity import _record_self, read_identity
+    from trm_core.rundir.layout import RunDir
+
+    run = RunDir(tmp_path)
+    run.stop_request.write_text("stop")
+    assert run.stop_requested()
+    os.chown(run.stop_request, OTHER_UID, OTHER_UID)
+    assert not run.stop_requested()  # the worker and the supervisor go on
+    _record_self(tmp_path, "worker.json")
+    assert read_identity(tmp_path) is not None and read_identity(tmp_path).pid == os.getpid()
+    os.chown(tmp_path / "worker.json", OTHER_UID, OTHER_UID)
+    assert read_identity(tmp_path) is None  # a forged pid would aim the owner's stop at another process
