@@ -37,8 +37,10 @@ def start_serve(run_dir: Path, port: int, *flags: str) -> tuple[subprocess.Popen
         line = proc.stdout.readline()
         if not line:
             raise SystemExit(f"serve exited: {proc.stderr.read()}")
-        if line.startswith("  http"):
-            return proc, line.split()[-1] if "?token=" not in line else next(w for w in line.split() if "token=" in w)
+        if "?token=" in line:
+            return proc, next(w for w in line.split() if "?token=" in w)
+        if line.startswith("  http"):  # --no-token: the bare address
+            return proc, line.split()[0]
 
 
 def browser():
@@ -81,7 +83,7 @@ def main() -> None:
     args = p.parse_args()
     open_server, open_url = start_serve(args.run_dir, free_port(), "--no-token")
     token_server, token_url = start_serve(args.run_dir, free_port())
-    marker = args.run_dir.resolve().name.encode()
+    marker = args.run_dir.resolve().name.encode()  # the header's run name, in the first frame
     driver = browser()
     times: dict[str, list[float]] = {"token": [], "no token": []}
     try:
