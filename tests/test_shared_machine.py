@@ -292,3 +292,31 @@ def test_a_stop_request_or_an_identity_someone_else_wrote_counts_for_nothing(tmp
     assert read_identity(tmp_path) is not None and read_identity(tmp_path).pid == os.getpid()
     os.chown(tmp_path / "worker.json", OTHER_UID, OTHER_UID)
     assert read_identity(tmp_path) is None  # a forged pid would aim the owner's stop at another process
+
+
+@needs_root
+@pytest.mark.process
+def test_another_user_evaluates_a_run_into_their_own_folder(shared_dir: Path, micro_args: list[str]) -> None:
+    run_dir = shared_dir / "run"
+    corpus = Path(next(a for a in micro_args if a.startswith("data.paths=")).split("'")[1])
+    shutil.copytree(corpus, shared_dir / "corpus")  # data the other user may read (pytest's folders are root's)
+    shared_data = ["--set", f"data.paths=['{shared_dir / 'corpus'}']", "--set", f"data.cache_dir='{shared_dir / 'cache'}'"]
+    assert cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, *shared_data,
+                   "--set", "train.max_steps=2").returncode == 0
+    subprocess.run(["chmod", "-R", "a+rX", str(shared_dir)], check=True)
+    out = shared_dir / "mine"
+    out.mkdir()
+    os.chown(out, OTHER_UID, OTHER_UID)
+    eval_imports = ("import torch, torch.utils.serialization, torch.utils.serialization.config, trm_tui.cli.eval, "
+                    "trm_core.evaluate.loaded, trm_core.evaluate.session\n")
+    code = f"sys.exit(trm(['eval', '--run-dir', {str(run_dir)!r}, '--limit', '4', '--json'] + sys.argv[1:]))"
+    refused = subprocess.run([sys.executable, "-c", eval_imports + PRELUDE.format(uid=OTHER_UID) + code],
+                             capture_output=True, text=True, timeout=120, env=worker_env())
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"cannot write the eval under {run_dir / 'evals'}: Permission denied (the run belongs to root (uid 0))" \
+        in refused.stderr and "give --out DIR" in refused.stderr
+    done = subprocess.run([sys.executable, "-c", eval_imports + PRELUDE.format(uid=OTHER_UID) + code,
+                           "--out", str(out)], capture_output=True, text=True, timeout=120, env=worker_env())
+    assert done.returncode == 0, done.stderr
+    folder = Path(json.loads(done.stdout)["folder"])
+    assert folder.parent == out and (folder / "metrics.json").exists() and not (run_dir / "evals").exists()

@@ -123,8 +123,14 @@ def load(run: RunDir, which: str = "latest", weights: str | None = None, device:
     if weights == "ema" and not has_ema:
         raise ConfigError("--weights ema: this run keeps no EMA of its weights (train.ema_decay = 0); use --weights raw")
     dev = resolve_device(device or cfg.train.device)
-    dataset = dataset or build_dataset(cfg)
-    state = ckpt.load_checkpoint(info, map_location=dev)
+    try:
+        dataset = dataset or build_dataset(cfg)
+    except PermissionError as exc:  # another user's data, or a folder moved since: say which file
+        raise ConfigError(f"cannot read the run's data: {exc.filename}: {exc.strerror}") from None
+    try:
+        state = ckpt.load_checkpoint(info, map_location=dev)
+    except PermissionError as exc:
+        raise ConfigError(f"cannot read the checkpoint: {exc.filename}: {exc.strerror}") from None
     model = build_model(cfg.model, dataset.vocab_size, getattr(dataset, "num_puzzle_ids", 1)).to(dev)
     model.load_state_dict(state["model"])
     if weights == "ema":

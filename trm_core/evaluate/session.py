@@ -135,8 +135,9 @@ class EvalFolder:
 
 def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = None,
              batch_size: int | None = None, on_progress: Progress | None = None,
-             save_predictions: bool = True) -> EvalOutcome:
-    """Evaluate, write the eval's folder, and return it with its metrics."""
+             save_predictions: bool = True, evals: Path | None = None) -> EvalOutcome:
+    """Evaluate, write the eval's folder (under ``evals``, the run's ``evals/`` by default), and return it
+    with its metrics."""
     dataset, ev = loaded.dataset, loaded.ev
     size = dataset.split_size(split)
     count = size if limit is None else max(0, min(limit, size))
@@ -145,7 +146,7 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
     seq_len = loaded.cfg.model.seq_len
     batch = batch_size or auto_batch_size(ev, seq_len, count)
     voting = getattr(dataset, "voting", None) if split == "test" else None
-    folder = EvalFolder(loaded.run.evals, folder_name(loaded.info.step, loaded.weights, split, count, size), count,
+    folder = EvalFolder(evals or loaded.run.evals, folder_name(loaded.info.step, loaded.weights, split, count, size), count,
                         seq_len, ev.max_sup, dataset.vocab_size, loaded.cfg.data.kind == "code",
                         context_of(loaded, split), voting, save_predictions)
     try:

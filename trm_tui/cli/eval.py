@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="where to run it (default: the run's train.device): cpu, cuda, cuda:1, ...")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object, for scripts")
     p.add_argument("--no-predictions", action="store_true", help="write metrics.json only")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write the eval's folder under DIR instead of RUN/evals "
+                   "(another user's run, a read-only copy)")
     p.add_argument("--arc-submission", type=Path, metavar="FILE", help="ARC: also write the ARC Prize submission "
                    "(two voted attempts per test input) to FILE")
     p.add_argument("--solutions", type=Path, metavar="FILE", help="ARC: score the submission against this "
@@ -91,6 +94,7 @@ def cmd_eval(argv: list[str]) -> int:
     from trm_core.evaluate import loaded as loading
     from trm_core.evaluate.session import run_eval
 
+    evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     checkpoint = loading.load(run, args.checkpoint, args.weights, args.device)
     if args.arc_submission and getattr(checkpoint.dataset, "voting", None) is None:
         raise ConfigError("--arc-submission: this run's data is not an ARC set (no test_puzzles.json beside it)")
@@ -100,7 +104,7 @@ def cmd_eval(argv: list[str]) -> int:
           f"{checkpoint.ev.device}", file=sys.stderr)
     try:
         outcome = run_eval(checkpoint, args.split, args.limit, args.batch_size, EvalProgress(),
-                           save_predictions=not args.no_predictions)
+                           save_predictions=not args.no_predictions, evals=evals)
     except KeyboardInterrupt:
         print("\ntrm-tui eval: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -114,6 +118,24 @@ def cmd_eval(argv: list[str]) -> int:
     if args.show:
         return show(outcome.folder)
     return 0
+
+
+def writable_evals(evals: Path, root: Path, given: bool) -> Path:
+    """Where the eval's folder goes, checked before the checkpoint loads: a folder this user may write, or a
+    clear error (another user's run is read, never written: --out puts the eval elsewhere)."""
+    try:
+        evals.mkdir(parents=True, exist_ok=True)
+        if os.access(evals, os.W_OK | os.X_OK):
+            return evals
+        why = "Permission denied"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    from trm_core.rundir.ownership import run_owner, who
+
+    owner = run_owner(root)
+    whose = f" (the run belongs to {who(owner)})" if owner is not None and owner != os.geteuid() else ""
+    hint = "" if given else "; give --out DIR to write the eval somewhere you can"
+    raise ConfigError(f"cannot write the eval under {evals}: {why}{whose}{hint}")
 
 
 def _only_show(argv: list[str]) -> bool:
