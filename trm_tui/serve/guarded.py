@@ -10,7 +10,8 @@ application:
 - the page's addresses from the request itself, not from the bind address, so the page works through
   ``ssh -L`` and a Unix socket, where the browser's host is not the server's;
 - a socket made by the caller (``listen``), so a port in use is one line, and a Unix socket is 0600 from the
-  moment it exists.
+  moment it exists;
+- no access log, which would write every token (in URLs and Referers) to the terminal or a log file.
 """
 
 from __future__ import annotations
@@ -125,4 +126,6 @@ class GuardedServer(Server):
         asyncio.set_event_loop(loop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_exit)
-        web.run_app(self._make_app(), sock=self.sock, handle_signals=False, loop=loop, print=lambda *a: None)
+        # no access log: it would print every URL with its token (and the Referer's), and fill an unread pipe
+        web.run_app(self._make_app(), sock=self.sock, handle_signals=False, loop=loop, print=lambda *a: None,
+                    access_log=None)
