@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -79,6 +80,25 @@ def cli_run(*args: str, timeout: float = 120, stdin_text: str | None = None, **e
     proc = cli(*args, stdin=subprocess.PIPE if stdin_text is not None else None, **env)
     out, err = proc.communicate(stdin_text, timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def free_port() -> int:
+    """A loopback TCP port free a moment ago (for trm-tui serve)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def served_urls(server: subprocess.Popen, count: int) -> dict[str, str]:
+    """The first ``count`` token URLs ``trm-tui serve`` printed, by role: 'full control' or 'read-only'."""
+    urls: dict[str, str] = {}
+    while len(urls) < count:
+        line = server.stdout.readline()
+        assert line, f"serve printed no URL: {server.stderr.read() if server.poll() is not None else ''}"
+        if "?token=" in line:
+            urls["read-only" if "read-only" in line else "full control"] = \
+                next(w for w in line.split() if "?token=" in w)
+    return urls
 
 
 def kill_worker(run_dir: Path) -> None:

@@ -14,17 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, cli_run, events, kill_worker, terminate, wait_for
+from helpers import cli, cli_run, events, free_port, kill_worker, served_urls, terminate, wait_for
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 needs_browser = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                    reason="no Chromium here (Debian packages chromium and chromium-driver)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_serving(server, host: str, port: int, timeout: float = 60) -> None:
@@ -79,18 +73,13 @@ def test_the_full_link_once_then_the_cookie_and_s_in_the_page_stops_it(tmp_path:
     assert started.returncode == 0, started.stderr
     port = free_port()
     server = cli("serve", "--run-dir", str(run_dir), "--port", str(port), "--share")
-    urls = {}
-    while len(urls) < 2:
-        line = server.stdout.readline()
-        assert line, server.stderr.read()
-        if "?token=" in line:
-            urls["read-only" if "read-only" in line else "full"] = next(w for w in line.split() if "?token=" in w)
+    urls = served_urls(server, 2)
     threading.Thread(target=server.stdout.read, daemon=True).start()  # keep its pipe drained, as a terminal would
     driver = None
     try:
         wait_serving(server, "127.0.0.1", port)
         driver = browser()
-        driver.get(urls["full"])  # the full token once: its cookie replaces the read-only one
+        driver.get(urls["full control"])  # the full token once: its cookie replaces the read-only one
         driver.get(f"http://127.0.0.1:{port}/")  # then no token in the address bar: the cookie opens it
         page = PageFeed(driver)
         wait_for(lambda: "RUNNING" in page and "loss" in page and "step" in page, timeout=60,
@@ -148,11 +137,7 @@ def test_the_read_only_page_refuses_s_and_the_run_goes_on(tmp_path: Path, micro_
     assert started.returncode == 0, started.stderr
     port = free_port()
     server = cli("serve", "--run-dir", str(run_dir), "--port", str(port), "--read-only")
-    url = None
-    while url is None:
-        line = server.stdout.readline()
-        assert line, server.stderr.read()
-        url = next((w for w in line.split() if "?token=" in w), None)
+    url = served_urls(server, 1)["read-only"]
     driver = None
     try:
         wait_serving(server, "127.0.0.1", port)

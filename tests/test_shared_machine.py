@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import cli, cli_run, events, kill_worker, terminate, wait_for, worker_env
+from helpers import cli, cli_run, events, free_port, kill_worker, served_urls, terminate, wait_for, worker_env
 
 OTHER_UID = 65534
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="becoming a second user needs root (CI runs as root)")
@@ -158,23 +158,9 @@ def test_an_alert_command_comes_only_from_the_owners_config(shared_dir: Path, mi
 # -- the browser view behind its token ---------------------------------------------------------------------
 
 def serve(*args: str) -> tuple[subprocess.Popen, dict[str, str]]:
-    """``trm-tui serve ARGS`` and the URLs it printed, by role ('full control', 'read-only', or 'url')."""
+    """``trm-tui serve ARGS`` and the token URLs it printed, by role ('full control', 'read-only')."""
     server = cli("serve", *args)
-    urls: dict[str, str] = {}
-    while server.poll() is None:
-        line = server.stdout.readline()
-        if not line:
-            break
-        for role in ("full control", "read-only"):
-            if line.strip().startswith(role):
-                urls[role] = line.split()[2] if role == "full control" else line.split()[1]
-        if "?token=" not in line and line.startswith("  http"):
-            urls["url"] = line.strip()
-        if ("full control" in urls or "--read-only" in args) and ("read-only" in urls or "--share" not in args) \
-                or "url" in urls:
-            break
-    assert urls, f"serve printed no URL: {server.stderr.read() if server.poll() is not None else ''}"
-    return server, urls
+    return server, served_urls(server, 2 if "--share" in args else 1)
 
 
 def get(host: str, port: int, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
@@ -187,12 +173,6 @@ def get(host: str, port: int, path: str, headers: dict[str, str] | None = None) 
 
 WS_HEADERS = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.process
