@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Callable
 
 from trm_core.config import ConfigError
 from trm_core.rundir.layout import EXIT_CONFIG
@@ -31,8 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0] if argv and argv[0] in COMMANDS else None
     module, function = COMMANDS[name] if name else RUN
     command = getattr(importlib.import_module(module), function)
+    rest = argv[1:] if name else argv
+    from trm_tui.serve.tab import in_browser_tab, showing_failure
+
+    if in_browser_tab():  # a tab of trm-tui serve: an error must reach the page, not only the server's terminal
+        return showing_failure(lambda: run_command(name, command, rest))
+    return run_command(name, command, rest)
+
+
+def run_command(name: str | None, command: Callable[[list[str]], int], argv: list[str]) -> int:
     try:
-        return command(argv[1:] if name else argv)
+        return command(argv)
     except ConfigError as exc:  # a mistake in what the user asked for: one line naming it, never a traceback
         print(f"trm-tui{' ' + name if name else ''}: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from trm_core.rundir.states import RunState
 from trm_tui.cli.common import refuse_unless_owner, run_dir_arg
 from trm_tui.cli.status import show_status
 from trm_tui.headless import Headless
+from trm_tui.serve.tab import in_browser_tab
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--read-only", action="store_true", help="watch a run as it is without acting on it: the "
                    "dashboard refuses stop, resume, auto-tune and kill (a screen on the wall; what "
                    "'trm-tui serve --share' gives a colleague)")
+    p.add_argument("--attach", action="store_true", help="open the run in --run-dir as it is, in whatever state; "
+                   "an error when there is none (without it, a folder with no run gets a new one)")
     p.add_argument("--detach", action="store_true", help="start the run (or find it) and return at once; the run's "
                    "keeper supervises it with no front end open")
     return p
@@ -77,8 +79,7 @@ def run_dashboard(run_dir: Path, start: Start | None, settings: SupervisorConfig
 def has_screen() -> bool:
     """Somewhere to draw the dashboard: a terminal, or a browser page (textual-serve runs us under its web
     driver, with pipes for stdin and stdout)."""
-    web = os.environ.get("TEXTUAL_DRIVER", "").startswith("textual.drivers.web_driver")
-    return web or (sys.stdout.isatty() and sys.stdin.isatty())
+    return in_browser_tab() or (sys.stdout.isatty() and sys.stdin.isatty())
 
 
 def wants_dashboard(args: argparse.Namespace) -> bool:
@@ -94,7 +95,9 @@ def wants_dashboard(args: argparse.Namespace) -> bool:
 def opens_existing_run(start: Start) -> bool:
     """``trm-tui [--run-dir DIR]`` with nothing that describes a start, on a folder that holds a run: open it as
     it is, in whatever state (only --preset, --config or --set on a folder without a run start one)."""
-    return not start.describes_run and start.root.is_dir() and lifecycle.holds_run(start.root)
+    if start.describes_run or not start.root.is_dir():
+        return False
+    return lifecycle.holds_run(start.root) or live_keeper(start.root) is not None  # or starting: no log yet
 
 
 def open_existing_run(args: argparse.Namespace) -> int:
@@ -134,10 +137,11 @@ def cmd_run(argv: list[str]) -> int:
     settings: SupervisorConfig
     if opens_existing_run(start):
         return open_existing_run(args)
-    if args.read_only:
-        print(f"trm-tui: --read-only opens a run as it is, and there is no run in {run_dir} "
-              f"(--read-only cannot start or resume one)" if not start.describes_run else
-              "trm-tui: --read-only watches a run as it is; it cannot be given --preset, --config, --set or "
+    if args.read_only or args.attach:
+        flag = "--read-only" if args.read_only else "--attach"
+        print(f"trm-tui: {flag} opens a run as it is, and there is no run in {run_dir} "
+              f"({flag} cannot start or resume one)" if not start.describes_run else
+              f"trm-tui: {flag} opens a run as it is; it cannot be given --preset, --config, --set or "
               "--resume", file=sys.stderr)
         return EXIT_CONFIG
     refused = refuse_unless_owner(run.root, "resume it or start it again" if args.resume else "start a run in it",

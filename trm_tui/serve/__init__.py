@@ -84,7 +84,7 @@ def make_tokens(args: argparse.Namespace) -> Tokens:
 
 def dashboard_commands(run_dir: Path, read_only: bool) -> dict[Role, str]:
     """The command each role's tab runs: the dashboard on the run, read-only for a read-only token."""
-    base = [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir)]
+    base = [sys.executable, "-m", "trm_tui.cli", "--run-dir", str(run_dir), "--attach"]  # a page never starts one
     commands = {Role.READ_ONLY: " ".join(shlex.quote(a) for a in [*base, "--read-only"])}
     if not read_only:
         commands[Role.FULL] = " ".join(shlex.quote(a) for a in base)
