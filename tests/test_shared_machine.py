@@ -300,3 +300,38 @@ def test_another_user_evaluates_a_run_into_their_own_folder(shared_dir: Path, mi
     assert done.returncode == 0, done.stderr
     folder = Path(json.loads(done.stdout)["folder"])
     assert folder.parent == out and (folder / "metrics.json").exists() and not (run_dir / "evals").exists()
+
+
+@needs_root
+@pytest.mark.process
+def test_the_dashboards_runs_screen_says_whose_each_run_is(tmp_path: Path, micro_args: list[str]) -> None:
+    """R in the dashboard: an OWNER column as soon as one run beside yours is another user's (their
+    config.toml is theirs), as ``trm-tui runs`` has."""
+    import asyncio
+
+    from textual.widgets import DataTable
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.runs_screen import RunsScreen
+
+    for name in ("mine", "theirs"):
+        done = cli_run("--no-ui", "--run-dir", str(tmp_path / name), *micro_args, "--set", "train.max_steps=2")
+        assert done.returncode == 0, done.stderr
+    os.chown(tmp_path / "theirs" / "config.toml", OTHER_UID, OTHER_UID)
+
+    async def runs_table() -> dict[str, list[str]]:
+        app = Dashboard(tmp_path / "mine", None, SupervisorConfig())
+        async with app.run_test(size=(160, 30)) as pilot:
+            await pilot.pause(0.5)
+            await pilot.press("R")
+            await pilot.pause(0.5)
+            assert isinstance(app.screen, RunsScreen)
+            table = app.screen.query_one(DataTable)
+            headers = [str(c.label) for c in table.ordered_columns]
+            rows = {str(table.get_row_at(i)[1]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+            return {"headers": headers, **rows}
+    got = asyncio.run(runs_table())
+    owner = got["headers"].index("OWNER")
+    assert got["headers"][owner - 1] == "RUN"
+    assert got["theirs"][owner] == "nobody" and got["mine"][owner] == "root"

@@ -72,12 +72,19 @@ def table_cells(row: RunRow) -> tuple[str, ...]:
             started, (st.config_hash or "-")[:8])
 
 
-def table(rows: list[RunRow]) -> str:
-    """The runs as columns; an OWNER column after RUN when any of them is another user's (a shared folder)."""
+def columns(rows: list[RunRow]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The headers and each run's cells; an OWNER column after RUN when any run is another user's (a shared
+    folder), for the CLI table and the dashboard's runs screen alike."""
     headers, cells = HEADERS, [table_cells(row) for row in rows]
     if any(not row.status.mine for row in rows):
         headers = (HEADERS[0], "OWNER", *HEADERS[1:])
         cells = [(c[0], row.status.owner or "-", *c[1:]) for c, row in zip(cells, rows)]
+    return headers, cells
+
+
+def table(rows: list[RunRow]) -> str:
+    """The runs as aligned text columns."""
+    headers, cells = columns(rows)
     lines = [headers, *cells]
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from trm_tui.dashboard.history import history_view
 from trm_tui.dashboard.widgets import Curve
-from trm_tui.runs import HEADERS, list_runs, table_cells
+from trm_tui.runs import columns, list_runs
 
 # Colours and markers per run: the markers keep runs apart where colour does not show (NO_COLOR).
 COLOURS = ("cyan", "yellow", "green", "magenta", "red", "blue", "white")
@@ -41,11 +41,12 @@ class RunsScreen(Screen["Path | None"]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns(" ", *HEADERS)
         rows = list_runs(self.root)
+        headers, cells = columns(rows)
+        table.add_columns(" ", *headers)
         self.runs = [row.run_dir for row in rows]
-        for row in rows:
-            table.add_row(self._mark(row.run_dir), *table_cells(row), key=str(row.run_dir))
+        for row, row_cells in zip(rows, cells):
+            table.add_row(self._mark(row.run_dir), *row_cells, key=str(row.run_dir))
         if self.current in self.runs:
             table.move_cursor(row=self.runs.index(self.current))
 
