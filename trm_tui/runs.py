@@ -96,6 +96,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the folder whose subfolders are runs "
                    "(default: runs, relative to the current folder)")
     p.add_argument("--json", action="store_true", help="one JSON object per run, one per line, for scripts")
+    p.add_argument("--csv", action="store_true", help="one CSV row per run: its figures, then its resolved config "
+                   "flattened (model.dim, train.learning_rate, ...), for a sweep in one pd.read_csv")
     return p
 
 
@@ -107,6 +109,12 @@ def cmd_runs(argv: list[str]) -> int:
               file=sys.stderr)
         return layout.EXIT_CONFIG
     rows = list_runs(args.root)
+    if args.csv:
+        from trm_core.export.tables import run_config_columns, write_rows
+
+        write_rows(({"run_dir": str(row.run_dir)} | row.status.to_dict() | run_config_columns(row.run_dir)
+                    for row in rows), sys.stdout, ("run_dir",))
+        return 0
     if args.json:
         for row in rows:
             print(json.dumps({"run_dir": str(row.run_dir)} | row.status.to_dict()))

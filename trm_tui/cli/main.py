@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("trm_tui.runs", "cmd_runs"),
     "serve": ("trm_tui.serve", "cmd_serve"),
     "data": ("trm_tui.data_cli", "cmd_data"),
+    "export": ("trm_tui.cli.export", "cmd_export"),
 }
 RUN = ("trm_tui.cli.run", "cmd_run")
 

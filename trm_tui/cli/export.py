@@ -1,0 +1,98 @@
+"""``trm-tui export tensorboard|csv``: a run's log as TensorBoard event files, or as a CSV table."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from trm_core.config import ConfigError
+from trm_core.rundir import layout
+from trm_tui.cli.common import run_dir_arg
+
+KINDS_HELP = "comma-separated event kinds (step, eval, checkpoint, run_start, run_end, ...), or 'all'"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trm-tui export", description="A run's log elsewhere: TensorBoard event files "
+                                "(which W&B, Aim and trackio import) or a CSV table for pandas.")
+    sub = p.add_subparsers(dest="format", metavar="{tensorboard,csv}", required=True)
+    tb = sub.add_parser("tensorboard", help="TensorBoard event files: every step and eval scalar, the config as "
+                        "hparams, starts, ends and restarts as text")
+    run_dir_arg(tb)
+    tb.add_argument("--out", type=Path, help="a folder of runs' mirrors: the run's files go in OUT/RUN_NAME "
+                    "(default: RUN_DIR/tensorboard, so 'tensorboard --logdir runs' shows every run)")
+    tb.add_argument("--follow", action="store_true", help="keep mirroring the run as it trains, across restarts "
+                    "and resumes, until Ctrl-C")
+    tb.add_argument("--every", type=float, default=2.0, metavar="S", help="with --follow: read the log every S "
+                    "seconds (default 2)")
+    csv = sub.add_parser("csv", help="one row per event, one column per field")
+    run_dir_arg(csv)
+    csv.add_argument("--events", default="step,eval", help=KINDS_HELP + " (default: step,eval)")
+    csv.add_argument("--out", type=Path, help="the CSV file (default: standard output)")
+    return p
+
+
+def existing_run(run_dir: Path) -> Path:
+    if not (run_dir / layout.EVENTS).is_file():
+        what = "is not a folder" if run_dir.exists() and not run_dir.is_dir() else "has no run (no events.jsonl)"
+        raise ConfigError(f"{run_dir} {what}; give a run's folder with --run-dir")
+    return run_dir
+
+
+def export_tensorboard(args: argparse.Namespace) -> int:
+    from trm_core.export.tensorboard import TensorBoardMirror, default_out, out_under
+
+    run_dir = existing_run(args.run_dir)
+    out = out_under(args.out, run_dir) if args.out else default_out(run_dir)
+    logdir = args.out or run_dir.parent  # where TensorBoard shows this run beside the others
+    mirror = TensorBoardMirror(run_dir, out)
+    if not args.follow:
+        count = mirror.sync()
+        mirror.close()
+        print(f"{count} events of {run_dir} mirrored into {out}; view with: tensorboard --logdir {logdir}")
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"mirroring {run_dir} into {out} every {args.every:g} s until Ctrl-C; view with: "
+          f"tensorboard --logdir {logdir}", flush=True)
+    mirror.follow(stop, args.every)
+    mirror.close()
+    return 0
+
+
+def export_csv(args: argparse.Namespace) -> int:
+    from trm_core.export.tables import FIRST_COLUMNS, event_rows, write_rows
+
+    run_dir = existing_run(args.run_dir)
+    kinds = None if args.events.strip() == "all" else [k.strip() for k in args.events.split(",") if k.strip()]
+    if kinds is not None and not kinds:
+        raise ConfigError(f"--events {args.events!r} names no event kind; " + KINDS_HELP)
+    from trm_core.rundir.records import KINDS
+
+    unknown = [k for k in kinds or () if k not in KINDS]
+    if unknown:
+        raise ConfigError(f"--events: {unknown[0]!r} is not an event kind; choose from {', '.join(KINDS)} or 'all'")
+    rows = event_rows(run_dir, kinds)
+    if args.out is None:
+        write_rows(rows, sys.stdout, FIRST_COLUMNS)
+        return 0
+    try:
+        with layout.atomic_file(args.out) as raw:  # the file whole or not at all
+            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+            count = write_rows(rows, text, FIRST_COLUMNS)
+            text.flush()
+            text.detach()  # the raw file is atomic_file's to close
+    except OSError as exc:
+        raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"{count} events ({args.events}) of {run_dir} written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    return export_tensorboard(args) if args.format == "tensorboard" else export_csv(args)
