@@ -202,3 +202,27 @@ def test_without_tensorboardx_the_export_says_how_to_get_it(finished_run: Path) 
     assert done.returncode == 2
     assert "needs tensorboardX: pip install 'trm-tui[tensorboard]'" in done.stderr and "Traceback" not in done.stderr
     assert not (finished_run / "tensorboard").exists()
+
+
+@pytest.mark.process
+def test_the_keeper_mirrors_the_run_for_its_whole_life(tmp_path: Path, micro_args: list[str]) -> None:
+    """``[export] tensorboard_dir``: the run's keeper keeps TensorBoard files of the run up to its last event;
+    a folder it cannot write is a warning in the log and the run goes on."""
+    run_dir, folder = tmp_path / "run", tmp_path / "tb"
+    done = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=10",
+                   "--set", f"export.tensorboard_dir='{folder}'")
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: (folder / "run" / ".trm-tui-export.json").exists(), timeout=30, what="the mirror's state")
+    acc = read_back(folder / "run")
+    assert [s for s, _ in scalar_series(acc, "train/loss")] == list(range(1, 11))
+    assert "events/run_end" in acc.Tags()["tensors"]
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    run2 = tmp_path / "run2"
+    done = cli_run("--no-ui", "--run-dir", str(run2), *micro_args, "--set", "train.max_steps=6",
+                   "--set", f"export.tensorboard_dir='{blocked}'")
+    assert done.returncode == 0, done.stderr
+    assert events(run2, "run_end")[-1]["status"] == "completed"
+    warned = [e["message"] for e in events(run2, "warning") if "TensorBoard mirror" in e["message"]]
+    assert warned and f"cannot write the TensorBoard files in {blocked / 'run2'}" in warned[0]

@@ -32,7 +32,7 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     "alerts.command", "alerts.on", "alerts.min_interval_s", "alerts.timeout_s",
     # the world may grow or shrink on resume: same global batch, another reduction order (an event says so)
     "distributed.nproc_per_node", "distributed.nnodes", "distributed.node_rank", "distributed.rdzv_endpoint",
-    "distributed.backend",
+    "distributed.backend", "export.tensorboard_dir",
 })
 
 

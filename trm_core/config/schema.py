@@ -185,6 +185,14 @@ class AlertsConfig:
 
 
 @dataclass
+class ExportConfig:
+    tensorboard_dir: str = _f("", "the run's keeper mirrors its log as TensorBoard event files into "
+                              "TENSORBOARD_DIR/RUN_NAME for the run's whole life (needs tensorboardX: "
+                              "pip install 'trm-tui[tensorboard]'); point several runs at one folder and "
+                              "'tensorboard --logdir' on it shows them all, live; empty = no mirror")
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -193,6 +201,7 @@ class Config:
     autotune: AutotuneConfig = field(default_factory=AutotuneConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

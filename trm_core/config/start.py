@@ -17,7 +17,7 @@ from typing import Sequence
 
 from trm_core.config.resolve import resolve
 from trm_core.config.run import read_run_config, resolve_run_config
-from trm_core.config.schema import AlertsConfig, Config, ConfigError, SupervisorConfig
+from trm_core.config.schema import AlertsConfig, Config, ConfigError, ExportConfig, SupervisorConfig
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.ownership import owned_by
 
@@ -118,22 +118,23 @@ class Start:
         return replace(self, config_file=None, preset=None, resume=True,
                        sets=tuple(s for s in self.sets if s.startswith("distributed.")))
 
-    def keeper_settings(self) -> tuple[SupervisorConfig, AlertsConfig]:
-        """The run's own [supervisor] and [alerts] settings: from its config.toml (with --set on resume), or, for
-        a new run, from the same layers the worker resolves. Defaults when they cannot be read (the worker
-        says why)."""
+    def keeper_settings(self) -> tuple[SupervisorConfig, AlertsConfig, ExportConfig]:
+        """The run's own [supervisor], [alerts] and [export] settings: from its config.toml (with --set on
+        resume), or, for a new run, from the same layers the worker resolves. Defaults when they cannot be
+        read (the worker says why)."""
+        defaults = SupervisorConfig(), AlertsConfig(), ExportConfig()
         try:
             if self.rundir.config.exists():
                 if not owned_by(self.rundir.config, os.geteuid()):
                     # someone else's file in the run (a folder others may write): its commands never run here
-                    return SupervisorConfig(), AlertsConfig()
-                sets = [s for s in self.sets if s.startswith(("supervisor.", "alerts."))] if self.resume else []
+                    return defaults
+                sets = [s for s in self.sets if s.startswith(("supervisor.", "alerts.", "export."))] if self.resume else []
                 cfg = resolve(base=read_run_config(self.rundir.config), env={}, sets=sets)
             else:
                 cfg = self.layers()
-            return cfg.supervisor, cfg.alerts
+            return cfg.supervisor, cfg.alerts, cfg.export
         except ConfigError:
-            return SupervisorConfig(), AlertsConfig()
+            return defaults
 
     def _namespace(self) -> argparse.Namespace:
         return argparse.Namespace(run_dir=self.root, config=self.config_file, preset=self.preset,

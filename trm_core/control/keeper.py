@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trm_core import config as config_mod
-from trm_core.config import AlertsConfig, Start, SupervisorConfig
+from trm_core.config import AlertsConfig, ExportConfig, Start, SupervisorConfig
+from trm_core.export.live import LiveMirror
 from trm_core.control import commands
 from trm_core.control.alerts import Alerts
 from trm_core.control.supervisor import Supervisor
@@ -45,11 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Keeper:
-    def __init__(self, start: Start, settings: SupervisorConfig, alerts: AlertsConfig | None = None) -> None:
+    def __init__(self, start: Start, settings: SupervisorConfig, alerts: AlertsConfig | None = None,
+                 export: ExportConfig | None = None) -> None:
         self.start_request, self.rundir, self.settings = start, start.rundir, settings
         self.sup = Supervisor(start, settings)
         self.alerts = Alerts(self.rundir.control, alerts or AlertsConfig(), settings, self.sup.emit)
         self.search: KeeperSearch | None = None
+        self.export = export or ExportConfig()
+        self.mirror: LiveMirror | None = None
 
     def run(self) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose; a logout must not touch it
@@ -69,6 +73,8 @@ class Keeper:
             self.sup.emit(KeeperEnd(exit_code=EXIT_CONFIG, reason=reason))
             return EXIT_CONFIG
         self.sup.start()
+        if self.export.tensorboard_dir and self.rundir.leads:  # the run's log is node 0's to mirror
+            self.mirror = LiveMirror(self.rundir.root, self.export.tensorboard_dir, self.sup.emit).start()
         while True:
             if self.search is None:
                 self.alerts.see(self.sup.poll())
@@ -83,6 +89,8 @@ class Keeper:
             time.sleep(POLL_S)
         code = self.sup.exit_code
         self.sup.emit(KeeperEnd(exit_code=code, reason=self.verdict(code)))
+        if self.mirror is not None:
+            self.mirror.close()  # after the keeper's last word, so the mirror has it too
         self.alerts.wait(self.alerts.settings.timeout_s + 1)  # the last alert (completed, gave up) goes out
         return code
 
