@@ -68,13 +68,21 @@ def test_the_runs_screen_switches_runs_and_compares_the_marked(tmp_path: Path, m
             assert isinstance(app.screen, CompareScreen)
             loss = str(app.screen.query_one("#compare-loss", Curve).render())
             evals = str(app.screen.query_one("#compare-eval", Curve).render())
+            table = app.screen.query_one("#compare-table")
+            headers = [str(c.label) for c in table.ordered_columns]
+            rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
             await pilot.press("escape")
             target = next(r for r in app.screen.runs if r.name == "fast")
             app.screen.query_one("DataTable").move_cursor(row=app.screen.runs.index(target))
             await pilot.press("enter")
             await pilot.pause(0.5)
-        return loss, evals, app.switch_to
-    loss, evals, switched = asyncio.run(drive())
+        return loss, evals, app.switch_to, headers, rows
+    loss, evals, switched, headers, rows = asyncio.run(drive())
+    # the table below the charts: scores, then only the config keys the runs differ in
+    assert headers[:6] == ["RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "BEST"] and headers[6:] == ["train.learning_rate"]
+    lr = headers.index("train.learning_rate")
+    assert rows["slow"][lr] == "0.0003" and rows["fast"][lr] == "0.01"
+    assert rows["fast"][1] == "completed" and rows["fast"][2] == "12"
     assert "slow" in loss and "fast" in loss and "slow" in evals and "fast" in evals  # one legend entry per run
     assert "waiting for steps" not in loss
     assert switched == (root / "fast").resolve()

@@ -60,3 +60,13 @@ def run_config_columns(run_dir: Path) -> dict[str, Any]:
     except ConfigError as exc:
         return {"config_error": str(exc)}
     return flat_config(cfg.to_dict())
+
+
+def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """The flattened config keys whose values are not the same in every run (what a comparison is about),
+    in the config's own order; a key one run lacks counts as differing."""
+    keys: dict[str, None] = {}
+    for cfg in configs:
+        keys.update(dict.fromkeys(cfg))
+    missing = object()
+    return [k for k in keys if len({repr(cfg.get(k, missing)) for cfg in configs}) > 1]

@@ -79,11 +79,14 @@ class RunsScreen(Screen["Path | None"]):
 
 
 class CompareScreen(Screen[None]):
-    """The loss and eval curves of several runs on one pair of charts, one colour and one marker per run."""
+    """The loss and eval curves of several runs on one pair of charts, one colour and one marker per run, and
+    below them a table of the runs' final scores beside the config keys they differ in (what W&B's runs
+    table and TensorBoard's HParams tab show)."""
 
     DEFAULT_CSS = """
     #compare-curves { height: 1fr; }
     #compare-curves > Curve { width: 1fr; height: 1fr; border: round $primary; }
+    #compare-table { height: auto; max-height: 12; }
     """
     BINDINGS = [Binding("escape,q,c", "app.pop_screen", "back")]
 
@@ -98,10 +101,28 @@ class CompareScreen(Screen[None]):
         with Horizontal(id="compare-curves"):
             yield Curve("loss", log_y=True, markers=markers, id="compare-loss")
             yield Curve("eval loss", log_y=True, markers=markers, id="compare-eval")
+        yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
+        self.fill_table()
         self.call_after_refresh(self.draw)
+
+    def fill_table(self) -> None:
+        """One row per run: its ending and scores, then each config key the runs do not share."""
+        from trm_core.control.status import run_status
+        from trm_core.export.tables import differing_keys, run_config_columns
+
+        configs = [run_config_columns(run) for run in self.runs]
+        keys = differing_keys(configs) if len(self.runs) > 1 else []
+        table = self.query_one("#compare-table", DataTable)
+        table.add_columns("RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "BEST", *keys)
+        for run, cfg in zip(self.runs, configs):
+            st = run_status(run)
+            best = f"{st.best_score:.3f} @{st.best_step}" if st.best_score is not None else "-"
+            table.add_row(run.name, str(st.state), str(st.step if st.step is not None else "-"),
+                          _figure(st.loss), _figure(st.eval_loss), best,
+                          *(str(cfg.get(k, "-")) for k in keys), key=str(run))
 
     def draw(self) -> None:
         views = [history_view(run) for run in self.runs]
@@ -113,3 +134,7 @@ class CompareScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.draw)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
