@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("trm_tui.serve", "cmd_serve"),
     "data": ("trm_tui.data_cli", "cmd_data"),
     "export": ("trm_tui.cli.export", "cmd_export"),
+    "doctor": ("trm_tui.cli.doctor", "cmd_doctor"),
 }
 RUN = ("trm_tui.cli.run", "cmd_run")
 

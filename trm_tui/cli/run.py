@@ -155,6 +155,10 @@ def cmd_run(argv: list[str]) -> int:
         try:
             cfg = start.resolve()  # fail fast, before anything is written
             check_data(cfg)
+            failed = doctor_failures(cfg, run.root, start.preset)
+            if failed:
+                print(failed, file=sys.stderr)
+                return EXIT_CONFIG
             settings = cfg.supervisor
         except ConfigError as exc:
             if live_worker(run_dir) is None:  # not a concurrent start that we can attach to
@@ -182,6 +186,20 @@ def cmd_run(argv: list[str]) -> int:
         wait_keeper_gone(run_dir)  # it wrote its last word; its lock goes when it exits, a moment later
         lifecycle.forget_new_run(run_dir, created=True)
     return code
+
+
+def doctor_failures(cfg: config_mod.Config, run_dir: Path, preset: str | None) -> str:
+    """What ``trm-tui doctor`` finds failing without torch or a GPU (the dataset, the disk, the rendezvous),
+    as lines for a start to show before it launches anything; empty when nothing fails."""
+    from trm_core.doctor import Status, checks_for
+    from trm_tui.cli.doctor import render
+
+    failed = [c for c in checks_for(cfg, run_dir, preset, quick=True) if c.status == Status.FAIL]
+    if not failed:
+        return ""
+    lines = "\n".join(render(c) for c in failed)
+    return (f"trm-tui: not started: {len(failed)} check(s) failed\n{lines}\n(trm-tui doctor also checks torch, "
+            f"the GPU and the model's memory)")
 
 
 def wait_keeper_gone(run_dir: Path, timeout_s: float = 10.0) -> None:

@@ -1,0 +1,109 @@
+"""The dataset: there, in the format, shaped as the config expects, giving the steps the run will take, and
+built the way the chosen preset's recipe builds it (the reference's most reported wrong result: a set built
+with other flags than the paper's, TRM #46)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+from trm_core.config import Config, ConfigError
+from trm_core.doctor.report import Check, fail, ok, warn
+
+AREA = "dataset"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a preset's dataset command builds: training groups (original puzzles) and puzzles per group
+    (the original and its augmentations), within ``tolerance`` (ARC drops duplicate disguises)."""
+
+    command: str
+    groups: int | None
+    per_group: float
+    tolerance: float = 0.02
+
+
+SUDOKU_1K = Recipe("trm-tui data sudoku --hub --subsample 1000 --aug 1000", 1000, 1001)
+RECIPES: dict[str, Recipe] = {
+    "sudoku-paper": SUDOKU_1K,
+    "sudoku-att-paper": SUDOKU_1K,
+    "sudoku-cpu": Recipe("trm-tui data sudoku --csv train.csv --test-csv test.csv --aug 1000", 1000, 1001),
+    "maze-paper": Recipe("trm-tui data maze --hub --aug", 1000, 8),
+    "arc-paper": Recipe("trm-tui data arc ... --aug 1000", None, 1001, tolerance=0.1),
+    "arc2-paper": Recipe("trm-tui data arc ... --aug 1000", None, 1001, tolerance=0.1),
+}
+
+
+def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
+    from trm_core.prep.dataset_shape import take_puzzle_shape
+    from trm_core.prep.puzzle_format import read_metadata
+
+    if not cfg.data.dataset_dir:
+        return [fail(AREA, "present", "data.kind = 'puzzles' but data.dataset_dir is empty",
+                     "build one with trm-tui data sudoku|maze|arc --out DIR and set data.dataset_dir = DIR")]
+    root = Path(cfg.data.dataset_dir).expanduser()
+    try:
+        train, test = read_metadata(root, "train"), read_metadata(root, "test")
+    except ConfigError as exc:
+        return [fail(AREA, "present", str(exc), "build it with trm-tui data ... --out "
+                     f"{cfg.data.dataset_dir} (or point data.dataset_dir at the folder that holds train/ and test/)")]
+    found = [ok(AREA, "present", f"{root}: train {train.total_groups:,} groups, {train.total_puzzles:,} puzzles; "
+                                 f"test {test.total_puzzles:,} puzzles (the reference's format)")]
+    shaped = copy.deepcopy(cfg)
+    try:
+        take_puzzle_shape(shaped)
+        if shaped.model.seq_len != train.seq_len:
+            raise ConfigError(f"model.seq_len = {shaped.model.seq_len} but {root / 'train' / 'dataset.json'} says "
+                              f"seq_len = {train.seq_len}")
+        if (train.seq_len, train.vocab_size) != (test.seq_len, test.vocab_size):
+            raise ConfigError(f"train/ and test/ disagree: seq_len {train.seq_len} vs {test.seq_len}, vocab_size "
+                              f"{train.vocab_size} vs {test.vocab_size}")
+    except ConfigError as exc:
+        return found + [fail(AREA, "shape", str(exc), "leave model.seq_len and model.vocab_size at their defaults "
+                             "to take the dataset's, or use the dataset the preset was made for")]
+    found.append(ok(AREA, "shape", f"seq_len {train.seq_len}, vocab_size {train.vocab_size}, as the config expects"))
+    examples = train.total_groups * train.mean_puzzle_examples
+    batch = cfg.train.batch_size
+    if examples < batch:
+        found.append(fail(AREA, "steps", f"{examples:,.0f} training examples a pass, fewer than one batch "
+                          f"(train.batch_size = {batch})", "lower train.batch_size or build more augmentations"))
+    else:
+        per_epoch = int(examples / batch)
+        total = cfg.train.max_steps or int(cfg.train.epochs * examples / batch)
+        how = "train.max_steps" if cfg.train.max_steps else f"{cfg.train.epochs:,} epochs"
+        found.append(ok(AREA, "steps", f"{total:,} steps ({how}; {per_epoch:,} a pass at batch {batch})"))
+    recipe = RECIPES.get(preset or "")
+    if recipe is not None:
+        per_group = train.total_puzzles / max(1, train.total_groups)
+        groups_ok = recipe.groups is None or train.total_groups == recipe.groups
+        if groups_ok and abs(per_group - recipe.per_group) <= recipe.tolerance * recipe.per_group:
+            found.append(ok(AREA, "recipe", f"built as {preset}'s recipe ({per_group:,.0f} puzzles per group)"))
+        else:
+            seen = f"{train.total_groups:,} groups of {per_group:,.1f} puzzles (the original and its augmentations)"
+            want = (f"{recipe.groups:,} groups of " if recipe.groups else "") + f"{recipe.per_group:,.0f}"
+            found.append(warn(AREA, "recipe", f"{seen}; {preset}'s recipe builds {want}: the paper's score "
+                              "is for that set", f"rebuild it with: {recipe.command} --out {cfg.data.dataset_dir}"))
+    return found
+
+
+def code_checks(cfg: Config) -> list[Check]:
+    if not cfg.data.paths:
+        return [ok(AREA, "present", "the Python standard library's sources (data.paths is empty)")]
+    missing = [p for p in cfg.data.paths if not Path(p).expanduser().exists()]
+    if missing:
+        return [fail(AREA, "present", f"data.paths: {missing[0]} does not exist",
+                     "give files or folders of source code that exist, or leave data.paths empty")]
+    return [ok(AREA, "present", f"{len(cfg.data.paths)} path(s) of source code")]
+
+
+def checks(cfg: Config, preset: str | None = None) -> list[Check]:
+    if cfg.data.kind == "puzzles":
+        return puzzle_checks(cfg, preset)
+    if cfg.data.kind == "code":
+        return code_checks(cfg)
+    path = Path(cfg.data.pairs_file).expanduser()
+    if not path.is_file():
+        return [fail(AREA, "present", f"data.pairs_file: {path} is not a file", "give a JSONL of input/output pairs")]
+    return [ok(AREA, "present", f"{path}")]

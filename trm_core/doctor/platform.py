@@ -1,0 +1,135 @@
+"""torch, CUDA and NVML: the build against the driver and each GPU, bf16 where the config asks for it.
+
+The facts are gathered from the real torch and NVML (``gather``) and judged apart (``verdicts``), so each
+failure a GPU machine can have is judged by the same code on a machine without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trm_core.config import Config
+from trm_core.doctor.report import Check, fail, ok, warn
+
+AREA = "torch"
+
+
+@dataclass
+class GpuFacts:
+    index: int
+    name: str
+    capability: tuple[int, int]
+    total_mb: float
+    free_mb: float
+    bf16: bool
+
+
+@dataclass
+class PlatformFacts:
+    torch_version: str
+    cuda_build: str | None            # torch.version.cuda: None for a CPU build
+    cuda_available: bool
+    arch_list: list[str] = field(default_factory=list)  # the GPU architectures the build has kernels for
+    gpus: list[GpuFacts] = field(default_factory=list)
+    nvml_reason: str = ""             # why NVML cannot be read ("" when it can)
+    nvml_gpus: int = 0
+    driver: str | None = None
+
+
+def gather() -> PlatformFacts:
+    import torch
+
+    facts = PlatformFacts(torch.__version__, torch.version.cuda, torch.cuda.is_available())
+    if facts.cuda_available:
+        facts.arch_list = list(torch.cuda.get_arch_list())
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            free, total = torch.cuda.mem_get_info(i)
+            with torch.cuda.device(i):
+                bf16 = torch.cuda.is_bf16_supported()
+            facts.gpus.append(GpuFacts(i, props.name, (props.major, props.minor), total / 2**20, free / 2**20, bf16))
+    from trm_core.telemetry.gpu import GpuProbe
+
+    probe = GpuProbe()
+    status = probe.sample()
+    facts.nvml_reason, facts.nvml_gpus = status.reason, len(status.gpus)
+    if status.available and probe._nvml is not None:
+        try:
+            driver = probe._nvml.nvmlSystemGetDriverVersion()
+            facts.driver = driver.decode() if isinstance(driver, bytes) else str(driver)
+        except Exception:  # noqa: BLE001 - the version is a nicety
+            facts.driver = None
+    probe.close()
+    return facts
+
+
+def supports(arch_list: list[str], capability: tuple[int, int]) -> bool:
+    """A build runs on a GPU it has kernels for (sm_XY), or PTX (compute_XY) at or below the GPU's level."""
+    major, minor = capability
+    if f"sm_{major}{minor}" in arch_list:
+        return True
+    level = major * 10 + minor
+    return any(a.startswith("compute_") and a[8:].isdigit() and int(a[8:]) <= level for a in arch_list)
+
+
+def wants_gpu(cfg: Config) -> bool:
+    return cfg.train.device.startswith("cuda")
+
+
+def verdicts(facts: PlatformFacts, cfg: Config) -> list[Check]:
+    found: list[Check] = []
+    build = f"CUDA {facts.cuda_build} build" if facts.cuda_build else "CPU build"
+    found.append(ok(AREA, "torch", f"torch {facts.torch_version} ({build})"))
+    gpu_seen = facts.nvml_gpus > 0
+    if wants_gpu(cfg) and not facts.cuda_available:
+        why = ("torch is a CPU build" if not facts.cuda_build else
+               "the driver does not serve this build's CUDA " + str(facts.cuda_build) if gpu_seen else
+               "no NVIDIA GPU here")
+        found.append(fail(AREA, "device", f"train.device = {cfg.train.device!r} but torch sees no GPU: {why}",
+                          "install the torch build for this machine's driver (pip index of pytorch.org, cuXYZ), "
+                          "or set train.device = 'cpu'"))
+    elif gpu_seen and not facts.cuda_available:
+        why = "torch is a CPU build" if not facts.cuda_build else \
+            f"torch's CUDA {facts.cuda_build} does not run with driver {facts.driver or '(unknown)'}"
+        found.append(warn(AREA, "device", f"NVML sees {facts.nvml_gpus} GPU(s) but torch cannot use them: {why}; "
+                          "training would run on the CPU", "install the torch build that matches the driver "
+                          "(nvidia-smi's 'CUDA Version' is the newest the driver serves)"))
+    elif facts.cuda_available:
+        found.append(ok(AREA, "device", f"{len(facts.gpus)} GPU(s) usable by torch" +
+                        (f", driver {facts.driver}" if facts.driver else "")))
+    else:
+        found.append(ok(AREA, "device", "no GPU: the run trains on the CPU"))
+    for gpu in facts.gpus:
+        cc = f"sm_{gpu.capability[0]}{gpu.capability[1]}"
+        if supports(facts.arch_list, gpu.capability):
+            found.append(ok(AREA, f"gpu {gpu.index}", f"{gpu.name} ({cc}) is supported by this build"))
+        else:
+            found.append(fail(AREA, f"gpu {gpu.index}", f"{gpu.name} is {cc}; this torch build has kernels for "
+                              f"{', '.join(facts.arch_list) or 'no GPU'}", "install a torch build that lists "
+                              f"{cc} (a newer CUDA build for a new GPU, an older one for an old GPU)"))
+    on_gpu = facts.cuda_available and cfg.train.device != "cpu"
+    precision = cfg.train.precision
+    if precision in ("bf16", "autocast") and on_gpu:
+        lacking = [g for g in facts.gpus if not g.bf16]
+        if lacking and precision == "bf16":
+            found.append(fail(AREA, "bf16", f"train.precision = 'bf16' but {lacking[0].name} has no bf16 "
+                              "(compute capability 8.0 or newer)", "set train.precision = 'fp32'"))
+        elif lacking:
+            found.append(warn(AREA, "bf16", f"{lacking[0].name} has no bf16: autocast falls back to fp16 rules "
+                              "or fp32", "set train.precision = 'fp32' to say so"))
+        else:
+            found.append(ok(AREA, "bf16", f"train.precision = {precision!r}: every GPU supports bf16"))
+    elif precision == "bf16":
+        found.append(warn(AREA, "bf16", "train.precision = 'bf16' on a CPU runs, slowly (no bf16 matrix units)",
+                          "set train.precision = 'fp32' on a CPU"))
+    if on_gpu and facts.nvml_reason:
+        found.append(warn(AREA, "nvml", f"NVML is not readable ({facts.nvml_reason}): the dashboard shows no GPU "
+                          "use, memory or temperature", "pip install nvidia-ml-py (and check the driver's "
+                          "libnvidia-ml.so is on the library path)"))
+    elif gpu_seen:
+        found.append(ok(AREA, "nvml", f"NVML reads {facts.nvml_gpus} GPU(s)"))
+    return found
+
+
+def checks(cfg: Config) -> list[Check]:
+    return verdicts(gather(), cfg)
