@@ -14,7 +14,7 @@ import pytest
 
 from helpers import cli_run
 from trm_core.config import resolve
-from trm_core.doctor import Status
+from trm_core.doctor.report import Status
 from trm_core.doctor.platform import GpuFacts, PlatformFacts, verdicts
 
 

@@ -8,6 +8,7 @@ here trains, writes into a run, or needs a GPU to run (a GPU's facts are read wh
 
 from __future__ import annotations
 
-from trm_core.doctor.report import Check, Status, checks_for
+from trm_core.doctor.all_checks import checks_for
+from trm_core.doctor.report import Check, Status
 
 __all__ = ["Check", "Status", "checks_for"]

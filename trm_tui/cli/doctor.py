@@ -14,7 +14,8 @@ from trm_core import config as config_mod
 from trm_core.config import Config, ConfigError
 from trm_core.config.resolve import resolve
 from trm_core.config.run import read_run_config
-from trm_core.doctor.report import Check, Status, checks_for, fail, ok, warn
+from trm_core.doctor.all_checks import checks_for
+from trm_core.doctor.report import Check, Status, fail, ok, warn
 from trm_core.rundir import layout
 from trm_tui.cli.common import run_dir_arg
 

@@ -191,7 +191,8 @@ def cmd_run(argv: list[str]) -> int:
 def doctor_failures(cfg: config_mod.Config, run_dir: Path, preset: str | None) -> str:
     """What ``trm-tui doctor`` finds failing without torch or a GPU (the dataset, the disk, the rendezvous),
     as lines for a start to show before it launches anything; empty when nothing fails."""
-    from trm_core.doctor import Status, checks_for
+    from trm_core.doctor.all_checks import checks_for
+    from trm_core.doctor.report import Status
     from trm_tui.cli.doctor import render
 
     failed = [c for c in checks_for(cfg, run_dir, preset, quick=True) if c.status == Status.FAIL]
