@@ -18,6 +18,10 @@ from trm_core.doctor.report import Check, fail, ok, warn
 AREA = "model"
 PROBE_SAMPLES = 1  # and twice that: the line through the two separates per-sample bytes from fixed ones
 HEADROOM = 0.8  # a run that needs more than this share of the free memory is one fragmentation from OOM
+# what a step holds beyond the tensors saved for its backward (the forward's temporaries, the backward's
+# gradients of activations): bench/doctor_memory.py measured the saved bytes at 0.68-0.87 of the real per-sample
+# slope of peak memory on a CPU (tiny to sudoku-paper); scaled by this, they read within about a tenth
+TRANSIENT = 1.25
 
 
 @dataclass
@@ -114,10 +118,11 @@ def saved_bytes(cfg: Config, shape: Shape, samples: int) -> int:
 
 def activation_bytes(cfg: Config, shape: Shape) -> tuple[float, float]:
     """(bytes per sample, bytes per step whatever the batch): a line through two probe sizes, since some saved
-    tensors do not grow with the batch (bf16 copies of the weights, cast at each use)."""
+    tensors do not grow with the batch (bf16 copies of the weights, cast at each use); the per-sample share
+    scaled by TRANSIENT."""
     small, large = saved_bytes(cfg, shape, PROBE_SAMPLES), saved_bytes(cfg, shape, 2 * PROBE_SAMPLES)
     per_sample = max(0.0, (large - small) / PROBE_SAMPLES)
-    return per_sample, max(0.0, small - per_sample * PROBE_SAMPLES)
+    return per_sample * TRANSIENT, max(0.0, small - per_sample * PROBE_SAMPLES)
 
 
 def free_bytes(cfg: Config) -> tuple[float, str]:
