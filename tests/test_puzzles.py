@@ -72,6 +72,9 @@ def sudoku_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     built = cli_run("data", "sudoku", "--csv", str(root / "p.csv"), "--out", str(root / "ds"), "--aug", "3")
     assert built.returncode == 0, built.stderr
     assert "train: 432 puzzles, 108 groups, 432 rows; test: 12 puzzles, 12 groups, 12 rows" in built.stdout
+    # the next step fits the machine: no GPU here, so the CPU recipe, with how long it takes
+    assert f"--preset sudoku-cpu --set data.dataset_dir={root / 'ds'}" in built.stdout
+    assert "about 15 minutes" in built.stdout and "the paper's recipe needs a GPU" in built.stdout
     return root / "ds"
 
 
@@ -271,3 +274,33 @@ def test_a_start_on_a_missing_dataset_is_refused_before_anything_launches(tmp_pa
     assert refused.returncode == 2
     assert f"{tmp_path / 'nowhere'}/train/dataset.json does not exist" in refused.stderr
     assert "keeper" not in refused.stdout and not run_dir.exists()
+
+
+@pytest.mark.process
+def test_data_says_what_it_builds_checks_inputs_first_and_ctrl_c_is_one_line(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from helpers import cli
+
+    bare = cli_run("data")
+    assert bare.returncode == 2 and "required: {sudoku,sudoku-generate,maze,arc}" in bare.stderr
+    helped = " ".join(cli_run("data", "sudoku-generate", "--help").stdout.split())
+    assert "--count COUNT how many puzzles to write" in helped and "--seed SEED the random seed" in helped
+    # ARC: a subset that is not there is found before the first puzzle is processed
+    (tmp_path / "arc").mkdir()
+    (tmp_path / "arc" / "x_training_challenges.json").write_text(json.dumps(
+        {"p1": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[1]]}]}}))
+    missing = cli_run("data", "arc", "--json-dir", str(tmp_path / "arc"), "--subsets", "training,evaluation",
+                      "--test-set", "evaluation", "--out", str(tmp_path / "out"))
+    assert missing.returncode == 2 and "training:" not in missing.stderr  # no progress: nothing processed
+    assert "expected one *evaluation_challenges.json, found 0 (it holds x_training_challenges.json)" in missing.stderr
+    # Ctrl-C in a long build: one line, exit 130, nothing left
+    proc = cli("data", "sudoku-generate", "--count", "100000", "--blanks", "50", "--out", str(tmp_path / "big.csv"))
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"interrupted; nothing written to {tmp_path / 'big.csv'}" in err
+    assert not (tmp_path / "big.csv").exists() and not list(tmp_path.glob(".big.csv*"))

@@ -174,7 +174,7 @@ def test_a_tab_whose_run_is_gone_shows_why_in_the_page(tmp_path: Path) -> None:
     command = dashboard_commands(gone, read_only=False)[Role.FULL]
     env = worker_env(TEXTUAL_DRIVER="textual.drivers.web_driver:WebDriver", COLUMNS="120", ROWS="30")
     tab = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=env)
+                           stderr=subprocess.PIPE, env=env, start_new_session=True)
     drawn = b""
     try:
         deadline = time.monotonic() + 60
@@ -185,7 +185,7 @@ def test_a_tab_whose_run_is_gone_shows_why_in_the_page(tmp_path: Path) -> None:
         assert b"could not open" in drawn and b"no run in" in drawn and b"--attach cannot start" in drawn
         assert not gone.exists()  # nothing started
     finally:
-        tab.kill()
+        os.killpg(tab.pid, 9)  # the shell and the trm-tui under it
         tab.wait()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from trm_core.config import ConfigError
 from trm_core.prep.hub import MAZE_REPO, SUDOKU_REPO, fetch_sources
 from trm_core.prep.output import check_out
-from trm_core.rundir.layout import EXIT_CONFIG
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_INTERRUPTED
 
 
 class Progress:
@@ -73,7 +73,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Path, Path | None]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui data", description="Build puzzle datasets in the TRM reference "
                                 "format (train on them with data.kind = 'puzzles', data.dataset_dir = DIR).")
-    sub = p.add_subparsers(dest="what", required=True)
+    sub = p.add_subparsers(dest="what", required=True, metavar="{sudoku,sudoku-generate,maze,arc}",
+                           help="what to build (each has --help)")
     s = sub.add_parser("sudoku", help="Sudoku-Extreme CSV -> dataset folder, with the paper's augmentations")
     _sources(s, "puzzles", SUDOKU_REPO)
     s.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
@@ -83,13 +84,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--aug", type=int, default=0, help="augmented copies of each training puzzle (digit "
                    "permutation, transpose, band/stack and row/column shuffles)")
     s.add_argument("--min-difficulty", type=float, help="skip puzzles rated below this")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="the random seed of the held-out split, --subsample and "
+                   "the augmentations (default 0): the same seed builds the same set")
     m = sub.add_parser("maze", help="Maze-Hard CSV -> dataset folder, with the 8 dihedral transforms (--aug)")
     _sources(m, "mazes", MAZE_REPO, "in '# SGo'")
     m.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
     m.add_argument("--test-csv", type=Path, help="test mazes; without it 10%% of --csv is held out")
     m.add_argument("--aug", action="store_true", help="add the 7 other rotations and reflections of each maze")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int, default=0, help="the random seed of the held-out split (default 0)")
     a = sub.add_parser("arc", help="ARC-AGI challenges/solutions JSON -> dataset folder, with dihedral and colour "
                        "disguises (--aug)")
     a.add_argument("--json-dir", type=Path, required=True, help="folder with *_SUBSET_challenges.json (and "
@@ -98,12 +100,13 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--test-set", required=True, help="the subset whose test pairs form the test split")
     a.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
     a.add_argument("--aug", type=int, default=0, help="disguises of each puzzle (the paper: 1000)")
-    a.add_argument("--seed", type=int, default=42)
+    a.add_argument("--seed", type=int, default=42, help="the random seed of the disguises (default 42)")
     g = sub.add_parser("sudoku-generate", help="write puzzles with unique solutions as a Sudoku-Extreme CSV")
-    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--count", type=int, required=True, help="how many puzzles to write")
     g.add_argument("--blanks", type=int, required=True, help="blank cells per puzzle (at most 64)")
     g.add_argument("--out", type=Path, required=True, help="the CSV file to write")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="the random seed (default 0): the same seed writes the "
+                   "same puzzles; another seed, others (e.g. a test set)")
     return p
 
 
@@ -122,8 +125,7 @@ def cmd_data(argv: list[str]) -> int:
             summary = build(train_csv, args.out, test_csv, args.subsample, args.aug, args.min_difficulty,
                             args.seed, progress=progress)
             print(summary.text())
-            print(f"train on it: trm-tui --run-dir runs/sudoku --set data.kind=puzzles "
-                  f"--set data.dataset_dir={args.out}")
+            print(next_steps("sudoku", args.out))
         elif args.what == "arc":
             from trm_core.prep.arc import build as build_arc
 
@@ -132,14 +134,15 @@ def cmd_data(argv: list[str]) -> int:
             summary = build_arc(args.json_dir, args.out, [s for s in args.subsets.split(",") if s], args.test_set,
                                 args.aug, args.seed, progress=progress)
             print(summary.text())
-            print(f"train on it: trm-tui --run-dir runs/arc --set data.kind=puzzles --set data.dataset_dir={args.out}")
+            print(next_steps("arc2" if "evaluation2" in args.subsets or "training2" in args.subsets else "arc",
+                             args.out))
         elif args.what == "maze":
             from trm_core.prep.maze import build as build_maze
 
             train_csv, test_csv = _inputs(args)
             summary = build_maze(train_csv, args.out, test_csv, args.aug, args.seed, progress=progress)
             print(summary.text())
-            print(f"train on it: trm-tui --run-dir runs/maze --set data.kind=puzzles --set data.dataset_dir={args.out}")
+            print(next_steps("maze", args.out))
         else:
             from trm_core.prep.sudoku import write_generated
 
@@ -152,4 +155,43 @@ def cmd_data(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"trm-tui data: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print(f"\ntrm-tui data: interrupted; nothing written to {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
+
+
+# the paper's recipe for each kind of set: its preset, what it needs, how long the paper says it takes
+PAPER_PRESETS = {
+    "sudoku": ("sudoku-paper", "a GPU: under 36 h on one L40S"),
+    "maze": ("maze-paper", "GPUs: under 24 h on 4 L40S (--set distributed.nproc_per_node=4)"),
+    "arc": ("arc-paper", "GPUs: about 3 days on 4 H100 (--set distributed.nproc_per_node=4)"),
+    "arc2": ("arc2-paper", "GPUs: about 3 days on 4 H100 (--set distributed.nproc_per_node=4)"),
+}
+
+
+def has_gpu() -> bool:
+    """An NVIDIA GPU here, by NVML (cheap: no torch import)."""
+    from trm_core.telemetry.gpu import GpuProbe
+
+    probe = GpuProbe()
+    try:
+        return probe.sample().available
+    finally:
+        probe.close()
+
+
+def next_steps(kind: str, out: Path) -> str:
+    """How to train on the set just built, with the preset that fits this machine and how long it takes."""
+    preset, needs = PAPER_PRESETS[kind]
+    name = out.name
+    paper = f"trm-tui --run-dir runs/{name} --preset {preset} --set data.dataset_dir={out}"
+    if has_gpu():
+        return f"train on it with the paper's recipe (it needs {needs}):\n  {paper}"
+    if kind == "sudoku":
+        return (f"train on it on this CPU (no GPU here) with the recipe sized for 2 cores (about 15 minutes; made "
+                f"for puzzles with about 50 blanks):\n  trm-tui --run-dir runs/{name} --preset sudoku-cpu "
+                f"--set data.dataset_dir={out}\nthe paper's recipe needs {needs}:\n  {paper}")
+    return (f"no GPU here: the paper's recipe for this set needs {needs}, and no preset trains it in reasonable "
+            f"time on a CPU; on a GPU machine:\n  {paper}\n(trm-tui doctor --preset {preset} --set "
+            f"data.dataset_dir={out} checks a machine first)")

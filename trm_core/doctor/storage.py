@@ -39,6 +39,18 @@ def filesystem_type(path: Path) -> str | None:
     return best[1] if best else None
 
 
+def on_this_machine(endpoint: str) -> bool:
+    """A rendezvous on a loopback address: every node is a process of this machine (tests, a trial)."""
+    import ipaddress
+    import socket
+
+    host = endpoint.rpartition(":")[0] or endpoint
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
 def checkpoint_bytes(cfg: Config) -> int:
     """One checkpoint: the weights, the optimizer's two moments, the EMA copy, the buffers (the puzzle table)."""
     from trm_core.doctor.model_memory import data_shape, static_bytes
@@ -78,7 +90,10 @@ def checks(cfg: Config, run_dir: Path, with_model: bool = True) -> list[Check]:
             found.append(ok(AREA, "space", detail))
     fs = filesystem_type(run_dir)
     if cfg.distributed.nnodes > 1:
-        if fs in LOCAL_FILESYSTEMS:
+        if on_this_machine(cfg.distributed.rdzv_endpoint):
+            found.append(ok(AREA, "shared", "every node on this machine (a loopback rendezvous): they share "
+                                            f"{where}"))
+        elif fs in LOCAL_FILESYSTEMS:
             found.append(fail(AREA, "shared", f"distributed.nnodes = {cfg.distributed.nnodes} but {where} is on a "
                               f"local {fs} file system; every node must see the same run dir",
                               "put the run dir on a shared file system (NFS, Lustre, GPFS, ...)"))

@@ -23,7 +23,7 @@ import numpy as np
 
 from trm_core.config import ConfigError
 from trm_core.prep.dihedral import dihedral, undo as undo_dihedral
-from trm_core.prep.output import BuildSummary, building
+from trm_core.prep.output import BuildSummary, building, check_out
 from trm_core.prep.puzzle_format import PuzzleMetadata, write_split
 
 SIDE = 30
@@ -55,12 +55,21 @@ def read_json(path: Path, where: str = "") -> Any:
         raise ConfigError(f"{path}: not readable JSON ({exc})") from None
 
 
-def read_subset(json_dir: Path, subset: str) -> dict[str, dict[str, list[Pair]]]:
-    """{puzzle id: {"train": pairs, "test": pairs}} of one subset; test outputs from the solutions file."""
+def subset_file(json_dir: Path, subset: str) -> Path:
+    """The one ``*SUBSET_challenges.json`` in ``json_dir``; an error naming what is there otherwise."""
+    if not json_dir.is_dir():
+        raise ConfigError(f"--json-dir {json_dir} is not a folder")
     found = sorted(json_dir.glob(f"*{subset}_challenges.json"))
     if len(found) != 1:
-        raise ConfigError(f"--json-dir {json_dir}: expected one *{subset}_challenges.json, found {len(found)}")
-    challenges_path = found[0]
+        there = sorted(p.name for p in json_dir.glob("*_challenges.json"))
+        raise ConfigError(f"--json-dir {json_dir}: expected one *{subset}_challenges.json, found {len(found)}"
+                          + (f" (it holds {', '.join(there)})" if there else " (it holds no *_challenges.json)"))
+    return found[0]
+
+
+def read_subset(json_dir: Path, subset: str) -> dict[str, dict[str, list[Pair]]]:
+    """{puzzle id: {"train": pairs, "test": pairs}} of one subset; test outputs from the solutions file."""
+    challenges_path = subset_file(json_dir, subset)
     solutions_path = challenges_path.with_name(challenges_path.name.replace("_challenges.json", "_solutions.json"))
     challenges = read_json(challenges_path)
     solutions = read_json(solutions_path) if solutions_path.exists() else None
@@ -149,6 +158,9 @@ def build(json_dir: Path, out: Path, subsets: list[str], test_set: str, aug: int
           progress: Callable[[str, int, int], None] = lambda what, done, total: None) -> BuildSummary:
     if test_set not in subsets:
         raise ConfigError(f"--test-set {test_set} is not one of --subsets {','.join(subsets)}")
+    check_out(out)
+    for subset in subsets:  # every input found before the first is processed (one may take minutes)
+        subset_file(json_dir, subset)
     rng = np.random.default_rng(seed)
     groups: dict[str, list[list[tuple[str, list[Pair]]]]] = {"train": [], "test": []}
     test_puzzles: dict[str, Any] = {}  # the original puzzles of the test split, for voting (ArcVoting)

@@ -140,6 +140,7 @@ EXIT_FAILED = 1    # an exception or a non-finite loss: restart from the last ch
 EXIT_CONFIG = 2    # bad config or a run dir it cannot use: restarting cannot help
 EXIT_STALLED = 3   # the watchdog saw a phase hang: restart from the last checkpoint
 EXIT_DISK_FULL = 5  # no space left in the run dir: restart only once space is freed
+EXIT_INTERRUPTED = 130  # a command stopped by Ctrl-C before it finished (nothing half written), as shells count it
 
 TEMP_GLOB = ".*.tmp-*"
 

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import TextIO
 
 from trm_core.config import ConfigError
-from trm_core.rundir.layout import RunDir
+from trm_core.rundir.layout import EXIT_INTERRUPTED, RunDir
 from trm_tui.cli.common import run_dir_arg
-
-EXIT_INTERRUPTED = 130
 
 
 def eval_parser() -> argparse.ArgumentParser:
