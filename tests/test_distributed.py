@@ -233,7 +233,7 @@ def test_two_nodes_on_localhost_and_a_stop_on_node_0_ends_both(tmp_path: Path, m
             if p.poll() is None:
                 p.kill()
     assert node0.returncode == 0 and node1.returncode == 0, (out0, err0, out1, err1)
-    assert "run started of 400: 2 ranks" in out1 and "run ended: stopped" in out1  # node 1 shows the run too
+    assert "run started, 400 steps: 2 ranks" in out1 and "run ended: stopped" in out1  # node 1 shows the run too
     assert out1.count("keeper started") == 1  # its own keeper's, not node 0's
     end = events(run_dir, "run_end")[-1]
     assert end["status"] == "stopped" and end["step"] < 400

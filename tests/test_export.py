@@ -129,6 +129,7 @@ def test_follow_mirrors_a_live_run_across_a_crash_a_resume_and_its_own_restart(t
         n = len(events(run_dir, "step"))
         wait_for(lambda: len(events(run_dir, "step")) > n + 10, timeout=60, what="steps after the resume")
         assert cli_run("stop", "--run-dir", str(run_dir)).returncode == 0
+        assert events(run_dir, "run_end")[-1]["reason"] == "trm-tui stop"  # what asked, not the signal
         last = events(run_dir, "step")[-1]["step"]
         wait_for(lambda: (out / "run").is_dir() and last in [s for s, _ in scalar_series(read_back(out / "run"),
                                                                                           "train/loss")],

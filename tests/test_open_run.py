@@ -127,7 +127,7 @@ def test_e_shows_every_event_the_three_line_pane_cannot(tmp_path: Path, micro_ar
             return list(app.screen.query_one(Log).lines)
     lines = asyncio.run(screen_lines())
     assert len(lines) >= 10, lines
-    assert "run started of 16" in lines[0] and "run ended: completed at step 16" in lines[-1]
+    assert "run started, 16 steps" in lines[0] and "run ended: completed at step 16" in lines[-1]
 
 
 @pytest.mark.process

@@ -249,10 +249,13 @@ def test_no_ui_in_a_real_terminal(tmp_path: Path, micro_args: list[str]) -> None
         wait_for(lambda: "EXIT=" in term.screen(), what="trm-tui to exit")
         text = term.screen()
         assert "stopping after this step" in text and "run ended: stopped" in text and "EXIT=0" in text
+        assert "(Ctrl-C in trm-tui --no-ui)" in text  # what arrived, not the SIGTERM the worker got from it
     finally:
         term.close()
         kill_worker(run_dir)
     assert events(run_dir, "checkpoint")[-1]["step"] == events(run_dir, "run_end")[-1]["step"]
+    assert events(run_dir, "run_end")[-1]["reason"] == "Ctrl-C in trm-tui --no-ui"
+    assert any(line.startswith("run started, ") and " steps: pid " in line for line in text.splitlines())
 
 
 @pytest.mark.process

@@ -68,7 +68,7 @@ def test_headless_cli_prints_plain_progress(tmp_path: Path, micro_args: list[str
                             timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "run started of 6: pid" in out and "step 6/6 (100.0%)" in out
+    assert "run started, 6 steps: pid" in out and "step 6/6 (100.0%)" in out
     assert "checkpoint: step 4" in out and "run ended: completed at step 6" in out
     assert "\x1b[" not in out  # stdout is not a TTY: no ANSI codes
     assert (run_dir / "worker.log").exists()
@@ -142,6 +142,16 @@ def test_a_finished_run_can_be_extended_and_a_file_is_not_a_run_dir(tmp_path: Pa
     bad = subprocess.run([sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(a_file), "--preset", "tiny"],
                          capture_output=True, text=True, env=worker_env(), timeout=60)
     assert bad.returncode == 2 and "is a file, not a folder" in bad.stderr and "Traceback" not in bad.stderr
+    assert a_file.read_text() == "root:x:0:0\n"
+    # every command that acts on a run: a file, or a folder not there, is exit 2 saying which (stop said
+    # "no worker is running" and exit 0)
+    for command in (["stop"], ["stop", "--force"], ["autotune"], ["serve"], ["status"]):
+        told = subprocess.run([sys.executable, "-m", "trm_tui.cli", *command, "--run-dir", str(a_file)],
+                              capture_output=True, text=True, env=worker_env(), timeout=60)
+        assert told.returncode == 2 and f"{a_file} is a file" in told.stderr, (command, told.stderr)
+    gone = subprocess.run([sys.executable, "-m", "trm_tui.cli", "stop", "--run-dir", str(tmp_path / "nothere")],
+                          capture_output=True, text=True, env=worker_env(), timeout=60)
+    assert gone.returncode == 2 and "nothere does not exist" in gone.stderr
     assert a_file.read_text() == "root:x:0:0\n"
     numpy_warning = subprocess.run([sys.executable, "-m", "trm_core.worker", "--run-dir", str(a_file)],
                                    capture_output=True, text=True, env=worker_env(), timeout=60)

@@ -99,7 +99,7 @@ def event_line(ev: Event) -> str | None:
             what = f"run resumed from step {ev.resumed_from}" if ev.resumed_from else "run started"
             where = f"{ev.world_size} ranks on {len(set(ev.hosts or [ev.host]))} host(s), {ev.backend}" \
                 if (ev.world_size or 1) > 1 else f"pid {ev.pid} on {ev.device}"
-            return f"{what} of {ev.total_steps}: {where}, {ev.parameters or 0:,} parameters"
+            return f"{what}, {ev.total_steps or 0:,} steps: {where}, {ev.parameters or 0:,} parameters"
         case Checkpoint():
             name = str(ev.path or "").rsplit("/", 1)[-1]
             return f"checkpoint: step {ev.step} -> {name} ({ev.bytes / 2**20:.1f} MiB, {ev.seconds:.2f}s)"

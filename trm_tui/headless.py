@@ -53,8 +53,10 @@ class Headless:
         self.stop_requests += 1
         what = "stopping after this step (checkpoint); Ctrl-C again to exit now" if self.stop_requests == 1 \
             else self._second_stop_text()
-        print(f"trm-tui: {signal.Signals(signum).name}: {what}", file=sys.stderr, flush=True)
-        self.client.request_stop()
+        name = signal.Signals(signum).name
+        print(f"trm-tui: {name}: {what}", file=sys.stderr, flush=True)
+        self.client.request_stop("Ctrl-C in trm-tui --no-ui" if signum == signal.SIGINT else
+                                 f"{name} to trm-tui --no-ui (pid {os.getpid()})")
 
     def _second_stop_text(self) -> str:
         """What a second stop loses: only the step in progress. Said with the checkpoint a resume starts from

@@ -25,7 +25,10 @@ from trm_core.rundir.ownership import owned_by
 def add_start_arguments(p: argparse.ArgumentParser) -> None:
     """The flags that describe a start (new or resumed): the worker, the keeper and trm-tui take the same."""
     p.add_argument("--config", type=Path, help="config file (default: ./config.toml when present)")
-    p.add_argument("--preset", help="apply [presets.NAME] over the config file (built in: tiny)")
+    from trm_core.config.schema import BUILTIN_PRESETS
+
+    p.add_argument("--preset", metavar="NAME", help="apply [presets.NAME] over the config file; built in (each "
+                   f"described in config.toml): {', '.join(BUILTIN_PRESETS)}")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key (repeatable); wins over file, preset and environment")
     p.add_argument("--resume", action="store_true", help="continue the run from its newest good checkpoint")

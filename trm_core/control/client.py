@@ -115,17 +115,17 @@ class KeeperClient:
 
     # -- commands ------------------------------------------------------------------------------------------
 
-    def request_stop(self) -> None:
+    def request_stop(self, why: str = "") -> None:
         """Ask for a graceful stop (non-blocking); a second request makes the worker exit without a checkpoint.
         On a full disk, where no command file can be written, the worker still gets its signal."""
         if self.keeper_alive():
             try:
-                commands.send(self.rundir.control, commands.Stop(), self.sender)
+                commands.send(self.rundir.control, commands.Stop(why), self.sender)
                 return
             except OSError as exc:
                 self.notes.append(f"cannot write the stop command ({exc.strerror}): signalling the worker directly")
         try:
-            mark_stop_requested(self.rundir)  # no keeper: straight to the worker, as `trm-tui stop` does
+            mark_stop_requested(self.rundir, why)  # no keeper: straight to the worker, as `trm-tui stop` does
         except OSError:
             pass  # the signal below is the request; the mark only tells a keeper not to restart
         if self.ident is not None:

@@ -46,9 +46,11 @@ class Request:
 
 @dataclass(frozen=True)
 class Stop(Request):
-    """Stop with a checkpoint (a second one: at once, without); cancels a pending restart."""
+    """Stop with a checkpoint (a second one: at once, without); cancels a pending restart. ``why``: what asked,
+    in words ("Ctrl-C in trm-tui --no-ui"), for the run's end line (the worker itself only sees a SIGTERM)."""
 
     KIND: ClassVar[str] = "stop"
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ def request_of(name: str, args: dict[str, Any] | None = None) -> Request:
         sets = args.get("sets", [])
         return Autotune(tuple(str(x) for x in sets if isinstance(x, str)) if isinstance(sets, list) else (),
                         bool(args.get("resume", True)))
+    if cls is Stop:
+        why = args.get("why", "")
+        return Stop(why[:200] if isinstance(why, str) else "")
     return cls()
 
 

@@ -140,7 +140,7 @@ class Keeper:
             case commands.CancelAutotune():
                 return False, "no search is running"
             case commands.Stop():
-                return self._stop()
+                return self._stop(request.why)
             case commands.Kill():
                 return self._kill()
             case commands.CancelRestart():
@@ -161,7 +161,7 @@ class Keeper:
         self.search = KeeperSearch(self.rundir.control, list(request.sets), resume=request.resume, emit=self.sup.emit)
         return True, "auto-tune: stopping the run with a checkpoint, then trials; the keeper resumes it after"
 
-    def _stop(self) -> tuple[bool, str]:
+    def _stop(self, why: str = "") -> tuple[bool, str]:
         sup = self.sup
         if sup.restart_at is not None:
             sup.request_stop()
@@ -171,7 +171,7 @@ class Keeper:
             return True, "stopping now, without a checkpoint (second stop)"
         if not self._worker_alive() and sup.proc is None:
             return False, "no worker is running"
-        sup.request_stop()
+        sup.request_stop(why)
         return True, "stopping: the worker finishes its step and saves a checkpoint"
 
     def _kill(self) -> tuple[bool, str]:

@@ -148,16 +148,19 @@ def wait_gone(ident: ProcessIdentity, timeout_s: float, proc: subprocess.Popen |
     return not ident.is_alive()
 
 
-def mark_stop_requested(run: RunDir) -> None:
+def mark_stop_requested(run: RunDir, why: str = "") -> None:
+    """stop.request: no supervisor restarts what is being stopped; ``why`` (one line) names what asked."""
     if run.control.is_dir():
-        layout.write_atomic(run.stop_request, f"{os.getpid()} {time.time()}\n".encode(), CONTROL_FILE_MODE)
+        why = " ".join(why.split())
+        layout.write_atomic(run.stop_request, f"{os.getpid()} {time.time()} {why}".rstrip().encode() + b"\n",
+                            CONTROL_FILE_MODE)
 
 
 def stop_worker(run: RunDir, grace_s: float, force: bool = False,
-                proc: subprocess.Popen | None = None) -> StopResult:
+                proc: subprocess.Popen | None = None, why: str = "") -> StopResult:
     """Graceful first (SIGTERM: the worker checkpoints and exits); SIGKILL with ``force`` or after ``grace_s``."""
     ident = live_worker(run.control)
-    mark_stop_requested(run)  # so no supervisor restarts what is being stopped, even by SIGKILL
+    mark_stop_requested(run, why)  # so no supervisor restarts what is being stopped, even by SIGKILL
     if ident is None:
         return StopResult(was_running=False)
     t0 = time.monotonic()

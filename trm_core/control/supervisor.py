@@ -219,12 +219,13 @@ class Supervisor:
                                        f"{self.rundir.root}; the run restarts by itself once "
                                        f"{self.space_needed / 2**20:.0f} MiB are free (or stop it)"))
 
-    def request_stop(self) -> None:
-        """Ask the worker to stop (non-blocking); a second request makes it exit without a checkpoint."""
+    def request_stop(self, why: str = "") -> None:
+        """Ask the worker to stop (non-blocking); a second request makes it exit without a checkpoint. ``why``
+        goes into stop.request, for the run's end line."""
         second = self.stopping
         self.stopping = True
         self.restart_at = None
-        mark_stop_requested(self.rundir)
+        mark_stop_requested(self.rundir, why)
         if self.ident is not None:
             if second:
                 self.ident.force_stop()

@@ -41,7 +41,7 @@ def tune(run_dir: Path, on_event: Callable[[dict], None] | None = None, sets: li
     if was_running:
         if on_stopping:
             on_stopping()
-        stop_worker(RunDir.at(run_dir), cfg.supervisor.stop_grace_s)
+        stop_worker(RunDir.at(run_dir), cfg.supervisor.stop_grace_s, why="auto-tune (trials next)")
         if live_worker(run_dir) is not None:
             raise AutotuneError(f"the worker of {run_dir} did not stop; nothing was tuned")
     return autotune(run_dir, on_event=on_event, sets=sets, cancel=cancel, env=env, was_running=was_running)

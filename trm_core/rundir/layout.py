@@ -119,6 +119,18 @@ class RunDir:
         """This node's stop request, and the whole run's."""
         return self.stop_request, self.root / STOP_REQUEST
 
+    def stop_reason(self) -> str:
+        """What asked for the stop in force, as its stop.request says (after the pid and the time); ""."""
+        uid = os.geteuid()
+        for path in self.stop_requests():
+            try:
+                if os.lstat(path).st_uid == uid:
+                    fields = path.read_text(errors="replace").split(maxsplit=2)
+                    return fields[2].strip() if len(fields) == 3 else ""
+            except OSError:
+                continue
+        return ""
+
     def stop_requested(self, owner: int | None = None) -> bool:
         """A stop is in force for this node, or for the whole run: written by any front end, the keeper, or a
         person for a node that no signal reaches, as the run's owner (``owner``; the caller's uid by default,

@@ -241,7 +241,9 @@ class RunEnd(Event):
     step: int = doc("the last completed step")
     exit_code: int | None = doc("the worker's exit code (see the user guide); `null` when it was killed and the "
                                 "keeper did not launch it")
-    reason: str = doc("`finished`, the signal name, `stalled`, `non-finite loss`, the exception type, for a "
+    reason: str = doc("`finished`; for a stop, what asked when a front end or the keeper said so in stop.request "
+                      "(`Ctrl-C in trm-tui --no-ui`, `s in the dashboard`, `trm-tui stop`, `auto-tune (trials "
+                      "next)`), else the signal name; `stalled`, `non-finite loss`, the exception type, for a "
                       "forced stop `second signal N: exited without a checkpoint`, or `killed on request`")
     seconds: float | None = doc("on a normal end: the worker's wall seconds", optional=True)
     forced: bool | None = doc("`true` when the worker exited at once, without a checkpoint: a second stop signal, "

@@ -139,12 +139,12 @@ class Run:
             watchdog.stop()
             return self.endings.failed(exc, self.current_step, self.done_steps)
         watchdog.stop()
-        self.endings.report_end(status, EXIT_OK, self.stop.requested or "finished")
+        reason = self._stop_reason() or "finished"
+        self.endings.report_end(status, EXIT_OK, reason)
         score = score_text(self.last_eval, self.dataset)
         self.console.say(f"trm worker: {status} at step {self.done_steps} of {self.total_steps}"
-                         + (f" ({self.stop.requested})" if self.stop.requested else "") + (f"; {score}" if score else ""))
-        self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK,
-                                reason=self.stop.requested or "finished",
+                         + (f" ({reason})" if self.stop.requested else "") + (f"; {score}" if score else ""))
+        self.events.emit(RunEnd(status=status, step=self.done_steps, exit_code=EXIT_OK, reason=reason,
                                 seconds=round(time.monotonic() - self.started, 3), score=score or None))
         return EXIT_OK
 
@@ -172,6 +172,14 @@ class Run:
         if not self.group.distributed:
             self.stopping = self.stop.requested is not None
         return self.stopping
+
+    def _stop_reason(self) -> str | None:
+        """Why the run stopped: what asked (stop.request says, when a front end or the keeper wrote it: "Ctrl-C
+        in trm-tui --no-ui"), else the signal that arrived; None when nothing asked."""
+        if self.stop.requested is None:
+            return None
+        asked = RunDir(self.run_dir, self.group.node_rank).stop_reason()
+        return asked if asked and self.stop.requested.startswith("SIG") else self.stop.requested
 
     def _stop_file(self) -> bool:
         """A stop asked for through a file: for nodes a signal cannot reach (this node's, or the run's)."""

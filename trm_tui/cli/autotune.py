@@ -20,7 +20,7 @@ from trm_core.control import tune
 from trm_core.rundir import layout, lifecycle
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, RunDir
-from trm_tui.cli.common import adopt_orphan_worker, refuse_unless_owner, run_dir_arg
+from trm_tui.cli.common import adopt_orphan_worker, refuse_unless_owner, refuse_unless_run_folder, run_dir_arg
 from trm_tui.signals import handling
 
 
@@ -99,7 +99,9 @@ class TrialPrinter:
 
 def cmd_autotune(argv: list[str]) -> int:
     args = autotune_parser().parse_args(argv)
-    refused = refuse_unless_owner(args.run_dir, "auto-tune it", "trm-tui autotune")
+    a_file = args.run_dir.exists() and not args.run_dir.is_dir()  # (a folder not there yet may get a new run)
+    refused = (refuse_unless_run_folder(args.run_dir, "trm-tui autotune") if a_file else None) or \
+        refuse_unless_owner(args.run_dir, "auto-tune it", "trm-tui autotune")
     if refused is not None:
         return refused
     cancel = threading.Event()

@@ -18,6 +18,24 @@ def run_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run folder (default: runs/default)")
 
 
+def not_a_run_folder(run_dir: Path) -> str | None:
+    """Why ``run_dir`` cannot hold a run (a file, or nothing there), in words; None for a folder."""
+    if run_dir.is_dir():
+        return None
+    if run_dir.exists():
+        return f"{run_dir} is a file, not a run folder; give the run's folder with --run-dir"
+    return f"{run_dir} does not exist; give the run's folder with --run-dir (trm-tui runs lists them)"
+
+
+def refuse_unless_run_folder(run_dir: Path, prog: str) -> int | None:
+    """Exit 2 with why, before anything else, for a --run-dir that is a file or is not there; None for a folder."""
+    problem = not_a_run_folder(run_dir)
+    if problem is None:
+        return None
+    print(f"{prog}: {problem}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def refuse_unless_owner(run_dir: Path, doing: str, prog: str) -> int | None:
     """Another user's run: say whose it is and exit 2 before anything is signalled or written; None for ours."""
     try:

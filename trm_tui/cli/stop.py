@@ -10,7 +10,7 @@ from trm_core.control.launch import stop_worker
 from trm_core.control.status import run_status
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import RunDir
-from trm_tui.cli.common import refuse_unless_owner, run_dir_arg
+from trm_tui.cli.common import refuse_unless_owner, refuse_unless_run_folder, run_dir_arg
 
 
 def stop_parser() -> argparse.ArgumentParser:
@@ -22,14 +22,14 @@ def stop_parser() -> argparse.ArgumentParser:
 
 def cmd_stop(argv: list[str]) -> int:
     args = stop_parser().parse_args(argv)
-    refused = refuse_unless_owner(args.run_dir, "stop it" if not args.force else "kill it", "trm-tui stop")
+    refused = refuse_unless_run_folder(args.run_dir, "trm-tui stop") or refuse_unless_owner(args.run_dir, "stop it" if not args.force else "kill it", "trm-tui stop")
     if refused is not None:
         return refused
     settings = saved_settings(args.run_dir)
     ident = live_worker(args.run_dir)
     if ident is None:
         if live_keeper(args.run_dir) is not None:  # between a crash and its restart: cancel the restart
-            cid = commands.send(args.run_dir, commands.Kill() if args.force else commands.Stop(), commands.sender_name("trm-tui stop"))
+            cid = commands.send(args.run_dir, commands.Kill() if args.force else commands.Stop("trm-tui stop"), commands.sender_name("trm-tui stop"))
             ack = commands.answer(args.run_dir, cid, timeout_s=10)
             print(f"keeper: {ack.reason}" if ack is not None else "the keeper did not answer within 10 s")
             return 0
@@ -37,7 +37,7 @@ def cmd_stop(argv: list[str]) -> int:
         return 0
     how = "killing" if args.force else f"stopping (graceful, up to {settings.stop_grace_s:g}s for a checkpoint)"
     print(f"{how} worker pid {ident.pid} of {args.run_dir}", flush=True)
-    result = stop_worker(RunDir.at(args.run_dir), settings.stop_grace_s, force=args.force)
+    result = stop_worker(RunDir.at(args.run_dir), settings.stop_grace_s, force=args.force, why="trm-tui stop")
     if result.graceful:
         st = run_status(args.run_dir, settings)
         print(f"stopped in {result.seconds:.1f}s at step {st.step}; newest checkpoint: step {st.checkpoint_step}")

@@ -190,7 +190,7 @@ class Dashboard(AutotuneActions, App[int]):
         if self.refuse_acting():
             return
         if self.client is not None:
-            self.client.request_stop()
+            self.client.request_stop("s in the dashboard")
             self.view.state = self.run_state = RunState.STOPPING
             self.view.version += 1
             self.notify("stopping: the worker finishes its step and saves a checkpoint")

@@ -57,6 +57,8 @@ def served_run(args: argparse.Namespace) -> Path:
     from trm_core.rundir.identity import live_keeper
 
     run_dir = args.run_dir or Path("runs/default")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run folder; give the run's folder with --run-dir")
     starting = run_dir.is_dir() and live_keeper(run_dir) is not None  # started a moment ago: no log yet
     if not (starting or run_dir.is_dir() and (lifecycle.holds_run(run_dir) or (run_dir / layout.RUN_CONFIG).exists())):
         raise ConfigError(f"no run in {run_dir}; start one first (trm-tui --detach --run-dir {run_dir} ...), "
