@@ -226,3 +226,42 @@ def test_node_1_of_a_finished_two_node_run_opens_with_rank_0s_curves_and_its_end
     step, points, state, no_keeper = asyncio.run(opened())
     assert (step, state) == (8, RunState.COMPLETED)
     assert points >= 2 and no_keeper  # its loss curve, and looking started nothing
+
+
+@pytest.mark.process
+def test_a_corrupt_config_is_named_everywhere_and_r_refuses(tmp_path: Path, micro_args: list[str]) -> None:
+    """A stopped run whose config.toml no longer reads: status, runs, the open-run hint and the dashboard say
+    so, with the file and how to fix it; r and a refuse instead of starting a worker that fails (was:
+    "stopped", a --resume hint, and r turned the header FAILED with the reason cut off)."""
+    import asyncio
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.widgets import EventsPane
+
+    run_dir = _finished(tmp_path, micro_args)
+    config = run_dir / "config.toml"
+    config.write_text(config.read_text() + "\n[model\n")
+    status = cli_run("status", "--run-dir", str(run_dir))
+    assert status.returncode == 0
+    assert f"CONFIG      corrupt: config file {config} is not valid TOML" in status.stdout
+    assert "newest run_start in" in status.stdout
+    opened = cli_run("--no-ui", "--run-dir", str(run_dir))
+    assert "cannot be resumed until its config reads" in opened.stdout and "--resume" not in opened.stdout.split("CONFIG")[0]
+    runs = cli_run("runs", "--root", str(tmp_path))
+    assert "CORRUPT" in runs.stdout.splitlines()[1]
+
+    async def press_r() -> tuple[list[str], str, int]:
+        app = Dashboard(run_dir, None, SupervisorConfig())
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.pause(1.0)
+            before = len(events(run_dir))
+            await pilot.press("r")
+            await pilot.pause(1.0)
+            said = [str(n.message) for n in app._notifications]
+            pane = str(app.query_one(EventsPane).render())
+            return said, pane, len(events(run_dir)) - before
+    said, pane, new_lines = asyncio.run(press_r())
+    assert any(s.startswith("cannot resume: the run's config file") for s in said), said
+    assert "CONFIG CORRUPT" in pane
+    assert new_lines == 0  # nothing was started

@@ -69,7 +69,7 @@ def table_cells(row: RunRow) -> tuple[str, ...]:
     return (row.run_dir.name, str(st.state), step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
             _num(st.eval_accuracy, ".3f"), best_text(st.best_score, st.target_score, st.target_name),
             _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
-            started, (st.config_hash or "-")[:8])
+            started, "CORRUPT" if st.config_error else (st.config_hash or "-")[:8])
 
 
 def columns(rows: list[RunRow]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:

@@ -36,6 +36,19 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
 })
 
 
+def config_problem(run_dir: Path) -> str | None:
+    """Why a run's own config.toml cannot be used (missing, not TOML, a bad value), with how to fix it; None
+    when it resolves. A run whose config does not read cannot be resumed: every front end says so first."""
+    path = layout.RunDir.at(run_dir).config
+    try:
+        resolve(base=read_run_config(path), env={})
+        return None
+    except ConfigError as exc:
+        return (f"{exc}; fix it by hand, or put back the config the run started with: the \"config\" of the "
+                f"newest run_start in {layout.RunDir.at(run_dir).events} (trm-tui export csv --run-dir {run_dir} "
+                f"--events run_start shows it)")
+
+
 def check_resume_overrides(sets: list[str] | tuple[str, ...], preset: str | None) -> None:
     """On resume only math-neutral keys may change; say which ones are allowed."""
     if preset:

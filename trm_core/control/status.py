@@ -16,7 +16,7 @@ from typing import Any
 from trm_core.config import SupervisorConfig, tomllib
 from trm_core.control.fold import RunFold, end_state
 from trm_core.rundir import checkpoints as ckpt
-from trm_core.rundir import layout
+from trm_core.rundir import layout, lifecycle
 from trm_core.rundir.events import read_tail
 from trm_core.rundir.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
@@ -81,6 +81,7 @@ class RunStatus:
     target_name: str | None = None
     owner: str | None = None             # whose run it is (its config.toml's owner), as a login name
     owner_uid: int | None = None
+    config_error: str | None = None      # the run's config.toml does not read: why, and how to fix it
 
     @property
     def mine(self) -> bool:
@@ -119,7 +120,16 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
                      disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info),
-                     **_owner(run_dir))
+                     config_error=_config_error(run_dir, state), **_owner(run_dir))
+
+
+def _config_error(run_dir: Path, state: RunState) -> str | None:
+    """A run that trained and whose config.toml no longer reads (a run still starting has none yet)."""
+    from trm_core.config.run import config_problem
+
+    if state == RunState.STARTING or not lifecycle.holds_run(run_dir):
+        return None
+    return config_problem(run_dir)
 
 
 def _owner(run_dir: Path) -> dict[str, Any]:

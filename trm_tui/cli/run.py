@@ -120,7 +120,9 @@ def open_existing_run(args: argparse.Namespace) -> int:
         client = KeeperClient(RunDir(run_dir), None, settings.stop_grace_s, role="trm-tui --no-ui")
         return Headless(client, as_json=args.json).run()
     st = show_status(run_dir, settings, args.json)
-    if not args.json and st.state != RunState.COMPLETED:
+    if not args.json and st.config_error:
+        print("\nnot running, and it cannot be resumed until its config reads (the CONFIG line above)")
+    elif not args.json and st.state != RunState.COMPLETED:
         print(f"\nnot running; continue it with: trm-tui --resume --run-dir {run_dir}")
     elif not args.json:
         print(f"\ncomplete; train it further with: trm-tui --resume --run-dir {run_dir} --set train.max_steps=N")

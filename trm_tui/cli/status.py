@@ -71,6 +71,8 @@ def _run_rows(run_dir: Path, st: RunStatus) -> list[tuple[str, object]]:
              f"{st.disk_free_mb:,.{1 if st.disk_free_mb < 10 else 0}f} MiB free in the run dir's file system")]
     if st.disk_warning:
         rows.append(("WARNING", f"disk low: {st.disk_warning}"))
+    if st.config_error:
+        rows.append(("CONFIG", f"corrupt: {st.config_error}"))
     return rows
 
 

@@ -80,6 +80,8 @@ class Dashboard(AutotuneActions, App[int]):
         root = self.rundir.root
         self.read_only = read_only
         self.refused = acting_refused(root, read_only)  # why this view may not act at all, or None
+        self._config_key: tuple | None = ("unread",)
+        self._config_error: str | None = None
         self.view = RunView((root.name or str(root)) + ("" if self.rundir.leads else f" ({run_dir.name})")
                             + view_label(root, read_only))
         self.gpu_probe = gpu_probe
@@ -148,7 +150,24 @@ class Dashboard(AutotuneActions, App[int]):
     def redraw(self) -> None:
         """Once a second, and when new history arrives: the run screen draws what changed."""
         self.run_screen.draw(Frame(self.view, self.clock(), self.host, self.gpu, self.settings.stall_after_s,
-                                   self.rundir.root, self.tuning or self._search_elsewhere(), self.show_score))
+                                   self.rundir.root, self.tuning or self._search_elsewhere(), self.show_score,
+                                   self.config_error()))
+
+    def config_error(self) -> str | None:
+        """Why the run's config.toml does not read (r and a cannot work then), checked again when it changes."""
+        from trm_core.config.run import config_problem
+        from trm_core.rundir import lifecycle
+
+        path = self.rundir.config
+        try:
+            key: tuple | None = (path.stat().st_mtime_ns, path.stat().st_size)
+        except OSError:
+            key = None
+        if key != self._config_key:
+            self._config_key = key
+            self._config_error = config_problem(self.rundir.root) if lifecycle.holds_run(self.rundir.root) \
+                and self.view.state not in (RunState.STARTING,) else None
+        return self._config_error
 
     @property
     def run_screen(self) -> RunScreen:
@@ -164,7 +183,8 @@ class Dashboard(AutotuneActions, App[int]):
     def why_not(self, action: str) -> str | None:
         """Why the key for ``action`` cannot act now, in words for the user; None when it can (``keys``)."""
         facts = KeyFacts(self.view.state, self.search, self._search_elsewhere(),
-                         self.client is not None and self.client.exit_code is None, self.run_dir, self.refused)
+                         self.client is not None and self.client.exit_code is None, self.run_dir, self.refused,
+                         self.config_error())
         return keys.why_not(action, facts)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

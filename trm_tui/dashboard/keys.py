@@ -60,6 +60,7 @@ class KeyFacts:
     supervising: bool = False
     run_dir: Path = Path("runs/default")
     refused: str | None = None  # every acting key refused, and why: a read-only view, another user's run
+    config_error: str | None = None  # the run's config.toml does not read: nothing can restart it
 
 
 def why_not(action: str, facts: KeyFacts) -> str | None:
@@ -72,6 +73,8 @@ def why_not(action: str, facts: KeyFacts) -> str | None:
         return None  # the action itself says a search from another window holds the run
     state = facts.state
     active = state in SUPERVISED
+    if facts.config_error and action in ("resume", "autotune") and not active:
+        return f"cannot {'resume' if action == 'resume' else 'auto-tune'}: the run's {facts.config_error}"
     if action == "stop":
         if state == RunState.STOPPING:
             return "already stopping: the worker finishes its step and saves a checkpoint (K kills it now)"

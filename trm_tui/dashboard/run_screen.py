@@ -40,6 +40,7 @@ class Frame:
     run_root: Path
     tuning: bool
     show_score: bool
+    config_error: str | None = None  # the run's config.toml does not read: an alert, and r and a refuse
 
 
 class RunScreen(Screen[None]):
@@ -72,6 +73,8 @@ class RunScreen(Screen[None]):
         stall_after = view.stall_after_s(frame.stall_setting_s)
         alerts = view.alerts(wall, stall_after, frame.host.disk_free_mb if frame.host else None, gpu_idle)
         alerts += self._draw_ranks(view, wall, stall_after, frame.run_root)
+        if frame.config_error:
+            alerts.append(f"CONFIG CORRUPT: {frame.config_error}")
         self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
                                        tuning=frame.tuning)
         pane = self.query_one(EventsPane)
