@@ -121,6 +121,7 @@ class Curve(Static):
                  markers: dict[str, str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.title, self.from_zero, self.log_y, self.points = title, from_zero, log_y, points
+        self.border_title = title  # shown where the chart has a border (the compare view's)
         self.markers = markers or {}  # label -> plotext marker, where colour alone would not tell lines apart
         self._key: tuple = ()
         self._series: list[tuple[str, MinMaxSeries, str]] | None = None
@@ -180,6 +181,8 @@ class Curve(Static):
             plt.ylim(max(0.0, low - pad) if low >= 0 else low - pad, top + pad)  # the level stays in view
         if self.from_zero and top > 0:
             plt.ylim(0, top * 1.3)  # headroom: the legend sits over the top-right corner
+        elif reference is None and low >= 0 and top == low:
+            plt.ylim(0, top * 1.3 or 1.0)  # a flat series of scores (all 0 early on): from 0, never -1 to 1
         if self.log_y and low > 0 and top > 2 * low:
             plt.yscale("log")
         ticks = step_ticks(x_low, x_high, max(2, min(5, width // 12)))
