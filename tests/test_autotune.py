@@ -82,7 +82,7 @@ def test_noise_is_not_a_reason_to_change_and_batch_growth_needs_permission() -> 
 # -- real trials, real runs ---------------------------------------------------------------------------
 
 
-FAST_TRIALS = ["--set", "autotune.warmup_steps=1", "--set", "autotune.measure_steps=2",
+FAST_TRIALS = ["--set", "autotune.keep_pinned=false", "--set", "autotune.warmup_steps=1", "--set", "autotune.measure_steps=2",
                "--set", "autotune.max_seconds=120"]
 
 
@@ -115,6 +115,8 @@ def test_autotune_a_running_run_then_it_resumes_with_the_choice(tmp_path: Path, 
         for key, (_, after) in result["changed"].items():
             assert cfg["train"][key.split(".", 1)[1]] == after
         assert "auto-tune result" in out and "resumed: worker pid" in out
+        assert "the run now trains at " in out and "samples/s (median of its 10 steps after the resume; the trial " \
+            "measured " in out  # what the run reached, beside the trial's figure
         # the run resumes from its checkpoint with the chosen settings; steps continue, none repeated
         wait_for(lambda: events(run_dir, "run_start")[-1].get("resumed_from") == stopped_at, what="the resume")
         resumed = events(run_dir, "run_start")[-1]
@@ -309,3 +311,30 @@ def test_a_larger_batch_keeps_the_runs_samples_and_says_so() -> None:
     by_epochs = TrainConfig(batch_size=16, max_steps=0, epochs=3, eval_every=0)
     assert "max_steps" not in same_samples(by_epochs, 64) and "eval_every" not in same_samples(by_epochs, 64)
     assert "counted in epochs (3), so it keeps its samples" in sample_note(by_epochs, 64, same_samples(by_epochs, 64))
+
+
+@pytest.mark.process
+def test_settings_the_user_pinned_are_kept_and_the_record_says_so(tmp_path: Path, micro_args: list[str]) -> None:
+    """A run started with --set train.threads=1 (the micro args pin the micro-batch too): a search keeps both,
+    measures only the run's own settings, and its result says what it kept and how to tune them anyway (was:
+    threads overridden, the user's choice gone)."""
+    from trm_core.autotune.engine import _plan, pinned_settings
+
+    run_dir = tmp_path / "run"
+    done = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=4")
+    assert done.returncode == 0, done.stderr
+    assert pinned_settings(run_dir) == {"train.threads": "1", "train.micro_batch_size": "2"}
+    cfg = config_mod.resolve(base=config_mod.read_run_config(run_dir / "config.toml"), env={})
+    plan = _plan(run_dir, cfg)
+    assert plan.space.cores == 0 and not plan.space.tune_micro
+    assert "kept as you set them at a start (--set): train.micro_batch_size = 2, train.threads = 1" in plan.note
+    trials, _ = search(plan.space, scripted(speed=lambda c: 1.0 + c.micro_batch, peak=lambda c: 1.0)[0])
+    assert [t.candidate for t in trials] == [plan.space.start]  # only the run's own settings
+    # keep_pinned = false, or a start that set them back to 0, leaves them to the search
+    free = config_mod.resolve(base=config_mod.read_run_config(run_dir / "config.toml"), env={},
+                              sets=["autotune.keep_pinned=false"])
+    assert _plan(run_dir, free).space.tune_micro and _plan(run_dir, free).space.cores > 0
+    again = cli_run("--no-ui", "--resume", "--run-dir", str(run_dir), "--set", "train.max_steps=6",
+                    "--set", "train.threads=0")
+    assert again.returncode == 0, again.stderr
+    assert pinned_settings(run_dir) == {"train.micro_batch_size": "2"}

@@ -108,6 +108,24 @@ class _Plan:
     space: SearchSpace
 
 
+TUNED_KEYS = ("train.threads", "train.micro_batch_size")
+
+
+def pinned_settings(run_dir: Path) -> dict[str, str]:
+    """The tuned keys the user set by hand (``--set`` at any start of the run, the newest value winning), which
+    a search keeps as they are; a key set to 0 (torch's default / the whole batch) is left to the search."""
+    from trm_core.rundir.log_queries import every
+    from trm_core.rundir.records import RunStart
+
+    pinned: dict[str, str] = {}
+    for start in every(run_dir / layout.EVENTS, RunStart):
+        for item in start.overrides or []:
+            key, _, value = str(item).partition("=")
+            if key.strip() in TUNED_KEYS:
+                pinned[key.strip()] = value.strip()
+    return {k: v for k, v in pinned.items() if v not in ("0", "")}
+
+
 def _plan(run_dir: Path, cfg: Config) -> _Plan:
     a, t = cfg.autotune, cfg.train
     step = _checkpoint_step(run_dir)
@@ -127,9 +145,15 @@ def _plan(run_dir: Path, cfg: Config) -> _Plan:
                 f"measures one rank's {share} samples and the global batch stays {t.batch_size}")
     # a CPU rank runs with its share of the cores unless train.threads says otherwise (distributed.node_launcher)
     threads = t.threads or (cores if ranks_here > 1 and cores else 0)
+    pinned = pinned_settings(run_dir) if a.keep_pinned else {}
+    kept = [f"{key} = {value}" for key, value in pinned.items()]
+    if kept:
+        note = " ".join(filter(None, [note, f"kept as you set them at a start (--set): {', '.join(kept)}; to tune "
+                                            f"them too: trm-tui autotune --set autotune.keep_pinned=false"]))
     space = SearchSpace(batch_size=share, start=Candidate(share, cfg.micro_batch, threads),
-                        cores=cores, max_batch_size=(a.max_batch_size or 8 * t.batch_size) if grow else 0,
-                        min_gain=a.min_gain)
+                        cores=0 if "train.threads" in pinned else cores,
+                        max_batch_size=(a.max_batch_size or 8 * t.batch_size) if grow else 0,
+                        min_gain=a.min_gain, tune_micro="train.micro_batch_size" not in pinned)
     return _Plan(step, on_cuda, cores, share, grow, note, space)
 
 

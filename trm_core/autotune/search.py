@@ -63,6 +63,7 @@ class SearchSpace:
     cores: int                  # > 0 on CPU: tune threads too; 0 on CUDA
     max_batch_size: int = 0     # > batch_size when the effective batch may grow
     min_gain: float = 0.03
+    tune_micro: bool = True     # False: the user pinned train.micro_batch_size; only threads are tried
 
 
 class Search:
@@ -94,7 +95,8 @@ class Search:
         sp = self.space
         baseline = self.measure(sp.start)
         threads = baseline.candidate.threads if baseline else sp.start.threads
-        self._micro_batches(threads)
+        if sp.tune_micro:
+            self._micro_batches(threads)
         best = self.fastest()
         if sp.cores and best is not None:
             self._threads(best)

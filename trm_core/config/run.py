@@ -29,6 +29,7 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     "supervisor.stop_grace_s", "supervisor.stall_after_s",
     "autotune.memory_margin", "autotune.memory_limit_mb", "autotune.allow_batch_change", "autotune.max_batch_size",
     "autotune.max_seconds", "autotune.warmup_steps", "autotune.measure_steps", "autotune.min_gain",
+    "autotune.keep_pinned",
     "alerts.command", "alerts.on", "alerts.min_interval_s", "alerts.timeout_s",
     # the world may grow or shrink on resume: same global batch, another reduction order (an event says so)
     "distributed.nproc_per_node", "distributed.nnodes", "distributed.node_rank", "distributed.rdzv_endpoint",

@@ -154,6 +154,7 @@ class AutotuneConfig:
     warmup_steps: int = _f(2, "steps each trial runs before it starts measuring", min=0)
     measure_steps: int = _f(4, "steps each trial measures (samples/s from the median step time)", min=1)
     min_gain: float = _f(0.03, "a larger candidate must be this much faster to count; growth stops when one is not", min=0.0, max=1.0)
+    keep_pinned: bool = _f(True, "keep train.threads and train.micro_batch_size where a start's --set put them (the user chose them); false: tune them too")
 
 
 @dataclass

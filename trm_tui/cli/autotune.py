@@ -119,15 +119,49 @@ def cmd_autotune(argv: list[str]) -> int:
         return tune_here(args, show, cancel)
 
 
-def resume_after_search(run_dir: Path) -> int:
-    """Put a run the search stopped back to training, under a keeper, and say so."""
+REACHED_STEPS = 10  # steps after a resume whose median speed is compared with the trial's
+REACHED_WAIT_S = 90.0
+
+
+def report_reached(tail, trial_sps: float | None) -> None:
+    """What the resumed run really trains at, beside what the trial measured (a trial is a few steps of a
+    fresh process; the run also evaluates and checkpoints): the median samples/s of its first steps after
+    the resume, the first left out (warm-up). Said only if those steps come within REACHED_WAIT_S."""
+    from statistics import median
+
+    from trm_core.rundir.records import RunEnd, Step, parse
+
+    rates: list[float] = []
+    deadline = time.monotonic() + REACHED_WAIT_S
+    while len(rates) <= REACHED_STEPS and time.monotonic() < deadline:
+        for line in tail.poll():
+            ev = parse(line)
+            if isinstance(ev, Step) and ev.samples_per_s:
+                rates.append(ev.samples_per_s)
+            elif isinstance(ev, RunEnd):
+                deadline = 0.0
+        time.sleep(0.2)
+    if len(rates) < 3:
+        return
+    measured = f"; the trial measured {trial_sps:,.1f}" if trial_sps else ""
+    print(f"the run now trains at {median(rates[1:]):,.1f} samples/s (median of its {len(rates) - 1} steps "
+          f"after the resume{measured})", flush=True)
+
+
+def resume_after_search(run_dir: Path, trial_sps: float | None = None) -> int:
+    """Put a run the search stopped back to training, under a keeper, and say so, then what it trains at."""
+    from trm_core.rundir.events import EventTail
+
+    tail = EventTail(run_dir / layout.EVENTS, from_end=True)
     keeper = tune.resume(RunDir.at(run_dir))
     ident = wait_for_worker(run_dir, keeper)
     if ident is None:
         print(f"trm-tui autotune: the resumed worker has not started; see {run_dir / layout.WORKER_LOG}",
               file=sys.stderr)
         return EXIT_FAILED
-    print(f"resumed: worker pid {ident.pid}, supervised by its keeper; watch it with: trm-tui --run-dir {run_dir}")
+    print(f"resumed: worker pid {ident.pid}, supervised by its keeper; watch it with: trm-tui --run-dir {run_dir}",
+          flush=True)
+    report_reached(tail, trial_sps)
     return 0
 
 
@@ -157,7 +191,7 @@ def tune_here(args: argparse.Namespace, show, cancel: threading.Event) -> int:
     if outcome.chosen is not None and not cancel.is_set():
         print(f"chosen: {outcome.chosen.candidate.label()}" + ("" if outcome.changed else " (the run's current settings)"))
     if outcome.was_running and not args.no_resume:
-        return resume_after_search(args.run_dir)
+        return resume_after_search(args.run_dir, outcome.chosen.samples_per_s if outcome.chosen else None)
     if outcome.was_running or new_run:
         print(f"the run {'stays stopped' if outcome.was_running else 'is ready'}; "
               f"{'resume' if outcome.was_running else 'start'} it with: trm-tui --run-dir {args.run_dir} --resume")
@@ -216,8 +250,10 @@ def follow_search(args: argparse.Namespace, show, tail) -> int:
             elif isinstance(ev, RunStart) and ev.pid:
                 outcome = "resumed" if result is not None else "the search did not run; the run goes on"
                 print(f"{outcome}: worker pid {ev.pid}, supervised by its keeper; watch it with: "
-                      f"trm-tui --run-dir {args.run_dir}")
+                      f"trm-tui --run-dir {args.run_dir}", flush=True)
                 aborted = result is None or (result.note or "").startswith("aborted")
+                if not aborted:
+                    report_reached(tail, result.after_samples_per_s)
                 return EXIT_FAILED if aborted else 0
             elif isinstance(ev, KeeperEnd):
                 print(f"supervision over: {ev.reason}")
