@@ -32,6 +32,17 @@ def test_runs_lists_each_run_with_its_state_and_figures(tmp_path: Path, micro_ar
     assert rows["broken"][1] == "failed"
     assert [line.split()[0] for line in lines[1:]] == ["broken", "paused", "done"]  # newest first
 
+    # in a terminal of 80 columns: each run on one line, the columns that do not fit named
+    from helpers import Terminal, wait_for
+
+    with Terminal(["runs", "--root", str(root)], size=(80, 24)) as term:
+        screen = wait_for(lambda: term.screen() if "left out" in term.screen() else None, what="the runs table")
+    shown_lines = [line for line in screen.splitlines() if line.strip()]
+    assert [line.split()[0] for line in shown_lines[1:4]] == ["broken", "paused", "done"]  # no row wrapped
+    assert all(len(line.rstrip()) <= 80 for line in shown_lines)
+    assert "(80 columns: CONFIG, STARTED" in screen and "--wide shows every column" in screen
+    assert shown_lines[0].split()[:3] == ["RUN", "STATE", "STEP"]
+
     as_json = [json.loads(line) for line in cli_run("runs", "--json", "--root", str(root)).stdout.splitlines()]
     by_name = {Path(r["run_dir"]).name: r for r in as_json}
     assert by_name["done"]["eval_loss"] is not None and by_name["done"]["config_hash"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -82,12 +83,39 @@ def columns(rows: list[RunRow]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]
     return headers, cells
 
 
-def table(rows: list[RunRow]) -> str:
-    """The runs as aligned text columns."""
+# the columns a narrow terminal leaves out first (RUN, STATE, STEP and the scores stay)
+DROPPABLE = ("CONFIG", "STARTED", "ACC", "ETA", "SAMPLES/S", "EVAL", "CHECKPOINT", "OWNER")
+
+
+def fit(headers: tuple[str, ...], cells: list[tuple[str, ...]], width: int) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
+    """The columns that fit ``width`` (each row one line): the least needed left out first; and which were."""
+    dropped: list[str] = []
+
+    def line_width(hs: tuple[str, ...], cs: list[tuple[str, ...]]) -> int:
+        return sum(max(len(r[i]) for r in [hs, *cs]) for i in range(len(hs))) + 2 * (len(hs) - 1)
+    for name in DROPPABLE:
+        if line_width(headers, cells) <= width:
+            break
+        if name in headers:
+            i = headers.index(name)
+            headers = headers[:i] + headers[i + 1:]
+            cells = [c[:i] + c[i + 1:] for c in cells]
+            dropped.append(name)
+    return headers, cells, dropped
+
+
+def table(rows: list[RunRow], width: int | None = None) -> str:
+    """The runs as aligned text columns; with ``width``, the columns that fit it and a line naming the rest."""
     headers, cells = columns(rows)
+    dropped: list[str] = []
+    if width:
+        headers, cells, dropped = fit(headers, cells, width)
     lines = [headers, *cells]
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    text = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    if dropped:
+        text += f"\n({width} columns: {', '.join(dropped)} left out; --wide shows every column)"
+    return text
 
 
 def parser() -> argparse.ArgumentParser:
@@ -96,6 +124,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the folder whose subfolders are runs "
                    "(default: runs, relative to the current folder)")
     p.add_argument("--json", action="store_true", help="one JSON object per run, one per line, for scripts")
+    p.add_argument("--wide", action="store_true", help="every column, however wide the terminal (a pipe gets "
+                   "every column anyway)")
     p.add_argument("--csv", action="store_true", help="one CSV row per run: its figures, then its resolved config "
                    "flattened (model.dim, train.learning_rate, ...), for a sweep in one pd.read_csv")
     return p
@@ -122,5 +152,6 @@ def cmd_runs(argv: list[str]) -> int:
     if not rows:
         print(f"no runs in {args.root}")
         return 0
-    print(table(rows))
+    terminal = sys.stdout.isatty() and not args.wide
+    print(table(rows, shutil.get_terminal_size().columns if terminal else None))
     return 0

@@ -56,13 +56,13 @@ class Dashboard(AutotuneActions, App[int]):
     BINDINGS = [
         Binding("s", "stop", "stop"),
         Binding("r", "resume", "resume"),
-        Binding("a", "autotune", "auto-tune"),
+        Binding("a", "autotune", "tune"),
         Binding("e", "events", "events"),
         Binding("l", "log", "log"),
         Binding("K", "kill", "kill"),
         Binding("R", "runs", "runs"),
-        Binding("p", "predictions", "predictions"),
-        Binding("t", "toggle_chart", "chart", show=False),
+        Binding("p", "predictions", "preds"),
+        Binding("t", "toggle_chart", "plot"),
         Binding("question_mark", "help", "help"),
         Binding("q", "quit_keep", "quit"),  # the run goes on: the help and the exit message say so
     ]

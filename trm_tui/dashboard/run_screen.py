@@ -64,7 +64,7 @@ class RunScreen(Screen[None]):
             yield GpuPanel()
             yield HostPanel()
         yield EventsPane()
-        yield Footer()
+        yield Footer(compact=True)  # every key fits 80 columns
 
     def draw(self, frame: Frame) -> None:
         view, wall, gpu = frame.view, frame.wall, frame.gpu

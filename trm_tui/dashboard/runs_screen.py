@@ -35,7 +35,7 @@ class RunsScreen(Screen["Path | None"]):
         self.marked: set[Path] = set()
 
     def compose(self) -> ComposeResult:
-        yield Label(f"[b]runs in {self.root}[/b]   enter open, space mark, c compare the marked")
+        yield Label(f"[b]runs in {self.root}[/b]   enter open, space mark, c compare the marked, ← → more columns")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 

@@ -49,7 +49,7 @@ class EventsScreen(Screen[None]):
         self._seen = 0
 
     def compose(self) -> ComposeResult:
-        yield Label("[b]events[/b] (newest last, following)")
+        yield Label("[b]events[/b] (newest last, following; ← → scroll long lines)")
         yield Log(id="events-log", max_lines=1000)
         yield Footer()
 
@@ -82,7 +82,7 @@ class LogScreen(Screen[None]):
         self._partial = ""
 
     def compose(self) -> ComposeResult:
-        yield Label(f"[b]{self.path}[/b] (last {self.lines} lines, following)")
+        yield Label(f"[b]{self.path}[/b] (last {self.lines} lines, following; ← → scroll long lines)")
         yield Log(id="worker-log", max_lines=self.lines)
         yield Footer()
 

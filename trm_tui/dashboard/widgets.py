@@ -88,12 +88,24 @@ class ProgressPanel(Static):
 
 
 class MetricsPanel(Static):
+    """Eight figures in two columns; where they do not fit (80 columns: half the screen), shorter labels, so
+    every figure keeps its own line instead of wrapping and pushing the last ones out of the panel."""
+
+    SHORT = {"eval loss": "eval", "halt loss": "halt", "accuracy": "acc", "grad norm": "gnorm", "sup steps": "sup",
+             "eval masked acc": "ev mask", "masked acc": "mask", "eval pass@2": "ev p@2", "eval exact": "ev exact"}
+
     def show(self, view: RunView) -> None:
         m = view.metrics
-        self.update(Text(grid([("loss", num(m.get("loss")), "lr", num(m.get("lr"), ".2e")),
-                               ("eval loss", num(view.eval_loss), "grad norm", num(m.get("grad_norm"), ".3f")),
-                               ("halt loss", num(m.get("halt_loss")), "sup steps", num(m.get("sup_steps"), ".2f")),
-                               ("accuracy", num(m.get("accuracy"), ".3f"), *task_cells(view))])), layout=False)
+        rows = [("loss", num(m.get("loss")), "lr", num(m.get("lr"), ".2e")),
+                ("eval loss", num(view.eval_loss), "grad norm", num(m.get("grad_norm"), ".3f")),
+                ("halt loss", num(m.get("halt_loss")), "sup steps", num(m.get("sup_steps"), ".2f")),
+                ("accuracy", num(m.get("accuracy"), ".3f"), *task_cells(view))]
+        text = grid(rows)
+        room = self.content_size.width
+        if room and max(len(line) for line in text.splitlines()) > room:
+            text = grid([tuple(self.SHORT.get(cell, cell) if i % 2 == 0 else cell for i, cell in enumerate(row))
+                         for row in rows])
+        self.update(Text(text), layout=False)
 
 
 def task_cells(view: RunView) -> tuple[str, str]:
