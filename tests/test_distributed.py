@@ -78,10 +78,11 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micr
     assert (two_dir / "ranks" / "rank-1.log").exists()
     assert not list(tmp_path.glob("two/ranks/*.tmp-*"))
     status = cli_run("status", "--run-dir", str(two_dir), timeout=60)
-    assert status.returncode == 0 and re.search(r"^rank 1 +completed: \S+ pid \d+ \S+, step 10", status.stdout, re.M), \
-        status.stdout
+    assert status.returncode == 0 and re.search(r"^rank 1 +completed: \S+ pid \d+ \S+, at step 10, ended "
+                                                r"[0-9:]+ ago", status.stdout, re.M), status.stdout
+    assert "heartbeat" not in status.stdout  # an ended rank: when it ended, not a heartbeat age that keeps counting
     header, panel = asyncio.run(dashboard_text(two_dir))  # the finished run, opened as it is
-    assert "2 ranks" in header and "COMPLETED" in header
+    assert "2 ranks" in header and "COMPLETED" in header and "rank 0 pid" in header  # whose pid it is
     assert [line.split()[:2] + line.split()[-1:] for line in panel.strip().splitlines()[1:]] == \
         [["0", "10", "completed"], ["1", "10", "completed"]]
 

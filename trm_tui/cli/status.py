@@ -49,6 +49,9 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
                                                    for s, h in ranks]}))
         return st
     rows = _run_rows(run_dir, st) + [("gpu", gpu_line(g)) for g in gpus]
+    if len(ranks) > 1 and st.pid:  # the run dir's worker is the node's launcher (torchrun), not a rank
+        rows = [(k, f"{v} (the node's launcher, torchrun; each rank's pid is on its line)" if k == "pid" else v)
+                for k, v in rows]
     rows += [(f"rank {s.rank}", _rank_text(s, health, now)) for s, health in ranks]
     for key, value in rows:
         print(f"{key:<11} {value}")
@@ -77,10 +80,14 @@ def _run_rows(run_dir: Path, st: RunStatus) -> list[tuple[str, object]]:
 
 
 def _rank_text(s: rank_files.RankStatus, health: str, now: float) -> str:
+    """One rank: where it runs, its step, and either how long ago it ended or what it is doing and how fresh
+    its heartbeat is (an ended rank's heartbeat age would only count the time since)."""
     wait = rank_files.wait_share(s) if s.step_s is not None else None
-    return (f"{health}: {s.host} pid {s.pid} {s.device}, step {s.step}"
-            + (f" ({s.step_s:.2f}s, {100 * wait:.0f}% of it waiting for the others)" if wait is not None else "")
-            + f", {s.phase}, heartbeat {duration(s.age(now))} old" + (f"; {s.reason}" if s.ended and s.reason else ""))
+    where = f"{health}: {s.host} pid {s.pid} {s.device}, at step {s.step}"
+    if s.ended:
+        return where + f", ended {duration(s.age(now))} ago" + (f": {s.reason}" if s.reason else "")
+    last = f"; last step {s.step_s:.2f}s, {100 * wait:.0f}% of it waiting for the others" if wait is not None else ""
+    return where + f" ({s.phase}){last}; heartbeat {duration(s.age(now))} old"
 
 
 def gpu_samples(run_dir: Path, worker_pid: int | None) -> list:

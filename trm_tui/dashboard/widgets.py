@@ -63,8 +63,9 @@ class HeaderBar(_Deduped):
     @staticmethod
     def _text(run_name: str, state: str, pid: int | None, up: str, world: int = 1) -> Text:
         ranks = f"   {world} ranks" if world > 1 else ""
+        who = "rank 0 pid" if world > 1 else "pid"  # trm-tui status names the launcher's: say whose this is
         return Text.assemble((f" {run_name} ", "bold reverse"), "  ", (state.upper(), STATE_STYLE.get(state, "bold")),
-                             f"   pid {pid or '-'}{ranks}   up {up}")
+                             f"   {who} {pid or '-'}{ranks}   up {up}")
 
 
 BAR_WIDTH = 28
@@ -269,7 +270,8 @@ class RanksPanel(_Deduped):
         """``health``: each rank's word (``rank_files.health``), as the caller's alerts saw it."""
         hosts = len({s.host for s in ranks}) > 1  # one host: its name says nothing per row
         rows = tuple(((f"{s.rank}",) + ((s.host,) if hosts else ()) +
-                      (str(s.step), "-" if (w := wait_share(s)) is None else f"{100 * w:.0f}%", f"{s.age(now):.0f}s",
+                      (str(s.step), "-" if (w := wait_share(s)) is None else f"{100 * w:.0f}%",
+                       "-" if s.ended else f"{s.age(now):.0f}s",  # an ended rank beats no more: no age to count
                        word)) for s, word in zip(ranks, health))
 
         def table() -> Table:
