@@ -85,6 +85,9 @@ def test_the_full_link_once_then_the_cookie_and_s_in_the_page_stops_it(tmp_path:
         wait_for(lambda: "RUNNING" in page and "loss" in page and "step" in page, timeout=60,
                  what="the dashboard of the running run in the page")
         assert "[read-only]" not in page
+        # the footer's keys before anything is clicked (a tab has no focus until then; Textual's own footer
+        # waited for it)
+        wait_for(lambda: "preds" in page and "plot" in page, timeout=30, what="the footer's keys before a click")
         ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "body")).click().perform()
         ActionChains(driver).send_keys("s").perform()
         wait_for(lambda: events(run_dir, "run_end"), timeout=60, what="the run to stop")

@@ -15,13 +15,12 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from trm_core.distributed import rank_files
 from trm_core.rundir.states import RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
-from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel, ProgressPanel,
+from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, KeysFooter, MetricsPanel, ProgressPanel,
                                        RanksPanel)
 
 CURVE_PERIOD_S = 5.0
@@ -64,7 +63,7 @@ class RunScreen(Screen[None]):
             yield GpuPanel()
             yield HostPanel()
         yield EventsPane()
-        yield Footer(compact=True)  # every key fits 80 columns
+        yield KeysFooter(compact=True)  # every key fits 80 columns
 
     def draw(self, frame: Frame) -> None:
         view, wall, gpu = frame.view, frame.wall, frame.gpu

@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from trm_tui.dashboard.history import history_view
-from trm_tui.dashboard.widgets import Curve
 from trm_tui.runs import columns, list_runs
+from trm_tui.dashboard.widgets import Curve, KeysFooter
 
 # Colours and markers per run: the markers keep runs apart where colour does not show (NO_COLOR).
 COLOURS = ("cyan", "yellow", "green", "magenta", "red", "blue", "white")
@@ -37,7 +37,7 @@ class RunsScreen(Screen["Path | None"]):
     def compose(self) -> ComposeResult:
         yield Label(f"[b]runs in {self.root}[/b]   enter open, space mark, c compare the marked, ← → more columns")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -102,7 +102,7 @@ class CompareScreen(Screen[None]):
             yield Curve("loss", log_y=True, markers=markers, id="compare-loss")
             yield Curve("eval loss", log_y=True, markers=markers, id="compare-eval")
         yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.fill_table()

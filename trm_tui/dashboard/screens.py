@@ -8,7 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Label, Log, Static
+from textual.widgets import Label, Log, Static
+from trm_tui.dashboard.widgets import KeysFooter
 
 KEYS_HELP = """\
 [b]s[/b]  stop gracefully: the worker finishes its step, saves a checkpoint and exits
@@ -51,7 +52,7 @@ class EventsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label("[b]events[/b] (newest last, following; ← → scroll long lines)")
         yield Log(id="events-log", max_lines=1000)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.follow()
@@ -84,7 +85,7 @@ class LogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label(f"[b]{self.path}[/b] (last {self.lines} lines, following; ← → scroll long lines)")
         yield Log(id="worker-log", max_lines=self.lines)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         log = self.query_one(Log)

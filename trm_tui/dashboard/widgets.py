@@ -7,7 +7,8 @@ import time
 import plotext as plt
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.screen import Screen
+from textual.widgets import Footer, Static
 
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_core.rundir.states import HAS_WORKER, RunState
@@ -46,6 +47,17 @@ def grid(rows: list[tuple[str, ...]]) -> str:
     table measuring itself on every repaint (the panels' largest cost after the curves)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(" ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+class KeysFooter(Footer):
+    """Textual's footer, drawn whether or not the app has focus. Textual redraws it only while the app is
+    focused; a browser tab (trm-tui serve) reports no focus until the page is clicked, so its footer row
+    stayed empty until then."""
+
+    def bindings_changed(self, screen: Screen) -> None:
+        self._bindings_ready = True
+        if self.is_attached and screen is self.screen:
+            self.call_after_refresh(self.recompose)
 
 
 class HeaderBar(_Deduped):

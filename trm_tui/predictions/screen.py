@@ -12,9 +12,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from trm_tui.predictions.examples import FILTERS, SORTS, Examples, Row
+from trm_tui.dashboard.widgets import KeysFooter
 
 
 class PredictionsScreen(Screen[None]):
@@ -46,7 +47,7 @@ class PredictionsScreen(Screen[None]):
             yield DataTable(id="pred-list", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="pred-detail-scroll"):
                 yield Static(id="pred-detail")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
