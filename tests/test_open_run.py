@@ -265,3 +265,41 @@ def test_a_corrupt_config_is_named_everywhere_and_r_refuses(tmp_path: Path, micr
     assert any(s.startswith("cannot resume: the run's config file") for s in said), said
     assert "CONFIG CORRUPT" in pane
     assert new_lines == 0  # nothing was started
+
+
+@pytest.mark.process
+def test_at_80x24_every_figure_and_every_key_is_on_screen(tmp_path: Path, micro_args: list[str]) -> None:
+    """The metrics panel keeps all eight figures on their own lines (short labels where long ones would wrap
+    and push the last row out), and the footer holds every key, t and q included, inside 80 columns."""
+    import asyncio
+
+    from textual.widgets._footer import FooterKey
+
+    from trm_core.config import SupervisorConfig
+    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.widgets import MetricsPanel
+
+    run_dir = _finished(tmp_path, micro_args, steps=8)
+
+    async def shown() -> tuple[str, list[tuple[str, int]]]:
+        app = Dashboard(run_dir, None, SupervisorConfig())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(1.0)
+            panel = app.query_one(MetricsPanel)
+            keys = [(k.key_display, k.region.right) for k in app.screen.query(FooterKey)]
+            return str(panel.render()), keys
+    metrics, keys = asyncio.run(shown())
+    lines = metrics.splitlines()
+    assert len(lines) == 4, metrics  # nothing wrapped
+    for figure in ("loss", "lr", "eval", "gnorm", "halt", "sup", "acc", "mask"):
+        assert any(f" {figure} " in f" {line} " for line in lines), (figure, metrics)
+    assert [k for k, _ in keys] == ["s", "r", "a", "e", "l", "K", "R", "p", "t", "?", "q"], keys
+    assert max(right for _, right in keys) <= 80
+
+
+def test_the_preset_help_lists_every_built_in_preset() -> None:
+    from trm_core.config import BUILTIN_PRESETS
+    from trm_tui.cli.run import build_parser
+
+    helped = " ".join(build_parser().format_help().split())
+    assert "built in (each described in config.toml): " + ", ".join(BUILTIN_PRESETS) in helped
