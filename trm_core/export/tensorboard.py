@@ -80,6 +80,32 @@ def _writer_module() -> Any:
     return tensorboardX
 
 
+class SyncWriter:
+    """tensorboardX's record writer, used directly: each event is written when it is added, and ``flush``
+    means on disk. (Its FileWriter queues events for a thread, through a multiprocessing queue that pickles
+    each one, and its ``flush`` does not wait for that queue: the mirror's state file, saved after a flush,
+    could then name steps that were never written.)"""
+
+    def __init__(self, folder: Path) -> None:
+        from tensorboardX.event_file_writer import EventsWriter
+
+        # its file is named by the second and the host: a suffix of our own keeps two mirrors started in one
+        # second (an export run twice) from writing into one file
+        self.events = EventsWriter(str(folder / "events"), filename_suffix=f".{os.getpid()}.{secrets.token_hex(3)}")
+
+    def add_summary(self, summary: Any, global_step: int, walltime: float) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+
+        self.events.write_event(Event(wall_time=walltime, step=global_step, summary=summary))
+
+    def flush(self) -> None:
+        self.events.flush()  # flushed and fsynced: the state file saved next never runs ahead of it
+
+    def close(self) -> None:
+        self.flush()
+        self.events.close()
+
+
 def text_summary(tag: str, markdown: str) -> Any:
     """A text summary under ``tag`` itself (tensorboardX's helper appends ``/text_summary`` to every tag)."""
     from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
@@ -169,14 +195,9 @@ class TensorBoardMirror:
     # -- writing --------------------------------------------------------------------------------------------
 
     @property
-    def writer(self) -> Any:
+    def writer(self) -> "SyncWriter":
         if self._file_writer is None:
-            from tensorboardX.writer import FileWriter
-
-            # its file is named by the second and the host: a suffix of our own keeps two mirrors started in
-            # one second (an export run twice) from writing over each other's file
-            self._file_writer = FileWriter(str(self.out), max_queue=1000, flush_secs=30,
-                                           filename_suffix=f".{os.getpid()}.{secrets.token_hex(3)}")
+            self._file_writer = SyncWriter(self.out)
         return self._file_writer
 
     def _write(self, event: dict[str, Any]) -> None:

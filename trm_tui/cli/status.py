@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +12,7 @@ from trm_core.config import SupervisorConfig
 from trm_core.config.start import saved_settings
 from trm_core.control.status import RunStatus, run_status
 from trm_core.distributed import rank_files
-from trm_core.rundir.layout import EXIT_CONFIG
-from trm_tui.cli.common import adopt_orphan_worker, run_dir_arg
+from trm_tui.cli.common import adopt_orphan_worker, refuse_unless_run_folder, run_dir_arg
 from trm_tui.event_text import duration, eval_text, gpu_line
 
 
@@ -27,10 +25,9 @@ def status_parser() -> argparse.ArgumentParser:
 
 def cmd_status(argv: list[str]) -> int:
     args = status_parser().parse_args(argv)
-    if not args.run_dir.is_dir():
-        what = "is a file, not a run folder" if args.run_dir.exists() else "does not exist"
-        print(f"trm-tui status: no run in {args.run_dir}: the folder {what}", file=sys.stderr)
-        return EXIT_CONFIG
+    refused = refuse_unless_run_folder(args.run_dir, "trm-tui status")
+    if refused is not None:
+        return refused
     adopt_orphan_worker(args.run_dir)
     show_status(args.run_dir, saved_settings(args.run_dir), args.json)
     return 0
