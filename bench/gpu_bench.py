@@ -225,7 +225,7 @@ def report(args: argparse.Namespace) -> None:
                                     "Every figure below comes from that one run."), ""]
         lines += ["### Speed against tiny-recursive-model 0.0.12", "",
                   "Same model (parameter counts asserted equal), same batch, halting disabled in both, AdamW and "
-                  "EMA in both. Ours runs bf16 autocast (`train.precision = "autocast"`, the default), the reference as "
+                  "EMA in both. Ours runs bf16 autocast (`train.precision = 'autocast'`, the default), the reference as "
                   "shipped (fp32 under accelerate). Steps interleaved ours / reference, GPU synchronised around "
                   "each; medians.", "",
                   "| shape | params | supervision steps | steps | ours | reference | ours / reference |",
@@ -260,6 +260,14 @@ def report(args: argparse.Namespace) -> None:
         best = (data.get("speed_seed") or {}).get("ratio_vs_reference", {}).get("ours")
         lines += ["", f"Goal: at least 1.5x the reference at the seed's shape: "
                   + ("not measured" if best is None else f"{best:.2f}x, **{'met' if best >= 1.5 else 'NOT met'}**."), ""]
+        ref = data.get("reference_trm")
+        lines += ["### Against the reference's own trainer (`bench/reference_trm_speed.py`)", "",
+                  "The reference's pretrain.py step (its model in ACTLossHead, AdamATan2 and sign-SGD) against ours "
+                  "(refill carry), bf16, eager, same weights and batches, interleaved medians; columns: shape, net, "
+                  "batch, mode, reference samples/s, ours, ours/reference, peak MiB reference, ours:", "",
+                  f"`{ref}`" if ref else f"Not measured: {data.get('reference_trm_error', 'stage did not run')}", "",
+                  "Goal (issue 26): at least 1.3x the reference's samples/s at each paper shape, peak memory no "
+                  "higher.", ""]
         lines += ["### How busy the GPU is while the worker trains", ""]
         for name, u in sorted((k.removeprefix("utilisation_"), v) for k, v in data.items()
                               if k.startswith("utilisation_")):

@@ -18,7 +18,8 @@
 #
 # Without a GPU it says so and exits 0 after checking that it would run (its syntax, its Python, its imports).
 # Environment: PYTHON (default python3), WHEELS (default bench/wheels), BUDGET_S (default 360), STAGES (a
-# subset of: speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed compile_tiny), PYTEST_K
+# subset of: reference_trm speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed
+# compile_tiny), REF_DIR (the reference's checkout for reference_trm, default bench/ref), PYTEST_K
 # (a -k filter for the CUDA tests), KEEP_RESULTS=1 (add to the last run's results instead of starting anew).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ T0=$(date +%s)
 PY=${PYTHON:-python3}
 WHEELS=${WHEELS:-bench/wheels}
 BUDGET_S=${BUDGET_S:-360}
-STAGES=${STAGES:-speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed compile_tiny}
+STAGES=${STAGES:-reference_trm speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed compile_tiny}
+REF_DIR=${REF_DIR:-bench/ref}  # a checkout of SamsungSAILMontreal/TinyRecursiveModels (ignored by git; carry it)
 OUTDIR=bench/gpu_results
 RESULTS=$OUTDIR/results.json
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -55,7 +57,7 @@ fi
 say "install (offline, from $WHEELS)"
 if [ -d "$WHEELS" ]; then
     pip_offline() { "$PY" -m pip install -q --no-index --find-links "$WHEELS" "$@" 2>&1 | grep -v "Running pip as"; }
-    pip_offline "textual==8.2.8" "plotext==5.3.2" "tomli-w>=1.0" "tiny-recursive-model==0.0.12" pytest
+    pip_offline "textual==8.2.8" "plotext==5.3.2" "tomli-w>=1.0" "tiny-recursive-model==0.0.12" pytest pydantic einops
     # this project last and on its own: if its build fails, PYTHONPATH (set above) still finds it
     pip_offline --no-build-isolation --no-deps -e . || echo "(this project is used from PYTHONPATH)"
 else
@@ -104,6 +106,17 @@ stage() {
 
 # Most telling first; torch.compile (a minute or more per shape) last, in what time is left.
 has() { [[ " $STAGES " == *" $1 "* ]]; }
+if has reference_trm; then  # the comparison users make: the reference's own pretrain.py step (bf16), eager
+    if [ -d "$REF_DIR/models" ]; then
+        stage reference_trm 110 "$PY" bench/reference_trm_speed.py --ref-dir "$REF_DIR" --device cuda --bf16 \
+            --shape sudoku-paper,arc-paper --steps 8 --warmup 3
+        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key reference_trm \
+            --text "$(grep -E '^(sudoku|maze|arc|seed)' "$OUTDIR/reference_trm.log" 2>/dev/null | tr -s ' ' | paste -sd ';')"
+    else
+        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key reference_trm_error \
+            --text "not run: no reference checkout in $REF_DIR (see bench/reference_trm_speed.py)"
+    fi
+fi
 has speed_seed && stage speed_seed 70 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed
 has speed_tiny && stage speed_tiny 40 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny
 has utilisation_seed && stage utilisation_seed 60 "$PY" bench/gpu_bench.py utilisation --results "$RESULTS" \
