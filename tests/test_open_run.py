@@ -124,6 +124,8 @@ def test_e_shows_every_event_the_three_line_pane_cannot(tmp_path: Path, micro_ar
             await pilot.press("e")
             await pilot.pause(0.5)
             assert isinstance(app.screen, EventsScreen)
+            from textual.widgets import Label
+            assert "← → scroll long lines" in str(app.screen.query_one(Label).render())  # long lines are cut
             return list(app.screen.query_one(Log).lines)
     lines = asyncio.run(screen_lines())
     assert len(lines) >= 10, lines
