@@ -23,8 +23,9 @@ def not_a_run_folder(run_dir: Path) -> str | None:
     if run_dir.is_dir():
         return None
     if run_dir.exists():
-        return f"{run_dir} is a file, not a run folder; give the run's folder with --run-dir"
-    return f"{run_dir} does not exist; give the run's folder with --run-dir (trm-tui runs lists them)"
+        return f"no run in {run_dir}: {run_dir} is a file, not a run folder; give the run's folder with --run-dir"
+    return (f"no run in {run_dir}: {run_dir} does not exist; give the run's folder with --run-dir (trm-tui runs "
+            f"lists them)")
 
 
 def refuse_unless_run_folder(run_dir: Path, prog: str) -> int | None:
