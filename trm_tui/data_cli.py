@@ -21,6 +21,7 @@ from trm_core.config import ConfigError
 from trm_core.prep.hub import MAZE_REPO, SUDOKU_REPO, fetch_sources
 from trm_core.prep.output import check_out
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_INTERRUPTED
+from trm_core.telemetry.gpu import nvidia_gpu_present
 
 
 class Progress:
@@ -170,23 +171,12 @@ PAPER_PRESETS = {
 }
 
 
-def has_gpu() -> bool:
-    """An NVIDIA GPU here, by NVML (cheap: no torch import)."""
-    from trm_core.telemetry.gpu import GpuProbe
-
-    probe = GpuProbe()
-    try:
-        return probe.sample().available
-    finally:
-        probe.close()
-
-
 def next_steps(kind: str, out: Path) -> str:
     """How to train on the set just built, with the preset that fits this machine and how long it takes."""
     preset, needs = PAPER_PRESETS[kind]
     name = out.name
     paper = f"trm-tui --run-dir runs/{name} --preset {preset} --set data.dataset_dir={out}"
-    if has_gpu():
+    if nvidia_gpu_present():
         return f"train on it with the paper's recipe (it needs {needs}):\n  {paper}"
     if kind == "sudoku":
         return (f"train on it on this CPU (no GPU here) with the recipe sized for 2 cores (about 15 minutes; made "

@@ -25,7 +25,7 @@ from trm_core.rundir import layout
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.identity import RunClaimed, lock_run
 from trm_core.rundir.records import AutotuneResult, AutotuneStart, Event
-from trm_core.telemetry import GpuProbe
+from trm_core.telemetry import nvidia_gpu_present  # torch's 'auto' picks CUDA where NVML sees a GPU
 
 class AutotuneError(RuntimeError):
     """The search could not run (no run, a worker that would not stop, a worker that started meanwhile,
@@ -129,7 +129,7 @@ def pinned_settings(run_dir: Path) -> dict[str, str]:
 def _plan(run_dir: Path, cfg: Config) -> _Plan:
     a, t = cfg.autotune, cfg.train
     step = _checkpoint_step(run_dir)
-    on_cuda = t.device.startswith("cuda") or (t.device == "auto" and _cuda_visible())
+    on_cuda = t.device.startswith("cuda") or (t.device == "auto" and nvidia_gpu_present())
     cores = 0 if on_cuda else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     # with several ranks a trial is one rank: its share of the global batch, on one GPU or its share of the cores
     ranks_here = cfg.distributed.nproc_per_node
@@ -220,12 +220,3 @@ def _write_choice(cfg: Config, saved: dict, config_path: Path, chosen: Trial, ba
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def _cuda_visible() -> bool:
-    """Whether torch would pick CUDA for device 'auto', without importing torch here (trials do)."""
-    probe = GpuProbe()
-    try:
-        return probe.sample().available
-    finally:
-        probe.close()

@@ -96,5 +96,15 @@ class GpuProbe:
             self._nvml = None
 
 
+def nvidia_gpu_present() -> bool:
+    """Whether NVML sees an NVIDIA GPU here: cheap, and no torch import (auto-tune's device guess, the dataset
+    builders' next-step hint)."""
+    probe = GpuProbe()
+    try:
+        return probe.sample().available
+    finally:
+        probe.close()
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
