@@ -121,28 +121,30 @@ class RunDir:
 
     def stop_reason(self) -> str:
         """What asked for the stop in force, as its stop.request says (after the pid and the time); ""."""
-        uid = os.geteuid()
-        for path in self.stop_requests():
-            try:
-                if os.lstat(path).st_uid == uid:
-                    fields = path.read_text(errors="replace").split(maxsplit=2)
-                    return fields[2].strip() if len(fields) == 3 else ""
-            except OSError:
-                continue
-        return ""
+        path = self._own_stop_request(os.geteuid())
+        if path is None:
+            return ""
+        try:
+            fields = path.read_text(errors="replace").split(maxsplit=2)
+        except OSError:
+            return ""
+        return fields[2].strip() if len(fields) == 3 else ""
 
     def stop_requested(self, owner: int | None = None) -> bool:
         """A stop is in force for this node, or for the whole run: written by any front end, the keeper, or a
         person for a node that no signal reaches, as the run's owner (``owner``; the caller's uid by default,
         as the run's own processes are the owner's). A file anyone else wrote does not count."""
-        uid = os.geteuid() if owner is None else owner
+        return self._own_stop_request(os.geteuid() if owner is None else owner) is not None
+
+    def _own_stop_request(self, uid: int) -> Path | None:
+        """This node's stop request, else the whole run's, that ``uid`` wrote; None when neither."""
         for path in self.stop_requests():
             try:
                 if os.lstat(path).st_uid == uid:
-                    return True
+                    return path
             except OSError:
                 continue
-        return False
+        return None
 
 
 
