@@ -37,12 +37,17 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
 })
 
 
+def saved_config(run_dir: Path, sets: list[str] | tuple[str, ...] = ()) -> Config:
+    """A run's own config: its config.toml with the defaults filled in, as its worker resolved it (no
+    environment layer), ``sets`` over it. Raises ConfigError naming the file when it does not read."""
+    return resolve(base=read_run_config(layout.RunDir.at(run_dir).config), env={}, sets=sets)
+
+
 def config_problem(run_dir: Path) -> str | None:
     """Why a run's own config.toml cannot be used (missing, not TOML, a bad value), with how to fix it; None
     when it resolves. A run whose config does not read cannot be resumed: every front end says so first."""
-    path = layout.RunDir.at(run_dir).config
     try:
-        resolve(base=read_run_config(path), env={})
+        saved_config(run_dir)
         return None
     except ConfigError as exc:
         return (f"{exc}; fix it by hand, or put back the config the run started with: the \"config\" of the "

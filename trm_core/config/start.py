@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from trm_core.config.resolve import resolve
-from trm_core.config.run import read_run_config, resolve_run_config
+from trm_core.config.run import resolve_run_config, saved_config
 from trm_core.config.schema import AlertsConfig, Config, ConfigError, ExportConfig, SupervisorConfig
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.ownership import owned_by
@@ -132,7 +132,7 @@ class Start:
                     # someone else's file in the run (a folder others may write): its commands never run here
                     return defaults
                 sets = [s for s in self.sets if s.startswith(("supervisor.", "alerts.", "export."))] if self.resume else []
-                cfg = resolve(base=read_run_config(self.rundir.config), env={}, sets=sets)
+                cfg = saved_config(self.rundir.root, sets)
             else:
                 cfg = self.layers()
             return cfg.supervisor, cfg.alerts, cfg.export
@@ -147,6 +147,6 @@ class Start:
 def saved_settings(run_dir: Path) -> SupervisorConfig:
     """The supervisor settings of an existing run (its own config.toml), defaults when there is none."""
     try:
-        return resolve(base=read_run_config(RunDir.at(run_dir).config), env={}).supervisor
+        return saved_config(run_dir).supervisor
     except ConfigError:
         return SupervisorConfig()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from trm_core.config import Config, ConfigError, read_run_config, resolve
+from trm_core.config import Config, ConfigError
+from trm_core.config.run import saved_config
 from trm_core.data import Dataset, build_dataset
 from trm_core.evaluate.tasks import task_of
 from trm_core.rundir import checkpoints as ckpt
@@ -87,7 +88,7 @@ def pick_checkpoint(run: RunDir, which: str) -> ckpt.CheckpointInfo:
 
 def run_config(run: RunDir) -> Config:
     """The run's own config, as its worker resolved it."""
-    return resolve(base=read_run_config(run.config), env={})
+    return saved_config(run.root)
 
 
 def run_data(run: RunDir) -> tuple[Config, Dataset, str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from trm_core.config import ConfigError
-from trm_core.config.resolve import resolve
-from trm_core.config.run import read_run_config
+from trm_core.config.run import saved_config
 from trm_core.export.scalars import flat_config
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_events
@@ -56,7 +55,7 @@ def run_config_columns(run_dir: Path) -> dict[str, Any]:
     """The run's resolved config, flattened (defaults filled in, as the run used them); a config that does
     not read gives a ``config_error`` column instead."""
     try:
-        cfg = resolve(base=read_run_config(layout.RunDir.at(run_dir).config), env={})
+        cfg = saved_config(run_dir)
     except ConfigError as exc:
         return {"config_error": str(exc)}
     return flat_config(cfg.to_dict())

@@ -12,8 +12,7 @@ import time
 
 from trm_core import config as config_mod
 from trm_core.config import Config, ConfigError
-from trm_core.config.resolve import resolve
-from trm_core.config.run import read_run_config
+from trm_core.config.run import saved_config
 from trm_core.doctor.all_checks import checks_for
 from trm_core.doctor.report import Check, Status, fail, ok, warn
 from trm_core.rundir import layout
@@ -37,7 +36,7 @@ def the_config(args: argparse.Namespace) -> tuple[Config, str]:
     """The config the run would use: a run's own (its config.toml, with --set), else the start flags'."""
     saved = layout.RunDir.at(args.run_dir).config
     if saved.exists() and not (args.preset or args.config):
-        return resolve(base=read_run_config(saved), env={}, sets=args.sets), f"the run's own config ({saved})"
+        return saved_config(args.run_dir, args.sets), f"the run's own config ({saved})"
     start = config_mod.Start.from_args(args)
     what = f"preset {args.preset}" if args.preset else (f"{args.config}" if args.config else "the defaults")
     return start.layers(), what + (" with --set" if args.sets else "")
