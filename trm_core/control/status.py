@@ -120,11 +120,12 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
                      disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info),
-                     config_error=_config_error(run_dir, state), **_owner(run_dir))
+                     config_error=config_error(run_dir, state), **_owner(run_dir))
 
 
-def _config_error(run_dir: Path, state: RunState) -> str | None:
-    """A run that trained and whose config.toml no longer reads (a run still starting has none yet)."""
+def config_error(run_dir: Path, state: RunState) -> str | None:
+    """Why the config.toml of a run that trained no longer reads, and how to fix it; None when it reads (or
+    the run is still starting, with none yet). Status, runs and the dashboard ask this one question."""
     from trm_core.config.run import config_problem
 
     if state == RunState.STARTING or not lifecycle.holds_run(run_dir):

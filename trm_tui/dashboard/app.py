@@ -155,8 +155,7 @@ class Dashboard(AutotuneActions, App[int]):
 
     def config_error(self) -> str | None:
         """Why the run's config.toml does not read (r and a cannot work then), checked again when it changes."""
-        from trm_core.config.run import config_problem
-        from trm_core.rundir import lifecycle
+        from trm_core.control.status import config_error
 
         path = self.rundir.config
         try:
@@ -165,8 +164,7 @@ class Dashboard(AutotuneActions, App[int]):
             key = None
         if key != self._config_key:
             self._config_key = key
-            self._config_error = config_problem(self.rundir.root) if lifecycle.holds_run(self.rundir.root) \
-                and self.view.state not in (RunState.STARTING,) else None
+            self._config_error = config_error(self.rundir.root, self.view.state)
         return self._config_error
 
     @property
