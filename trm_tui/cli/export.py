@@ -12,6 +12,7 @@ from pathlib import Path
 from trm_core.config import ConfigError
 from trm_core.rundir import layout
 from trm_tui.cli.common import run_dir_arg
+from trm_tui.signals import handling
 
 KINDS_HELP = "comma-separated event kinds (step, eval, checkpoint, run_start, run_end, ...), or 'all'"
 
@@ -56,11 +57,10 @@ def export_tensorboard(args: argparse.Namespace) -> int:
         print(f"{count} events of {run_dir} mirrored into {out}; view with: tensorboard --logdir {logdir}")
         return 0
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     print(f"mirroring {run_dir} into {out} every {args.every:g} s until Ctrl-C; view with: "
           f"tensorboard --logdir {logdir}", flush=True)
-    mirror.follow(stop, args.every)
+    with handling(dict.fromkeys((signal.SIGINT, signal.SIGTERM), lambda *_: stop.set())):
+        mirror.follow(stop, args.every)
     mirror.close()
     return 0
 
