@@ -5,6 +5,7 @@ pressed there stops the run with a checkpoint."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import shutil
 import socket
@@ -60,25 +61,44 @@ class PageFeed:
         return text.encode() in self.data
 
 
-@needs_browser
-@pytest.mark.process
-def test_the_full_link_once_then_the_cookie_and_s_in_the_page_stops_it(tmp_path: Path,
-                                                                          micro_args: list[str]) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
+@contextlib.contextmanager
+def served_run(tmp_path: Path, micro_args: list[str], *serve_flags: str, urls: int):
+    """A running run (a step every 0.1 s), ``trm-tui serve`` on it with ``serve_flags`` and a headless browser:
+    (run_dir, port, the printed URLs by role, the driver); everything stopped afterwards."""
     run_dir = tmp_path / "run"
     started = cli_run("--detach", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=100000",
                       TRM_TEST_STEP_SLEEP_S=0.1)
     assert started.returncode == 0, started.stderr
     port = free_port()
-    server = cli("serve", "--run-dir", str(run_dir), "--port", str(port), "--share")
-    urls = served_urls(server, 2)
+    server = cli("serve", "--run-dir", str(run_dir), "--port", str(port), *serve_flags)
+    printed = served_urls(server, urls)
     threading.Thread(target=server.stdout.read, daemon=True).start()  # keep its pipe drained, as a terminal would
     driver = None
     try:
         wait_serving(server, "127.0.0.1", port)
         driver = browser()
+        yield run_dir, port, printed, driver
+    finally:
+        if driver is not None:
+            driver.quit()
+        terminate(server)
+        kill_worker(run_dir)
+
+
+def press_s(driver) -> None:
+    """Focus the page's terminal (a click), then the s key."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "body")).click().perform()
+    ActionChains(driver).send_keys("s").perform()
+
+
+@needs_browser
+@pytest.mark.process
+def test_the_full_link_once_then_the_cookie_and_s_in_the_page_stops_it(tmp_path: Path,
+                                                                          micro_args: list[str]) -> None:
+    with served_run(tmp_path, micro_args, "--share", urls=2) as (run_dir, port, urls, driver):
         driver.get(urls["full control"])  # the full token once: its cookie replaces the read-only one
         driver.get(f"http://127.0.0.1:{port}/")  # then no token in the address bar: the cookie opens it
         page = PageFeed(driver)
@@ -88,18 +108,12 @@ def test_the_full_link_once_then_the_cookie_and_s_in_the_page_stops_it(tmp_path:
         # the footer's keys before anything is clicked (a tab has no focus until then; Textual's own footer
         # waited for it)
         wait_for(lambda: "preds" in page and "plot" in page, timeout=30, what="the footer's keys before a click")
-        ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "body")).click().perform()
-        ActionChains(driver).send_keys("s").perform()
+        press_s(driver)
         wait_for(lambda: events(run_dir, "run_end"), timeout=60, what="the run to stop")
         end = events(run_dir, "run_end")[-1]
         assert end["status"] == "stopped", end
         assert events(run_dir, "checkpoint")[-1]["step"] == end["step"]  # stopped with a checkpoint
         wait_for(lambda: "STOPPED" in page, timeout=30, what="the page to show it stopped")
-    finally:
-        if driver is not None:
-            driver.quit()
-        terminate(server)
-        kill_worker(run_dir)
 
 
 @pytest.mark.process
@@ -127,36 +141,16 @@ def test_serve_refuses_a_folder_without_a_run_and_warns_off_loopback(tmp_path: P
 @needs_browser
 @pytest.mark.process
 def test_the_read_only_page_refuses_s_and_the_run_goes_on(tmp_path: Path, micro_args: list[str]) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-
-    run_dir = tmp_path / "run"
-    started = cli_run("--detach", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=100000",
-                      TRM_TEST_STEP_SLEEP_S=0.1)
-    assert started.returncode == 0, started.stderr
-    port = free_port()
-    server = cli("serve", "--run-dir", str(run_dir), "--port", str(port), "--read-only")
-    url = served_urls(server, 1)["read-only"]
-    threading.Thread(target=server.stdout.read, daemon=True).start()
-    driver = None
-    try:
-        wait_serving(server, "127.0.0.1", port)
-        driver = browser()
-        driver.get(url)
+    with served_run(tmp_path, micro_args, "--read-only", urls=1) as (run_dir, _port, urls, driver):
+        driver.get(urls["read-only"])
         page = PageFeed(driver)
         wait_for(lambda: "[read-only]" in page, timeout=60, what="the read-only dashboard in the page")
-        ActionChains(driver).move_to_element(driver.find_element(By.TAG_NAME, "body")).click().perform()
-        ActionChains(driver).send_keys("s").perform()
+        press_s(driver)
         wait_for(lambda: "read-only view" in page, timeout=30, what="the page to say why s was refused")
         t0 = time.time()
         wait_for(lambda: sum(e["time"] > t0 for e in events(run_dir, "step")) >= 3, timeout=30,
                  what="the run to go on")
         assert not events(run_dir, "run_end")
-    finally:
-        if driver is not None:
-            driver.quit()
-        terminate(server)
-        kill_worker(run_dir)
 
 
 @pytest.mark.process
@@ -167,7 +161,6 @@ def test_a_tab_whose_run_is_gone_shows_why_in_the_page(tmp_path: Path) -> None:
     import os
     import select
     import subprocess
-    import sys
 
     from helpers import worker_env
     from trm_tui.serve import dashboard_commands
