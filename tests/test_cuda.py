@@ -214,3 +214,29 @@ def test_compile_on_cuda_trains_like_eager() -> None:
           f"losses {runs[False]} eager, {runs[True]} compiled; max relative difference {worst:.2e}")
     assert first_step_s[True] > first_step_s[False]  # it did compile
     assert worst <= COMPILE_RTOL, worst
+
+
+def test_the_refill_step_never_waits_for_the_gpu(tmp_path: Path) -> None:
+    """The paper recipe's step (refill, puzzle embeddings, exploration, AdamATan2, EMA, bf16) queued under
+    ``set_sync_debug_mode("error")``: any host-device sync raises. Also after a resume from a checkpoint loaded
+    onto the GPU (the optimizer's step counts must come back to the host)."""
+    from test_sync_free import batch, trainer
+
+    sets = ("train.device='cuda'", "train.precision='bf16'")
+    fresh = trainer(*sets)
+    fresh.train_step(batch(1))  # the first step sets up cuBLAS and the allocator: syncs allowed there
+    info = ckpt.save_checkpoint(tmp_path, fresh.state_dict(), step=1, epoch=1, loss=None, config_hash="x")
+    resumed = trainer(*sets)
+    resumed.load_state_dict(ckpt.load_checkpoint(info, map_location=torch.device("cuda")))
+    resumed.train_step(batch(2))
+    for tr in (fresh, resumed):
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for step in range(3, 9):
+                tr.queue_step(batch(step))
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        metrics = tr.read_metrics()
+        print(f"\nsix queued steps, no sync: loss {metrics.loss:.4f}, {metrics.step_s * 1e3:.2f} ms a step")
+        assert metrics.updates == 1

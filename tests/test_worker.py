@@ -198,6 +198,21 @@ def test_non_finite_loss_stops_cleanly(tmp_path: Path, micro_args: list[str]) ->
 
 
 @pytest.mark.process
+def test_a_non_finite_step_found_later_is_named_and_never_saved(tmp_path: Path, micro_args: list[str]) -> None:
+    """With train.log_every = 4 the figures are read at step 4 (the device is not waited for between): the
+    NaN that entered at step 3 is reported as step 3's, and no checkpoint holds a step after it."""
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, micro_args + ["--set", "train.log_every=4", "--set", "train.checkpoint_every=2"],
+                        TRM_TEST_NAN_AT_STEP=3)
+    assert result.returncode == 1
+    error = events(run_dir, "error")[-1]
+    assert error["kind"] == "non_finite" and error["step"] == 3 and "at step 3" in error["message"]
+    assert events(run_dir, "step") == []  # step 4 was the first to be read, and it raised
+    assert [e["step"] for e in events(run_dir, "checkpoint")] == [2]
+    assert events(run_dir, "run_end")[-1]["step"] == 2
+
+
+@pytest.mark.process
 def test_fresh_start_refuses_an_existing_run(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=2"]).returncode == 0

@@ -40,15 +40,18 @@ class Carry:
 
     def admit(self, batch: Batch, y0: torch.Tensor, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Halted slots take their row of ``batch``; returns the states to run from: (y0, z0) in those slots,
-        the carried ones elsewhere (``torch.where``, so a learned initial state still gets its gradient)."""
+        the carried ones elsewhere (``torch.where``, so a learned initial state still gets its gradient). Every
+        slot is written, taken or kept, by ``torch.where``: selecting the halted rows would make the host wait
+        for the device to learn how many there are."""
         h = self.halted
-        if h.any():
-            self.inputs[h], self.targets[h] = batch.inputs[h], batch.targets[h]
-            if self.hidden is not None and batch.hidden is not None:
-                self.hidden[h] = batch.hidden[h]
-            if self.puzzle_ids is not None and batch.puzzle_ids is not None:
-                self.puzzle_ids[h] = batch.puzzle_ids[h]
-            self.steps[h] = 0
+        row = h[:, None]
+        self.inputs = torch.where(row, batch.inputs, self.inputs)
+        self.targets = torch.where(row, batch.targets, self.targets)
+        if self.hidden is not None and batch.hidden is not None:
+            self.hidden = torch.where(row, batch.hidden, self.hidden)
+        if self.puzzle_ids is not None and batch.puzzle_ids is not None:
+            self.puzzle_ids = torch.where(h, batch.puzzle_ids, self.puzzle_ids)
+        self.steps = torch.where(h, 0, self.steps)
         fresh = h[None, :, None]
         return torch.where(fresh, y0, self.y), torch.where(fresh, z0, self.z)
 

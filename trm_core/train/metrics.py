@@ -1,7 +1,14 @@
-"""What a training step reports, and the one way it can refuse to go on."""
+"""What a training step reports, and the one way it can refuse to go on.
+
+A step leaves its figures on the device (``PendingMetrics``): reading them makes the host wait for the device
+(a sync), and a GPU that waits for the host between steps sits idle. The trainer reads them only when asked
+(the worker asks on the steps it logs, evaluates or checkpoints); ``FiniteWatch`` keeps the first step whose
+loss or gradient norm was not finite, on the device too, and is read with them.
+"""
 
 from __future__ import annotations
 
+import math
 import resource
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +17,12 @@ import torch
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss or gradient went NaN/inf: the run stops instead of training on garbage."""
+    """The loss or gradient went NaN/inf: the run stops instead of training on garbage. ``step`` is the step that
+    went bad, which may be earlier than the step that found out (figures are read every ``train.log_every``)."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass
@@ -19,7 +31,7 @@ class StepMetrics:
     halt_loss: float
     accuracy: float
     exact: float
-    sup_steps: float
+    sup_steps: float | None
     grad_norm: float
     lr: float
     updates: int
@@ -35,6 +47,60 @@ class StepMetrics:
                 "tokens_per_s": round(per_s * seq_len, 1), "step_s": round(self.step_s, 6),
                 "sup_steps": self.sup_steps, "updates": self.updates, "peak_mem_mb": round(self.peak_mem_mb, 1),
                 "masked_accuracy": self.masked_accuracy, "completed": self.completed}
+
+
+# the order of PendingMetrics.values
+FIGURES = ("loss", "halt_loss", "accuracy", "exact", "sup_steps", "grad_norm", "masked_accuracy", "completed")
+
+
+@dataclass
+class PendingMetrics:
+    """One step's figures, still on the device: ``values`` in the order of ``FIGURES`` (NaN where a figure has no
+    value: no sample finished, no hidden positions)."""
+
+    values: torch.Tensor
+    lr: float
+    updates: int
+    device: torch.device
+    counts_completed: bool  # refill reports how many samples left their slot
+
+    def read(self, step_s: float) -> StepMetrics:
+        """The figures as numbers: waits for the device to finish the step."""
+        got = dict(zip(FIGURES, self.values.tolist()))
+        known = {name: None if math.isnan(value) else value for name, value in got.items()}
+        return StepMetrics(got["loss"], got["halt_loss"], got["accuracy"], got["exact"], known["sup_steps"],
+                           got["grad_norm"], lr=self.lr, updates=self.updates, step_s=step_s,
+                           peak_mem_mb=peak_memory_mb(self.device), masked_accuracy=known["masked_accuracy"],
+                           completed=int(got["completed"]) if self.counts_completed else None)
+
+
+class FiniteWatch:
+    """The first step whose loss or gradient norm was not finite, with both figures, kept on the device:
+    checking every step would cost a sync each; ``check`` reads it when the trainer reads figures anyway. The
+    steps after it train on NaN weights, but none of them is ever saved (a checkpoint checks first)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        # step (0 = none yet), supervision step (0 = not counted), loss, gradient norm
+        self.first = torch.zeros(4, dtype=torch.float64, device=self.device)
+
+    def see(self, step: int, loss: torch.Tensor, norm: torch.Tensor, supervision_step: int = 0) -> None:
+        loss, norm = loss.detach().double().reshape(()), norm.detach().double().reshape(())
+        bad = ~(torch.isfinite(loss) & torch.isfinite(norm)) & (self.first[0] == 0)
+        seen = torch.stack([torch.full_like(loss, step), torch.full_like(loss, supervision_step), loss, norm])
+        self.first = torch.where(bad, seen, self.first)
+
+    def check(self) -> None:
+        step, sup, loss, norm = self.first.tolist()
+        if not step:
+            return
+        where = f"step {int(step)}" + (f", supervision step {int(sup)}" if sup else "")
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(f"non-finite loss ({loss}) at {where}", int(step))
+        raise NonFiniteLoss(f"non-finite gradient norm ({norm}) at {where}", int(step))
 
 
 def peak_memory_mb(device: torch.device) -> float:

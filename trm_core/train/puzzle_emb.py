@@ -48,13 +48,18 @@ class PuzzleEmbedding(nn.Module):
             ids, grads = gather(ids), gather(grads.to(self.weights.dtype))
             if not len(ids):
                 return
-        unique, inverse = ids.unique(return_inverse=True)
-        summed = torch.zeros(len(unique), grads.shape[1], dtype=grads.dtype, device=grads.device)
-        summed.index_add_(0, inverse, grads)
-        rows = self.weights[unique]
-        rows.mul_(1.0 - lr * weight_decay).add_(summed.sign(), alpha=-lr)
-        self.weights[unique] = rows
+        self._sign_sgd(ids, grads, lr, weight_decay)
 
-    def discard(self) -> None:
-        """Drop what the forwards since the last step collected (a step that failed)."""
-        self._pending.clear()
+    def _sign_sgd(self, ids: torch.Tensor, grads: torch.Tensor, lr: float, weight_decay: float) -> None:
+        """Sign-SGD on the rows of ``ids``, each row's gradients summed first. Shapes stay fixed (no
+        ``unique``, whose size the host would wait for the device to learn): the ids are sorted, each run of
+        equal ids sums into the slot of its first, and every copy of an id writes that same new row."""
+        ids, order = torch.sort(ids, stable=True)
+        grads = grads[order]
+        first = torch.ones_like(ids, dtype=torch.bool)
+        first[1:] = ids[1:] != ids[:-1]
+        run = torch.cumsum(first, 0) - 1  # the run (distinct id) each entry belongs to
+        summed = torch.zeros_like(grads).index_add_(0, run, grads)[run]
+        rows = self.weights[ids]
+        rows.mul_(1.0 - lr * weight_decay).add_(summed.sign(), alpha=-lr)
+        self.weights.index_put_((ids,), rows)

@@ -31,7 +31,7 @@ from trm_core.train.update.ema import EMA
 from trm_core.train.update.optimizers import build_optimizer
 from trm_core.train.evaluate import Observer, Trace, evaluate
 from trm_core.train.losses import LOSSES
-from trm_core.train.metrics import NonFiniteLoss, StepMetrics, peak_memory_mb
+from trm_core.train.metrics import FiniteWatch, NonFiniteLoss, PendingMetrics, StepMetrics, peak_memory_mb
 from trm_core.train.model import build_model, count_parameters
 from trm_core.train.sample_loss import SampleLoss, halt_logit_threshold
 from trm_core.train.update.schedule import learning_rate
@@ -68,6 +68,9 @@ class Trainer:
         self.halt_logit_threshold = halt_logit_threshold(cfg.model.halt_threshold)
         self.carry: Carry | None = None  # refill: this rank's slots, from the first step on
         self.step = 0  # completed steps
+        self.finite = FiniteWatch(self.device)
+        self._pending: PendingMetrics | None = None  # the last step's figures, not read yet
+        self._window_s, self._window_steps = 0.0, 0  # host time in the steps since the last read, and their count
         self.restored_world_size: int | None = None  # the world size of the checkpoint loaded, if any
 
     # -- training -------------------------------------------------------------------------------------
@@ -84,16 +87,13 @@ class Trainer:
             group["lr"] = lr
         return lr, at(t.puzzle_emb_lr)
 
-    def _update(self, emb_lr: float, where: str) -> torch.Tensor:
-        """Clip, step the optimizer (and the puzzle embeddings, and the EMA); the gradient norm before clipping."""
+    def _update(self, emb_lr: float) -> torch.Tensor:
+        """Clip, step the optimizer (and the puzzle embeddings, and the EMA); the gradient norm before clipping.
+        A non-finite norm is not checked here (that would wait for the device): the step gives it to
+        ``self.finite``, which the next read of the figures checks."""
         clip = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
         emb = getattr(self.model, "puzzle_emb", None)
-        if not torch.isfinite(norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            if emb is not None:
-                emb.discard()
-            raise NonFiniteLoss(f"non-finite gradient norm ({norm.item()}) at step {self.step + 1}{where}")
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if emb is not None:
@@ -104,16 +104,46 @@ class Trainer:
         return norm.detach()
 
     def train_step(self, batch: Batch, on_progress: Callable[[int, int], None] | None = None) -> StepMetrics:
-        """One step. ``on_progress(k, K)`` hears each finished supervision step: a step of the seed's size
-        takes minutes on a CPU, and the front ends show how far into it the worker is. ``step_s`` is the whole
-        call, the release of the step's tensors and graph included (about 1 ms a step on the tiny preset,
-        which a timer inside the step would leave to look like the worker's own overhead)."""
+        """One step, and its figures (``queue_step`` then ``read_metrics``)."""
+        self.queue_step(batch, on_progress)
+        return self.read_metrics()
+
+    def queue_step(self, batch: Batch, on_progress: Callable[[int, int], None] | None = None) -> None:
+        """One step, its figures left on the device until ``read_metrics``: on a GPU the host queues the next
+        step while this one runs. ``on_progress(k, K)`` hears each finished supervision step: a step of the
+        seed's size takes minutes on a CPU, and the front ends show how far into it the worker is. The timing
+        covers the whole call, the release of the step's tensors and graph included (about 1 ms a step on the
+        tiny preset, which a timer inside the step would leave to look like the worker's own overhead)."""
         started = time.perf_counter()
         if self.cfg.train.carry == "refill":
-            metrics = refill_step(self, batch)
+            self._pending = refill_step(self, batch)
         else:
-            metrics = shrink_step(self, batch, on_progress)
-        return dataclasses.replace(metrics, step_s=time.perf_counter() - started)
+            self._pending = shrink_step(self, batch, on_progress)
+        self._window_s += time.perf_counter() - started
+        self._window_steps += 1
+
+    def read_metrics(self) -> StepMetrics:
+        """The last step's figures; ``step_s`` is the mean over the steps since the last read, the wait for the
+        device included (what each took on the device, when the host queues ahead of it). Raises
+        ``NonFiniteLoss`` for the first of those steps that went non-finite."""
+        if self._pending is None:
+            raise RuntimeError("no step to read: queue_step first")
+        started = time.perf_counter()
+        self.check_finite()
+        metrics = self._pending.read(step_s=0.0)
+        step_s = (self._window_s + time.perf_counter() - started) / max(1, self._window_steps)
+        self._window_s, self._window_steps = 0.0, 0
+        return dataclasses.replace(metrics, step_s=step_s)
+
+    @property
+    def unread(self) -> bool:
+        """Steps ran since the figures were last read."""
+        return self._window_steps > 0
+
+    def check_finite(self) -> None:
+        """Raise ``NonFiniteLoss`` if a step since the start went non-finite (waits for the device): before any
+        figure is trusted or any weight saved."""
+        self.finite.check()
 
     def evaluate(self, batches: list[Batch], observe: Observer | None = None,
                  on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None
@@ -154,6 +184,7 @@ class Trainer:
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
+        _step_counts_on_host(self.optimizer)
         self.step = int(state["step"])
         carry = state.get("carry")
         self.restored_world_size = int(state.get("world_size", 1))
@@ -168,6 +199,15 @@ class Trainer:
         torch.set_rng_state(rng["torch"].cpu())
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"].cpu(), self.device)
+
+
+def _step_counts_on_host(optimizer: torch.optim.Optimizer) -> None:
+    """A checkpoint loaded onto the GPU brings the optimizer's step counts with it, and torch.optim keeps them
+    where they land; each update's bias correction then reads one back from the device (a sync per step).
+    They live on the host, as a fresh optimizer keeps them."""
+    for state in optimizer.state.values():
+        if isinstance(state.get("step"), torch.Tensor):
+            state["step"] = state["step"].cpu()
 
 
 def _as_python_rng_state(state: Any) -> tuple:

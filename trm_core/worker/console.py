@@ -22,10 +22,13 @@ class Console:
     def say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
 
+    def due(self) -> bool:
+        """Whether a progress line would be printed now (the worker reads a step's figures only then)."""
+        return time.monotonic() - self._last >= self.interval_s
+
     def step(self, step: int, total: int, loss: float, samples_per_s: float, final: bool = False) -> None:
-        now = time.monotonic()
-        if now - self._last < self.interval_s and not final:
+        if not (self.due() or final):
             return
-        self._last = now
+        self._last = time.monotonic()
         self.say(f"step {step}/{total} ({100 * step / max(1, total):.1f}%)  loss {loss:.4f}  "
                  f"{samples_per_s:.1f} samples/s")

@@ -31,8 +31,8 @@ class Endings:
 
     def failed(self, exc: Exception, step: int, done_steps: int) -> int:
         """Record how training failed at ``step`` (``done_steps`` completed) and return the exit code to act on."""
-        if isinstance(exc, NonFiniteLoss):
-            return self._ended(exc, "non_finite", "non-finite loss", step, done_steps)
+        if isinstance(exc, NonFiniteLoss):  # found when the figures were read: it names the step that went bad
+            return self._ended(exc, "non_finite", "non-finite loss", exc.step, min(done_steps, exc.step - 1))
         if isinstance(exc, PeerLost):  # another rank went away: the keeper's post-mortem names it
             code = self._ended(exc, "peer_lost", "a rank of the group was lost", step, done_steps, state="lost_peer")
             print(f"trm worker: {exc}", file=sys.stderr, flush=True)

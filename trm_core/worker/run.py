@@ -76,6 +76,8 @@ class Run:
 
     def save(self, watchdog: Watchdog) -> None:
         step = self.trainer.step
+        if self.trainer.unread:  # a stop after a step nobody read: never save weights a NaN went through
+            self.last_loss = self.trainer.read_metrics().loss
         watchdog.begin("checkpoint", step)
         t0 = time.perf_counter()
         state = self.trainer.state_dict()  # with several ranks, a collective: every rank's carry slots
@@ -225,25 +227,33 @@ class Run:
                 batch = Batch(*(None if t is None else t[mine] for t in batch))
             data_s = time.perf_counter() - t0
             group.take_waited()  # from here on, this step's waits only (not the last eval's or agreement's)
-            metrics = trainer.train_step(batch, on_progress=progress)
-            if group.distributed:
+            trainer.queue_step(batch, on_progress=progress)
+            logs = step % cfg.train.log_every == 0 or step == self.total_steps
+            evals = bool(eval_batches) and self._due(step, cfg.train.eval_every, cfg.train.eval_every_epochs)
+            saves = self._due(step, cfg.train.checkpoint_every, cfg.train.checkpoint_every_epochs)
+            # the figures wait for the device: read them only for a step that shows or acts on them
+            reads = logs or evals or saves or group.distributed or self.console.due() \
+                or self.stop.requested is not None
+            metrics = trainer.read_metrics() if reads else None
+            spread = {}
+            if group.distributed and metrics is not None:
                 self.report.step_done(step, metrics.step_s, group.take_waited())  # the step's own waits
                 slowest_s, slowest_rank = self._agree(metrics.step_s)
                 spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
                           "slowest_rank": slowest_rank}
-            else:
-                spread = {}
             watchdog.end()
             self.done_steps = step
-            self.last_loss = metrics.loss
-            if step % cfg.train.log_every == 0 or step == self.total_steps:
-                self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, data_s=round(data_s, 6),
-                                      **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
-            self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
-                              final=step == self.total_steps)
-            if eval_batches and self._due(step, cfg.train.eval_every, cfg.train.eval_every_epochs):
+            if metrics is not None:
+                self.last_loss = metrics.loss
+                if logs:
+                    self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1,
+                                          data_s=round(data_s, 6),
+                                          **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
+                self.console.step(step, self.total_steps, metrics.loss,
+                                  cfg.train.batch_size / max(metrics.step_s, 1e-9), final=step == self.total_steps)
+            if evals:
                 self._eval_now(watchdog, step, epoch, eval_batches, eval_progress)
-            if self._due(step, cfg.train.checkpoint_every, cfg.train.checkpoint_every_epochs):
+            if saves:
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
             self.save(watchdog)

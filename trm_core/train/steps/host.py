@@ -7,8 +7,10 @@ from typing import Any, Callable, ContextManager, Protocol
 import torch
 
 from trm_core.config import Config
+from trm_core.data.base import Batch
 from trm_core.distributed.group import Group
 from trm_core.train.carry import Carry
+from trm_core.train.metrics import FiniteWatch
 from trm_core.train.update.ema import EMA
 from trm_core.train.sample_loss import Losses
 
@@ -26,7 +28,16 @@ class StepHost(Protocol):
     halt_logit_threshold: float
     autocast: Callable[[], ContextManager[Any]]
     _losses: Callable[..., Losses]
+    finite: FiniteWatch
 
     def _learning_rates(self) -> tuple[float, float]: ...
 
-    def _update(self, emb_lr: float, where: str) -> torch.Tensor: ...
+    def _update(self, emb_lr: float) -> torch.Tensor: ...
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """The batch on the training device. To a GPU through pinned memory: a copy from pageable memory makes the
+    host wait for the device, the wait a step avoids everywhere else."""
+    pin = device.type == "cuda"
+    return Batch(*(None if t is None else (t.pin_memory() if pin and not t.is_cuda else t).to(device, non_blocking=True)
+                   for t in batch))

@@ -4,22 +4,22 @@ slots carried across steps (``carry.Carry``); a slot whose sample halts takes a 
 from __future__ import annotations
 
 import contextlib
-import math
 
 import torch
 
 from trm_core.data.base import Batch, mix_seed
 from trm_core.train.carry import Carry
-from trm_core.train.metrics import NonFiniteLoss, StepMetrics, peak_memory_mb
+from trm_core.train.metrics import PendingMetrics
 from trm_core.train.steps.shrink import split
-from trm_core.train.steps.host import StepHost
+from trm_core.train.steps.host import StepHost, to_device
 
 
-def refill_step(tr: StepHost, batch: Batch) -> StepMetrics:
-    """One supervision step, one update, for every slot of the carry (the reference's training step)."""
+def refill_step(tr: StepHost, batch: Batch) -> PendingMetrics:
+    """One supervision step, one update, for every slot of the carry (the reference's training step). Nothing in
+    it waits for the device: halting, refilling and the figures stay there (``PendingMetrics``)."""
     dev = tr.device
     lr, emb_lr = tr._learning_rates()
-    batch = Batch(*(None if t is None else t.to(dev, non_blocking=True) for t in batch))
+    batch = to_device(batch, dev)
     slots, seq_len = batch.inputs.shape  # this rank's slots
     all_slots = slots * tr.group.world_size
     y0, z0 = tr.model.initial_state(slots, seq_len)
@@ -29,19 +29,19 @@ def refill_step(tr: StepHost, batch: Batch) -> StepMetrics:
     y, z = carry.admit(batch, y0, z0)
     tr.model.train()
     halt_logits, per_slot = _forward_slots(tr, carry, y, z, all_slots)
-    norm = tr._update(emb_lr, "")
+    norm = tr._update(emb_lr)
     carry.steps += 1
     carry.halted = halted = _halted(tr, carry.steps, halt_logits, all_slots)
     sums = tr.group.sum(torch.cat([per_slot.sum(1), torch.stack([halted.sum().float(),
-                                                                 carry.steps[halted].sum().float()])]))
-    loss, halt_loss, accuracy, exact, hidden_acc = (sums[:5] / all_slots).tolist()
-    done, steps_of_done = int(sums[5]), float(sums[6])
-    if not math.isfinite(loss):
-        raise NonFiniteLoss(f"non-finite loss ({loss}) at step {tr.step + 1}")
+                                                                 (carry.steps * halted).sum().float()])]))
+    means, done, steps_of_done = sums[:5] / all_slots, sums[5], sums[6]
+    tr.finite.see(tr.step + 1, means[0], norm)
+    no_value = torch.full_like(done, float("nan"))
+    sup_steps = torch.where(done > 0, steps_of_done / done.clamp_min(1), no_value)
+    hidden_acc = means[4] if carry.hidden is not None else no_value
     tr.step += 1
-    return StepMetrics(loss, halt_loss, accuracy, exact, steps_of_done / done if done else None, float(norm), lr=lr,
-                       updates=1, step_s=0.0, peak_mem_mb=peak_memory_mb(dev),
-                       masked_accuracy=hidden_acc if carry.hidden is not None else None, completed=done)
+    return PendingMetrics(torch.stack([*means[:4], sup_steps, norm.float(), hidden_acc, done]), lr=lr, updates=1,
+                          device=dev, counts_completed=True)
 
 
 def _forward_slots(tr: StepHost, carry: Carry, y: torch.Tensor, z: torch.Tensor,
@@ -82,6 +82,9 @@ def _halted(tr: StepHost, steps: torch.Tensor, halt_logits: torch.Tensor, all_sl
         mine = tr.group.share(all_slots)
         explore = torch.rand(all_slots, generator=gen)[mine] < cfg.model.halt_exploration
         least = torch.randint(2, cfg.model.max_supervision_steps + 1, (all_slots,), generator=gen)[mine]
-        halted &= (steps >= torch.where(explore, least, 0).to(steps.device))
+        least = torch.where(explore, least, 0)
+        if steps.device.type == "cuda":  # a pinned copy does not wait for the device
+            least = least.pin_memory().to(steps.device, non_blocking=True)
+        halted &= steps >= least
     return halted
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 from typing import Any, Callable
 
 import torch
 
 from trm_core.data.base import Batch
-from trm_core.train.metrics import NonFiniteLoss, StepMetrics, peak_memory_mb
-from trm_core.train.steps.host import StepHost
+from trm_core.train.metrics import PendingMetrics
+from trm_core.train.steps.host import StepHost, to_device
 
 
 class _Active:
@@ -46,11 +45,12 @@ def split(tensor: torch.Tensor | None, size: int) -> Any:
     return tensor.split(size) if tensor is not None else itertools.repeat(None)
 
 
-def shrink_step(tr: StepHost, batch: Batch, on_progress: Callable[[int, int], None] | None) -> StepMetrics:
-    """Every supervision step of every sample, its halted samples leaving the batch (the mixer's step)."""
+def shrink_step(tr: StepHost, batch: Batch, on_progress: Callable[[int, int], None] | None) -> PendingMetrics:
+    """Every supervision step of every sample, its halted samples leaving the batch (the mixer's step). Samples
+    leaving change the batch's shape: the host learns which after each supervision step (a sync each)."""
     dev, max_sup = tr.device, tr.cfg.model.max_supervision_steps
     lr, emb_lr = tr._learning_rates()
-    batch = Batch(*(None if t is None else t.to(dev, non_blocking=True) for t in batch))
+    batch = to_device(batch, dev)
     actives = _micro_batches(tr, batch)
     sums = _Sums(dev)
     tr.model.train()
@@ -59,7 +59,9 @@ def shrink_step(tr: StepHost, batch: Batch, on_progress: Callable[[int, int], No
         if active_total == 0:
             break
         _supervise(tr, actives, sup, active_total, sums)
-        sums.norm += tr._update(emb_lr, f", supervision step {sup + 1}")
+        norm = tr._update(emb_lr)
+        tr.finite.see(tr.step + 1, sums.loss, norm, supervision_step=sup + 1)
+        sums.norm += norm
         sums.updates += 1
         if on_progress is not None:
             on_progress(sup + 1, max_sup)
@@ -106,16 +108,14 @@ def _supervise(tr: StepHost, actives: list[_Active], sup: int, active_total: int
             act.keep(~halting)
 
 
-def _metrics(tr: StepHost, s: _Sums, batch_size: int, has_hidden: bool, lr: float) -> StepMetrics:
+def _metrics(tr: StepHost, s: _Sums, batch_size: int, has_hidden: bool, lr: float) -> PendingMetrics:
     dev = tr.device
     summed = tr.group.sum(torch.stack([s.loss, s.halt, s.acc, s.exact, s.sup, s.hidden_acc,
-                                       torch.tensor(float(s.pairs), device=dev)]))
+                                       torch.full((), float(s.pairs), device=dev)]))
     loss_sum, halt_sum, acc_sum, exact_sum, sup_sum, hidden_acc_sum, all_pairs = summed.unbind()
-    stats = torch.stack([loss_sum / all_pairs, halt_sum / all_pairs, acc_sum / batch_size, exact_sum / batch_size,
-                         sup_sum / batch_size, s.norm / s.updates, hidden_acc_sum / batch_size]).tolist()
-    hidden_mean = stats.pop()
-    if not math.isfinite(stats[0]):
-        raise NonFiniteLoss(f"non-finite loss ({stats[0]}) at step {tr.step + 1}")
+    hidden_mean = hidden_acc_sum / batch_size if has_hidden else torch.full_like(loss_sum, float("nan"))
+    tr.finite.see(tr.step + 1, loss_sum, s.norm)
     tr.step += 1
-    return StepMetrics(*stats, lr=lr, updates=s.updates, step_s=0.0, peak_mem_mb=peak_memory_mb(dev),
-                       masked_accuracy=hidden_mean if has_hidden else None)
+    values = torch.stack([loss_sum / all_pairs, halt_sum / all_pairs, acc_sum / batch_size, exact_sum / batch_size,
+                          sup_sum / batch_size, s.norm / s.updates, hidden_mean, torch.zeros_like(loss_sum)])
+    return PendingMetrics(values, lr=lr, updates=s.updates, device=dev, counts_completed=False)
