@@ -76,7 +76,7 @@ def speed(args: argparse.Namespace) -> None:
         cfg = Config(model=ModelConfig(dim=shape["dim"], depth=shape["depth"], seq_len=shape["seq_len"],
                                        max_supervision_steps=shape["sup"], halt_threshold=1.0),
                      train=TrainConfig(batch_size=shape["batch"], device=device, grad_clip=1.0, ema_decay=0.999,
-                                       compile=compile_, precision="autocast"))
+                                       compile="on" if compile_ else "off", precision="autocast"))
         return Trainer(cfg, 258, total_steps=10_000)
 
     gen = torch.Generator().manual_seed(0)

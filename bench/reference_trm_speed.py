@@ -68,7 +68,7 @@ def build(s: argparse.Namespace, a: argparse.Namespace, ref_mods, compiled: bool
     ref.train()
     cfg = our_config(s, s.net)
     t = cfg.train
-    t.device, t.threads, t.compile = a.device, a.threads, compiled
+    t.device, t.threads, t.compile = a.device, a.threads, "on" if compiled else "off"
     t.precision = "bf16" if a.bf16 else "fp32"
     t.optimizer, t.learning_rate, t.adam_beta1, t.adam_beta2, t.weight_decay = "adam_atan2", 1e-4, 0.9, 0.95, 1.0
     tr = Trainer(cfg, vocab_size=s.vocab, total_steps=10**6, num_puzzle_ids=s.puzzles)

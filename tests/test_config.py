@@ -41,7 +41,7 @@ def test_env_and_set_parse_types() -> None:
     cfg = resolve(env={"TRM_TRAIN_COMPILE": "true", "TRM_DATA_EXTENSIONS": ".py,.pyi"},
                   sets=["train.learning_rate=1e-3", "data.paths=['a', 'b']", "train.device=cpu"],
                   default_file=Path("/nonexistent"))
-    assert cfg.train.compile is True
+    assert cfg.train.compile == "on"  # true, its spelling before "auto"
     assert cfg.data.extensions == [".py", ".pyi"]
     assert cfg.train.learning_rate == 1e-3
     assert cfg.data.paths == ["a", "b"]
@@ -55,7 +55,8 @@ def test_env_and_set_parse_types() -> None:
     (["train.batch_size=0"], {}, "train.batch_size = 0 is out of range; it must be >= 1"),
     (["train.learning_rate=-1"], {}, "train.learning_rate = -1.0 is out of range; it must be > 0.0"),
     (["data.kind='images'"], {}, "data.kind = 'images' is not allowed; choose one of 'code', 'pairs'"),
-    (["train.compile=1"], {}, "train.compile = 1 is not true or false"),
+    (["train.compile=1"], {}, "train.compile = 1 is not a string"),
+    (["train.compile=sometimes"], {}, "train.compile = 'sometimes' is not allowed; choose one of 'off', 'on', 'auto'"),
     (["train.batch_size=6", "train.micro_batch_size=4"], {}, "train.micro_batch_size = 4 does not divide train.batch_size = 6"),
     ([], {"TRM_MODEL_DIMM": "3"}, "environment TRM_MODEL_DIMM: unknown key 'model.dimm' (did you mean 'dim'?)"),
     (["train.device=tpu"], {}, "train.device = 'tpu' is not allowed"),

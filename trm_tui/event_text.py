@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck, ErrorEvent,
+from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck,
+                                     CompileChoice, ErrorEvent,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, RankDown, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent)
 from trm_core.telemetry import GpuSample
@@ -111,6 +112,8 @@ def event_line(ev: Event) -> str | None:
                     + voted)
         case WarningEvent() | ErrorEvent():
             return f"{ev.event}: {ev.message or ''}"
+        case CompileChoice():
+            return f"train.compile = 'auto' chose {'compiled' if ev.compiled else 'eager'}: {ev.reason}"
         case Stall():
             who = f" on rank {ev.rank} ({ev.host})" if ev.rank is not None else ""
             return f"stall{who}: {ev.phase} of step {ev.step} ran {ev.seconds}s (timeout {ev.timeout_s}s)"

@@ -146,6 +146,8 @@ class Layers:
             if source != "saved run config":  # a run's own file: read silently, rewritten at its next start
                 print(f"warning: {source}: train.bf16 is deprecated; read as train.precision = {value!r}, which "
                       f"is what to write instead", file=sys.stderr)
+        if dotted == "train.compile" and isinstance(value, bool):  # its spelling before "auto": still right
+            value = "on" if value else "off"
         section, key = resolve_key(dotted, source)
         self.values[section][key] = _coerce(section, key, value, source)
 

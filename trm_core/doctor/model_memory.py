@@ -86,7 +86,7 @@ def saved_bytes(cfg: Config, shape: Shape, samples: int) -> int:
     probe = shaped(cfg, shape)
     t = probe.train
     t.batch_size = t.micro_batch_size = samples
-    t.compile, t.ema_decay = False, 0.0
+    t.compile, t.ema_decay = "off", 0.0
     # one supervision step's graph: a refill step is one already (its halting draws need a maximum of 2)
     probe.model.max_supervision_steps = 2 if t.carry == "refill" else 1
     probe.distributed.nproc_per_node = probe.distributed.nnodes = 1

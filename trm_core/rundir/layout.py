@@ -42,6 +42,7 @@ KEEPER_IDENTITY = "keeper.json"
 KEEPER_LOCK = "keeper.lock"
 KEEPER_LOG = "keeper.log"
 COMMANDS = "commands"
+COMPILE_CACHE = "compile-cache"  # torch.compile's caches (Inductor, Triton): a restart compiles from them
 
 NODES = "nodes"
 

@@ -217,6 +217,22 @@ class WarningEvent(Event):
 
 
 @dataclass(frozen=True)
+class CompileChoice(Event):
+    """`train.compile = "auto"` made its choice, from the run's own steps timed eager and compiled (or without
+    compiling: a run too short to pay for one, or a compile that failed). Kept in the run's checkpoints: a resumed
+    or restarted run takes it without measuring again."""
+
+    KIND: ClassVar[str] = "compile"
+    step: int = doc("the last step measured")
+    compiled: bool = doc("whether the run goes on compiled")
+    reason: str = doc("why, in words: the speed-up and when the compile is paid back, or why not")
+    eager_step_s: float | None = doc("median eager step, seconds; `null` if not measured")
+    compiled_step_s: float | None = doc("median compiled step, seconds; `null` if not measured", optional=True)
+    compile_s: float | None = doc("seconds the compile added to its first step", optional=True)
+    payback_steps: int | None = doc("compiled steps that pay the compile back", optional=True)
+
+
+@dataclass(frozen=True)
 class ErrorEvent(Event):
     """The run failed. The failed step does not count as done: `run_end.step` is the last completed step.
     Followed by `run_end` `failed` and exit code 1, or 5 when the disk is full."""
@@ -417,8 +433,8 @@ class Unknown(Event):
 
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
-    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, ErrorEvent, RunEnd, Restart, RankDown, GiveUp,
-    KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial, AutotuneResult)}
+    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, CompileChoice, ErrorEvent, RunEnd, Restart,
+    RankDown, GiveUp, KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 
 _LINE_KEYS: dict[type[Event], dict[str, str]] = {cls: {line_key(f): f.name for f in record_fields(cls)}

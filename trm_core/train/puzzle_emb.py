@@ -63,3 +63,7 @@ class PuzzleEmbedding(nn.Module):
         rows = self.weights[ids]
         rows.mul_(1.0 - lr * weight_decay).add_(summed.sign(), alpha=-lr)
         self.weights.index_put_((ids,), rows)
+
+    def forget(self) -> None:
+        """Drop what the forwards since the last step gathered (a step abandoned before its update)."""
+        self._pending.clear()

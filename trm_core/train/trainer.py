@@ -60,7 +60,10 @@ class Trainer:
         t = cfg.train
         self.optimizer = build_optimizer(self.model.parameters(), t)
         self.wrapped = self.group.wrap(self.model)  # DDP across ranks, else the model itself
-        self.forward = torch.compile(self.wrapped) if t.compile else self.wrapped
+        self._compiled: Callable[..., Any] | None = None
+        self.forward: Callable[..., Any] = self.wrapped
+        self.use_compiled(t.compile == "on")
+        self.compile_verdict: bool | None = None  # "auto"'s choice (compiled or not), once made; kept in checkpoints
         use_autocast = self.device.type == "cuda" and t.precision == "autocast"
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_autocast \
             else contextlib.nullcontext
@@ -74,6 +77,25 @@ class Trainer:
         self.restored_world_size: int | None = None  # the world size of the checkpoint loaded, if any
 
     # -- training -------------------------------------------------------------------------------------
+
+    def use_compiled(self, compiled: bool) -> None:
+        """Run the network compiled (``torch.compile``, which compiles at its first call) or eager; the compiled
+        one is kept, so going back to it does not compile again."""
+        if compiled and self._compiled is None:
+            self._compiled = torch.compile(self.wrapped)
+        self.forward = self._compiled if compiled else self.wrapped
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None and self.forward is self._compiled
+
+    def abandon_step(self) -> None:
+        """Forget a step that raised before its update (a compile that failed): its gradients and the
+        puzzle-embedding rows it gathered. The carry and the counters only change after the update."""
+        self.optimizer.zero_grad(set_to_none=True)
+        emb = getattr(self.model, "puzzle_emb", None)
+        if emb is not None:
+            emb.forget()
 
     def _learning_rates(self) -> tuple[float, float]:
         """This step's learning rate, set on the optimizer, and the puzzle embeddings' on the same schedule."""
@@ -165,6 +187,7 @@ class Trainer:
             "rng": rng,
             "carry": self._global_carry(),
             "world_size": self.group.world_size,
+            "compiled": self.compile_verdict,
         }
 
     def _global_carry(self) -> dict[str, Any] | None:
@@ -188,6 +211,7 @@ class Trainer:
         self.step = int(state["step"])
         carry = state.get("carry")
         self.restored_world_size = int(state.get("world_size", 1))
+        self.compile_verdict = state.get("compiled")
         if carry is not None and self.group.distributed:  # this rank's slots of the saved global carry
             mine = self.group.share(len(carry["steps"]))
             carry = {name: None if value is None else (value[:, mine] if name in ("y", "z") else value[mine])

@@ -30,6 +30,7 @@ class Faults:
     sup_step_sleep_s: float = 0  # TRM_TEST_SUP_STEP_SLEEP_S: slow every supervision step down (long steps)
     eval_batch_sleep_s: float = 0  # TRM_TEST_EVAL_BATCH_SLEEP_S: slow every eval batch down (long evals)
     rank: int = -1           # TRM_TEST_FAULT_RANK: with several ranks, the step faults fire on this rank only
+    compile_guess_s: float | None = None  # TRM_TEST_COMPILE_GUESS_S: "auto" compiles however short the run
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Faults:
@@ -40,7 +41,8 @@ class Faults:
         return cls(int(num("STALL_AT_STEP")), int(num("CRASH_AT_STEP")), int(num("STOP_AT_STEP")),
                    int(num("NAN_AT_STEP")), num("STEP_SLEEP_S"), (int(at), float(per_mb or 0)),
                    environ.get("TRM_TEST_ONCE_DIR", ""), int(num("TRIAL_CRASH_MICRO_BATCH")),
-                   num("SUP_STEP_SLEEP_S"), num("EVAL_BATCH_SLEEP_S"), int(environ.get("TRM_TEST_FAULT_RANK", -1)))
+                   num("SUP_STEP_SLEEP_S"), num("EVAL_BATCH_SLEEP_S"), int(environ.get("TRM_TEST_FAULT_RANK", -1)),
+                   num("COMPILE_GUESS_S") if "TRM_TEST_COMPILE_GUESS_S" in environ else None)
 
     def _fires(self, name: str, at: int, step: int) -> bool:
         if step != at:
