@@ -268,6 +268,33 @@ def report(args: argparse.Namespace) -> None:
                   f"`{ref}`" if ref else f"Not measured: {data.get('reference_trm_error', 'stage did not run')}", "",
                   "Goal (issue 26): at least 1.3x the reference's samples/s at each paper shape, peak memory no "
                   "higher.", ""]
+        run = data.get("reference_trm_run")
+        lines += ["As each trainer's loop runs (`--loop run`: windows of steps between two syncs; the reference "
+                  "reads its metrics to the host every step as its pretrain.py does, ours every 10 steps), same "
+                  "columns:", "",
+                  f"`{run}`" if run else f"Not measured: {data.get('reference_trm_run_error', 'stage did not run')}",
+                  ""]
+        profiles = sorted((k.removeprefix("profile_"), v) for k, v in data.items()
+                          if k.startswith("profile_") and isinstance(v, dict))
+        lines += ["### Where a step's time goes (`bench/step_profile.py`, torch.profiler)", ""]
+        if profiles:
+            lines += ["Our refill step (the paper presets'), bf16; GPU busy = the union of kernel intervals over "
+                      "the wall time; syncs = runtime calls that make the host wait for the GPU.", "",
+                      "| run | shape | batch | figures read every | compile | wall / step | GPU busy / step | "
+                      "busy share | kernels / step | syncs / step |", "|---|---|---|---|---|---|---|---|---|---|"]
+            for name, r in profiles:
+                lines.append(f"| {name} | {r['shape']} | {r['batch']} | {r['read_every']} | {r['compile']} | "
+                             f"{_fmt(r['wall_ms_per_step'], '.2f', ' ms')} | "
+                             f"{_fmt(r.get('gpu_busy_ms_per_step'), '.2f', ' ms')} | "
+                             f"{_fmt(r.get('gpu_busy_share') and 100 * r['gpu_busy_share'], '.1f', '%')} | "
+                             f"{_fmt(r.get('kernels_per_step'), '.0f')} | {_fmt(r.get('syncs_per_step'), '.2f')} |")
+            lines.append("")
+        else:
+            lines += [f"Not measured: {data.get('profile_error', 'stage did not run')}", ""]
+        auto = data.get("compile_auto")
+        lines += ["`train.compile = 'auto'` on this GPU (the worker's own trial, tests/test_compile_choice.py): "
+                  + (f"`{auto}`" if auto else f"not measured: {data.get('compile_auto_error', 'stage did not run')}"),
+                  ""]
         lines += ["### How busy the GPU is while the worker trains", ""]
         for name, u in sorted((k.removeprefix("utilisation_"), v) for k, v in data.items()
                               if k.startswith("utilisation_")):

@@ -18,8 +18,8 @@
 #
 # Without a GPU it says so and exits 0 after checking that it would run (its syntax, its Python, its imports).
 # Environment: PYTHON (default python3), WHEELS (default bench/wheels), BUDGET_S (default 360), STAGES (a
-# subset of: reference_trm speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed
-# compile_tiny), REF_DIR (the reference's checkout for reference_trm, default bench/ref), PYTEST_K
+# subset of: reference_trm reference_trm_run profile speed_seed speed_tiny utilisation_seed
+# utilisation_seed_refill cuda_tests compile_auto ddp dashboard compile_seed compile_tiny), REF_DIR (the reference's checkout for reference_trm, default bench/ref), PYTEST_K
 # (a -k filter for the CUDA tests), KEEP_RESULTS=1 (add to the last run's results instead of starting anew).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ T0=$(date +%s)
 PY=${PYTHON:-python3}
 WHEELS=${WHEELS:-bench/wheels}
 BUDGET_S=${BUDGET_S:-360}
-STAGES=${STAGES:-reference_trm speed_seed speed_tiny utilisation_seed cuda_tests ddp dashboard compile_seed compile_tiny}
+STAGES=${STAGES:-reference_trm reference_trm_run profile speed_seed speed_tiny utilisation_seed utilisation_seed_refill cuda_tests compile_auto ddp dashboard compile_seed compile_tiny}
 REF_DIR=${REF_DIR:-bench/ref}  # a checkout of SamsungSAILMontreal/TinyRecursiveModels (ignored by git; carry it)
 OUTDIR=bench/gpu_results
 RESULTS=$OUTDIR/results.json
@@ -38,7 +38,8 @@ say() { printf '\n== %s (%ss)\n' "$*" "$(( $(date +%s) - T0 ))"; }
 say "self-check"
 bash -n "$0" || exit 1
 "$PY" -m py_compile bench/gpu_bench.py bench/wheel_closure.py bench/dashboard_throughput.py \
-    bench/reference_speed.py bench/ddp_scaling.py tests/test_cuda.py tests/test_distributed.py || exit 1
+    bench/reference_speed.py bench/reference_trm_speed.py bench/step_profile.py bench/ddp_scaling.py \
+    tests/test_cuda.py tests/test_distributed.py tests/test_compile_choice.py || exit 1
 
 say "versions"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -117,17 +118,39 @@ if has reference_trm; then  # the comparison users make: the reference's own pre
             --text "not run: no reference checkout in $REF_DIR (see bench/reference_trm_speed.py)"
     fi
 fi
+if has reference_trm_run && [ -d "$REF_DIR/models" ]; then  # each side's own loop: ours reads every 10 steps
+    stage reference_trm_run 100 "$PY" bench/reference_trm_speed.py --ref-dir "$REF_DIR" --device cuda --bf16 \
+        --shape sudoku-paper,arc-paper --loop run --steps 10 --rounds 3 --warmup 3
+    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key reference_trm_run \
+        --text "$(grep -E '^(sudoku|maze|arc|seed)' "$OUTDIR/reference_trm_run.log" 2>/dev/null | tr -s ' ' | paste -sd ';')"
+fi
+if has profile; then  # where a step's time goes: figures read every 10 steps (the presets) and every step (before)
+    for every in 10 1; do
+        stage "profile_sudoku_read$every" 45 "$PY" bench/step_profile.py --shape sudoku-paper --device cuda --bf16 \
+            --read-every "$every" --steps 20 --json-out "$OUTDIR/profile_$every.json"
+        [ -f "$OUTDIR/profile_$every.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" \
+            --key "profile_sudoku_read$every" --json-file "$OUTDIR/profile_$every.json"
+    done
+fi
 has speed_seed && stage speed_seed 70 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed
 has speed_tiny && stage speed_tiny 40 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny
 has utilisation_seed && stage utilisation_seed 60 "$PY" bench/gpu_bench.py utilisation --results "$RESULTS" \
     --name seed --seconds 20
+has utilisation_seed_refill && stage utilisation_seed_refill 60 "$PY" bench/gpu_bench.py utilisation \
+    --results "$RESULTS" --name seed_refill --seconds 20 --set "train.carry='refill'" --set "train.log_every=10"
 if has cuda_tests; then
     stage cuda_tests 150 "$PY" -m pytest -q -s -rf --tb=short -p no:cacheprovider -m cuda ${PYTEST_K:+-k "$PYTEST_K"} \
         tests/test_cuda.py
     "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_tests \
         --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/cuda_tests.log" 2>/dev/null | tail -1)"
     "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_test_figures --lines \
-        --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
+        --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel|six queued)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
+fi
+if has compile_auto; then  # the worker's own trial on the GPU (the micro model: a compile of about a minute)
+    stage compile_auto 150 "$PY" -m pytest -q -s -rf --tb=short -p no:cacheprovider -m slow \
+        tests/test_compile_choice.py -k restart
+    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key compile_auto \
+        --text "$(grep -E "^\{'event': 'compile'" "$OUTDIR/compile_auto.log" 2>/dev/null | tail -1 | cut -c1-400)"
 fi
 if has ddp; then
     if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then

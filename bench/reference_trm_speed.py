@@ -13,6 +13,12 @@ The reference's code is imported from a checkout of it, never copied (see bench/
     python bench/reference_trm_speed.py --ref-dir /tmp/ref                      # CPU, reduced shapes
     python bench/reference_trm_speed.py --ref-dir /tmp/ref --device cuda --shape sudoku-paper --compile both
 
+``--loop run`` times each side as its own training loop runs it, instead of each step alone between two
+syncs (``--loop step``): windows of ``--steps`` steps with one sync at each end, sides alternating, where the
+reference reads its metrics to the host every step (its pretrain.py: ``metric_values.cpu()``) and ours reads
+them every 10 steps (the paper presets' ``train.log_every``); a GPU then runs ahead of the host where a side
+lets it. On a CPU the two loops time the same work.
+
 ``--shape``: ``cpu`` (a reduced mlp_t and attention pair for a CPU), or the paper presets' own shapes
 (``sudoku-paper``: mlp_t, seq 81 + 16, batch 768; ``maze-paper``/``arc-paper``: attention, seq 900 + 16; the
 batch is the paper's or ``--batch``), or ``seed`` (dim 1024, depth 4, seq 4096, batch 1).
@@ -79,22 +85,26 @@ def build(s: argparse.Namespace, a: argparse.Namespace, ref_mods, compiled: bool
     emb = ref.model.inner.puzzle_emb
     state = {"carry": None}
 
-    def ref_step(b) -> None:
+    def ref_step(b, read: bool = False) -> None:
         rb = {"inputs": b.inputs.to(device, torch.int32), "labels": b.targets.to(device, torch.int32),
               "puzzle_identifiers": b.puzzle_ids.to(device, torch.int32)}
         if state["carry"] is None:
             with torch.device(device):
                 state["carry"] = ref.initial_carry(rb)
-        state["carry"], loss, _metrics, _, _ = forward(carry=state["carry"], batch=rb, return_keys=[])
+        state["carry"], loss, metrics, _, _ = forward(carry=state["carry"], batch=rb, return_keys=[])
         ((1 / s.batch) * loss).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         signsgd(emb.local_weights.grad, emb.local_ids, emb.weights, lr=1e-2, weight_decay=0.1, world_size=1)
         emb.local_weights.grad = None
+        if read:  # its pretrain.py, every step on rank 0
+            torch.stack([metrics[k] for k in sorted(metrics)]).cpu()
 
-    def our_step(b) -> None:
-        tr.train_step(b._replace(inputs=b.inputs.to(device), targets=b.targets.to(device),
+    def our_step(b, read: bool = True) -> None:
+        tr.queue_step(b._replace(inputs=b.inputs.to(device), targets=b.targets.to(device),
                                  puzzle_ids=b.puzzle_ids.to(device)))
+        if read:
+            tr.read_metrics()
     return ref_step, our_step
 
 
@@ -102,6 +112,8 @@ def measure(shape: str, a: argparse.Namespace, ref_mods, compiled: bool) -> dict
     s = args_for(shape, a)
     device = torch.device(a.device)
     ref_step, our_step = build(s, a, ref_mods, compiled)
+    if a.loop == "run":
+        return measure_loops(s, a, ref_step, our_step, compiled, shape)
     batches = make_batches(s, a.warmup + a.steps, torch.Generator().manual_seed(2))
     times: dict[str, list[float]] = {"reference": [], "ours": []}
     peaks: dict[str, float] = {"reference": 0.0, "ours": 0.0}
@@ -124,6 +136,38 @@ def measure(shape: str, a: argparse.Namespace, ref_mods, compiled: bool) -> dict
             "ratio": med["reference"] / med["ours"], "ref_peak": peaks["reference"], "our_peak": peaks["ours"]}
 
 
+def measure_loops(s: argparse.Namespace, a: argparse.Namespace, ref_step, our_step, compiled: bool,
+                  shape: str) -> dict:
+    """``--loop run``: after ``--warmup`` steps each, ``--rounds`` windows of ``--steps`` steps per side, the
+    sides alternating; each window between two syncs. Samples/s from the median window."""
+    device = torch.device(a.device)
+    batches = make_batches(s, a.warmup + a.steps, torch.Generator().manual_seed(2))
+    for b in batches[:a.warmup]:
+        ref_step(b, read=True)
+        our_step(b, read=True)
+    window = batches[a.warmup:]
+    sides = {"reference": lambda k, b: ref_step(b, read=True),
+             "ours": lambda k, b: our_step(b, read=(k + 1) % 10 == 0 or k + 1 == len(window))}
+    times: dict[str, list[float]] = {"reference": [], "ours": []}
+    peaks: dict[str, float] = {"reference": 0.0, "ours": 0.0}
+    for r in range(a.rounds):
+        for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            sync(device)
+            t0 = time.perf_counter()
+            for k, b in enumerate(window):
+                sides[name](k, b)
+            sync(device)
+            times[name].append((time.perf_counter() - t0) / len(window))
+            if device.type == "cuda":
+                peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(device) / 2**20)
+    med = {n: statistics.median(v) for n, v in times.items()}
+    return {"shape": shape, "net": s.net, "batch": s.batch, "compiled": compiled,
+            "ref_sps": s.batch / med["reference"], "our_sps": s.batch / med["ours"],
+            "ratio": med["reference"] / med["ours"], "ref_peak": peaks["reference"], "our_peak": peaks["ours"]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ref-dir", required=True, type=Path, help="a checkout of TinyRecursiveModels")
@@ -135,6 +179,9 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=12, help="measured steps per side")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--loop", default="step", choices=("step", "run"),
+                   help="time each step alone (step) or windows of steps as each side's loop runs them (run)")
+    p.add_argument("--rounds", type=int, default=3, help="--loop run: windows per side")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     sys.path.insert(0, str(a.ref_dir.resolve()))
@@ -145,7 +192,9 @@ def main() -> int:
     shapes = [x for name in a.shape.split(",") for x in GROUPS.get(name, [name])]
     modes = {"eager": [False], "compiled": [True], "both": [False, True]}[a.compile]
     machine = torch.cuda.get_device_name(0) if a.device.startswith("cuda") else f"CPU, {a.threads} threads"
-    print(f"torch {torch.__version__} on {machine}; {a.steps} measured steps each after {a.warmup}, interleaved")
+    how = f"{a.rounds} windows of {a.steps} steps each, alternating" if a.loop == "run" else \
+        f"{a.steps} measured steps each, interleaved"
+    print(f"torch {torch.__version__} on {machine}; {how}, after {a.warmup} warm-up steps")
     print(f"{'shape':<14} {'net':<10} {'batch':>5} {'mode':<9} {'reference/s':>11} {'ours/s':>9} {'ours/ref':>8}"
           f" {'ref MiB':>8} {'our MiB':>8}")
     for shape in shapes:
