@@ -144,7 +144,7 @@ if has cuda_tests; then
     "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_tests \
         --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/cuda_tests.log" 2>/dev/null | tail -1)"
     "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_test_figures --lines \
-        --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel|six queued)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
+        --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel|six queued|CUDA graphs)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
 fi
 if has compile_auto; then  # the worker's own trial on the GPU (the micro model: a compile of about a minute)
     stage compile_auto 150 "$PY" -m pytest -q -s -rf --tb=short -p no:cacheprovider -m slow \

@@ -240,3 +240,31 @@ def test_the_refill_step_never_waits_for_the_gpu(tmp_path: Path) -> None:
         metrics = tr.read_metrics()
         print(f"\nsix queued steps, no sync: loss {metrics.loss:.4f}, {metrics.step_s * 1e3:.2f} ms a step")
         assert metrics.updates == 1
+
+
+def test_cuda_graphs_train_like_eager_and_resume_exactly(tmp_path: Path) -> None:
+    """train.compile_mode = 'reduce-overhead' (CUDA graphs) on the paper recipe's step: the losses of its first
+    steps agree with eager's, and a resume from a checkpoint repeats the straight compiled run's steps (within
+    RESUME_RTOL: atomic adds in the backward and the embedding update sum in any order; printed whether exact)."""
+    from test_sync_free import batch, trainer
+
+    sets = ("train.device='cuda'", "train.precision='bf16'", "train.compile='on'",
+            "train.compile_mode='reduce-overhead'")
+    eager = trainer("train.device='cuda'", "train.precision='bf16'")
+    graphed = trainer(*sets)
+    t0 = time.perf_counter()
+    losses = {"eager": [eager.train_step(batch(s)).loss for s in range(1, 7)],
+              "graphed": [graphed.train_step(batch(s)).loss for s in range(1, 4)]}
+    first_s = time.perf_counter() - t0
+    info = ckpt.save_checkpoint(tmp_path, graphed.state_dict(), step=3, epoch=1, loss=None, config_hash="x")
+    losses["graphed"] += [graphed.train_step(batch(s)).loss for s in range(4, 7)]
+    resumed = trainer(*sets)
+    resumed.load_state_dict(ckpt.load_checkpoint(info, map_location=torch.device("cuda")))
+    again = [resumed.train_step(batch(s)).loss for s in range(4, 7)]
+    worst = max(abs(a - b) / abs(a) for a, b in zip(losses["eager"], losses["graphed"]))
+    resume_worst = max(abs(a - b) / abs(a) for a, b in zip(losses["graphed"][3:], again))
+    print(f"\nCUDA graphs: losses {losses['graphed']} against eager {losses['eager']} (max relative difference "
+          f"{worst:.2e}); resumed {again} ({'bit-identical' if again == losses['graphed'][3:] else 'differs'}, "
+          f"max {resume_worst:.2e}); first steps with the compile {first_s:.1f} s")
+    assert worst <= COMPILE_RTOL, worst
+    assert resume_worst <= RESUME_RTOL, resume_worst

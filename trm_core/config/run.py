@@ -21,8 +21,8 @@ from trm_core.rundir import layout, lifecycle
 # touch the numbers, as the user guide says: epochs/max_steps move the end of the cosine schedule, and
 # device/micro_batch_size change floating-point rounding (bf16 on CUDA, summation order).
 SAFE_ON_RESUME: frozenset[str] = frozenset({
-    "train.epochs", "train.max_steps", "train.micro_batch_size", "train.compile", "train.threads",
-    "train.log_every", "train.eval_every", "train.eval_batches", "train.eval_save_predictions", "train.checkpoint_every",
+    "train.epochs", "train.max_steps", "train.micro_batch_size", "train.compile", "train.compile_mode",
+    "train.threads", "train.log_every", "train.eval_every", "train.eval_batches", "train.eval_save_predictions", "train.checkpoint_every",
     "train.checkpoint_every_epochs", "train.target_score", "train.target_name",
     "train.keep_checkpoints", "train.step_timeout_s", "train.heartbeat_s", "train.device", "model.halt_in_eval",
     "supervisor.max_restarts", "supervisor.restart_window_s", "supervisor.restart_backoff_s",

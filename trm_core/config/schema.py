@@ -113,6 +113,11 @@ class TrainConfig:
                       "compiled, keep the faster (a run too short to pay for a compile stays eager); the choice is "
                       "kept in checkpoints, the compile cache in RUN_DIR/compile-cache. true/false read as on/off",
                       choices=("off", "on", "auto"))
+    compile_mode: str = _f("default", "torch.compile's mode, when compiled: 'default'; 'reduce-overhead' (CUDA "
+                           "graphs: a step's kernels replayed with one launch, for shapes whose kernels are too short "
+                           "for eager launches to keep the GPU busy; more GPU memory); 'max-autotune-no-cudagraphs' "
+                           "or 'max-autotune' (searches kernel configurations: a much longer compile)",
+                           choices=("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune"))
     threads: int = _f(0, "torch CPU threads; 0 = torch's default", min=0)
     log_every: int = _f(1, "write a step event every N steps", min=1)
     eval_every: int = _f(500, "run eval every N steps; 0 = off (or counted in epochs: eval_every_epochs)", min=0)

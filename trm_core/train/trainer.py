@@ -40,6 +40,8 @@ from trm_core.train.steps.shrink import shrink_step
 
 __all__ = ["NonFiniteLoss", "StepMetrics", "Trainer", "peak_memory_mb"]
 
+_GRAPHED = ("reduce-overhead", "max-autotune")  # the compile modes that capture CUDA graphs
+
 
 class Trainer:
     def __init__(self, cfg: Config, vocab_size: int, total_steps: int, num_puzzle_ids: int = 1,
@@ -82,7 +84,8 @@ class Trainer:
         """Run the network compiled (``torch.compile``, which compiles at its first call) or eager; the compiled
         one is kept, so going back to it does not compile again."""
         if compiled and self._compiled is None:
-            self._compiled = torch.compile(self.wrapped)
+            mode = self.cfg.train.compile_mode
+            self._compiled = torch.compile(self.wrapped, mode=None if mode == "default" else mode)
         self.forward = self._compiled if compiled else self.wrapped
 
     @property
@@ -137,6 +140,9 @@ class Trainer:
         covers the whole call, the release of the step's tensors and graph included (about 1 ms a step on the
         tiny preset, which a timer inside the step would leave to look like the worker's own overhead)."""
         started = time.perf_counter()
+        if self.compiled and self.device.type == "cuda" and self.cfg.train.compile_mode in _GRAPHED:
+            # CUDA graphs: the last step's graph outputs are dead (the carry holds copies); their memory is reused
+            torch.compiler.cudagraph_mark_step_begin()
         if self.cfg.train.carry == "refill":
             self._pending = refill_step(self, batch)
         else:
