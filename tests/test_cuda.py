@@ -216,13 +216,14 @@ def test_compile_on_cuda_trains_like_eager() -> None:
     assert worst <= COMPILE_RTOL, worst
 
 
-def test_the_refill_step_never_waits_for_the_gpu(tmp_path: Path) -> None:
-    """The paper recipe's step (refill, puzzle embeddings, exploration, AdamATan2, EMA, bf16) queued under
-    ``set_sync_debug_mode("error")``: any host-device sync raises. Also after a resume from a checkpoint loaded
-    onto the GPU (the optimizer's step counts must come back to the host)."""
+@pytest.mark.parametrize("optimizer", ["adam_atan2", "adamw"])
+def test_the_refill_step_never_waits_for_the_gpu(tmp_path: Path, optimizer: str) -> None:
+    """The paper recipe's step (refill, puzzle embeddings, exploration, AdamATan2 or fused AdamW, EMA, bf16)
+    queued under ``set_sync_debug_mode("error")``: any host-device sync raises. Also after a resume from a
+    checkpoint loaded onto the GPU (AdamATan2's step counts must come back to the host)."""
     from test_sync_free import batch, trainer
 
-    sets = ("train.device='cuda'", "train.precision='bf16'")
+    sets = ("train.device='cuda'", "train.precision='bf16'", f"train.optimizer='{optimizer}'")
     fresh = trainer(*sets)
     fresh.train_step(batch(1))  # the first step sets up cuBLAS and the allocator: syncs allowed there
     info = ckpt.save_checkpoint(tmp_path, fresh.state_dict(), step=1, epoch=1, loss=None, config_hash="x")
@@ -238,7 +239,7 @@ def test_the_refill_step_never_waits_for_the_gpu(tmp_path: Path) -> None:
         finally:
             torch.cuda.set_sync_debug_mode(0)
         metrics = tr.read_metrics()
-        print(f"\nsix queued steps, no sync: loss {metrics.loss:.4f}, {metrics.step_s * 1e3:.2f} ms a step")
+        print(f"\nsix queued steps, no sync ({optimizer}): loss {metrics.loss:.4f}, {metrics.step_s * 1e3:.2f} ms a step")
         assert metrics.updates == 1
 
 

@@ -234,7 +234,10 @@ class Trainer:
 def _step_counts_on_host(optimizer: torch.optim.Optimizer) -> None:
     """A checkpoint loaded onto the GPU brings the optimizer's step counts with it, and torch.optim keeps them
     where they land; each update's bias correction then reads one back from the device (a sync per step).
-    They live on the host, as a fresh optimizer keeps them."""
+    They live on the host, as a fresh optimizer keeps them; a fused optimizer keeps them on the device (its
+    kernel reads them there), where torch.optim already puts them."""
+    if any(group.get("fused") or group.get("capturable") for group in optimizer.param_groups):
+        return
     for state in optimizer.state.values():
         if isinstance(state.get("step"), torch.Tensor):
             state["step"] = state["step"].cpu()
