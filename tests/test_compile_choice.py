@@ -15,7 +15,8 @@ from trm_core.train.compile_choice import (COMPILE_GUESS_S, EAGER_WARMUP, MEASUR
 from helpers import events, run_worker
 
 
-def run_trial(trial: CompileTrial, eager_s: float, compiled_s: float, compile_s: float) -> list[tuple[bool, CompileVerdict | None]]:
+def run_trial(trial: CompileTrial, eager_s: float, compiled_s: float,
+              compile_s: float) -> list[tuple[bool, CompileVerdict | None]]:
     """Feeds the trial the time of each step it asks for; returns (ran compiled, verdict) per step."""
     seen = []
     while trial.measuring:
@@ -29,11 +30,13 @@ def run_trial(trial: CompileTrial, eager_s: float, compiled_s: float, compile_s:
 def test_a_faster_compiled_step_is_kept_and_its_payback_said() -> None:
     trial = CompileTrial(10_000)
     seen = run_trial(trial, eager_s=0.10, compiled_s=0.05, compile_s=30.0)
-    assert [c for c, _ in seen] == [False] * (EAGER_WARMUP + MEASURED) + [True] * (TRIAL_STEPS - EAGER_WARMUP - MEASURED)
+    eager_steps = EAGER_WARMUP + MEASURED
+    assert [c for c, _ in seen] == [False] * eager_steps + [True] * (TRIAL_STEPS - eager_steps)
     verdict = seen[-1][1]
     assert verdict is not None and verdict.compiled and trial.compiled_next
     assert (verdict.eager_step_s, verdict.compiled_step_s, verdict.compile_s) == (0.10, 0.05, 30.0)
-    assert verdict.payback_steps == 601 and "2.00x faster" in verdict.reason and "paid back after 601 steps" in verdict.reason
+    assert verdict.payback_steps == 601
+    assert "2.00x faster" in verdict.reason and "paid back after 601 steps" in verdict.reason
 
 
 def test_a_compiled_step_no_faster_goes_back_to_eager() -> None:

@@ -103,7 +103,8 @@ class CompileTrial:
         payback = int(compile_s / (eager - compiled)) + 1 if faster else None
         if faster:
             pays = f"paid back after {payback} steps" + ("" if payback <= left else f", more than the {left} to go")
-            reason = f"compiled steps {eager / compiled:.2f}x faster than eager; the {compile_s:.1f} s compile is {pays}"
+            reason = (f"compiled steps {eager / compiled:.2f}x faster than eager; the {compile_s:.1f} s compile is "
+                      f"{pays}")
         else:
             reason = (f"compiled steps not faster ({compiled * 1e3:.1f} ms against {eager * 1e3:.1f} ms eager, "
                       f"{MIN_GAIN:.0%} needed): eager from here on")

@@ -26,9 +26,9 @@ from trm_core.rundir import layout, log_queries
 from trm_core.rundir.events import EventWriter, SilentLog
 from trm_core.rundir.layout import EXIT_OK, RunDir
 from trm_core.rundir.scores import best_of, headline
-from trm_core.rundir.records import Checkpoint, CompileChoice, Eval, RunEnd, RunStart, Step, WarningEvent
-from trm_core.train.compile_choice import CompileTrial, CompileVerdict
+from trm_core.rundir.records import Checkpoint, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.train.trainer import Trainer
+from trm_core.worker.compiling import CompileDriver
 from trm_core.worker.console import Console
 from trm_core.worker.endings import Endings
 from trm_core.evaluate.trace import StepTrace
@@ -67,7 +67,6 @@ class Run:
         self.last_eval: dict | None = None
         self.best = log_queries.best_eval(run_dir / layout.EVENTS) if self.group.leader else None
         self.endings = Endings(self.events, self.report, run_dir)
-        self.compile_trial: CompileTrial | None = None  # train.compile = "auto" while it measures
 
     def _forced_stop(self, signum: int) -> None:
         self.events.emit(RunEnd(status=RunState.STOPPED.value, step=self.done_steps, exit_code=EXIT_OK,
@@ -140,7 +139,6 @@ class Run:
                 print(f"run in {self.run_dir} is already complete at step {self.trainer.step} of {self.total_steps}")
                 return EXIT_OK
             self._announce(resumed_from)
-            self.compile_trial = self._compile_trial()
             status = self._loop(watchdog)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded for the supervisor, then exits
             watchdog.stop()
@@ -173,48 +171,6 @@ class Run:
         self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
                          f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
                          f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
-
-    def _compile_trial(self) -> CompileTrial | None:
-        """``train.compile = "auto"``: the trial that times the run's steps, unless a checkpoint carries its
-        verdict (then that, at once) or the run is too short for one (said, and eager)."""
-        trainer = self.trainer
-        if self.cfg.train.compile != "auto":
-            return None
-        if trainer.compile_verdict is not None:
-            trainer.use_compiled(trainer.compile_verdict)
-            return None
-        guess = {} if self.faults.compile_guess_s is None else {"compile_guess_s": self.faults.compile_guess_s}
-        trial = CompileTrial(self.total_steps - trainer.step, **guess)
-        if trial.verdict is not None:
-            self._compile_verdict(trial.verdict, trainer.step)
-            return None
-        return trial
-
-    def _compile_verdict(self, verdict: CompileVerdict, step: int) -> None:
-        self.trainer.compile_verdict = verdict.compiled
-        self.trainer.use_compiled(verdict.compiled)
-        self.events.emit(CompileChoice(step=step, compiled=verdict.compiled, reason=verdict.reason,
-                                       eager_step_s=_rounded(verdict.eager_step_s),
-                                       compiled_step_s=_rounded(verdict.compiled_step_s),
-                                       compile_s=_rounded(verdict.compile_s, 3), payback_steps=verdict.payback_steps))
-        self.console.say(f"trm worker: train.compile = 'auto': {'compiled' if verdict.compiled else 'eager'}, "
-                         f"{verdict.reason}")
-
-    def _queue_step(self, batch: Batch, step: int, progress: Callable[[int, int], None]) -> None:
-        """The step, on the network the compile trial asks for; a compile that fails under "auto" is its
-        verdict (eager from here on) and the step runs again eager."""
-        trainer, trial = self.trainer, self.compile_trial
-        trying = trial is not None and trial.measuring and trial.compiled_next
-        if trial is not None and trial.measuring:
-            trainer.use_compiled(trial.compiled_next)
-        try:
-            trainer.queue_step(batch, on_progress=progress)
-        except Exception as exc:  # noqa: BLE001 - any failure of a compiled trial step: eager is the fallback
-            if not trying:
-                raise
-            trainer.abandon_step()
-            self._compile_verdict(trial.failed(exc), step - 1)
-            trainer.queue_step(batch, on_progress=progress)
 
     def _stop_now(self) -> bool:
         """Before each step: a lone process stops as soon as it is asked; ranks stop when they agreed to."""
@@ -263,6 +219,8 @@ class Run:
 
         group = self.group
         mine = group.share(cfg.train.batch_size)
+        compiling = CompileDriver(trainer, cfg.train.compile, self.total_steps - trainer.step, self.events,
+                                  self.console, self.faults.compile_guess_s)
         while trainer.step < self.total_steps and not self._stop_now():
             step = self.current_step = trainer.step + 1
             epoch = self.order.epoch_of(trainer.step)
@@ -274,13 +232,13 @@ class Run:
                 batch = Batch(*(None if t is None else t[mine] for t in batch))
             data_s = time.perf_counter() - t0
             group.take_waited()  # from here on, this step's waits only (not the last eval's or agreement's)
-            self._queue_step(batch, step, progress)
-            trial = self.compile_trial if self.compile_trial is not None and self.compile_trial.measuring else None
+            measuring = compiling.measuring
+            compiling.queue_step(batch, step, progress)
             logs = step % cfg.train.log_every == 0 or step == self.total_steps
             evals = bool(eval_batches) and self._due(step, cfg.train.eval_every, cfg.train.eval_every_epochs)
             saves = self._due(step, cfg.train.checkpoint_every, cfg.train.checkpoint_every_epochs)
             # the figures wait for the device: read them only for a step that shows or acts on them
-            reads = logs or evals or saves or group.distributed or self.console.due() or trial is not None \
+            reads = logs or evals or saves or group.distributed or self.console.due() or measuring \
                 or self.stop.requested is not None
             metrics = trainer.read_metrics() if reads else None
             spread = {}
@@ -289,10 +247,8 @@ class Run:
                 slowest_s, slowest_rank = self._agree(metrics.step_s)
                 spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
                           "slowest_rank": slowest_rank}
-            if trial is not None and metrics is not None:  # every rank times the slowest: one verdict for all
-                verdict = trial.observe(spread.get("slowest_step_s", metrics.step_s))
-                if verdict is not None:
-                    self._compile_verdict(verdict, step)
+            if measuring and metrics is not None:
+                compiling.observe(spread.get("slowest_step_s", metrics.step_s), step)
             watchdog.end()
             self.done_steps = step
             if metrics is not None:
@@ -337,7 +293,3 @@ class Run:
         best = {"best_score": self.best[0], "best_step": self.best[1]} if self.best else {}
         self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4), **result, **best))
         self.last_eval = result
-
-
-def _rounded(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
