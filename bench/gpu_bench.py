@@ -214,7 +214,7 @@ def report(args: argparse.Namespace) -> None:
     env = data.get("environment", {})
     gpu = env.get("gpu", "no GPU")
     lines = [SECTION_START, "", "## The GPU path (`bench/gpu_check.sh`)", ""]
-    if not data.get("speed_seed") and not data.get("speed_tiny"):
+    if not any(value for key, value in data.items() if key != "environment" and not key.endswith("_error")):
         lines += ["**Not measured yet**: `bench/gpu_check.sh` has not run on a GPU. " + (data.get("note") or ""), ""]
     else:
         lines += [f"Measured {env.get('date', '?')} on **{gpu}** (driver {env.get('driver', '?')}, CUDA "
@@ -280,10 +280,12 @@ def report(args: argparse.Namespace) -> None:
         if profiles:
             lines += ["Our refill step (the paper presets'), bf16; GPU busy = the union of kernel intervals over "
                       "the wall time; syncs = runtime calls that make the host wait for the GPU.", "",
-                      "| run | shape | batch | figures read every | compile | wall / step | GPU busy / step | "
-                      "busy share | kernels / step | syncs / step |", "|---|---|---|---|---|---|---|---|---|---|"]
+                      "| run | shape | batch | figures read every | compile | first step | wall / step | "
+                      "GPU busy / step | busy share | kernels / step | syncs / step |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|"]
             for name, r in profiles:
                 lines.append(f"| {name} | {r['shape']} | {r['batch']} | {r['read_every']} | {r['compile']} | "
+                             f"{_fmt(r.get('first_step_s'), '.1f', ' s')} | "
                              f"{_fmt(r['wall_ms_per_step'], '.2f', ' ms')} | "
                              f"{_fmt(r.get('gpu_busy_ms_per_step'), '.2f', ' ms')} | "
                              f"{_fmt(r.get('gpu_busy_share') and 100 * r['gpu_busy_share'], '.1f', '%')} | "

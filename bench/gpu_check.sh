@@ -19,7 +19,8 @@
 # Without a GPU it says so and exits 0 after checking that it would run (its syntax, its Python, its imports).
 # Environment: PYTHON (default python3), WHEELS (default bench/wheels), BUDGET_S (default 360), STAGES (a
 # subset of: reference_trm reference_trm_run profile speed_seed speed_tiny utilisation_seed
-# utilisation_seed_refill cuda_tests compile_auto ddp dashboard compile_seed compile_tiny), REF_DIR (the reference's checkout for reference_trm, default bench/ref), PYTEST_K
+# utilisation_seed_refill cuda_tests compile_auto profile_compiled utilisation_seed_graphs ddp dashboard
+# compile_seed compile_tiny), REF_DIR (the reference's checkout for reference_trm, default bench/ref), PYTEST_K
 # (a -k filter for the CUDA tests), KEEP_RESULTS=1 (add to the last run's results instead of starting anew).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ T0=$(date +%s)
 PY=${PYTHON:-python3}
 WHEELS=${WHEELS:-bench/wheels}
 BUDGET_S=${BUDGET_S:-360}
-STAGES=${STAGES:-reference_trm reference_trm_run profile speed_seed speed_tiny utilisation_seed utilisation_seed_refill cuda_tests compile_auto ddp dashboard compile_seed compile_tiny}
+STAGES=${STAGES:-reference_trm reference_trm_run profile speed_seed speed_tiny utilisation_seed utilisation_seed_refill cuda_tests compile_auto profile_compiled utilisation_seed_graphs ddp dashboard compile_seed compile_tiny}
 REF_DIR=${REF_DIR:-bench/ref}  # a checkout of SamsungSAILMontreal/TinyRecursiveModels (ignored by git; carry it)
 OUTDIR=bench/gpu_results
 RESULTS=$OUTDIR/results.json
@@ -152,6 +153,16 @@ if has compile_auto; then  # the worker's own trial on the GPU (the micro model:
     "$PY" bench/gpu_bench.py note --results "$RESULTS" --key compile_auto \
         --text "$(grep -E "^\{'event': 'compile'" "$OUTDIR/compile_auto.log" 2>/dev/null | tail -1 | cut -c1-400)"
 fi
+if has profile_compiled; then  # its first step: the time to the first step a compiled paper run pays
+    stage profile_sudoku_compiled 150 "$PY" bench/step_profile.py --shape sudoku-paper --device cuda --bf16 \
+        --compile on --read-every 10 --steps 20 --json-out "$OUTDIR/profile_compiled.json"
+    [ -f "$OUTDIR/profile_compiled.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" \
+        --key profile_sudoku_compiled --json-file "$OUTDIR/profile_compiled.json"
+fi
+# the seed's shape under CUDA graphs (its compile is long: more than 88 s eager-compiled in 2026-11)
+has utilisation_seed_graphs && stage utilisation_seed_graphs 240 "$PY" bench/gpu_bench.py utilisation \
+    --results "$RESULTS" --name seed_graphs --seconds 20 --start-timeout 200 --set "train.carry='refill'" \
+    --set "train.log_every=10" --set "train.compile='on'" --set "train.compile_mode='reduce-overhead'"
 if has ddp; then
     if [ "$("$PY" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
         export TRM_TEST_DIST_DEVICE=cuda
