@@ -96,6 +96,11 @@ def test_auto_times_both_keeps_the_faster_and_a_restart_compiles_from_the_cache(
     assert any((run_dir / "compile-cache").rglob("*")), "the compile cache is in the run dir"
     assert run_worker(run_dir, ["--resume", "--set", f"train.max_steps={TRIAL_STEPS + 4}"]).returncode == 0
     assert len(events(run_dir, "compile")) == 1
+    if choice["compiled"]:  # the resumed run compiled its first step again, from the run's cache
+        first = next(e for e in events(run_dir, "step") if e["step"] == TRIAL_STEPS + 3)
+        print(f"resumed first step {first['step_s']:.1f} s, with the compile from the cache; the trial's compile "
+              f"{choice['compile_s']:.1f} s")
+        assert first["step_s"] < choice["compile_s"] / 2
 
 
 @pytest.mark.process

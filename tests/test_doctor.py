@@ -139,6 +139,36 @@ def test_the_gpu_failures_it_knows() -> None:
     assert [c.status for c in real if c.name == "device"] == [Status.OK]
 
 
+def test_compile_needs_its_tool() -> None:
+    """train.compile on or auto: a C++ compiler for Inductor on a CPU, Triton on a GPU; 'on' without it fails,
+    'auto' warns (its trial falls back to eager)."""
+    def check(facts: PlatformFacts, *sets: str) -> tuple[Status, str]:
+        found = [c for c in verdicts(facts, resolve(preset="tiny", sets=list(sets))) if c.name == "compile"]
+        return (found[0].status, found[0].detail + " | " + found[0].fix) if found else (None, "")
+
+    cpu = PlatformFacts("2.13.0+cpu", None, False, compiler_problem="InvalidCxxCompiler: No working C++ compiler")
+    assert check(cpu, "train.compile='off'") == (None, "")
+    status, text = check(cpu, "train.compile='on'")
+    assert status == Status.FAIL and "No working C++ compiler" in text and "apt install g++" in text
+    assert check(cpu, "train.compile='auto'")[0] == Status.WARN
+    assert check(PlatformFacts("2.13.0+cpu", None, False, compiler="g++"), "train.compile='on'") == \
+        (Status.OK, "train.compile = 'on': Inductor has the C++ compiler g++ | ")
+    h200 = GpuFacts(0, "NVIDIA H200", (9, 0), 143771, 140000, bf16=True)
+    gpu = PlatformFacts("2.13.0+cu130", "13.0", True, ["sm_90"], [h200], nvml_gpus=1, compiler="g++", triton=False)
+    status, text = check(gpu, "train.compile='on'", "train.device=cuda")
+    assert status == Status.FAIL and "Triton is not installed" in text
+
+
+@pytest.mark.process
+def test_doctor_finds_no_compiler_as_inductor_would(tmp_path: Path, micro_args: list[str]) -> None:
+    """The real lookup (Inductor's own, which honours CXX): with none, train.compile = 'on' fails the doctor."""
+    done = cli_run("doctor", "--run-dir", str(tmp_path / "run"), *micro_args, "--set", "train.compile='on'",
+                   "--no-memory", CXX="/bin/false")
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.split()[:3] == ["FAIL", "torch", "compile"]]
+    assert "No working C++ compiler" in line
+
+
 @pytest.mark.tmux
 @pytest.mark.process
 def test_in_a_small_terminal_it_warns_and_under_no_color_it_says_so(tmp_path: Path, micro_args: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""torch, CUDA and NVML: the build against the driver and each GPU, bf16 where the config asks for it.
+"""torch, CUDA and NVML: the build against the driver and each GPU, bf16 where the config asks for it, and
+what ``train.compile`` needs (a C++ compiler for Inductor on a CPU, Triton on a GPU).
 
 The facts are gathered from the real torch and NVML (``gather``) and judged apart (``verdicts``), so each
 failure a GPU machine can have is judged by the same code on a machine without one.
@@ -34,12 +35,19 @@ class PlatformFacts:
     nvml_reason: str = ""             # why NVML cannot be read ("" when it can)
     nvml_gpus: int = 0
     driver: str | None = None
+    compiler: str | None = None       # the C++ compiler Inductor would use; None when not looked for or none
+    compiler_problem: str = ""        # why none works ("" when one does or it was not looked for)
+    triton: bool | None = None        # Triton importable (Inductor's GPU kernels); None when not looked for
 
 
-def gather() -> PlatformFacts:
+def gather(compile_tools: bool = False) -> PlatformFacts:
+    """The facts; ``compile_tools`` also asks Inductor for its C++ compiler and Triton (seconds: it imports
+    Inductor)."""
     import torch
 
     facts = PlatformFacts(torch.__version__, torch.version.cuda, torch.cuda.is_available())
+    if compile_tools:
+        _gather_compile_tools(facts)
     if facts.cuda_available:
         facts.arch_list = list(torch.cuda.get_arch_list())
         for i in range(torch.cuda.device_count()):
@@ -61,6 +69,20 @@ def gather() -> PlatformFacts:
             facts.driver = None
     probe.close()
     return facts
+
+
+def _gather_compile_tools(facts: PlatformFacts) -> None:
+    """What torch.compile will use, found the way Inductor finds it (it honours CXX and its own config)."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        facts.compiler = str(get_cpp_compiler())
+    except Exception as exc:  # noqa: BLE001 - Inductor's own reason is the detail
+        facts.compiler_problem = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+    try:
+        from torch.utils._triton import has_triton
+        facts.triton = bool(has_triton())
+    except Exception:  # noqa: BLE001 - an old or odd build: no Triton to speak of
+        facts.triton = False
 
 
 def supports(arch_list: list[str], capability: tuple[int, int]) -> bool:
@@ -128,8 +150,31 @@ def verdicts(facts: PlatformFacts, cfg: Config) -> list[Check]:
                           "libnvidia-ml.so is on the library path)"))
     elif gpu_seen:
         found.append(ok(AREA, "nvml", f"NVML reads {facts.nvml_gpus} GPU(s)"))
+    if cfg.train.compile != "off":
+        found.append(_compile_verdict(facts, cfg, on_gpu))
     return found
 
 
+def _compile_verdict(facts: PlatformFacts, cfg: Config, on_gpu: bool) -> Check:
+    """``train.compile`` on or auto: Inductor writes C++ for a CPU and Triton kernels for a GPU. Without its
+    tool "on" fails at the first step; "auto" runs, eager, after a trial that says why."""
+    mode = cfg.train.compile
+    if on_gpu:
+        missing = "" if facts.triton else "Triton is not installed (Inductor writes GPU kernels in Triton)"
+        fix = "pip install triton (torch's CUDA wheels bring the matching version)"
+        have = "Triton"
+    else:
+        missing = "" if facts.compiler else f"no working C++ compiler ({facts.compiler_problem or 'none found'})"
+        fix = "install a C++ compiler (apt install g++), or point CXX at one"
+        have = f"the C++ compiler {facts.compiler}"
+    if not missing:
+        return ok(AREA, "compile", f"train.compile = {mode!r}: Inductor has {have}")
+    if mode == "on":
+        return fail(AREA, "compile", f"train.compile = 'on' but {missing}: the first step would fail",
+                    fix + ", or set train.compile = 'off'")
+    return warn(AREA, "compile", f"train.compile = 'auto' but {missing}: its trial will fall back to eager",
+                fix + ", or set train.compile = 'off'")
+
+
 def checks(cfg: Config) -> list[Check]:
-    return verdicts(gather(), cfg)
+    return verdicts(gather(compile_tools=cfg.train.compile != "off"), cfg)
