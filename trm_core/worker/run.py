@@ -237,12 +237,14 @@ class Run:
             logs = step % cfg.train.log_every == 0 or step == self.total_steps
             evals = bool(eval_batches) and self._due(step, cfg.train.eval_every, cfg.train.eval_every_epochs)
             saves = self._due(step, cfg.train.checkpoint_every, cfg.train.checkpoint_every_epochs)
-            # the figures wait for the device: read them only for a step that shows or acts on them
-            reads = logs or evals or saves or group.distributed or self.console.due() or measuring \
+            # the figures wait for the device: read them only for a step that shows or acts on them. Ranks agree
+            # (a stop, the slowest step) on the same steps: those every rank knows are read, never a timed one
+            agrees = group.distributed and (logs or evals or saves or measuring)
+            reads = agrees or logs or evals or saves or self.console.due() or measuring \
                 or self.stop.requested is not None
             metrics = trainer.read_metrics() if reads else None
             spread = {}
-            if group.distributed and metrics is not None:
+            if agrees:
                 self.report.step_done(step, metrics.step_s, group.take_waited())  # the step's own waits
                 slowest_s, slowest_rank = self._agree(metrics.step_s)
                 spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
