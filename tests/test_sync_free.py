@@ -94,6 +94,16 @@ def test_the_shrink_step_waits_and_the_watch_sees_it() -> None:
     assert "__bool__" in reads.seen or "__getitem__" in reads.seen
 
 
+def test_the_shrink_step_waits_once_a_supervision_step() -> None:
+    """Its one wait: whether any sample of a micro-batch halted. Sums over the exiting samples are products, not
+    selections (3 supervision steps x 2 micro-batches here, no sample halting)."""
+    tr = trainer("train.carry='shrink'", "model.halt_threshold=1.0")
+    reads = HostReads(on_host=step_count(tr))
+    with reads:
+        tr.queue_step(batch(1))
+    assert reads.seen == ["__bool__"] * 6
+
+
 def test_reading_later_gives_what_reading_at_once_gave() -> None:
     every, later = trainer(), trainer()
     read_each = [every.train_step(batch(s)) for s in range(1, 9)]

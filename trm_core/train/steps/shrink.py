@@ -98,13 +98,13 @@ def _supervise(tr: StepHost, actives: list[_Active], sup: int, active_total: int
         sums.pairs += len(act)
         halting = out.halt_logit.detach() >= tr.halt_logit_threshold
         exiting = halting | last
-        sums.acc += accuracy[exiting].sum()
-        sums.exact += exact[exiting].sum()
+        sums.acc += (accuracy * exiting).sum()  # products, not a mask's selection: no wait for the device
+        sums.exact += (exact & exiting).sum()
         if hidden_acc is not None:
-            sums.hidden_acc += hidden_acc[exiting].sum()
+            sums.hidden_acc += (hidden_acc * exiting).sum()
         sums.sup += exiting.sum() * (sup + 1)
         act.y, act.z = out.y, out.z
-        if halting.any():
+        if halting.any():  # the one wait of a supervision step: which samples leave
             act.keep(~halting)
 
 
