@@ -99,7 +99,10 @@ class RunStart(Event):
 
 @dataclass(frozen=True)
 class Step(Event):
-    """Every `train.log_every` steps and for the last step."""
+    """Every `train.log_every` steps and for the last step. The figures are this step's; `step_s` (and the
+    speeds from it) is the mean over the steps since the figures were last read (the steps the worker logs,
+    evaluates, checkpoints or prints a line for): on a GPU those steps are queued while earlier ones run, so
+    one step's own time is not known."""
 
     KIND: ClassVar[str] = "step"
     step: int = doc("1-based, increasing across resumes")
@@ -117,7 +120,8 @@ class Step(Event):
     grad_norm: float = doc("gradient norm before clipping, averaged over the step's updates")
     samples_per_s: float = doc("`batch_size / step_s`")
     tokens_per_s: float = doc("`samples_per_s` times `seq_len`")
-    step_s: float = doc("wall seconds of the step's compute (forward, backward, updates, freeing its tensors)")
+    step_s: float = doc("wall seconds of a step's compute (forward, backward, updates, freeing its tensors), the "
+                        "mean over the steps since the last read, the wait for the device included")
     sup_steps: float | None = doc("mean number of supervision steps the samples used (with `train.carry = "
                                   "\"refill\"`: those that left their slot this step; `null` when none did)")
     updates: int = doc("optimizer updates in this step (one per supervision step run)")
