@@ -213,6 +213,16 @@ def test_a_non_finite_step_found_later_is_named_and_never_saved(tmp_path: Path, 
 
 
 @pytest.mark.process
+def test_the_step_a_stop_ends_on_is_logged_whatever_log_every_says(tmp_path: Path, micro_args: list[str]) -> None:
+    run_dir = tmp_path / "run"
+    result = run_worker(run_dir, micro_args + ["--set", "train.log_every=4", "--set", "train.checkpoint_every=100"],
+                        TRM_TEST_STOP_AT_STEP=6)
+    assert result.returncode == 0
+    assert [e["step"] for e in events(run_dir, "step")] == [4, 6]
+    assert events(run_dir, "checkpoint")[-1]["step"] == 6 and events(run_dir, "run_end")[-1]["step"] == 6
+
+
+@pytest.mark.process
 def test_fresh_start_refuses_an_existing_run(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     assert run_worker(run_dir, micro_args + ["--set", "train.max_steps=2"]).returncode == 0

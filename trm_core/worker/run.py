@@ -255,7 +255,8 @@ class Run:
             self.done_steps = step
             if metrics is not None:
                 self.last_loss = metrics.loss
-                if logs:
+                ending = self.stopping if group.distributed else self.stop.requested is not None
+                if logs or ending:  # the step a stop ends on is logged too, whatever train.log_every says
                     self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1,
                                           data_s=round(data_s, 6),
                                           **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
