@@ -99,7 +99,7 @@ class RunStart(Event):
 
 @dataclass(frozen=True)
 class Step(Event):
-    """Every `train.log_every` steps and for the last step. The figures are this step's; `step_s` (and the
+    """Every `train.log_every` steps, and the step the run ends or stops on. The figures are this step's; `step_s` (and the
     speeds from it) is the mean over the steps since the figures were last read (the steps the worker logs,
     evaluates, checkpoints or prints a line for): on a GPU those steps are queued while earlier ones run, so
     one step's own time is not known."""
