@@ -258,7 +258,7 @@ def report(args: argparse.Namespace) -> None:
                          f"{_fmt(r['first_step_s'].get('ours_compiled'), '.1f', ' s')} | "
                          f"{_fmt(r.get('peak_mem_mib'), '.0f', ' MiB')} |")
         best = (data.get("speed_seed") or {}).get("ratio_vs_reference", {}).get("ours")
-        lines += ["", f"Goal: at least 1.5x the reference at the seed's shape: "
+        lines += ["", "Goal: at least 1.5x the reference at the seed's shape: "
                   + ("not measured" if best is None else f"{best:.2f}x, **{'met' if best >= 1.5 else 'NOT met'}**."), ""]
         ref = data.get("reference_trm")
         lines += ["### Against the reference's own trainer (`bench/reference_trm_speed.py`)", "",

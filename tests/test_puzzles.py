@@ -68,6 +68,7 @@ def sudoku_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert made.returncode == 0, made.stderr
     again = cli_run("data", "sudoku-generate", "--count", "120", "--blanks", "40", "--out", str(root / "q.csv"),
                     "--seed", "7")
+    assert again.returncode == 0, again.stderr
     assert (root / "p.csv").read_bytes() == (root / "q.csv").read_bytes()  # deterministic for a seed
     built = cli_run("data", "sudoku", "--csv", str(root / "p.csv"), "--out", str(root / "ds"), "--aug", "3")
     assert built.returncode == 0, built.stderr
@@ -279,7 +280,6 @@ def test_a_start_on_a_missing_dataset_is_refused_before_anything_launches(tmp_pa
 @pytest.mark.process
 def test_data_says_what_it_builds_checks_inputs_first_and_ctrl_c_is_one_line(tmp_path: Path) -> None:
     import signal
-    import subprocess
     import time
 
     from helpers import cli
