@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from trm_core.control.status import run_status
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.train.compile_choice import (COMPILE_GUESS_S, EAGER_WARMUP, MEASURED, TRIAL_STEPS, CompileTrial,
                                            CompileVerdict)
 
-from helpers import events, run_worker
+from helpers import cli_run, events, run_worker
 
 
 def run_trial(trial: CompileTrial, eager_s: float, compiled_s: float,
@@ -75,6 +76,11 @@ def test_auto_on_a_short_run_stays_eager_and_a_resume_keeps_the_verdict(tmp_path
     assert choice["compiled"] is False and "too few to measure" in choice["reason"] and choice["step"] == 0
     state = ckpt.load_checkpoint(ckpt.newest_verified(run_dir / "checkpoints")[0], map_location=torch.device("cpu"))
     assert state["compiled"] is False
+    shown = cli_run("status", "--run-dir", str(run_dir))
+    assert "compile     eager: 6 steps to go: too few to measure" in shown.stdout, shown.stdout
+    # a log read from past its compile event: the checkpoint's sidecar still says it
+    far = run_status(run_dir, tail_bytes=200)
+    assert (far.compiled, far.compile_reason) == (False, None)
     assert run_worker(run_dir, ["--resume", "--set", "train.max_steps=8"]).returncode == 0
     assert len(events(run_dir, "compile")) == 1  # the checkpoint's verdict, not a new trial
     assert not (run_dir / "compile-cache").exists() or not any((run_dir / "compile-cache").rglob("*.so"))

@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, ErrorEvent, Eval, Event, Heartbeat,
-                                     Restart, RunEnd, RunStart, Step)
+from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, CompileChoice, ErrorEvent, Eval, Event,
+                                     Heartbeat, Restart, RunEnd, RunStart, Step)
 from trm_core.rundir.scores import after_eval, is_number
 from trm_core.rundir.states import RunState
 
@@ -94,6 +94,7 @@ class RunFold:
     non_finite: bool = False
     tuning: bool = False  # a search holds the run: its autotune_start has no result, and no start came since
     in_step: Heartbeat | None = None  # the newest heartbeat inside the current step (long steps show it)
+    compile: CompileChoice | None = None  # train.compile = "auto"'s verdict, when the part read holds it
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=STEP_TIME_WINDOW))
     step_times: deque = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))  # (time, step) since the start
 
@@ -130,6 +131,8 @@ class RunFold:
                 self.tuning = True
             case AutotuneResult():
                 self.tuning = False
+            case CompileChoice():
+                self.compile = ev
             case RunEnd():
                 self.end = ev
 

@@ -82,6 +82,8 @@ class RunStatus:
     owner: str | None = None             # whose run it is (its config.toml's owner), as a login name
     owner_uid: int | None = None
     config_error: str | None = None      # the run's config.toml does not read: why, and how to fix it
+    compiled: bool | None = None         # train.compile = "auto"'s verdict (the log's, else the checkpoint's)
+    compile_reason: str | None = None    # why, when the part of the log read holds the verdict
 
     @property
     def mine(self) -> bool:
@@ -120,7 +122,9 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
                      disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info),
-                     config_error=config_error(run_dir, state), **_owner(run_dir))
+                     config_error=config_error(run_dir, state), **_owner(run_dir),
+                     compiled=fold.compile.compiled if fold.compile else getattr(info, "compiled", None),
+                     compile_reason=fold.compile.reason if fold.compile else None)
 
 
 def config_error(run_dir: Path, state: RunState) -> str | None:

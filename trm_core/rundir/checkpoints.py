@@ -42,6 +42,7 @@ class CheckpointInfo:
     bytes: int
     sha256: str
     best: tuple[float, int] | None = None  # the run's best eval (score, step) when this was saved (scores.py)
+    compiled: bool | None = None  # train.compile = "auto"'s verdict in the checkpoint, when it has one
 
 
 class _HashingWriter:
@@ -101,12 +102,14 @@ def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: in
                                         and layout.is_disk_full(writer.error)):
             raise layout.DiskFull(final, expected or (writer.size if writer else None)) from exc
         raise
+    compiled = state.get("compiled") if isinstance(state.get("compiled"), bool) else None
     info = CheckpointInfo(final, step, epoch, loss, time.time(), config_hash, writer.size,
-                          writer.digest.hexdigest(), best)
+                          writer.digest.hexdigest(), best, compiled)
     layout.write_atomic(final.with_suffix(".json"), json.dumps({
         "format": SIDECAR_FORMAT, "file": final.name, "step": step, "epoch": epoch, "loss": loss,
         "time": info.time, "config_hash": config_hash, "bytes": info.bytes, "sha256": info.sha256,
-        **({"best_score": best[0], "best_step": best[1]} if best else {})}, indent=1).encode())
+        **({"best_score": best[0], "best_step": best[1]} if best else {}),
+        **({"compiled": compiled} if compiled is not None else {})}, indent=1).encode())
     layout.fsync_dir(folder)
     return info
 
@@ -117,7 +120,8 @@ def read_sidecar(path: Path) -> CheckpointInfo | None:
         meta = json.loads(path.read_text(encoding="utf-8"))
         return CheckpointInfo(path.with_name(meta["file"]), int(meta["step"]), int(meta["epoch"]),
                               meta.get("loss"), float(meta["time"]), str(meta["config_hash"]),
-                              int(meta["bytes"]), str(meta["sha256"]), _best(meta))
+                              int(meta["bytes"]), str(meta["sha256"]), _best(meta),
+                              meta.get("compiled") if isinstance(meta.get("compiled"), bool) else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
