@@ -108,6 +108,27 @@ def build(s: argparse.Namespace, a: argparse.Namespace, ref_mods, compiled: bool
     return ref_step, our_step
 
 
+def timed(device: torch.device, work) -> tuple[float, float]:
+    """Seconds of ``work()`` between two syncs, and the peak GPU MiB it reached (0 on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync(device)
+    t0 = time.perf_counter()
+    work()
+    sync(device)
+    seconds = time.perf_counter() - t0
+    return seconds, torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0
+
+
+def summary(shape: str, s: argparse.Namespace, compiled: bool, times: dict[str, list[float]],
+            peaks: dict[str, float]) -> dict:
+    """Samples/s of each side from its median time per step, their ratio, and each side's peak memory."""
+    med = {n: statistics.median(v) for n, v in times.items()}
+    return {"shape": shape, "net": s.net, "batch": s.batch, "compiled": compiled,
+            "ref_sps": s.batch / med["reference"], "our_sps": s.batch / med["ours"],
+            "ratio": med["reference"] / med["ours"], "ref_peak": peaks["reference"], "our_peak": peaks["ours"]}
+
+
 def measure(shape: str, a: argparse.Namespace, ref_mods, compiled: bool) -> dict:
     s = args_for(shape, a)
     device = torch.device(a.device)
@@ -120,20 +141,11 @@ def measure(shape: str, a: argparse.Namespace, ref_mods, compiled: bool) -> dict
     for k, b in enumerate(batches):
         order = [("reference", ref_step), ("ours", our_step)]
         for name, step in order if k % 2 == 0 else order[::-1]:  # interleaved, alternating who goes first
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            sync(device)
-            t0 = time.perf_counter()
-            step(b)
-            sync(device)
+            seconds, peak = timed(device, lambda: step(b))
             if k >= a.warmup:
-                times[name].append(time.perf_counter() - t0)
-                if device.type == "cuda":
-                    peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(device) / 2**20)
-    med = {n: statistics.median(v) for n, v in times.items()}
-    return {"shape": shape, "net": s.net, "batch": s.batch, "compiled": compiled,
-            "ref_sps": s.batch / med["reference"], "our_sps": s.batch / med["ours"],
-            "ratio": med["reference"] / med["ours"], "ref_peak": peaks["reference"], "our_peak": peaks["ours"]}
+                times[name].append(seconds)
+                peaks[name] = max(peaks[name], peak)
+    return summary(shape, s, compiled, times, peaks)
 
 
 def measure_loops(s: argparse.Namespace, a: argparse.Namespace, ref_step, our_step, compiled: bool,
@@ -152,20 +164,10 @@ def measure_loops(s: argparse.Namespace, a: argparse.Namespace, ref_step, our_st
     peaks: dict[str, float] = {"reference": 0.0, "ours": 0.0}
     for r in range(a.rounds):
         for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            sync(device)
-            t0 = time.perf_counter()
-            for k, b in enumerate(window):
-                sides[name](k, b)
-            sync(device)
-            times[name].append((time.perf_counter() - t0) / len(window))
-            if device.type == "cuda":
-                peaks[name] = max(peaks[name], torch.cuda.max_memory_allocated(device) / 2**20)
-    med = {n: statistics.median(v) for n, v in times.items()}
-    return {"shape": shape, "net": s.net, "batch": s.batch, "compiled": compiled,
-            "ref_sps": s.batch / med["reference"], "our_sps": s.batch / med["ours"],
-            "ratio": med["reference"] / med["ours"], "ref_peak": peaks["reference"], "our_peak": peaks["ours"]}
+            seconds, peak = timed(device, lambda: [sides[name](k, b) for k, b in enumerate(window)])
+            times[name].append(seconds / len(window))
+            peaks[name] = max(peaks[name], peak)
+    return summary(shape, s, compiled, times, peaks)
 
 
 def main() -> int:
