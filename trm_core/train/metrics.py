@@ -64,12 +64,13 @@ class PendingMetrics:
     device: torch.device
     counts_completed: bool  # refill reports how many samples left their slot
 
-    def read(self, step_s: float) -> StepMetrics:
-        """The figures as numbers: waits for the device to finish the step."""
+    def read(self) -> StepMetrics:
+        """The figures as numbers (``step_s`` left to the reader, who times the steps): waits for the device to
+        finish the step."""
         got = dict(zip(FIGURES, self.values.tolist()))
         known = {name: None if math.isnan(value) else value for name, value in got.items()}
         return StepMetrics(got["loss"], got["halt_loss"], got["accuracy"], got["exact"], known["sup_steps"],
-                           got["grad_norm"], lr=self.lr, updates=self.updates, step_s=step_s,
+                           got["grad_norm"], lr=self.lr, updates=self.updates, step_s=0.0,
                            peak_mem_mb=peak_memory_mb(self.device), masked_accuracy=known["masked_accuracy"],
                            completed=int(got["completed"]) if self.counts_completed else None)
 
@@ -80,12 +81,8 @@ class FiniteWatch:
     steps after it train on NaN weights, but none of them is ever saved (a checkpoint checks first)."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
         # step (0 = none yet), supervision step (0 = not counted), loss, gradient norm
-        self.first = torch.zeros(4, dtype=torch.float64, device=self.device)
+        self.first = torch.zeros(4, dtype=torch.float64, device=device)
 
     def see(self, step: int, loss: torch.Tensor, norm: torch.Tensor, supervision_step: int = 0) -> None:
         loss, norm = loss.detach().double().reshape(()), norm.detach().double().reshape(())

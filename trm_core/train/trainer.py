@@ -157,8 +157,8 @@ class Trainer:
         if self._pending is None:
             raise RuntimeError("no step to read: queue_step first")
         started = time.perf_counter()
-        self.check_finite()
-        metrics = self._pending.read(step_s=0.0)
+        self.finite.check()  # before any figure is trusted (and, through a save's read, any weight saved)
+        metrics = self._pending.read()
         step_s = (self._window_s + time.perf_counter() - started) / max(1, self._window_steps)
         self._window_s, self._window_steps = 0.0, 0
         return dataclasses.replace(metrics, step_s=step_s)
@@ -167,11 +167,6 @@ class Trainer:
     def unread(self) -> bool:
         """Steps ran since the figures were last read."""
         return self._window_steps > 0
-
-    def check_finite(self) -> None:
-        """Raise ``NonFiniteLoss`` if a step since the start went non-finite (waits for the device): before any
-        figure is trusted or any weight saved."""
-        self.finite.check()
 
     def evaluate(self, batches: list[Batch], observe: Observer | None = None,
                  on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None

@@ -240,8 +240,7 @@ class Run:
             # the figures wait for the device: read them only for a step that shows or acts on them. Ranks agree
             # (a stop, the slowest step) on the same steps: those every rank knows are read, never a timed one
             agrees = group.distributed and (logs or evals or saves or measuring)
-            reads = agrees or logs or evals or saves or self.console.due() or measuring \
-                or self.stop.requested is not None
+            reads = logs or evals or saves or measuring or self.console.due() or self.stop.requested is not None
             metrics = trainer.read_metrics() if reads else None
             spread = {}
             if agrees:
@@ -249,14 +248,13 @@ class Run:
                 slowest_s, slowest_rank = self._agree(metrics.step_s)
                 spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
                           "slowest_rank": slowest_rank}
-            if measuring and metrics is not None:
+            if measuring:  # a measured step is always read
                 compiling.observe(spread.get("slowest_step_s", metrics.step_s), step)
             watchdog.end()
             self.done_steps = step
             if metrics is not None:
                 self.last_loss = metrics.loss
-                ending = self.stopping if group.distributed else self.stop.requested is not None
-                if logs or ending:  # the step a stop ends on is logged too, whatever train.log_every says
+                if logs or self._stop_now():  # the step a stop ends on is logged too, whatever log_every says
                     self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1,
                                           data_s=round(data_s, 6),
                                           **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
