@@ -3,6 +3,8 @@ that cannot act now say why."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -245,7 +247,9 @@ def test_a_corrupt_config_is_named_everywhere_and_r_refuses(tmp_path: Path, micr
     config = run_dir / "config.toml"
     config.write_text(config.read_text() + "\n[model\n")
     status = cli_run("status", "--run-dir", str(run_dir))
-    assert status.returncode == 0
+    assert status.returncode == 2  # scripts notice (it was 0)
+    as_json = cli_run("status", "--json", "--run-dir", str(run_dir))
+    assert as_json.returncode == 2 and "not valid TOML" in json.loads(as_json.stdout)["config_error"]
     assert f"CONFIG      corrupt: config file {config} is not valid TOML" in status.stdout
     assert "newest run_start in" in status.stdout
     opened = cli_run("--no-ui", "--run-dir", str(run_dir))

@@ -8,31 +8,51 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from typing import Callable
 
 from trm_core.config import ConfigError
 from trm_core.rundir.layout import EXIT_CONFIG
 
-# name -> (module, function): every subcommand; anything else is the run command's flags
-COMMANDS: dict[str, tuple[str, str]] = {
-    "status": ("trm_tui.cli.status", "cmd_status"),
-    "stop": ("trm_tui.cli.stop", "cmd_stop"),
-    "autotune": ("trm_tui.cli.autotune", "cmd_autotune"),
-    "eval": ("trm_tui.cli.eval", "cmd_eval"),
-    "solve": ("trm_tui.cli.solve", "cmd_solve"),
-    "runs": ("trm_tui.runs", "cmd_runs"),
-    "serve": ("trm_tui.serve", "cmd_serve"),
-    "data": ("trm_tui.data_cli", "cmd_data"),
-    "export": ("trm_tui.cli.export", "cmd_export"),
-    "doctor": ("trm_tui.cli.doctor", "cmd_doctor"),
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: where its ``cmd_*`` function lives, and the line ``trm-tui --help`` says of it."""
+
+    module: str
+    function: str
+    summary: str
+
+
+# every subcommand, in the order --help lists them; anything else is the run command's flags
+COMMANDS: dict[str, Command] = {
+    "status": Command("trm_tui.cli.status", "cmd_status", "a run's state, progress, checkpoint and health"),
+    "stop": Command("trm_tui.cli.stop", "cmd_stop", "stop a run with a checkpoint (--force: at once)"),
+    "runs": Command("trm_tui.runs", "cmd_runs", "every run under runs/, a line each (--csv for a sweep)"),
+    "serve": Command("trm_tui.serve", "cmd_serve", "the dashboard in a browser, behind a secret token"),
+    "autotune": Command("trm_tui.cli.autotune", "cmd_autotune", "measure micro-batch and threads, keep the fastest"),
+    "eval": Command("trm_tui.cli.eval", "cmd_eval", "evaluate a checkpoint on a dataset's test split"),
+    "solve": Command("trm_tui.cli.solve", "cmd_solve", "answer one puzzle with a trained model"),
+    "data": Command("trm_tui.data_cli", "cmd_data", "build a puzzle dataset (sudoku, maze, arc) or generate Sudokus"),
+    "export": Command("trm_tui.cli.export", "cmd_export", "a run's figures to TensorBoard or CSV"),
+    "doctor": Command("trm_tui.cli.doctor", "cmd_doctor", "check what would make a long run fail hours in"),
 }
+
+
+def commands_help() -> str:
+    """The subcommands' list for ``trm-tui --help``, from the one table above."""
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  trm-tui {name:<{width}}  {c.summary}" for name, c in COMMANDS.items()]
+    return "commands (each has --help):\n" + "\n".join(lines)
+
+
 RUN = ("trm_tui.cli.run", "cmd_run")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     name = argv[0] if argv and argv[0] in COMMANDS else None
-    module, function = COMMANDS[name] if name else RUN
+    module, function = (COMMANDS[name].module, COMMANDS[name].function) if name else RUN
     command = getattr(importlib.import_module(module), function)
     rest = argv[1:] if name else argv
     from trm_tui.serve.tab import in_browser_tab, showing_failure

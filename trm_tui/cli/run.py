@@ -25,9 +25,10 @@ from trm_tui.serve.tab import in_browser_tab
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job. "
-                                "Also: 'trm-tui status', 'trm-tui stop', 'trm-tui runs', 'trm-tui serve', 'trm-tui data', 'trm-tui autotune', "
-                                "'trm-tui eval' and 'trm-tui solve' (each has --help).")
+    from trm_tui.cli.main import commands_help
+
+    p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job.",
+                                epilog=commands_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run_dir_arg(p)
     config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")

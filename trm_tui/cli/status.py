@@ -12,6 +12,7 @@ from trm_core.config import SupervisorConfig
 from trm_core.config.start import saved_settings
 from trm_core.control.status import RunStatus, run_status
 from trm_core.distributed import rank_files
+from trm_core.rundir.layout import EXIT_CONFIG
 from trm_tui.cli.common import adopt_orphan_worker, refuse_unless_run_folder, run_dir_arg
 from trm_tui.event_text import duration, eval_text, gpu_line
 
@@ -29,8 +30,9 @@ def cmd_status(argv: list[str]) -> int:
     if refused is not None:
         return refused
     adopt_orphan_worker(args.run_dir)
-    show_status(args.run_dir, saved_settings(args.run_dir), args.json)
-    return 0
+    st = show_status(args.run_dir, saved_settings(args.run_dir), args.json)
+    # a run whose config.toml does not read cannot be resumed: scripts must notice, not only a reader
+    return EXIT_CONFIG if st.config_error else 0
 
 
 def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> RunStatus:
