@@ -60,6 +60,26 @@ def test_generated_puzzles_have_one_solution_and_augmentations_keep_sudokus_vali
         assert count_solutions(p.reshape(-1).tolist()) == 1
 
 
+def test_sixty_blanks_are_dug_past_where_digging_alone_stalls() -> None:
+    """Digging alone stalls at 54-59 blanks; swap moves reach the promised maximum (seed 5: 1.4 s here)."""
+    from trm_core.prep.sudoku_rules import MAX_BLANKS
+
+    puzzle, solution = generate(MAX_BLANKS, random.Random(5))
+    assert MAX_BLANKS == 60 and puzzle.count(0) == 60 and is_valid_solution(solution)
+    assert all(p in (0, s) for p, s in zip(puzzle, solution))
+    assert plain_solutions(list(puzzle)) == 1
+
+
+@pytest.mark.process
+def test_more_blanks_than_can_be_generated_are_refused_at_once(tmp_path: Path) -> None:
+    """--blanks 61 (the help once allowed 64, and 60 ended in a traceback): exit 2 naming the most that
+    works, nothing written."""
+    out = tmp_path / "p.csv"
+    refused = cli_run("data", "sudoku-generate", "--count", "200000", "--blanks", "61", "--out", str(out))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "0..60 blanks" in refused.stderr and not out.exists() and list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture(scope="module")
 def sudoku_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sudoku")

@@ -104,7 +104,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=42, help="the random seed of the disguises (default 42)")
     g = sub.add_parser("sudoku-generate", help="write puzzles with unique solutions as a Sudoku-Extreme CSV")
     g.add_argument("--count", type=int, required=True, help="how many puzzles to write")
-    g.add_argument("--blanks", type=int, required=True, help="blank cells per puzzle (at most 64)")
+    g.add_argument("--blanks", type=int, required=True, help="blank cells per puzzle (at most 60; above "
+                   "about 57 each puzzle takes seconds)")
     g.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     g.add_argument("--seed", type=int, default=0, help="the random seed (default 0): the same seed writes the "
                    "same puzzles; another seed, others (e.g. a test set)")
@@ -146,10 +147,12 @@ def cmd_data(argv: list[str]) -> int:
             print(next_steps("maze", args.out))
         else:
             from trm_core.prep.sudoku import write_generated
+            from trm_core.prep.sudoku_rules import MAX_BLANKS
 
-            if args.count < 1 or not 0 <= args.blanks <= 64:
+            if args.count < 1 or not 0 <= args.blanks <= MAX_BLANKS:
                 raise ConfigError(f"--count {args.count} --blanks {args.blanks}: need a count of at least 1 and "
-                                  f"0..64 blanks (a sudoku with a unique solution keeps at least 17 givens)")
+                                  f"0..{MAX_BLANKS} blanks (puzzles with one solution and more blanks exist, "
+                                  f"down to 17 givens, but are too rare for a random search to find)")
             write_generated(args.out, args.count, args.blanks, args.seed,
                             lambda done, total: progress("generating", done, total))
             print(f"wrote {args.out}: {args.count:,} puzzles with {args.blanks} blanks, each with one solution")

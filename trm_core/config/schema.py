@@ -85,8 +85,8 @@ class TrainConfig:
     min_lr_ratio: float = _f(0.1, "cosine decay ends at learning_rate * min_lr_ratio", min=0.0, max=1.0)
     warmup_steps: int = _f(100, "linear warm-up steps", min=0)
     optimizer: str = _f("adamw", "'adamw' (PyTorch's, eps 1e-8), or 'adam_atan2' (the reference's: Adam with an "
-                        "atan2 step, no epsilon, each step bounded by lr * pi / 2; ours in plain PyTorch, no CUDA "
-                        "extension)", choices=("adamw", "adam_atan2"))
+                        "atan2 step, no epsilon, each step bounded by lr * pi / (2 (1 - beta1^t)); the adam-atan2 "
+                        "0.0.3 kernel's update in plain PyTorch, no CUDA extension)", choices=("adamw", "adam_atan2"))
     weight_decay: float = _f(0.1, "the optimizer's decoupled weight decay", min=0.0)
     adam_beta1: float = _f(0.9, "the optimizer's beta1", min=0.0, max=1.0)
     adam_beta2: float = _f(0.95, "the optimizer's beta2", min=0.0, max=1.0)

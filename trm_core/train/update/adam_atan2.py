@@ -64,25 +64,31 @@ class KernelConstants:
                    mbeta1=cast(1 - beta1), mbeta2=cast(1 - beta2))
 
 
-def _lerp_fma(start: torch.Tensor, end: torch.Tensor, weight: float) -> torch.Tensor:
-    """``fma(weight, end, fma(-weight, start, start))`` for float32 tensors, each fma rounded once.
+def _lerp_fma_(start: torch.Tensor, end: torch.Tensor, weight: float, wide: torch.Tensor,
+               wide_end: torch.Tensor) -> None:
+    """``start <- fma(weight, end, fma(-weight, start, start))`` on float32 tensors, each fma rounded once;
+    ``wide`` and ``wide_end`` are float64 scratch of the same shape (reused: no allocation per call).
 
     In float64 ``start * (1 - weight)`` is exact (24 + 28 significant bits for a weight of 0.05 or more), so
     its rounding to float32 is the inner fma's; ``weight * end`` is exact too, and the sum is rounded to double,
     then to float (a double rounding that can differ from the fma's single one in about one case in 2^29)."""
-    inner = (start.double() * (1 - weight)).float()
-    return inner.double().add_(end.double(), alpha=weight).float()
+    wide.copy_(start).mul_(1 - weight)
+    start.copy_(wide)                     # the inner fma, rounded once
+    wide.copy_(start).add_(wide_end.copy_(end), alpha=weight)
+    start.copy_(wide)                     # the outer fma
 
 
 def _update_float32(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c: KernelConstants) -> None:
     """adam_atan2.cu lines 47-53 on float32 storage (the math type of float, bfloat16 and half alike)."""
+    wide = torch.empty_like(p, dtype=torch.float64)
+    wide_other = torch.empty_like(wide)
     p.mul_(c.wd_alpha)                                    # line 47: param *= wd_alpha
-    m.copy_(_lerp_fma(m, g, c.mbeta1))                    # line 49
-    v.copy_(_lerp_fma(v, g * g, c.mbeta2))                # line 50: grad * grad rounded to float first
+    _lerp_fma_(m, g, c.mbeta1, wide, wide_other)          # line 49
+    _lerp_fma_(v, g * g, c.mbeta2, wide, wide_other)      # line 50: grad * grad rounded to float first
     angle = v.sqrt().div_(c.bc2_sqrt)                     # line 52: denom = sqrt(exp_avg_sq) / bc2_sqrt
     torch.atan2(m, angle, out=angle)                      # line 53: atan2(exp_avg, denom) ...
     # ... param -= step_size * atan2: one fma, p - step_size * a rounded once (exact product in float64)
-    p.copy_(p.double().sub_(angle.double(), alpha=c.step_size).float())
+    p.copy_(wide.copy_(p).sub_(wide_other.copy_(angle), alpha=c.step_size))
 
 
 def _update_float64(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c: KernelConstants) -> None:
@@ -115,14 +121,16 @@ def _foreach_update_float32(params: list[torch.Tensor], grads: list[torch.Tensor
     torch._foreach_mul_(params, c.wd_alpha)
     squares = torch._foreach_mul(grads, grads)
     for m, g, v, g2 in zip(ms, grads, vs, squares):
-        m.copy_(_lerp_fma(m, g, c.mbeta1))
-        v.copy_(_lerp_fma(v, g2, c.mbeta2))
+        wide = torch.empty_like(m, dtype=torch.float64)
+        wide_other = torch.empty_like(wide)
+        _lerp_fma_(m, g, c.mbeta1, wide, wide_other)
+        _lerp_fma_(v, g2, c.mbeta2, wide, wide_other)
     angles = torch._foreach_sqrt(vs)
     torch._foreach_div_(angles, c.bc2_sqrt)
     for m, a in zip(ms, angles):
         torch.atan2(m, a, out=a)
     for p, a in zip(params, angles):
-        p.copy_(p.double().sub_(a.double(), alpha=c.step_size).float())
+        p.copy_(p.double().sub_(a.double(), alpha=c.step_size))
 
 
 class AdamATan2(torch.optim.Optimizer):
