@@ -25,7 +25,8 @@ from trm_core.rundir.scores import headline
 from trm_core.train.evaluate import EvalModel
 from trm_core.train.losses import LOSSES
 from trm_core.train.model import build_model
-from trm_core.train.sample_loss import SampleLoss, halt_logit_threshold
+from trm_core.train.halting import halt_logit_threshold
+from trm_core.train.sample_loss import SampleLoss
 
 WEIGHTS = ("ema", "raw")
 

@@ -44,6 +44,22 @@ def folder_name(step: int, weights: str, split: str, count: int, split_size: int
     return name if count >= split_size else f"{name}-first{count}"
 
 
+def halting_figures(exact: np.ndarray | None, halt_step: np.ndarray | None,
+                    fired: np.ndarray | None) -> dict[str, float | None]:
+    """How good the halting head's decisions are, counting only the decisions it made: ``halt_fired`` is the
+    share of examples whose head said stop at some step, ``halt_precision`` the share of those whose whole
+    answer was right at that step. An example whose head never fired is no right decision: the reference's
+    ``q_halt_accuracy`` (models/losses.py line 81, ``(q_halt_logits >= 0) == seq_is_correct``) counts
+    "did not halt, was not right" as right, so a head that never fires on a model that never solves anything
+    scores 100% (TinyRecursiveModels issue #28). None where no head fired (nothing to be precise about)."""
+    if exact is None or halt_step is None or fired is None or not len(fired):
+        return {"halt_fired": None, "halt_precision": None}
+    rows = np.flatnonzero(fired)
+    right = exact[rows, halt_step[rows].astype(np.int64) - 1]
+    return {"halt_fired": round(float(fired.mean()), 4),
+            "halt_precision": round(float(right.mean()), 4) if len(rows) else None}
+
+
 def solved_by_step(exact: np.ndarray, exit_step: np.ndarray) -> list[float]:
     """The share of examples whose whole answer is right after each supervision step; an example that exited
     earlier (``model.halt_in_eval``) keeps the answer it exited with."""
@@ -98,6 +114,7 @@ class EvalFolder:
         self.exact: list[np.ndarray] = []
         self.exit_step: list[np.ndarray] = []
         self.halt_step: list[np.ndarray] = []
+        self.halt_fired: list[np.ndarray] = []
 
     def __call__(self, record: BatchRecord) -> None:
         if self.writer is not None:
@@ -109,14 +126,17 @@ class EvalFolder:
         self.exact.append(record.exact)
         self.exit_step.append(record.exit_step)
         self.halt_step.append(record.halt_step)
+        if record.halt_fired is not None:
+            self.halt_fired.append(record.halt_fired)
 
     def per_step(self) -> dict[str, Any]:
         """The figures only a traced eval has: the share solved after each step, the mean halting step."""
         if not self.exact:
-            return {"exact_by_step": [], "halt_step_mean": None}
-        halt = np.concatenate(self.halt_step)
-        return {"exact_by_step": solved_by_step(np.concatenate(self.exact), np.concatenate(self.exit_step)),
-                "halt_step_mean": round(float(halt.mean()), 4)}
+            return {"exact_by_step": [], "halt_step_mean": None} | halting_figures(None, None, None)
+        halt, exact = np.concatenate(self.halt_step), np.concatenate(self.exact)
+        fired = np.concatenate(self.halt_fired) if self.halt_fired else None
+        return {"exact_by_step": solved_by_step(exact, np.concatenate(self.exit_step)),
+                "halt_step_mean": round(float(halt.mean()), 4)} | halting_figures(exact, halt, fired)
 
     def finish(self, metrics: dict[str, Any], voting: ArcVoting | None = None) -> Path:
         """Write the rest and put the folder in place; ``voting``: the ARC votes, when counted elsewhere."""

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from trm_core.data.base import Batch
+from trm_core.train.halting import halts
 
 
 @dataclass
@@ -33,6 +34,7 @@ class BatchRecord:
     exit_step: np.ndarray    # (B,) int16, 1-based: the step the row was scored at
     halt_step: np.ndarray    # (B,) int16, 1-based: the first step whose halting logit reached the threshold
     #                          (the step training would have stopped it at), max steps when none did
+    halt_fired: np.ndarray | None = None  # (B,) bool: whether the halting logit passed the threshold at any step
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -43,7 +45,8 @@ class BatchRecord:
         return BatchRecord(*(None if a is None else a[:count] for a in (
             self.inputs, self.labels, self.hidden, self.puzzle_ids, self.first, self.final)),
             self.changes[keep], *(a[:count] for a in (self.halt_prob, self.exact, self.accuracy,
-                                                      self.exit_step, self.halt_step)))
+                                                      self.exit_step, self.halt_step)),
+            None if self.halt_fired is None else self.halt_fired[:count])
 
 
 class StepTrace:
@@ -82,7 +85,7 @@ class StepTrace:
         logits = halt_logit.float()
         self.halt_prob[at, sup] = torch.sigmoid(logits).cpu().numpy()
         self.exact[at, sup] = exact.cpu().numpy()
-        reached = (logits >= self.threshold).cpu().numpy() & ~self._halted[at]
+        reached = halts(logits, self.threshold).cpu().numpy() & ~self._halted[at]
         self.halt_step[at[reached]] = sup + 1
         self._halted[at[reached]] = True
         out = exiting.cpu().numpy()
@@ -99,4 +102,4 @@ class StepTrace:
             puzzle_ids=b.puzzle_ids.numpy() if b.puzzle_ids is not None else np.zeros(self._n, dtype=np.int64),
             first=self.first.cpu().numpy(), final=self.current.cpu().numpy(), changes=changes.astype(np.int64),
             halt_prob=self.halt_prob, exact=self.exact, accuracy=self.accuracy, exit_step=self.exit_step,
-            halt_step=self.halt_step))
+            halt_step=self.halt_step, halt_fired=self._halted.copy()))

@@ -15,6 +15,7 @@ from typing import Any, Callable, ContextManager, Protocol
 import torch
 
 from trm_core.data.base import Batch
+from trm_core.train.halting import halts
 from trm_core.train.sample_loss import Losses
 from trm_core.train.steps.host import StepHost
 
@@ -116,7 +117,7 @@ def _evaluate_batch(ev: EvalModel, batch: Batch, totals: dict[str, float], obser
             out = model(inputs, y, z, ids)
         ce, _, accuracy, exact, hidden_acc = ev.losses(out.logits, targets, out.halt_logit, hidden)
         last = sup == max_sup - 1
-        exiting = (out.halt_logit >= ev.halt_logit_threshold) | last if ev.halt_in_eval else \
+        exiting = halts(out.halt_logit, ev.halt_logit_threshold) | last if ev.halt_in_eval else \
             torch.full_like(out.halt_logit, last, dtype=torch.bool)
         # summed in float64: the same examples give the same figures whatever the batch size
         totals["loss"] += ce[exiting].double().sum().item()

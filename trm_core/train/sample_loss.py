@@ -3,7 +3,6 @@ training and eval report."""
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -12,15 +11,6 @@ import torch.nn.functional as F
 from trm_core.data.base import IGNORE
 
 Losses = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]
-
-
-def halt_logit_threshold(probability: float) -> float:
-    """``model.halt_threshold`` as a logit, so halting compares logits (no sigmoid on the hot path)."""
-    if probability >= 1.0:
-        return math.inf
-    if probability <= 0:
-        return -math.inf
-    return math.log(probability / (1 - probability))
 
 
 class SampleLoss:

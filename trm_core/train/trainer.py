@@ -33,7 +33,8 @@ from trm_core.train.evaluate import Observer, Trace, evaluate
 from trm_core.train.losses import LOSSES
 from trm_core.train.metrics import FiniteWatch, NonFiniteLoss, PendingMetrics, StepMetrics, peak_memory_mb
 from trm_core.train.model import build_model, count_parameters
-from trm_core.train.sample_loss import SampleLoss, halt_logit_threshold
+from trm_core.train.halting import halt_logit_threshold
+from trm_core.train.sample_loss import SampleLoss
 from trm_core.train.update.schedule import learning_rate
 from trm_core.train.steps.refill import refill_step
 from trm_core.train.steps.shrink import shrink_step

@@ -9,6 +9,7 @@ import torch
 
 from trm_core.data.base import Batch, mix_seed
 from trm_core.train.carry import Carry
+from trm_core.train.halting import halts
 from trm_core.train.metrics import PendingMetrics
 from trm_core.train.steps.shrink import split
 from trm_core.train.steps.host import StepHost, to_device
@@ -76,7 +77,7 @@ def _halted(tr: StepHost, steps: torch.Tensor, halt_logits: torch.Tensor, all_sl
     ``model.halt_exploration`` some must first run a random number of steps (one draw for the global batch,
     the same at any world size)."""
     cfg = tr.cfg
-    halted = (steps >= cfg.model.max_supervision_steps) | (halt_logits > tr.halt_logit_threshold)  # > 0: the reference's
+    halted = (steps >= cfg.model.max_supervision_steps) | halts(halt_logits, tr.halt_logit_threshold)
     if cfg.model.halt_exploration > 0:
         gen = torch.Generator().manual_seed(mix_seed(cfg.train.seed, tr.step, 101))
         mine = tr.group.share(all_slots)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 import torch
 
 from trm_core.data.base import Batch
+from trm_core.train.halting import halts
 from trm_core.train.metrics import PendingMetrics
 from trm_core.train.steps.host import StepHost, to_device
 
@@ -96,7 +97,7 @@ def _supervise(tr: StepHost, actives: list[_Active], sup: int, active_total: int
         sums.loss += ce.detach().sum()
         sums.halt += halt.detach().sum()
         sums.pairs += len(act)
-        halting = out.halt_logit.detach() >= tr.halt_logit_threshold
+        halting = halts(out.halt_logit.detach(), tr.halt_logit_threshold)
         exiting = halting | last
         sums.acc += (accuracy * exiting).sum()  # products, not a mask's selection: no wait for the device
         sums.exact += (exact & exiting).sum()
