@@ -98,12 +98,83 @@ def test_with_an_interval_no_batch_spans_its_end() -> None:
         assert end is not None and (s // (2 * g)) == ((end - 1) // (2 * g))
 
 
-def test_a_set_smaller_than_a_batch_is_a_clear_error() -> None:
-    groups, examples = structure()
+def reference_batches_per_interval(groups: int, batch: int, epochs_per_iter: int) -> int:
+    """The batches the reference trains in one eval interval, transcribed from TinyRecursiveModels
+    ``puzzle_dataset.py`` for one-example puzzles: ``_iter_train`` concatenates ``epochs_per_iter``
+    permutations of the groups (line 209) and cuts batches from that stream (``_sample_batch``, lines 22-26: a
+    group gives one puzzle; line 32: as many of its examples as still fit); a batch smaller than the global
+    batch is dropped and ends the interval (lines 225-227)."""
+    order_size = groups * epochs_per_iter  # line 209: group_order.size
+    start_index, batches = 0, 0
+    while start_index < order_size:  # line 212
+        current_size = 0
+        while start_index < order_size and current_size < batch:  # line 22
+            start_index += 1  # line 26
+            current_size += min(1, batch - current_size)  # line 32, a puzzle of one example
+        if current_size < batch:  # lines 225-227: drop last batch
+            break
+        batches += 1
+    return batches
+
+
+def test_a_set_smaller_than_a_batch_trains_as_the_reference_trains_it() -> None:
+    """The issue's case: 100 one-example groups at the paper's batch 768, 50,000 epochs, an eval interval of
+    5,000. The reference trains int(50,000 x 100 x 1 / 768) = 6,510 steps (pretrain.py line 219), 651 in
+    each of its 10 intervals (its loader, transcribed above); each batch holds 6 to 9 draws of every group.
+    It was refused here ("fewer than one batch")."""
+    groups, per_interval = 100, 5000
+    o = PackedOrder(np.arange(groups + 1), np.arange(groups + 1), 768, seed=0, take=lambda rows, ps: (rows, ps),
+                    interval_epochs=per_interval)
+    assert o.total_steps(50_000) == 6510 == 10 * reference_batches_per_interval(groups, 768, per_interval)
+    assert reference_batches_per_interval(groups, 768, per_interval) == 651
+    assert o._start(651) == per_interval * groups  # batch 652 opens the second interval: 651 in the first
+    assert o._start(650) < per_interval * groups
+    for step in (0, 1, 650, 651, 6509):
+        rows, puzzles = o.batch(step)
+        assert len(rows) == 768
+        counts = np.bincount(puzzles, minlength=groups)  # 768 consecutive places of a stream of passes
+        assert counts.min() >= 6 and counts.max() <= 9
+
+
+def test_only_what_cannot_fill_a_batch_is_refused() -> None:
+    """An interval whose passes hold fewer examples than a batch would drop its only batch every time (the
+    reference's loader would train nothing, silently); a run whose epochs hold fewer than one batch has no
+    step. Both name the key, its value and the smallest value that works."""
+    take = lambda rows, ps: (rows, ps)  # noqa: E731
     with pytest.raises(ConfigError) as err:
-        order(batch_size=int(examples[-1]) * 10)
-    text = str(err.value)
-    assert "9 groups" in text and f"train.batch_size = {int(examples[-1]) * 10}" in text
+        PackedOrder(np.arange(101), np.arange(101), 768, seed=0, take=take, interval_epochs=7)
+    assert "train.eval_every_epochs = 7" in str(err.value) and "at least 8" in str(err.value)
+    o = PackedOrder(np.arange(101), np.arange(101), 768, seed=0, take=take, interval_epochs=8)
+    assert o.total_steps(8) == 1 and len(o.batch(0)[0]) == 768
+    with pytest.raises(ConfigError) as err:
+        o.total_steps(7)
+    assert "train.epochs = 7" in str(err.value) and "at least 8" in str(err.value)
+
+
+def test_epochs_must_be_a_multiple_of_the_eval_interval() -> None:
+    """The reference's pretrain.py line 567, ``assert config.epochs % train_epochs_per_iter == 0``, as a config
+    check naming both keys (25,000 epochs with an interval of 10,000 was accepted)."""
+    from trm_core.config import resolve
+
+    with pytest.raises(ConfigError) as err:
+        resolve(env={}, sets=["train.epochs=25000", "train.eval_every=0", "train.eval_every_epochs=10000"])
+    assert "train.epochs = 25000" in str(err.value) and "train.eval_every_epochs = 10000" in str(err.value)
+    assert "20000 or 30000" in str(err.value)
+    resolve(env={}, sets=["train.epochs=30000", "train.eval_every=0", "train.eval_every_epochs=10000"])
+    # counted in steps, epochs are not used: no interval to end inside
+    resolve(env={}, sets=["train.epochs=25000", "train.max_steps=10", "train.eval_every=0",
+                          "train.eval_every_epochs=10000"])
+
+
+@pytest.mark.process
+def test_an_epochs_and_interval_mismatch_is_exit_2_naming_both(tmp_path: Path) -> None:
+    from helpers import cli_run
+
+    out = cli_run("--no-ui", "--run-dir", str(tmp_path / "run"), "--preset", "tiny", "--set", "train.max_steps=0",
+                  "--set", "train.epochs=25",
+                  "--set", "train.eval_every=0", "--set", "train.eval_every_epochs=10")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "train.epochs = 25" in out.stderr and "train.eval_every_epochs = 10" in out.stderr
 
 
 @pytest.mark.process

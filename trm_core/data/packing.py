@@ -7,7 +7,10 @@ first ones of a random order: without replacement), so the examples of one puzzl
 when it is full; the rest of the puzzle that filled it is not used, and the next batch starts at the next
 group. Only the stream's last, partial batch is dropped (the reference drops one per eval interval: with
 ``interval_epochs`` the stream restarts every that many epochs, as its loader does). A run is
-``epochs * groups * mean examples per puzzle / batch`` steps, the reference's ``total_steps``.
+``epochs * groups * mean examples per puzzle / batch`` steps, the reference's ``total_steps``. A set smaller
+than a batch trains as the reference trains it: a batch spans several passes (100 groups at batch 768 hold
+7 or 8 draws of each group); only an eval interval that cannot fill one batch is refused, where the
+reference's loader would silently train nothing.
 
 Everything is drawn from (seed, epoch) and (seed, the batch's first position): where batch k starts is found by
 walking the stream once, lazily, and kept (one integer a batch), so a resume at any step replays the same
@@ -16,6 +19,7 @@ batches, and every rank computes the same global batch.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -37,18 +41,30 @@ class PackedOrder:
         self.batch_size, self.seed, self.take, self.interval = batch_size, seed, take, interval_epochs
         self.mean_examples = examples / max(1, puzzles)
         self.examples_per_epoch = self.groups * self.mean_examples
-        if self.examples_per_epoch < batch_size:
-            raise ConfigError(f"the training split holds {self.groups:,} groups of puzzles with "
-                              f"{self.mean_examples:.2f} examples each on average ({self.examples_per_epoch:,.0f} a "
-                              f"pass), fewer than one batch (train.batch_size = {batch_size}): lower the batch, or "
-                              f"build the set with more puzzles or augmentations")
+        if interval_epochs and interval_epochs * self.examples_per_epoch < batch_size:
+            # the reference's loader would drop this interval's only, partial batch: every interval, no step
+            raise ConfigError(f"train.eval_every_epochs = {interval_epochs} epochs of the training split hold "
+                              f"{interval_epochs * self.examples_per_epoch:,.0f} examples ({self.groups:,} groups of "
+                              f"{self.mean_examples:.2f} on average, one puzzle a group a pass), fewer than one "
+                              f"batch (train.batch_size = {batch_size}): the sampler restarts at each interval, so "
+                              f"no batch would ever fill. Raise train.eval_every_epochs to at least "
+                              f"{math.ceil(batch_size / self.examples_per_epoch)} or lower the batch")
+        # batches in one pass; 0 when a batch spans several passes (a small set: the stream of passes fills it)
         self.steps_per_epoch = int(self.examples_per_epoch / batch_size)
         self._starts: list[int] = []  # stream position where batch k starts, for every k walked so far
         self._next = 0  # where the batch after the last of them would start
         self._epochs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def total_steps(self, epochs: int) -> int:
-        return int(epochs * self.examples_per_epoch / self.batch_size)
+        """The reference's ``total_steps`` (pretrain.py line 219): epochs x groups x mean examples / batch."""
+        steps = int(epochs * self.examples_per_epoch / self.batch_size)
+        if steps < 1:
+            raise ConfigError(f"train.epochs = {epochs} passes over the training split hold "
+                              f"{epochs * self.examples_per_epoch:,.0f} examples, fewer than one batch "
+                              f"(train.batch_size = {self.batch_size}): raise train.epochs to at least "
+                              f"{math.ceil(self.batch_size / self.examples_per_epoch)}, set train.max_steps, or "
+                              f"lower the batch")
+        return steps
 
     def epoch_of(self, step: int) -> int:
         """The 0-based epoch in which the batch of 0-based ``step`` starts."""

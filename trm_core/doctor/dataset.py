@@ -66,14 +66,21 @@ def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
     found.append(ok(AREA, "shape", f"seq_len {train.seq_len}, vocab_size {train.vocab_size}, as the config expects"))
     examples = train.total_groups * train.mean_puzzle_examples
     batch = cfg.train.batch_size
-    if examples < batch:
-        found.append(fail(AREA, "steps", f"{examples:,.0f} training examples a pass, fewer than one batch "
-                          f"(train.batch_size = {batch})", "lower train.batch_size or build more augmentations"))
+    interval = cfg.train.eval_every_epochs
+    total = cfg.train.max_steps or int(cfg.train.epochs * examples / batch)
+    if interval and interval * examples < batch:
+        found.append(fail(AREA, "steps", f"train.eval_every_epochs = {interval} epochs hold {interval * examples:,.0f} "
+                          f"training examples, fewer than one batch (train.batch_size = {batch}): no batch would "
+                          f"ever fill", "raise train.eval_every_epochs or lower train.batch_size"))
+    elif total < 1:
+        found.append(fail(AREA, "steps", f"train.epochs = {cfg.train.epochs} passes hold "
+                          f"{cfg.train.epochs * examples:,.0f} training examples, fewer than one batch "
+                          f"(train.batch_size = {batch})", "raise train.epochs, set train.max_steps or lower "
+                          "train.batch_size"))
     else:
-        per_epoch = int(examples / batch)
-        total = cfg.train.max_steps or int(cfg.train.epochs * examples / batch)
         how = "train.max_steps" if cfg.train.max_steps else f"{cfg.train.epochs:,} epochs"
-        found.append(ok(AREA, "steps", f"{total:,} steps ({how}; {per_epoch:,} a pass at batch {batch})"))
+        per = f"{examples / batch:,.2f} batches a pass" if examples < batch else f"{int(examples / batch):,} a pass"
+        found.append(ok(AREA, "steps", f"{total:,} steps ({how}; {per} at batch {batch})"))
     recipe = RECIPES.get(preset or "")
     if recipe is not None:
         per_group = train.total_puzzles / max(1, train.total_groups)
