@@ -203,6 +203,35 @@ def test_solve_draws_a_sudoku_of_ones_own_and_refuses_a_bad_one(sudoku_run: Path
     assert as_json.returncode == 0, as_json.stderr
     out = json.loads(as_json.stdout)["answers"][0]
     assert len(out["answer"]) == 81 and len(out["steps"]) == 4 and out["steps"][-1] == out["answer"]
+    # the givens stay in place whatever the model wrote there; its disagreements are counted and named
+    assert all(a == p for a, p in zip(out["answer"], puzzle) if p != ".")
+    changed = [i for i, p in enumerate(puzzle) if p != "." and out["model_answer"][i] != p]
+    assert out["givens_disagreed"] == len(changed) == len(out["disagreed"])
+    assert [d["cell"] for d in out["disagreed"]] == [f"r{i // 9 + 1}c{i % 9 + 1}" for i in changed]
+    from trm_core.prep.sudoku_rules import is_valid_solution
+    assert out["valid"] == is_valid_solution([int(c) if c.isdigit() else 0 for c in out["answer"]])
+    said = f"the model disagreed with {len(changed)} of the 41 givens" if changed else "the model kept all 41 givens"
+    assert said in " ".join(drawn.stdout.split())
     for text, says in ((puzzle[:80], "has 80"), (puzzle[:80] + "x", "found 'x'")):
         bad = cli_run("solve", "--run-dir", str(sudoku_run), text)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_sudoku_answer_keeps_the_givens_and_names_the_ones_the_model_changed() -> None:
+    """``trm-tui solve`` printed a small model's rewritten givens as its answer (29 of 31 changed)."""
+    import numpy as np
+
+    from trm_core.evaluate.solve import sudoku_verdict
+
+    solution = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
+    puzzle = "." * 3 + solution[3:]
+    tokens = lambda text: np.array([1 if c == "." else int(c) + 1 for c in text])  # noqa: E731
+    model = list(solution)
+    model[0] = "1"  # a blank filled wrong
+    model[10] = "9"  # a given (r2c2 = 7) rewritten
+    verdict = sudoku_verdict(tokens(puzzle), tokens("".join(model)))
+    assert verdict.filled[10] == tokens(puzzle)[10] and verdict.filled[0] == 2  # given kept; the blank as answered
+    assert verdict.disagreed == [{"cell": "r2c2", "given": 7, "model": 9}] and not verdict.valid
+    assert verdict.describe() == ["r2c2: given 7, model 9"]
+    model[0] = "5"
+    assert sudoku_verdict(tokens(puzzle), tokens("".join(model))).valid  # the givens in place make it a solution

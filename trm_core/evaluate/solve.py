@@ -54,6 +54,33 @@ def parse_sudoku(text: str) -> np.ndarray:
     return np.array([1 if c in ".0" else int(c) + 1 for c in cells], dtype=np.int64)
 
 
+@dataclass
+class SudokuVerdict:
+    """A model's Sudoku answer as a solver shows it: the givens in place, where the model disagreed with one,
+    and whether the filled grid is a solution."""
+
+    filled: np.ndarray                      # (81,) tokens: each given as given, the model's token elsewhere
+    disagreed: list[dict[str, Any]]         # {"cell": "r1c4", "given": 2, "model": 1 or None}, reading order
+    valid: bool                             # every row, column and box holds 1..9 once, in ``filled``
+
+    def describe(self) -> list[str]:
+        return [f"{d['cell']}: given {d['given']}, model {d['model'] if d['model'] is not None else 'blank'}"
+                for d in self.disagreed]
+
+
+def sudoku_verdict(inputs: np.ndarray, answer: np.ndarray) -> SudokuVerdict:
+    """Keep the puzzle's givens (tokens 2..10 in ``inputs``) over the model's ``answer``; a small model
+    often rewrites some of them, which says something about it but is no part of the answer to show."""
+    from trm_core.prep.sudoku_rules import is_valid_solution
+
+    given = inputs >= 2
+    filled = np.where(given, inputs, answer).astype(np.int64)
+    disagreed = [{"cell": f"r{i // 9 + 1}c{i % 9 + 1}", "given": int(inputs[i]) - 1,
+                  "model": int(answer[i]) - 1 if 2 <= answer[i] <= 10 else None}
+                 for i in np.flatnonzero(given & (answer != inputs))]
+    return SudokuVerdict(filled, disagreed, is_valid_solution([int(t) - 1 for t in filled]))
+
+
 def parse_maze(text: str, seq_len: int) -> np.ndarray:
     """A square maze drawn in the characters '#' wall, ' ' open, 'S' start, 'G' goal, one row a line."""
     rows = [line.rstrip("\n") for line in text.splitlines() if line.strip()]

@@ -86,10 +86,18 @@ def _as_json(task: str, answers: list, step: int) -> dict:
             return [flat[r * side:(r + 1) * side] for r in range(side)]
         return arc_grid_of(tokens).tolist()
 
+    from trm_core.evaluate.solve import sudoku_verdict
+
     out = []
     for a in answers:
         entry = {"answer": text(a.steps[-1]), "steps": [text(s) for s in a.steps], "halt_step": a.halt_step,
                  "confidence": round(a.confidence, 6)}
+        if task == "sudoku":  # the givens in place; the model's own grid and its disagreements beside
+            verdict = sudoku_verdict(a.inputs, a.steps[-1])
+            entry |= {"answer": text(verdict.filled),
+                      "steps": [text(sudoku_verdict(a.inputs, s).filled) for s in a.steps],
+                      "model_answer": text(a.steps[-1]), "valid": verdict.valid,
+                      "givens_disagreed": len(verdict.disagreed), "disagreed": verdict.disagreed}
         if task == "arc":
             entry |= {"attempt_1": a.votes[0]["grid"] if a.votes else None,
                       "attempt_2": a.votes[1]["grid"] if len(a.votes) > 1 else (a.votes[0]["grid"] if a.votes else None),
@@ -102,8 +110,8 @@ def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -
     from rich.console import Console
     from rich.text import Text
 
-    from trm_core.evaluate.solve import arc_grid_of
-    from trm_core.prep.sudoku_rules import is_valid_solution
+    from trm_core.data.base import IGNORE
+    from trm_core.evaluate.solve import arc_grid_of, sudoku_verdict
     from trm_tui.predictions import render
 
     console = Console(highlight=False)
@@ -119,19 +127,27 @@ def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -
             before = a.steps[s - 2] if s > 1 else None
             changed = (tokens != before) if before is not None else None
             cells = render.Cells(tokens, None, a.inputs, changed)
-            if task == "sudoku":
-                console.print(render.sudoku(tokens, cells))
+            if task == "sudoku":  # the givens in place; a given the model disagreed with is marked wrong
+                truth = np.where(a.inputs >= 2, a.inputs, IGNORE)
+                console.print(render.sudoku(sudoku_verdict(a.inputs, tokens).filled,
+                                            render.Cells(tokens, truth, a.inputs, changed)))
             elif task == "maze":
                 console.print(render.maze(tokens, cells))
             else:
                 console.print(render.arc_grid(arc_grid_of(tokens)))
         if task == "sudoku":
-            digits = [int(t) - 1 for t in a.steps[-1]]
-            given_kept = all(a.steps[-1][i] == a.inputs[i] for i in range(81) if a.inputs[i] >= 2)
-            ok = min(digits) >= 1 and is_valid_solution(digits) and given_kept
-            console.print(Text("a valid solution that keeps every given" if ok else
-                               "not a valid solution (a repeated digit, a blank, or a given changed)",
-                               style="bold green" if ok else "bold red"))
+            verdict = sudoku_verdict(a.inputs, a.steps[-1])
+            console.print(Text("the filled grid is a valid solution" if verdict.valid else
+                               "the filled grid is not a valid solution (a repeated digit or a blank)",
+                               style="bold green" if verdict.valid else "bold red"))
+            givens = int((a.inputs >= 2).sum())
+            if verdict.disagreed:
+                named = verdict.describe()
+                more = f"; {len(named) - 8} more" if len(named) > 8 else ""
+                console.print(Text(f"the model disagreed with {len(named)} of the {givens} givens (kept, marked "
+                                   f"as wrong): {'; '.join(named[:8])}{more}", style="yellow"))
+            else:
+                console.print(Text(f"the model kept all {givens} givens", style="dim"))
         if task == "arc":
             for n, v in enumerate(a.votes[:2], 1):
                 console.print(Text(f"attempt {n}: {v['votes']} votes, confidence {v['confidence']:.2f}", style="bold"))
