@@ -83,6 +83,10 @@ class ArcVoting:
     def reset(self) -> None:
         self._answers = {}
 
+    def empty(self) -> "ArcVoting":
+        """Another voting over the same puzzles with no answers yet (one checkpoint's own votes)."""
+        return ArcVoting(self.identifiers, self.solutions, self.ks, self.tests, _undo=self._undo)
+
     def _inverse(self, identifier: int) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
         if identifier not in self._undo:
             if not 0 <= identifier < len(self.identifiers):

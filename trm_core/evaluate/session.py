@@ -146,7 +146,7 @@ class EvalFolder:
         voting = voting or self.voting
         if voting is not None:
             (self.tmp / ARC_VOTES).write_text(json.dumps(voting.answers()))
-        _replace(self.tmp, self.final)
+        replace_folder(self.tmp, self.final)
         return self.final
 
     def discard(self) -> None:
@@ -214,7 +214,7 @@ def metrics_record(figures_: dict[str, Any], per_step: dict[str, Any], loaded: L
         "examples_per_s": round(count / seconds, 2) if seconds > 0 else None, "time": time.time()}
 
 
-def _replace(tmp: Path, final: Path) -> None:
+def replace_folder(tmp: Path, final: Path) -> None:
     """Put the finished folder in place of any older one of the same name (the old one goes only after)."""
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     if final.exists():

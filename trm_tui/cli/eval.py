@@ -24,6 +24,9 @@ def eval_parser() -> argparse.ArgumentParser:
     run_dir_arg(p)
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|STEP",
                    help="which checkpoint: the newest (default), the one whose eval scored best in the log, or a step")
+    p.add_argument("--checkpoints", metavar="A,B,...", help="ARC: an ensemble on purpose: each named checkpoint "
+                   "(latest, best or a step) answers the test split and every answer votes in one count (what the "
+                   "reference's aggregated voting does across its evals); writes RUN/evals/ensemble-A+B-WEIGHTS-test/")
     p.add_argument("--weights", choices=("ema", "raw"), help="the EMA weights (default, as the in-training eval, "
                    "when the run keeps them) or the raw ones")
     p.add_argument("--split", choices=("test", "train"), default="test", help="the held-out split (default) or the "
@@ -89,6 +92,8 @@ def cmd_eval(argv: list[str]) -> int:
         raise ConfigError("--solutions scores an ARC submission: give --arc-submission FILE too")
     if args.show and _only_show(argv):
         return show_newest(run)
+    if args.checkpoints is not None:
+        return cmd_ensemble(args, run, argv)
     from trm_core.evaluate import loaded as loading
     from trm_core.evaluate.session import run_eval
 
@@ -118,6 +123,52 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
+    """``--checkpoints A,B,...``: the named checkpoints' ARC answers voted in one count."""
+    names = [n.strip() for n in args.checkpoints.split(",") if n.strip()]
+    if len(names) < 2:
+        raise ConfigError(f"--checkpoints {args.checkpoints!r}: name two or more checkpoints, comma-separated "
+                          f"(latest, best or a step); one checkpoint is --checkpoint")
+    given = [a.split("=")[0] for a in argv]
+    for flag, why in (("--checkpoint", "name the checkpoints in --checkpoints only"),
+                      ("--split", "an ensemble votes on the test split"),
+                      ("--show", "an ensemble has no predictions of one model to browse"),
+                      ("--no-predictions", "an ensemble writes its metrics and votes only")):
+        if flag in given:
+            raise ConfigError(f"--checkpoints with {flag}: {why}")
+    from trm_core.evaluate import loaded as loading
+    from trm_core.evaluate.ensemble import run_ensemble
+
+    evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
+    cfg, dataset, _task = loading.run_data(run)
+    members = [loading.load(run, name, args.weights, args.device, cfg=cfg, dataset=dataset) for name in names]
+    print(f"trm-tui eval: an ensemble of steps {', '.join(str(m.info.step) for m in members)} "
+          f"({members[0].weights} weights), test split, on {members[0].ev.device}", file=sys.stderr)
+    try:
+        outcome = run_ensemble(members, args.limit, args.batch_size, EvalProgress(), evals)
+    except KeyboardInterrupt:
+        print("\ntrm-tui eval: interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    metrics = outcome.metrics | {"folder": str(outcome.folder)}
+    if args.arc_submission:
+        metrics |= arc_submission(outcome.folder, dataset.voting.tests, args.arc_submission, args.solutions)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(f"an ensemble of {len(members)} checkpoints on the test split: {metrics['examples']:,} examples each, "
+          f"{metrics['seconds']:.1f} s")
+    for m in metrics["members"]:
+        print(f"  step {m['step']:>8}: pass@1 {m['pass@1']:.4f}  pass@2 {m['pass@2']:.4f}  exact {m['exact']:.4f}")
+    print(f"  ensemble     : pass@1 {metrics['pass@1']:.4f}  pass@2 {metrics['pass@2']:.4f} (every member's "
+          f"answers voted together)")
+    if "submission" in metrics:
+        print(f"  ARC Prize submission: {metrics['submission']} ({metrics['submission_tasks']} tasks)")
+        if "arc_prize_score" in metrics:
+            print(f"  ARC Prize score: {metrics['arc_prize_score']:.4f}")
+    print(f"  written to {metrics['folder']}")
+    return 0
+
+
 def writable_evals(evals: Path, root: Path, given: bool) -> Path:
     """Where the eval's folder goes, checked before the checkpoint loads: a folder this user may write, or a
     clear error (another user's run is read, never written: --out puts the eval elsewhere)."""
@@ -138,7 +189,7 @@ def writable_evals(evals: Path, root: Path, given: bool) -> Path:
 
 def _only_show(argv: list[str]) -> bool:
     """``--show`` with nothing that asks for a new eval: open the newest one."""
-    asks = ("--checkpoint", "--weights", "--split", "--limit", "--batch-size", "--device", "--arc-submission",
+    asks = ("--checkpoint", "--checkpoints", "--weights", "--split", "--limit", "--batch-size", "--device", "--arc-submission",
             "--no-predictions")
     return not any(a.split("=")[0] in asks for a in argv)
 
