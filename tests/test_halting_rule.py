@@ -82,3 +82,31 @@ def test_halting_precision_counts_only_the_decisions_the_head_made() -> None:
     fired = np.array([True, True, True, False])
     halt_step = np.array([2, 1, 1, 3])  # row 0 right at step 2, row 1 right at 1, row 2 wrong at 1
     assert halting_figures(exact, halt_step, fired) == {"halt_fired": 0.75, "halt_precision": round(2 / 3, 4)}
+
+
+def test_a_halting_target_that_stays_zero_for_thousands_of_steps_stays_finite() -> None:
+    """TinyRecursiveModels issue #28: while no sample is ever right, the halting target is all zero, the
+    halting logits are driven towards minus infinity and the reference's halting BCE ends in NaN gradients.
+    Here: 2,000 refill steps on answers no model can get right (fresh random labels every step), the halting
+    loss at weight 10, AdamATan2 at lr 0.1 with no clipping, so the head runs far into that regime; every
+    step's loss and gradient norm stays finite (the non-finite watch, read at the end, names the first step
+    that was not), and so do the weights."""
+    cfg = resolve(env={}, sets=["model.net='attention'", "model.num_heads=2", "model.dim=16", "model.depth=1",
+                                f"model.seq_len={SEQ}", "model.latent_steps=1", "model.refinement_blocks=1",
+                                "model.max_supervision_steps=4", "train.carry='refill'", "train.batch_size=8",
+                                "train.device='cpu'", "train.warmup_steps=0", "train.ema_decay=0",
+                                "train.optimizer='adam_atan2'", "train.learning_rate=0.1", "train.weight_decay=0",
+                                "train.min_lr_ratio=1.0", "train.grad_clip=0", "model.halt_loss_weight=10.0",
+                                "model.halt_exploration=0.0"])
+    tr = Trainer(cfg, VOCAB, total_steps=100_000, num_puzzle_ids=1)
+    for step in range(1, 2001):
+        gen = torch.Generator().manual_seed(step)
+        tr.queue_step(Batch(torch.randint(0, VOCAB, (8, SEQ), generator=gen),
+                            torch.randint(0, VOCAB, (8, SEQ), generator=gen)))
+    last = tr.read_metrics()  # raises NonFiniteLoss naming the first non-finite step, if any
+    assert last.exact == 0.0 and torch.isfinite(torch.tensor([last.loss, last.halt_loss, last.grad_norm])).all()
+    with torch.no_grad():
+        y, z = tr.model.initial_state(8, SEQ)
+        halt_logit = tr.model(tr.carry.inputs, y, z, None).halt_logit
+    assert halt_logit.max().item() < -20  # deep in the regime: the head says "never halt" with certainty
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
