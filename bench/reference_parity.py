@@ -181,7 +181,7 @@ def run(net: str, a: argparse.Namespace, table: Table, ref_mods) -> None:
     # ours: the trainer's refill step as is, except the update: record the gradients and zero them
     seen: dict = {}
 
-    def record(self, emb_lr, where):
+    def record(self, emb_lr, where=None):  # where: the step site, in trainers that passed one
         seen["grads"] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         emb = model.puzzle_emb
         seen["puzzle_rows"] = torch.cat([rows.grad for _, rows in emb._pending])
