@@ -106,7 +106,7 @@ def test_each_eval_votes_alone_and_an_ensemble_is_asked_for(arc_run: Path, tmp_p
 @pytest.mark.process
 def test_an_ensemble_refuses_what_it_cannot_mean(arc_run: Path) -> None:
     for args, says in ((["--checkpoints", "8"], "two or more"), (["--checkpoints", "8,8"], "step 8 twice"),
-                       (["--checkpoints", "4,8", "--split", "train"], "test split"),
+                       (["--checkpoints", "4,8", "--split", "train"], "test split"), (["--checkpoints", "4,8", "--split", "test", "--checkpoint", "4"], "--checkpoints only"),
                        (["--checkpoints", "4,8", "--checkpoint", "4"], "--checkpoints only"),
                        (["--checkpoints", "4,99"], "99")):
         out = cli_run("eval", "--run-dir", str(arc_run), *args)

@@ -186,14 +186,15 @@ def test_the_ema_is_the_references_on_parameters_and_shares_the_buffers() -> Non
 # -- init: models/common.py, models/layers.py, models/recursive_reasoning/trm.py ----------------------------
 
 def ref_comp_std(std: float, lower: float = -2.0, upper: float = 2.0) -> float:
-    """common.py lines 17-25: the std before the cut that gives ``std`` after it."""
+    """common.py lines 17-25, verbatim (its pdf_u is computed at ``lower`` and pdf_l at ``upper``: the same at
+    a symmetric cut): the std before the cut that gives ``std`` after it."""
     sqrt2 = math.sqrt(2)
     a = math.erf(lower / sqrt2)
     b = math.erf(upper / sqrt2)
     z = (b - a) / 2
     c = (2 * math.pi) ** -0.5
-    pdf_u = c * math.exp(-0.5 * upper ** 2)
-    pdf_l = c * math.exp(-0.5 * lower ** 2)
+    pdf_u = c * math.exp(-0.5 * lower ** 2)
+    pdf_l = c * math.exp(-0.5 * upper ** 2)
     return std / math.sqrt(1 - (upper * pdf_u - lower * pdf_l) / z - ((pdf_u - pdf_l) / z) ** 2)
 
 

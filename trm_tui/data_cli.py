@@ -153,8 +153,12 @@ def cmd_data(argv: list[str]) -> int:
                 raise ConfigError(f"--count {args.count} --blanks {args.blanks}: need a count of at least 1 and "
                                   f"0..{MAX_BLANKS} blanks (puzzles with one solution and more blanks exist, "
                                   f"down to 17 givens, but are too rare for a random search to find)")
-            write_generated(args.out, args.count, args.blanks, args.seed,
-                            lambda done, total: progress("generating", done, total))
+            try:
+                write_generated(args.out, args.count, args.blanks, args.seed,
+                                lambda done, total: progress("generating", done, total))
+            except RuntimeError as exc:  # no grid in a thousand gave the blanks: nothing was written
+                print(f"trm-tui data: error: {exc}; nothing written to {args.out}", file=sys.stderr)
+                return 1
             print(f"wrote {args.out}: {args.count:,} puzzles with {args.blanks} blanks, each with one solution")
     except ConfigError as exc:
         print(f"trm-tui data: error: {exc}", file=sys.stderr)

@@ -178,17 +178,24 @@ def validate(cfg: Config) -> None:
         if steps and epochs:
             raise ConfigError(f"train.{what} = {steps} and train.{what}_epochs = {epochs}: count in steps or in "
                               f"epochs, not both (set train.{what} = 0 to count in epochs)")
-    if t.eval_every_epochs and not t.max_steps and t.epochs % t.eval_every_epochs:
-        # the reference's pretrain.py line 567: assert config.epochs % train_epochs_per_iter == 0
-        raise ConfigError(f"train.epochs = {t.epochs} is not a multiple of train.eval_every_epochs = "
-                          f"{t.eval_every_epochs}: the run would end inside an eval interval (the reference refuses "
-                          f"this too); use train.epochs = {t.epochs // t.eval_every_epochs * t.eval_every_epochs or t.eval_every_epochs} "
-                          f"or {(t.epochs // t.eval_every_epochs + 1) * t.eval_every_epochs}")
     if not (t.checkpoint_every or t.checkpoint_every_epochs):
         raise ConfigError("train.checkpoint_every = 0 and train.checkpoint_every_epochs = 0: a run must save "
                           "checkpoints; set one of them")
     if cfg.data.kind == "pairs" and not cfg.data.pairs_file:
         raise ConfigError("data.pairs_file is empty but data.kind = 'pairs' needs a JSONL file")
+
+
+def check_new_run(cfg: Config) -> None:
+    """What a new run must satisfy that a run already on disk was allowed (its saved config still reads)."""
+    t = cfg.train
+    if t.eval_every_epochs and not t.max_steps and t.epochs % t.eval_every_epochs:
+        # the reference's pretrain.py line 567: assert config.epochs % train_epochs_per_iter == 0
+        lower, upper = t.epochs // t.eval_every_epochs * t.eval_every_epochs, \
+            (t.epochs // t.eval_every_epochs + 1) * t.eval_every_epochs
+        choices = f"{lower} or {upper}" if lower else f"{upper}"
+        raise ConfigError(f"train.epochs = {t.epochs} is not a multiple of train.eval_every_epochs = "
+                          f"{t.eval_every_epochs}: the run would end inside an eval interval (the reference refuses "
+                          f"this too); use train.epochs = {choices}, or another interval")
 
 
 def check_model(cfg: Config) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import tomli_w
 
-from trm_core.config.resolve import load_toml, parse_set, resolve, resolve_key
+from trm_core.config.resolve import check_new_run, load_toml, parse_set, resolve, resolve_key
 from trm_core.config.schema import Config, ConfigError
 from trm_core.rundir import layout, lifecycle
 
@@ -110,6 +110,7 @@ def resolve_run_config(args: argparse.Namespace, joining: bool = False) -> Confi
     if args.resume:
         return resumed_config(args)
     cfg = resolve(config_file=args.config, preset=args.preset, sets=args.sets)
+    check_new_run(cfg)
     if joining or cfg.distributed.node_rank > 0:  # node 0 checks the run dir; the others join its start
         return cfg
     if lifecycle.holds_run(run_dir):

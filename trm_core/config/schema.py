@@ -38,7 +38,8 @@ class ModelConfig:
     latent_steps: int = _f(6, "n: latent refinements z <- net(x + y + z) per refinement block", min=1)
     refinement_blocks: int = _f(3, "T: refinement blocks per supervision step, gradients only through the last", min=1)
     max_supervision_steps: int = _f(16, "deep supervision steps per batch, one optimizer update each", min=1)
-    halt_threshold: float = _f(0.5, "a sample halts (leaves the batch) when its halt probability reaches this", min=0.0, max=1.0)
+    halt_threshold: float = _f(0.5, "a sample halts (leaves the batch) when its halt probability is above this (its logit strictly above this "
+                           "one's, the reference's rule at 0.5)", min=0.0, max=1.0)
     halt_in_eval: bool = _f(False, "eval: let samples halt early as in training; false = every sample runs all "
                                    "supervision steps, as the paper evaluates")
     halt_loss_weight: float = _f(1.0, "weight of the halting BCE loss against 'answer fully correct'", min=0.0)

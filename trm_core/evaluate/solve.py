@@ -62,6 +62,8 @@ class SudokuVerdict:
     filled: np.ndarray                      # (81,) tokens: each given as given, the model's token elsewhere
     disagreed: list[dict[str, Any]]         # {"cell": "r1c4", "given": 2, "model": 1 or None}, reading order
     valid: bool                             # every row, column and box holds 1..9 once, in ``filled``
+    given_labels: np.ndarray                # (81,) the givens as labels, IGNORE elsewhere: a drawing marks
+    #                                         the model's tokens that differ from them
 
     def describe(self) -> list[str]:
         return [f"{d['cell']}: given {d['given']}, model {d['model'] if d['model'] is not None else 'blank'}"
@@ -78,7 +80,8 @@ def sudoku_verdict(inputs: np.ndarray, answer: np.ndarray) -> SudokuVerdict:
     disagreed = [{"cell": f"r{i // 9 + 1}c{i % 9 + 1}", "given": int(inputs[i]) - 1,
                   "model": int(answer[i]) - 1 if 2 <= answer[i] <= 10 else None}
                  for i in np.flatnonzero(given & (answer != inputs))]
-    return SudokuVerdict(filled, disagreed, is_valid_solution([int(t) - 1 for t in filled]))
+    return SudokuVerdict(filled, disagreed, is_valid_solution([int(t) - 1 for t in filled]),
+                         np.where(given, inputs, IGNORE))
 
 
 def parse_maze(text: str, seq_len: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from trm_core.distributed.group import Group
 from trm_core.rundir import identity, layout, lifecycle
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_core.worker.faults import Faults
-from trm_core.worker.run import Run
+from trm_core.worker.run import Run, total_steps_for
 from trm_core.worker.stop import StopRequest
 
 __all__ = ["main"]
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = build_dataset(cfg)
         # a set too small for a batch stops here; a puzzle set's stream restarts at each eval interval
         order = order_for(dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.eval_every_epochs)
+        total_steps_for(cfg, order)  # epochs too few for one batch stop here too (the count is kept for the run)
         group = join_group(cfg) if is_rank else Group()
         if group.leader:
             config_mod.write_config(run_config(cfg), run_dir / layout.RUN_CONFIG)

@@ -130,8 +130,9 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         raise ConfigError(f"--checkpoints {args.checkpoints!r}: name two or more checkpoints, comma-separated "
                           f"(latest, best or a step); one checkpoint is --checkpoint")
     given = [a.split("=")[0] for a in argv]
+    if args.split != "test":
+        raise ConfigError("--checkpoints with --split train: an ensemble votes on the test split")
     for flag, why in (("--checkpoint", "name the checkpoints in --checkpoints only"),
-                      ("--split", "an ensemble votes on the test split"),
                       ("--show", "an ensemble has no predictions of one model to browse"),
                       ("--no-predictions", "an ensemble writes its metrics and votes only")):
         if flag in given:
@@ -141,6 +142,9 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
 
     evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     cfg, dataset, _task = loading.run_data(run)
+    if getattr(dataset, "voting", None) is None:  # before any checkpoint loads
+        raise ConfigError("--checkpoints votes over ARC's augmented answers; this run's data is not an ARC set "
+                          "(no test_puzzles.json beside it)")
     members = [loading.load(run, name, args.weights, args.device, cfg=cfg, dataset=dataset) for name in names]
     print(f"trm-tui eval: an ensemble of steps {', '.join(str(m.info.step) for m in members)} "
           f"({members[0].weights} weights), test split, on {members[0].ev.device}", file=sys.stderr)

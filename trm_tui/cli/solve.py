@@ -110,7 +110,6 @@ def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -
     from rich.console import Console
     from rich.text import Text
 
-    from trm_core.data.base import IGNORE
     from trm_core.evaluate.solve import arc_grid_of, sudoku_verdict
     from trm_tui.predictions import render
 
@@ -128,9 +127,11 @@ def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -
             changed = (tokens != before) if before is not None else None
             cells = render.Cells(tokens, None, a.inputs, changed)
             if task == "sudoku":  # the givens in place; a given the model disagreed with is marked wrong
-                truth = np.where(a.inputs >= 2, a.inputs, IGNORE)
-                console.print(render.sudoku(sudoku_verdict(a.inputs, tokens).filled,
-                                            render.Cells(tokens, truth, a.inputs, changed)))
+                verdict = sudoku_verdict(a.inputs, tokens)
+                shown_before = sudoku_verdict(a.inputs, before).filled if before is not None else None
+                changed = (verdict.filled != shown_before) if shown_before is not None else None
+                console.print(render.sudoku(verdict.filled,
+                                            render.Cells(tokens, verdict.given_labels, a.inputs, changed)))
             elif task == "maze":
                 console.print(render.maze(tokens, cells))
             else:

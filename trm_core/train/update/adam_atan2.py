@@ -78,6 +78,15 @@ def _lerp_fma_(start: torch.Tensor, end: torch.Tensor, weight: float, wide: torc
     start.copy_(wide)                     # the outer fma
 
 
+def _divide_(t: torch.Tensor, divisor: float, wide: torch.Tensor) -> torch.Tensor:
+    """``t / divisor`` in place, correctly rounded as the kernel's float division (line 52). On CUDA PyTorch
+    divides by a host scalar as a multiplication by its reciprocal (an ulp off now and then), so there the
+    quotient is taken in float64 (its reciprocal's error is far below a float's ulp) and rounded once."""
+    if not t.is_cuda:
+        return t.div_(divisor)
+    return t.copy_(wide.copy_(t).div_(divisor))
+
+
 def _update_float32(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c: KernelConstants) -> None:
     """adam_atan2.cu lines 47-53 on float32 storage (the math type of float, bfloat16 and half alike)."""
     wide = torch.empty_like(p, dtype=torch.float64)
@@ -85,7 +94,7 @@ def _update_float32(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.
     p.mul_(c.wd_alpha)                                    # line 47: param *= wd_alpha
     _lerp_fma_(m, g, c.mbeta1, wide, wide_other)          # line 49
     _lerp_fma_(v, g * g, c.mbeta2, wide, wide_other)      # line 50: grad * grad rounded to float first
-    angle = v.sqrt().div_(c.bc2_sqrt)                     # line 52: denom = sqrt(exp_avg_sq) / bc2_sqrt
+    angle = _divide_(v.sqrt(), c.bc2_sqrt, wide)          # line 52: denom = sqrt(exp_avg_sq) / bc2_sqrt
     torch.atan2(m, angle, out=angle)                      # line 53: atan2(exp_avg, denom) ...
     # ... param -= step_size * atan2: one fma, p - step_size * a rounded once (exact product in float64)
     p.copy_(wide.copy_(p).sub_(wide_other.copy_(angle), alpha=c.step_size))
@@ -126,8 +135,8 @@ def _foreach_update_float32(params: list[torch.Tensor], grads: list[torch.Tensor
         _lerp_fma_(m, g, c.mbeta1, wide, wide_other)
         _lerp_fma_(v, g2, c.mbeta2, wide, wide_other)
     angles = torch._foreach_sqrt(vs)
-    torch._foreach_div_(angles, c.bc2_sqrt)
     for m, a in zip(ms, angles):
+        _divide_(a, c.bc2_sqrt, torch.empty_like(a, dtype=torch.float64) if a.is_cuda else a)
         torch.atan2(m, a, out=a)
     for p, a in zip(params, angles):
         p.copy_(p.double().sub_(a.double(), alpha=c.step_size))
