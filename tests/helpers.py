@@ -163,3 +163,22 @@ def record(kind: str, **fields: Any) -> Event:
     whatever a writer (an older one included) left out."""
     cls = KINDS[kind]
     return cls(**({f.name: None for f in record_fields(cls)} | fields))
+
+
+def small_arc_set(root: Path, aug: int = 2) -> tuple[dict, dict, Path]:
+    """Three tiny ARC tasks (two test inputs each) written as ARC-AGI JSON under ``root/arc`` and built with
+    ``trm-tui data arc --aug`` into ``root/ds``: (the puzzles, their solutions, the dataset folder)."""
+    import json
+
+    src = root / "arc"
+    src.mkdir()
+    puzzles = {f"p{i:07d}": {"train": [{"input": [[i % 9 + 1, 0]], "output": [[0, i % 9 + 1]]}],
+                             "test": [{"input": [[i % 9 + 1]]}, {"input": [[0, i % 9 + 1]]}]} for i in range(3)}
+    solutions = {pid: [[[i % 9 + 1]], [[i % 9 + 1, 0]]] for i, pid in enumerate(puzzles)}
+    for subset in ("training", "evaluation"):
+        (src / f"arc-agi_{subset}_challenges.json").write_text(json.dumps(puzzles))
+        (src / f"arc-agi_{subset}_solutions.json").write_text(json.dumps(solutions))
+    built = cli_run("data", "arc", "--json-dir", str(src), "--subsets", "training,evaluation",
+                    "--test-set", "evaluation", "--out", str(root / "ds"), "--aug", str(aug))
+    assert built.returncode == 0, built.stderr
+    return puzzles, solutions, root / "ds"

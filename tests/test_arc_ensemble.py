@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_run, events, run_worker
+from helpers import cli_run, events, run_worker, small_arc_set
 
 AUG = 2  # each test input is answered by the original and its 2 disguises: 3 votes an eval
 
@@ -23,17 +23,7 @@ AUG = 2  # each test input is answered by the original and its 2 disguises: 3 vo
 @pytest.fixture(scope="module")
 def arc_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("arc")
-    src = root / "arc"
-    src.mkdir()
-    puzzles = {f"p{i:07d}": {"train": [{"input": [[i % 9 + 1, 0]], "output": [[0, i % 9 + 1]]}],
-                             "test": [{"input": [[i % 9 + 1]]}, {"input": [[0, i % 9 + 1]]}]} for i in range(3)}
-    solutions = {pid: [[[i % 9 + 1]], [[i % 9 + 1, 0]]] for i, pid in enumerate(puzzles)}
-    for subset in ("training", "evaluation"):
-        (src / f"arc-agi_{subset}_challenges.json").write_text(json.dumps(puzzles))
-        (src / f"arc-agi_{subset}_solutions.json").write_text(json.dumps(solutions))
-    built = cli_run("data", "arc", "--json-dir", str(src), "--subsets", "training,evaluation",
-                    "--test-set", "evaluation", "--out", str(root / "ds"), "--aug", str(AUG))
-    assert built.returncode == 0, built.stderr
+    small_arc_set(root, aug=AUG)
     sets = {"data.kind": "'puzzles'", "data.dataset_dir": f"'{root / 'ds'}'", "model.dim": 16, "model.depth": 1,
             "model.latent_steps": 1, "model.refinement_blocks": 1, "model.max_supervision_steps": 2,
             "train.batch_size": 6, "train.max_steps": 8, "train.eval_every": 4, "train.eval_batches": 0,

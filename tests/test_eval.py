@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import cli, cli_run, events, run_worker
+from helpers import cli, cli_run, events, run_worker, small_arc_set
 from trm_core.data.base import Batch
 from trm_core.evaluate.predictions import PredictionWriter, Predictions
 from trm_core.evaluate.trace import StepTrace
@@ -137,17 +137,8 @@ def test_predictions_keep_every_step_as_changes_and_give_it_back(tmp_path: Path)
 
 @pytest.mark.process
 def test_an_arc_eval_writes_a_submission_the_arc_prize_way(tmp_path: Path) -> None:
+    puzzles, solutions, _ = small_arc_set(tmp_path)
     src = tmp_path / "arc"
-    src.mkdir()
-    puzzles = {f"p{i:07d}": {"train": [{"input": [[i % 9 + 1, 0]], "output": [[0, i % 9 + 1]]}],
-                             "test": [{"input": [[i % 9 + 1]]}, {"input": [[0, i % 9 + 1]]}]} for i in range(3)}
-    solutions = {pid: [[[i % 9 + 1]], [[i % 9 + 1, 0]]] for i, pid in enumerate(puzzles)}
-    for subset in ("training", "evaluation"):
-        (src / f"arc-agi_{subset}_challenges.json").write_text(json.dumps(puzzles))
-        (src / f"arc-agi_{subset}_solutions.json").write_text(json.dumps(solutions))
-    built = cli_run("data", "arc", "--json-dir", str(src), "--subsets", "training,evaluation",
-                    "--test-set", "evaluation", "--out", str(tmp_path / "ds"), "--aug", "2")
-    assert built.returncode == 0, built.stderr
     run = tmp_path / "run"
     trained = run_worker(run, ["--set", "data.kind='puzzles'", "--set", f"data.dataset_dir='{tmp_path / 'ds'}'",
                                *_sets(**{"model.dim": 16, "model.refinement_blocks": 1, "model.max_supervision_steps": 2,

@@ -88,7 +88,8 @@ class RunStart(Event):
     resumed_from: int | None = doc("the step of the checkpoint loaded, or `null`")
     overrides: list = doc("the `--set` items given on this start")
     total_steps: int = doc("`train.max_steps`, or epochs x steps per epoch")
-    steps_per_epoch: int = doc("batches in one pass over the training split")
+    steps_per_epoch: int = doc("batches in one pass over the training split; 0 when a pass holds fewer examples than "
+                               "a batch (a small puzzle set, whose batches span several passes)")
     parameters: int = doc("trainable parameters of the model")
     data: str = doc("a description of the dataset")
     torch: str = doc("torch version")
