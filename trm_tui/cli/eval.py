@@ -146,6 +146,10 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         raise ConfigError("--checkpoints votes over ARC's augmented answers; this run's data is not an ARC set "
                           "(no test_puzzles.json beside it)")
     members = [loading.load(run, name, args.weights, args.device, cfg=cfg, dataset=dataset) for name in names]
+    steps = [m.info.step for m in members]
+    if len(set(steps)) != len(steps):  # 'latest' and its step, say
+        raise ConfigError(f"--checkpoints {args.checkpoints}: names step {max(steps, key=steps.count)} twice; each "
+                          f"checkpoint votes once")
     print(f"trm-tui eval: an ensemble of steps {', '.join(str(m.info.step) for m in members)} "
           f"({members[0].weights} weights), test split, on {members[0].ev.device}", file=sys.stderr)
     try:
