@@ -203,7 +203,11 @@ def test_solve_draws_a_sudoku_of_ones_own_and_refuses_a_bad_one(sudoku_run: Path
     assert out["valid"] == is_valid_solution([int(c) if c.isdigit() else 0 for c in out["answer"]])
     said = f"the model disagreed with {len(changed)} of the 41 givens" if changed else "the model kept all 41 givens"
     assert said in " ".join(drawn.stdout.split())
-    for text, says in ((puzzle[:80], "has 80"), (puzzle[:80] + "x", "found 'x'")):
+    assert out["problems"] == [] if out["valid"] else out["problems"]
+    twice = "3" + puzzle[1:8] + "3" + puzzle[9:]  # two 3s in row 1
+    for text, says in ((puzzle[:80], "has 80"), (puzzle[:80] + "x", "found 'x'"),
+                       (twice, "row 1 has 2 3s (r1c1, r1c9)"), ("nothere/puzzle.txt", "no such file"),
+                       ("missing.json", "no such file")):
         bad = cli_run("solve", "--run-dir", str(sudoku_run), text)
         assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr
 
@@ -223,6 +227,8 @@ def test_a_sudoku_answer_keeps_the_givens_and_names_the_ones_the_model_changed()
     verdict = sudoku_verdict(tokens(puzzle), tokens("".join(model)))
     assert verdict.filled[10] == tokens(puzzle)[10] and verdict.filled[0] == 2  # given kept; the blank as answered
     assert verdict.disagreed == [{"cell": "r2c2", "given": 7, "model": 9}] and not verdict.valid
+    assert verdict.problems == ["row 1 has 2 1s (r1c1, r1c8)", "column 1 has 2 1s (r1c1, r3c1)",
+                                "box 1 has 2 1s (r1c1, r3c1)"]
     assert verdict.describe() == ["r2c2: given 7, model 9"]
     model[0] = "5"
     assert sudoku_verdict(tokens(puzzle), tokens("".join(model))).valid  # the givens in place make it a solution

@@ -51,6 +51,11 @@ def parse_sudoku(text: str) -> np.ndarray:
     bad = sorted({c for c in cells if c not in ".0123456789"})
     if bad:
         raise ConfigError(f"a Sudoku's cells are 1-9 and '.' or '0' for a blank; found {' '.join(map(repr, bad))}")
+    from trm_core.prep.sudoku_rules import conflicts
+
+    clash = conflicts([0 if c in ".0" else int(c) for c in cells])
+    if clash:
+        raise ConfigError(f"this Sudoku breaks its own rules, so it has no solution: {'; '.join(clash)}")
     return np.array([1 if c in ".0" else int(c) + 1 for c in cells], dtype=np.int64)
 
 
@@ -62,6 +67,7 @@ class SudokuVerdict:
     filled: np.ndarray                      # (81,) tokens: each given as given, the model's token elsewhere
     disagreed: list[dict[str, Any]]         # {"cell": "r1c4", "given": 2, "model": 1 or None}, reading order
     valid: bool                             # every row, column and box holds 1..9 once, in ``filled``
+    problems: list[str]                     # why not: the blank cells, the digits that stand twice
     given_labels: np.ndarray                # (81,) the givens as labels, IGNORE elsewhere: a drawing marks
     #                                         the model's tokens that differ from them
 
@@ -73,15 +79,18 @@ class SudokuVerdict:
 def sudoku_verdict(inputs: np.ndarray, answer: np.ndarray) -> SudokuVerdict:
     """Keep the puzzle's givens (tokens 2..10 in ``inputs``) over the model's ``answer``; a small model
     often rewrites some of them, which says something about it but is no part of the answer to show."""
-    from trm_core.prep.sudoku_rules import is_valid_solution
+    from trm_core.prep.sudoku_rules import conflicts, is_valid_solution
 
     given = inputs >= 2
     filled = np.where(given, inputs, answer).astype(np.int64)
     disagreed = [{"cell": f"r{i // 9 + 1}c{i % 9 + 1}", "given": int(inputs[i]) - 1,
                   "model": int(answer[i]) - 1 if 2 <= answer[i] <= 10 else None}
                  for i in np.flatnonzero(given & (answer != inputs))]
-    return SudokuVerdict(filled, disagreed, is_valid_solution([int(t) - 1 for t in filled]),
-                         np.where(given, inputs, IGNORE))
+    digits = [int(t) - 1 if 2 <= t <= 10 else 0 for t in filled]
+    blanks = [f"r{i // 9 + 1}c{i % 9 + 1}" for i, d in enumerate(digits) if d == 0]
+    problems = ([f"{len(blanks)} cell{'s' if len(blanks) > 1 else ''} left blank ({', '.join(blanks)})"]
+                if blanks else []) + conflicts(digits)
+    return SudokuVerdict(filled, disagreed, is_valid_solution(digits), problems, np.where(given, inputs, IGNORE))
 
 
 def parse_maze(text: str, seq_len: int) -> np.ndarray:

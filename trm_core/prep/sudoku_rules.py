@@ -16,6 +16,22 @@ ALL = 0x3FE  # bits 1..9
 BOX = [(r // 3) * 3 + c // 3 for r in range(9) for c in range(9)]
 
 
+def conflicts(board: Sequence[int]) -> list[str]:
+    """What breaks the rules in a board (0 a blank, blanks allowed): each digit that stands twice in a row,
+    a column or a box, named as ``row 3 has two 5s (r3c1, r3c7)``, in reading order of the units."""
+    found = []
+    units = [("row", k + 1, [k * 9 + c for c in range(9)]) for k in range(9)] + \
+        [("column", k + 1, [r * 9 + k for r in range(9)]) for k in range(9)] + \
+        [("box", k + 1, [i for i in range(81) if BOX[i] == k]) for k in range(9)]
+    for kind, number, cells in units:
+        for digit in range(1, 10):
+            at = [i for i in cells if board[i] == digit]
+            if len(at) > 1:
+                where = ", ".join(f"r{i // 9 + 1}c{i % 9 + 1}" for i in at)
+                found.append(f"{kind} {number} has {len(at)} {digit}s ({where})")
+    return found
+
+
 def is_valid_solution(board: Sequence[int]) -> bool:
     """Every row, column and box holds 1..9 once."""
     if len(board) != 81 or any(not 1 <= v <= 9 for v in board):

@@ -39,7 +39,16 @@ def _read(puzzle: str) -> tuple[str, str]:
             return path.read_text(encoding="utf-8"), path.stem
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot be read as text ({exc})") from None
+    if len(puzzle) < 256 and _looks_like_a_path(puzzle):
+        raise ConfigError(f"{puzzle}: no such file (a puzzle given on the command line is a Sudoku's 81 "
+                          f"characters; a maze or an ARC task comes in a file, or on stdin with -)")
     return puzzle, "argument"
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A name with a folder or a file ending, or a path that starts like one: never a Sudoku's cells."""
+    return "/" in text or text.startswith(("~", ".")) and not set(text) <= set(".0123456789 |-+\n") \
+        or Path(text).suffix.lower() in (".json", ".txt", ".csv")
 
 
 def cmd_solve(argv: list[str]) -> int:
@@ -96,7 +105,7 @@ def _as_json(task: str, answers: list, step: int) -> dict:
             verdict = sudoku_verdict(a.inputs, a.steps[-1])
             entry |= {"answer": text(verdict.filled),
                       "steps": [text(sudoku_verdict(a.inputs, s).filled) for s in a.steps],
-                      "model_answer": text(a.steps[-1]), "valid": verdict.valid,
+                      "model_answer": text(a.steps[-1]), "valid": verdict.valid, "problems": verdict.problems,
                       "givens_disagreed": len(verdict.disagreed), "disagreed": verdict.disagreed}
         if task == "arc":
             entry |= {"attempt_1": a.votes[0]["grid"] if a.votes else None,
@@ -139,7 +148,7 @@ def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -
         if task == "sudoku":
             verdict = sudoku_verdict(a.inputs, a.steps[-1])
             console.print(Text("the filled grid is a valid solution" if verdict.valid else
-                               "the filled grid is not a valid solution (a repeated digit or a blank)",
+                               "the filled grid is not a valid solution: " + "; ".join(verdict.problems),
                                style="bold green" if verdict.valid else "bold red"))
             givens = int((a.inputs >= 2).sum())
             if verdict.disagreed:
