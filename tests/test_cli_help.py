@@ -24,3 +24,15 @@ def test_each_command_answers_its_help(name: str) -> None:
     out = cli_run(name, "--help")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: trm-tui " + name)
+
+
+@pytest.mark.process
+def test_version_and_a_mistyped_command() -> None:
+    from importlib.metadata import version
+
+    shown = cli_run("--version")
+    assert shown.returncode == 0 and shown.stdout.strip() == f"trm-tui {version('trm-tui')}"
+    typo = cli_run("stauts")
+    assert typo.returncode == 2 and "'stauts' is not a command; did you mean 'status'?" in typo.stderr
+    far = cli_run("frobnicate")
+    assert far.returncode == 2 and "commands: status, stop" in far.stderr and "Traceback" not in far.stderr

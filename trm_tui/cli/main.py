@@ -49,8 +49,35 @@ def commands_help() -> str:
 RUN = ("trm_tui.cli.run", "cmd_run")
 
 
+def version() -> str:
+    """The installed package's version (the checkout's pyproject.toml, for an editable install)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("trm-tui")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def not_a_command(word: str) -> str | None:
+    """A first word that is neither a command nor a flag: the run command takes no words, so it is a
+    mistyped command; the message names the nearest one."""
+    if word.startswith("-") or word in COMMANDS:
+        return None
+    import difflib
+
+    near = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.6)
+    hint = f"did you mean '{near[0]}'?" if near else f"commands: {', '.join(COMMANDS)}"
+    return f"trm-tui: '{word}' is not a command; {hint} (trm-tui --help lists them)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    mistyped = not_a_command(argv[0]) if argv else None
+    if mistyped is not None:
+        print(mistyped, file=sys.stderr)
+        return EXIT_CONFIG
     name = argv[0] if argv and argv[0] in COMMANDS else None
     module, function = (COMMANDS[name].module, COMMANDS[name].function) if name else RUN
     command = getattr(importlib.import_module(module), function)

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job.",
                                 epilog=commands_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    from trm_tui.cli.main import version
+
+    p.add_argument("--version", action="version", version=f"trm-tui {version()}")
     run_dir_arg(p)
     config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
