@@ -70,10 +70,12 @@ def test_eval_of_a_checkpoint_reproduces_its_in_training_eval_exactly(sudoku_run
 
 @pytest.mark.process
 def test_checkpoints_and_weights_are_picked_as_asked(sudoku_run: Path) -> None:
-    scores = {e["step"]: e["exact"] for e in events(sudoku_run, "eval")}
+    scores = {e["step"]: (e["exact"], e["accuracy"], e["step"]) for e in events(sudoku_run, "eval")}
     best = _eval(sudoku_run, "--checkpoint", "best", "--no-predictions")
-    assert best["step"] == max(scores, key=lambda s: (scores[s], -s))
+    assert best["step"] == max(scores, key=lambda s: scores[s])  # ties on exact: accuracy, then the later step
     assert not (sudoku_run / "evals" / f"step-{best['step']}-ema-test" / "predictions").exists()
+    said = cli_run("eval", "--run-dir", str(sudoku_run), "--checkpoint", "best", "--no-predictions").stderr
+    assert f"--checkpoint best: step {best['step']}, exact" in said
     latest = _eval(sudoku_run, "--weights", "raw", "--limit", "5")
     assert latest["step"] == 20 and latest["weights"] == "raw" and latest["examples"] == 5
     assert latest["folder"].endswith("step-20-raw-test-first5")
@@ -232,3 +234,48 @@ def test_a_sudoku_answer_keeps_the_givens_and_names_the_ones_the_model_changed()
     assert verdict.describe() == ["r2c2: given 7, model 9"]
     model[0] = "5"
     assert sudoku_verdict(tokens(puzzle), tokens("".join(model))).valid  # the givens in place make it a solution
+
+
+def test_best_breaks_ties_by_accuracy_then_the_later_step_and_says_so(tmp_path: Path) -> None:
+    """Every eval at exact 0.000 picked step 100 (accuracy 0.476) over step 150 (0.531) without a word."""
+    from trm_core.evaluate.loaded import pick_checkpoint
+    from trm_core.rundir.checkpoints import save_checkpoint
+    from trm_core.rundir.layout import RunDir
+    from trm_core.rundir.records import as_line
+
+    from helpers import record
+
+    run = RunDir.at(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    for step in (50, 100, 150, 200):
+        save_checkpoint(run.checkpoints, {"step": step, "model": {}}, step=step, epoch=1, loss=1.0, config_hash="x")
+    figures = {50: 0.40, 100: 0.476, 150: 0.531, 200: 0.531}
+    with open(run.events, "w") as fh:
+        for step, acc in figures.items():
+            fh.write(json.dumps(as_line(record("eval", step=step, loss=1.0, accuracy=acc, exact=0.0), 1.0)) + "\n")
+    chosen = pick_checkpoint(run, "best")
+    assert chosen.info.step == 200
+    assert chosen.why == ("--checkpoint best: step 200, exact 0.0000, tied on exact with steps 50, 100, 150; "
+                          "chosen by accuracy 0.5310, then the later step")
+
+
+@pytest.mark.process
+def test_a_truncated_newest_checkpoint_is_named_wherever_a_checkpoint_is_chosen(sudoku_run: Path,
+                                                                                tmp_path: Path) -> None:
+    """eval and solve silently used an older checkpoint, and status still said "checkpoint step 20"."""
+    run = tmp_path / "run"
+    shutil.copytree(sudoku_run, run)
+    newest = sorted((run / "checkpoints").glob("step-*.pt"))[-1]
+    with open(newest, "r+b") as fh:
+        fh.truncate(newest.stat().st_size // 2)
+    says = f"skipped {newest.name} (step 20): {newest.name} has"
+    done = cli_run("eval", "--run-dir", str(run), "--no-predictions", "--json", timeout=300)
+    assert done.returncode == 0 and json.loads(done.stdout)["step"] == 10
+    assert says in done.stderr and "using step-00000010.pt (step 10)" in done.stderr
+    solved = cli_run("solve", "--run-dir", str(run), "." * 81, "--json", timeout=120)
+    assert solved.returncode == 0 and says in solved.stderr
+    status = cli_run("status", "--run-dir", str(run))
+    assert "checkpoint  step 10," in status.stdout
+    assert f"SKIPPED     checkpoint {newest.name} (step 20): {newest.name} has" in status.stdout
+    as_json = json.loads(cli_run("status", "--json", "--run-dir", str(run)).stdout)
+    assert as_json["checkpoint_step"] == 10 and as_json["checkpoint_skipped"][0].startswith(newest.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ class RunStatus:
     config_error: str | None = None      # the run's config.toml does not read: why, and how to fix it
     compiled: bool | None = None         # train.compile = "auto"'s verdict (the log's, else the checkpoint's)
     compile_reason: str | None = None    # why, when the part of the log read holds the verdict
+    checkpoint_skipped: list[str] = field(default_factory=list)  # newer checkpoints that are not whole, and why
 
     @property
     def mine(self) -> bool:
@@ -102,7 +103,7 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
     fold = RunFold.of(parse(line) for line in read_tail(run_dir / layout.EVENTS, tail_bytes))
     if fold.start is None or not fold.start.config:
         fold.use_settings(_run_config(run_dir).get("train", {}))  # run_start is older than the tail
-    info = ckpt.latest_progress(run_dir / layout.CHECKPOINTS)
+    info, broken = ckpt.newest_whole(run_dir / layout.CHECKPOINTS)  # the newest a resume could use
     ident = live_worker(run_dir)
     stall_s = fold.stall_after_s(settings.stall_after_s)
     state, reason = _state(run_dir, fold, info, ident is not None, fold.silent_s(now, settings.stall_after_s))
@@ -124,7 +125,8 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info),
                      config_error=config_error(run_dir, state), **_owner(run_dir),
                      compiled=fold.compile.compiled if fold.compile else getattr(info, "compiled", None),
-                     compile_reason=fold.compile.reason if fold.compile else None)
+                     compile_reason=fold.compile.reason if fold.compile else None,
+                     checkpoint_skipped=[f"{i.path.name} (step {i.step}): {why}" for i, why in broken])
 
 
 def config_error(run_dir: Path, state: RunState) -> str | None:

@@ -39,21 +39,30 @@ class LoadedCheckpoint:
     info: ckpt.CheckpointInfo
     weights: str          # "ema" or "raw"
     ev: EvalModel
+    why: str = ""         # how the checkpoint was chosen, when the user should hear it (a skip, a tie)
 
 
-def eval_scores(run: RunDir) -> dict[int, tuple[str, float]]:
-    """Each evaluated step's figure (label, value) from the run's whole log, the newest eval of a step kept."""
+@dataclass(frozen=True)
+class Chosen:
+    info: ckpt.CheckpointInfo
+    why: str = ""
+
+
+def eval_scores(run: RunDir) -> dict[int, tuple[str, float, float | None]]:
+    """Each evaluated step's figure (label, value) and its token accuracy, from the run's whole log, the newest
+    eval of a step kept."""
     scores = {}
     for ev in log_queries.every(run.events, Eval):
         figure = headline(ev.__dict__)
         if figure is not None:
-            scores[ev.step] = figure
+            scores[ev.step] = (*figure, ev.accuracy)
     return scores
 
 
-def pick_checkpoint(run: RunDir, which: str) -> ckpt.CheckpointInfo:
+def pick_checkpoint(run: RunDir, which: str) -> Chosen:
     """``latest`` (the newest that verifies), ``best`` (the checkpoint whose step's eval scored best in the
-    log) or a step number; an error says which checkpoints there are."""
+    log) or a step number; an error says which checkpoints there are. ``why`` names a newer checkpoint that
+    was skipped (and what is wrong with it), or how ``best`` chose among ties."""
     found = ckpt.list_checkpoints(run.checkpoints)
     if not found:
         raise ConfigError(f"{run.checkpoints}: no checkpoints (a run saves one every train.checkpoint_every steps "
@@ -63,28 +72,54 @@ def pick_checkpoint(run: RunDir, which: str) -> ckpt.CheckpointInfo:
         info, failed = ckpt.newest_verified(run.checkpoints)
         if info is None:
             raise ConfigError(f"{run.checkpoints}: no checkpoint verifies ({failed[0][1]})")
-        return info
+        return Chosen(info, skipped_text(failed, info))
     if which == "best":
-        scores = eval_scores(run)
-        scored = [i for i in found if i.step in scores]
-        if not scored:
-            evals = ", ".join(map(str, sorted(scores))) or "none"
-            raise ConfigError(f"--checkpoint best: no checkpoint was saved at an evaluated step (evals at steps: "
-                              f"{evals}; checkpoints at steps: {steps}); name a step instead")
-        info = max(scored, key=lambda i: (scores[i.step][1], -i.step))  # a tie: the earlier step
-    else:
-        try:
-            step = int(which)
-        except ValueError:
-            raise ConfigError(f"--checkpoint {which}: expected latest, best or a step number") from None
-        matching = [i for i in found if i.step == step]
-        if not matching:
-            raise ConfigError(f"--checkpoint {step}: no checkpoint of that step (checkpoints at steps: {steps})")
-        info = matching[0]
+        return best_checkpoint(run, found, steps)
+    try:
+        step = int(which)
+    except ValueError:
+        raise ConfigError(f"--checkpoint {which}: expected latest, best or a step number") from None
+    matching = [i for i in found if i.step == step]
+    if not matching:
+        raise ConfigError(f"--checkpoint {step}: no checkpoint of that step (checkpoints at steps: {steps})")
+    problem = ckpt.verify(matching[0])
+    if problem is not None:
+        raise ConfigError(f"{run.checkpoints}: {problem}")
+    return Chosen(matching[0])
+
+
+def skipped_text(failed: list[tuple[ckpt.CheckpointInfo, str]], used: ckpt.CheckpointInfo) -> str:
+    """The newer checkpoints that did not verify, each with what is wrong, and the one used instead."""
+    if not failed:
+        return ""
+    skipped = "; ".join(f"{info.path.name} (step {info.step}): {problem}" for info, problem in failed)
+    return f"skipped {skipped}; using {used.path.name} (step {used.step}), the newest that verifies"
+
+
+def best_checkpoint(run: RunDir, found: list[ckpt.CheckpointInfo], steps: str) -> Chosen:
+    """The checkpoint whose step's eval scored best by the task's figure; ties by token accuracy, then the
+    later step (a run that never solved a puzzle still learned something between its evals)."""
+    scores = eval_scores(run)
+    scored = [i for i in found if i.step in scores]
+    if not scored:
+        evals = ", ".join(map(str, sorted(scores))) or "none"
+        raise ConfigError(f"--checkpoint best: no checkpoint was saved at an evaluated step (evals at steps: "
+                          f"{evals}; checkpoints at steps: {steps}); name a step instead")
+    ranked = sorted(scored, key=lambda i: (scores[i.step][1], scores[i.step][2] or 0.0, i.step), reverse=True)
+    info = ranked[0]
+    label, value, accuracy = scores[info.step]
+    why = f"--checkpoint best: step {info.step}, {label} {value:.4f}"
+    tied = [i.step for i in ranked if scores[i.step][1] == value]
+    if len(tied) > 1:
+        same_acc = [s for s in tied if scores[s][2] == accuracy]
+        why += (f", tied on {label} with step{'s' if len(tied) > 2 else ''} "
+                f"{', '.join(str(s) for s in sorted(tied) if s != info.step)}; chosen by accuracy "
+                f"{accuracy if accuracy is not None else float('nan'):.4f}"
+                + (", then the later step" if len(same_acc) > 1 else ""))
     problem = ckpt.verify(info)
     if problem is not None:
         raise ConfigError(f"{run.checkpoints}: {problem}")
-    return info
+    return Chosen(info, why)
 
 
 def run_config(run: RunDir) -> Config:
@@ -117,7 +152,8 @@ def load(run: RunDir, which: str = "latest", weights: str | None = None, device:
     if not run.root.is_dir():
         raise ConfigError(f"--run-dir {run.root}: no such run folder")
     cfg = cfg or run_config(run)
-    info = pick_checkpoint(run, which)
+    chosen = pick_checkpoint(run, which)
+    info = chosen.info
     has_ema = cfg.train.ema_decay > 0
     weights = weights or ("ema" if has_ema else "raw")
     if weights not in WEIGHTS:
@@ -148,4 +184,4 @@ def load(run: RunDir, which: str = "latest", weights: str | None = None, device:
     ev = EvalModel(model, dev, cfg.model.max_supervision_steps, cfg.model.halt_in_eval,
                    halt_logit_threshold(cfg.model.halt_threshold),
                    SampleLoss(LOSSES[cfg.train.loss], loss_on_hidden=cfg.data.loss_on == "masked"), autocast)
-    return LoadedCheckpoint(run, cfg, dataset, info, weights, ev)
+    return LoadedCheckpoint(run, cfg, dataset, info, weights, ev, chosen.why)

@@ -148,14 +148,34 @@ def latest_progress(folder: Path) -> CheckpointInfo | None:
     return found[0] if found else None
 
 
-def verify(info: CheckpointInfo) -> str | None:
-    """``None`` when the checkpoint's bytes match its sidecar, else what is wrong."""
+def newest_whole(folder: Path) -> tuple[CheckpointInfo | None, list[tuple[CheckpointInfo, str]]]:
+    """The newest checkpoint whose file is there at its sidecar's size, and each newer one that is not, with
+    what is wrong: a stat each, cheap enough for status to poll (``newest_verified`` also reads every byte)."""
+    failed: list[tuple[CheckpointInfo, str]] = []
+    for info in list_checkpoints(folder):
+        problem = size_problem(info)
+        if problem is None:
+            return info, failed
+        failed.append((info, problem))
+    return None, failed
+
+
+def size_problem(info: CheckpointInfo) -> str | None:
+    """A checkpoint file that is missing or not its sidecar's size (a truncated copy, a disk that filled)."""
     try:
         size = info.path.stat().st_size
     except FileNotFoundError:
         return f"{info.path.name} is missing"
     if size != info.bytes:
         return f"{info.path.name} has {size} bytes, its sidecar says {info.bytes} (truncated?)"
+    return None
+
+
+def verify(info: CheckpointInfo) -> str | None:
+    """``None`` when the checkpoint's bytes match its sidecar, else what is wrong."""
+    problem = size_problem(info)
+    if problem is not None:
+        return problem
     digest = hashlib.sha256()
     with open(info.path, "rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):

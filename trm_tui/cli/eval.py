@@ -103,6 +103,8 @@ def cmd_eval(argv: list[str]) -> int:
         raise ConfigError("--arc-submission: this run's data is not an ARC set (no test_puzzles.json beside it)")
     if args.arc_submission and args.split != "test":
         raise ConfigError("--arc-submission: the submission answers the test split; drop --split train")
+    if checkpoint.why:
+        print(f"trm-tui eval: {checkpoint.why}", file=sys.stderr)
     print(f"trm-tui eval: step {checkpoint.info.step} ({checkpoint.weights} weights), {args.split} split, on "
           f"{checkpoint.ev.device}", file=sys.stderr)
     try:
@@ -146,6 +148,9 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         raise ConfigError("--checkpoints votes over ARC's augmented answers; this run's data is not an ARC set "
                           "(no test_puzzles.json beside it)")
     members = [loading.load(run, name, args.weights, args.device, cfg=cfg, dataset=dataset) for name in names]
+    for m in members:
+        if m.why:
+            print(f"trm-tui eval: {m.why}", file=sys.stderr)
     steps = [m.info.step for m in members]
     if len(set(steps)) != len(steps):  # 'latest' and its step, say
         raise ConfigError(f"--checkpoints {args.checkpoints}: names step {max(steps, key=steps.count)} twice; each "

@@ -70,6 +70,8 @@ def cmd_solve(argv: list[str]) -> int:
     else:
         raise ConfigError(f"trm-tui solve takes Sudoku, maze and ARC puzzles; this run trains on {task} data")
     checkpoint = loading.load(run, args.checkpoint, args.weights, args.device, cfg=cfg, dataset=dataset)
+    if checkpoint.why:
+        print(f"trm-tui solve: {checkpoint.why}", file=sys.stderr)
     if task == "arc":
         answers = solve.solve_arc(checkpoint, name, tests)
     else:

@@ -71,6 +71,8 @@ def _run_rows(run_dir: Path, st: RunStatus) -> list[tuple[str, object]]:
             ("restarts", st.restarts),
             ("disk", "-" if st.disk_free_mb is None else
              f"{st.disk_free_mb:,.{1 if st.disk_free_mb < 10 else 0}f} MiB free in the run dir's file system")]
+    for skipped in st.checkpoint_skipped:  # the step above is the newest a resume or an eval would use
+        rows.append(("SKIPPED", f"checkpoint {skipped}"))
     if st.compiled is not None:  # train.compile = "auto" chose
         rows.append(("compile", ("compiled" if st.compiled else "eager")
                      + (f": {st.compile_reason}" if st.compile_reason else " (train.compile = 'auto', its checkpoint)")))
