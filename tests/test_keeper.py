@@ -123,7 +123,7 @@ def test_one_crash_with_three_front_ends_is_one_restart(tmp_path: Path, micro_ar
         outs = [f.communicate(timeout=180) for f in fronts]
         assert [f.returncode for f in fronts] == [0, 0, 0], [o[1] for o in outs]
         assert len(events(run_dir, "restart")) == 1
-        assert all("restart: the worker failed at step 11" in out for out, _ in outs)
+        assert all("restart: the worker failed after step 11" in out for out, _ in outs)
         assert events(run_dir, "run_end")[-1]["status"] == "completed"
     finally:
         for f in fronts:

@@ -83,6 +83,20 @@ def test_headless_open_prints_how_it_ended_and_starts_nothing(tmp_path: Path, mi
     shown = cli_run("--no-ui", "--run-dir", str(run_dir))
     assert shown.returncode == 0, shown.stderr
     assert "state       failed" in shown.stdout and f"trm-tui --resume --run-dir {run_dir}" in shown.stdout
+    # why it failed, at one step everywhere: the error row, the log's lines, status --json
+    assert "error       in step 3: RuntimeError: injected crash at step 3 (TRM_TEST_CRASH_AT_STEP) (the " \
+           f"traceback: {run_dir / 'worker.log'}" in shown.stdout
+    status = json.loads(cli_run("status", "--json", "--run-dir", str(run_dir)).stdout)
+    assert status["error_step"] == 3 and status["error"].startswith("RuntimeError: injected crash at step 3")
+    from trm_core.rundir.records import parse
+    from trm_tui.event_text import event_line
+    lines = [event_line(parse(e)) for e in events(run_dir) if e["event"] in ("error", "run_end")]
+    assert lines == ["error in step 3: RuntimeError: injected crash at step 3 (TRM_TEST_CRASH_AT_STEP)",
+                     "run ended: failed after step 2 (RuntimeError)"]
+    view = RunView("r")
+    view.feed(events(run_dir), history=True)
+    view.finish(1)
+    assert any(a.startswith("FAILED in step 3: RuntimeError: injected crash") for a in view.alerts(0.0, 60.0, None, False))
     detached = cli_run("--detach", "--run-dir", str(run_dir))
     assert detached.returncode == 2 and "nothing to start: the run" in detached.stderr
     assert _lines(run_dir) == before and live_keeper(run_dir) is None

@@ -103,7 +103,7 @@ def test_restarts_after_a_crash_and_after_a_stall(tmp_path: Path, micro_args: li
     restarts = events(run_dir, "restart")
     assert [(r["failed_step"], r["exit_code"]) for r in restarts] == [(4, 1), (9, 3)]
     assert [r["delay_s"] for r in restarts] == [0.2, 0.4]  # exponential backoff
-    assert "restart: the worker failed at step 4" in result.stdout
+    assert "restart: the worker failed after step 4" in result.stdout
     assert [e["resumed_from"] for e in events(run_dir, "run_start")][1:] == [4, 8]
     assert events(run_dir, "run_end")[-1]["status"] == "completed"
     assert status(run_dir)["restarts"] == 2

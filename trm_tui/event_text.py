@@ -110,7 +110,9 @@ def event_line(ev: Event) -> str | None:
                 if ev.pass_at_1 is not None and ev.pass_at_2 is not None else ""
             return (f"eval: step {ev.step} loss {ev.loss:.4f} acc {ev.accuracy:.3f}{masked} exact {ev.exact:.3f}"
                     + voted)
-        case WarningEvent() | ErrorEvent():
+        case ErrorEvent():
+            return f"error in step {ev.step}: {ev.message or ''}"
+        case WarningEvent():
             return f"{ev.event}: {ev.message or ''}"
         case CompileChoice():
             return f"train.compile = 'auto' chose {'compiled' if ev.compiled else 'eager'}: {ev.reason}"
@@ -120,11 +122,12 @@ def event_line(ev: Event) -> str | None:
         case RankDown():
             return f"rank {ev.rank} on {ev.host} took the group down: {ev.state}, {ev.reason} (log: {ev.log})"
         case Restart():
-            return f"restart: the worker failed at step {ev.failed_step} ({ev.reason}); {ev.message}"
+            return f"restart: the worker failed after step {ev.failed_step} ({ev.reason}); {ev.message}"
         case GiveUp():
-            return f"giving up: the worker failed at step {ev.failed_step} ({ev.reason}); {ev.message}"
+            return f"giving up: the worker failed after step {ev.failed_step} ({ev.reason}); {ev.message}"
         case RunEnd():
-            return f"run ended: {ev.status} at step {ev.step} ({ev.reason or ''})" + (f"; {ev.score}" if ev.score else "")
+            at = "after" if ev.status == "failed" else "at"  # a failed run's step is its last completed one
+            return f"run ended: {ev.status} {at} step {ev.step} ({ev.reason or ''})" + (f"; {ev.score}" if ev.score else "")
         case KeeperStart():
             what = f"adopted the running worker (pid {ev.adopted})" if ev.adopted else "launching the worker"
             return f"keeper started (pid {ev.pid}): {what}"

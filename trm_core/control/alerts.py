@@ -51,7 +51,7 @@ class Alerts:
             if isinstance(ev, Stall):
                 self.fire("stalled", f"the worker stalled: {ev.phase} of step {ev.step} ran {ev.seconds}s", line)
             elif isinstance(ev, Restart) and ev.reason != "stalled":
-                self.fire("crashed", f"the worker failed at step {ev.failed_step} ({ev.reason}); {ev.message}", line)
+                self.fire("crashed", f"the worker failed after step {ev.failed_step} ({ev.reason}); {ev.message}", line)
             elif isinstance(ev, GiveUp):
                 self.fire("gave_up", f"the run gave up at step {ev.failed_step} ({ev.reason}); {ev.message}", line)
             elif isinstance(ev, RunEnd) and ev.status == "completed":

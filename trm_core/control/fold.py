@@ -95,6 +95,7 @@ class RunFold:
     tuning: bool = False  # a search holds the run: its autotune_start has no result, and no start came since
     in_step: Heartbeat | None = None  # the newest heartbeat inside the current step (long steps show it)
     compile: CompileChoice | None = None  # train.compile = "auto"'s verdict, when the part read holds it
+    error: ErrorEvent | None = None  # why the newest start failed, when it did (its message, its step)
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=STEP_TIME_WINDOW))
     step_times: deque = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))  # (time, step) since the start
 
@@ -123,8 +124,9 @@ class RunFold:
             case Checkpoint():
                 self.checkpoint_step, self.checkpoint_time = ev.step, ev.time
                 self.checkpoint_bytes = ev.bytes or self.checkpoint_bytes
-            case ErrorEvent() if ev.kind == "non_finite":
-                self.non_finite = True
+            case ErrorEvent():
+                self.error = ev
+                self.non_finite = self.non_finite or ev.kind == "non_finite"
             case Restart():
                 self.restarts += 1
             case AutotuneStart():
@@ -146,7 +148,7 @@ class RunFold:
         self.step_times.append((ev.time, ev.step))
 
     def _add_start(self, ev: RunStart) -> None:
-        self.start, self.end, self.tuning = ev, None, False  # this start has not ended (yet)
+        self.start, self.end, self.tuning, self.error = ev, None, False, None  # this start has not ended (yet)
         self.step_times.clear()  # the ETA's pace counts from this (re)start: a pause is not the pace
         self.pid, self.started = ev.pid, ev.time
         self.world_size = ev.world_size or 1

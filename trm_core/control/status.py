@@ -85,6 +85,8 @@ class RunStatus:
     compiled: bool | None = None         # train.compile = "auto"'s verdict (the log's, else the checkpoint's)
     compile_reason: str | None = None    # why, when the part of the log read holds the verdict
     checkpoint_skipped: list[str] = field(default_factory=list)  # newer checkpoints that are not whole, and why
+    error: str | None = None             # a failed run's error: its message's last line
+    error_step: int | None = None        # the step it failed in (the last completed is one before, or ``step``)
 
     @property
     def mine(self) -> bool:
@@ -126,7 +128,16 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      config_error=config_error(run_dir, state), **_owner(run_dir),
                      compiled=fold.compile.compiled if fold.compile else getattr(info, "compiled", None),
                      compile_reason=fold.compile.reason if fold.compile else None,
-                     checkpoint_skipped=[f"{i.path.name} (step {i.step}): {why}" for i, why in broken])
+                     checkpoint_skipped=[f"{i.path.name} (step {i.step}): {why}" for i, why in broken],
+                     **_error(fold, state))
+
+
+def _error(fold: RunFold, state: RunState) -> dict[str, Any]:
+    """The newest start's error, while the run stands failed (a restart that went on clears it)."""
+    if fold.error is None or state not in (RunState.FAILED, RunState.STALLED):
+        return {}
+    lines = [line for line in (fold.error.message or "").strip().splitlines() if line.strip()]
+    return {"error": lines[-1] if lines else fold.error.kind, "error_step": fold.error.step}
 
 
 def config_error(run_dir: Path, state: RunState) -> str | None:

@@ -60,6 +60,8 @@ def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> Run
 def _run_rows(run_dir: Path, st: RunStatus) -> list[tuple[str, object]]:
     rows = [("run", str(run_dir) + ("" if st.mine else f" ({st.owner}'s: you may read it, not act on it)")),
             ("owner", st.owner or "-"), ("state", st.state + (f" ({st.reason})" if st.reason else "")),
+            *([("error", f"in step {st.error_step}: {st.error} (the traceback: {run_dir / 'worker.log'}, and the "
+                         f"error event in {run_dir / 'events.jsonl'})")] if st.error else []),
             ("pid", st.pid or "-"),
             ("step", f"{st.step}/{st.total_steps}" if st.step is not None else "-"), ("epoch", st.epoch or "-"),
             ("loss", f"{st.loss:.4f}" if isinstance(st.loss, float) else "-"),
