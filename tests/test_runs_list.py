@@ -26,22 +26,31 @@ def test_runs_lists_each_run_with_its_state_and_figures(tmp_path: Path, micro_ar
     lines = shown.stdout.splitlines()
     assert lines[0].split() == ["RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "SAMPLES/S", "ETA", "CHECKPOINT",
                                 "STARTED", "CONFIG"]
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    table_lines = lines[1:4]
+    assert "EVAL: the newest eval's loss; ACC: its token accuracy; BEST: the run's best eval by the task's " \
+           "figure" in " ".join(lines[4:])  # the two eval figures are told apart
+    rows = {line.split()[0]: line.split() for line in table_lines}
     assert set(rows) == {"done", "paused", "broken"}
     assert rows["done"][1:3] == ["completed", "8/8"] and rows["paused"][1:3] == ["stopped", "4/16"]
     assert rows["broken"][1] == "failed"
-    assert [line.split()[0] for line in lines[1:]] == ["broken", "paused", "done"]  # newest first
+    assert [line.split()[0] for line in table_lines] == ["broken", "paused", "done"]  # newest first
 
-    # in a terminal of 80 columns: each run on one line, the columns that do not fit named
+    # in a terminal of 80 columns: each run on one line, the columns that do not fit named, and a corrupt
+    # config still in sight (the CONFIG column that says CORRUPT is the first left out)
     from helpers import Terminal, wait_for
+
+    config = root / "paused" / "config.toml"
+    config.write_text(config.read_text() + "\n[model\n")
 
     with Terminal(["runs", "--root", str(root)], size=(80, 24)) as term:
         screen = wait_for(lambda: term.screen() if "left out" in term.screen() else None, what="the runs table")
     shown_lines = [line for line in screen.splitlines() if line.strip()]
     assert [line.split()[0] for line in shown_lines[1:4]] == ["broken", "paused", "done"]  # no row wrapped
     assert all(len(line.rstrip()) <= 80 for line in shown_lines)
-    assert "(80 columns: CONFIG, STARTED" in screen and "--wide shows every column" in screen
+    flat = " ".join(screen.split())
+    assert "(80 columns: CONFIG, STARTED" in flat and "--wide shows every column" in flat
     assert shown_lines[0].split()[:3] == ["RUN", "STATE", "STEP"]
+    assert "stopped, corrupt config" in shown_lines[2] and "BEST: the run's best eval" in flat
 
     as_json = [json.loads(line) for line in cli_run("runs", "--json", "--root", str(root)).stdout.splitlines()]
     by_name = {Path(r["run_dir"]).name: r for r in as_json}

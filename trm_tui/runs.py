@@ -7,6 +7,7 @@ import argparse
 import json
 import shutil
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,8 @@ def table_cells(row: RunRow) -> tuple[str, ...]:
     ckpt = f"{st.checkpoint_step} ({_age(st.checkpoint_age_s)} ago)" + (" STALE" if st.checkpoint_stale else "") \
         if st.checkpoint_step is not None else "-"
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.started_time)) if st.started_time else "-"
-    return (row.run_dir.name, str(st.state), step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
+    state = f"{st.state}, corrupt config" if st.config_error else str(st.state)  # seen at any width
+    return (row.run_dir.name, state, step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
             _num(st.eval_accuracy, ".3f"), best_text(st.best_score, st.target_score, st.target_name),
             _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
             started, "CORRUPT" if st.config_error else (st.config_hash or "-")[:8])
@@ -114,8 +116,18 @@ def table(rows: list[RunRow], width: int | None = None) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
     text = "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
     if dropped:
-        text += f"\n({width} columns: {', '.join(dropped)} left out; --wide shows every column)"
+        text += "\n" + textwrap.fill(f"({width} columns: {', '.join(dropped)} left out; --wide shows every column)",
+                                     width, break_on_hyphens=False)
+    legend = "; ".join(f"{name}: {what}" for name, what in LEGEND.items() if name in headers)
+    if legend and rows:
+        text += "\n" + textwrap.fill(legend, width or 1000)
     return text
+
+
+# what the columns whose names do not say it hold (the eval columns are different figures)
+LEGEND = {"EVAL": "the newest eval's loss", "ACC": "its token accuracy",
+          "BEST": "the run's best eval by the task's figure (whole answers right; pass@2 for ARC; masked-byte "
+                  "accuracy for code), beside its target"}
 
 
 def parser() -> argparse.ArgumentParser:
