@@ -46,7 +46,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path
 def test_every_scalar_comes_back_from_tensorboards_reader(finished_run: Path, tmp_path: Path) -> None:
     done = cli_run("export", "tensorboard", "--run-dir", str(finished_run), "--out", str(tmp_path / "tb"))
     assert done.returncode == 0, done.stderr
-    assert f"view with: tensorboard --logdir {tmp_path / 'tb'}" in done.stdout
+    assert f"view with: tensorboard --logdir {tmp_path / 'tb'}" in done.stdout and "events of" in done.stdout
+    again = cli_run("export", "tensorboard", "--run-dir", str(finished_run), "--out", str(tmp_path / "tb"))
+    assert again.returncode == 0 and "is already up to date with" in again.stdout  # not "0 events ... mirrored"
     acc = read_back(tmp_path / "tb" / "run")
     steps, evals = events(finished_run, "step"), events(finished_run, "eval")
     assert len(steps) == 12 and len(evals) == 3

@@ -54,7 +54,11 @@ def export_tensorboard(args: argparse.Namespace) -> int:
     if not args.follow:
         count = mirror.sync()
         mirror.close()
-        print(f"{count} events of {run_dir} mirrored into {out}; view with: tensorboard --logdir {logdir}")
+        if count:
+            print(f"{count} events of {run_dir} mirrored into {out}; view with: tensorboard --logdir {logdir}")
+        else:  # an export ran before and the log has not grown since
+            print(f"{out} is already up to date with {run_dir} (nothing new in its log); view with: "
+                  f"tensorboard --logdir {logdir}")
         return 0
     stop = threading.Event()
     print(f"mirroring {run_dir} into {out} every {args.every:g} s until Ctrl-C; view with: "
