@@ -83,8 +83,9 @@ def resumed_config(args: argparse.Namespace) -> Config:
                for section in after for key in after[section]
                if after[section][key] != before[section][key] and f"{section}.{key}" not in SAFE_ON_RESUME]
     if changed:
-        raise ConfigError(f"--resume: {'; '.join(changed)}: that would change the math of the run; keys that "
-                          f"can change: {', '.join(sorted(SAFE_ON_RESUME))}")
+        raise ConfigError(f"--resume: {'; '.join(changed)}: that would change the math of the run. Drop "
+                          f"{'that change' if len(changed) == 1 else 'those changes'} to resume (docs/config.md "
+                          f"marks the keys a resume may change), or start a new run in another --run-dir")
     return wanted
 
 
