@@ -265,7 +265,7 @@ def test_a_corrupt_config_is_named_everywhere_and_r_refuses(tmp_path: Path, micr
     as_json = cli_run("status", "--json", "--run-dir", str(run_dir))
     assert as_json.returncode == 2 and "not valid TOML" in json.loads(as_json.stdout)["config_error"]
     assert f"CONFIG      corrupt: config file {config} is not valid TOML" in status.stdout
-    assert "newest run_start in" in status.stdout
+    assert f"trm-tui export config --run-dir {run_dir} --restore" in status.stdout
     opened = cli_run("--no-ui", "--run-dir", str(run_dir))
     assert "cannot be resumed until its config reads" in opened.stdout and "--resume" not in opened.stdout.split("CONFIG")[0]
     runs = cli_run("runs", "--root", str(tmp_path))
@@ -285,6 +285,16 @@ def test_a_corrupt_config_is_named_everywhere_and_r_refuses(tmp_path: Path, micr
     assert any(s.startswith("cannot resume: the run's config file") for s in said), said
     assert "CONFIG CORRUPT" in pane
     assert new_lines == 0  # nothing was started
+    # the one command the fix names puts the started config back, keeps the broken file, and refuses twice
+    broken = config.read_bytes()
+    restored = cli_run("export", "config", "--run-dir", str(run_dir), "--restore")
+    assert restored.returncode == 0, restored.stderr
+    assert "restored" in restored.stdout and (run_dir / "config.toml.broken").read_bytes() == broken
+    assert cli_run("status", "--run-dir", str(run_dir)).returncode == 0
+    printed = cli_run("export", "config", "--run-dir", str(run_dir))
+    assert printed.stdout == config.read_text()
+    again = cli_run("export", "config", "--run-dir", str(run_dir), "--restore")
+    assert again.returncode == 2 and "nothing to restore" in again.stderr
 
 
 @pytest.mark.process

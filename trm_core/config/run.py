@@ -50,9 +50,8 @@ def config_problem(run_dir: Path) -> str | None:
         saved_config(run_dir)
         return None
     except ConfigError as exc:
-        return (f"{exc}; fix it by hand, or put back the config the run started with: the \"config\" of the "
-                f"newest run_start in {layout.RunDir.at(run_dir).events} (trm-tui export csv --run-dir {run_dir} "
-                f"--events run_start shows it)")
+        return (f"{exc}; fix it by hand, or put back the config the run started with: trm-tui export config "
+                f"--run-dir {run_dir} --restore")
 
 
 def check_resume_overrides(sets: list[str] | tuple[str, ...], preset: str | None) -> None:

@@ -1,4 +1,5 @@
-"""``trm-tui export tensorboard|csv``: a run's log as TensorBoard event files, or as a CSV table."""
+"""``trm-tui export tensorboard|csv|config``: a run's log as TensorBoard event files, or as a CSV table; the
+config its newest start resolved, as TOML (``--restore`` puts it back when config.toml broke)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ KINDS_HELP = "comma-separated event kinds (step, eval, checkpoint, run_start, ru
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui export", description="A run's log elsewhere: TensorBoard event files "
                                 "(which W&B, Aim and trackio import) or a CSV table for pandas.")
-    sub = p.add_subparsers(dest="format", metavar="{tensorboard,csv}", required=True)
+    sub = p.add_subparsers(dest="format", metavar="{tensorboard,csv,config}", required=True)
     tb = sub.add_parser("tensorboard", help="TensorBoard event files: every step and eval scalar, the config as "
                         "hparams, starts, ends and restarts as text")
     run_dir_arg(tb)
@@ -34,6 +35,11 @@ def parser() -> argparse.ArgumentParser:
     run_dir_arg(csv)
     csv.add_argument("--events", default="step,eval", help=KINDS_HELP + " (default: step,eval)")
     csv.add_argument("--out", type=Path, help="the CSV file (default: standard output)")
+    cfg = sub.add_parser("config", help="the config the run's newest start resolved (its run_start event), as "
+                         "TOML: what its config.toml held then")
+    run_dir_arg(cfg)
+    cfg.add_argument("--restore", action="store_true", help="write it back as RUN_DIR/config.toml when that file "
+                     "no longer reads (the broken one is kept beside it as config.toml.broken)")
     return p
 
 
@@ -99,4 +105,44 @@ def export_csv(args: argparse.Namespace) -> int:
 
 def cmd_export(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.format == "config":
+        return export_config(args)
     return export_tensorboard(args) if args.format == "tensorboard" else export_csv(args)
+
+
+def export_config(args: argparse.Namespace) -> int:
+    """The newest run_start's resolved config as TOML; with --restore, back into a config.toml that broke."""
+    import tomli_w
+
+    from trm_core.config.run import config_problem
+    from trm_core.rundir.log_queries import newest_in_log
+    from trm_core.rundir.records import RunStart
+
+    run_dir = existing_run(args.run_dir)
+    start = newest_in_log(run_dir / layout.EVENTS, RunStart)
+    if start is None or not start.config:
+        raise ConfigError(f"{run_dir / layout.EVENTS} holds no run_start with a config: nothing to export")
+    text = tomli_w.dumps(start.config)
+    if not args.restore:
+        sys.stdout.write(text)
+        return 0
+    target = run_dir / layout.RUN_CONFIG
+    if target.exists() and config_problem(run_dir) is None:
+        raise ConfigError(f"{target} reads as it is: nothing to restore (trm-tui export config --run-dir "
+                          f"{run_dir} prints the started config to compare)")
+    if target.exists():
+        target.replace(target.with_name(target.name + ".broken"))
+    layout.write_atomic(target, text.encode())
+    problem = config_problem(run_dir)
+    if problem is not None:  # a config from an older trm-tui that this one no longer reads
+        raise ConfigError(f"restored {target} from the newest run_start, but it does not read here: {problem}")
+    kept = f"; the broken file is {target.name}.broken" if target.with_name(target.name + ".broken").exists() else ""
+    print(f"restored {target} from the run_start of {time_text(start.time)}{kept}; "
+          f"trm-tui --resume --run-dir {run_dir} continues the run")
+    return 0
+
+
+def time_text(when: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
