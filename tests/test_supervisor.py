@@ -92,6 +92,33 @@ def test_stop_then_resume_through_the_cli(tmp_path: Path, micro_args: list[str])
 
 
 @pytest.mark.process
+def test_a_second_stop_says_at_once_that_one_is_under_way(tmp_path: Path, micro_args: list[str]) -> None:
+    """A second trm-tui stop right after the first waited 10 s for a keeper on its way out, or would have
+    sent a second signal (an exit without the checkpoint): it says at once what is under way."""
+    import time
+
+    run_dir = tmp_path / "run"
+    runner = cli("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=400",
+                 "--set", "train.checkpoint_every=1000", TRM_TEST_STEP_SLEEP_S=0.05,
+                 TRM_TEST_SLOW_CHECKPOINT="-1:8")
+    try:
+        wait_for(lambda: len(events(run_dir, "step")) >= 3, what="steps")
+        first = cli("stop", "--run-dir", str(run_dir))
+        wait_for(lambda: (run_dir / "control" / "stop.request").exists() or (run_dir / "stop.request").exists(),
+                 what="the first stop's request")
+        t0 = time.monotonic()
+        second = cli_run("stop", "--run-dir", str(run_dir))
+        assert time.monotonic() - t0 < 5 and second.returncode == 0
+        assert "a stop is already under way" in second.stdout and "trm-tui stop" in second.stdout
+        out, _ = first.communicate(timeout=120)
+        assert "stopped in" in out  # graceful: the second stop sent no second signal
+        assert runner.wait(timeout=60) == 0
+        assert events(run_dir, "checkpoint")[-1]["step"] == events(run_dir, "run_end")[-1]["step"]
+    finally:
+        kill_worker(run_dir)
+
+
+@pytest.mark.process
 def test_restarts_after_a_crash_and_after_a_stall(tmp_path: Path, micro_args: list[str]) -> None:
     run_dir = tmp_path / "run"
     once = tmp_path / "once"

@@ -27,6 +27,16 @@ def cmd_stop(argv: list[str]) -> int:
         return refused
     settings = saved_settings(args.run_dir)
     ident = live_worker(args.run_dir)
+    run = RunDir.at(args.run_dir)
+    if not args.force and run.stop_requested() and (ident is not None or live_keeper(args.run_dir) is not None):
+        # a second stop: a second signal would end the worker without its checkpoint, and a keeper on its
+        # way out answers no command; say at once what is under way
+        who = run.stop_reason() or "an earlier stop"
+        doing = f"worker pid {ident.pid} is saving its checkpoint and exiting" if ident is not None else \
+            "the worker has exited and its keeper is winding down"
+        print(f"a stop is already under way in {args.run_dir} (asked by {who}): {doing}; trm-tui status shows "
+              f"when it is over, trm-tui stop --force ends it at once without a checkpoint")
+        return 0
     if ident is None:
         if live_keeper(args.run_dir) is not None:  # between a crash and its restart: cancel the restart
             cid = commands.send(args.run_dir, commands.Kill() if args.force else commands.Stop("trm-tui stop"), commands.sender_name("trm-tui stop"))
@@ -37,7 +47,7 @@ def cmd_stop(argv: list[str]) -> int:
         return 0
     how = "killing" if args.force else f"stopping (graceful, up to {settings.stop_grace_s:g}s for a checkpoint)"
     print(f"{how} worker pid {ident.pid} of {args.run_dir}", flush=True)
-    result = stop_worker(RunDir.at(args.run_dir), settings.stop_grace_s, force=args.force, why="trm-tui stop")
+    result = stop_worker(run, settings.stop_grace_s, force=args.force, why="trm-tui stop")
     if result.graceful:
         st = run_status(args.run_dir, settings)
         print(f"stopped in {result.seconds:.1f}s at step {st.step}; newest checkpoint: step {st.checkpoint_step}")
