@@ -64,7 +64,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs=2, default=(8, 40))
     args = p.parse_args()
     from trm_core.config import resolve
-    from trm_core.doctor.model_memory import activation_bytes, data_shape
+    from trm_core.doctor.model_memory import activation_bytes, data_shape, static_bytes
 
     configs = [("tiny", ["train.threads=2"]),
                ("tiny", ["train.threads=2", "model.dim=256", "model.seq_len=256"])]
@@ -74,7 +74,8 @@ def main() -> None:
     print(f"{'config':<58} {'estimate':>10} {'measured':>10} {'ratio':>6}   (MiB per sample)")
     for preset, sets in configs:
         cfg = resolve(preset=preset, sets=sets)
-        per_sample, _ = activation_bytes(cfg, data_shape(cfg))
+        shape = data_shape(cfg)
+        per_sample, _, _ = activation_bytes(cfg, shape, static_bytes(cfg, shape)[0], float("inf"))
         slope = (measured(preset, sets, large) - measured(preset, sets, small)) / (large - small)
         name = preset + " " + " ".join(s for s in sets if "threads" not in s and "dataset_dir" not in s)
         print(f"{name:<58} {per_sample / 2**20:10.2f} {slope / 2**20:10.2f} {per_sample / slope:6.2f}")

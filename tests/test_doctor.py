@@ -59,6 +59,9 @@ def test_a_dataset_that_contradicts_the_config_or_the_recipe(tmp_path: Path, sud
     found = by_name(cli_run("doctor", *run, "--set", "data.kind=puzzles", "--set",
                             f"data.dataset_dir={tmp_path / 'none'}").stdout)
     assert found[("dataset", "present")]["status"] == "FAIL" and "does not exist" in found[("dataset", "present")]["detail"]
+    paper = by_name(cli_run("doctor", *run, "--preset", "sudoku-paper", "--set", f"data.dataset_dir={tmp_path / 'none'}").stdout)
+    assert paper[("dataset", "present")]["fix"].startswith(  # the preset's own command, not "trm-tui data ..."
+        f"build it with: trm-tui data sudoku --hub --subsample 1000 --aug 1000 --out {tmp_path / 'none'}")
 
     wrong = cli_run("doctor", *run, "--preset", "tiny", "--set", "data.kind=puzzles",
                     "--set", f"data.dataset_dir={sudoku_set}")
@@ -210,3 +213,43 @@ def test_a_start_refuses_what_doctor_fails_before_launching(tmp_path: Path, sudo
     assert done.returncode == 2
     assert "not started: 1 check(s) failed" in done.stderr and "model.seq_len = 64 but" in done.stderr
     assert not run_dir.exists()  # nothing launched, nothing written
+
+
+def test_a_long_sequence_is_probed_short_and_carried_along_the_line() -> None:
+    """The default config (139M parameters, 4,096 tokens) took most of an hour to probe on a CPU. A probe over
+    budget runs at two shorter lengths and carries the bytes along their line: here within 5% of the full
+    probe for each network (mlp_t's token width, rounded to 256, is probed above where rounding flattens it)."""
+    from trm_core.config import resolve
+    from trm_core.doctor.model_memory import activation_bytes, data_shape, static_bytes
+
+    for net, extra in (("mixer", []), ("mlp_t", ["model.pos_encoding='none'"]), ("attention", ["model.num_heads=4"])):
+        cfg = resolve(env={}, sets=[f"model.net='{net}'", "model.dim=64", "model.depth=1", "model.seq_len=1024",
+                                    "model.latent_steps=2", "train.device='cpu'", *extra])
+        shape = data_shape(cfg)
+        params = static_bytes(cfg, shape)[0]
+        full, _, how = activation_bytes(cfg, shape, params, float("inf"))
+        short, _, said = activation_bytes(cfg, shape, params, 1e8)
+        assert how == "" and "estimated from probes at seq_len" in said
+        assert short == pytest.approx(full, rel=0.05), net
+
+
+@pytest.mark.process
+def test_doctor_prints_each_check_as_it_finishes(tmp_path: Path) -> None:
+    """In an empty folder (the default config) doctor printed nothing for over 2 minutes: now its lines come
+    as each check ends, a note says what the memory probe does, and the whole report takes seconds."""
+    import sys
+
+    from helpers import worker_env
+
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "trm_tui.cli", "doctor", "--json"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=worker_env())
+    arrived = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        arrived[(json.loads(line)["area"], json.loads(line)["name"])] = time.monotonic() - t0
+    proc.wait(timeout=120)
+    ended = time.monotonic() - t0
+    assert ended < 90 and arrived[("model", "builds")] < arrived[("model", "memory")]
+    assert ended - arrived[("config", "resolves")] > 2  # the first line came long before the end
+    assert "Ctrl-C skips it" in proc.stderr.read()

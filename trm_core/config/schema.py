@@ -304,26 +304,47 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
          "eval_every": 0, "eval_every_epochs": 10000, "checkpoint_every": 0, "checkpoint_every_epochs": 10000}, 0.078),
 }
 
+# The command that builds each puzzle preset's dataset into its data.dataset_dir (the presets' notes and
+# trm-tui doctor's fix for a missing or differently built set both say it)
+DATA_COMMANDS: dict[str, str] = {
+    "sudoku-cpu": "trm-tui data sudoku-generate --count 1000 --blanks 50 --out train.csv; the same with --count 200 "
+                  "--seed 1 --out test.csv; trm-tui data sudoku --csv train.csv --test-csv test.csv --aug 1000 "
+                  "--out data/sudoku-50",
+    "sudoku-paper": "trm-tui data sudoku --hub --subsample 1000 --aug 1000 --out data/sudoku-extreme-1k-aug-1000",
+    "maze-paper": "trm-tui data maze --hub --aug --out data/maze-30x30-hard-1k",
+    "arc-paper": "trm-tui data arc --json-dir kaggle/combined --subsets training,evaluation,concept --test-set "
+                 "evaluation --aug 1000 --out data/arc1concept-aug-1000",
+    "arc2-paper": "trm-tui data arc --json-dir kaggle/combined --subsets training2,evaluation2,concept --test-set "
+                  "evaluation2 --aug 1000 --out data/arc2concept-aug-1000",
+}
+DATA_COMMANDS["sudoku-att-paper"] = DATA_COMMANDS["sudoku-paper"]
+
+
+def data_command(preset: str | None, dataset_dir: str) -> str | None:
+    """The command that builds ``preset``'s dataset into ``dataset_dir``; None for a preset without one."""
+    command = DATA_COMMANDS.get(preset or "")
+    if command is None:
+        return None
+    head, _, _ = command.rpartition(" --out ")
+    return f"{head} --out {dataset_dir}"
+
+
 # One comment per preset, shown above it in config.toml and beside it in docs/config.md.
 PRESET_NOTES: dict[str, str] = {
     "tiny": "the README's first command: the code task, small enough for 2 CPU cores in under 3 minutes",
-    "sudoku-cpu": "TRM-MLP sized for 2 CPU cores. Data: trm-tui data sudoku-generate --count 1000 --blanks 50 "
-                  "--out train.csv; the same with --count 200 --seed 1 --out test.csv; trm-tui data sudoku --csv "
-                  "train.csv --test-csv test.csv --aug 1000 --out data/sudoku-50",
-    "sudoku-paper": "TRM-MLP on Sudoku-Extreme (87.4% in the paper; < 36 h on one L40S). Data: trm-tui data sudoku "
-                    "--hub --subsample 1000 --aug 1000 --out data/sudoku-extreme-1k-aug-1000",
+    "sudoku-cpu": f"TRM-MLP sized for 2 CPU cores. Data: {DATA_COMMANDS['sudoku-cpu']}",
+    "sudoku-paper": "TRM-MLP on Sudoku-Extreme (87.4% in the paper; < 36 h on one L40S). Data: "
+                    f"{DATA_COMMANDS['sudoku-paper']}",
     "sudoku-att-paper": "TRM-Att on Sudoku-Extreme (74.7% in the paper, against 87.4% for TRM-MLP; < 36 h on one "
                         "L40S). Data: as sudoku-paper's",
-    "maze-paper": "TRM-Att on Maze-Hard (85.3% in the paper; < 24 h on 4 L40S). Data: trm-tui data maze --hub --aug "
-                  "--out data/maze-30x30-hard-1k. The paper's 85.3% is with 8 dihedral transforms of each of the "
+    "maze-paper": f"TRM-Att on Maze-Hard (85.3% in the paper; < 24 h on 4 L40S). Data: {DATA_COMMANDS['maze-paper']}"
+                  ". The paper's 85.3% is with 8 dihedral transforms of each of the "
                   "1,000 mazes (its section 5: 'Maze-Hard uses 8 dihedral transformations per data example'), hence "
                   "--aug; the reference README's command builds none (its builder's aug defaults to false) though "
                   "its comment says '8 augments'. HRM's 74.5% was without",
-    "arc-paper": "TRM-Att on ARC-AGI-1 (44.6% pass@2 in the paper; about 3 days on 4 H100). Data: trm-tui data arc "
-                 "--json-dir kaggle/combined --subsets training,evaluation,concept --test-set evaluation --aug 1000 "
-                 "--out data/arc1concept-aug-1000",
-    "arc2-paper": "TRM-Att on ARC-AGI-2 (7.8% pass@2 in the paper; about 3 days on 4 H100). Data: trm-tui data arc "
-                  "--json-dir kaggle/combined --subsets training2,evaluation2,concept --test-set evaluation2 --aug 1000 "
-                  "--out data/arc2concept-aug-1000 (never train on ARC-AGI-2 and evaluate on ARC-AGI-1: its training "
+    "arc-paper": "TRM-Att on ARC-AGI-1 (44.6% pass@2 in the paper; about 3 days on 4 H100). Data: "
+                 f"{DATA_COMMANDS['arc-paper']}",
+    "arc2-paper": "TRM-Att on ARC-AGI-2 (7.8% pass@2 in the paper; about 3 days on 4 H100). Data: "
+                  f"{DATA_COMMANDS['arc2-paper']} (never train on ARC-AGI-2 and evaluate on ARC-AGI-1: its training "
                   "set holds some of ARC-AGI-1's evaluation puzzles)",
 }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trm_core.config import Config, ConfigError
+from trm_core.config.schema import data_command
 from trm_core.doctor.report import Check, fail, ok, warn
 
 AREA = "dataset"
@@ -19,20 +20,19 @@ class Recipe:
     """What a preset's dataset command builds: training groups (original puzzles) and puzzles per group
     (the original and its augmentations), within ``tolerance`` (ARC drops duplicate disguises)."""
 
-    command: str
     groups: int | None
     per_group: float
     tolerance: float = 0.02
 
 
-SUDOKU_1K = Recipe("trm-tui data sudoku --hub --subsample 1000 --aug 1000", 1000, 1001)
-RECIPES: dict[str, Recipe] = {
+SUDOKU_1K = Recipe(1000, 1001)
+RECIPES: dict[str, Recipe] = {  # each preset's build (its command: config.schema.DATA_COMMANDS)
     "sudoku-paper": SUDOKU_1K,
     "sudoku-att-paper": SUDOKU_1K,
-    "sudoku-cpu": Recipe("trm-tui data sudoku --csv train.csv --test-csv test.csv --aug 1000", 1000, 1001),
-    "maze-paper": Recipe("trm-tui data maze --hub --aug", 1000, 8),
-    "arc-paper": Recipe("trm-tui data arc ... --aug 1000", None, 1001, tolerance=0.1),
-    "arc2-paper": Recipe("trm-tui data arc ... --aug 1000", None, 1001, tolerance=0.1),
+    "sudoku-cpu": Recipe(1000, 1001),
+    "maze-paper": Recipe(1000, 8),
+    "arc-paper": Recipe(None, 1001, tolerance=0.1),
+    "arc2-paper": Recipe(None, 1001, tolerance=0.1),
 }
 
 
@@ -47,8 +47,11 @@ def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
     try:
         train, test = read_metadata(root, "train"), read_metadata(root, "test")
     except ConfigError as exc:
-        return [fail(AREA, "present", str(exc), "build it with trm-tui data ... --out "
-                     f"{cfg.data.dataset_dir} (or point data.dataset_dir at the folder that holds train/ and test/)")]
+        command = data_command(preset, cfg.data.dataset_dir)
+        how = f"build it with: {command}" if command else \
+            f"build it with trm-tui data sudoku|maze|arc (each has --help) --out {cfg.data.dataset_dir}"
+        return [fail(AREA, "present", str(exc), f"{how} (or point data.dataset_dir at the folder that holds train/ "
+                     f"and test/)")]
     found = [ok(AREA, "present", f"{root}: train {train.total_groups:,} groups, {train.total_puzzles:,} puzzles; "
                                  f"test {test.total_puzzles:,} puzzles (the reference's format)")]
     shaped = copy.deepcopy(cfg)
@@ -91,7 +94,7 @@ def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
             seen = f"{train.total_groups:,} groups of {per_group:,.1f} puzzles (the original and its augmentations)"
             want = (f"{recipe.groups:,} groups of " if recipe.groups else "") + f"{recipe.per_group:,.0f}"
             found.append(warn(AREA, "recipe", f"{seen}; {preset}'s recipe builds {want}: the paper's score "
-                              "is for that set", f"rebuild it with: {recipe.command} --out {cfg.data.dataset_dir}"))
+                              "is for that set", f"rebuild it with: {data_command(preset, cfg.data.dataset_dir)}"))
     return found
 
 

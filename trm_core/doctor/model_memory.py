@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from trm_core.config import Config
 from trm_core.doctor.report import Check, fail, ok, warn
@@ -22,6 +23,10 @@ HEADROOM = 0.8  # a run that needs more than this share of the free memory is on
 # gradients of activations): bench/doctor_memory.py measured the saved bytes at 0.68-0.87 of the real per-sample
 # slope of peak memory on a CPU (tiny to sudoku-paper); scaled by this, they read within about a tenth
 TRANSIENT = 1.25
+# a probe's work that takes about PROBE_SECONDS: 2 CPU cores run about 25 GFLOP/s of these steps; one GPU
+# about a hundred times that
+PROBE_SECONDS = 10.0
+BUDGET_FLOPS = {"cpu": 25e9 * PROBE_SECONDS, "cuda": 2.5e12 * PROBE_SECONDS}
 
 
 @dataclass
@@ -116,13 +121,48 @@ def saved_bytes(cfg: Config, shape: Shape, samples: int) -> int:
     return total
 
 
-def activation_bytes(cfg: Config, shape: Shape) -> tuple[float, float]:
-    """(bytes per sample, bytes per step whatever the batch): a line through two probe sizes, since some saved
-    tensors do not grow with the batch (bf16 copies of the weights, cast at each use); the per-sample share
-    scaled by TRANSIENT."""
+def probe_flops(params: int, seq_len: int, latent_steps: int) -> float:
+    """A rough count of a probe's work: forward and backward (6 x parameters a token) through the n + 1 net
+    passes of one refinement block, for the 1 + 2 samples of the two probe steps."""
+    return 6.0 * params * seq_len * (latent_steps + 1) * 3 * PROBE_SAMPLES
+
+
+def _per_sample(cfg: Config, shape: Shape) -> tuple[float, float]:
+    """(saved bytes per sample, saved bytes whatever the batch) at ``shape``: a line through two batch sizes,
+    since some saved tensors do not grow with the batch (bf16 copies of the weights, cast at each use)."""
     small, large = saved_bytes(cfg, shape, PROBE_SAMPLES), saved_bytes(cfg, shape, 2 * PROBE_SAMPLES)
     per_sample = max(0.0, (large - small) / PROBE_SAMPLES)
-    return per_sample * TRANSIENT, max(0.0, small - per_sample * PROBE_SAMPLES)
+    return per_sample, max(0.0, small - per_sample * PROBE_SAMPLES)
+
+
+def activation_bytes(cfg: Config, shape: Shape, params: int, budget_flops: float) -> tuple[float, float, str]:
+    """(bytes per sample, bytes per step whatever the batch, how they were found), the per-sample share scaled
+    by TRANSIENT. One refinement block is probed: the T - 1 before it run without gradient and save nothing.
+    A model whose probe would cost more than ``budget_flops`` at its sequence length (the default config's
+    139M parameters at 4,096 tokens: most of an hour on a CPU) is probed at two shorter lengths, and the
+    bytes are carried along the line through them to its own (saved bytes grow with the sequence, less than
+    in proportion: a fixed part per sample)."""
+    probe = copy.deepcopy(cfg)
+    probe.model.refinement_blocks = 1
+    seq = shape.seq_len
+    if probe_flops(params, seq, cfg.model.latent_steps) <= budget_flops or seq < 32:
+        per_sample, fixed = _per_sample(probe, shape)
+        return per_sample * TRANSIENT, fixed, ""
+    # mlp_t's token-mixing width is rounded up to a multiple of 256: below ~200 tokens it stops shrinking,
+    # and a line through shorter probes would miss most of its growth (32% short at 1,024 tokens)
+    floor = 256 if cfg.model.net == "mlp_t" else 8
+    longer = seq
+    while longer > 2 * floor and probe_flops(params, longer, cfg.model.latent_steps) > budget_flops:
+        longer //= 2
+    shorter = longer // 2
+    (p1, f1), (p2, f2) = (_per_sample(probe, Shape(shape.vocab_size, s, shape.num_puzzle_ids))
+                          for s in (shorter, longer))
+    slope = (p2 - p1) / (longer - shorter)
+    per_sample = p2 + slope * (seq - longer)
+    fixed = f2 + (f2 - f1) / (longer - shorter) * (seq - longer)
+    how = (f"; activations estimated from probes at seq_len {shorter} and {longer}, carried along their line to "
+           f"{seq} (a probe at {seq} would take about {probe_flops(params, seq, cfg.model.latent_steps) / budget_flops * PROBE_SECONDS:,.0f} s here)")
+    return max(0.0, per_sample) * TRANSIENT, max(0.0, fixed), how
 
 
 def free_bytes(cfg: Config) -> tuple[float, str]:
@@ -144,33 +184,51 @@ def gib(n: float) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
-def checks(cfg: Config, probe_memory: bool = True) -> list[Check]:
+def checks(cfg: Config, probe_memory: bool = True, note: Callable[[str], None] = lambda text: None,
+           budget_flops: float | None = None) -> Iterator[Check]:
+    """The model's checks, each as soon as it is known; ``note`` hears what a slow one is doing."""
     from trm_core.config import ConfigError
 
     try:
         shape = data_shape(cfg)
     except ConfigError as exc:
-        return [fail(AREA, "shape", f"the model's shape needs the dataset: {exc}", "see the dataset check")]
+        yield fail(AREA, "shape", f"the model's shape needs the dataset: {exc}", "see the dataset check")
+        return
     params, state, buffers = static_bytes(cfg, shape)
-    found = [ok(AREA, "builds", f"{cfg.model.net} network, {params:,} parameters (vocab {shape.vocab_size}, "
-                                f"seq_len {shape.seq_len}" + (f", {shape.num_puzzle_ids:,} puzzle ids" if
-                                                              shape.num_puzzle_ids > 1 else "") + ")")]
+    yield ok(AREA, "builds", f"{cfg.model.net} network, {params:,} parameters (vocab {shape.vocab_size}, "
+                             f"seq_len {shape.seq_len}" + (f", {shape.num_puzzle_ids:,} puzzle ids" if
+                                                           shape.num_puzzle_ids > 1 else "") + ")")
     if not probe_memory:
-        return found
-    per_sample, fixed = activation_bytes(cfg, shape)
+        return
+    free, where = free_bytes(cfg)
+    device = "cpu" if where == "RAM available" else "cuda"
+    budget = budget_flops if budget_flops is not None else BUDGET_FLOPS[device]
+    note(f"model memory: one training step of the model on the {device} (about "
+         f"{min(PROBE_SECONDS, probe_flops(params, shape.seq_len, cfg.model.latent_steps) / budget * PROBE_SECONDS) + 2:.0f} s; "
+         f"Ctrl-C skips it)")
+    try:
+        per_sample, fixed, how = activation_bytes(cfg, shape, params, budget)
+    except KeyboardInterrupt:
+        yield warn(AREA, "memory", "not measured: Ctrl-C during the probe", "trm-tui doctor --no-memory skips it")
+        return
+    finally:
+        note("")
+    yield memory_check(cfg, state, buffers, per_sample, fixed, how, free, where)
+
+
+def memory_check(cfg: Config, state: float, buffers: float, per_sample: float, fixed: float, how: str,
+                 free: float, where: str) -> Check:
+    """Whether the weights, their optimizer state, the buffers and a micro-batch's activations fit."""
     micro = cfg.micro_batch
     need = state + buffers + fixed + per_sample * micro
-    free, where = free_bytes(cfg)
     detail = (f"about {gib(need)} per {'rank' if cfg.distributed.world_size > 1 else 'process'}: weights, "
               f"gradients, optimizer and EMA {gib(state)}, buffers {gib(buffers + fixed)}, activations "
-              f"{gib(per_sample)} a sample x micro-batch {micro}; {gib(free)} {where}")
+              f"{gib(per_sample)} a sample x micro-batch {micro}; {gib(free)} {where}{how}")
     if need > free:
         fit = max(0, int((free * HEADROOM - state - buffers - fixed) / per_sample)) if per_sample else 0
-        found.append(fail(AREA, "memory", detail, f"set train.micro_batch_size to at most {fit} (the batch stays "
-                          "the same; steps take longer)" if fit else "a smaller model (model.dim, model.depth) or a "
-                          "device with more memory"))
-    elif need > HEADROOM * free:
-        found.append(warn(AREA, "memory", detail, "close to full: a smaller train.micro_batch_size leaves room"))
-    else:
-        found.append(ok(AREA, "memory", detail))
-    return found
+        return fail(AREA, "memory", detail, f"set train.micro_batch_size to at most {fit} (the batch stays "
+                    "the same; steps take longer)" if fit else "a smaller model (model.dim, model.depth) or a "
+                    "device with more memory")
+    if need > HEADROOM * free:
+        return warn(AREA, "memory", detail, "close to full: a smaller train.micro_batch_size leaves room")
+    return ok(AREA, "memory", detail)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 
@@ -50,3 +50,12 @@ def guarded(area: str, name: str, run: Callable[[], list[Check]]) -> list[Check]
     except Exception as exc:  # noqa: BLE001 - the report must go on
         return [fail(area, name, f"the check itself failed: {type(exc).__name__}: {exc}",
                      "report this with the output of trm-tui doctor --json")]
+
+
+def guarded_iter(area: str, name: str, checks: Iterator[Check]) -> Iterator[Check]:
+    """``guarded`` for checks that come one by one: those before a break are kept, the break is a FAIL."""
+    try:
+        yield from checks
+    except Exception as exc:  # noqa: BLE001 - the report must go on
+        yield fail(area, name, f"the check itself failed: {type(exc).__name__}: {exc}",
+                   "report this with the output of trm-tui doctor --json")

@@ -55,7 +55,8 @@ def read_metadata(dataset_dir: Path, split: str) -> PuzzleMetadata:
         raw: Any = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"data.dataset_dir: {path} does not exist (a puzzle dataset holds train/ and test/, "
-                          f"each with a dataset.json; build one with trm-tui data ...)") from None
+                          f"each with a dataset.json; build one with trm-tui data sudoku|maze|arc --out DIR, "
+                          f"each with --help)") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(raw, dict):

@@ -13,7 +13,7 @@ import time
 from trm_core import config as config_mod
 from trm_core.config import Config, ConfigError
 from trm_core.config.run import saved_config
-from trm_core.doctor.all_checks import checks_for
+from trm_core.doctor.all_checks import iter_checks
 from trm_core.doctor.report import Check, Status, fail, ok, warn
 from trm_core.rundir import layout
 from trm_tui.cli.common import run_dir_arg
@@ -78,23 +78,44 @@ def render(check: Check) -> str:
 def cmd_doctor(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     started = time.monotonic()
+    found: list[Check] = []
+    note = ProbeNote()
+
+    def report(check: Check) -> None:  # each line as soon as its check is done: nothing silent for long
+        found.append(check)
+        note("")
+        print(json.dumps(check.to_dict()) if args.json else render(check), flush=True)
+
     try:
         cfg, what = the_config(args)
     except ConfigError as exc:
-        found = [fail("config", "resolves", str(exc), "fix the key, file or line it names")]
-        what = "the config"
+        report(fail("config", "resolves", str(exc), "fix the key, file or line it names"))
     else:
-        found = [ok("config", "resolves", what)]
-        found += checks_for(cfg, args.run_dir, args.preset, probe_memory=not args.no_memory)
-    found += terminal_checks()
+        report(ok("config", "resolves", what))
+        for check in iter_checks(cfg, args.run_dir, args.preset, probe_memory=not args.no_memory, note=note):
+            report(check)
+    for check in terminal_checks():
+        report(check)
     failed = [c for c in found if c.status == Status.FAIL]
-    if args.json:
-        for check in found:
-            print(json.dumps(check.to_dict()))
-    else:
-        for check in found:
-            print(render(check))
+    if not args.json:
         warned = sum(c.status == Status.WARN for c in found)
         print(f"\n{len(found)} checks in {time.monotonic() - started:.1f} s: {len(failed)} failed, {warned} "
               f"warned" + ("; fix the failures before a long run" if failed else ""))
     return 1 if failed else 0
+
+
+class ProbeNote:
+    """What a slow check is doing, on stderr: one line that the next report line replaces on a terminal, a
+    plain line otherwise (a log shows what took the time)."""
+
+    def __init__(self) -> None:
+        self.tty, self.shown = sys.stderr.isatty(), False
+
+    def __call__(self, text: str) -> None:
+        if self.tty:
+            if self.shown or text:
+                sys.stderr.write("\r\x1b[K" + text)
+                sys.stderr.flush()
+            self.shown = bool(text)
+        elif text:
+            print(text, file=sys.stderr, flush=True)
