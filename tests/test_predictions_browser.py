@@ -120,6 +120,29 @@ def test_the_list_sorts_and_filters_and_the_pictures_follow_the_steps(tmp_path: 
     assert "step 3/3" in final and "RIGHT" in final and "changed at this step" in final
 
 
+def test_the_code_task_counts_and_shows_only_the_hidden_bytes(tmp_path: Path) -> None:
+    """The tiny preset's eval said "WRONG: 59 cells" where 15 bytes were hidden and 14 wrong: every position
+    was counted, though only the hidden bytes are asked (the visible ones are the input, copied). A model's
+    stray bytes at visible positions are neither counted nor shown: the visible text stays as it is."""
+    from rich.console import Console
+
+    text = b"def add(a, b):\n    return a + b\n"
+    truth = np.frombuffer(text, dtype=np.uint8).astype(np.int64)[None]
+    hidden = np.zeros_like(truth, dtype=bool)
+    hidden[0, 4:7] = hidden[0, 20:26] = True
+    inputs = np.where(hidden, 257, truth)
+    answer = truth.copy()
+    answer[0, 21] = ord("x")  # one hidden byte wrong
+    answer[0, 8:13] = ord("?")  # the model's own bytes at visible positions: not asked, not shown
+    ex = Examples(_folder(tmp_path, "code", truth, inputs, [answer, answer, answer], 258, hidden=hidden))
+    assert ex.rows[0].wrong == 1
+    console = Console(width=80, record=True, no_color=True)
+    console.print(ex.picture(ex.rows[0], STEPS))
+    shown = " ".join(console.export_text().split())
+    assert "WRONG: 1 of 9 hidden bytes" in shown
+    assert "def add(a, b):" in shown and "rexurn" in shown and "?" not in shown
+
+
 def test_marks_hold_without_colour() -> None:
     truth = np.full(81, 3)
     answer = truth.copy()

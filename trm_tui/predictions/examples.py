@@ -58,10 +58,17 @@ class Examples:
         for lo in range(0, n, 4096):  # in chunks: a big split's labels are memory-mapped, never read whole
             labels = np.asarray(p["labels"][lo:lo + 4096])
             final = np.asarray(p["final"][lo:lo + 4096]).astype(labels.dtype)
-            wrong[lo:lo + 4096] = ((labels != IGNORE) & (final != labels)).sum(1)
+            wrong[lo:lo + 4096] = (self._scored(lo, labels) & (final != labels)).sum(1)
         ids, halts = np.asarray(p["puzzle_ids"]), np.asarray(p["halt_step"])
         return [Row(i, int(ids[i]), bool(solved[i]), float(confidence[i]), int(exit_step[i]), int(halts[i]),
                     int(wrong[i])) for i in range(n)]
+
+    def _scored(self, first: int, labels: np.ndarray) -> np.ndarray:
+        """The positions an answer is judged on, for the rows from ``first``: the hidden bytes of the code task
+        (the visible ones are the input, copied), every labelled position elsewhere."""
+        if "hidden" in self.preds.arrays:
+            return np.asarray(self.preds["hidden"][first:first + len(labels)]).astype(bool) & (labels != IGNORE)
+        return labels != IGNORE
 
     def view(self, sort: str = "index", keep: str = "all", puzzle: int | None = None) -> list[Row]:
         """The rows to list: ``keep`` all, failures or solved ones, of one ``puzzle`` or all, in ``sort`` order."""
@@ -92,14 +99,16 @@ class Examples:
         given = np.asarray(p["inputs"][i]).astype(np.int64)
         exact_now = bool(np.asarray(p["exact"])[i, step - 1])
         cells = render.Cells(answer.astype(np.int64), truth, given, changed)
-        wrong = int(cells.wrong().sum())
+        scored = self._scored(i, truth[None])[0]
+        wrong = int((cells.wrong() & scored).sum())
+        unit = f"of {int(scored.sum())} hidden bytes" if "hidden" in p.arrays else "cells"
         header = Text()
         header.append(f"example {i}", style="bold")
         header.append(f"  puzzle {self.puzzle_name(row)}  step {step}/{row.steps}")
         header.append(f" (halting at {row.halt_step})" if row.halt_step <= row.steps else "")
         header.append(f"  confidence {float(np.asarray(p['halt_prob'])[i, step - 1]):.2f}  ")
-        header.append("RIGHT" if exact_now else f"WRONG: {wrong} cells", style="bold green" if exact_now else "bold red")
-        changed_count = int(changed.sum())
+        header.append("RIGHT" if exact_now else f"WRONG: {wrong} {unit}", style="bold green" if exact_now else "bold red")
+        changed_count = int((changed & scored).sum()) if "hidden" in p.arrays else int(changed.sum())
         header.append(f"  {changed_count} changed at this step" if step > 1 else "")
         parts: list[Any] = [header]
         if self.task == "sudoku":
@@ -114,7 +123,8 @@ class Examples:
         else:
             parts += [Text("answer", style="bold"), render.tokens(cells), Text("truth", style="bold"),
                       render.tokens(render.Cells(truth))]
-        parts.append(Text(render.LEGEND + "   left/right: step", style="dim"))
+        legend = render.CODE_LEGEND if self.task == "code" else render.LEGEND
+        parts.append(Text(legend + "   left/right: step", style="dim"))
         return Group(*parts)
 
     def _arc_picture(self, row: Row, answer: np.ndarray, truth: np.ndarray, given: np.ndarray, changed: np.ndarray,

@@ -27,6 +27,7 @@ ARC_PALETTE = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA",
                "#870C25")
 MAZE_CHARS = " # SGo"  # token 0 pad, then wall, open, start, goal, path
 LEGEND = "reverse: wrong   underline: changed at this step   dim: given"
+CODE_LEGEND = "dim: the visible text   underline green: a hidden byte the model got right   reverse: one it got wrong"
 
 
 def no_color() -> bool:
