@@ -200,3 +200,19 @@ def test_the_browser_keys_in_a_real_terminal_alone_and_from_the_dashboard(tmp_pa
         time.sleep(0.2)
         dash.keys("q")
         wait_for(lambda: "EXIT=0" in dash.screen(), 20, "the dashboard's exit")
+
+
+def test_p_opens_the_newest_checkpoints_eval_not_the_last_written(tmp_path: Path) -> None:
+    """A quick ``--limit 20`` eval of an older step, written last, was what p showed."""
+    import os
+
+    from trm_core.evaluate.predictions import newest_eval
+
+    evals = tmp_path / "evals"
+    for name in ("step-1400-raw-test", "step-700-raw-test-first20", "step-1400-raw-train-first16"):
+        folder = evals / name
+        (folder / "predictions").mkdir(parents=True)
+        (folder / "predictions" / "index.json").write_text("{}")
+        (folder / METRICS).write_text("{}")
+    os.utime(evals / "step-1400-raw-test" / METRICS, (1, 1))  # the oldest of the three on disk
+    assert newest_eval(evals) == evals / "step-1400-raw-test"

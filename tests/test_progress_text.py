@@ -28,6 +28,10 @@ def test_a_long_eval_says_how_many_batches_and_how_long() -> None:
     view = RunView("r")
     view.feed([as_line(hb, 1.0)])
     assert view.in_step == hb
+    from trm_tui.dashboard.widgets import now_row, waiting_text
+    assert now_row(view) == ("now", "eval 30/60  0:01:10/~0:02:20")  # was "in eval  eval 30/60 ..."
+    assert waiting_text("eval exact") == "eval exact: waiting for the first eval"  # was "samples/s: waiting for steps"
+    assert waiting_text("samples/s") == "samples/s: waiting for steps"
     view.feed([as_line(record("eval", step=10, loss=1.0, accuracy=0.5, exact=0.0, sup_steps=2, samples=8), 2.0)])
     assert view.in_step is None  # the eval is over
 

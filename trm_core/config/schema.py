@@ -276,7 +276,8 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"carry": "refill", "loss": "softmax", "batch_size": 32, "max_steps": 1400,
                   "learning_rate": 2e-3, "min_lr_ratio": 0.1, "warmup_steps": 50, "weight_decay": 0.1,
                   "grad_clip": 1.0, "ema_decay": 0.0, "eval_every": 140, "eval_batches": 0,
-                  "checkpoint_every": 100, "step_timeout_s": 300.0},
+                  "checkpoint_every": 100, "step_timeout_s": 300.0,
+                  "eval_save_predictions": True},  # 200 small puzzles: p in the dashboard has them at once
     },
     # The reference implementation's recipes (its README and config/), for a GPU machine: its sampler and
     # its step count (data.packing); eval and checkpoints every eval_interval epochs, as its commands.

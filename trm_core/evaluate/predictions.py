@@ -155,9 +155,18 @@ class Predictions:
 
 
 def newest_eval(evals: Path, with_predictions: bool = True) -> Path | None:
-    """The eval folder under ``evals`` written last (one with predictions, unless told otherwise)."""
+    """The eval under ``evals`` of the newest checkpoint (one with predictions, unless told otherwise): of its
+    step's evals, one of the held-out split before the training split, a whole split before a ``--limit``,
+    then the one written last (a quick ``--limit 20`` look at an older step is not "the newest eval")."""
     if not evals.is_dir():
         return None
     found = [p for p in evals.glob("step-*") if (p / METRICS).is_file()
              and (not with_predictions or (p / PREDICTIONS / INDEX).is_file())]
-    return max(found, key=lambda p: (p / METRICS).stat().st_mtime, default=None)
+    return max(found, key=_eval_rank, default=None)
+
+
+def _eval_rank(folder: Path) -> tuple[int, bool, bool, float]:
+    """step-N-WEIGHTS-SPLIT[-firstK]: (N, held-out split, whole split, written)."""
+    parts = folder.name.split("-")
+    step = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+    return step, "test" in parts, not any(p.startswith("first") for p in parts), (folder / METRICS).stat().st_mtime

@@ -83,14 +83,26 @@ class HeaderBar(_Deduped):
 BAR_WIDTH = 28
 
 
+def now_row(view: RunView) -> tuple[str, str]:
+    """The progress panel's last row: how far into a long step or eval (minutes on a CPU) the run is, else its
+    speed (``now  eval 4/7  0:00:31/~0:00:54``: the value names the phase, the label does not repeat it)."""
+    inside = step_progress_short(view.in_step)
+    if inside and view.in_step:
+        return "now", inside
+    return "speed", f"{view.samples_per_s:,.1f} samples/s  {view.tokens_per_s:,.0f} tok/s"
+
+
+def waiting_text(what: str) -> str:
+    """An empty chart's line: the score chart (``t``) waits for the first eval, the others for steps."""
+    return f"{what}: waiting for {'the first eval' if what.startswith('eval') else 'steps'}"
+
+
 class ProgressPanel(Static):
     def show(self, view: RunView) -> None:
         total = view.total_steps or 0
         pct = 100 * view.step / total if total else 0.0
         done = min(BAR_WIDTH, BAR_WIDTH * view.step // total) if total else 0
-        inside = step_progress_short(view.in_step)  # a long step or eval (minutes on a CPU): how far into it
-        last = (f"in {view.in_step.phase}", inside) if inside and view.in_step else \
-            ("speed", f"{view.samples_per_s:,.1f} samples/s  {view.tokens_per_s:,.0f} tok/s")
+        last = now_row(view)
         first, _, eta, speed = grid([("step", f"{view.step:,}/{total:,} ({pct:.1f}%)  epoch {view.epoch or '-'}"),
                                      ("", ""), ("ETA", duration(view.eta_s())), last]).split("\n")
         bar = "rgb(114,156,31)" if total and view.step >= total else "rgb(249,38,114)"  # Rich's bar colours
@@ -195,7 +207,7 @@ class Curve(Static):
             x_low, x_high = min(x_low, xs[0]), max(x_high, xs[-1])
         self._empty = not shown
         if not shown:
-            self.update(Text(f"{self.title}: waiting for steps", "dim"), layout=False)
+            self.update(Text(waiting_text(series[0][0] if series else self.title), "dim"), layout=False)
             return True
         if reference is not None:
             label, level = reference
