@@ -24,14 +24,25 @@ from trm_tui.headless import Headless
 from trm_tui.serve.tab import in_browser_tab
 
 
+class PrintVersion(argparse.Action):
+    """``--version``, looked up only when asked (building the parser imports nothing more)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        from trm_tui.cli.main import version
+
+        print(f"trm-tui {version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from trm_tui.cli.main import commands_help
 
     p = argparse.ArgumentParser(prog="trm-tui", description="Run and watch a Tiny Recursive Model training job.",
                                 epilog=commands_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    from trm_tui.cli.main import version
-
-    p.add_argument("--version", action="version", version=f"trm-tui {version()}")
+    p.add_argument("--version", action=PrintVersion, help="print the installed version and exit")
     run_dir_arg(p)
     config_mod.add_start_arguments(p)
     p.add_argument("--no-ui", action="store_true", help="headless: print progress lines instead of the dashboard")
