@@ -86,7 +86,9 @@ def arc_folder(root: Path) -> Path:
                    dataset_dir=str(dataset))
 
 
-def code_folder(root: Path) -> Path:
+def code_folder(root: Path, stray_visible: bool = False) -> Path:
+    """Nine hidden bytes, one answered wrong; with ``stray_visible``, the model's own bytes at visible
+    positions too (not asked, so neither counted nor shown)."""
     text = b"def add(a, b):\n    return a + b\n"
     truth = np.frombuffer(text, dtype=np.uint8).astype(np.int64)[None]
     hidden = np.zeros_like(truth, dtype=bool)
@@ -94,6 +96,8 @@ def code_folder(root: Path) -> Path:
     inputs = np.where(hidden, 257, truth)
     answer = truth.copy()
     answer[0, 21] = ord("x")
+    if stray_visible:
+        answer[0, 8:13] = ord("?")
     return _folder(root, "code", truth, inputs, [answer, answer, answer], 258, hidden=hidden)
 
 
@@ -126,15 +130,7 @@ def test_the_code_task_counts_and_shows_only_the_hidden_bytes(tmp_path: Path) ->
     stray bytes at visible positions are neither counted nor shown: the visible text stays as it is."""
     from rich.console import Console
 
-    text = b"def add(a, b):\n    return a + b\n"
-    truth = np.frombuffer(text, dtype=np.uint8).astype(np.int64)[None]
-    hidden = np.zeros_like(truth, dtype=bool)
-    hidden[0, 4:7] = hidden[0, 20:26] = True
-    inputs = np.where(hidden, 257, truth)
-    answer = truth.copy()
-    answer[0, 21] = ord("x")  # one hidden byte wrong
-    answer[0, 8:13] = ord("?")  # the model's own bytes at visible positions: not asked, not shown
-    ex = Examples(_folder(tmp_path, "code", truth, inputs, [answer, answer, answer], 258, hidden=hidden))
+    ex = Examples(code_folder(tmp_path, stray_visible=True))
     assert ex.rows[0].wrong == 1
     console = Console(width=80, record=True, no_color=True)
     console.print(ex.picture(ex.rows[0], STEPS))

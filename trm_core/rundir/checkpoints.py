@@ -151,9 +151,15 @@ def latest_progress(folder: Path) -> CheckpointInfo | None:
 def newest_whole(folder: Path) -> tuple[CheckpointInfo | None, list[tuple[CheckpointInfo, str]]]:
     """The newest checkpoint whose file is there at its sidecar's size, and each newer one that is not, with
     what is wrong: a stat each, cheap enough for status to poll (``newest_verified`` also reads every byte)."""
+    return _newest_passing(folder, size_problem)
+
+
+def _newest_passing(folder: Path, problem_of: Callable[[CheckpointInfo], str | None],
+                    ) -> tuple[CheckpointInfo | None, list[tuple[CheckpointInfo, str]]]:
+    """The newest checkpoint with no problem, and each newer one with its problem."""
     failed: list[tuple[CheckpointInfo, str]] = []
     for info in list_checkpoints(folder):
-        problem = size_problem(info)
+        problem = problem_of(info)
         if problem is None:
             return info, failed
         failed.append((info, problem))
@@ -187,13 +193,7 @@ def verify(info: CheckpointInfo) -> str | None:
 
 def newest_verified(folder: Path) -> tuple[CheckpointInfo | None, list[tuple[CheckpointInfo, str]]]:
     """The newest checkpoint that verifies, and each newer one that did not with what is wrong with it."""
-    failed: list[tuple[CheckpointInfo, str]] = []
-    for info in list_checkpoints(folder):
-        problem = verify(info)
-        if problem is None:
-            return info, failed
-        failed.append((info, problem))
-    return None, failed
+    return _newest_passing(folder, verify)
 
 
 def quarantine(info: CheckpointInfo) -> Path:
