@@ -96,9 +96,17 @@ def test_a_killed_keeper_is_replaced_by_the_next_client_and_adopts_the_worker(tm
         worker = read_identity(run_dir)
         os.kill(live_keeper(run_dir).pid, signal.SIGKILL)
         wait_for(lambda: live_keeper(run_dir) is None, what="the keeper to die")
-        shown = cli_run("status", "--run-dir", str(run_dir))
-        assert "keeper is gone; starting a new one that adopts worker pid" in shown.stderr
+        shown = cli_run("status", "--run-dir", str(run_dir))  # a reading command: it says, it starts nothing
+        assert f"the run's keeper is gone: worker pid {worker.pid} trains unsupervised" in shown.stderr
+        assert f"trm-tui adopt --run-dir {run_dir}" in shown.stderr
+        time.sleep(1.0)
+        assert live_keeper(run_dir) is None and len(events(run_dir, "keeper_start")) == 1
+        adopted_now = cli_run("adopt", "--run-dir", str(run_dir))
+        assert adopted_now.returncode == 0, adopted_now.stderr
+        assert f"starting a new one that adopts worker pid {worker.pid}" in adopted_now.stdout
         wait_for(lambda: live_keeper(run_dir) is not None, what="a new keeper")
+        again = cli_run("adopt", "--run-dir", str(run_dir))
+        assert "nothing to adopt: keeper pid" in again.stdout
         adopted = events(run_dir, "keeper_start")[-1]
         assert adopted["adopted"] == worker.pid
         assert worker_pids(run_dir) == [worker.pid]  # adopted, never a second worker

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from trm_core.control import launch
+from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import EXIT_CONFIG, RunDir
 from trm_core.rundir.ownership import NotOwner, require_owner
 
@@ -48,7 +49,19 @@ def refuse_unless_owner(run_dir: Path, doing: str, prog: str) -> int | None:
 
 
 def adopt_orphan_worker(run_dir: Path) -> None:
-    """A live worker without its keeper (the keeper was killed): a new keeper adopts it, and we say so."""
+    """A live worker without its keeper (the keeper was killed): a new keeper adopts it, and we say so. Only
+    for commands that act on the run (autotune, adopt); a reading command only says it can be done."""
     adopted = launch.revive_keeper(RunDir.at(run_dir))
     if adopted is not None:
         print(f"trm-tui: {launch.adoption_note(adopted)}", file=sys.stderr, flush=True)
+
+
+def orphan_note(run_dir: Path) -> str | None:
+    """What a reading command says of a live worker whose keeper is gone (it starts nothing itself)."""
+    run = RunDir.at(run_dir)
+    ident = live_worker(run.control)
+    if ident is None or live_keeper(run.control) is not None:
+        return None
+    return (f"the run's keeper is gone: worker pid {ident.pid} trains unsupervised (no restart after a crash, no "
+            f"answer to commands); trm-tui adopt --run-dir {run_dir} starts a keeper that adopts it (so does "
+            f"opening the run in the dashboard)")

@@ -28,6 +28,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "status": Command("trm_tui.cli.status", "cmd_status", "a run's state, progress, checkpoint and health"),
     "stop": Command("trm_tui.cli.stop", "cmd_stop", "stop a run with a checkpoint (--force: at once)"),
+    "adopt": Command("trm_tui.cli.adopt", "cmd_adopt", "a new keeper for a running worker whose keeper is gone"),
     "runs": Command("trm_tui.runs", "cmd_runs", "every run under runs/, a line each (--csv for a sweep)"),
     "serve": Command("trm_tui.serve", "cmd_serve", "the dashboard in a browser, behind a secret token"),
     "autotune": Command("trm_tui.cli.autotune", "cmd_autotune", "measure micro-batch and threads, keep the fastest"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from trm_core.config.start import saved_settings
 from trm_core.control.status import RunStatus, run_status
 from trm_core.distributed import rank_files
 from trm_core.rundir.layout import EXIT_CONFIG
-from trm_tui.cli.common import adopt_orphan_worker, refuse_unless_run_folder, run_dir_arg
+from trm_tui.cli.common import orphan_note, refuse_unless_run_folder, run_dir_arg
 from trm_tui.event_text import duration, eval_text, gpu_line
 
 
@@ -29,7 +30,9 @@ def cmd_status(argv: list[str]) -> int:
     refused = refuse_unless_run_folder(args.run_dir, "trm-tui status")
     if refused is not None:
         return refused
-    adopt_orphan_worker(args.run_dir)
+    orphan = orphan_note(args.run_dir)  # a reading command starts nothing: it says what would help
+    if orphan is not None:
+        print(f"trm-tui: {orphan}", file=sys.stderr, flush=True)
     st = show_status(args.run_dir, saved_settings(args.run_dir), args.json)
     # a run whose config.toml does not read cannot be resumed: scripts must notice, not only a reader
     return EXIT_CONFIG if st.config_error else 0
