@@ -141,6 +141,7 @@ def report_reached(tail, trial_sps: float | None) -> None:
             elif isinstance(ev, RunEnd):
                 deadline = 0.0
         time.sleep(0.2)
+    rates = rates[:REACHED_STEPS + 1]  # one poll may bring several steps: the first REACHED_STEPS after warm-up
     if len(rates) < 3:
         return
     measured = f"; the trial measured {trial_sps:,.1f}" if trial_sps else ""
