@@ -89,9 +89,15 @@ def _divide_(t: torch.Tensor, divisor: float, wide: torch.Tensor) -> torch.Tenso
 
 def _update_float32(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, c: KernelConstants) -> None:
     """adam_atan2.cu lines 47-53 on float32 storage (the math type of float, bfloat16 and half alike)."""
+    p.mul_(c.wd_alpha)                                    # line 47: param *= wd_alpha
+    _after_decay_float32(p, g, m, v, c)
+
+
+def _after_decay_float32(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor,
+                         c: KernelConstants) -> None:
+    """adam_atan2.cu lines 49-53, on a weight already decayed (line 47, here or over a list)."""
     wide = torch.empty_like(p, dtype=torch.float64)
     wide_other = torch.empty_like(wide)
-    p.mul_(c.wd_alpha)                                    # line 47: param *= wd_alpha
     _lerp_fma_(m, g, c.mbeta1, wide, wide_other)          # line 49
     _lerp_fma_(v, g * g, c.mbeta2, wide, wide_other)      # line 50: grad * grad rounded to float first
     angle = _divide_(v.sqrt(), c.bc2_sqrt, wide)          # line 52: denom = sqrt(exp_avg_sq) / bc2_sqrt
@@ -125,21 +131,11 @@ def kernel_update(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Te
 
 def _foreach_update_float32(params: list[torch.Tensor], grads: list[torch.Tensor], ms: list[torch.Tensor],
                             vs: list[torch.Tensor], c: KernelConstants) -> None:
-    """The float32 update over a list with PyTorch's multi-tensor ops where the arithmetic allows them (fused
-    kernels on a GPU); the fma roundings still go through float64, a tensor at a time."""
+    """The float32 update over a list: the decay as one multi-tensor op (a fused kernel on a GPU), the rest a
+    tensor at a time, since its fma roundings go through float64 scratch of each tensor's shape."""
     torch._foreach_mul_(params, c.wd_alpha)
-    squares = torch._foreach_mul(grads, grads)
-    for m, g, v, g2 in zip(ms, grads, vs, squares):
-        wide = torch.empty_like(m, dtype=torch.float64)
-        wide_other = torch.empty_like(wide)
-        _lerp_fma_(m, g, c.mbeta1, wide, wide_other)
-        _lerp_fma_(v, g2, c.mbeta2, wide, wide_other)
-    angles = torch._foreach_sqrt(vs)
-    for m, a in zip(ms, angles):
-        _divide_(a, c.bc2_sqrt, torch.empty_like(a, dtype=torch.float64) if a.is_cuda else a)
-        torch.atan2(m, a, out=a)
-    for p, a in zip(params, angles):
-        p.copy_(p.double().sub_(a.double(), alpha=c.step_size))
+    for p, g, m, v in zip(params, grads, ms, vs):
+        _after_decay_float32(p, g, m, v, c)
 
 
 class AdamATan2(torch.optim.Optimizer):
