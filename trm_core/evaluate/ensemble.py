@@ -11,19 +11,16 @@ reproduced and compared.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from trm_core.config import ConfigError
+from trm_core.data import Dataset
 from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.evaluate.loaded import LoadedCheckpoint
-from trm_core.evaluate.predictions import ARC_VOTES, METRICS
-from trm_core.evaluate.session import EvalOutcome, auto_batch_size, batches, event_fields, replace_folder
+from trm_core.evaluate.session import EvalFolder, EvalOutcome, auto_batch_size, batches, event_fields
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.train.evaluate import evaluate_batches, figures
 
@@ -37,10 +34,24 @@ class _Voter:
     votings: tuple[ArcVoting, ...]
 
     def __call__(self, record: BatchRecord) -> None:
-        rows = range(len(record))
-        confidence = record.halt_prob[list(rows), record.exit_step.astype("int64") - 1]
         for voting in self.votings:
-            voting.add(record.puzzle_ids, record.inputs, record.final, confidence)
+            voting.add(record.puzzle_ids, record.inputs, record.final, record.exit_confidence())
+
+
+def arc_voting(dataset: Dataset) -> ArcVoting:
+    """The dataset's ARC voting; an error for a set that has none (an ensemble votes over ARC's answers)."""
+    voting = getattr(dataset, "voting", None)
+    if voting is None:
+        raise ConfigError("--checkpoints votes over ARC's augmented answers; this run's data is not an ARC set "
+                          "(no test_puzzles.json beside it)")
+    return voting
+
+
+def refuse_repeats(members: list[LoadedCheckpoint]) -> None:
+    """Each checkpoint votes once: 'latest' and its own step name one checkpoint twice."""
+    steps = [m.info.step for m in members]
+    if len(set(steps)) != len(steps):
+        raise ConfigError(f"--checkpoints names step {max(steps, key=steps.count)} twice: each checkpoint votes once")
 
 
 def ensemble_name(members: list[LoadedCheckpoint], weights: str, count: int, size: int) -> str:
@@ -55,13 +66,9 @@ def run_ensemble(members: list[LoadedCheckpoint], limit: int | None, batch_size:
     ``evals/ensemble-A+B+C-WEIGHTS-test/`` (metrics.json: the ensemble's pass@k and each member's figures;
     arc_votes.json: the ensemble's voted answers) and returns it."""
     first = members[0]
-    voting = getattr(first.dataset, "voting", None)
-    if voting is None:
-        raise ConfigError("--checkpoints votes over ARC's augmented answers; this run's data is not an ARC set "
-                          "(no test_puzzles.json beside it)")
+    voting = arc_voting(first.dataset)
+    refuse_repeats(members)
     steps = [m.info.step for m in members]
-    if len(set(steps)) != len(steps):
-        raise ConfigError(f"--checkpoints names step {max(steps, key=steps.count)} twice: each checkpoint votes once")
     size = first.dataset.split_size("test")
     count = size if limit is None else max(0, min(limit, size))
     if count == 0:
@@ -88,13 +95,10 @@ def run_ensemble(members: list[LoadedCheckpoint], limit: int | None, batch_size:
         "ensemble": steps, "members": rows, "weights": first.weights, "split": "test", "examples": count,
         "device": str(first.ev.device), "seconds": round(seconds, 3), "time": time.time(),
         "step": max(steps), "checkpoint": None}
-    final = evals / ensemble_name(members, first.weights, count, size)
-    tmp = evals / f".{final.name}.tmp-{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
+    # metrics.json and arc_votes.json, built under a temporary name and renamed whole, as every eval's folder
+    folder = EvalFolder(evals, ensemble_name(members, first.weights, count, size), count, first.cfg.model.seq_len,
+                        first.ev.max_sup, first.dataset.vocab_size, False, {}, None, save_predictions=False)
     try:
-        (tmp / METRICS).write_text(json.dumps(metrics, indent=1))
-        (tmp / ARC_VOTES).write_text(json.dumps(ensemble.answers()))
-        replace_folder(tmp, final)
+        return EvalOutcome(folder.finish(metrics, ensemble), metrics)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return EvalOutcome(final, metrics)
+        folder.discard()

@@ -120,9 +120,7 @@ class EvalFolder:
         if self.writer is not None:
             self.writer.add(record)
         if self.voting is not None:
-            rows = np.arange(len(record))
-            confidence = record.halt_prob[rows, record.exit_step.astype(np.int64) - 1]
-            self.voting.add(record.puzzle_ids, record.inputs, record.final, confidence)
+            self.voting.add(record.puzzle_ids, record.inputs, record.final, record.exit_confidence())
         self.exact.append(record.exact)
         self.exit_step.append(record.exit_step)
         self.halt_step.append(record.halt_step)
@@ -146,7 +144,7 @@ class EvalFolder:
         voting = voting or self.voting
         if voting is not None:
             (self.tmp / ARC_VOTES).write_text(json.dumps(voting.answers()))
-        replace_folder(self.tmp, self.final)
+        _replace(self.tmp, self.final)
         return self.final
 
     def discard(self) -> None:
@@ -214,7 +212,7 @@ def metrics_record(figures_: dict[str, Any], per_step: dict[str, Any], loaded: L
         "examples_per_s": round(count / seconds, 2) if seconds > 0 else None, "time": time.time()}
 
 
-def replace_folder(tmp: Path, final: Path) -> None:
+def _replace(tmp: Path, final: Path) -> None:
     """Put the finished folder in place of any older one of the same name (the old one goes only after)."""
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     if final.exists():

@@ -175,7 +175,7 @@ def solve_arc(loaded: LoadedCheckpoint, task_id: str, test_inputs: list[np.ndarr
         tally: dict[str, dict[str, Any]] = {}
         for k, (_, _, back) in enumerate(disguises):
             answer = back(crop(record.final[k].astype(np.uint8)))
-            conf = float(record.halt_prob[k, int(record.exit_step[k]) - 1])
+            conf = float(record.exit_confidence()[k])
             entry = tally.setdefault(grid_hash(answer), {"grid": answer.tolist(), "votes": 0, "confidence": 0.0})
             entry["votes"] += 1
             entry["confidence"] += conf

@@ -39,6 +39,10 @@ class BatchRecord:
     def __len__(self) -> int:
         return len(self.inputs)
 
+    def exit_confidence(self) -> np.ndarray:
+        """(B,) each row's halting probability at the step it was scored at: what its ARC vote weighs."""
+        return self.halt_prob[np.arange(len(self)), self.exit_step.astype(np.int64) - 1]
+
     def take(self, count: int) -> "BatchRecord":
         """The first ``count`` rows (a limit that ends inside a batch)."""
         keep = self.changes[:, 0] < count

@@ -140,21 +140,16 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         if flag in given:
             raise ConfigError(f"--checkpoints with {flag}: {why}")
     from trm_core.evaluate import loaded as loading
-    from trm_core.evaluate.ensemble import run_ensemble
+    from trm_core.evaluate.ensemble import arc_voting, refuse_repeats, run_ensemble
 
     evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     cfg, dataset, _task = loading.run_data(run)
-    if getattr(dataset, "voting", None) is None:  # before any checkpoint loads
-        raise ConfigError("--checkpoints votes over ARC's augmented answers; this run's data is not an ARC set "
-                          "(no test_puzzles.json beside it)")
+    voting = arc_voting(dataset)  # before any checkpoint loads
     members = [loading.load(run, name, args.weights, args.device, cfg=cfg, dataset=dataset) for name in names]
     for m in members:
         if m.why:
             print(f"trm-tui eval: {m.why}", file=sys.stderr)
-    steps = [m.info.step for m in members]
-    if len(set(steps)) != len(steps):  # 'latest' and its step, say
-        raise ConfigError(f"--checkpoints {args.checkpoints}: names step {max(steps, key=steps.count)} twice; each "
-                          f"checkpoint votes once")
+    refuse_repeats(members)  # before the ensemble's first line
     print(f"trm-tui eval: an ensemble of steps {', '.join(str(m.info.step) for m in members)} "
           f"({members[0].weights} weights), test split, on {members[0].ev.device}", file=sys.stderr)
     try:
@@ -164,7 +159,7 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     metrics = outcome.metrics | {"folder": str(outcome.folder)}
     if args.arc_submission:
-        metrics |= arc_submission(outcome.folder, dataset.voting.tests, args.arc_submission, args.solutions)
+        metrics |= arc_submission(outcome.folder, voting.tests, args.arc_submission, args.solutions)
     if args.json:
         print(json.dumps(metrics))
         return 0
