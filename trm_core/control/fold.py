@@ -138,6 +138,13 @@ class RunFold:
             case RunEnd():
                 self.end = ev
 
+    def error_line(self) -> str | None:
+        """The newest start's error as one line: its message's last line (an exception's own words)."""
+        if self.error is None:
+            return None
+        lines = [line for line in (self.error.message or "").strip().splitlines() if line.strip()]
+        return lines[-1] if lines else self.error.kind
+
     def _add_step(self, ev: Step) -> None:
         self.last_step = ev
         self.step, self.total_steps = ev.step, ev.total_steps or self.total_steps

@@ -136,8 +136,7 @@ def _error(fold: RunFold, state: RunState) -> dict[str, Any]:
     """The newest start's error, while the run stands failed (a restart that went on clears it)."""
     if fold.error is None or state not in (RunState.FAILED, RunState.STALLED):
         return {}
-    lines = [line for line in (fold.error.message or "").strip().splitlines() if line.strip()]
-    return {"error": lines[-1] if lines else fold.error.kind, "error_step": fold.error.step}
+    return {"error": fold.error_line(), "error_step": fold.error.step}
 
 
 def config_error(run_dir: Path, state: RunState) -> str | None:

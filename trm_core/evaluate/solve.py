@@ -79,15 +79,15 @@ class SudokuVerdict:
 def sudoku_verdict(inputs: np.ndarray, answer: np.ndarray) -> SudokuVerdict:
     """Keep the puzzle's givens (tokens 2..10 in ``inputs``) over the model's ``answer``; a small model
     often rewrites some of them, which says something about it but is no part of the answer to show."""
-    from trm_core.prep.sudoku_rules import conflicts, is_valid_solution
+    from trm_core.prep.sudoku_rules import cell_name, conflicts, is_valid_solution
 
     given = inputs >= 2
     filled = np.where(given, inputs, answer).astype(np.int64)
-    disagreed = [{"cell": f"r{i // 9 + 1}c{i % 9 + 1}", "given": int(inputs[i]) - 1,
+    disagreed = [{"cell": cell_name(i), "given": int(inputs[i]) - 1,
                   "model": int(answer[i]) - 1 if 2 <= answer[i] <= 10 else None}
                  for i in np.flatnonzero(given & (answer != inputs))]
     digits = [int(t) - 1 if 2 <= t <= 10 else 0 for t in filled]
-    blanks = [f"r{i // 9 + 1}c{i % 9 + 1}" for i, d in enumerate(digits) if d == 0]
+    blanks = [cell_name(i) for i, d in enumerate(digits) if d == 0]
     problems = ([f"{len(blanks)} cell{'s' if len(blanks) > 1 else ''} left blank ({', '.join(blanks)})"]
                 if blanks else []) + conflicts(digits)
     return SudokuVerdict(filled, disagreed, is_valid_solution(digits), problems, np.where(given, inputs, IGNORE))

@@ -16,6 +16,11 @@ ALL = 0x3FE  # bits 1..9
 BOX = [(r // 3) * 3 + c // 3 for r in range(9) for c in range(9)]
 
 
+def cell_name(i: int) -> str:
+    """Cell ``i`` (0..80, row by row) as a solver names it: ``r3c7``."""
+    return f"r{i // 9 + 1}c{i % 9 + 1}"
+
+
 def conflicts(board: Sequence[int]) -> list[str]:
     """What breaks the rules in a board (0 a blank, blanks allowed): each digit that stands twice in a row,
     a column or a box, named as ``row 3 has two 5s (r3c1, r3c7)``, in reading order of the units."""
@@ -27,7 +32,7 @@ def conflicts(board: Sequence[int]) -> list[str]:
         for digit in range(1, 10):
             at = [i for i in cells if board[i] == digit]
             if len(at) > 1:
-                where = ", ".join(f"r{i // 9 + 1}c{i % 9 + 1}" for i in at)
+                where = ", ".join(cell_name(i) for i in at)
                 found.append(f"{kind} {number} has {len(at)} {digit}s ({where})")
     return found
 

@@ -146,9 +146,7 @@ class RunView(RunFold):
         if self.non_finite:
             out.append("NON-FINITE LOSS: the run stopped")
         elif self.error is not None and self.state == RunState.FAILED:  # why, not only that it failed
-            lines = [line for line in (self.error.message or "").strip().splitlines() if line.strip()]
-            out.append(f"FAILED in step {self.error.step}: {lines[-1] if lines else self.error.kind} "
-                       f"(the traceback: l shows worker.log)")
+            out.append(f"FAILED in step {self.error.step}: {self.error_line()} (the traceback: l shows worker.log)")
         low = disk_warning(disk_free_mb * 2**20 if disk_free_mb is not None else None, self.checkpoint_bytes)
         if low:
             out.append(f"DISK LOW: {low}")
