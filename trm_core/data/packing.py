@@ -30,6 +30,28 @@ from trm_core.data.base import Batch, mix_seed
 Take = Callable[[np.ndarray, np.ndarray], Batch]  # (global example rows, their global puzzles) -> the batch
 
 
+def interval_problem(examples_per_epoch: float, batch_size: int, interval_epochs: int) -> str | None:
+    """Why an eval interval's passes cannot fill one batch (the sampler restarts at each interval; the
+    reference's loader would drop its only, partial batch every time and silently train nothing); None if
+    they can."""
+    if not interval_epochs or interval_epochs * examples_per_epoch >= batch_size:
+        return None
+    return (f"train.eval_every_epochs = {interval_epochs} epochs of the training split hold "
+            f"{interval_epochs * examples_per_epoch:,.0f} examples (one puzzle a group a pass), fewer than one "
+            f"batch (train.batch_size = {batch_size}): the sampler restarts at each interval, so no batch would "
+            f"ever fill. Raise train.eval_every_epochs to at least {math.ceil(batch_size / examples_per_epoch)} "
+            f"or lower the batch")
+
+
+def epochs_problem(examples_per_epoch: float, batch_size: int, epochs: int) -> str | None:
+    """Why a run of ``epochs`` passes has no step (fewer examples in all than one batch); None if it has."""
+    if int(epochs * examples_per_epoch / batch_size) >= 1:
+        return None
+    return (f"train.epochs = {epochs} passes over the training split hold {epochs * examples_per_epoch:,.0f} "
+            f"examples, fewer than one batch (train.batch_size = {batch_size}): raise train.epochs to at least "
+            f"{math.ceil(batch_size / examples_per_epoch)}, set train.max_steps, or lower the batch")
+
+
 class PackedOrder:
     def __init__(self, group_puzzles: np.ndarray, puzzle_examples: np.ndarray, batch_size: int, seed: int,
                  take: Take, interval_epochs: int = 0) -> None:
@@ -41,14 +63,9 @@ class PackedOrder:
         self.batch_size, self.seed, self.take, self.interval = batch_size, seed, take, interval_epochs
         self.mean_examples = examples / max(1, puzzles)
         self.examples_per_epoch = self.groups * self.mean_examples
-        if interval_epochs and interval_epochs * self.examples_per_epoch < batch_size:
-            # the reference's loader would drop this interval's only, partial batch: every interval, no step
-            raise ConfigError(f"train.eval_every_epochs = {interval_epochs} epochs of the training split hold "
-                              f"{interval_epochs * self.examples_per_epoch:,.0f} examples ({self.groups:,} groups of "
-                              f"{self.mean_examples:.2f} on average, one puzzle a group a pass), fewer than one "
-                              f"batch (train.batch_size = {batch_size}): the sampler restarts at each interval, so "
-                              f"no batch would ever fill. Raise train.eval_every_epochs to at least "
-                              f"{math.ceil(batch_size / self.examples_per_epoch)} or lower the batch")
+        problem = interval_problem(self.examples_per_epoch, batch_size, interval_epochs)
+        if problem is not None:
+            raise ConfigError(problem)
         # batches in one pass; 0 when a batch spans several passes (a small set: the stream of passes fills it)
         self.steps_per_epoch = int(self.examples_per_epoch / batch_size)
         self._starts: list[int] = []  # stream position where batch k starts, for every k walked so far
@@ -63,13 +80,10 @@ class PackedOrder:
         dropping its partial last batch, ``puzzle_dataset.py`` lines 225-227), at most its ``total_steps``
         (line 219: epochs x groups x mean examples / batch; lines 289-292 skip any batch past it). The drops
         make the first figure the smaller one: 65,100 against 65,104 for Sudoku at 1,000 groups."""
+        problem = epochs_problem(self.examples_per_epoch, self.batch_size, epochs)
+        if problem is not None:
+            raise ConfigError(problem)
         formula = int(epochs * self.examples_per_epoch / self.batch_size)
-        if formula < 1:
-            raise ConfigError(f"train.epochs = {epochs} passes over the training split hold "
-                              f"{epochs * self.examples_per_epoch:,.0f} examples, fewer than one batch "
-                              f"(train.batch_size = {self.batch_size}): raise train.epochs to at least "
-                              f"{math.ceil(self.batch_size / self.examples_per_epoch)}, set train.max_steps, or "
-                              f"lower the batch")
         if epochs not in self._counted:
             self._counted[epochs] = min(formula, self._batches_within(epochs))
         return self._counted[epochs]

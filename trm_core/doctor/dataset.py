@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trm_core.config import Config, ConfigError
 from trm_core.config.schema import data_command
+from trm_core.data.packing import epochs_problem, interval_problem
 from trm_core.doctor.report import Check, fail, ok, warn
 
 AREA = "dataset"
@@ -71,14 +72,12 @@ def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
     batch = cfg.train.batch_size
     interval = cfg.train.eval_every_epochs
     total = cfg.train.max_steps or int(cfg.train.epochs * examples / batch)
-    if interval and interval * examples < batch:
-        found.append(fail(AREA, "steps", f"train.eval_every_epochs = {interval} epochs hold {interval * examples:,.0f} "
-                          f"training examples, fewer than one batch (train.batch_size = {batch}): no batch would "
-                          f"ever fill", "raise train.eval_every_epochs or lower train.batch_size"))
-    elif total < 1:
-        found.append(fail(AREA, "steps", f"train.epochs = {cfg.train.epochs} passes hold "
-                          f"{cfg.train.epochs * examples:,.0f} training examples, fewer than one batch "
-                          f"(train.batch_size = {batch})", "raise train.epochs, set train.max_steps or lower "
+    short_interval = interval_problem(examples, batch, interval)
+    short_run = None if cfg.train.max_steps else epochs_problem(examples, batch, cfg.train.epochs)
+    if short_interval is not None:  # the sampler's own refusals, as the worker would meet them
+        found.append(fail(AREA, "steps", short_interval, "raise train.eval_every_epochs or lower train.batch_size"))
+    elif short_run is not None:
+        found.append(fail(AREA, "steps", short_run, "raise train.epochs, set train.max_steps or lower "
                           "train.batch_size"))
     else:
         how = "train.max_steps" if cfg.train.max_steps else f"{cfg.train.epochs:,} epochs"
