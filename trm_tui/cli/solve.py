@@ -47,8 +47,8 @@ def _read(puzzle: str) -> tuple[str, str]:
 
 def _looks_like_a_path(text: str) -> bool:
     """A name with a folder or a file ending, or a path that starts like one: never a Sudoku's cells."""
-    return "/" in text or text.startswith(("~", ".")) and not set(text) <= set(".0123456789 |-+\n") \
-        or Path(text).suffix.lower() in (".json", ".txt", ".csv")
+    starts_like_a_path = text.startswith(("~", ".")) and not set(text) <= set(".0123456789 |-+\n")
+    return "/" in text or starts_like_a_path or Path(text).suffix.lower() in (".json", ".txt", ".csv")
 
 
 def cmd_solve(argv: list[str]) -> int:
