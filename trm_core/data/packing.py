@@ -19,37 +19,15 @@ batches, and every rank computes the same global batch.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
 
 from trm_core.config import ConfigError
 from trm_core.data.base import Batch, mix_seed
+from trm_core.prep.dataset_shape import epochs_problem, interval_problem
 
 Take = Callable[[np.ndarray, np.ndarray], Batch]  # (global example rows, their global puzzles) -> the batch
-
-
-def interval_problem(examples_per_epoch: float, batch_size: int, interval_epochs: int) -> str | None:
-    """Why an eval interval's passes cannot fill one batch (the sampler restarts at each interval; the
-    reference's loader would drop its only, partial batch every time and silently train nothing); None if
-    they can."""
-    if not interval_epochs or interval_epochs * examples_per_epoch >= batch_size:
-        return None
-    return (f"train.eval_every_epochs = {interval_epochs} epochs of the training split hold "
-            f"{interval_epochs * examples_per_epoch:,.0f} examples (one puzzle a group a pass), fewer than one "
-            f"batch (train.batch_size = {batch_size}): the sampler restarts at each interval, so no batch would "
-            f"ever fill. Raise train.eval_every_epochs to at least {math.ceil(batch_size / examples_per_epoch)} "
-            f"or lower the batch")
-
-
-def epochs_problem(examples_per_epoch: float, batch_size: int, epochs: int) -> str | None:
-    """Why a run of ``epochs`` passes has no step (fewer examples in all than one batch); None if it has."""
-    if int(epochs * examples_per_epoch / batch_size) >= 1:
-        return None
-    return (f"train.epochs = {epochs} passes over the training split hold {epochs * examples_per_epoch:,.0f} "
-            f"examples, fewer than one batch (train.batch_size = {batch_size}): raise train.epochs to at least "
-            f"{math.ceil(batch_size / examples_per_epoch)}, set train.max_steps, or lower the batch")
 
 
 class PackedOrder:

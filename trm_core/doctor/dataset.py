@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trm_core.config import Config, ConfigError
 from trm_core.config.schema import data_command
-from trm_core.data.packing import epochs_problem, interval_problem
+from trm_core.prep.dataset_shape import epochs_problem, interval_problem
 from trm_core.doctor.report import Check, fail, ok, warn
 
 AREA = "dataset"

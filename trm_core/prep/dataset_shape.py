@@ -1,9 +1,11 @@
 """A puzzle dataset's shape (sequence length, vocabulary) taken into the config, and the checks a front end can
-make in milliseconds before it launches anything. No torch: the command line imports this."""
+make in milliseconds before it launches anything (and the sampler's refusals, which doctor states in its
+words). No torch: the command line imports this."""
 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 from trm_core.config import Config, ConfigError, ModelConfig
@@ -34,3 +36,25 @@ def check_data(cfg: Config) -> None:
             raise ConfigError("data.kind = 'puzzles' needs data.dataset_dir: a folder with train/ and test/ "
                               "(built by trm-tui data ... or by the reference's dataset builders)")
         take_puzzle_shape(copy.deepcopy(cfg))
+
+
+def interval_problem(examples_per_epoch: float, batch_size: int, interval_epochs: int) -> str | None:
+    """Why an eval interval's passes cannot fill one batch (the sampler restarts at each interval; the
+    reference's loader would drop its only, partial batch every time and silently train nothing); None if
+    they can."""
+    if not interval_epochs or interval_epochs * examples_per_epoch >= batch_size:
+        return None
+    return (f"train.eval_every_epochs = {interval_epochs} epochs of the training split hold "
+            f"{interval_epochs * examples_per_epoch:,.0f} examples (one puzzle a group a pass), fewer than one "
+            f"batch (train.batch_size = {batch_size}): the sampler restarts at each interval, so no batch would "
+            f"ever fill. Raise train.eval_every_epochs to at least {math.ceil(batch_size / examples_per_epoch)} "
+            f"or lower the batch")
+
+
+def epochs_problem(examples_per_epoch: float, batch_size: int, epochs: int) -> str | None:
+    """Why a run of ``epochs`` passes has no step (fewer examples in all than one batch); None if it has."""
+    if int(epochs * examples_per_epoch / batch_size) >= 1:
+        return None
+    return (f"train.epochs = {epochs} passes over the training split hold {epochs * examples_per_epoch:,.0f} "
+            f"examples, fewer than one batch (train.batch_size = {batch_size}): raise train.epochs to at least "
+            f"{math.ceil(batch_size / examples_per_epoch)}, set train.max_steps, or lower the batch")
