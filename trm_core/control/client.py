@@ -2,7 +2,8 @@
 
 Every front end (the dashboard, ``--no-ui``) is a client of the run's keeper: what it shows comes from
 the run's log, which the keeper and the worker alone write, so every client shows the same truth. A
-client that notices the keeper is gone while the worker lives starts a new keeper, which adopts it.
+client that notices the keeper is gone while the worker lives starts a new keeper, which adopts it, unless
+it only reads (``may_adopt=False``: a read-only view, another user's run): then it says so and starts nothing.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class KeeperClient:
     keeper ends (its ``keeper_end``), and cleared again when a new keeper takes the run (a resume)."""
 
     def __init__(self, run: RunDir, start: Start | None, grace_s: float = 300.0, role: str = "trm-tui",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, may_adopt: bool = True) -> None:
         self.rundir, self.start_request, self.grace_s, self.env = run, start, grace_s, env
+        self.may_adopt = may_adopt  # False: a reading client, which never starts a keeper for an orphaned worker
         self.sender = commands.sender_name(role)
         self.tail = EventTail(run.keeper_events, from_end=True)
         # node N > 0 of a multi-node run: its keeper's log is its own; the run's progress is in rank 0's log
@@ -43,6 +45,7 @@ class KeeperClient:
         self.exit_code: int | None = None
         self.notes: list[str] = []  # what the client did that its user should hear (a keeper restarted)
         self.last_end: RunEnd | None = None
+        self._said_orphan = False
 
     def start(self) -> None:
         """Attach to the run's keeper, or start one for the start request. With none (open a
@@ -51,9 +54,9 @@ class KeeperClient:
         self.attached = self.ident is not None
         if self.start_request is None:
             self.keeper = live_keeper(self.rundir.control)
-            if self.keeper is None and revive_keeper(self.rundir, self.env) is not None:
+            if self.keeper is None and self._adopt() is not None:
                 self.keeper = live_keeper(self.rundir.control)  # a worker without its keeper: adopted, as poll() would
-            if self.keeper is None:
+            if self.keeper is None and self.ident is None:
                 self.exit_code = self._ended_code()
             return
         self.keeper, started = ensure_keeper(self.start_request, self.env)
@@ -103,13 +106,27 @@ class KeeperClient:
             elif isinstance(ev, RunEnd):
                 self.last_end = ev
 
+    def _adopt(self) -> ProcessIdentity | None:
+        """A new keeper for a live worker whose keeper is gone; a reading client only says so, once."""
+        if self.may_adopt:
+            return revive_keeper(self.rundir, self.env)
+        worker = live_worker(self.rundir.control)
+        note = (f"the run's keeper is gone: worker pid {worker.pid} trains unsupervised; this view only reads, "
+                f"so it starts no keeper (trm-tui adopt --run-dir {self.rundir.root} does)") if worker else None
+        if note is not None and note not in self.notes and not self._said_orphan:
+            self.notes.append(note)
+            self._said_orphan = True
+        return None
+
     def _keeper_gone(self) -> None:
         """The keeper died without its last word (SIGKILL, OOM). A worker still alive gets a new keeper that
         adopts it; with none, the run is over and its log says how."""
-        adopted = revive_keeper(self.rundir, self.env)
+        adopted = self._adopt()
         if adopted is not None:
             self.notes.append(adoption_note(adopted))
             self.keeper = live_keeper(self.rundir.control)
+            return
+        if self.ident is not None:  # a reading client goes on following the unsupervised worker
             return
         self.exit_code = self._code_of_last_end()
 

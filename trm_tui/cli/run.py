@@ -16,6 +16,7 @@ from trm_core.control.status import run_status
 from trm_core.prep.dataset_shape import check_data
 from trm_core.rundir import layout, lifecycle, log_queries
 from trm_core.rundir.identity import live_keeper, live_worker
+from trm_core.rundir.ownership import is_mine
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, RunDir
 from trm_core.rundir.states import RunState
 from trm_tui.cli.common import refuse_unless_owner, run_dir_arg
@@ -132,7 +133,8 @@ def open_existing_run(args: argparse.Namespace) -> int:
     if live or not args.no_ui and has_screen():  # something to watch, or somewhere to show its history
         if wants_dashboard(args):
             return run_dashboard(run_dir, None, settings, read_only=args.read_only)
-        client = KeeperClient(RunDir(run_dir), None, settings.stop_grace_s, role="trm-tui --no-ui")
+        client = KeeperClient(RunDir(run_dir), None, settings.stop_grace_s, role="trm-tui --no-ui",
+                              may_adopt=is_mine(run_dir) and not args.read_only)  # reading only: adopt nothing
         return Headless(client, as_json=args.json).run()
     st = show_status(run_dir, settings, args.json)
     if not args.json and st.config_error:

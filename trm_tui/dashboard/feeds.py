@@ -35,6 +35,7 @@ class FedApp(Protocol):
     rundir: RunDir
     settings: SupervisorConfig
     start_request: Start | None
+    refused: str | None  # why this view may not act (read-only, another user's run); None: the owner's view
     gpu_probe: GpuProbe | None
     quitting: threading.Event
     client: KeeperClient | None
@@ -76,7 +77,9 @@ def follow_run(app: FedApp, start: Start | None) -> None:
     """Follow the run through its keeper (started here when there is none) for as long as the dashboard is
     open: past the keeper's end too, so a resume from any other client shows here. ``None``: open the run as
     it is, starting nothing (a stopped, failed or finished run stays so until ``r``)."""
-    client = KeeperClient(app.rundir, start, app.settings.stop_grace_s, role="dashboard")
+    # a view that may not act (read-only, another user's run) only reads: it never adopts an orphaned worker
+    client = KeeperClient(app.rundir, start, app.settings.stop_grace_s, role="dashboard",
+                          may_adopt=app.refused is None)
     # the run's past only once: after a resume from this dashboard the view already holds it
     history = run_history(client) if app.view.version == 0 else []
     if history:  # on screen before the keeper is found or started: that takes a process start
