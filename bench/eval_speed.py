@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trm_core.config import resolve  # noqa: E402
 from trm_core.data.base import Batch  # noqa: E402
 from trm_core.evaluate.trace import StepTrace  # noqa: E402
-from trm_core.train.evaluate import EvalModel, evaluate_batches  # noqa: E402
+from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches  # noqa: E402
 from trm_core.train.trainer import Trainer  # noqa: E402
 
 SEQ, VOCAB = 81, 11

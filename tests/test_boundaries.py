@@ -42,6 +42,13 @@ def test_front_ends_never_import_the_trainer_or_the_worker() -> None:
     assert offenders("trm_tui", ("torch", "trm_core.train", "trm_core.worker", "trm_core.data")) == []
 
 
+def test_data_never_imports_the_eval() -> None:
+    """Data gives batches; what an eval makes of them (ARC's votes, the per-batch pass) is evaluate's, built
+    from the data's folder there (``evaluate.arc_vote.voting_for``): the layers run one way."""
+    assert offenders("trm_core.data", ("trm_core.evaluate",)) == []
+    assert offenders("trm_core.train", ("trm_core.evaluate",)) == []
+
+
 def test_autotune_measures_and_never_drives_the_run() -> None:
     """Stopping and resuming the run around a search is control's (control/tune.py); the engine below it never
     reaches back up, and the dashboard asks control, never the engine."""

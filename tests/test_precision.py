@@ -10,6 +10,7 @@ import torch
 
 from trm_core.config import ConfigError, resolve
 from trm_core.data.base import Batch
+from trm_core.evaluate.in_training import evaluate_trainer
 from trm_core.train.trainer import Trainer
 
 from helpers import events, run_worker
@@ -50,7 +51,7 @@ def test_bf16_runs_the_forward_in_bf16_on_fp32_master_weights(net: str) -> None:
     assert tr.carry is not None and tr.carry.y.dtype == torch.bfloat16  # the refill carry holds bf16 states
     assert {p.dtype for p in tr.model.parameters()} == {torch.float32}  # master weights
     assert {p.dtype for p in tr.ema.model.parameters()} == {torch.float32}
-    assert tr.evaluate([batch(9)])["samples"] == SLOTS  # eval (on the EMA copy) runs the same forward
+    assert evaluate_trainer(tr, [batch(9)])["samples"] == SLOTS  # eval (on the EMA copy) runs the same forward
 
 
 def test_fp32_and_autocast_on_a_cpu_keep_everything_in_fp32() -> None:

@@ -229,6 +229,7 @@ def test_maze_sets_carry_the_dihedral_copies_and_bad_rows_name_their_line(tmp_pa
 def test_eval_runs_every_supervision_step_unless_halting_is_asked_for() -> None:
     from trm_core.config import resolve
     from trm_core.data.base import Batch
+    from trm_core.evaluate.in_training import evaluate_trainer
     from trm_core.train.trainer import Trainer
 
     batch = Batch(torch.randint(0, 10, (4, 8)), torch.randint(0, 10, (4, 8)))
@@ -237,7 +238,7 @@ def test_eval_runs_every_supervision_step_unless_halting_is_asked_for() -> None:
         cfg = resolve(env={}, sets=["model.dim=16", "model.depth=1", "model.seq_len=8", "model.max_supervision_steps=3",
                                     "model.halt_threshold=0.0",  # the halting head always fires
                                     f"model.halt_in_eval={str(halt_in_eval).lower()}", "train.device='cpu'"])
-        used[halt_in_eval] = Trainer(cfg, vocab_size=10, total_steps=10).evaluate([batch])["sup_steps"]
+        used[halt_in_eval] = evaluate_trainer(Trainer(cfg, vocab_size=10, total_steps=10), [batch])["sup_steps"]
     assert used == {False: 3.0, True: 1.0}  # the paper's eval runs all 3; halting in eval stops at the first
 
 

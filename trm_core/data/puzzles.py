@@ -8,7 +8,7 @@ one puzzle of each group given) remains for callers that pick groups themselves.
 
 Labels equal to the dataset's ``ignore_label_id`` become ``IGNORE``: no loss, no accuracy. The eval split is
 the test split's examples in order, all of them when ``train.eval_batches = 0``. Every batch carries its rows'
-puzzle identifiers; an ARC dataset (one with ``test_puzzles.json``) also brings its voting for pass@k.
+puzzle identifiers. An ARC set's voting for pass@k is the eval's (``evaluate.arc_vote.voting_for``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import torch
 from trm_core.config import ConfigError, DataConfig
 from trm_core.data.base import IGNORE, Batch
 from trm_core.data.packing import PackedOrder
-from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.prep.puzzle_format import PuzzleMetadata, load_split, read_metadata
 
 
@@ -139,7 +138,6 @@ class PuzzleDataset:
         self.train, self.test = _Split(root, "train", train_meta, random_access=True), _Split(root, "test", test_meta)
         self.vocab_size = train_meta.vocab_size
         self.num_puzzle_ids = max(train_meta.num_puzzle_identifiers, test_meta.num_puzzle_identifiers)
-        self.voting = ArcVoting.from_dataset(root)  # ARC: pass@k by voting over augmentations; else None
         self.num_train, self.num_eval = self.train.num_groups, self.test.num_examples
         self.description = (f"puzzles: {root}; {self.train.num_groups:,} train groups "
                             f"({self.train.num_examples:,} examples) / {self.num_eval:,} test examples, "

@@ -20,11 +20,26 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from trm_core.config import ConfigError
+from trm_core.config import ConfigError, DataConfig
 from trm_core.prep.arc import crop, read_json, undo
 
 TEST_PUZZLES = "test_puzzles.json"
 IDENTIFIERS = "identifiers.json"
+
+
+def arc_set_dir(data: DataConfig) -> Path | None:
+    """The folder of a run's data when it is an ARC set (its test puzzles beside train/ and test/), else None:
+    the one test of "is this ARC" from the data's folder."""
+    if data.kind != "puzzles" or not data.dataset_dir:
+        return None
+    root = Path(data.dataset_dir).expanduser()
+    return root if (root / TEST_PUZZLES).exists() else None
+
+
+def voting_for(data: DataConfig) -> "ArcVoting | None":
+    """ARC's voting for a run's data, built from its folder; None for any other data (Sudoku, Maze, code)."""
+    root = arc_set_dir(data)
+    return ArcVoting.from_dataset(root) if root is not None else None
 
 
 def grid_hash(grid: np.ndarray) -> str:

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from trm_core.config import ConfigError
-from trm_core.data import Dataset
-from trm_core.evaluate.arc_vote import ArcVoting
+from trm_core.config import Config, ConfigError
+from trm_core.evaluate.arc_vote import ArcVoting, voting_for
 from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.session import EvalFolder, EvalOutcome, auto_batch_size, batches, event_fields
 from trm_core.evaluate.trace import BatchRecord, StepTrace
-from trm_core.train.evaluate import evaluate_batches, figures
+from trm_core.evaluate.batch_pass import evaluate_batches, figures
 
 Progress = Callable[[int, int], None]
 
@@ -38,9 +37,9 @@ class _Voter:
             voting.add(record.puzzle_ids, record.inputs, record.final, record.exit_confidence())
 
 
-def arc_voting(dataset: Dataset) -> ArcVoting:
-    """The dataset's ARC voting; an error for a set that has none (an ensemble votes over ARC's answers)."""
-    voting = getattr(dataset, "voting", None)
+def arc_voting(cfg: Config) -> ArcVoting:
+    """The run's ARC voting; an error for data that has none (an ensemble votes over ARC's answers)."""
+    voting = voting_for(cfg.data)
     if voting is None:
         raise ConfigError("--checkpoints votes over ARC's augmented answers; this run's data is not an ARC set "
                           "(no test_puzzles.json beside it)")
@@ -66,7 +65,9 @@ def run_ensemble(members: list[LoadedCheckpoint], limit: int | None, batch_size:
     ``evals/ensemble-A+B+C-WEIGHTS-test/`` (metrics.json: the ensemble's pass@k and each member's figures;
     arc_votes.json: the ensemble's voted answers) and returns it."""
     first = members[0]
-    voting = arc_voting(first.dataset)
+    voting = first.voting
+    if voting is None:
+        voting = arc_voting(first.cfg)  # the refusal
     refuse_repeats(members)
     steps = [m.info.step for m in members]
     size = first.dataset.split_size("test")

@@ -16,13 +16,14 @@ import torch
 from trm_core.config import Config, ConfigError
 from trm_core.config.run import saved_config
 from trm_core.data import Dataset, build_dataset
+from trm_core.evaluate.arc_vote import ArcVoting, voting_for
 from trm_core.evaluate.tasks import task_of
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import log_queries
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.records import Eval
 from trm_core.rundir.scores import headline
-from trm_core.train.evaluate import EvalModel
+from trm_core.evaluate.batch_pass import EvalModel
 from trm_core.train.losses import LOSSES
 from trm_core.train.model import build_model
 from trm_core.train.halting import halt_logit_threshold
@@ -40,6 +41,7 @@ class LoadedCheckpoint:
     weights: str          # "ema" or "raw"
     ev: EvalModel
     why: str = ""         # how the checkpoint was chosen, when the user should hear it (a skip, a tie)
+    voting: ArcVoting | None = None  # ARC's votes for pass@k (``arc_vote.voting_for``); None for other data
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load(run: RunDir, which: str = "latest", weights: str | None = None, device: str | None = None,
-         cfg: Config | None = None, dataset: Dataset | None = None) -> LoadedCheckpoint:
+         cfg: Config | None = None, dataset: Dataset | None = None,
+         voting: ArcVoting | None = None) -> LoadedCheckpoint:
     """The checkpoint ``which`` of ``run`` with its ``weights`` (the EMA's when the run keeps one, as the
     in-training eval, unless given) on ``device`` (the run's when not given)."""
     if not run.root.is_dir():
@@ -184,4 +187,4 @@ def load(run: RunDir, which: str = "latest", weights: str | None = None, device:
     ev = EvalModel(model, dev, cfg.model.max_supervision_steps, cfg.model.halt_in_eval,
                    halt_logit_threshold(cfg.model.halt_threshold),
                    SampleLoss(LOSSES[cfg.train.loss], loss_on_hidden=cfg.data.loss_on == "masked"), autocast)
-    return LoadedCheckpoint(run, cfg, dataset, info, weights, ev, chosen.why)
+    return LoadedCheckpoint(run, cfg, dataset, info, weights, ev, chosen.why, voting or voting_for(cfg.data))

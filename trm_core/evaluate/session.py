@@ -27,7 +27,7 @@ from trm_core.evaluate.predictions import ARC_VOTES, METRICS, PREDICTIONS, Predi
 from trm_core.evaluate.tasks import task_of
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.rundir.scores import headline
-from trm_core.train.evaluate import EvalModel, evaluate_batches, figures
+from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches, figures
 
 SPLITS = ("test", "train")
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
@@ -163,7 +163,7 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
         raise ConfigError(f"the {split} split of this run's data has no examples to evaluate")
     seq_len = loaded.cfg.model.seq_len
     batch = batch_size or auto_batch_size(ev, seq_len, count)
-    voting = getattr(dataset, "voting", None) if split == "test" else None
+    voting = loaded.voting if split == "test" else None
     folder = EvalFolder(evals or loaded.run.evals, folder_name(loaded.info.step, loaded.weights, split, count, size), count,
                         seq_len, ev.max_sup, dataset.vocab_size, loaded.cfg.data.kind == "code",
                         context_of(loaded, split), voting, save_predictions)

@@ -25,7 +25,7 @@ from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.prep.arc import SEPARATOR, SIDE, _grid, crop, disguise, to_canvas, undo
 from trm_core.prep.maze import CHARSET
-from trm_core.train.evaluate import evaluate_batches
+from trm_core.evaluate.batch_pass import evaluate_batches
 
 FRESH_DISGUISES = 8  # for an ARC task the dataset does not know: the original and 7 disguises vote
 

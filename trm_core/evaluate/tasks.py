@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from trm_core.config import Config
 from trm_core.data import Dataset
+from trm_core.evaluate.arc_vote import arc_set_dir
 
 
 def task_of(cfg: Config, ds: Dataset) -> str:
@@ -13,7 +14,7 @@ def task_of(cfg: Config, ds: Dataset) -> str:
         return "code"
     if cfg.data.kind != "puzzles":
         return "tokens"
-    if getattr(ds, "voting", None) is not None or (ds.vocab_size == 12 and cfg.model.seq_len == 900):
+    if arc_set_dir(cfg.data) is not None or (ds.vocab_size == 12 and cfg.model.seq_len == 900):
         return "arc"
     if ds.vocab_size == 11 and cfg.model.seq_len == 81:
         return "sudoku"

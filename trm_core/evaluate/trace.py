@@ -54,7 +54,7 @@ class BatchRecord:
 
 
 class StepTrace:
-    """Records each batch it is handed through ``train.evaluate``; ``on_record`` hears each finished one."""
+    """Records each batch it is handed through ``evaluate.batch_pass``; ``on_record`` hears each finished one."""
 
     def __init__(self, halt_logit_threshold: float, on_record: Callable[[BatchRecord], None]) -> None:
         self.threshold = halt_logit_threshold

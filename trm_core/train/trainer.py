@@ -29,7 +29,6 @@ from trm_core.distributed.group import Group
 from trm_core.train.carry import Carry
 from trm_core.train.update.ema import EMA
 from trm_core.train.update.optimizers import build_optimizer
-from trm_core.train.evaluate import Observer, Trace, evaluate
 from trm_core.train.losses import LOSSES
 from trm_core.train.metrics import FiniteWatch, NonFiniteLoss, PendingMetrics, StepMetrics, peak_memory_mb
 from trm_core.train.model import build_model, count_parameters
@@ -168,12 +167,6 @@ class Trainer:
     def unread(self) -> bool:
         """Steps ran since the figures were last read."""
         return self._window_steps > 0
-
-    def evaluate(self, batches: list[Batch], observe: Observer | None = None,
-                 on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None
-                 ) -> dict[str, float]:
-        """See ``train.evaluate.evaluate``: the EMA weights when there are any, every supervision step."""
-        return evaluate(self, batches, observe, on_progress, trace)
 
     # -- state ----------------------------------------------------------------------------------------
 

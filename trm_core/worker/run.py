@@ -32,7 +32,8 @@ from trm_core.worker.compiling import CompileDriver
 from trm_core.worker.console import Console
 from trm_core.worker.endings import Endings
 from trm_core.evaluate.trace import StepTrace
-from trm_core.worker.evals import eval_set, evaluate_with_votes, save_predictions, score_text
+from trm_core.evaluate.arc_vote import voting_for
+from trm_core.evaluate.in_training import eval_set, evaluate_with_votes, save_predictions, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport
 from trm_core.worker.stop import StopRequest
@@ -47,6 +48,7 @@ class Run:
     def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, order: TrainOrder, resume: bool,
                  overrides: list[str], stop: StopRequest, faults: Faults, group: Group | None = None) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
+        self.voting = voting_for(cfg.data)  # ARC's pass@k over augmentations; None for any other data
         self.resume, self.overrides, self.stop = resume, overrides, stop
         self.group = group or Group()
         self.ckpt_dir = run_dir / layout.CHECKPOINTS
@@ -284,9 +286,9 @@ class Run:
         records: list = []
         trace = StepTrace(self.trainer.halt_logit_threshold, records.append) \
             if self.cfg.train.eval_save_predictions else None
-        result = evaluate_with_votes(self.trainer, self.dataset, self.group, batches, on_progress, trace)
+        result = evaluate_with_votes(self.trainer, self.voting, self.group, batches, on_progress, trace)
         if trace is not None:
-            save_predictions(self.trainer, self.dataset, self.group, records, result, step, epoch + 1,
+            save_predictions(self.trainer, self.dataset, self.voting, self.group, records, result, step, epoch + 1,
                              time.perf_counter() - t0, RunDir(self.run_dir).evals)
         watchdog.end()
         figure = headline(result)

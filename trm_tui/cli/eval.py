@@ -99,7 +99,7 @@ def cmd_eval(argv: list[str]) -> int:
 
     evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     checkpoint = loading.load(run, args.checkpoint, args.weights, args.device)
-    if args.arc_submission and getattr(checkpoint.dataset, "voting", None) is None:
+    if args.arc_submission and checkpoint.voting is None:
         raise ConfigError("--arc-submission: this run's data is not an ARC set (no test_puzzles.json beside it)")
     if args.arc_submission and args.split != "test":
         raise ConfigError("--arc-submission: the submission answers the test split; drop --split train")
@@ -115,7 +115,7 @@ def cmd_eval(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     metrics = outcome.metrics | {"folder": str(outcome.folder)}
     if args.arc_submission:
-        metrics |= arc_submission(outcome.folder, checkpoint.dataset.voting.tests, args.arc_submission, args.solutions)
+        metrics |= arc_submission(outcome.folder, checkpoint.voting.tests, args.arc_submission, args.solutions)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -144,8 +144,9 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
 
     evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     cfg, dataset, _task = loading.run_data(run)
-    voting = arc_voting(dataset)  # before any checkpoint loads
-    members = [loading.load(run, name, args.weights, args.device, cfg=cfg, dataset=dataset) for name in names]
+    voting = arc_voting(cfg)  # before any checkpoint loads: refused for data that is not ARC
+    members = [loading.load(run, name, args.weights, args.device, cfg=cfg, dataset=dataset, voting=voting)
+               for name in names]
     for m in members:
         if m.why:
             print(f"trm-tui eval: {m.why}", file=sys.stderr)

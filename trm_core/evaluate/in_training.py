@@ -1,28 +1,54 @@
-"""The in-training eval's pieces: the fixed held-out batches, the trainer's eval with ARC's votes counted
-across ranks, and the one-line score a run ends with."""
+"""The eval a run does as it trains: the fixed held-out batches, the trainer's weights (its EMA's when it keeps
+one) through the same per-batch pass as ``trm-tui eval`` with ARC's votes counted across ranks, its predictions
+written as ``trm-tui eval`` writes them, and the one-line score a run ends with."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
-from trm_core.data import Dataset
+import torch
+
+from trm_core.data import Batch, Dataset
 from trm_core.distributed.group import Group
-from trm_core.train.evaluate import Trace
+from trm_core.evaluate import session
+from trm_core.evaluate.arc_vote import ArcVoting
+from trm_core.evaluate.batch_pass import EvalModel, Observer, Trace, evaluate_batches, figures
+from trm_core.evaluate.tasks import task_of
+from trm_core.train.steps.host import StepHost
 from trm_core.train.trainer import Trainer
 
 
-def evaluate_with_votes(trainer: Trainer, dataset: Dataset, group: Group, batches: list,
+@torch.inference_mode()
+def evaluate_trainer(tr: StepHost, batches: list[Batch], observe: Observer | None = None,
+                     on_progress: Callable[[int, int], None] | None = None,
+                     trace: Trace | None = None) -> dict[str, float]:
+    """Loss and accuracy at each sample's exit, using the EMA weights when there are any. Samples run every
+    supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training.
+    ``observe(batch, predictions, confidence)`` hears each batch's predicted tokens and halting probability
+    at each sample's exit (ARC votes on them); ``on_progress(k, K)`` hears each finished batch. With several
+    ranks each passes its own batches and the sums are added across them."""
+    totals, count, any_hidden = evaluate_batches(EvalModel.of_trainer(tr), batches, observe, on_progress, trace)
+    if tr.group.distributed:  # each rank evaluated its share of the batches
+        summed = tr.group.sum(torch.tensor([*totals.values(), count, any_hidden], dtype=torch.float64,
+                                           device=tr.device)).tolist()
+        totals = dict(zip(totals, summed[:len(totals)]))
+        count, any_hidden = int(summed[len(totals)]), bool(summed[-1])
+    return figures(totals, count, any_hidden)
+
+
+def evaluate_with_votes(trainer: Trainer, voting: ArcVoting | None, group: Group, batches: list,
                         on_progress: Callable[[int, int], None], trace: Trace | None = None) -> dict:
-    """The trainer's eval, with ARC's votes counted where the dataset has them. With several ranks each
-    evaluates its share of the batches; rank 0 counts every rank's votes, in the batches' order."""
-    voting = getattr(dataset, "voting", None)
+    """The trainer's eval, with ARC's votes counted where the run's data has them (``arc_vote.voting_for``).
+    With several ranks each evaluates its share of the batches; rank 0 counts every rank's votes, in the
+    batches' order."""
     mine = group.spread(batches)
     if voting is None:
-        return trainer.evaluate(mine, on_progress=on_progress, trace=trace)
+        return evaluate_trainer(trainer, mine, on_progress=on_progress, trace=trace)
     seen: list[tuple] = []
-    result = trainer.evaluate(mine, on_progress=on_progress, trace=trace, observe=lambda batch, preds, conf: seen.append(
-        (batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy())))
+    result = evaluate_trainer(trainer, mine, on_progress=on_progress, trace=trace,
+                              observe=lambda batch, preds, conf: seen.append(
+                                  (batch.puzzle_ids.numpy(), batch.inputs.numpy(), preds.numpy(), conf.numpy())))
     per_rank = group.objects(seen) if group.distributed else [seen]
     if not group.leader:
         return result
@@ -54,13 +80,10 @@ def eval_set(ds: Dataset, batch_size: int, batches: int) -> list:
     return [ds.eval_batch(start, min(batch_size, ds.num_eval - start)) for start in range(0, ds.num_eval, batch_size)]
 
 
-def save_predictions(trainer: Trainer, dataset: Dataset, group: Group, records: list, result: dict, step: int,
-                     epoch: int, seconds: float, evals: Path) -> Path | None:
+def save_predictions(trainer: Trainer, dataset: Dataset, voting: ArcVoting | None, group: Group, records: list,
+                     result: dict, step: int, epoch: int, seconds: float, evals: Path) -> Path | None:
     """``train.eval_save_predictions``: the eval just run, written as ``trm-tui eval`` writes one (rank 0 writes
     every rank's batches, in the batches' order). A collective: every rank calls it."""
-    from trm_core.evaluate import session
-    from trm_core.evaluate.tasks import task_of
-
     per_rank = group.objects(records) if group.distributed else [records]
     if not group.leader:
         return None
@@ -84,6 +107,6 @@ def save_predictions(trainer: Trainer, dataset: Dataset, group: Group, records: 
             "step": step, "epoch": epoch, "checkpoint": None, "weights": weights, "split": "test",
             "examples": count, "batch_size": cfg.train.batch_size, "device": str(trainer.device),
             "seconds": round(seconds, 3), "in_training": True}
-        return folder.finish(metrics, getattr(dataset, "voting", None))
+        return folder.finish(metrics, voting)
     finally:
         folder.discard()

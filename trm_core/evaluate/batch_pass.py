@@ -1,8 +1,8 @@
-"""Eval: every held-out sample through the supervision steps, scored at its exit.
+"""The per-batch pass of every eval: each held-out sample through the supervision steps, scored at its exit.
 
-One code path for the in-training eval (``Trainer.evaluate``) and ``trm-tui eval`` on a checkpoint
-(``evaluate.session``): both hand ``evaluate_batches`` an ``EvalModel``, so the same checkpoint, split and
-batches give the same numbers bit for bit. A ``Trace`` hears every supervision step of every batch (the
+One code path for the in-training eval (``evaluate.in_training``), ``trm-tui eval`` on a checkpoint
+(``evaluate.session``), an ensemble and ``solve``: each hands ``evaluate_batches`` an ``EvalModel``, so the
+same checkpoint, split and batches give the same numbers bit for bit. A ``Trace`` hears every supervision step of every batch (the
 answers after each step, the halting logits) without changing what is computed.
 """
 
@@ -54,22 +54,6 @@ class EvalModel:
         model = tr.ema.model if tr.ema is not None else tr.model
         return cls(model, tr.device, tr.cfg.model.max_supervision_steps, tr.cfg.model.halt_in_eval,
                    tr.halt_logit_threshold, tr._losses, tr.autocast)
-
-
-@torch.inference_mode()
-def evaluate(tr: StepHost, batches: list[Batch], observe: Observer | None = None,
-             on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None) -> dict[str, float]:
-    """Loss and accuracy at each sample's exit, using the EMA weights when there are any. Samples run every
-    supervision step, as the paper evaluates, unless ``model.halt_in_eval`` lets them halt as in training.
-    ``observe(batch, predictions, confidence)`` hears each batch's predicted tokens and halting probability
-    at each sample's exit (ARC votes on them); ``on_progress(k, K)`` hears each finished batch."""
-    totals, count, any_hidden = evaluate_batches(EvalModel.of_trainer(tr), batches, observe, on_progress, trace)
-    if tr.group.distributed:  # each rank evaluated its share of the batches
-        summed = tr.group.sum(torch.tensor([*totals.values(), count, any_hidden], dtype=torch.float64,
-                                           device=tr.device)).tolist()
-        totals = dict(zip(totals, summed[:len(totals)]))
-        count, any_hidden = int(summed[len(totals)]), bool(summed[-1])
-    return figures(totals, count, any_hidden)
 
 
 def figures(totals: dict[str, float], count: int, any_hidden: bool) -> dict[str, Any]:
