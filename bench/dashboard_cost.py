@@ -51,7 +51,7 @@ def write_log(path: Path, lines: int) -> None:
 
 
 def startup(lines: int) -> None:
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.widgets import Curve
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 async def shoot(run_dir: Path, out: Path, size: tuple[int, int]) -> None:
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
 
     app = Dashboard(run_dir, None, SupervisorConfig())
     async with app.run_test(size=size) as pilot:

@@ -17,7 +17,7 @@ from trm_core.autotune.runner import TrialRunner
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, thread_counts
 from trm_core.config import SupervisorConfig
 from trm_core.rundir.identity import read_identity
-from trm_tui.dashboard.app import Dashboard
+from trm_tui.dashboard.dashboard_app import Dashboard
 
 from helpers import Terminal, cli, cli_run, events, kill_worker, wait_for, worker_env
 

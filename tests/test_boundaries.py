@@ -49,6 +49,12 @@ def test_data_never_imports_the_eval() -> None:
     assert offenders("trm_core.train", ("trm_core.evaluate",)) == []
 
 
+def test_the_predictions_browser_loads_no_dashboard() -> None:
+    """``trm-tui eval --show`` is a browser of its own: it shares the key footer (``trm_tui.keys_footer``), never
+    the dashboard's panels or plotext."""
+    assert offenders("trm_tui.predictions", ("trm_tui.dashboard", "plotext")) == []
+
+
 def test_autotune_measures_and_never_drives_the_run() -> None:
     """Stopping and resuming the run around a search is control's (control/tune.py); the engine below it never
     reaches back up, and the dashboard asks control, never the engine."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trm_core.control.status import run_status
+from trm_core.control.run_status import run_status
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.train.compile_choice import (COMPILE_GUESS_S, EAGER_WARMUP, MEASURED, TRIAL_STEPS, CompileTrial,
                                            CompileVerdict)

@@ -143,7 +143,7 @@ def test_config_reference_page_is_the_schema_and_its_names_work() -> None:
     import dataclasses
 
     from trm_core.config.reference import render_markdown
-    from trm_core.config.run import SAFE_ON_RESUME
+    from trm_core.config.run_config import SAFE_ON_RESUME
     from trm_core.config.schema import SECTIONS
 
     page = render_markdown()

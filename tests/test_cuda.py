@@ -142,7 +142,7 @@ def test_a_gpu_memory_cap_makes_large_micro_batches_rejected_candidates(tmp_path
 
 
 def test_nvml_reads_the_gpu_and_the_workers_own_memory(tmp_path: Path, tiny_gpu: list[str]) -> None:
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.widgets import GpuPanel
 
     run_dir = tmp_path / "run"

@@ -16,7 +16,7 @@ from rich.console import Console
 from trm_core.config import SupervisorConfig
 from trm_core.rundir.identity import read_identity
 from trm_core.telemetry import GpuProbe
-from trm_tui.dashboard.app import Dashboard
+from trm_tui.dashboard.dashboard_app import Dashboard
 from trm_tui.dashboard.widgets import EventsPane, GpuPanel, HeaderBar
 
 from helpers import Terminal, events, kill_worker, wait_for, worker_env

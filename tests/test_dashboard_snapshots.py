@@ -18,7 +18,7 @@ import pytest
 from trm_core.config import SupervisorConfig
 from trm_core.rundir.records import RunEnd, as_line
 from trm_core.telemetry import GpuProbe, HostSample
-from trm_tui.dashboard.app import Dashboard
+from trm_tui.dashboard.dashboard_app import Dashboard
 from trm_tui.dashboard.feeds import FixedFeeds
 
 from fake_nvml import FakeNvml, NVMLError_NotSupported, h100

@@ -24,7 +24,7 @@ from trm_core.distributed.rank_files import read_all
 from trm_core.rundir import layout
 
 from trm_core.config import SupervisorConfig
-from trm_tui.dashboard.app import Dashboard
+from trm_tui.dashboard.dashboard_app import Dashboard
 from trm_tui.dashboard.widgets import HeaderBar, RanksPanel
 
 from helpers import Terminal, cli, cli_run, events, kill_worker, run_worker, wait_for

@@ -218,7 +218,7 @@ def test_a_sudoku_answer_keeps_the_givens_and_names_the_ones_the_model_changed()
     """``trm-tui solve`` printed a small model's rewritten givens as its answer (29 of 31 changed)."""
     import numpy as np
 
-    from trm_core.evaluate.solve import sudoku_verdict
+    from trm_core.evaluate.solve_puzzle import sudoku_verdict
 
     solution = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
     puzzle = "." * 3 + solution[3:]

@@ -70,7 +70,7 @@ def dashboard_events(run_dir: Path) -> str:
 
     from trm_core.config import SupervisorConfig
     from trm_core.telemetry import GpuProbe
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from fake_nvml import FakeNvml
     app = Dashboard(run_dir, [], SupervisorConfig(), gpu_probe=GpuProbe(loader=lambda: FakeNvml([])))
     shown: list[str] = []

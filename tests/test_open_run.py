@@ -128,7 +128,7 @@ def test_e_shows_every_event_the_three_line_pane_cannot(tmp_path: Path, micro_ar
     from textual.widgets import Log
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.screens import EventsScreen
 
     run_dir = _finished(tmp_path, micro_args, steps=16)  # checkpoints and evals every 4 steps: 10 events
@@ -155,7 +155,7 @@ def test_under_no_color_keys_that_cannot_act_leave_the_footer(tmp_path: Path, mi
     import asyncio
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
 
     run_dir = _finished(tmp_path, micro_args)
 
@@ -178,7 +178,7 @@ def test_t_shows_the_held_out_score_curve(tmp_path: Path, micro_args: list[str])
     import asyncio
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.widgets import Curve
 
     run_dir = _finished(tmp_path, micro_args, steps=16)  # evals every 4 steps: four points
@@ -203,7 +203,7 @@ def test_t_draws_the_target_score_across_the_eval_chart(tmp_path: Path, micro_ar
     import asyncio
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.widgets import Curve
 
     run_dir = _finished(tmp_path, micro_args + ["--set", "train.target_score=0.95", "--set", "train.target_name=paper"],
@@ -230,7 +230,7 @@ def test_node_1_of_a_finished_two_node_run_opens_with_rank_0s_curves_and_its_end
     import asyncio
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
 
     root = _finished(tmp_path, micro_args, steps=8)
     node_1 = root / "nodes" / "node-1"
@@ -254,7 +254,7 @@ def test_a_corrupt_config_is_named_everywhere_and_r_refuses(tmp_path: Path, micr
     import asyncio
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.widgets import EventsPane
 
     run_dir = _finished(tmp_path, micro_args)
@@ -306,7 +306,7 @@ def test_at_80x24_every_figure_and_every_key_is_on_screen(tmp_path: Path, micro_
     from textual.widgets._footer import FooterKey
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.widgets import MetricsPanel
 
     run_dir = _finished(tmp_path, micro_args, steps=8)
@@ -329,7 +329,7 @@ def test_at_80x24_every_figure_and_every_key_is_on_screen(tmp_path: Path, micro_
 
 def test_the_preset_help_lists_every_built_in_preset() -> None:
     from trm_core.config import BUILTIN_PRESETS
-    from trm_tui.cli.run import build_parser
+    from trm_tui.cli.start_or_open import build_parser
 
     helped = " ".join(build_parser().format_help().split())
     assert "built in (each described in config.toml): " + ", ".join(BUILTIN_PRESETS) in helped

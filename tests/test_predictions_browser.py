@@ -19,7 +19,7 @@ from trm_core.evaluate.predictions import PredictionWriter
 from trm_core.evaluate.predictions import METRICS
 from trm_core.evaluate.trace import BatchRecord
 from trm_tui.predictions import render
-from trm_tui.predictions.app import PredictionsApp
+from trm_tui.predictions.browser_app import PredictionsApp
 from trm_tui.predictions.examples import Examples
 
 STEPS = 3

@@ -79,7 +79,7 @@ def test_status_agrees(tmp_path) -> None:
 
     import psutil
 
-    from trm_core.control.status import run_status
+    from trm_core.control.run_status import run_status
     from trm_core.rundir.identity import start_ticks
     lines = run_with_a_pause()
     now = 100.0 + 36_000 + 11

@@ -66,7 +66,7 @@ def test_the_runs_screen_switches_runs_and_compares_the_marked(tmp_path: Path, m
     import asyncio
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.runs_screen import CompareScreen, RunsScreen
     from trm_tui.dashboard.widgets import Curve
 

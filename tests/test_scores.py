@@ -63,7 +63,7 @@ def test_the_best_eval_is_found_however_far_back_the_newest_eval_lies(tmp_path: 
     """A paper preset evaluates every few thousand steps: its newest eval may lie further back than any tail
     read. The worker's start reads back to it (window by window, a line cut by a window's edge made whole);
     status takes the best from the newest checkpoint's sidecar, written with it."""
-    from trm_core.control.status import run_status
+    from trm_core.control.run_status import run_status
     from trm_core.rundir import checkpoints as ckpt
     from trm_core.rundir import log_queries
     from trm_core.rundir.events import EventWriter

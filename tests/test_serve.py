@@ -131,7 +131,7 @@ def test_serve_refuses_a_folder_without_a_run_and_warns_off_loopback(tmp_path: P
         terminate(server)
     assert "WARNING" not in server.stderr.read()  # all of 127/8 is this machine's
     # any other address is warned about (not bound here: tests talk to loopback alone)
-    from trm_tui.serve import make_tokens, parser, warn_exposure
+    from trm_tui.cli.serve import make_tokens, parser, warn_exposure
 
     args = parser().parse_args(["--host", "10.1.2.3"])
     warn_exposure(args, make_tokens(args))
@@ -163,7 +163,7 @@ def test_a_tab_whose_run_is_gone_shows_why_in_the_page(tmp_path: Path) -> None:
     import subprocess
 
     from helpers import worker_env
-    from trm_tui.serve import dashboard_commands
+    from trm_tui.cli.serve import dashboard_commands
     from trm_tui.serve.tokens import Role
 
     gone = tmp_path / "gone"

@@ -30,8 +30,8 @@ PRELUDE = """
 import json, os, socket, sys, time
 from pathlib import Path
 from trm_tui.cli import main as trm
-import trm_tui.cli.stop, trm_tui.cli.status, trm_tui.cli.autotune, trm_tui.cli.run
-import trm_tui.runs, trm_core.control.commands as commands, trm_core.control.status
+import trm_tui.cli.stop, trm_tui.cli.status, trm_tui.cli.autotune, trm_tui.cli.start_or_open
+import trm_tui.cli.runs, trm_core.control.commands as commands, trm_core.control.run_status
 from trm_core.rundir.ownership import who, user_name
 os.chdir("/")
 os.setgroups([]); os.setgid({uid}); os.setuid({uid})
@@ -312,7 +312,7 @@ def test_the_dashboards_runs_screen_says_whose_each_run_is(tmp_path: Path, micro
     from textual.widgets import DataTable
 
     from trm_core.config import SupervisorConfig
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.runs_screen import RunsScreen
 
     for name in ("mine", "theirs"):

@@ -228,7 +228,7 @@ def test_status_shows_a_frozen_worker_as_stalled_and_an_old_checkpoint_as_stale(
         st = status(run_dir)
         assert st["state"] == "running" and st["pid"] == read_identity(run_dir).pid and st["step"] >= 3
         assert not st["checkpoint_stale"]
-        from trm_core.control.status import run_status
+        from trm_core.control.run_status import run_status
         later = run_status(run_dir, now=time.time() + 3600)  # an hour on and no new checkpoint: stale
         assert later.checkpoint_stale and later.state == "stalled"
         os.kill(st["pid"], signal.SIGSTOP)  # frozen: no steps, no heartbeats

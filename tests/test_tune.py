@@ -19,7 +19,7 @@ from helpers import events, kill_worker, run_worker, wait_for
 
 @pytest.mark.process
 def test_a_finished_search_nobody_takes_resumes_the_run_it_stopped(tmp_path: Path, micro_args: list[str]) -> None:
-    from trm_tui.dashboard.app import Dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard
     from trm_tui.dashboard.messages import SearchFinished
 
     run_dir = tmp_path / "run"

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from trm_core.control.client import KeeperClient
 from trm_core.control.fold import RunFold, eta_seconds
 from trm_core.rundir.layout import EXIT_OK
-from trm_tui.signals import handling
+from trm_tui.signals import handling, quiet_stdout
 from trm_core.rundir.records import Heartbeat, Step, parse
 from trm_tui.event_text import event_line, progress_line, step_progress_line
 
@@ -80,7 +80,7 @@ class Headless:
                 self.owner = self.client.started_run
                 return self._follow()
         except _StopWatching:
-            _quiet_stdout()
+            quiet_stdout()
             return EXIT_OK
 
     def _write(self, line: str) -> None:
@@ -142,12 +142,3 @@ def _put(stream: TextIO, line: str) -> None:
         stream.flush()
     except BrokenPipeError:
         raise _StopWatching from None
-
-
-def _quiet_stdout() -> None:
-    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush cannot fail loudly."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass

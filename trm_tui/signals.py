@@ -1,9 +1,11 @@
 """Signal handlers for the length of a block: what a foreground command (--no-ui, autotune) installs while it
-runs, and puts back however the block ends."""
+runs, and puts back however the block ends; and a closed pipe's quiet end (`trm-tui status | head -2`)."""
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -18,3 +20,12 @@ def handling(handlers: dict[signal.Signals, Handler]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def quiet_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush cannot fail loudly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

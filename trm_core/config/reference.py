@@ -86,7 +86,7 @@ def allowed(meta: dict[str, Any]) -> str:
 
 def render_markdown() -> str:
     from trm_core.config.resolve import NOT_FROM_ENVIRONMENT
-    from trm_core.config.run import SAFE_ON_RESUME
+    from trm_core.config.run_config import SAFE_ON_RESUME
 
     parts = [MARKDOWN_HEADER]
     for section, cls in SECTIONS.items():

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from trm_core.config.resolve import resolve
-from trm_core.config.run import resolve_run_config, saved_config
+from trm_core.config.run_config import resolve_run_config, saved_config
 from trm_core.config.schema import AlertsConfig, Config, ConfigError, ExportConfig, SupervisorConfig
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.ownership import owned_by

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trm_core.config import AlertsConfig, SupervisorConfig
-from trm_core.control.status import run_status
+from trm_core.control.run_status import run_status
 from trm_core.rundir.records import (Alert, Event, GiveUp, Restart, RunEnd, Stall, Step, WarningEvent, as_line,
                                      parse)
 

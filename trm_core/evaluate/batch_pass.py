@@ -17,7 +17,7 @@ import torch
 from trm_core.data.base import Batch
 from trm_core.train.halting import halts
 from trm_core.train.sample_loss import Losses
-from trm_core.train.steps.host import StepHost
+from trm_core.train.steps.step_host import StepHost
 
 Observer = Callable[[Batch, torch.Tensor, torch.Tensor], None]
 FIGURES = ("loss", "accuracy", "exact", "sup_steps", "masked_accuracy")

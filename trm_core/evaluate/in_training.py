@@ -15,7 +15,7 @@ from trm_core.evaluate import session
 from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.evaluate.batch_pass import EvalModel, Observer, Trace, evaluate_batches, figures
 from trm_core.evaluate.tasks import task_of
-from trm_core.train.steps.host import StepHost
+from trm_core.train.steps.step_host import StepHost
 from trm_core.train.trainer import Trainer
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from trm_core.config import Config, ConfigError
-from trm_core.config.run import saved_config
+from trm_core.config.run_config import saved_config
 from trm_core.data import Dataset, build_dataset
 from trm_core.evaluate.arc_vote import ArcVoting, voting_for
 from trm_core.evaluate.tasks import task_of

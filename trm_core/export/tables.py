@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from trm_core.config import ConfigError
-from trm_core.config.run import saved_config
+from trm_core.config.run_config import saved_config
 from trm_core.export.scalars import flat_config
 from trm_core.rundir import layout
 from trm_core.rundir.events import read_events

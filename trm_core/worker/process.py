@@ -30,8 +30,8 @@ from trm_core.distributed.group import Group
 from trm_core.rundir import identity, layout, lifecycle
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_core.worker.faults import Faults
-from trm_core.worker.run import Run, total_steps_for
-from trm_core.worker.stop import StopRequest
+from trm_core.worker.training_run import Run, total_steps_for
+from trm_core.worker.stop_signals import StopRequest
 
 __all__ = ["main"]
 

@@ -12,7 +12,7 @@ import time
 
 from trm_core import config as config_mod
 from trm_core.config import Config, ConfigError
-from trm_core.config.run import saved_config
+from trm_core.config.run_config import saved_config
 from trm_core.doctor.all_checks import iter_checks
 from trm_core.doctor.report import Check, Status, fail, ok, warn
 from trm_core.rundir import layout

@@ -248,7 +248,7 @@ def show_newest(run: RunDir) -> int:
 
 
 def show(folder: Path) -> int:
-    from trm_tui.predictions.app import PredictionsApp
+    from trm_tui.predictions.browser_app import PredictionsApp
 
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise ConfigError("--show draws in a terminal; this is not one")

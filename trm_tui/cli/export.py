@@ -114,7 +114,7 @@ def export_config(args: argparse.Namespace) -> int:
     """The newest run_start's resolved config as TOML; with --restore, back into a config.toml that broke."""
     import tomli_w
 
-    from trm_core.config.run import config_problem
+    from trm_core.config.run_config import config_problem
     from trm_core.rundir.log_queries import newest_in_log
     from trm_core.rundir.records import RunStart
 

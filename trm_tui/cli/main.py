@@ -29,12 +29,12 @@ COMMANDS: dict[str, Command] = {
     "status": Command("trm_tui.cli.status", "cmd_status", "a run's state, progress, checkpoint and health"),
     "stop": Command("trm_tui.cli.stop", "cmd_stop", "stop a run with a checkpoint (--force: at once)"),
     "adopt": Command("trm_tui.cli.adopt", "cmd_adopt", "a new keeper for a running worker whose keeper is gone"),
-    "runs": Command("trm_tui.runs", "cmd_runs", "every run under runs/, a line each (--csv for a sweep)"),
-    "serve": Command("trm_tui.serve", "cmd_serve", "the dashboard in a browser, behind a secret token"),
+    "runs": Command("trm_tui.cli.runs", "cmd_runs", "every run under runs/, a line each (--csv for a sweep)"),
+    "serve": Command("trm_tui.cli.serve", "cmd_serve", "the dashboard in a browser, behind a secret token"),
     "autotune": Command("trm_tui.cli.autotune", "cmd_autotune", "measure micro-batch and threads, keep the fastest"),
     "eval": Command("trm_tui.cli.eval", "cmd_eval", "evaluate a checkpoint on a dataset's test split"),
     "solve": Command("trm_tui.cli.solve", "cmd_solve", "answer one puzzle with a trained model"),
-    "data": Command("trm_tui.data_cli", "cmd_data", "build a puzzle dataset (sudoku, maze, arc) or generate Sudokus"),
+    "data": Command("trm_tui.cli.data", "cmd_data", "build a puzzle dataset (sudoku, maze, arc) or generate Sudokus"),
     "export": Command("trm_tui.cli.export", "cmd_export", "a run's figures to TensorBoard or CSV"),
     "doctor": Command("trm_tui.cli.doctor", "cmd_doctor", "check what would make a long run fail hours in"),
 }
@@ -47,7 +47,7 @@ def commands_help() -> str:
     return "commands (each has --help):\n" + "\n".join(lines)
 
 
-RUN = ("trm_tui.cli.run", "cmd_run")
+RUN = ("trm_tui.cli.start_or_open", "cmd_run")
 
 
 def version() -> str:
@@ -97,6 +97,6 @@ def run_command(name: str | None, command: Callable[[list[str]], int], argv: lis
         print(f"trm-tui{' ' + name if name else ''}: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:  # `trm-tui status | head -2`: the reader has what it wanted
-        from trm_tui.headless import _quiet_stdout
-        _quiet_stdout()
+        from trm_tui.signals import quiet_stdout
+        quiet_stdout()
         return 0

@@ -58,7 +58,7 @@ def cmd_solve(argv: list[str]) -> int:
         raise ConfigError(f"--run-dir {run.root}: no such run folder")
     text, name = _read(args.puzzle)
     from trm_core.evaluate import loaded as loading
-    from trm_core.evaluate import solve
+    from trm_core.evaluate import solve_puzzle as solve
 
     cfg, dataset, task = loading.run_data(run)
     if task == "sudoku":
@@ -84,7 +84,7 @@ def cmd_solve(argv: list[str]) -> int:
 
 
 def _as_json(task: str, answers: list, step: int) -> dict:
-    from trm_core.evaluate.solve import arc_grid_of
+    from trm_core.evaluate.solve_puzzle import arc_grid_of
     from trm_core.prep.maze import CHARSET
     from trm_tui.predictions.render import sudoku_char
 
@@ -97,7 +97,7 @@ def _as_json(task: str, answers: list, step: int) -> dict:
             return [flat[r * side:(r + 1) * side] for r in range(side)]
         return arc_grid_of(tokens).tolist()
 
-    from trm_core.evaluate.solve import sudoku_verdict
+    from trm_core.evaluate.solve_puzzle import sudoku_verdict
 
     out = []
     for a in answers:
@@ -121,7 +121,7 @@ def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -
     from rich.console import Console
     from rich.text import Text
 
-    from trm_core.evaluate.solve import arc_grid_of, sudoku_verdict
+    from trm_core.evaluate.solve_puzzle import arc_grid_of, sudoku_verdict
     from trm_tui.predictions import render
 
     console = Console(highlight=False)

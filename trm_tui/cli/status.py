@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trm_core.config import SupervisorConfig
 from trm_core.config.start import saved_settings
-from trm_core.control.status import RunStatus, run_status
+from trm_core.control.run_status import RunStatus, run_status
 from trm_core.distributed import rank_files
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_tui.cli.common import orphan_note, refuse_unless_run_folder, run_dir_arg

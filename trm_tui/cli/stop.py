@@ -7,7 +7,7 @@ import argparse
 from trm_core.config.start import saved_settings
 from trm_core.control import commands
 from trm_core.control.launch import stop_worker
-from trm_core.control.status import run_status
+from trm_core.control.run_status import run_status
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import RunDir
 from trm_tui.cli.common import refuse_unless_owner, refuse_unless_run_folder, run_dir_arg

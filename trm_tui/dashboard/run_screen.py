@@ -21,7 +21,8 @@ from trm_core.distributed import rank_files
 from trm_core.rundir.states import RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
-from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, KeysFooter, MetricsPanel, ProgressPanel,
+from trm_tui.keys_footer import KeysFooter
+from trm_tui.dashboard.widgets import (Curve, EventsPane, GpuPanel, HeaderBar, HostPanel, MetricsPanel, ProgressPanel,
                                        RanksPanel)
 
 CURVE_PERIOD_S = 5.0

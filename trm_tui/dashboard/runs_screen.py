@@ -12,8 +12,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label
 
 from trm_tui.dashboard.history import history_view
-from trm_tui.runs import columns, list_runs
-from trm_tui.dashboard.widgets import Curve, KeysFooter
+from trm_tui.cli.runs import columns, list_runs
+from trm_tui.dashboard.widgets import Curve
+from trm_tui.keys_footer import KeysFooter
 
 # Colours and markers per run: the markers keep runs apart where colour does not show (NO_COLOR).
 COLOURS = ("cyan", "yellow", "green", "magenta", "red", "blue", "white")
@@ -110,7 +111,7 @@ class CompareScreen(Screen[None]):
 
     def fill_table(self) -> None:
         """One row per run: its ending and scores, then each config key the runs do not share."""
-        from trm_core.control.status import run_status
+        from trm_core.control.run_status import run_status
         from trm_core.export.tables import differing_keys, run_config_columns
 
         configs = [run_config_columns(run) for run in self.runs]

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Log, Static
-from trm_tui.dashboard.widgets import KeysFooter
+from trm_tui.keys_footer import KeysFooter
 
 KEYS_HELP = """\
 [b]s[/b]  stop gracefully: the worker finishes its step, saves a checkpoint and exits

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trm_core.control.fold import RunFold, end_state, is_number, silent_for
-from trm_core.control.status import disk_warning
+from trm_core.control.run_status import disk_warning
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck,
                                      CompileChoice, ErrorEvent,
                                      Eval, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,

@@ -7,14 +7,14 @@ import time
 import plotext as plt
 from rich.table import Table
 from rich.text import Text
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_core.rundir.states import HAS_WORKER, RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_core.distributed.rank_files import RankStatus, wait_share
 from trm_tui.dashboard.view import RunView
+
 from trm_tui.event_text import duration, step_progress_short
 
 STATE_STYLE = {RunState.RUNNING: "bold green", RunState.STALLED: "bold red", RunState.FAILED: "bold red",
@@ -47,17 +47,6 @@ def grid(rows: list[tuple[str, ...]]) -> str:
     table measuring itself on every repaint (the panels' largest cost after the curves)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(" ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
-
-
-class KeysFooter(Footer):
-    """Textual's footer, drawn whether or not the app has focus. Textual redraws it only while the app is
-    focused; a browser tab (trm-tui serve) reports no focus until the page is clicked, so its footer row
-    stayed empty until then."""
-
-    def bindings_changed(self, screen: Screen) -> None:
-        self._bindings_ready = True
-        if self.is_attached and screen is self.screen:
-            self.call_after_refresh(self.recompose)
 
 
 class HeaderBar(_Deduped):

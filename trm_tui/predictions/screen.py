@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label, Static
 
 from trm_tui.predictions.examples import FILTERS, SORTS, Examples, Row
-from trm_tui.dashboard.widgets import KeysFooter
+from trm_tui.keys_footer import KeysFooter
 
 
 class PredictionsScreen(Screen[None]):

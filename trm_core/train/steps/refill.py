@@ -12,7 +12,7 @@ from trm_core.train.carry import Carry
 from trm_core.train.halting import halts
 from trm_core.train.metrics import PendingMetrics
 from trm_core.train.steps.shrink import split
-from trm_core.train.steps.host import StepHost, to_device
+from trm_core.train.steps.step_host import StepHost, to_device
 
 
 def refill_step(tr: StepHost, batch: Batch) -> PendingMetrics:

@@ -12,7 +12,7 @@ import torch
 from trm_core.data.base import Batch
 from trm_core.train.halting import halts
 from trm_core.train.metrics import PendingMetrics
-from trm_core.train.steps.host import StepHost, to_device
+from trm_core.train.steps.step_host import StepHost, to_device
 
 
 class _Active:

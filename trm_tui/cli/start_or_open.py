@@ -12,7 +12,7 @@ from trm_core.config import ConfigError, Start, SupervisorConfig
 from trm_core.config.start import saved_settings as run_settings
 from trm_core.control.client import KeeperClient
 from trm_core.control.launch import ensure_keeper, wait_gone
-from trm_core.control.status import run_status
+from trm_core.control.run_status import run_status
 from trm_core.prep.dataset_shape import check_data
 from trm_core.rundir import layout, lifecycle, log_queries
 from trm_core.rundir.identity import live_keeper, live_worker
@@ -77,7 +77,7 @@ def _show_log_tail(run_dir: Path, code: int) -> None:
 def run_dashboard(run_dir: Path, start: Start | None, settings: SupervisorConfig, read_only: bool = False) -> int:
     """The dashboard on ``run_dir`` (started by ``start``, or opened as it is with None), then on each run the
     runs screen switches to, opened as it is; at the end, where the run left going is and how to come back."""
-    from trm_tui.dashboard.app import Dashboard  # Textual loads only for the dashboard
+    from trm_tui.dashboard.dashboard_app import Dashboard  # Textual loads only for the dashboard
 
     app = Dashboard(run_dir, start, settings, read_only=read_only)
     code = app.run() or 0

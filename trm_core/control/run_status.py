@@ -142,7 +142,7 @@ def _error(fold: RunFold, state: RunState) -> dict[str, Any]:
 def config_error(run_dir: Path, state: RunState) -> str | None:
     """Why the config.toml of a run that trained no longer reads, and how to fix it; None when it reads (or
     the run is still starting, with none yet). Status, runs and the dashboard ask this one question."""
-    from trm_core.config.run import config_problem
+    from trm_core.config.run_config import config_problem
 
     if state == RunState.STARTING or not lifecycle.holds_run(run_dir):
         return None

@@ -36,7 +36,7 @@ from trm_core.evaluate.arc_vote import voting_for
 from trm_core.evaluate.in_training import eval_set, evaluate_with_votes, save_predictions, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport
-from trm_core.worker.stop import StopRequest
+from trm_core.worker.stop_signals import StopRequest
 from trm_core.worker.watchdog import Watchdog
 
 

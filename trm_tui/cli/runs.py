@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trm_core.control.status import RunStatus, run_status
+from trm_core.control.run_status import RunStatus, run_status
 from trm_core.rundir import layout, lifecycle
 from trm_tui.event_text import best_text, duration
 

@@ -155,7 +155,7 @@ class Dashboard(AutotuneActions, App[int]):
 
     def config_error(self) -> str | None:
         """Why the run's config.toml does not read (r and a cannot work then), checked again when it changes."""
-        from trm_core.control.status import config_error
+        from trm_core.control.run_status import config_error
 
         path = self.rundir.config
         try:
