@@ -33,8 +33,8 @@ def test_a_finished_search_nobody_takes_resumes_the_run_it_stopped(tmp_path: Pat
 
         gone = Dashboard(run_dir, None, SupervisorConfig())
         gone.quitting.set()  # the dashboard has quit: its loop takes no more messages
-        assert gone._deliver(SearchFinished(over)) is False
-        assert tune.finish(over, RunDir(run_dir), deliver=gone._deliver) is False
+        assert gone.tuner.deliver(SearchFinished(over)) is False
+        assert tune.finish(over, RunDir(run_dir), deliver=gone.tuner.deliver) is False
         wait_for(lambda: any(e.get("resumed_from") == stopped_at for e in events(run_dir, "run_start")),
                  timeout=120, what="the run resumed from its checkpoint")
     finally:

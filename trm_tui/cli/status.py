@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 from trm_core.config import SupervisorConfig
 from trm_core.config.start import saved_settings
-from trm_core.control.run_status import RunStatus, run_status
+from trm_core.control.run_status import RunStatus
+from trm_core.control.snapshot import take_snapshot
 from trm_core.distributed import rank_files
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_tui.cli.common import orphan_note, refuse_unless_run_folder, run_dir_arg
@@ -39,22 +38,17 @@ def cmd_status(argv: list[str]) -> int:
 
 
 def show_status(run_dir: Path, settings: SupervisorConfig, as_json: bool) -> RunStatus:
-    """Print the run's status (one JSON object, or a row per figure); returns it for the caller to go on."""
-    st = run_status(run_dir, settings)
-    gpus = gpu_samples(run_dir, st.pid)
-    now = time.time()
-    found = rank_files.read_all(run_dir)
-    ranks = [(s, rank_files.health(s, now, st.stall_after_s or 60.0, found)) for s in found]
+    """Print the run's snapshot (one JSON object, or a row per figure); returns its status for the caller."""
+    snap = take_snapshot(run_dir, settings)
+    st = snap.status
     if as_json:
-        print(json.dumps(st.to_dict() | {"gpus": [dataclasses.asdict(g) for g in gpus],
-                                         "ranks": [dataclasses.asdict(s) | {"health": h, "heartbeat_age_s": round(s.age(now), 1)}
-                                                   for s, h in ranks]}))
+        print(json.dumps(snap.to_dict()))
         return st
-    rows = _run_rows(run_dir, st) + [("gpu", gpu_line(g)) for g in gpus]
-    if len(ranks) > 1 and st.pid:  # the run dir's worker is the node's launcher (torchrun), not a rank
+    rows = _run_rows(run_dir, st) + [("gpu", gpu_line(g)) for g in snap.gpus]
+    if snap.launcher_pid:
         rows = [(k, f"{v} (the node's launcher, torchrun; each rank's pid is on its line)" if k == "pid" else v)
                 for k, v in rows]
-    rows += [(f"rank {s.rank}", _rank_text(s, health, now)) for s, health in ranks]
+    rows += [(f"rank {r.status.rank}", _rank_text(r.status, r.health, snap.taken_at)) for r in snap.ranks]
     for key, value in rows:
         print(f"{key:<11} {value}")
     return st
@@ -97,17 +91,3 @@ def _rank_text(s: rank_files.RankStatus, health: str, now: float) -> str:
         return where + f", ended {duration(s.age(now))} ago" + (f": {s.reason}" if s.reason else "")
     last = f"; last step {s.step_s:.2f}s, {100 * wait:.0f}% of it waiting for the others" if wait is not None else ""
     return where + f" ({s.phase}){last}; heartbeat {duration(s.age(now))} old"
-
-
-def gpu_samples(run_dir: Path, worker_pid: int | None) -> list:
-    """What NVML says of each GPU now, with the memory of the worker's process tree (the same tree the
-    dashboard's CPU panel sums); none where there is no NVIDIA GPU (a CPU machine's status stays as it was)."""
-    from trm_core.telemetry import GpuProbe, HostProbe
-
-    pids = HostProbe(run_dir).sample(worker_pid).worker_pids
-    probe = GpuProbe()
-    try:
-        status = probe.sample(pids)
-    finally:
-        probe.close()
-    return status.gpus if status.available else []

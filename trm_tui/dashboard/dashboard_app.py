@@ -1,6 +1,10 @@
-"""The dashboard: one run, fit for SSH. The App holds the run's state and its keys; its feeds follow the run
-and the machine on threads (``feeds``); the run screen draws, once a second, only what changed
-(``run_screen``)."""
+"""The dashboard: one run, fit for SSH. The App holds the run as this window follows it (``view``, a RunView:
+the one source of truth for the screen and the keys) and its keys; its feeds follow the run and the machine
+on threads (``feeds``); the run screen draws, once a second, only what changed (``run_screen``).
+
+The view is changed in place (``RunView.feed``, ``finish``, ``move_to``: each bumps its ``version``, which
+the screen redraws by) and then announced with Textual's ``mutate_reactive``, so the footer re-checks which
+keys can act. Nothing else holds a copy of the run's state."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from trm_core.rundir.states import RunState
 from trm_core.control.client import KeeperClient
 from trm_core.config.start import Start
 from trm_core.control.launch import stop_worker
+from trm_core.distributed.rank_files import RankStatus
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.records import AutotuneResult, KeeperEnd, RunStart
 from trm_core.telemetry import GpuProbe, GpuStatus, HostSample
@@ -28,13 +33,14 @@ from trm_tui.dashboard.feeds import Feeds, LiveFeeds
 from trm_tui.dashboard.keys import KeyFacts, Search, acting_refused, view_label
 from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, Note, SupervisionOver,
                                        SupervisionResumed)
-from trm_tui.dashboard.autotune_actions import AutotuneActions
+from trm_tui.dashboard.autotune_actions import AutotuneControl
+from trm_tui.dashboard.messages import KeeperSearchRefused, SearchFinished
 from trm_tui.dashboard.runs_screen import RunsScreen
 from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView
 from trm_tui.dashboard.run_screen import Frame, RunScreen
 
-class Dashboard(AutotuneActions, App[int]):
+class Dashboard(App[int]):
     TITLE = "trm-tui"
     ENABLE_COMMAND_PALETTE = False  # every action has its own key; the palette's footer slot is worth more
     # the main screen's layout; each widget and screen keeps its own look (DEFAULT_CSS)
@@ -47,11 +53,11 @@ class Dashboard(AutotuneActions, App[int]):
     #machine > Static { width: 1fr; height: auto; border: round $primary; padding: 0 1; }
     #machine > RanksPanel { width: 1.5fr; }
     """
-    # what the footer's keys depend on: each change refreshes which keys can act (check_action)
-    run_state: reactive[RunState] = reactive(RunState.NOT_STARTED, bindings=True, layout=False, repaint=False)
+    # what the footer's keys depend on: each change refreshes which keys can act (check_action). The run as
+    # this window follows it; changed in place, then announced (view_changed)
+    view: reactive[RunView] = reactive(RunView, bindings=True, layout=False, repaint=False, init=False)
     search: reactive[Search] = reactive(Search.NONE, bindings=True, layout=False, repaint=False)
     supervising: reactive[bool] = reactive(False, bindings=True, layout=False, repaint=False)
-    tuning_logged: reactive[bool] = reactive(False, bindings=True, layout=False, repaint=False)
 
     BINDINGS = [
         Binding("s", "stop", "stop"),
@@ -82,16 +88,17 @@ class Dashboard(AutotuneActions, App[int]):
         self.refused = acting_refused(root, read_only)  # why this view may not act at all, or None
         self._config_key: tuple | None = ("unread",)
         self._config_error: str | None = None
-        self.view = RunView((root.name or str(root)) + ("" if self.rundir.leads else f" ({run_dir.name})")
-                            + view_label(root, read_only))
+        self.set_reactive(Dashboard.view, RunView((root.name or str(root)) + (
+            "" if self.rundir.leads else f" ({run_dir.name})") + view_label(root, read_only)))
         self.gpu_probe = gpu_probe
         self.feeds: Feeds = feeds or LiveFeeds()  # the run and the machine, each on a thread (feeds.py)
         self.gpu: GpuStatus | None = None
         self.host: HostSample | None = None
+        self.ranks: list[RankStatus] = []  # with several ranks: each one's file, read by the machine feed
         self.client: KeeperClient | None = None
         self.exit_code = 0
         self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
-        self._autotune_cancel: threading.Event | None = None  # the handle of a search in this process
+        self.tuner = AutotuneControl(self)  # the a key: a search through the keeper, or in this process
         self.quitting = threading.Event()  # set as the dashboard leaves: wakes its threads at once
         self._key_actions = {b.key: b.action for b in self.BINDINGS if isinstance(b, Binding)}
         self._resume_when_over = False  # r pressed while the run was stopping
@@ -111,26 +118,33 @@ class Dashboard(AutotuneActions, App[int]):
 
     # -- state (on the UI thread) ----------------------------------------------------------------------
 
+    def view_changed(self) -> None:
+        """After the view changed in place: the keys that depend on it are checked again."""
+        self.mutate_reactive(Dashboard.view)
+
+    def watch_search(self) -> None:
+        """A search began or ended here: the header says TUNING (or no longer) at once, not at the next tick."""
+        self.call_after_refresh(self.redraw)
+
     def on_history_read(self, message: HistoryRead) -> None:
         self.view.feed(message.events, history=True)
-        self.run_state = self.view.state
+        self.view_changed()
         self.call_after_refresh(self.redraw)  # the run's history on screen now, not at the next tick
 
     def on_attached(self, message: Attached) -> None:
         self.client = client = message.client
         alive = client.ident is not None and client.ident.is_alive()
         if alive:  # a worker we attached to is running; one we launched is starting until its run_start
-            self.view.state = RunState.RUNNING if message.had_history else RunState.STARTING
-            self.view.pid = client.ident.pid
-            self.view.version += 1
-        self.run_state, self.supervising = self.view.state, client.exit_code is None
+            self.view.move_to(RunState.RUNNING if message.had_history else RunState.STARTING, client.ident.pid)
+        self.supervising = client.exit_code is None
+        self.view_changed()
 
     def on_events_arrived(self, message: EventsArrived) -> None:
         self.view.feed(message.events)
         if self.search == Search.KEEPER and any(e["event"] in (AutotuneResult.KIND, RunStart.KIND, KeeperEnd.KIND)
                                                 for e in message.events):
             self.search = Search.NONE  # the keeper's search is over: it resumes the run (or ended it)
-        self.run_state, self.tuning_logged = self.view.state, self.view.tuning
+        self.view_changed()
 
     def on_note(self, message: Note) -> None:
         self.notify(message.text, severity=message.severity)
@@ -142,7 +156,8 @@ class Dashboard(AutotuneActions, App[int]):
             self._resume_when_over = False
             self.call_after_refresh(self.action_resume)
         self.view.finish(message.code)
-        self.run_state, self.supervising = self.view.state, False
+        self.supervising = False
+        self.view_changed()
 
     def on_supervision_resumed(self, _message: SupervisionResumed) -> None:
         self.supervising = True
@@ -150,7 +165,7 @@ class Dashboard(AutotuneActions, App[int]):
     def redraw(self) -> None:
         """Once a second, and when new history arrives: the run screen draws what changed."""
         self.run_screen.draw(Frame(self.view, self.clock(), self.host, self.gpu, self.settings.stall_after_s,
-                                   self.rundir.root, self.tuning or self._search_elsewhere(), self.show_score,
+                                   self.ranks, self.tuning or self.tuner.searching_elsewhere(), self.show_score,
                                    self.config_error()))
 
     def config_error(self) -> str | None:
@@ -180,7 +195,7 @@ class Dashboard(AutotuneActions, App[int]):
 
     def why_not(self, action: str) -> str | None:
         """Why the key for ``action`` cannot act now, in words for the user; None when it can (``keys``)."""
-        facts = KeyFacts(self.view.state, self.search, self._search_elsewhere(),
+        facts = KeyFacts(self.view.state, self.search, self.tuner.searching_elsewhere(),
                          self.client is not None and self.client.exit_code is None, self.run_dir, self.refused,
                          self.config_error())
         return keys.why_not(action, facts)
@@ -209,20 +224,29 @@ class Dashboard(AutotuneActions, App[int]):
             return
         if self.client is not None:
             self.client.request_stop("s in the dashboard")
-            self.view.state = self.run_state = RunState.STOPPING
-            self.view.version += 1
+            self.view.move_to(RunState.STOPPING)
+            self.view_changed()
             self.notify("stopping: the worker finishes its step and saves a checkpoint")
 
     def action_resume(self) -> None:
         if self.refuse_acting():
             return
-        if self._tuned_elsewhere():
+        if self.tuner.refuse_if_elsewhere():
             return
         self.exit_code = 0  # the outcome of the run before this resume no longer counts
-        self.view.state = self.run_state = RunState.STARTING
-        self.view.version += 1
+        self.view.move_to(RunState.STARTING)
         self.supervising = True
+        self.view_changed()
         self.feeds.follow(self, Start.resuming(self.rundir))
+
+    def action_autotune(self) -> None:
+        self.tuner.start()
+
+    def on_keeper_search_refused(self, message: KeeperSearchRefused) -> None:
+        self.tuner.keeper_refused(message.why)
+
+    def on_search_finished(self, message: SearchFinished) -> None:
+        self.tuner.finished(message.over)
 
     def action_runs(self) -> None:
         self.push_screen(RunsScreen(self.run_dir.resolve().parent, self.run_dir.resolve()), self.switch_run)
@@ -289,8 +313,7 @@ class Dashboard(AutotuneActions, App[int]):
         self.action_quit_keep()
 
     def action_quit_keep(self) -> None:
-        if self._autotune_cancel is not None:
-            self._autotune_cancel.set()  # the trial in flight is killed; the run keeps its settings
+        self.tuner.stop()  # a trial in flight is killed; the run keeps its settings
         self.quitting.set()
         for w in self.workers:
             w.cancel()

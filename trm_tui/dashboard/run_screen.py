@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 
-from trm_core.distributed import rank_files
+from trm_core.control.snapshot import RankHealth, health_of
+from trm_core.distributed.rank_files import RankStatus
 from trm_core.rundir.states import RunState
 from trm_core.telemetry import GpuStatus, HostSample
 from trm_tui.dashboard.view import RunView
@@ -39,7 +39,7 @@ class Frame:
     host: HostSample | None
     gpu: GpuStatus | None
     stall_setting_s: float
-    run_root: Path
+    ranks: list[RankStatus]  # with several ranks: each one's file, read by the machine feed
     tuning: bool
     show_score: bool
     config_error: str | None = None  # the run's config.toml does not read: an alert, and r and a refuse
@@ -74,7 +74,7 @@ class RunScreen(Screen[None]):
         gpu_idle = bool(gpu and gpu.available and gpu.gpus and all((g.util_pct or 0) < 5 for g in gpu.gpus))
         stall_after = view.stall_after_s(frame.stall_setting_s)
         alerts = view.alerts(wall, stall_after, frame.host.disk_free_mb if frame.host else None, gpu_idle)
-        alerts += self._draw_ranks(view, wall, stall_after, frame.run_root)
+        alerts += self._draw_ranks(view, health_of(frame.ranks, wall, stall_after), wall)
         if frame.config_error:
             alerts.append(f"CONFIG CORRUPT: {frame.config_error}")
         self.query_one(HeaderBar).show(view, wall, stalled=any(a.startswith("STALLED") for a in alerts),
@@ -101,10 +101,9 @@ class RunScreen(Screen[None]):
         self.query_one(ProgressPanel).show(view)
         self.query_one(MetricsPanel).show(view)
 
-    def _draw_ranks(self, view: RunView, wall: float, stall_after: float, run_root: Path) -> list[str]:
+    def _draw_ranks(self, view: RunView, health: list[RankHealth], wall: float) -> list[str]:
         """The ranks panel (shown with several ranks); the alerts for a rank stalled or gone."""
-        ranks = rank_files.read_all(run_root, view.world_size) if view.world_size > 1 else []
-        words = [rank_files.health(s, wall, stall_after, ranks) for s in ranks]
+        ranks, words = [r.status for r in health], [r.health for r in health]
         panel = self.query_one(RanksPanel)
         panel.display = bool(ranks)
         if ranks:

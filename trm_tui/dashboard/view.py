@@ -52,6 +52,14 @@ class RunView(RunFold):
     autotune_seen: set = field(default_factory=set)
     version: int = 0  # bumped on every change the screen should show
 
+    def move_to(self, state: RunState, pid: int | None = None) -> None:
+        """A state this window knows before the log says it (s pressed: stopping; r: starting; a live worker
+        found: running), and the worker's pid when it is known."""
+        self.state = state
+        if pid is not None:
+            self.pid = pid
+        self.version += 1
+
     def feed(self, events: list[dict[str, Any]], history: bool = False) -> None:
         for line in events:
             self._one(parse(line), history)
