@@ -8,7 +8,7 @@
 4. Re-measures the search's pick and the sweep's best side by side, interleaved ``--rounds`` times (this
    machine is noisy), and reports the pick's samples/s as a fraction of the best's.
 
-Run from the repository root:  python bench/autotune_quality.py [--preset tiny] [--set train.batch_size=32]
+Run from the repository root:  python -m bench.autotune_quality [--preset tiny] [--set train.batch_size=32]
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core import config as config_mod  # noqa: E402
-from trm_core.rundir import layout  # noqa: E402
-from trm_core.autotune.runner import TrialRunner  # noqa: E402
-from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, divisors, thread_counts  # noqa: E402
+from trm_core import config as config_mod
+from trm_core.rundir import layout
+from trm_core.autotune.runner import TrialRunner
+from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, divisors, thread_counts
 
 
 def make_run(run_dir: Path, preset: str, sets: list[str]) -> None:

@@ -4,32 +4,21 @@ Saves one checkpoint of about ``--mb`` MiB through the real atomic writer, then 
 ``latest_progress`` (the sidecar only), ``verify`` (size + sha256 of every byte) and ``load_checkpoint``
 (``torch.load(weights_only=True)``).
 
-Run from the repository root:  python bench/checkpoint_progress.py [--mb 1024]
+Run from the repository root:  python -m bench.checkpoint_progress [--mb 1024]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.rundir import checkpoints as ckpt  # noqa: E402
-
-
-def timed(fn, repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+from trm_core.rundir import checkpoints as ckpt
+from bench.common import median_seconds
 
 
 def main() -> None:
@@ -43,9 +32,9 @@ def main() -> None:
         info = ckpt.save_checkpoint(folder, state, step=1000, epoch=2, loss=0.5, config_hash="bench")
         save_s = time.perf_counter() - t0
         del state
-        progress_s = timed(lambda: ckpt.latest_progress(folder), 50)
-        verify_s = timed(lambda: ckpt.verify(info), 2)
-        load_s = timed(lambda: ckpt.load_checkpoint(info), 2)
+        progress_s = median_seconds(lambda: ckpt.latest_progress(folder), 50)
+        verify_s = median_seconds(lambda: ckpt.verify(info), 2)
+        load_s = median_seconds(lambda: ckpt.load_checkpoint(info), 2)
     print(f"checkpoint {info.bytes / 2**20:.0f} MiB: save (hash while writing, fsync, rename, sidecar) {save_s:.2f}s")
     print(f"latest_progress {1000 * progress_s:.2f} ms | verify {verify_s:.2f}s | torch.load {load_s:.2f}s "
           f"| progress is {verify_s / progress_s:,.0f}x cheaper than verifying")

@@ -2,8 +2,8 @@
 cache (a run's first start), then again with that cache (a keeper restart after a crash, a resume), beside the
 eager first step and the steady step times of both networks.
 
-    python bench/compile_cache.py                        # the tiny preset on this CPU
-    python bench/compile_cache.py --preset tiny --device cuda
+    python -m bench.compile_cache                        # the tiny preset on this CPU
+    python -m bench.compile_cache --preset tiny --device cuda
 
 Each measurement is its own interpreter (as a restarted worker is), the cache directory set through
 TORCHINDUCTOR_CACHE_DIR as the worker sets it to RUN_DIR/compile-cache.
@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common import REPO
 
 ONE_PROCESS = r"""
 import json, sys, time, torch
@@ -43,7 +43,7 @@ print(json.dumps({"first_s": first, "step_s": times[len(times) // 2]}))
 
 def measure(preset: str, device: str, compiled: bool, steps: int, cache: Path) -> dict:
     env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": str(cache),
-                        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+                        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-c", ONE_PROCESS, preset, device, "on" if compiled else "off", str(steps)],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -7,7 +7,7 @@
 2. Steady state: the real ``trm-tui`` in tmux attached to a real tiny-preset worker; samples the
    dashboard process's CPU time and RSS over ``--seconds``.
 
-Run from the repository root:  python bench/dashboard_cost.py [--lines 1000000] [--seconds 60]
+Run from the repository root:  python -m bench.dashboard_cost [--lines 1000000] [--seconds 60]
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.config import SupervisorConfig  # noqa: E402
-from trm_core.rundir import layout  # noqa: E402
-from trm_core.rundir.layout import WORKER_IDENTITY  # noqa: E402
+from trm_core.config import SupervisorConfig
+from trm_core.rundir import layout
+from trm_core.rundir.layout import WORKER_IDENTITY
+from bench.common import REPO
 
 
 def write_log(path: Path, lines: int) -> None:
@@ -89,7 +89,7 @@ def steady_state(seconds: float) -> None:
     if shutil.which("tmux") is None:
         print("tmux missing: steady-state measurement skipped")
         return
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         session = f"bench-{os.getpid()}"

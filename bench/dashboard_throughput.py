@@ -14,7 +14,7 @@ the steps both runs made, the CPU (% of one core) of the dashboard process and o
 in (b), the dashboard's wakeups (voluntary context switches, all threads), and the load average (anything else running
 on this 2-core machine swamps the effect measured: run it on an otherwise idle machine).
 
-Run from the repository root:  python bench/dashboard_throughput.py [--rounds 4] [--seconds 40]
+Run from the repository root:  python -m bench.dashboard_throughput [--rounds 4] [--seconds 40]
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.rundir.events import read_events  # noqa: E402
-from trm_core.rundir.layout import EVENTS  # noqa: E402
+from trm_core.rundir.events import read_events
+from trm_core.rundir.layout import EVENTS
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Global samples/s of the real worker at 1 and at N ranks (torchrun, DDP), and the scaling efficiency.
 
-    python bench/ddp_scaling.py --ranks 2 --device cuda     # on a machine with 2 GPUs (bench/gpu_check.sh)
-    python bench/ddp_scaling.py --ranks 2 --device cpu      # the same path on CPU cores (gloo)
+    python -m bench.ddp_scaling --ranks 2 --device cuda     # on a machine with 2 GPUs (bench/gpu_check.sh)
+    python -m bench.ddp_scaling --ranks 2 --device cpu      # the same path on CPU cores (gloo)
 
 Each side is a fresh run through trm-tui --no-ui (keeper, launcher, torchrun) with the same global batch;
 the figure is the median of the step events' samples_per_s after the warm-up steps. Efficiency is

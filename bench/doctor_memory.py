@@ -6,7 +6,7 @@ two training steps at two micro-batch sizes and report their peak RSS (CPU) or p
 the slope between the two sizes is the real cost of one more sample. A ratio under 1 means the estimate
 reads low.
 
-Run from the repository root:  python bench/doctor_memory.py [--dataset DIR] [--sizes 8 40]
+Run from the repository root:  python -m bench.doctor_memory [--dataset DIR] [--sizes 8 40]
 (--dataset: a Sudoku set in the reference's format, for the sudoku-paper shape; without it, only the
 code task's configs run.)
 """
@@ -19,7 +19,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CHILD = r"""
 import json, resource, sys, torch

@@ -12,26 +12,23 @@ all alike:
 
 Each is reported in examples/s through all supervision steps, and as a ratio to the training forward.
 
-Run from the repository root:  python bench/eval_speed.py [--rounds 7] [--eval-batch 256] [--train-batch 32]
+Run from the repository root:  python -m bench.eval_speed [--rounds 7] [--eval-batch 256] [--train-batch 32]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.config import resolve  # noqa: E402
-from trm_core.data.base import Batch  # noqa: E402
-from trm_core.evaluate.trace import StepTrace  # noqa: E402
-from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches  # noqa: E402
-from trm_core.train.trainer import Trainer  # noqa: E402
+from trm_core.config import resolve
+from trm_core.data.base import Batch
+from trm_core.evaluate.trace import StepTrace
+from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches
+from trm_core.train.trainer import Trainer
 
 SEQ, VOCAB = 81, 11
 

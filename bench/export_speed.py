@@ -5,30 +5,22 @@ it whole (read_events, the floor any exporter pays), ``TensorBoardMirror.sync`` 
 run again on the same folder (it must add nothing and cost little), and the CSV of its step events. Ratios
 against the parse, since this machine is noisy.
 
-Run from the repository root:  python bench/export_speed.py [--lines 100000]
+Run from the repository root:  python -m bench.export_speed [--lines 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dashboard_cost import write_log  # noqa: E402
-from trm_core.export.tables import event_rows, write_rows  # noqa: E402
-from trm_core.export.tensorboard import TensorBoardMirror  # noqa: E402
-from trm_core.rundir.events import read_events  # noqa: E402
-
-
-def timed(work) -> float:
-    t = time.perf_counter()
-    work()
-    return time.perf_counter() - t
+from bench.dashboard_cost import write_log
+from trm_core.export.tables import event_rows, write_rows
+from trm_core.export.tensorboard import TensorBoardMirror
+from trm_core.rundir.events import read_events
+from bench.common import seconds
 
 
 def main() -> None:
@@ -40,16 +32,16 @@ def main() -> None:
         run.mkdir()
         write_log(run / "events.jsonl", args.lines)
         size = (run / "events.jsonl").stat().st_size / 2**20
-        parse = timed(lambda: read_events(run / "events.jsonl"))
+        parse = seconds(lambda: read_events(run / "events.jsonl"))
 
         def export() -> None:
             mirror = TensorBoardMirror(run, Path(tmp) / "tb")
             mirror.sync()
             mirror.close()
-        first = timed(export)
-        again = timed(export)
+        first = seconds(export)
+        again = seconds(export)
         out = io.StringIO()
-        table = timed(lambda: write_rows(event_rows(run, ["step"]), out, ("event", "time", "step")))
+        table = seconds(lambda: write_rows(event_rows(run, ["step"]), out, ("event", "time", "step")))
         tb_size = sum(f.stat().st_size for f in (Path(tmp) / "tb").iterdir()) / 2**20
     print(f"{args.lines:,} step events ({size:.0f} MiB of log):")
     print(f"  parse the log          {parse:7.2f} s   1.00x")

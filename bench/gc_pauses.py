@@ -5,22 +5,20 @@ every collection, then reads the run's own step events as ``machinery_overhead.p
 collection walks every object the process holds (the model, torch's modules, the dataset's index): that
 is the pause to look for in the time between two steps.
 
-Run from the repository root:  python bench/gc_pauses.py [--steps 300] [--preset tiny]
+Run from the repository root:  python -m bench.gc_pauses [--steps 300] [--preset tiny]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.rundir.events import read_events  # noqa: E402
-from trm_core.rundir import layout  # noqa: E402
+from trm_core.rundir.events import read_events
+from trm_core.rundir import layout
 
 
 class GcClock:

@@ -10,9 +10,9 @@
   (replaced on each run) and a short summary on stdout.
 
 Run from the repository root (bench/gpu_check.sh runs them all):
-    python bench/gpu_bench.py speed --results R.json --shape seed
-    python bench/gpu_bench.py utilisation --results R.json --seconds 20
-    python bench/gpu_bench.py report --results R.json --docs docs/benchmarks.md
+    python -m bench.gpu_bench speed --results R.json --shape seed
+    python -m bench.gpu_bench utilisation --results R.json --seconds 20
+    python -m bench.gpu_bench report --results R.json --docs docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import REPO
 
 # The old project's defaults (dim 1024, depth 4, seq_len 4096, batch 1) are also our model defaults; the
 # tiny preset is what a CPU trains. ``sup``: supervision steps per batch in the speed comparison (16 in

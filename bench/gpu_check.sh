@@ -94,14 +94,14 @@ stage() {
     local limit=$(( want < left ? want : left ))
     say "$name (up to ${limit}s)"
     if [ "$limit" -lt 15 ]; then
-        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key "${name}_error" --text "skipped: out of the check's time"
+        "$PY" -m bench.gpu_bench note --results "$RESULTS" --key "${name}_error" --text "skipped: out of the check's time"
         return
     fi
     timeout -k 5 "$limit" "$@" 2>&1 | tee "$OUTDIR/$name.log"
     local rc=${PIPESTATUS[0]}
     if [ "$rc" -ne 0 ]; then
         local why="exit $rc"; [ "$rc" -eq 124 ] && why="timed out after ${limit}s"
-        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key "${name}_error" \
+        "$PY" -m bench.gpu_bench note --results "$RESULTS" --key "${name}_error" \
             --text "$why: $(grep -v '^\s*$' "$OUTDIR/$name.log" | tail -1 | cut -c1-200)"
     fi
 }
@@ -110,57 +110,57 @@ stage() {
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 if has reference_trm; then  # the comparison users make: the reference's own pretrain.py step (bf16), eager
     if [ -d "$REF_DIR/models" ]; then
-        stage reference_trm 110 "$PY" bench/reference_trm_speed.py --ref-dir "$REF_DIR" --device cuda --bf16 \
+        stage reference_trm 110 "$PY" -m bench.reference_trm_speed --ref-dir "$REF_DIR" --device cuda --bf16 \
             --shape sudoku-paper,arc-paper --steps 8 --warmup 3
-        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key reference_trm \
+        "$PY" -m bench.gpu_bench note --results "$RESULTS" --key reference_trm \
             --text "$(grep -E '^(sudoku|maze|arc|seed)' "$OUTDIR/reference_trm.log" 2>/dev/null | tr -s ' ' | paste -sd ';')"
     else
-        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key reference_trm_error \
+        "$PY" -m bench.gpu_bench note --results "$RESULTS" --key reference_trm_error \
             --text "not run: no reference checkout in $REF_DIR (see bench/reference_trm_speed.py)"
     fi
 fi
 if has reference_trm_run && [ -d "$REF_DIR/models" ]; then  # each side's own loop: ours reads every 10 steps
-    stage reference_trm_run 100 "$PY" bench/reference_trm_speed.py --ref-dir "$REF_DIR" --device cuda --bf16 \
+    stage reference_trm_run 100 "$PY" -m bench.reference_trm_speed --ref-dir "$REF_DIR" --device cuda --bf16 \
         --shape sudoku-paper,arc-paper --loop run --steps 10 --rounds 3 --warmup 3
-    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key reference_trm_run \
+    "$PY" -m bench.gpu_bench note --results "$RESULTS" --key reference_trm_run \
         --text "$(grep -E '^(sudoku|maze|arc|seed)' "$OUTDIR/reference_trm_run.log" 2>/dev/null | tr -s ' ' | paste -sd ';')"
 fi
 if has profile; then  # where a step's time goes: figures read every 10 steps (the presets) and every step (before)
     for every in 10 1; do
-        stage "profile_sudoku_read$every" 45 "$PY" bench/step_profile.py --shape sudoku-paper --device cuda --bf16 \
+        stage "profile_sudoku_read$every" 45 "$PY" -m bench.step_profile --shape sudoku-paper --device cuda --bf16 \
             --read-every "$every" --steps 20 --json-out "$OUTDIR/profile_$every.json"
-        [ -f "$OUTDIR/profile_$every.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" \
+        [ -f "$OUTDIR/profile_$every.json" ] && "$PY" -m bench.gpu_bench note --results "$RESULTS" \
             --key "profile_sudoku_read$every" --json-file "$OUTDIR/profile_$every.json"
     done
 fi
-has speed_seed && stage speed_seed 70 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed
-has speed_tiny && stage speed_tiny 40 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny
-has utilisation_seed && stage utilisation_seed 60 "$PY" bench/gpu_bench.py utilisation --results "$RESULTS" \
+has speed_seed && stage speed_seed 70 "$PY" -m bench.gpu_bench speed --results "$RESULTS" --shape seed
+has speed_tiny && stage speed_tiny 40 "$PY" -m bench.gpu_bench speed --results "$RESULTS" --shape tiny
+has utilisation_seed && stage utilisation_seed 60 "$PY" -m bench.gpu_bench utilisation --results "$RESULTS" \
     --name seed --seconds 20
-has utilisation_seed_refill && stage utilisation_seed_refill 60 "$PY" bench/gpu_bench.py utilisation \
+has utilisation_seed_refill && stage utilisation_seed_refill 60 "$PY" -m bench.gpu_bench utilisation \
     --results "$RESULTS" --name seed_refill --seconds 20 --set "train.carry='refill'" --set "train.log_every=10"
 if has cuda_tests; then
     stage cuda_tests 150 "$PY" -m pytest -q -s -rf --tb=short -p no:cacheprovider -m cuda ${PYTEST_K:+-k "$PYTEST_K"} \
         tests/test_cuda.py
-    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_tests \
+    "$PY" -m bench.gpu_bench note --results "$RESULTS" --key cuda_tests \
         --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/cuda_tests.log" 2>/dev/null | tail -1)"
-    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key cuda_test_figures --lines \
+    "$PY" -m bench.gpu_bench note --results "$RESULTS" --key cuda_test_figures --lines \
         --text "$(grep -E '^(bf16|GPU cap|NVML|compile|GPU panel|six queued|CUDA graphs)' "$OUTDIR/cuda_tests.log" 2>/dev/null | cut -c1-400)"
 fi
 if has compile_auto; then  # the worker's own trial on the GPU (the micro model: a compile of about a minute)
     stage compile_auto 150 "$PY" -m pytest -q -s -rf --tb=short -p no:cacheprovider -m slow \
         tests/test_compile_choice.py -k restart
-    "$PY" bench/gpu_bench.py note --results "$RESULTS" --key compile_auto \
+    "$PY" -m bench.gpu_bench note --results "$RESULTS" --key compile_auto \
         --text "$(grep -E "^\{'event': 'compile'" "$OUTDIR/compile_auto.log" 2>/dev/null | tail -1 | cut -c1-400)"
 fi
 if has profile_compiled; then  # its first step: the time to the first step a compiled paper run pays
-    stage profile_sudoku_compiled 150 "$PY" bench/step_profile.py --shape sudoku-paper --device cuda --bf16 \
+    stage profile_sudoku_compiled 150 "$PY" -m bench.step_profile --shape sudoku-paper --device cuda --bf16 \
         --compile on --read-every 10 --steps 20 --json-out "$OUTDIR/profile_compiled.json"
-    [ -f "$OUTDIR/profile_compiled.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" \
+    [ -f "$OUTDIR/profile_compiled.json" ] && "$PY" -m bench.gpu_bench note --results "$RESULTS" \
         --key profile_sudoku_compiled --json-file "$OUTDIR/profile_compiled.json"
 fi
 # the seed's shape under CUDA graphs (its compile is long: more than 88 s eager-compiled in 2026-11)
-has utilisation_seed_graphs && stage utilisation_seed_graphs 240 "$PY" bench/gpu_bench.py utilisation \
+has utilisation_seed_graphs && stage utilisation_seed_graphs 240 "$PY" -m bench.gpu_bench utilisation \
     --results "$RESULTS" --name seed_graphs --seconds 20 --start-timeout 200 --set "train.carry='refill'" \
     --set "train.log_every=10" --set "train.compile='on'" --set "train.compile_mode='reduce-overhead'"
 if has ddp; then
@@ -169,27 +169,27 @@ if has ddp; then
         stage ddp_tests 150 "$PY" -m pytest -q -rf --tb=short -p no:cacheprovider tests/test_distributed.py \
             -k "match_one_process or stop_then_resume"
         unset TRM_TEST_DIST_DEVICE
-        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key ddp_tests \
+        "$PY" -m bench.gpu_bench note --results "$RESULTS" --key ddp_tests \
             --text "$(grep -E '(passed|failed|skipped|error)' "$OUTDIR/ddp_tests.log" 2>/dev/null | tail -1)"
-        stage ddp_scaling 120 "$PY" bench/ddp_scaling.py --ranks 2 --device cuda --json-out "$OUTDIR/ddp.json"
-        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key ddp_scaling \
+        stage ddp_scaling 120 "$PY" -m bench.ddp_scaling --ranks 2 --device cuda --json-out "$OUTDIR/ddp.json"
+        "$PY" -m bench.gpu_bench note --results "$RESULTS" --key ddp_scaling \
             --text "$(grep -E '^global samples/s' "$OUTDIR/ddp_scaling.log" 2>/dev/null | tail -1)"
     else
-        "$PY" bench/gpu_bench.py note --results "$RESULTS" --key ddp_tests --text "not run: one GPU (DDP needs 2)"
+        "$PY" -m bench.gpu_bench note --results "$RESULTS" --key ddp_tests --text "not run: one GPU (DDP needs 2)"
     fi
 fi
 if has dashboard; then
-    stage dashboard 60 "$PY" bench/dashboard_throughput.py --rounds 1 --seconds 12 --warmup-steps 10 \
+    stage dashboard 60 "$PY" -m bench.dashboard_throughput --rounds 1 --seconds 12 --warmup-steps 10 \
         --json-out "$OUTDIR/dashboard.json"
-    [ -f "$OUTDIR/dashboard.json" ] && "$PY" bench/gpu_bench.py note --results "$RESULTS" --key dashboard \
+    [ -f "$OUTDIR/dashboard.json" ] && "$PY" -m bench.gpu_bench note --results "$RESULTS" --key dashboard \
         --json-file "$OUTDIR/dashboard.json"
 fi
-has compile_seed && stage compile_seed 120 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape seed \
+has compile_seed && stage compile_seed 120 "$PY" -m bench.gpu_bench speed --results "$RESULTS" --shape seed \
     --sides ours,ours_compiled --steps 4
-has compile_tiny && stage compile_tiny 90 "$PY" bench/gpu_bench.py speed --results "$RESULTS" --shape tiny \
+has compile_tiny && stage compile_tiny 90 "$PY" -m bench.gpu_bench speed --results "$RESULTS" --shape tiny \
     --sides ours,ours_compiled --steps 10
 
 say "report"
-"$PY" bench/gpu_bench.py note --results "$RESULTS" --key environment.wall_s --text "$(( $(date +%s) - T0 ))"
-"$PY" bench/gpu_bench.py report --results "$RESULTS" --docs docs/benchmarks.md
+"$PY" -m bench.gpu_bench note --results "$RESULTS" --key environment.wall_s --text "$(( $(date +%s) - T0 ))"
+"$PY" -m bench.gpu_bench report --results "$RESULTS" --docs docs/benchmarks.md
 say "done"

@@ -10,6 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON_VERSION=${PYTHON_VERSION:-3.12}
 WHEELS=${WHEELS:-bench/wheels}
-python3 bench/wheel_closure.py --python-version "$PYTHON_VERSION" --dest "$WHEELS" \
+python -m bench.wheel_closure --python-version "$PYTHON_VERSION" --dest "$WHEELS" \
     "textual==8.2.8" "plotext==5.3.2" "tomli-w>=1.0" "psutil>=5.9" "nvidia-ml-py>=12.0" "numpy>=1.24" \
     "pytest>=8" "tiny-recursive-model==0.0.12" "setuptools>=68" "wheel"

@@ -1,15 +1,12 @@
 """The trainer's loss before and after the masked-loss change (hidden-byte mask, IGNORE, per-sample accuracy), side by
 side in one process on the tiny preset's shape, forward and backward, interleaved; beside a whole step's time.
 
-Run from the repository root:  python bench/loss_cost.py
+Run from the repository root:  python -m bench.loss_cost
 """
-import sys
-from pathlib import Path
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import statistics, time
 import torch, torch.nn.functional as F
 from trm_core.config import resolve
-from trm_core.data.base import Batch, IGNORE
+from trm_core.data.base import Batch
 from trm_core.train.trainer import Trainer
 torch.set_num_threads(2)
 cfg = resolve(env={}, sets=["train.device='cpu'", "train.threads=2", "model.dim=64", "model.depth=2", "model.seq_len=64", "model.latent_steps=2", "model.refinement_blocks=2", "model.max_supervision_steps=2", "train.batch_size=32"])

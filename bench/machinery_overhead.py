@@ -11,7 +11,7 @@ is the machinery:
 Timing inside one run is far more precise than comparing two runs on this noisy machine, where run-to-run
 variation (a few %) is larger than the effect measured.
 
-Run from the repository root:  python bench/machinery_overhead.py [--steps 300] [--preset tiny]
+Run from the repository root:  python -m bench.machinery_overhead [--steps 300] [--preset tiny]
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.rundir.events import read_events  # noqa: E402
-from trm_core.rundir import layout  # noqa: E402
+from trm_core.rundir.events import read_events
+from trm_core.rundir import layout
+from bench.common import REPO
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
                 "train.eval_every=0", "train.log_every=1", *args.sets]
         cmd = [sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), "--preset", args.preset]
         cmd += [a for s in sets for a in ("--set", s)]
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        env = dict(os.environ, PYTHONPATH=str(REPO))
         subprocess.run(cmd, check=True, env=env)
         evs = read_events(run_dir / layout.EVENTS).events
     steps = [e for e in evs if e["event"] == "step"]

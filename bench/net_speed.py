@@ -7,25 +7,22 @@ drift hits all three alike) and reports samples/s and the ratio to the mixer. A 
 gives each network's share of CPU time in matrix products (mm, addmm, bmm, the attention kernel) and their
 achieved FLOP/s, against this CPU's peak measured by one large float32 matmul in the same process.
 
-Run from the repository root:  python bench/net_speed.py [--steps 20] [--batch 64] [--params 400000]
+Run from the repository root:  python -m bench.net_speed [--steps 20] [--batch 64] [--params 400000]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.config import resolve  # noqa: E402
-from trm_core.data.base import Batch  # noqa: E402
-from trm_core.train.model import build_model, count_parameters  # noqa: E402
-from trm_core.train.trainer import Trainer  # noqa: E402
+from trm_core.config import resolve
+from trm_core.data.base import Batch
+from trm_core.train.model import build_model, count_parameters
+from trm_core.train.trainer import Trainer
 
 SEQ, VOCAB = 81, 11
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",

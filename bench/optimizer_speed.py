@@ -2,23 +2,20 @@
 in one process, interleaved: PyTorch's AdamW (foreach) against our AdamATan2 over the parameter list
 (foreach) and one tensor at a time. Answers the issue's "foreach where that is faster (measure)".
 
-Run from the repository root:  python bench/optimizer_speed.py [--threads N] [--rounds N]
+Run from the repository root:  python -m bench.optimizer_speed [--threads N] [--rounds N]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from trm_core.config import resolve  # noqa: E402
-from trm_core.train.model import build_model  # noqa: E402
-from trm_core.train.update.adam_atan2 import AdamATan2  # noqa: E402
+from trm_core.config import resolve
+from trm_core.train.model import build_model
+from trm_core.train.update.adam_atan2 import AdamATan2
 
 
 def main() -> None:

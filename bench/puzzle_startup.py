@@ -12,7 +12,7 @@ in large folios, the big set's first batch mapped about 115 MiB of them).
 
 ``--cold`` drops the page cache before each run (root only), so the first batch reads its rows from disk.
 
-Run from the repository root:  python bench/puzzle_startup.py [--keep DIR] [--cold]
+Run from the repository root:  python -m bench.puzzle_startup [--keep DIR] [--cold]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench.common import REPO
 
 SETS = ["data.kind='puzzles'", "model.dim=64", "model.depth=1", "model.max_supervision_steps=2",
         "train.batch_size=64", "train.max_steps=3", "train.eval_every=0", "train.checkpoint_every=1000",
@@ -114,8 +115,8 @@ def main() -> None:
             if args.cold:
                 os.sync()
                 Path("/proc/sys/vm/drop_caches").write_text("1\n")
-            out = subprocess.run([sys.executable, __file__, "--size", size, "--root", str(root)], check=True,
-                                 capture_output=True, text=True, cwd=os.getcwd()).stdout
+            out = subprocess.run([sys.executable, "-m", "bench.puzzle_startup", "--size", size, "--root", str(root)], check=True,
+                                 capture_output=True, text=True, cwd=REPO).stdout
             results[size] = json.loads(out.splitlines()[-1])
     big, small = results["big"], results["small"]
     print(f"{'cold' if args.cold else 'warm'} page cache; built in {build_s:.1f} s (0 when reused); training rows: big {rows['big']:,}, small {rows['small']:,}")

@@ -9,7 +9,7 @@ The reference's code is imported from a checkout of it, never copied:
 
     git -C <mirror> worktree add /tmp/ref HEAD     # or: git archive HEAD | tar -x -C /tmp/ref
     pip install pydantic einops                    # the reference's imports
-    python bench/reference_parity.py --ref-dir /tmp/ref
+    python -m bench.reference_parity --ref-dir /tmp/ref
 
 Weights go from the reference to ours by an explicit name map that must cover every state_dict entry of both
 exactly once. The reference's Q head (zero-initialised) and puzzle embeddings (zero) are first filled with random
@@ -29,13 +29,10 @@ from types import MethodType
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if (ROOT / "trm_core").is_dir():
-    sys.path.insert(0, str(ROOT))
 
-from trm_core.config import resolve  # noqa: E402
-from trm_core.data.base import IGNORE, Batch  # noqa: E402
-from trm_core.train.trainer import Trainer  # noqa: E402
+from trm_core.config import resolve
+from trm_core.data.base import IGNORE, Batch
+from trm_core.train.trainer import Trainer
 
 
 def ref_config(a: argparse.Namespace, net: str) -> dict:

@@ -5,7 +5,7 @@ project's packages, then run this script from the repository root:
 
     python -m venv --system-site-packages /tmp/benchvenv
     /tmp/benchvenv/bin/pip install tiny-recursive-model==0.0.12
-    /tmp/benchvenv/bin/python bench/reference_speed.py
+    /tmp/benchvenv/bin/python -m bench.reference_speed
 
 Both train the same MLP-mixer TRM (same parameter count, checked below) on the same random token batches,
 with the same number of supervision steps per batch (halting disabled in both so neither gets an easier
@@ -20,19 +20,16 @@ import argparse
 import contextlib
 import io
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trm_core.config import Config, ModelConfig, TrainConfig  # noqa: E402
-from trm_core.data.base import Batch  # noqa: E402
-from trm_core.train.model import count_parameters  # noqa: E402
-from trm_core.train.trainer import Trainer  # noqa: E402
+from trm_core.config import Config, ModelConfig, TrainConfig
+from trm_core.data.base import Batch
+from trm_core.train.model import count_parameters
+from trm_core.train.trainer import Trainer
 
 
 class RandomPairs(TorchDataset):

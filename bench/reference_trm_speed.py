@@ -10,8 +10,8 @@ to ours by bench/reference_parity.py's name map (every tensor exactly once).
 
 The reference's code is imported from a checkout of it, never copied (see bench/reference_parity.py):
 
-    python bench/reference_trm_speed.py --ref-dir /tmp/ref                      # CPU, reduced shapes
-    python bench/reference_trm_speed.py --ref-dir /tmp/ref --device cuda --shape sudoku-paper --compile both
+    python -m bench.reference_trm_speed --ref-dir /tmp/ref                      # CPU, reduced shapes
+    python -m bench.reference_trm_speed --ref-dir /tmp/ref --device cuda --shape sudoku-paper --compile both
 
 ``--loop run`` times each side as its own training loop runs it, instead of each step alone between two
 syncs (``--loop step``): windows of ``--steps`` steps with one sync at each end, sides alternating, where the
@@ -33,12 +33,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.reference_parity import make_batches, name_map, our_config, ref_config  # noqa: E402
-from trm_core.train.trainer import Trainer  # noqa: E402
-from trm_core.train.update.adam_atan2 import AdamATan2  # noqa: E402
+from bench.reference_parity import make_batches, name_map, our_config, ref_config
+from trm_core.train.trainer import Trainer
+from trm_core.train.update.adam_atan2 import AdamATan2
 
 # net, dim, depth, seq_len (tokens, without the puzzle prefix), vocab, T, n, max supervision steps, batch
 SHAPES = {

@@ -4,7 +4,7 @@ Builds ``--runs`` run dirs under a temporary root whose events.jsonl are hard li
 step events (the same bytes, so the set-up writes one file), then times ``trm-tui runs`` (a real process, best
 of 3) against parsing one of those logs whole, in the same process run (a ratio, since this machine is noisy).
 
-Run from the repository root:  python bench/runs_list.py [--runs 100] [--lines 1000000]
+Run from the repository root:  python -m bench.runs_list [--runs 100] [--lines 1000000]
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dashboard_cost import write_log  # noqa: E402
-from trm_core.rundir.events import read_events  # noqa: E402
+from bench.dashboard_cost import write_log
+from trm_core.rundir.events import read_events
 
 
 def main() -> None:

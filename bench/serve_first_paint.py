@@ -7,7 +7,7 @@ run's header (the run's name in the dashboard's first frame). Medians over the r
 figure (these machines are noisy). Needs Chromium and chromedriver (Debian: chromium, chromium-driver) and
 selenium.
 
-Run from the repository root:  python bench/serve_first_paint.py --run-dir RUN [--rounds 7]
+Run from the repository root:  python -m bench.serve_first_paint --run-dir RUN [--rounds 7]
 """
 
 from __future__ import annotations

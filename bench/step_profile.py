@@ -1,7 +1,7 @@
 """Where a training step's time goes: torch.profiler over our refill steps (the paper presets' step) at a shape.
 
-    python bench/step_profile.py --shape cpu-attention                       # this CPU
-    python bench/step_profile.py --shape sudoku-paper --device cuda --bf16   # the GPU check's profile stage
+    python -m bench.step_profile --shape cpu-attention                       # this CPU
+    python -m bench.step_profile --shape sudoku-paper --device cuda --bf16   # the GPU check's profile stage
 
 Prints, per step: the wall time; on CUDA the kernels' busy time (the union of their intervals) and its share
 of the wall (how busy the GPU is while the host queues), kernel launches, and the runtime calls that make the
@@ -21,12 +21,10 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from bench.reference_parity import make_batches, our_config  # noqa: E402
-from bench.reference_trm_speed import SHAPES, args_for  # noqa: E402
-from trm_core.train.trainer import Trainer  # noqa: E402
+from bench.reference_parity import make_batches, our_config
+from bench.reference_trm_speed import SHAPES, args_for
+from trm_core.train.trainer import Trainer
 
 SYNCS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy")
 LAUNCHES = ("cudaLaunchKernel", "cuLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernelEx")

@@ -8,7 +8,7 @@ worker (``--preset sudoku-cpu``) until it finishes or the budget ends (then a gr
 other; the curve is the held-out share of whole puzzles solved (eval ``exact``, all 200) against wall time
 since the worker started.
 
-Run from the repository root:  python bench/sudoku_cpu.py [--minutes 15] [--data DIR] [--json FILE]
+Run from the repository root:  python -m bench.sudoku_cpu [--minutes 15] [--data DIR] [--json FILE]
                                                            [--variants recursion,no-recursion] [--set K=V ...]
                                                            [--keep DIR]
 ``--keep DIR`` keeps each variant's run folder (DIR/NAME) for ``trm-tui eval`` afterwards.

@@ -8,7 +8,7 @@ x86-64), and what they name is fetched in turn. The first version fetched of a n
 version per name, or ``pip install --no-index`` stops).
 
 Used by ``bench/gpu_wheels.sh``; run from the repository root:
-    python bench/wheel_closure.py --python-version 3.12 --dest bench/wheels textual==8.2.8 ...
+    python -m bench.wheel_closure --python-version 3.12 --dest bench/wheels textual==8.2.8 ...
 """
 
 from __future__ import annotations

@@ -21,6 +21,18 @@ def test_every_bench_script_compiles(script: Path, tmp_path: Path) -> None:
     py_compile.compile(str(script), cfile=str(tmp_path / "out.pyc"), doraise=True)
 
 
+def test_bench_is_a_package_run_with_python_m() -> None:
+    """Each benchmark is ``python -m bench.NAME`` from the repository root: none edits sys.path to find this
+    checkout (only the two that load the reference's own code add its folder), and they share bench.common."""
+    assert (REPO / "bench" / "__init__.py").exists()
+    for script in BENCH:
+        text = script.read_text()
+        assert "parents[1]" not in text or script.name == "common.py", f"{script.name}: use bench.common.REPO"
+        inserts = [line for line in text.splitlines() if "sys.path.insert" in line]
+        assert all("ref_dir" in line for line in inserts), f"{script.name}: {inserts}"
+        assert "python bench/" not in text, f"{script.name}: its usage says python bench/...; python -m bench.NAME"
+
+
 @pytest.mark.process
 def test_the_gpu_check_dry_run_passes_without_a_gpu() -> None:
     import torch
