@@ -11,7 +11,8 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
@@ -27,6 +28,7 @@ from trm_core.rundir.events import EventWriter, SilentLog
 from trm_core.rundir.layout import EXIT_OK, RunDir
 from trm_core.rundir.scores import best_of, headline
 from trm_core.rundir.records import Checkpoint, Eval, RunEnd, RunStart, Step, WarningEvent
+from trm_core.train.metrics import StepMetrics
 from trm_core.train.trainer import Trainer
 from trm_core.worker.compiling import CompileDriver
 from trm_core.worker.console import Console
@@ -42,6 +44,21 @@ from trm_core.worker.watchdog import Watchdog
 
 def total_steps_for(cfg: Config, order: TrainOrder) -> int:
     return cfg.train.max_steps or order.total_steps(cfg.train.epochs)
+
+
+@dataclass(frozen=True)
+class StepDuties:
+    """What a step must do once it has run. Its figures are read (a wait for the device) only for a step that
+    acts on them."""
+
+    logs: bool
+    evals: bool
+    saves: bool
+    measuring: bool  # train.compile = "auto" times this step
+
+    @property
+    def acts(self) -> bool:
+        return self.logs or self.evals or self.saves or self.measuring
 
 
 class Run:
@@ -207,68 +224,93 @@ class Run:
         return float(rows[slowest, 0]), slowest
 
     def _loop(self, watchdog: Watchdog) -> str:
-        cfg, trainer, ds = self.cfg, self.trainer, self.dataset
-        eval_batches = eval_set(ds, cfg.train.batch_size, cfg.train.eval_batches) \
-            if (cfg.train.eval_every or cfg.train.eval_every_epochs) and ds.num_eval else []
-
-        def progress(done: int, total: int) -> None:  # after each supervision step
-            watchdog.progress(done, total)
-            self.faults.after_supervision_step()
-
-        def eval_progress(done: int, total: int) -> None:  # after each eval batch
-            self.faults.after_eval_batch()
-            watchdog.progress(done, total)
-
-        group = self.group
-        mine = group.share(cfg.train.batch_size)
-        compiling = CompileDriver(trainer, cfg.train.compile, self.total_steps - trainer.step, self.events,
+        """Steps until the run is done or asked to stop; each step's duties (log, eval, save) after it."""
+        trainer = self.trainer
+        eval_batches = self._eval_batches()
+        progress, eval_progress = self._progress_hooks(watchdog)
+        compiling = CompileDriver(trainer, self.cfg.train.compile, self.total_steps - trainer.step, self.events,
                                   self.console, self.faults.compile_guess_s)
         while trainer.step < self.total_steps and not self._stop_now():
             step = self.current_step = trainer.step + 1
             epoch = self.order.epoch_of(trainer.step)
             watchdog.begin("step", step)
-            self.faults.before_step(step, trainer.model, group.rank)
-            t0 = time.perf_counter()
-            batch = self.order.batch(trainer.step)
-            if group.distributed:  # every rank builds the global batch (its randomness is the batch's) and keeps its rows
-                batch = Batch(*(None if t is None else t[mine] for t in batch))
-            data_s = time.perf_counter() - t0
-            group.take_waited()  # from here on, this step's waits only (not the last eval's or agreement's)
-            measuring = compiling.measuring
+            self.faults.before_step(step, trainer.model, self.group.rank)
+            batch, data_s = self._batch_of_this_rank()
+            duties = self._duties(step, bool(eval_batches), compiling.measuring)
             compiling.queue_step(batch, step, progress)
-            logs = step % cfg.train.log_every == 0 or step == self.total_steps
-            evals = bool(eval_batches) and self._due(step, cfg.train.eval_every, cfg.train.eval_every_epochs)
-            saves = self._due(step, cfg.train.checkpoint_every, cfg.train.checkpoint_every_epochs)
-            # the figures wait for the device: read them only for a step that shows or acts on them. Ranks agree
-            # (a stop, the slowest step) on the same steps: those every rank knows are read, never a timed one
-            agrees = group.distributed and (logs or evals or saves or measuring)
-            reads = logs or evals or saves or measuring or self.console.due() or self.stop.requested is not None
-            metrics = trainer.read_metrics() if reads else None
-            spread = {}
-            if agrees:
-                self.report.step_done(step, metrics.step_s, group.take_waited())  # the step's own waits
-                slowest_s, slowest_rank = self._agree(metrics.step_s)
-                spread = {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
-                          "slowest_rank": slowest_rank}
-            if measuring:  # a measured step is always read
+            metrics, spread = self._read_step(duties)
+            if duties.measuring:  # a measured step is always read
                 compiling.observe(spread.get("slowest_step_s", metrics.step_s), step)
             watchdog.end()
             self.done_steps = step
             if metrics is not None:
-                self.last_loss = metrics.loss
-                if logs or self._stop_now():  # the step a stop ends on is logged too, whatever log_every says
-                    self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1,
-                                          data_s=round(data_s, 6),
-                                          **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
-                self.console.step(step, self.total_steps, metrics.loss,
-                                  cfg.train.batch_size / max(metrics.step_s, 1e-9), final=step == self.total_steps)
-            if evals:
+                self._report_step(step, epoch, data_s, metrics, spread, duties.logs)
+            if duties.evals:
                 self._eval_now(watchdog, step, epoch, eval_batches, eval_progress)
-            if saves:
+            if duties.saves:
                 self.save(watchdog)
         if self.last_saved_step != trainer.step:
             self.save(watchdog)
         return RunState.STOPPED.value if self.stopping else RunState.COMPLETED.value
+
+    def _eval_batches(self) -> list:
+        """The fixed held-out batches every in-training eval uses; none when the run does not evaluate."""
+        cfg, ds = self.cfg, self.dataset
+        evaluates = (cfg.train.eval_every or cfg.train.eval_every_epochs) and ds.num_eval
+        return eval_set(ds, cfg.train.batch_size, cfg.train.eval_batches) if evaluates else []
+
+    def _progress_hooks(self, watchdog: Watchdog) -> tuple[Callable[[int, int], None], Callable[[int, int], None]]:
+        """What hears each supervision step of a step, and each batch of an eval: the watchdog and the faults."""
+        def progress(done: int, total: int) -> None:
+            watchdog.progress(done, total)
+            self.faults.after_supervision_step()
+
+        def eval_progress(done: int, total: int) -> None:
+            self.faults.after_eval_batch()
+            watchdog.progress(done, total)
+
+        return progress, eval_progress
+
+    def _batch_of_this_rank(self) -> tuple[Batch, float]:
+        """The step's batch (this rank's rows of it) and the seconds it took to build."""
+        t0 = time.perf_counter()
+        batch = self.order.batch(self.trainer.step)
+        if self.group.distributed:  # every rank builds the global batch (its randomness is the batch's), keeps its rows
+            mine = self.group.share(self.cfg.train.batch_size)
+            batch = Batch(*(None if t is None else t[mine] for t in batch))
+        data_s = time.perf_counter() - t0
+        self.group.take_waited()  # from here on, this step's waits only (not the last eval's or agreement's)
+        return batch, data_s
+
+    def _duties(self, step: int, evaluates: bool, measuring: bool) -> StepDuties:
+        t = self.cfg.train
+        return StepDuties(logs=step % t.log_every == 0 or step == self.total_steps,
+                          evals=evaluates and self._due(step, t.eval_every, t.eval_every_epochs),
+                          saves=self._due(step, t.checkpoint_every, t.checkpoint_every_epochs), measuring=measuring)
+
+    def _read_step(self, duties: StepDuties) -> tuple[StepMetrics | None, dict[str, Any]]:
+        """The step's figures, read (a wait for the device) only for a step that shows or acts on them; with
+        several ranks, the ranks agree (a stop, the slowest step) on the steps every rank knows are read."""
+        group = self.group
+        reads = duties.acts or self.console.due() or self.stop.requested is not None
+        metrics = self.trainer.read_metrics() if reads else None
+        if not (group.distributed and duties.acts) or metrics is None:
+            return metrics, {}
+        self.report.step_done(self.current_step, metrics.step_s, group.take_waited())  # the step's own waits
+        slowest_s, slowest_rank = self._agree(metrics.step_s)
+        return metrics, {"world_size": group.world_size, "slowest_step_s": round(slowest_s, 6),
+                         "slowest_rank": slowest_rank}
+
+    def _report_step(self, step: int, epoch: int, data_s: float, metrics: StepMetrics, spread: dict[str, Any],
+                     logs: bool) -> None:
+        """The step event (when due, and on the step a stop ends on) and the console's rationed line."""
+        cfg = self.cfg
+        self.last_loss = metrics.loss
+        if logs or self._stop_now():  # the step a stop ends on is logged too, whatever log_every says
+            self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, data_s=round(data_s, 6),
+                                  **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
+        self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
+                          final=step == self.total_steps)
 
     def _due(self, step: int, every_steps: int, every_epochs: int) -> bool:
         """After ``step`` steps: every N steps, or at the end of every N epochs (the next batch starts a new
