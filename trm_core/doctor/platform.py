@@ -99,60 +99,76 @@ def wants_gpu(cfg: Config) -> bool:
 
 
 def verdicts(facts: PlatformFacts, cfg: Config) -> list[Check]:
-    found: list[Check] = []
+    """The gathered facts judged against the config: torch, the device, each GPU, bf16, NVML, compile."""
     build = f"CUDA {facts.cuda_build} build" if facts.cuda_build else "CPU build"
-    found.append(ok(AREA, "torch", f"torch {facts.torch_version} ({build})"))
+    on_gpu = facts.cuda_available and cfg.train.device != "cpu"
+    found = [ok(AREA, "torch", f"torch {facts.torch_version} ({build})"), _device_verdict(facts, cfg)]
+    found += [_gpu_verdict(facts, gpu) for gpu in facts.gpus]
+    found += [c for c in (_bf16_verdict(facts, cfg, on_gpu), _nvml_verdict(facts, on_gpu)) if c is not None]
+    if cfg.train.compile != "off":
+        found.append(_compile_verdict(facts, cfg, on_gpu))
+    return found
+
+
+def _device_verdict(facts: PlatformFacts, cfg: Config) -> Check:
+    """Whether torch can use the device the run asks for, and a GPU NVML sees."""
     gpu_seen = facts.nvml_gpus > 0
     if wants_gpu(cfg) and not facts.cuda_available:
         why = ("torch is a CPU build" if not facts.cuda_build else
                "the driver does not serve this build's CUDA " + str(facts.cuda_build) if gpu_seen else
                "no NVIDIA GPU here")
-        found.append(fail(AREA, "device", f"train.device = {cfg.train.device!r} but torch sees no GPU: {why}",
-                          "install the torch build for this machine's driver (pip index of pytorch.org, cuXYZ), "
-                          "or set train.device = 'cpu'"))
-    elif gpu_seen and not facts.cuda_available:
+        return fail(AREA, "device", f"train.device = {cfg.train.device!r} but torch sees no GPU: {why}",
+                    "install the torch build for this machine's driver (pip index of pytorch.org, cuXYZ), "
+                    "or set train.device = 'cpu'")
+    if gpu_seen and not facts.cuda_available:
         why = "torch is a CPU build" if not facts.cuda_build else \
             f"torch's CUDA {facts.cuda_build} does not run with driver {facts.driver or '(unknown)'}"
-        found.append(warn(AREA, "device", f"NVML sees {facts.nvml_gpus} GPU(s) but torch cannot use them: {why}; "
-                          "training would run on the CPU", "install the torch build that matches the driver "
-                          "(nvidia-smi's 'CUDA Version' is the newest the driver serves)"))
-    elif facts.cuda_available:
-        found.append(ok(AREA, "device", f"{len(facts.gpus)} GPU(s) usable by torch" +
-                        (f", driver {facts.driver}" if facts.driver else "")))
-    else:
-        found.append(ok(AREA, "device", "no GPU: the run trains on the CPU"))
-    for gpu in facts.gpus:
-        cc = f"sm_{gpu.capability[0]}{gpu.capability[1]}"
-        if supports(facts.arch_list, gpu.capability):
-            found.append(ok(AREA, f"gpu {gpu.index}", f"{gpu.name} ({cc}) is supported by this build"))
-        else:
-            found.append(fail(AREA, f"gpu {gpu.index}", f"{gpu.name} is {cc}; this torch build has kernels for "
-                              f"{', '.join(facts.arch_list) or 'no GPU'}", "install a torch build that lists "
-                              f"{cc} (a newer CUDA build for a new GPU, an older one for an old GPU)"))
-    on_gpu = facts.cuda_available and cfg.train.device != "cpu"
+        return warn(AREA, "device", f"NVML sees {facts.nvml_gpus} GPU(s) but torch cannot use them: {why}; "
+                    "training would run on the CPU", "install the torch build that matches the driver "
+                    "(nvidia-smi's 'CUDA Version' is the newest the driver serves)")
+    if facts.cuda_available:
+        return ok(AREA, "device", f"{len(facts.gpus)} GPU(s) usable by torch" +
+                  (f", driver {facts.driver}" if facts.driver else ""))
+    return ok(AREA, "device", "no GPU: the run trains on the CPU")
+
+
+def _gpu_verdict(facts: PlatformFacts, gpu: GpuFacts) -> Check:
+    """Whether this torch build has kernels for the GPU's architecture."""
+    cc = f"sm_{gpu.capability[0]}{gpu.capability[1]}"
+    if supports(facts.arch_list, gpu.capability):
+        return ok(AREA, f"gpu {gpu.index}", f"{gpu.name} ({cc}) is supported by this build")
+    return fail(AREA, f"gpu {gpu.index}", f"{gpu.name} is {cc}; this torch build has kernels for "
+                f"{', '.join(facts.arch_list) or 'no GPU'}", "install a torch build that lists "
+                f"{cc} (a newer CUDA build for a new GPU, an older one for an old GPU)")
+
+
+def _bf16_verdict(facts: PlatformFacts, cfg: Config, on_gpu: bool) -> Check | None:
+    """bf16 asked for where it is missing (an old GPU: an error; a CPU: slow); None when the run uses fp32."""
     precision = cfg.train.precision
-    if precision in ("bf16", "autocast") and on_gpu:
-        lacking = [g for g in facts.gpus if not g.bf16]
-        if lacking and precision == "bf16":
-            found.append(fail(AREA, "bf16", f"train.precision = 'bf16' but {lacking[0].name} has no bf16 "
-                              "(compute capability 8.0 or newer)", "set train.precision = 'fp32'"))
-        elif lacking:
-            found.append(warn(AREA, "bf16", f"{lacking[0].name} has no bf16: autocast falls back to fp16 rules "
-                              "or fp32", "set train.precision = 'fp32' to say so"))
-        else:
-            found.append(ok(AREA, "bf16", f"train.precision = {precision!r}: every GPU supports bf16"))
-    elif precision == "bf16":
-        found.append(warn(AREA, "bf16", "train.precision = 'bf16' on a CPU runs, slowly (no bf16 matrix units)",
-                          "set train.precision = 'fp32' on a CPU"))
+    if precision == "bf16" and not on_gpu:
+        return warn(AREA, "bf16", "train.precision = 'bf16' on a CPU runs, slowly (no bf16 matrix units)",
+                    "set train.precision = 'fp32' on a CPU")
+    if precision not in ("bf16", "autocast") or not on_gpu:
+        return None
+    lacking = [g for g in facts.gpus if not g.bf16]
+    if lacking and precision == "bf16":
+        return fail(AREA, "bf16", f"train.precision = 'bf16' but {lacking[0].name} has no bf16 "
+                    "(compute capability 8.0 or newer)", "set train.precision = 'fp32'")
+    if lacking:
+        return warn(AREA, "bf16", f"{lacking[0].name} has no bf16: autocast falls back to fp16 rules "
+                    "or fp32", "set train.precision = 'fp32' to say so")
+    return ok(AREA, "bf16", f"train.precision = {precision!r}: every GPU supports bf16")
+
+
+def _nvml_verdict(facts: PlatformFacts, on_gpu: bool) -> Check | None:
+    """Whether the dashboard will see the GPUs (NVML); None on a machine without one."""
     if on_gpu and facts.nvml_reason:
-        found.append(warn(AREA, "nvml", f"NVML is not readable ({facts.nvml_reason}): the dashboard shows no GPU "
-                          "use, memory or temperature", "pip install nvidia-ml-py (and check the driver's "
-                          "libnvidia-ml.so is on the library path)"))
-    elif gpu_seen:
-        found.append(ok(AREA, "nvml", f"NVML reads {facts.nvml_gpus} GPU(s)"))
-    if cfg.train.compile != "off":
-        found.append(_compile_verdict(facts, cfg, on_gpu))
-    return found
+        return warn(AREA, "nvml", f"NVML is not readable ({facts.nvml_reason}): the dashboard shows no GPU "
+                    "use, memory or temperature", "pip install nvidia-ml-py (and check the driver's "
+                    "libnvidia-ml.so is on the library path)")
+    if facts.nvml_gpus > 0:
+        return ok(AREA, "nvml", f"NVML reads {facts.nvml_gpus} GPU(s)")
+    return None
 
 
 def _compile_verdict(facts: PlatformFacts, cfg: Config, on_gpu: bool) -> Check:

@@ -82,47 +82,85 @@ def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observe
     return totals, count, any_hidden
 
 
+@dataclass
+class _Running:
+    """The rows of a batch still running, on the device: their index in the batch, inputs, targets, hidden
+    mask, puzzle ids and carried state (y, z). Rows leave as they exit."""
+
+    rows: torch.Tensor
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    hidden: torch.Tensor | None
+    ids: torch.Tensor | None
+    y: torch.Tensor
+    z: torch.Tensor
+
+    @classmethod
+    def of(cls, ev: EvalModel, batch: Batch) -> "_Running":
+        dev = ev.device
+        inputs = batch.inputs.to(dev)
+        y, z = ev.model.initial_state(*inputs.shape)
+        return cls(torch.arange(len(inputs), device=dev), inputs, batch.targets.to(dev),
+                   batch.hidden.to(dev) if batch.hidden is not None else None,
+                   batch.puzzle_ids.to(dev) if batch.puzzle_ids is not None else None, y, z)
+
+    def keep(self, keep: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> None:
+        """Only the rows in ``keep`` go on, with the new state."""
+        self.rows, self.inputs, self.targets = self.rows[keep], self.inputs[keep], self.targets[keep]
+        self.y, self.z = y[:, keep], z[:, keep]
+        self.hidden = self.hidden[keep] if self.hidden is not None else None
+        self.ids = self.ids[keep] if self.ids is not None else None
+
+
+def _exiting(ev: EvalModel, halt_logit: torch.Tensor, last: bool) -> torch.Tensor:
+    """The rows that exit after this supervision step: all at the last; before it, only where halting is on
+    in eval and the head says halt."""
+    if ev.halt_in_eval:
+        return halts(halt_logit, ev.halt_logit_threshold) | last
+    return torch.full_like(halt_logit, last, dtype=torch.bool)
+
+
+def _add_exits(totals: dict[str, float], losses: Losses, exiting: torch.Tensor, sup: int) -> int:
+    """The exiting rows' figures added to ``totals`` (summed in float64: the same examples give the same
+    figures whatever the batch size); how many exited."""
+    ce, _, accuracy, exact, hidden_acc = losses
+    totals["loss"] += ce[exiting].double().sum().item()
+    totals["accuracy"] += accuracy[exiting].double().sum().item()
+    totals["exact"] += exact[exiting].sum().item()
+    if hidden_acc is not None:
+        totals["masked_accuracy"] += hidden_acc[exiting].double().sum().item()
+    exited = int(exiting.sum())
+    totals["sup_steps"] += exited * (sup + 1)
+    return exited
+
+
 def _evaluate_batch(ev: EvalModel, batch: Batch, totals: dict[str, float], observe: Observer | None,
                     trace: Trace | None) -> int:
-    """One batch, its figures added to ``totals``; the number of samples scored."""
-    dev, max_sup, model = ev.device, ev.max_sup, ev.model
-    inputs, targets = batch.inputs.to(dev), batch.targets.to(dev)
-    hidden = batch.hidden.to(dev) if batch.hidden is not None else None
-    ids = batch.puzzle_ids.to(dev) if batch.puzzle_ids is not None else None
-    y, z = model.initial_state(*inputs.shape)
-    rows = torch.arange(len(inputs), device=dev)  # each active sample's row in the batch
-    predictions = torch.empty_like(inputs) if observe is not None else None
-    confidence = torch.empty(len(inputs), device=dev) if observe is not None else None
+    """One batch through the supervision steps, each row scored at its exit and its figures added to
+    ``totals``; the number of samples scored."""
+    run = _Running.of(ev, batch)
+    size = len(run.inputs)
+    predictions = torch.empty_like(run.inputs) if observe is not None else None
+    confidence = torch.empty(size, device=ev.device) if observe is not None else None
     if trace is not None:
-        trace.start(batch, max_sup)
+        trace.start(batch, ev.max_sup)
     count = 0
-    for sup in range(max_sup):
+    for sup in range(ev.max_sup):
         with ev.autocast():
-            out = model(inputs, y, z, ids)
-        ce, _, accuracy, exact, hidden_acc = ev.losses(out.logits, targets, out.halt_logit, hidden)
-        last = sup == max_sup - 1
-        exiting = halts(out.halt_logit, ev.halt_logit_threshold) | last if ev.halt_in_eval else \
-            torch.full_like(out.halt_logit, last, dtype=torch.bool)
-        # summed in float64: the same examples give the same figures whatever the batch size
-        totals["loss"] += ce[exiting].double().sum().item()
-        totals["accuracy"] += accuracy[exiting].double().sum().item()
-        totals["exact"] += exact[exiting].sum().item()
-        if hidden_acc is not None:
-            totals["masked_accuracy"] += hidden_acc[exiting].double().sum().item()
-        totals["sup_steps"] += exiting.sum().item() * (sup + 1)
-        count += int(exiting.sum())
-        answers = out.logits.argmax(-1).t() if observe is not None or trace is not None else None
-        if trace is not None and answers is not None:
-            trace.step(rows, sup, answers, out.halt_logit, exact, accuracy, exiting)
-        if predictions is not None and confidence is not None and answers is not None:
-            predictions[rows[exiting]] = answers[exiting]
-            confidence[rows[exiting]] = torch.sigmoid(out.halt_logit.float()[exiting])
-        rows = rows[~exiting]
-        keep = ~exiting
-        inputs, targets, y, z = inputs[keep], targets[keep], out.y[:, keep], out.z[:, keep]
-        hidden = hidden[keep] if hidden is not None else None
-        ids = ids[keep] if ids is not None else None
-        if not len(inputs):
+            out = ev.model(run.inputs, run.y, run.z, run.ids)
+        losses = ev.losses(out.logits, run.targets, out.halt_logit, run.hidden)
+        exiting = _exiting(ev, out.halt_logit, sup == ev.max_sup - 1)
+        count += _add_exits(totals, losses, exiting, sup)
+        if trace is not None or observe is not None:
+            answers = out.logits.argmax(-1).t()
+            if trace is not None:
+                _, _, accuracy, exact, _ = losses
+                trace.step(run.rows, sup, answers, out.halt_logit, exact, accuracy, exiting)
+            if predictions is not None and confidence is not None:
+                predictions[run.rows[exiting]] = answers[exiting]
+                confidence[run.rows[exiting]] = torch.sigmoid(out.halt_logit.float()[exiting])
+        run.keep(~exiting, out.y, out.z)
+        if not len(run.inputs):
             break
     if trace is not None:
         trace.finish()

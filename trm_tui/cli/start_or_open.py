@@ -147,50 +147,77 @@ def open_existing_run(args: argparse.Namespace) -> int:
 
 
 def cmd_run(argv: list[str]) -> int:
+    """Bare trm-tui: open a run as it is, or start or resume one and follow it (dashboard, --no-ui, --detach)."""
     args = build_parser().parse_args(argv)
     start = Start.from_args(args)
-    # node N > 0 of a multi-node run: its keeper and launcher keep their files in nodes/node-N (the run's
-    # config, events and checkpoints are rank 0's, at the top of the shared run dir)
-    run = start.rundir
-    run_dir: Path = run.control
-    settings: SupervisorConfig
     if opens_existing_run(start):
         return open_existing_run(args)
-    if args.read_only or args.attach:
-        flag = "--read-only" if args.read_only else "--attach"
-        print(f"trm-tui: {flag} opens a run as it is, and there is no run in {run_dir} "
-              f"({flag} cannot start or resume one)" if not start.describes_run else
-              f"trm-tui: {flag} opens a run as it is; it cannot be given --preset, --config, --set or "
-              "--resume", file=sys.stderr)
-        return EXIT_CONFIG
-    refused = refuse_unless_owner(run.root, "resume it or start it again" if args.resume else "start a run in it",
-                                  "trm-tui")
+    refused = _refuse_open_flags(args, start) or refuse_unless_owner(
+        start.rundir.root, "resume it or start it again" if args.resume else "start a run in it", "trm-tui")
     if refused is not None:
         return refused
+    settings = _settings_for_start(args, start)
+    if isinstance(settings, int):  # an exit code: refused, or nothing to do
+        return settings
+    return _start_and_follow(args, start, settings)
+
+
+def _refuse_open_flags(args: argparse.Namespace, start: Start) -> int | None:
+    """--read-only and --attach open a run as it is: with no run here, or with flags that describe one to start,
+    they are an error."""
+    if not (args.read_only or args.attach):
+        return None
+    flag = "--read-only" if args.read_only else "--attach"
+    print(f"trm-tui: {flag} opens a run as it is, and there is no run in {start.rundir.control} "
+          f"({flag} cannot start or resume one)" if not start.describes_run else
+          f"trm-tui: {flag} opens a run as it is; it cannot be given --preset, --config, --set or "
+          "--resume", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _settings_for_start(args: argparse.Namespace, start: Start) -> SupervisorConfig | int:
+    """The supervisor settings to start with, after the config resolves and doctor's torch-free checks pass
+    (fail fast, before anything is written); a live worker keeps its own. An exit code instead: a config
+    error, a failing check, or a resume of a completed run with nothing left to train."""
+    run_dir = start.rundir.control
     if live_worker(run_dir) is not None:
-        settings = run_settings(run_dir)  # attach: the run keeps its own config
-    else:
-        cfg = None
-        try:
-            cfg = start.resolve()  # fail fast, before anything is written
-            check_data(cfg)
-            failed = doctor_failures(cfg, run.root, start.preset)
-            if failed:
-                print(failed, file=sys.stderr)
-                return EXIT_CONFIG
-            settings = cfg.supervisor
-        except ConfigError as exc:
-            if live_worker(run_dir) is None:  # not a concurrent start that we can attach to
-                print(f"trm-tui: error: {exc}", file=sys.stderr)
-                return EXIT_CONFIG
-            settings = run_settings(run_dir)
-        if args.resume and cfg is not None:
-            st = run_status(run_dir, settings)
-            total = log_queries.resumed_total(run.events, cfg.train.max_steps, cfg.train.epochs)
-            if st.state == RunState.COMPLETED and (total is None or total <= (st.step or 0)):
-                print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume (a larger "
-                      f"train.max_steps or train.epochs on --resume extends it)")
-                return 0
+        return run_settings(run_dir)  # attach: the run keeps its own config
+    try:
+        cfg = start.resolve()
+        check_data(cfg)
+        failed = doctor_failures(cfg, start.rundir.root, start.preset)
+    except ConfigError as exc:
+        if live_worker(run_dir) is not None:  # a concurrent start that we can attach to
+            return run_settings(run_dir)
+        print(f"trm-tui: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if failed:
+        print(failed, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.resume and _complete(start, cfg):
+        return 0
+    return cfg.supervisor
+
+
+def _complete(start: Start, cfg: config_mod.Config) -> bool:
+    """A resume of a completed run that asks for no more steps: say so (there is nothing to resume)."""
+    run_dir = start.rundir.control
+    st = run_status(run_dir, cfg.supervisor)
+    total = log_queries.resumed_total(start.rundir.events, cfg.train.max_steps, cfg.train.epochs)
+    if st.state != RunState.COMPLETED or (total is not None and total > (st.step or 0)):
+        return False
+    print(f"the run in {run_dir} is complete at step {st.step}; nothing to resume (a larger "
+          f"train.max_steps or train.epochs on --resume extends it)")
+    return True
+
+
+def _start_and_follow(args: argparse.Namespace, start: Start, settings: SupervisorConfig) -> int:
+    """Start (or attach to) the run's keeper and follow it in the chosen front end; a start that failed on its
+    config leaves no half-made run behind."""
+    run = start.rundir
+    # node N > 0 of a multi-node run: its keeper and launcher keep their files in nodes/node-N (the run's
+    # config, events and checkpoints are rank 0's, at the top of the shared run dir)
+    run_dir: Path = run.control
     created = not run_dir.exists()
     if args.detach:
         code = detach(start)

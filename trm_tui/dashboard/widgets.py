@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import plotext as plt
 from rich.table import Table
@@ -179,8 +180,27 @@ class Curve(Static):
         plt.theme("clear")
         plt.plotsize(width, height)
         plt.frame(False)  # no box and no title (the legend names the lines): every row is for data
+        shown, extent = self._draw_series(series)
+        self._empty = not shown
+        if not shown:
+            self.update(Text(waiting_text(series[0][0] if series else self.title), "dim"), layout=False)
+            return True
+        if reference is not None:
+            plt.hline(reference[1], color="white")
+            shown.append((reference[0], self.LEVEL_GLYPH, "white"))
+            extent = extent.with_level(reference[1])
+        self._scale_y(extent, reference is not None)
+        ticks = step_ticks(extent.x_low, extent.x_high, max(2, min(5, width // 12)))
+        plt.xticks(ticks, [step_label(t) for t in ticks])  # plotext's own cut the last label at the edge
+        chart = Text.from_ansi(plt.build())
+        self.update(with_legend(chart, shown, width), layout=False)
+        return True
+
+    def _draw_series(self, series: list[tuple[str, MinMaxSeries, str]]) -> tuple[list[tuple[str, str, str]], Extent]:
+        """Each series with points, as a line or as points (with its marker); the legend's entries and the
+        extent of what was drawn."""
         shown: list[tuple[str, str, str]] = []
-        top, low, x_low, x_high = 0.0, float("inf"), float("inf"), -float("inf")
+        extent = Extent()
         for label, s, color in series:
             xs, ys = s.points()
             if not xs:
@@ -192,30 +212,38 @@ class Curve(Static):
                 plt.plot(xs, ys, color=color, marker=marker or "braille")
             glyph = marker if marker and len(marker) == 1 else self.POINT_GLYPH if label in self.points else self.LINE_GLYPH
             shown.append((label, glyph, color))
-            top, low = max(top, max(ys)), min(low, min(ys))
-            x_low, x_high = min(x_low, xs[0]), max(x_high, xs[-1])
-        self._empty = not shown
-        if not shown:
-            self.update(Text(waiting_text(series[0][0] if series else self.title), "dim"), layout=False)
-            return True
-        if reference is not None:
-            label, level = reference
-            plt.hline(level, color="white")
-            shown.append((label, self.LEVEL_GLYPH, "white"))
-            top, low = max(top, level), min(low, level)
+            extent = extent.with_points(xs, ys)
+        return shown, extent
+
+    def _scale_y(self, extent: Extent, has_level: bool) -> None:
+        """The y range: a level kept in view with some margin; from zero with headroom for the legend; a flat
+        series of scores from 0; a log axis for a loss that spans more than a factor of two."""
+        top, low = extent.top, extent.low
+        if has_level:
             pad = (top - low) * 0.15 or 0.05
-            plt.ylim(max(0.0, low - pad) if low >= 0 else low - pad, top + pad)  # the level stays in view
+            plt.ylim(max(0.0, low - pad) if low >= 0 else low - pad, top + pad)
         if self.from_zero and top > 0:
             plt.ylim(0, top * 1.3)  # headroom: the legend sits over the top-right corner
-        elif reference is None and low >= 0 and top == low:
+        elif not has_level and low >= 0 and top == low:
             plt.ylim(0, top * 1.3 or 1.0)  # a flat series of scores (all 0 early on): from 0, never -1 to 1
         if self.log_y and low > 0 and top > 2 * low:
             plt.yscale("log")
-        ticks = step_ticks(x_low, x_high, max(2, min(5, width // 12)))
-        plt.xticks(ticks, [step_label(t) for t in ticks])  # plotext's own cut the last label at the edge
-        chart = Text.from_ansi(plt.build())
-        self.update(with_legend(chart, shown, width), layout=False)
-        return True
+
+
+@dataclass(frozen=True)
+class Extent:
+    """The x and y range of what a chart has drawn (y's top starts at 0: a chart's floor)."""
+
+    top: float = 0.0
+    low: float = float("inf")
+    x_low: float = float("inf")
+    x_high: float = -float("inf")
+
+    def with_points(self, xs: list[float], ys: list[float]) -> "Extent":
+        return Extent(max(self.top, max(ys)), min(self.low, min(ys)), min(self.x_low, xs[0]), max(self.x_high, xs[-1]))
+
+    def with_level(self, level: float) -> "Extent":
+        return Extent(max(self.top, level), min(self.low, level), self.x_low, self.x_high)
 
 
 def step_ticks(low: float, high: float, count: int) -> list[int]:
