@@ -3,6 +3,7 @@ live in ``helpers``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def micro_args(corpus: Path, tmp_path: Path) -> list[str]:
     sets = MICRO + [f"data.paths=['{corpus}']", f"data.cache_dir='{tmp_path / 'cache'}'"]
     return [a for s in sets for a in ("--set", s)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker's own torch computes on one thread: several workers share the machine's
+    cores, and two threads each would fight over them (a CPU-bound test ran 30x slower). Processes a test
+    starts choose their own threads (the micro runs take train.threads = 1)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -189,17 +189,17 @@ def test_in_a_small_terminal_it_warns_and_under_no_color_it_says_so(tmp_path: Pa
     command = " ".join(shlex.quote(a) for a in ["python", "-m", "trm_tui.cli", "doctor", "--run-dir",
                                                  str(tmp_path / "run"), "--no-memory", *micro_args])
     env = worker_env()
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "70", "-y", "20", "-e",
+    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "70", "-y", "20", "-e",
                     f"PYTHONPATH={env['PYTHONPATH']}", "-e", "NO_COLOR=1", f"{command}; echo EXIT=$?; sleep 60"],
                    check=True, env=env)
     try:
         deadline, text = time.monotonic() + 60, ""
         while time.monotonic() < deadline and "EXIT=" not in text:
             time.sleep(0.3)
-            text = subprocess.run(["tmux", "capture-pane", "-p", "-J", "-S", "-100", "-t", session],
+            text = subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-J", "-S", "-100", "-t", session],
                                   capture_output=True, text=True).stdout
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)  # its own server: no other test's window sizes it
     assert "WARN  terminal    size        70x20: the dashboard needs at least 80x24" in text
     assert "NO_COLOR is set" in text
     assert "EXIT=0" in text  # a warning alone fails nothing

@@ -27,7 +27,8 @@ from trm_core.rundir.layout import RunDir
 
 from helpers import MICRO, Terminal, cli_run, events, kill_worker, run_worker, wait_for, worker_env
 
-pytestmark = pytest.mark.process
+# both tests read the one set of runs the module fixture builds: one xdist worker builds it for both
+pytestmark = [pytest.mark.process, pytest.mark.xdist_group("reading_commands")]
 
 # a frozen worker is alive and silent: the stall rule would call it stalled, which is a reading too
 LIVE_STATES = ("running", "stopping", "orphaned")

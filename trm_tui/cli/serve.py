@@ -4,7 +4,7 @@
 On a shared machine 127.0.0.1 is every user's: without the token (printed in the URL, or read from
 ``--token-file``) the server answers 403 and starts nothing. ``--share`` prints a second, read-only URL for a
 colleague or a screen on the wall; ``--read-only`` serves only that one. ``--unix-socket PATH`` listens on a
-socket only its owner can open, for ``ssh -L 8000:PATH host``. See docs/user-guide.md, "On a shared machine".
+socket only its owner can open, for ``ssh -L 8000:PATH host``. See docs/guide/shared-machines.md.
 """
 
 from __future__ import annotations

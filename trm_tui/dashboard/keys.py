@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 from trm_core.rundir.ownership import run_owner, user_name, who
 from trm_core.rundir.states import SUPERVISED, RunState
@@ -64,30 +65,44 @@ class KeyFacts:
 
 
 def why_not(action: str, facts: KeyFacts) -> str | None:
-    """Why the key for ``action`` cannot act now, in words for the user; None when it can."""
-    if facts.refused is not None and action in ACTING:
+    """Why the key for ``action`` cannot act now, in words for the user; None when it can. What refuses every
+    acting key comes first (a view that may not act, a search that owns the run); then the action's own rule."""
+    if action in ACTING and facts.refused is not None:
         return facts.refused
-    if facts.search != Search.NONE and action in ACTING:
+    if action in ACTING and facts.search != Search.NONE:
         return "the auto-tune search owns the run until it has written its choice (q cancels it)"
     if facts.searched_elsewhere and action in ("resume", "autotune"):
         return None  # the action itself says a search from another window holds the run
-    state = facts.state
-    active = state in SUPERVISED
-    if facts.config_error and action in ("resume", "autotune") and not active:
+    if facts.config_error and action in ("resume", "autotune") and facts.state not in SUPERVISED:
         return f"cannot {'resume' if action == 'resume' else 'auto-tune'}: the run's {facts.config_error}"
-    if action == "stop":
-        if state == RunState.STOPPING:
-            return "already stopping: the worker finishes its step and saves a checkpoint (K kills it now)"
-        return None if active else f"nothing to stop: the run is {state}"
-    if action == "kill":
-        return None if active else f"nothing to kill: the run is {state}"
-    if action == "autotune":
-        return None if state in TUNABLE else f"auto-tune needs a running or stopped run; this one is {state}"
-    if action == "resume":
-        if state == RunState.COMPLETED:
-            return (f"the run is complete; train it further with: trm-tui --resume --run-dir {facts.run_dir} "
-                    f"--set train.max_steps=N")
-        if state == RunState.STOPPING:
-            return "resume waits for the worker to exit: it resumes then"
-        return f"the run is {state} already" if active or facts.supervising else None
-    return None
+    rule = ACTION_RULES.get(action)
+    return rule(facts) if rule is not None else None
+
+
+def _why_not_stop(facts: KeyFacts) -> str | None:
+    if facts.state == RunState.STOPPING:
+        return "already stopping: the worker finishes its step and saves a checkpoint (K kills it now)"
+    return None if facts.state in SUPERVISED else f"nothing to stop: the run is {facts.state}"
+
+
+def _why_not_kill(facts: KeyFacts) -> str | None:
+    return None if facts.state in SUPERVISED else f"nothing to kill: the run is {facts.state}"
+
+
+def _why_not_autotune(facts: KeyFacts) -> str | None:
+    return None if facts.state in TUNABLE else f"auto-tune needs a running or stopped run; this one is {facts.state}"
+
+
+def _why_not_resume(facts: KeyFacts) -> str | None:
+    state = facts.state
+    if state == RunState.COMPLETED:
+        return (f"the run is complete; train it further with: trm-tui --resume --run-dir {facts.run_dir} "
+                f"--set train.max_steps=N")
+    if state == RunState.STOPPING:
+        return "resume waits for the worker to exit: it resumes then"
+    return f"the run is {state} already" if state in SUPERVISED or facts.supervising else None
+
+
+# each acting key's own rule, once nothing refuses every key
+ACTION_RULES: dict[str, Callable[[KeyFacts], str | None]] = {
+    "stop": _why_not_stop, "kill": _why_not_kill, "autotune": _why_not_autotune, "resume": _why_not_resume}
