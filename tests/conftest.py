@@ -34,6 +34,10 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(1)
+        # an xdist worker is started with COLUMNS=80 and LINES=24 in its environment: every process a test
+        # starts (a tmux server and what runs in it included) would take that for its terminal's size
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
