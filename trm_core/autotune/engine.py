@@ -127,34 +127,53 @@ def pinned_settings(run_dir: Path) -> dict[str, str]:
 
 
 def _plan(run_dir: Path, cfg: Config) -> _Plan:
+    """What a search of this run may try: one rank's share of the batch on its share of the cores (none on a
+    GPU), the batch itself only for a run not yet trained alone, and never a setting the user pinned."""
     a, t = cfg.autotune, cfg.train
     step = _checkpoint_step(run_dir)
     on_cuda = t.device.startswith("cuda") or (t.device == "auto" and nvidia_gpu_present())
-    cores = 0 if on_cuda else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     # with several ranks a trial is one rank: its share of the global batch, on one GPU or its share of the cores
     ranks_here = cfg.distributed.nproc_per_node
-    cores = cores // ranks_here if cores else 0
+    cores = 0 if on_cuda else _usable_cores() // ranks_here
     share = cfg.rank_batch
     grow = a.allow_batch_change and step == 0 and cfg.distributed.world_size == 1
-    note = ""
-    if a.allow_batch_change and step > 0:
-        note = (f"autotune.allow_batch_change: not applied, the run is at step {step}; a new batch size would "
-                f"change its data order and schedule (start a new run to tune the batch)")
-    elif a.allow_batch_change and cfg.distributed.world_size > 1:
-        note = (f"autotune.allow_batch_change: not applied with {cfg.distributed.world_size} ranks; each trial "
-                f"measures one rank's {share} samples and the global batch stays {t.batch_size}")
     # a CPU rank runs with its share of the cores unless train.threads says otherwise (distributed.node_launcher)
     threads = t.threads or (cores if ranks_here > 1 and cores else 0)
     pinned = pinned_settings(run_dir) if a.keep_pinned else {}
-    kept = [f"{key} = {value}" for key, value in pinned.items()]
-    if kept:
-        note = " ".join(filter(None, [note, f"kept as you set them at a start (--set): {', '.join(kept)}; to tune "
-                                            f"them too: trm-tui autotune --set autotune.keep_pinned=false"]))
+    note = " ".join(filter(None, [_batch_note(cfg, step), _pinned_note(pinned)]))
     space = SearchSpace(batch_size=share, start=Candidate(share, cfg.micro_batch, threads),
                         cores=0 if "train.threads" in pinned else cores,
                         max_batch_size=(a.max_batch_size or 8 * t.batch_size) if grow else 0,
                         min_gain=a.min_gain, tune_micro="train.micro_batch_size" not in pinned)
     return _Plan(step, on_cuda, cores, share, grow, note, space)
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS says it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _batch_note(cfg: Config, step: int) -> str:
+    """Why autotune.allow_batch_change is not applied (a run already trained, several ranks); "" when it is
+    or was not asked for."""
+    if not cfg.autotune.allow_batch_change:
+        return ""
+    if step > 0:
+        return (f"autotune.allow_batch_change: not applied, the run is at step {step}; a new batch size would "
+                f"change its data order and schedule (start a new run to tune the batch)")
+    if cfg.distributed.world_size > 1:
+        return (f"autotune.allow_batch_change: not applied with {cfg.distributed.world_size} ranks; each trial "
+                f"measures one rank's {cfg.rank_batch} samples and the global batch stays {cfg.train.batch_size}")
+    return ""
+
+
+def _pinned_note(pinned: dict[str, object]) -> str:
+    """The settings kept because the user set them at a start; "" when none were."""
+    if not pinned:
+        return ""
+    kept = ", ".join(f"{key} = {value}" for key, value in pinned.items())
+    return (f"kept as you set them at a start (--set): {kept}; to tune them too: "
+            f"trm-tui autotune --set autotune.keep_pinned=false")
 
 
 def _search(run_dir: Path, cfg: Config, saved: dict, config_path: Path, was_running: bool,

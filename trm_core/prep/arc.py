@@ -154,46 +154,63 @@ def crop(tokens: np.ndarray) -> np.ndarray:
     return (canvas[:rows, :cols] - 2).astype(np.uint8)
 
 
+Groups = dict[str, list[list[tuple[str, list[Pair]]]]]  # split -> each puzzle's disguises and their pairs
+
+
 def build(json_dir: Path, out: Path, subsets: list[str], test_set: str, aug: int = 0, seed: int = 42,
           progress: Callable[[str, int, int], None] = lambda what, done, total: None) -> BuildSummary:
+    """An ARC set in the reference's format: every subset's puzzles in disguise (``aug`` each), the test set's
+    test pairs as the test split, identifiers.json and test_puzzles.json beside them for the vote."""
     if test_set not in subsets:
         raise ConfigError(f"--test-set {test_set} is not one of --subsets {','.join(subsets)}")
     check_out(out)
     for subset in subsets:  # every input found before the first is processed (one may take minutes)
         subset_file(json_dir, subset)
     rng = np.random.default_rng(seed)
-    groups: dict[str, list[list[tuple[str, list[Pair]]]]] = {"train": [], "test": []}
+    groups: Groups = {"train": [], "test": []}
     test_puzzles: dict[str, Any] = {}  # the original puzzles of the test split, for voting (ArcVoting)
     for subset in subsets:
         puzzles = read_subset(json_dir, subset)
         for n, (pid, puzzle) in enumerate(sorted(puzzles.items())):
-            dest = {"train": "train", "test": "test" if subset == test_set else "train"}
             if subset == test_set:
                 test_puzzles[pid] = {kind: [{"input": a.tolist(), "output": b.tolist()} for a, b in puzzle[kind]]
                                      for kind in ("train", "test")}
-            by_split = {split: [p for kind in ("train", "test") if dest[kind] == split for p in puzzle[kind]]
-                        for split in ("train", "test")}
-            # one set of disguises per puzzle, the same on its training and its test pairs (so a test pair's
-            # puzzle identifier is one that training saw), none alike
-            disguises = _disguises(pid, by_split["train"] + by_split["test"], aug, rng)
-            for split, pairs in by_split.items():
-                if pairs:
-                    groups[split].append([(name, [(apply(a), apply(b)) for a, b in pairs]) for name, apply in disguises])
+            _add_puzzle(groups, pid, puzzle, subset == test_set, aug, rng)
             progress(subset, n + 1, len(puzzles))
+    with building(out) as tmp:
+        return _write(tmp, out, groups, test_puzzles, rng)
+
+
+def _add_puzzle(groups: Groups, pid: str, puzzle: dict[str, list[Pair]], in_test_set: bool, aug: int,
+                rng: np.random.Generator) -> None:
+    """One puzzle's disguised pairs, each to its split: a test-set puzzle's test pairs to the test split, the
+    rest to training."""
+    dest = {"train": "train", "test": "test" if in_test_set else "train"}
+    by_split = {split: [p for kind in ("train", "test") if dest[kind] == split for p in puzzle[kind]]
+                for split in ("train", "test")}
+    # one set of disguises per puzzle, the same on its training and its test pairs (so a test pair's
+    # puzzle identifier is one that training saw), none alike
+    disguises = _disguises(pid, by_split["train"] + by_split["test"], aug, rng)
+    for split, pairs in by_split.items():
+        if pairs:
+            groups[split].append([(name, [(apply(a), apply(b)) for a, b in pairs]) for name, apply in disguises])
+
+
+def _write(tmp: Path, out: Path, groups: Groups, test_puzzles: dict[str, Any], rng: np.random.Generator) -> BuildSummary:
+    """Both splits encoded and written, with the identifiers' names and the test puzzles beside them."""
     names = sorted({name for split in groups.values() for group in split for name, _ in group})
     identifiers = {name: i + 1 for i, name in enumerate(names)}  # 0 is the blank identifier
-    with building(out) as tmp:
-        summary = BuildSummary(out)
-        for split, split_groups in groups.items():
-            arrays, count = _encode(split_groups, identifiers, shift=split == "train", rng=rng)
-            meta = PuzzleMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=12,
-                                  seq_len=SIDE * SIDE, num_puzzle_identifiers=len(identifiers) + 1,
-                                  total_groups=len(split_groups), mean_puzzle_examples=count["rows"] / max(1, count["puzzles"]),
-                                  total_puzzles=count["puzzles"], sets=["all"])
-            summary.bytes += write_split(tmp, split, meta, {"all": arrays})
-            summary.add(split, puzzles=count["puzzles"], groups=len(split_groups), rows=count["rows"])
-        (tmp / "identifiers.json").write_text(json.dumps(["<blank>", *names]))
-        (tmp / "test_puzzles.json").write_text(json.dumps(test_puzzles))
+    summary = BuildSummary(out)
+    for split, split_groups in groups.items():
+        arrays, count = _encode(split_groups, identifiers, shift=split == "train", rng=rng)
+        meta = PuzzleMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=12,
+                              seq_len=SIDE * SIDE, num_puzzle_identifiers=len(identifiers) + 1,
+                              total_groups=len(split_groups), mean_puzzle_examples=count["rows"] / max(1, count["puzzles"]),
+                              total_puzzles=count["puzzles"], sets=["all"])
+        summary.bytes += write_split(tmp, split, meta, {"all": arrays})
+        summary.add(split, puzzles=count["puzzles"], groups=len(split_groups), rows=count["rows"])
+    (tmp / "identifiers.json").write_text(json.dumps(["<blank>", *names]))
+    (tmp / "test_puzzles.json").write_text(json.dumps(test_puzzles))
     return summary
 
 
