@@ -279,3 +279,50 @@ def test_a_truncated_newest_checkpoint_is_named_wherever_a_checkpoint_is_chosen(
     assert f"SKIPPED     checkpoint {newest.name} (step 20): {newest.name} has" in status.stdout
     as_json = json.loads(cli_run("status", "--json", "--run-dir", str(run)).stdout)
     assert as_json["checkpoint_step"] == 10 and as_json["checkpoint_skipped"][0].startswith(newest.name)
+
+
+@pytest.mark.process
+def test_more_supervision_steps_and_halting_at_test_time(sudoku_run: Path) -> None:
+    """The same weights run for 8 supervision steps where training used 4, and stopped by their halting head:
+    at the trained settings the eval is today's, figure for figure and in the same folder; beyond them the
+    first 4 steps are the trained eval's own, and each setting gets a folder of its own."""
+    trained = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8")
+    same = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--supervision-steps", "4")
+    for name in FIGURES + ("exact_by_step",):
+        assert same[name] == trained[name], name
+    assert same["folder"] == trained["folder"] and same["supervision_steps"] == 4 == same["trained_supervision_steps"]
+
+    deeper = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--supervision-steps", "8")
+    assert Path(deeper["folder"]).name == "step-20-ema-test-sup8" and Path(trained["folder"]).is_dir()
+    assert deeper["supervision_steps"] == 8 and deeper["trained_supervision_steps"] == 4
+    assert len(deeper["exact_by_step"]) == 8 and deeper["exact_by_step"][:4] == trained["exact_by_step"]
+    assert deeper["exact_by_step"][-1] == deeper["exact"] and deeper["sup_steps"] == 8.0
+    assert deeper["steps_used"] == [0] * 7 + [deeper["examples"]] and deeper["compute_saved"] == 0.0
+    browsed = Predictions.open(Path(deeper["folder"]) / "predictions")
+    assert browsed.max_steps == 8 and browsed.index["trained_supervision_steps"] == 4
+    from rich.console import Console
+    from trm_tui.predictions.examples import Examples
+
+    examples, console = Examples(Path(deeper["folder"])), Console(width=100, record=True, no_color=True)
+    for step in (4, 5):  # the browser marks the steps training never ran
+        console.print(examples.picture(examples.rows[0], step, 100))
+    at_4, at_5 = console.export_text().split("step 5/8")
+    assert "step 4/8" in at_4 and "past the trained" not in at_4 and "(past the trained 4)" in at_5
+
+    halted = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--supervision-steps", "8", "--halt", "0.3")
+    assert Path(halted["folder"]).name == "step-20-ema-test-sup8-halt0.3" and halted["halt_probability"] == 0.3
+    assert len(halted["steps_used"]) == 8 and sum(halted["steps_used"]) == halted["examples"]
+    mean = sum(k * n for k, n in enumerate(halted["steps_used"], 1)) / halted["examples"]
+    assert halted["steps_used_mean"] == pytest.approx(mean, abs=1e-4) == pytest.approx(halted["sup_steps"], abs=1e-4)
+    assert halted["compute_saved"] == pytest.approx(1 - mean / 8, abs=1e-4)
+
+
+@pytest.mark.parametrize("flag, value, said", [("--supervision-steps", "0", "must be at least 1"),
+                                               ("--supervision-steps", "two", "not a whole number"),
+                                               ("--halt", "1.5", "between 0 and 1"), ("--halt", "-0.1", "between 0 and 1")])
+def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value: str, said: str) -> None:
+    from trm_tui.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "--run-dir", str(tmp_path), flag, value])
+    assert exit_.value.code == 2

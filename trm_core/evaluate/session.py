@@ -25,6 +25,7 @@ from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.predictions import ARC_VOTES, METRICS, PREDICTIONS, PredictionWriter
 from trm_core.evaluate.tasks import task_of
+from trm_core.evaluate.test_time import TestTime, steps_used
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.rundir.scores import headline
 from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches, figures
@@ -104,6 +105,7 @@ class EvalFolder:
                  has_hidden: bool, context: dict[str, Any], voting: ArcVoting | None,
                  save_predictions: bool = True) -> None:
         self.final = evals / name
+        self.max_sup = max_sup
         self.tmp = evals / f".{name}.tmp-{os.getpid()}"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.writer = PredictionWriter(self.tmp / PREDICTIONS, count, seq_len, max_sup, vocab_size, has_hidden,
@@ -130,11 +132,13 @@ class EvalFolder:
     def per_step(self) -> dict[str, Any]:
         """The figures only a traced eval has: the share solved after each step, the mean halting step."""
         if not self.exact:
-            return {"exact_by_step": [], "halt_step_mean": None} | halting_figures(None, None, None)
-        halt, exact = np.concatenate(self.halt_step), np.concatenate(self.exact)
+            return {"exact_by_step": [], "halt_step_mean": None} | halting_figures(None, None, None) | \
+                steps_used([], self.max_sup)
+        halt, exact, exits = np.concatenate(self.halt_step), np.concatenate(self.exact), np.concatenate(self.exit_step)
         fired = np.concatenate(self.halt_fired) if self.halt_fired else None
-        return {"exact_by_step": solved_by_step(exact, np.concatenate(self.exit_step)),
-                "halt_step_mean": round(float(halt.mean()), 4)} | halting_figures(exact, halt, fired)
+        return {"exact_by_step": solved_by_step(exact, exits),
+                "halt_step_mean": round(float(halt.mean()), 4)} | halting_figures(exact, halt, fired) | \
+            steps_used(exits.tolist(), self.max_sup)
 
     def finish(self, metrics: dict[str, Any], voting: ArcVoting | None = None) -> Path:
         """Write the rest and put the folder in place; ``voting``: the ARC votes, when counted elsewhere."""
@@ -153,10 +157,12 @@ class EvalFolder:
 
 def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = None,
              batch_size: int | None = None, on_progress: Progress | None = None,
-             save_predictions: bool = True, evals: Path | None = None) -> EvalOutcome:
+             save_predictions: bool = True, evals: Path | None = None,
+             test_time: TestTime = TestTime()) -> EvalOutcome:
     """Evaluate, write the eval's folder (under ``evals``, the run's ``evals/`` by default), and return it
-    with its metrics."""
-    dataset, ev = loaded.dataset, loaded.ev
+    with its metrics. ``test_time``: more supervision steps than trained, halting at eval (``test_time``)."""
+    dataset, ev = loaded.dataset, test_time.apply(loaded.ev)
+    trained = loaded.cfg.model.max_supervision_steps
     size = dataset.split_size(split)
     count = size if limit is None else max(0, min(limit, size))
     if count == 0:
@@ -164,9 +170,9 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
     seq_len = loaded.cfg.model.seq_len
     batch = batch_size or auto_batch_size(ev, seq_len, count)
     voting = loaded.voting if split == "test" else None
-    folder = EvalFolder(evals or loaded.run.evals, folder_name(loaded.info.step, loaded.weights, split, count, size), count,
-                        seq_len, ev.max_sup, dataset.vocab_size, loaded.cfg.data.kind == "code",
-                        context_of(loaded, split), voting, save_predictions)
+    name = folder_name(loaded.info.step, loaded.weights, split, count, size) + test_time.folder_suffix(trained)
+    folder = EvalFolder(evals or loaded.run.evals, name, count, seq_len, ev.max_sup, dataset.vocab_size,
+                        loaded.cfg.data.kind == "code", context_of(loaded, split, test_time), voting, save_predictions)
     try:
         t0 = time.perf_counter()
 
@@ -179,20 +185,24 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
                                                       total=-(-count // batch))
         seconds = time.perf_counter() - t0
         metrics = figures(totals, scored, any_hidden) | (voting.result() if voting is not None else {})
-        metrics = metrics_record(metrics, folder.per_step(), loaded, split, count, batch, seconds)
+        metrics = metrics_record(metrics, folder.per_step(), loaded, split, count, batch, seconds) | \
+            test_time.record(trained, loaded.cfg.model.halt_threshold if loaded.cfg.model.halt_in_eval else None)
         final = folder.finish(metrics)
     finally:
         folder.discard()
     return EvalOutcome(final, metrics)
 
 
-def context_of(loaded: LoadedCheckpoint, split: str) -> dict[str, Any]:
-    """What the browser needs to draw an example: the task, the data, the checkpoint."""
+def context_of(loaded: LoadedCheckpoint, split: str, test_time: TestTime = TestTime()) -> dict[str, Any]:
+    """What the browser needs to draw an example: the task, the data, the checkpoint, and how it ran (the
+    steps past the trained depth are those after trained_supervision_steps)."""
     cfg = loaded.cfg
     return {"task": task_of(cfg, loaded.dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
             "vocab_size": loaded.dataset.vocab_size, "step": loaded.info.step, "weights": loaded.weights,
-            "split": split, "halt_threshold": cfg.model.halt_threshold, "halt_in_eval": cfg.model.halt_in_eval,
-            "run_dir": str(loaded.run.root)}
+            "split": split, "halt_threshold": test_time.halt if test_time.halt is not None else cfg.model.halt_threshold,
+            "halt_in_eval": test_time.halt is not None or cfg.model.halt_in_eval,
+            "supervision_steps": test_time.supervision_steps or cfg.model.max_supervision_steps,
+            "trained_supervision_steps": cfg.model.max_supervision_steps, "run_dir": str(loaded.run.root)}
 
 
 def event_fields(figures_: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,40 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--solutions", type=Path, metavar="FILE", help="ARC: score the submission against this "
                    "solutions file, as the ARC Prize does")
     p.add_argument("--show", action="store_true", help="browse the predictions afterwards (alone: the newest eval)")
+    think = p.add_argument_group("test-time compute (the same weights, run longer or stopped by their halting head)")
+    think.add_argument("--supervision-steps", type=at_least_one, metavar="N", help="run N supervision steps, "
+                       "more than training used if you like (default: as trained); exact_by_step covers all N; the "
+                       "folder is named -supN")
+    think.add_argument("--halt", type=probability, nargs="?", const=HALT_AS_TRAINED, metavar="P",
+                       help="each example stops once its halting head says so, as a deployed model would: above "
+                       "probability P (default: the run's model.halt_threshold); metrics.json gives the steps used "
+                       "and the compute saved")
     return p
+
+
+HALT_AS_TRAINED = -1.0  # --halt without P: the run's own model.halt_threshold
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse names the flag and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a probability strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g}: a halting probability is between 0 and 1 (0.5: logit 0)")
+    return value
 
 
 class EvalProgress:
@@ -96,6 +129,7 @@ def cmd_eval(argv: list[str]) -> int:
         return cmd_ensemble(args, run, argv)
     from trm_core.evaluate import loaded as loading
     from trm_core.evaluate.session import run_eval
+    from trm_core.evaluate.test_time import TestTime
 
     evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     checkpoint = loading.load(run, args.checkpoint, args.weights, args.device)
@@ -105,11 +139,14 @@ def cmd_eval(argv: list[str]) -> int:
         raise ConfigError("--arc-submission: the submission answers the test split; drop --split train")
     if checkpoint.why:
         print(f"trm-tui eval: {checkpoint.why}", file=sys.stderr)
+    test_time = TestTime(args.supervision_steps, None if args.halt is None else
+                         checkpoint.cfg.model.halt_threshold if args.halt == HALT_AS_TRAINED else args.halt)
     print(f"trm-tui eval: step {checkpoint.info.step} ({checkpoint.weights} weights), {args.split} split, on "
-          f"{checkpoint.ev.device}", file=sys.stderr)
+          f"{checkpoint.ev.device}{test_time_text(test_time, checkpoint.cfg.model.max_supervision_steps)}",
+          file=sys.stderr)
     try:
         outcome = run_eval(checkpoint, args.split, args.limit, args.batch_size, EvalProgress(),
-                           save_predictions=not args.no_predictions, evals=evals)
+                           save_predictions=not args.no_predictions, evals=evals, test_time=test_time)
     except KeyboardInterrupt:
         print("\ntrm-tui eval: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -136,7 +173,11 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         raise ConfigError("--checkpoints with --split train: an ensemble votes on the test split")
     for flag, why in (("--checkpoint", "name the checkpoints in --checkpoints only"),
                       ("--show", "an ensemble has no predictions of one model to browse"),
-                      ("--no-predictions", "an ensemble writes its metrics and votes only")):
+                      ("--no-predictions", "an ensemble writes its metrics and votes only"),
+                      ("--supervision-steps", "an ensemble runs each checkpoint as it was trained (test-time "
+                                              "settings are for one checkpoint, for now)"),
+                      ("--halt", "an ensemble runs each checkpoint as it was trained (test-time settings are for "
+                                 "one checkpoint, for now)")):
         if flag in given:
             raise ConfigError(f"--checkpoints with {flag}: {why}")
     from trm_core.evaluate import loaded as loading
@@ -218,6 +259,16 @@ def arc_submission(folder: Path, tasks: dict, path: Path, solutions: Path | None
     return out
 
 
+def test_time_text(test_time, trained_steps: int) -> str:
+    """What the start line adds for test-time settings: nothing at the trained ones."""
+    parts = []
+    if test_time.supervision_steps is not None and test_time.supervision_steps != trained_steps:
+        parts.append(f"{test_time.supervision_steps} supervision steps (trained with {trained_steps})")
+    if test_time.halt is not None:
+        parts.append(f"halting above {test_time.halt:g}")
+    return "; " + ", ".join(parts) if parts else ""
+
+
 def print_metrics(m: dict) -> None:
     print(f"step {m['step']} ({m['weights']} weights) on the {m['split']} split: {m['examples']:,} examples in "
           f"{m['seconds']:.1f} s ({m['examples_per_s']:,.1f} examples/s, batch {m['batch_size']}, {m['device']})")
@@ -228,6 +279,10 @@ def print_metrics(m: dict) -> None:
     by_step = m.get("exact_by_step") or []
     if by_step:
         print("  solved after each supervision step: " + " ".join(f"{k}:{v:.3f}" for k, v in enumerate(by_step, 1)))
+    if m.get("halt_probability") is not None and m.get("steps_used_mean") is not None:
+        print(f"  halting above {m['halt_probability']:g}: {m['steps_used_mean']:.2f} of {m['supervision_steps']} "
+              f"steps on average, {100 * m['compute_saved']:.0f}% of the compute saved; stopped after each step: "
+              + " ".join(f"{k}:{n}" for k, n in enumerate(m.get("steps_used") or [], 1)))
     if "submission" in m:
         line = f"  ARC Prize submission: {m['submission']} ({m['submission_tasks']} tasks"
         line += f", {m['unanswered_inputs']} test inputs unanswered)" if m["unanswered_inputs"] else ")"

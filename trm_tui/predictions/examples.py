@@ -105,6 +105,9 @@ class Examples:
         header = Text()
         header.append(f"example {i}", style="bold")
         header.append(f"  puzzle {self.puzzle_name(row)}  step {step}/{row.steps}")
+        trained = p.index.get("trained_supervision_steps")
+        if isinstance(trained, int) and step > trained:  # test-time compute: a step training never ran
+            header.append(f" (past the trained {trained})", "bold magenta")
         header.append(f" (halting at {row.halt_step})" if row.halt_step <= row.steps else "")
         header.append(f"  confidence {float(np.asarray(p['halt_prob'])[i, step - 1]):.2f}  ")
         header.append("RIGHT" if exact_now else f"WRONG: {wrong} {unit}", style="bold green" if exact_now else "bold red")

@@ -1,0 +1,68 @@
+"""Test-time compute: run a trained TRM for more (or fewer) supervision steps than it was trained with, and let
+each example stop when its halting head says so, as a deployed model would.
+
+The recursion keeps improving an answer past the depth it was trained at (the paper's Sudoku-Extreme model is
+reported near 96% at 128 recursion steps against 87.4% at 16); the reference evaluates at its training depth
+and cannot halt at eval (TinyRecursiveModels issue #64). ``TestTime`` is the one description of how a model
+is run at test time: ``trm-tui eval`` takes it from its flags, and it names the eval's folder and records
+itself in metrics.json, so evals at different settings sit side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from trm_core.evaluate.batch_pass import EvalModel
+from trm_core.train.halting import halt_logit_threshold
+
+
+@dataclass(frozen=True)
+class TestTime:
+    """How a trained model runs at test time. ``None`` everywhere: as it was trained (today's eval)."""
+
+    supervision_steps: int | None = None  # None: the trained model.max_supervision_steps
+    halt: float | None = None             # a halting probability: each example stops above it; None: as trained
+
+    def apply(self, ev: EvalModel) -> EvalModel:
+        """The eval model run this way (a copy; the weights are shared)."""
+        changes: dict[str, Any] = {}
+        if self.supervision_steps is not None:
+            changes["max_sup"] = self.supervision_steps
+        if self.halt is not None:
+            changes |= {"halt_in_eval": True, "halt_logit_threshold": halt_logit_threshold(self.halt)}
+        return dataclasses.replace(ev, **changes)
+
+    @property
+    def default(self) -> bool:
+        return self.supervision_steps is None and self.halt is None
+
+    def folder_suffix(self, trained_steps: int) -> str:
+        """What an eval's folder name adds, so it never replaces the eval at the trained settings:
+        ``-sup16``, ``-halt0.5``; nothing for the trained settings."""
+        parts = []
+        if self.supervision_steps is not None and self.supervision_steps != trained_steps:
+            parts.append(f"sup{self.supervision_steps}")
+        if self.halt is not None:
+            parts.append(f"halt{self.halt:g}")
+        return "".join(f"-{p}" for p in parts)
+
+    def record(self, trained_steps: int, trained_halt: float | None) -> dict[str, Any]:
+        """metrics.json's account of the settings the eval ran with; ``trained_halt``: the run's halting
+        probability when its own eval halts (model.halt_in_eval), else None."""
+        return {"supervision_steps": self.supervision_steps or trained_steps,
+                "trained_supervision_steps": trained_steps,
+                "halt_probability": self.halt if self.halt is not None else trained_halt}
+
+
+def steps_used(exit_steps: list[int], max_steps: int) -> dict[str, Any]:
+    """How many supervision steps the examples used: the count that stopped after each step (1..N), the mean,
+    and the share of the compute saved against running all N."""
+    counts = [0] * max_steps
+    for step in exit_steps:
+        counts[int(step) - 1] += 1
+    total = len(exit_steps)
+    mean = sum(exit_steps) / total if total else None
+    return {"steps_used": counts, "steps_used_mean": round(mean, 4) if mean is not None else None,
+            "compute_saved": round(1 - mean / max_steps, 4) if mean is not None else None}
