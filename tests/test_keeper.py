@@ -46,7 +46,8 @@ def test_detach_returns_at_once_and_the_keeper_restarts_a_killed_worker(tmp_path
     took = time.monotonic() - t0
     try:
         assert started.returncode == 0, started.stderr
-        assert took < 2.0 and "keeper pid" in started.stdout and "trm-tui stop --run-dir" in started.stdout
+        # at once: it waits for no step (under 1 s alone; 5 s leaves room for the suite's other workers)
+        assert took < 5.0 and "keeper pid" in started.stdout and "trm-tui stop --run-dir" in started.stdout
         wait_for(lambda: len(events(run_dir, "checkpoint")) >= 1 and steps(run_dir) >= 6, what="steps")
         first = read_identity(run_dir)
         os.kill(first.pid, signal.SIGKILL)

@@ -65,8 +65,8 @@ def test_host_probe_sums_the_worker_process_tree(tmp_path: Path) -> None:
         sample = probe.sample(parent.pid)
         assert len(sample.worker_pids) == 2 and parent.pid in sample.worker_pids
         # one busy core in the child, summed over the tree (the parent only waits: alone it would read ~0); over
-        # 30, not 100, because a loaded 2-core machine shares that core
-        assert sample.worker_cpu_pct > 30
+        # 10, not 100, because the suite's other workers share the 2 cores (17% was seen under six of them)
+        assert sample.worker_cpu_pct > 10
         assert sample.worker_rss_mb > 5
         assert sample.ram_total_mb > sample.ram_used_mb > 0 and sample.disk_free_mb > 0
     finally:
