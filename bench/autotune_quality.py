@@ -27,13 +27,12 @@ from trm_core import config as config_mod
 from trm_core.rundir import layout
 from trm_core.autotune.runner import TrialRunner
 from trm_core.autotune.search import Candidate, Search, SearchSpace, Trial, choose, divisors, thread_counts
+from bench.common import set_flags
 
 
 def make_run(run_dir: Path, preset: str, sets: list[str]) -> None:
     argv = [sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), "--preset", preset,
-            "--set", "train.max_steps=1"]
-    for s in sets:
-        argv += ["--set", s]
+            *set_flags(["train.max_steps=1", *sets])]
     subprocess.run(argv, check=True, capture_output=True)
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import REPO
+from bench.common import repo_env
 
 ONE_PROCESS = r"""
 import json, sys, time, torch
@@ -42,8 +41,7 @@ print(json.dumps({"first_s": first, "step_s": times[len(times) // 2]}))
 
 
 def measure(preset: str, device: str, compiled: bool, steps: int, cache: Path) -> dict:
-    env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": str(cache),
-                        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = repo_env(TORCHINDUCTOR_CACHE_DIR=cache)
     out = subprocess.run([sys.executable, "-c", ONE_PROCESS, preset, device, "on" if compiled else "off", str(steps)],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -38,7 +38,7 @@ import psutil
 from trm_core.rundir.events import read_events
 from trm_core.rundir.layout import EVENTS
 
-from bench.common import REPO
+from bench.common import REPO, set_flags
 
 
 @dataclass
@@ -50,10 +50,7 @@ class RunResult:
 
 
 def run_args(run_dir: Path, sets: list[str]) -> list[str]:
-    args = ["-m", "trm_tui.cli", "--run-dir", str(run_dir), "--preset", "tiny"]
-    for item in sets:
-        args += ["--set", item]
-    return args
+    return ["-m", "trm_tui.cli", "--run-dir", str(run_dir), "--preset", "tiny", *set_flags(sets)]
 
 
 def wait_first_step(run_dir: Path, timeout_s: float = 300.0) -> None:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from bench.common import set_flags
 
 SHAPE = ["model.net='attention'", "model.dim=256", "model.depth=2", "model.num_heads=4", "model.seq_len=128",
          "model.latent_steps=2", "model.refinement_blocks=2", "model.max_supervision_steps=2",
@@ -29,9 +30,7 @@ def measure(ranks: int, device: str, batch: int, steps: int, warmup: int, root: 
     run_dir = root / f"ranks-{ranks}"
     sets = SHAPE + [f"train.batch_size={batch}", f"train.max_steps={steps}", f"train.device='{device}'",
                     f"distributed.nproc_per_node={ranks}"]
-    args = [sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir)]
-    for item in sets:
-        args += ["--set", item]
+    args = [sys.executable, "-m", "trm_tui.cli", "--no-ui", "--run-dir", str(run_dir), *set_flags(sets)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"{ranks} rank(s) failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from trm_core.rundir.events import read_events
 from trm_core.rundir import layout
+from bench.common import set_flags
 
 
 class GcClock:
@@ -58,7 +59,7 @@ def main() -> None:
         gc.callbacks.append(clock)
         try:
             code = worker_main(["--run-dir", str(run_dir), "--preset", args.preset,
-                                *[a for s in sets for a in ("--set", s)]])
+                                *set_flags(sets)])
         finally:
             gc.callbacks.remove(clock)
         assert code == 0, code

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO
+from bench.common import REPO, repo_env, set_flags
 
 # The old project's defaults (dim 1024, depth 4, seq_len 4096, batch 1) are also our model defaults; the
 # tiny preset is what a CPU trains. ``sup``: supervision steps per batch in the speed comparison (16 in
@@ -155,8 +155,8 @@ def utilisation(args: argparse.Namespace) -> None:
         sets = ["train.max_steps=100000", "train.eval_every=0", "train.checkpoint_every=100000",
                 f"data.max_bytes={args.max_bytes}", f"data.cache_dir='{Path(tmp) / 'cache'}'", *args.sets]
         cmd = [sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir)]
-        cmd += [a for s in sets for a in ("--set", s)]
-        env = os.environ | {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd += set_flags(sets)
+        env = repo_env()
         worker = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, start_new_session=True)
         probe = GpuProbe()

@@ -17,7 +17,6 @@ Run from the repository root:  python -m bench.machinery_overhead [--steps 300] 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from trm_core.rundir.events import read_events
 from trm_core.rundir import layout
-from bench.common import REPO
+from bench.common import repo_env, set_flags
 
 
 def main() -> None:
@@ -41,8 +40,8 @@ def main() -> None:
         sets = [f"train.max_steps={args.steps}", f"train.checkpoint_every={args.checkpoint_every}",
                 "train.eval_every=0", "train.log_every=1", *args.sets]
         cmd = [sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), "--preset", args.preset]
-        cmd += [a for s in sets for a in ("--set", s)]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        cmd += set_flags(sets)
+        env = repo_env()
         subprocess.run(cmd, check=True, env=env)
         evs = read_events(run_dir / layout.EVENTS).events
     steps = [e for e in evs if e["event"] == "step"]

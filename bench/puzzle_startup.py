@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench.common import REPO
+from bench.common import REPO, set_flags
 
 SETS = ["data.kind='puzzles'", "model.dim=64", "model.depth=1", "model.max_supervision_steps=2",
         "train.batch_size=64", "train.max_steps=3", "train.eval_every=0", "train.checkpoint_every=1000",
@@ -53,7 +53,7 @@ def _status_kib(pid: int, field: str) -> int:
 def first_times(run_dir: Path, dataset: Path) -> tuple[float, float, float, float]:
     """(seconds to run_start, seconds to the first step, peak RSS MiB, most anonymous memory MiB) of one run."""
     events = run_dir / "events.jsonl"
-    args = [a for s in [*SETS, f"data.dataset_dir='{dataset}'"] for a in ("--set", s)]
+    args = set_flags([*SETS, f"data.dataset_dir='{dataset}'"])
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir), *args],

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from bench.common import set_flags
 
 VARIANTS = {
     "recursion": [],
@@ -52,7 +53,7 @@ def build(data: Path) -> None:
 
 def run(name: str, data: Path, sets: list[str], budget_s: float, root: Path) -> dict:
     run_dir = root / name
-    args = [a for s in [f"data.dataset_dir='{data}'", *sets] for a in ("--set", s)]
+    args = set_flags([f"data.dataset_dir='{data}'", *sets])
     proc = subprocess.Popen([sys.executable, "-m", "trm_core.worker", "--run-dir", str(run_dir),
                              "--preset", "sudoku-cpu", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 from trm_core.config.start import Start
 from trm_core.control import commands
-from trm_core.control.launch import (StopResult, adoption_note, ensure_keeper, mark_stop_requested, revive_keeper,
-                                     stop_worker)
+from trm_core.control.launch import (StopResult, adoption_note, ensure_keeper, mark_stop_requested, orphan_note,
+                                     revive_keeper, stop_worker)
 from trm_core.rundir.events import EventTail
 from trm_core.rundir.log_queries import last_run_end
 from trm_core.rundir.identity import ProcessIdentity, live_keeper, live_worker
@@ -110,10 +110,8 @@ class KeeperClient:
         """A new keeper for a live worker whose keeper is gone; a reading client only says so, once."""
         if self.may_adopt:
             return revive_keeper(self.rundir, self.env)
-        worker = live_worker(self.rundir.control)
-        note = (f"the run's keeper is gone: worker pid {worker.pid} trains unsupervised; this view only reads, "
-                f"so it starts no keeper (trm-tui adopt --run-dir {self.rundir.root} does)") if worker else None
-        if note is not None and note not in self.notes and not self._said_orphan:
+        note = None if self._said_orphan else orphan_note(self.rundir)
+        if note is not None:
             self.notes.append(note)
             self._said_orphan = True
         return None

@@ -129,6 +129,17 @@ def adoption_note(ident: ProcessIdentity) -> str:
     return f"the run's keeper is gone; starting a new one that adopts worker pid {ident.pid}"
 
 
+def orphan_note(run: RunDir) -> str | None:
+    """What a reader (a reading command, a read-only view) says of a live worker whose keeper is gone, which
+    it does not adopt itself; None when there is no such worker."""
+    ident = live_worker(run.control)
+    if ident is None or live_keeper(run.control) is not None:
+        return None
+    return (f"the run's keeper is gone: worker pid {ident.pid} trains unsupervised (no restart after a crash, no "
+            f"answer to commands); trm-tui adopt --run-dir {run.root} starts a keeper that adopts it (so does "
+            f"opening the run in the owner's dashboard)")
+
+
 @dataclass
 class StopResult:
     was_running: bool

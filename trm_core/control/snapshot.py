@@ -49,27 +49,21 @@ class RunSnapshot:
                                         "ranks": [r.to_dict(self.taken_at) for r in self.ranks]}
 
 
-def read_ranks(run_dir: Path, world_size: int | None = None) -> list[rank_files.RankStatus]:
-    """Every rank's file under ``run_dir``, in rank order (with ``world_size``, only the current world's)."""
-    return rank_files.read_all(run_dir, world_size)
-
-
 def health_of(found: list[rank_files.RankStatus], now: float, stall_after_s: float) -> list[RankHealth]:
-    """Each rank read by ``read_ranks`` with its health at ``now`` (pure: the dashboard's draw asks it)."""
+    """Each rank read by ``rank_files.read_all`` with its health at ``now`` (pure: the dashboard's draw asks it,
+    its machine feed reads the files)."""
     return [RankHealth(s, rank_files.health(s, now, stall_after_s, found)) for s in found]
 
 
-def gpus_now(run_dir: Path, worker_pid: int | None, probe: GpuProbe | None = None) -> list[GpuSample]:
+def gpus_now(run_dir: Path, worker_pid: int | None) -> list[GpuSample]:
     """What NVML says of each GPU now, with the memory of the worker's process tree (the tree the dashboard's
     CPU panel sums); none where there is no NVIDIA GPU."""
     pids = HostProbe(run_dir).sample(worker_pid).worker_pids
-    own = probe is None
-    probe = probe or GpuProbe()
+    probe = GpuProbe()
     try:
         status = probe.sample(pids)
     finally:
-        if own:
-            probe.close()
+        probe.close()
     return status.gpus if status.available else []
 
 
@@ -77,5 +71,5 @@ def take_snapshot(run_dir: Path, settings: SupervisorConfig | None = None, now: 
     """The run as its files, its ranks' files and the GPUs say it is now."""
     status = run_status(run_dir, settings, now)
     wall = time.time() if now is None else now
-    ranks = health_of(read_ranks(run_dir), wall, status.stall_after_s or 60.0)
+    ranks = health_of(rank_files.read_all(run_dir), wall, status.stall_after_s or 60.0)
     return RunSnapshot(status, ranks, gpus_now(run_dir, status.pid), wall)

@@ -201,7 +201,7 @@ def context_of(loaded: LoadedCheckpoint, split: str, test_time: TestTime = TestT
             "vocab_size": loaded.dataset.vocab_size, "step": loaded.info.step, "weights": loaded.weights,
             "split": split, "halt_threshold": test_time.halt if test_time.halt is not None else cfg.model.halt_threshold,
             "halt_in_eval": test_time.halt is not None or cfg.model.halt_in_eval,
-            "supervision_steps": test_time.supervision_steps or cfg.model.max_supervision_steps,
+            "supervision_steps": test_time.steps(cfg.model.max_supervision_steps),
             "trained_supervision_steps": cfg.model.max_supervision_steps, "run_dir": str(loaded.run.root)}
 
 

@@ -34,15 +34,15 @@ class TestTime:
             changes |= {"halt_in_eval": True, "halt_logit_threshold": halt_logit_threshold(self.halt)}
         return dataclasses.replace(ev, **changes)
 
-    @property
-    def default(self) -> bool:
-        return self.supervision_steps is None and self.halt is None
+    def steps(self, trained_steps: int) -> int:
+        """The supervision steps an example may run: the flag's, else the trained count."""
+        return self.supervision_steps or trained_steps
 
     def folder_suffix(self, trained_steps: int) -> str:
         """What an eval's folder name adds, so it never replaces the eval at the trained settings:
         ``-sup16``, ``-halt0.5``; nothing for the trained settings."""
         parts = []
-        if self.supervision_steps is not None and self.supervision_steps != trained_steps:
+        if self.steps(trained_steps) != trained_steps:
             parts.append(f"sup{self.supervision_steps}")
         if self.halt is not None:
             parts.append(f"halt{self.halt:g}")
@@ -51,7 +51,7 @@ class TestTime:
     def record(self, trained_steps: int, trained_halt: float | None) -> dict[str, Any]:
         """metrics.json's account of the settings the eval ran with; ``trained_halt``: the run's halting
         probability when its own eval halts (model.halt_in_eval), else None."""
-        return {"supervision_steps": self.supervision_steps or trained_steps,
+        return {"supervision_steps": self.steps(trained_steps),
                 "trained_supervision_steps": trained_steps,
                 "halt_probability": self.halt if self.halt is not None else trained_halt}
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from trm_core.control import launch
-from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.layout import EXIT_CONFIG, RunDir
 from trm_core.rundir.ownership import NotOwner, require_owner
 
@@ -58,10 +57,4 @@ def adopt_orphan_worker(run_dir: Path) -> None:
 
 def orphan_note(run_dir: Path) -> str | None:
     """What a reading command says of a live worker whose keeper is gone (it starts nothing itself)."""
-    run = RunDir.at(run_dir)
-    ident = live_worker(run.control)
-    if ident is None or live_keeper(run.control) is not None:
-        return None
-    return (f"the run's keeper is gone: worker pid {ident.pid} trains unsupervised (no restart after a crash, no "
-            f"answer to commands); trm-tui adopt --run-dir {run_dir} starts a keeper that adopts it (so does "
-            f"opening the run in the dashboard)")
+    return launch.orphan_note(RunDir.at(run_dir))

@@ -262,7 +262,7 @@ def arc_submission(folder: Path, tasks: dict, path: Path, solutions: Path | None
 def test_time_text(test_time, trained_steps: int) -> str:
     """What the start line adds for test-time settings: nothing at the trained ones."""
     parts = []
-    if test_time.supervision_steps is not None and test_time.supervision_steps != trained_steps:
+    if test_time.steps(trained_steps) != trained_steps:
         parts.append(f"{test_time.supervision_steps} supervision steps (trained with {trained_steps})")
     if test_time.halt is not None:
         parts.append(f"halting above {test_time.halt:g}")

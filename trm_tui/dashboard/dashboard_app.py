@@ -31,10 +31,9 @@ from trm_core.telemetry import GpuProbe, GpuStatus, HostSample
 from trm_tui.dashboard import keys
 from trm_tui.dashboard.feeds import Feeds, LiveFeeds
 from trm_tui.dashboard.keys import KeyFacts, Search, acting_refused, view_label
-from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, Note, SupervisionOver,
-                                       SupervisionResumed)
+from trm_tui.dashboard.messages import (Attached, EventsArrived, HistoryRead, KeeperSearchRefused, Note,
+                                       SearchFinished, SupervisionOver, SupervisionResumed)
 from trm_tui.dashboard.autotune_actions import AutotuneControl
-from trm_tui.dashboard.messages import KeeperSearchRefused, SearchFinished
 from trm_tui.dashboard.runs_screen import RunsScreen
 from trm_tui.dashboard.screens import ConfirmKill, EventsScreen, HelpScreen, LogScreen
 from trm_tui.dashboard.view import RunView

@@ -15,9 +15,8 @@ from textual.worker import get_current_worker
 
 from trm_core.config.start import Start
 from trm_core.control.client import KeeperClient
-from trm_core.control.snapshot import read_ranks
 from trm_core.config import SupervisorConfig
-from trm_core.distributed.rank_files import RankStatus
+from trm_core.distributed.rank_files import RankStatus, read_all
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.states import SUPERVISED
 from trm_core.telemetry import GpuProbe, GpuStatus, HostProbe, HostSample
@@ -124,7 +123,7 @@ def watch_machine(app: FedApp) -> None:
         host = host_probe.sample(pid)
         app.host, app.gpu = host, gpu_probe.sample(host.worker_pids)
         world = app.view.world_size
-        app.ranks = read_ranks(app.rundir.root, world) if world > 1 else []
+        app.ranks = read_all(app.rundir.root, world) if world > 1 else []
         if app.quitting.wait(1.0):
             break
     gpu_probe.close()
