@@ -97,6 +97,7 @@ class Dashboard(App[int]):
         self.client: KeeperClient | None = None
         self.exit_code = 0
         self.clock: Callable[[], float] = time.time  # wall clock for ages and uptime; tests freeze it
+        self._keys_read: tuple = ()  # the view's state and search as the keys last saw them (view_changed)
         self.tuner = AutotuneControl(self)  # the a key: a search through the keeper, or in this process
         self.quitting = threading.Event()  # set as the dashboard leaves: wakes its threads at once
         self._key_actions = {b.key: b.action for b in self.BINDINGS if isinstance(b, Binding)}
@@ -118,8 +119,13 @@ class Dashboard(App[int]):
     # -- state (on the UI thread) ----------------------------------------------------------------------
 
     def view_changed(self) -> None:
-        """After the view changed in place: the keys that depend on it are checked again."""
-        self.mutate_reactive(Dashboard.view)
+        """After the view changed in place: the keys are checked again when what they depend on (the run's
+        state, a search in the log) moved. Every step's records would otherwise redraw the footer each second
+        (its recompose tripled the dashboard's CPU at steady state)."""
+        keys_read = (self.view.state, self.view.tuning)
+        if keys_read != self._keys_read:
+            self._keys_read = keys_read
+            self.mutate_reactive(Dashboard.view)
 
     def watch_search(self) -> None:
         """A search began or ended here: the header says TUNING (or no longer) at once, not at the next tick."""
