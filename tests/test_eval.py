@@ -320,9 +320,12 @@ def test_more_supervision_steps_and_halting_at_test_time(sudoku_run: Path) -> No
 @pytest.mark.parametrize("flag, value, said", [("--supervision-steps", "0", "must be at least 1"),
                                                ("--supervision-steps", "two", "not a whole number"),
                                                ("--halt", "1.5", "between 0 and 1"), ("--halt", "-0.1", "between 0 and 1")])
-def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value: str, said: str) -> None:
+def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value: str, said: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     from trm_tui.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["eval", "--run-dir", str(tmp_path), flag, value])
     assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and said in err
