@@ -176,4 +176,7 @@ def test_a_read_only_dashboard_on_an_orphaned_worker_says_so_and_adopts_nothing(
         assert live_keeper(run_dir) is None
         term.keys("q")
         wait_for(lambda: "EXIT=0" in term.screen(), what="the dashboard to quit")
+    # the terminal's own shell names the run dir too and goes with its tmux server a moment after close: wait
+    # for it (a keeper the view had started would stay, and fail this)
+    wait_for(lambda: _processes_of(run_dir) == alive, timeout=15, what="only the run's own processes left")
     assert _contents(run_dir) == before and _processes_of(run_dir) == alive
