@@ -317,9 +317,45 @@ def test_more_supervision_steps_and_halting_at_test_time(sudoku_run: Path) -> No
     assert halted["compute_saved"] == pytest.approx(1 - mean / 8, abs=1e-4)
 
 
+@pytest.mark.process
+def test_trajectories_and_a_sweep_over_them(sudoku_run: Path) -> None:
+    """One trajectory without noise is today's eval, in today's folder; a sweep's rows are the single evals
+    with the same settings, figure for figure; a seeded noisy eval reruns to the same figures."""
+    trained = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8")
+    one = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--trajectories", "1", "--noise", "0")
+    assert {k: one[k] for k in FIGURES} == {k: trained[k] for k in FIGURES} and one["folder"] == trained["folder"]
+    noisy = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--trajectories", "3", "--noise", "0.5",
+                  "--select", "vote", "--seed", "2")
+    assert Path(noisy["folder"]).name == "step-20-ema-test-k3-noise0.5-vote-seed2"
+    assert noisy["forward_steps"] == 3 * noisy["sup_steps"] == 12 and noisy["trajectories"] == 3
+    browsed = Predictions.open(Path(noisy["folder"]) / "predictions")
+    assert browsed.trajectories == 3 and browsed["chosen"].max() < 3
+    again = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--trajectories", "3", "--noise", "0.5",
+                  "--select", "vote", "--seed", "2", "--no-predictions")
+    assert {k: again[k] for k in FIGURES} == {k: noisy[k] for k in FIGURES}
+
+    done = cli_run("eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--batch-size", "8", "--json",
+                   "--seed", "2", "--sweep", "steps=4,6 trajectories=1,3 noise=0.5 select=vote", timeout=300)
+    assert done.returncode == 0, done.stderr
+    swept = json.loads(done.stdout)
+    assert [(r["steps"], r["trajectories"]) for r in swept["rows"]] == [(4, 1), (4, 3), (6, 1), (6, 3)]
+    same = swept["rows"][1]
+    for name in ("exact", "accuracy", "sup_steps", "forward_steps"):
+        assert same[name] == noisy[name], name
+    deeper = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--supervision-steps", "6",
+                   "--noise", "0.5", "--select", "vote", "--seed", "2", "--no-predictions")
+    assert swept["rows"][2]["exact"] == deeper["exact"] and swept["rows"][2]["accuracy"] == deeper["accuracy"]
+    on_disk = json.loads(Path(swept["file"]).read_text())
+    assert on_disk["rows"] == swept["rows"] and on_disk["complete"] is True
+
+
 @pytest.mark.parametrize("flag, value, said", [("--supervision-steps", "0", "must be at least 1"),
                                                ("--supervision-steps", "two", "not a whole number"),
-                                               ("--halt", "1.5", "between 0 and 1"), ("--halt", "-0.1", "between 0 and 1")])
+                                               ("--halt", "1.5", "between 0 and 1"), ("--halt", "-0.1", "between 0 and 1"),
+                                               ("--trajectories", "0", "must be at least 1"),
+                                               ("--noise", "-0.1", "must be 0 or more"),
+                                               ("--noise", "nan", "must be 0 or more"),
+                                               ("--select", "best", "invalid choice")])
 def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value: str, said: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     from trm_tui.cli.main import main
@@ -329,3 +365,12 @@ def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}" in err and said in err
+
+
+@pytest.mark.parametrize("args, said", [(["--sweep", "steps=4,x"], "--sweep 'steps=4,x': 'steps=4,x' holds a value"),
+                                        (["--sweep", "depth=4"], "is not NAME=V1,V2"),
+                                        (["--sweep", "trajectories=0"], "trajectories must be 1 or more"),
+                                        (["--settle", "5", "--trajectories", "4"], "--settle must be 0 (off) or between 2")])
+def test_a_bad_sweep_or_settle_names_itself(sudoku_run: Path, args: list[str], said: str) -> None:
+    done = cli_run("eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", *args)
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr

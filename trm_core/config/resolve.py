@@ -173,6 +173,7 @@ def validate(cfg: Config) -> None:
     if t.device not in ("auto", "cpu", "cuda") and not (t.device.startswith("cuda:") and t.device[5:].isdigit()):
         raise ConfigError(f"train.device = {t.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     check_model(cfg)
+    check_eval(cfg)
     for what in ("eval_every", "checkpoint_every"):
         steps, epochs = getattr(t, what), getattr(t, f"{what}_epochs")
         if steps and epochs:
@@ -290,3 +291,11 @@ def resolve(config_file: Path | None = None, preset: str | None = None,
     return layers.build()
 
 
+
+
+def check_eval(cfg: Config) -> None:
+    """[eval]: a settle count the trajectories can reach."""
+    e = cfg.eval
+    if e.settle and not 2 <= e.settle <= e.trajectories:
+        raise ConfigError(f"eval.settle = {e.settle} needs 2 .. eval.trajectories ({e.trajectories}) agreeing "
+                          f"trajectories; 0 turns it off")

@@ -34,6 +34,9 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     # the world may grow or shrink on resume: same global batch, another reduction order (an event says so)
     "distributed.nproc_per_node", "distributed.nnodes", "distributed.node_rank", "distributed.rdzv_endpoint",
     "distributed.backend", "export.tensorboard_dir",
+    # how the model answers at eval, never how it trains
+    "eval.supervision_steps", "eval.halt", "eval.trajectories", "eval.noise", "eval.select", "eval.settle",
+    "eval.seed", "eval.in_training",
 })
 
 

@@ -203,6 +203,28 @@ class ExportConfig:
 
 
 @dataclass
+class EvalConfig:
+    """Test-time compute (docs/guide/thinking-longer.md): how the model is run when it answers, with the same
+    weights. The defaults are the eval as trained."""
+
+    supervision_steps: int = _f(0, "supervision steps per example at eval; 0 = model.max_supervision_steps (as "
+                                "trained); more lets the recursion keep improving the answer", min=0)
+    halt: float = _f(0.0, "each example stops once its halting probability is above this, as a deployed model "
+                     "would; 0 = as trained (model.halt_in_eval)", min=0.0, max=0.999)
+    trajectories: int = _f(1, "K: each example runs as K trajectories side by side, one answer kept (PTRM, arXiv "
+                           "2605.19943); 1 = one", min=1)
+    noise: float = _f(0.0, "Gaussian noise of this scale added to the latent before every deep recursion step, "
+                      "so trajectories differ; 0 = none", min=0.0)
+    select: str = _f("q", "the answer kept of the K: 'q' the one the halting head is most confident in, 'vote' "
+                     "the most common", choices=("q", "vote"))
+    settle: int = _f(0, "stop an example's trajectories once this many agree on the answer (and keep it); "
+                     "0 = off, else 2 .. trajectories", min=0)
+    seed: int = _f(0, "the noise's seed: the same seed gives the same figures")
+    in_training: bool = _f(True, "the in-training eval runs with these settings (its scores then track the "
+                           "test-time figure); false = only trm-tui eval and solve default to them")
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -212,6 +234,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

@@ -15,12 +15,14 @@ from typing import Any, Callable, ContextManager, Protocol
 import torch
 
 from trm_core.data.base import Batch
+from trm_core.evaluate.trajectories import LatentNoise, Trajectories
 from trm_core.train.halting import halts
 from trm_core.train.sample_loss import Losses
 from trm_core.train.steps.step_host import StepHost
 
 Observer = Callable[[Batch, torch.Tensor, torch.Tensor], None]
 FIGURES = ("loss", "accuracy", "exact", "sup_steps", "masked_accuracy")
+FORWARD_STEPS = "forward_steps"  # with trajectories: supervision steps run per example, all its trajectories
 
 
 class Trace(Protocol):
@@ -32,6 +34,13 @@ class Trace(Protocol):
 
     def step(self, rows: torch.Tensor, sup: int, answers: torch.Tensor, halt_logit: torch.Tensor,
              exact: torch.Tensor, accuracy: torch.Tensor, exiting: torch.Tensor) -> None: ...
+
+    def trajectories(self, final: torch.Tensor, confidence: torch.Tensor, exit_step: torch.Tensor,
+                     chosen: torch.Tensor) -> None:
+        """With several trajectories, before ``finish``: each example's K answers at exit (B, K, L), their
+        halting logits there (B, K), their exit steps (B, K) and the one kept (B,); the steps heard before
+        were the kept trajectory's."""
+        ...
 
     def finish(self) -> None: ...
 
@@ -47,6 +56,7 @@ class EvalModel:
     halt_logit_threshold: float
     losses: Callable[..., Losses]
     autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    trajectories: Trajectories = Trajectories()  # one plain trajectory: the eval as trained
 
     @classmethod
     def of_trainer(cls, tr: StepHost) -> "EvalModel":
@@ -69,21 +79,29 @@ def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observe
                      on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None,
                      total: int | None = None) -> tuple[dict[str, float], int, bool]:
     """Sums of the figures over ``batches`` (any iterable; ``total`` its length when it has none), the
-    samples scored, and whether any batch had hidden positions."""
+    samples scored, and whether any batch had hidden positions. With several trajectories (``ev.trajectories``)
+    ``observe`` hears every trajectory of every example, each a voter (the batch's rows repeated K times)."""
+    from trm_core.evaluate.trajectory_pass import evaluate_trajectories  # it builds on this module's pieces
+
     ev.model.eval()
-    totals = dict.fromkeys(FIGURES, 0.0)
+    several = ev.trajectories.active
+    totals = dict.fromkeys(FIGURES + ((FORWARD_STEPS,) if several else ()), 0.0)
+    noise = LatentNoise(ev.trajectories.noise, ev.trajectories.seed, ev.device) if ev.trajectories.noise else None
     any_hidden, count = False, 0
     expected = total if total is not None else len(batches)
     for done, batch in enumerate(batches, 1):
         any_hidden = any_hidden or batch.hidden is not None
-        count += _evaluate_batch(ev, batch, totals, observe, trace)
+        if several:
+            count += evaluate_trajectories(ev, batch, totals, observe, trace, noise)
+        else:
+            count += _evaluate_batch(ev, batch, totals, observe, trace)
         if on_progress is not None:
             on_progress(done, expected)
     return totals, count, any_hidden
 
 
 @dataclass
-class _Running:
+class Running:
     """The rows of a batch still running, on the device: their index in the batch, inputs, targets, hidden
     mask, puzzle ids and carried state (y, z). Rows leave as they exit."""
 
@@ -96,13 +114,22 @@ class _Running:
     z: torch.Tensor
 
     @classmethod
-    def of(cls, ev: EvalModel, batch: Batch) -> "_Running":
+    def of(cls, ev: EvalModel, batch: Batch, copies: int = 1) -> "Running":
+        """The batch's rows, each ``copies`` times in a row (trajectories ``i*K .. i*K+K-1`` of example i)."""
         dev = ev.device
-        inputs = batch.inputs.to(dev)
+
+        def rows(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.to(dev) if copies == 1 else t.to(dev).repeat_interleave(copies, 0)
+
+        inputs = rows(batch.inputs)
+        assert inputs is not None
+        targets = rows(batch.targets)
+        assert targets is not None
         y, z = ev.model.initial_state(*inputs.shape)
-        return cls(torch.arange(len(inputs), device=dev), inputs, batch.targets.to(dev),
-                   batch.hidden.to(dev) if batch.hidden is not None else None,
-                   batch.puzzle_ids.to(dev) if batch.puzzle_ids is not None else None, y, z)
+        return cls(torch.arange(len(inputs), device=dev), inputs, targets, rows(batch.hidden),
+                   rows(batch.puzzle_ids), y, z)
 
     def keep(self, keep: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> None:
         """Only the rows in ``keep`` go on, with the new state."""
@@ -112,7 +139,7 @@ class _Running:
         self.ids = self.ids[keep] if self.ids is not None else None
 
 
-def _exiting(ev: EvalModel, halt_logit: torch.Tensor, last: bool) -> torch.Tensor:
+def exiting_rows(ev: EvalModel, halt_logit: torch.Tensor, last: bool) -> torch.Tensor:
     """The rows that exit after this supervision step: all at the last; before it, only where halting is on
     in eval and the head says halt."""
     if ev.halt_in_eval:
@@ -138,7 +165,7 @@ def _evaluate_batch(ev: EvalModel, batch: Batch, totals: dict[str, float], obser
                     trace: Trace | None) -> int:
     """One batch through the supervision steps, each row scored at its exit and its figures added to
     ``totals``; the number of samples scored."""
-    run = _Running.of(ev, batch)
+    run = Running.of(ev, batch)
     size = len(run.inputs)
     predictions = torch.empty_like(run.inputs) if observe is not None else None
     confidence = torch.empty(size, device=ev.device) if observe is not None else None
@@ -149,7 +176,7 @@ def _evaluate_batch(ev: EvalModel, batch: Batch, totals: dict[str, float], obser
         with ev.autocast():
             out = ev.model(run.inputs, run.y, run.z, run.ids)
         losses = ev.losses(out.logits, run.targets, out.halt_logit, run.hidden)
-        exiting = _exiting(ev, out.halt_logit, sup == ev.max_sup - 1)
+        exiting = exiting_rows(ev, out.halt_logit, sup == ev.max_sup - 1)
         count += _add_exits(totals, losses, exiting, sup)
         if trace is not None or observe is not None:
             answers = out.logits.argmax(-1).t()

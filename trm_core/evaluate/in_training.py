@@ -15,6 +15,7 @@ from trm_core.evaluate import session
 from trm_core.evaluate.arc_vote import ArcVoting
 from trm_core.evaluate.batch_pass import EvalModel, Observer, Trace, evaluate_batches, figures
 from trm_core.evaluate.tasks import task_of
+from trm_core.evaluate.test_time import TestTime
 from trm_core.train.steps.step_host import StepHost
 from trm_core.train.trainer import Trainer
 
@@ -28,7 +29,8 @@ def evaluate_trainer(tr: StepHost, batches: list[Batch], observe: Observer | Non
     ``observe(batch, predictions, confidence)`` hears each batch's predicted tokens and halting probability
     at each sample's exit (ARC votes on them); ``on_progress(k, K)`` hears each finished batch. With several
     ranks each passes its own batches and the sums are added across them."""
-    totals, count, any_hidden = evaluate_batches(EvalModel.of_trainer(tr), batches, observe, on_progress, trace)
+    ev = TestTime.in_training(tr.cfg).apply(EvalModel.of_trainer(tr))
+    totals, count, any_hidden = evaluate_batches(ev, batches, observe, on_progress, trace)
     if tr.group.distributed:  # each rank evaluated its share of the batches
         summed = tr.group.sum(torch.tensor([*totals.values(), count, any_hidden], dtype=torch.float64,
                                            device=tr.device)).tolist()
@@ -93,20 +95,26 @@ def save_predictions(trainer: Trainer, dataset: Dataset, voting: ArcVoting | Non
     cfg = trainer.cfg
     weights = "ema" if trainer.ema is not None else "raw"
     size = dataset.split_size("test")
+    test_time = TestTime.in_training(cfg)
+    trained = cfg.model.max_supervision_steps
     context = {"task": task_of(cfg, dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
                "vocab_size": dataset.vocab_size, "step": step, "weights": weights, "split": "test",
-               "halt_threshold": cfg.model.halt_threshold, "halt_in_eval": cfg.model.halt_in_eval,
-               "run_dir": str(evals.parent)}
-    folder = session.EvalFolder(evals, session.folder_name(step, weights, "test", count, size), count,
-                                cfg.model.seq_len, cfg.model.max_supervision_steps, dataset.vocab_size,
-                                cfg.data.kind == "code", context, voting=None)
+               "halt_threshold": test_time.halt if test_time.halt is not None else cfg.model.halt_threshold,
+               "halt_in_eval": test_time.halt is not None or cfg.model.halt_in_eval,
+               "supervision_steps": test_time.steps(trained), "trained_supervision_steps": trained,
+               "run_dir": str(evals.parent)} | test_time.trajectories.record()
+    name = session.folder_name(step, weights, "test", count, size) + test_time.folder_suffix(trained)
+    folder = session.EvalFolder(evals, name, count, cfg.model.seq_len, test_time.steps(trained), dataset.vocab_size,
+                                cfg.data.kind == "code", context, voting=None,
+                                trajectories=test_time.trajectories.count)
     try:
         for record in ordered:
             folder(record)
         metrics = session.event_fields(result) | folder.per_step() | {
             "step": step, "epoch": epoch, "checkpoint": None, "weights": weights, "split": "test",
             "examples": count, "batch_size": cfg.train.batch_size, "device": str(trainer.device),
-            "seconds": round(seconds, 3), "in_training": True}
+            "seconds": round(seconds, 3), "in_training": True} | \
+            test_time.record(trained, cfg.model.halt_threshold if cfg.model.halt_in_eval else None)
         return folder.finish(metrics, voting)
     finally:
         folder.discard()

@@ -30,6 +30,9 @@ NO_TARGET = -100  # a label with no target (the datasets' IGNORE), as labels.npy
 INDEX = "index.json"
 ROW_ARRAYS = ("inputs", "labels", "puzzle_ids", "first", "final", "halt_prob", "exact", "accuracy", "exit_step",
               "halt_step")
+# present only where a row is the kept one of K trajectories (trm-tui eval --trajectories K, K > 1)
+TRAJECTORY_ARRAYS = ("trajectory_final", "trajectory_prob", "trajectory_exit", "chosen")
+OPTIONAL_ARRAYS = ("hidden", *TRAJECTORY_ARRAYS)
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -41,7 +44,7 @@ class PredictionWriter:
     changes and the index last (a folder without ``index.json`` is not a predictions folder)."""
 
     def __init__(self, folder: Path, count: int, seq_len: int, max_steps: int, vocab_size: int,
-                 has_hidden: bool, context: dict[str, Any]) -> None:
+                 has_hidden: bool, context: dict[str, Any], trajectories: int = 1) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.count, self.max_steps, self.context = folder, count, max_steps, context
         tok = token_dtype(vocab_size)
@@ -52,6 +55,10 @@ class PredictionWriter:
             "accuracy": ((count,), np.float32), "exit_step": ((count,), np.int16), "halt_step": ((count,), np.int16)}
         if has_hidden:
             shapes["hidden"] = ((count, seq_len), np.bool_)
+        if trajectories > 1:
+            k = trajectories
+            shapes |= {"trajectory_final": ((count, k, seq_len), tok), "trajectory_prob": ((count, k), np.float32),
+                       "trajectory_exit": ((count, k), np.int16), "chosen": ((count,), np.int16)}
         self.arrays = {name: open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
                        for name, (shape, dtype) in shapes.items()}
         self.filled = 0
@@ -107,8 +114,7 @@ class Predictions:
         if not isinstance(index, dict) or index.get("format") != FORMAT:
             raise ConfigError(f"{path}: not a predictions index of format {FORMAT}")
         names = [*ROW_ARRAYS, "change_offsets", "change_step", "change_pos", "change_token"]
-        if (folder / "hidden.npy").exists():
-            names.append("hidden")
+        names += [name for name in OPTIONAL_ARRAYS if (folder / f"{name}.npy").exists()]
         arrays = {}
         for name in names:
             try:
@@ -128,7 +134,12 @@ class Predictions:
         return int(self.index["max_steps"])
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.arrays[name][:len(self)] if name in ROW_ARRAYS or name == "hidden" else self.arrays[name]
+        return self.arrays[name][:len(self)] if name in ROW_ARRAYS or name in OPTIONAL_ARRAYS else self.arrays[name]
+
+    @property
+    def trajectories(self) -> int:
+        """How many trajectories each example ran (1 when the eval ran one)."""
+        return int(self.arrays["trajectory_final"].shape[1]) if "trajectory_final" in self.arrays else 1
 
     def _changes(self, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lo, hi = self.arrays["change_offsets"][row], self.arrays["change_offsets"][row + 1]

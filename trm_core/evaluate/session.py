@@ -22,6 +22,7 @@ import torch
 from trm_core.config import ConfigError
 from trm_core.data.base import Batch
 from trm_core.evaluate.arc_vote import ArcVoting
+from trm_core.evaluate.halting_calibration import calibration
 from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.predictions import ARC_VOTES, METRICS, PREDICTIONS, PredictionWriter
 from trm_core.evaluate.tasks import task_of
@@ -103,13 +104,13 @@ class EvalFolder:
 
     def __init__(self, evals: Path, name: str, count: int, seq_len: int, max_sup: int, vocab_size: int,
                  has_hidden: bool, context: dict[str, Any], voting: ArcVoting | None,
-                 save_predictions: bool = True) -> None:
+                 save_predictions: bool = True, trajectories: int = 1) -> None:
         self.final = evals / name
         self.max_sup = max_sup
         self.tmp = evals / f".{name}.tmp-{os.getpid()}"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.writer = PredictionWriter(self.tmp / PREDICTIONS, count, seq_len, max_sup, vocab_size, has_hidden,
-                                       context) if save_predictions else None
+                                       context, trajectories) if save_predictions else None
         self.voting = voting  # fed from the records here (trm-tui eval); None when the eval counts its own votes
         if voting is not None:
             voting.reset()
@@ -117,15 +118,17 @@ class EvalFolder:
         self.exit_step: list[np.ndarray] = []
         self.halt_step: list[np.ndarray] = []
         self.halt_fired: list[np.ndarray] = []
+        self.halt_prob: list[np.ndarray] = []
 
     def __call__(self, record: BatchRecord) -> None:
         if self.writer is not None:
             self.writer.add(record)
         if self.voting is not None:
-            self.voting.add(record.puzzle_ids, record.inputs, record.final, record.exit_confidence())
+            self.voting.add(*record.voters())
         self.exact.append(record.exact)
         self.exit_step.append(record.exit_step)
         self.halt_step.append(record.halt_step)
+        self.halt_prob.append(record.halt_prob)
         if record.halt_fired is not None:
             self.halt_fired.append(record.halt_fired)
 
@@ -133,12 +136,12 @@ class EvalFolder:
         """The figures only a traced eval has: the share solved after each step, the mean halting step."""
         if not self.exact:
             return {"exact_by_step": [], "halt_step_mean": None} | halting_figures(None, None, None) | \
-                steps_used([], self.max_sup)
+                steps_used([], self.max_sup) | {"halt_reliability": [], "halt_choices": None}
         halt, exact, exits = np.concatenate(self.halt_step), np.concatenate(self.exact), np.concatenate(self.exit_step)
         fired = np.concatenate(self.halt_fired) if self.halt_fired else None
         return {"exact_by_step": solved_by_step(exact, exits),
                 "halt_step_mean": round(float(halt.mean()), 4)} | halting_figures(exact, halt, fired) | \
-            steps_used(exits.tolist(), self.max_sup)
+            steps_used(exits.tolist(), self.max_sup) | calibration(np.concatenate(self.halt_prob), exact)
 
     def finish(self, metrics: dict[str, Any], voting: ArcVoting | None = None) -> Path:
         """Write the rest and put the folder in place; ``voting``: the ARC votes, when counted elsewhere."""
@@ -172,7 +175,8 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
     voting = loaded.voting if split == "test" else None
     name = folder_name(loaded.info.step, loaded.weights, split, count, size) + test_time.folder_suffix(trained)
     folder = EvalFolder(evals or loaded.run.evals, name, count, seq_len, ev.max_sup, dataset.vocab_size,
-                        loaded.cfg.data.kind == "code", context_of(loaded, split, test_time), voting, save_predictions)
+                        loaded.cfg.data.kind == "code", context_of(loaded, split, test_time), voting, save_predictions,
+                        test_time.trajectories.count)
     try:
         t0 = time.perf_counter()
 
@@ -202,7 +206,8 @@ def context_of(loaded: LoadedCheckpoint, split: str, test_time: TestTime = TestT
             "split": split, "halt_threshold": test_time.halt if test_time.halt is not None else cfg.model.halt_threshold,
             "halt_in_eval": test_time.halt is not None or cfg.model.halt_in_eval,
             "supervision_steps": test_time.steps(cfg.model.max_supervision_steps),
-            "trained_supervision_steps": cfg.model.max_supervision_steps, "run_dir": str(loaded.run.root)}
+            "trained_supervision_steps": cfg.model.max_supervision_steps, "run_dir": str(loaded.run.root)} | \
+        test_time.trajectories.record()
 
 
 def event_fields(figures_: dict[str, Any]) -> dict[str, Any]:

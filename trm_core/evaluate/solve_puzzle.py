@@ -22,6 +22,7 @@ from trm_core.config import ConfigError
 from trm_core.data.base import IGNORE, Batch
 from trm_core.evaluate.arc_vote import grid_hash
 from trm_core.evaluate.loaded import LoadedCheckpoint
+from trm_core.evaluate.test_time import TestTime
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.prep.arc import SEPARATOR, SIDE, _grid, crop, disguise, to_canvas, undo
 from trm_core.prep.maze import CHARSET
@@ -41,6 +42,9 @@ class Solved:
     confidence: float
     votes: list[dict[str, Any]] = field(default_factory=list)  # ARC: the voted answers (grid, votes, confidence)
     note: str = ""
+    # with K trajectories: each one's answer at exit, its halting confidence there and its exit step; which kept
+    trajectories: list[tuple[np.ndarray, float, int]] = field(default_factory=list)
+    chosen: int = 0
 
 
 def parse_sudoku(text: str) -> np.ndarray:
@@ -123,10 +127,12 @@ def parse_arc(text: str, where: str) -> list[np.ndarray]:
     return [_grid(t["input"], f"{where}: test input {k + 1}") for k, t in enumerate(tests)]
 
 
-def run_puzzles(loaded: LoadedCheckpoint, tokens: np.ndarray, puzzle_ids: np.ndarray) -> list[BatchRecord]:
-    """Each row of ``tokens`` through every supervision step (the eval's rules), recorded step by step."""
+def run_puzzles(loaded: LoadedCheckpoint, tokens: np.ndarray, puzzle_ids: np.ndarray,
+                test_time: TestTime = TestTime()) -> list[BatchRecord]:
+    """Each row of ``tokens`` through every supervision step (the eval's rules, with ``test_time``'s settings),
+    recorded step by step."""
     records: list[BatchRecord] = []
-    ev = loaded.ev
+    ev = test_time.apply(loaded.ev)
     inputs = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
     batch = Batch(inputs, torch.full_like(inputs, IGNORE), puzzle_ids=torch.from_numpy(puzzle_ids.astype(np.int64)))
     evaluate_batches(ev, [batch], trace=StepTrace(ev.halt_logit_threshold, records.append))
@@ -143,15 +149,28 @@ def _steps(record: BatchRecord, row: int) -> list[np.ndarray]:
     return out
 
 
-def solve_tokens(loaded: LoadedCheckpoint, tokens: np.ndarray) -> Solved:
+def _trajectories(record: BatchRecord, row: int) -> tuple[list[tuple[np.ndarray, float, int]], int]:
+    """Row ``row``'s trajectories (answer, confidence, exit step) and the one kept; none for one trajectory."""
+    if record.trajectory_final is None or record.trajectory_prob is None or record.trajectory_exit is None:
+        return [], 0
+    kept = int(record.chosen[row]) if record.chosen is not None else 0
+    return [(record.trajectory_final[row, k].astype(np.int64), float(record.trajectory_prob[row, k]),
+             int(record.trajectory_exit[row, k])) for k in range(record.trajectory_final.shape[1])], kept
+
+
+def solve_tokens(loaded: LoadedCheckpoint, tokens: np.ndarray, test_time: TestTime = TestTime()) -> Solved:
     """A Sudoku or a maze (no puzzle embedding needed)."""
-    record = run_puzzles(loaded, tokens[None], np.zeros(1, dtype=np.int64))[0]
+    record = run_puzzles(loaded, tokens[None], np.zeros(1, dtype=np.int64), test_time)[0]
     exit_step = int(record.exit_step[0])
-    return Solved(tokens, _steps(record, 0), int(record.halt_step[0]), float(record.halt_prob[0, exit_step - 1]))
+    trajectories, kept = _trajectories(record, 0)
+    return Solved(tokens, _steps(record, 0), int(record.halt_step[0]), float(record.halt_prob[0, exit_step - 1]),
+                  trajectories=trajectories, chosen=kept)
 
 
-def solve_arc(loaded: LoadedCheckpoint, task_id: str, test_inputs: list[np.ndarray], seed: int = 0) -> list[Solved]:
-    """Each test input under the task's disguises; the answers mapped back and voted (votes, then confidence)."""
+def solve_arc(loaded: LoadedCheckpoint, task_id: str, test_inputs: list[np.ndarray], seed: int = 0,
+              test_time: TestTime = TestTime()) -> list[Solved]:
+    """Each test input under the task's disguises; the answers mapped back and voted (votes, then confidence);
+    with K trajectories every trajectory of every disguise votes."""
     names = _identifiers(loaded)
     known = [(i, n) for i, n in enumerate(names) if i and n.split(SEPARATOR)[0] == task_id]
     if known:
@@ -171,19 +190,22 @@ def solve_arc(loaded: LoadedCheckpoint, task_id: str, test_inputs: list[np.ndarr
             shown = _apply_named(name, grid) if known else applies[k](grid)
             rows.append(to_canvas(shown, 0, 0, *shown.shape))
             ids.append(ident)
-        record = run_puzzles(loaded, np.stack(rows).astype(np.int64), np.array(ids))[0]
+        record = run_puzzles(loaded, np.stack(rows).astype(np.int64), np.array(ids), test_time)[0]
         tally: dict[str, dict[str, Any]] = {}
+        _, _, answers, confidence = record.voters()
+        per_disguise = len(answers) // len(disguises)
         for k, (_, _, back) in enumerate(disguises):
-            answer = back(crop(record.final[k].astype(np.uint8)))
-            conf = float(record.exit_confidence()[k])
-            entry = tally.setdefault(grid_hash(answer), {"grid": answer.tolist(), "votes": 0, "confidence": 0.0})
-            entry["votes"] += 1
-            entry["confidence"] += conf
+            for voter in range(k * per_disguise, (k + 1) * per_disguise):
+                answer = back(crop(answers[voter].astype(np.uint8)))
+                entry = tally.setdefault(grid_hash(answer), {"grid": answer.tolist(), "votes": 0, "confidence": 0.0})
+                entry["votes"] += 1
+                entry["confidence"] += float(confidence[voter])
         votes = sorted(({**v, "confidence": v["confidence"] / v["votes"]} for v in tally.values()),
                        key=lambda v: (v["votes"], v["confidence"]), reverse=True)
         exit_step = int(record.exit_step[0])
+        trajectories, kept = _trajectories(record, 0)
         out.append(Solved(rows[0], _steps(record, 0), int(record.halt_step[0]),
-                          float(record.halt_prob[0, exit_step - 1]), votes, note))
+                          float(record.halt_prob[0, exit_step - 1]), votes, note, trajectories, kept))
     return out
 
 

@@ -1,5 +1,6 @@
-"""Test-time compute: run a trained TRM for more (or fewer) supervision steps than it was trained with, and let
-each example stop when its halting head says so, as a deployed model would.
+"""Test-time compute: run a trained TRM for more (or fewer) supervision steps than it was trained with, let
+each example stop when its halting head says so, as a deployed model would, and run several noisy
+trajectories per example, keeping the one its halting head trusts most (``evaluate.trajectories``).
 
 The recursion keeps improving an answer past the depth it was trained at (the paper's Sudoku-Extreme model is
 reported near 96% at 128 recursion steps against 87.4% at 16); the reference evaluates at its training depth
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trm_core.evaluate.batch_pass import EvalModel
+from trm_core.evaluate.trajectories import Trajectories
 from trm_core.train.halting import halt_logit_threshold
 
 
@@ -24,10 +26,23 @@ class TestTime:
 
     supervision_steps: int | None = None  # None: the trained model.max_supervision_steps
     halt: float | None = None             # a halting probability: each example stops above it; None: as trained
+    trajectories: Trajectories = Trajectories()
+
+    @classmethod
+    def of_config(cls, cfg: Any) -> "TestTime":
+        """A run's ``[eval]`` section (``cfg``: its whole Config), as settings."""
+        e = cfg.eval
+        return cls(e.supervision_steps or None, e.halt or None,
+                   Trajectories(e.trajectories, e.noise, e.select, e.seed, e.settle))
+
+    @classmethod
+    def in_training(cls, cfg: Any) -> "TestTime":
+        """What the in-training eval runs with: the run's ``[eval]`` when ``eval.in_training``, else as trained."""
+        return cls.of_config(cfg) if cfg.eval.in_training else cls()
 
     def apply(self, ev: EvalModel) -> EvalModel:
         """The eval model run this way (a copy; the weights are shared)."""
-        changes: dict[str, Any] = {}
+        changes: dict[str, Any] = {"trajectories": self.trajectories}
         if self.supervision_steps is not None:
             changes["max_sup"] = self.supervision_steps
         if self.halt is not None:
@@ -46,6 +61,10 @@ class TestTime:
             parts.append(f"sup{self.supervision_steps}")
         if self.halt is not None:
             parts.append(f"halt{self.halt:g}")
+        t = self.trajectories
+        if t.active:
+            parts.append(f"k{t.count}-noise{t.noise:g}-{t.select}" + (f"-settle{t.settle}" if t.settle else "")
+                         + (f"-seed{t.seed}" if t.seed else ""))
         return "".join(f"-{p}" for p in parts)
 
     def record(self, trained_steps: int, trained_halt: float | None) -> dict[str, Any]:
@@ -53,7 +72,7 @@ class TestTime:
         probability when its own eval halts (model.halt_in_eval), else None."""
         return {"supervision_steps": self.steps(trained_steps),
                 "trained_supervision_steps": trained_steps,
-                "halt_probability": self.halt if self.halt is not None else trained_halt}
+                "halt_probability": self.halt if self.halt is not None else trained_halt} | self.trajectories.record()
 
 
 def steps_used(exit_steps: list[int], max_steps: int) -> dict[str, Any]:

@@ -35,9 +35,24 @@ class BatchRecord:
     halt_step: np.ndarray    # (B,) int16, 1-based: the first step whose halting logit reached the threshold
     #                          (the step training would have stopped it at), max steps when none did
     halt_fired: np.ndarray | None = None  # (B,) bool: whether the halting logit passed the threshold at any step
+    # with K trajectories an example (the rows above are the kept one's): every trajectory's answer at exit
+    # (B, K, L), its halting probability there (B, K), its exit step (B, K), and which was kept (B,)
+    trajectory_final: np.ndarray | None = None
+    trajectory_prob: np.ndarray | None = None
+    trajectory_exit: np.ndarray | None = None
+    chosen: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+    def voters(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What ARC's vote counts from this batch: (puzzle ids, inputs, answers, confidence), one row per
+        answer, so with K trajectories each trajectory of each disguise votes."""
+        if self.trajectory_final is None or self.trajectory_prob is None:
+            return self.puzzle_ids, self.inputs, self.final, self.exit_confidence()
+        k = self.trajectory_final.shape[1]
+        return (np.repeat(self.puzzle_ids, k, 0), np.repeat(self.inputs, k, 0),
+                self.trajectory_final.reshape(len(self) * k, -1), self.trajectory_prob.reshape(-1))
 
     def exit_confidence(self) -> np.ndarray:
         """(B,) each row's halting probability at the step it was scored at: what its ARC vote weighs."""
@@ -50,7 +65,8 @@ class BatchRecord:
             self.inputs, self.labels, self.hidden, self.puzzle_ids, self.first, self.final)),
             self.changes[keep], *(a[:count] for a in (self.halt_prob, self.exact, self.accuracy,
                                                       self.exit_step, self.halt_step)),
-            None if self.halt_fired is None else self.halt_fired[:count])
+            *(None if a is None else a[:count] for a in (self.halt_fired, self.trajectory_final,
+                                                          self.trajectory_prob, self.trajectory_exit, self.chosen)))
 
 
 class StepTrace:
@@ -73,6 +89,7 @@ class StepTrace:
         self.exit_step = np.zeros(n, dtype=np.int16)
         self.halt_step = np.full(n, max_sup, dtype=np.int16)
         self._halted = np.zeros(n, dtype=bool)
+        self._trajectories: dict[str, np.ndarray] = {}
 
     def step(self, rows: torch.Tensor, sup: int, answers: torch.Tensor, halt_logit: torch.Tensor,
              exact: torch.Tensor, accuracy: torch.Tensor, exiting: torch.Tensor) -> None:
@@ -96,6 +113,13 @@ class StepTrace:
         self.exit_step[at[out]] = sup + 1
         self.accuracy[at[out]] = accuracy.float().cpu().numpy()[out]
 
+    def trajectories(self, final: torch.Tensor, confidence: torch.Tensor, exit_step: torch.Tensor,
+                     chosen: torch.Tensor) -> None:
+        self._trajectories = {"trajectory_final": final.cpu().numpy(),
+                              "trajectory_prob": torch.sigmoid(confidence.float()).cpu().numpy(),
+                              "trajectory_exit": exit_step.cpu().numpy().astype(np.int16),
+                              "chosen": chosen.cpu().numpy().astype(np.int16)}
+
     def finish(self) -> None:
         b = self.batch
         assert self.first is not None and self.current is not None
@@ -106,4 +130,4 @@ class StepTrace:
             puzzle_ids=b.puzzle_ids.numpy() if b.puzzle_ids is not None else np.zeros(self._n, dtype=np.int64),
             first=self.first.cpu().numpy(), final=self.current.cpu().numpy(), changes=changes.astype(np.int64),
             halt_prob=self.halt_prob, exact=self.exact, accuracy=self.accuracy, exit_step=self.exit_step,
-            halt_step=self.halt_step, halt_fired=self._halted.copy()))
+            halt_step=self.halt_step, halt_fired=self._halted.copy(), **self._trajectories))

@@ -22,7 +22,7 @@ and targets stay (batch, seq) at the interface.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -86,14 +86,16 @@ class RecursiveModel(nn.Module):
         return self.net(y + z), z
 
     def forward(self, tokens: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
-                puzzle_ids: torch.Tensor | None = None) -> StepOutput:
-        """One supervision step."""
+                puzzle_ids: torch.Tensor | None = None,
+                latent_noise: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StepOutput:
+        """One supervision step. ``latent_noise``: applied to the latent before each of the T refinement
+        blocks (the deep recursion steps), as PTRM perturbs it at test time (``evaluate.trajectories``)."""
         x = self.embed(tokens, puzzle_ids)
         if self.refinement_blocks > 1:
             with torch.no_grad():
                 for _ in range(self.refinement_blocks - 1):
-                    y, z = self._refine(x, y, z)
-        y, z = self._refine(x, y, z)
+                    y, z = self._refine(x, y, z if latent_noise is None else latent_noise(z))
+        y, z = self._refine(x, y, z if latent_noise is None else latent_noise(z))
         logits, halt_logit = self.heads(y)
         return StepOutput(y.detach(), z.detach(), logits, halt_logit)
 

@@ -15,6 +15,7 @@ from typing import TextIO
 from trm_core.config import ConfigError
 from trm_core.rundir.layout import EXIT_INTERRUPTED, RunDir
 from trm_tui.cli.common import run_dir_arg
+from trm_tui.cli.test_time_flags import add_test_time_flags, given_test_time_flags, test_time_from, test_time_text
 
 
 def eval_parser() -> argparse.ArgumentParser:
@@ -44,40 +45,15 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--solutions", type=Path, metavar="FILE", help="ARC: score the submission against this "
                    "solutions file, as the ARC Prize does")
     p.add_argument("--show", action="store_true", help="browse the predictions afterwards (alone: the newest eval)")
-    think = p.add_argument_group("test-time compute (the same weights, run longer or stopped by their halting head)")
-    think.add_argument("--supervision-steps", type=at_least_one, metavar="N", help="run N supervision steps, "
-                       "more than training used if you like (default: as trained); exact_by_step covers all N; the "
-                       "folder is named -supN")
-    think.add_argument("--halt", type=probability, nargs="?", const=HALT_AS_TRAINED, metavar="P",
-                       help="each example stops once its halting head says so, as a deployed model would: above "
-                       "probability P (default: the run's model.halt_threshold); metrics.json gives the steps used "
-                       "and the compute saved")
+    add_test_time_flags(p)
+    p.add_argument("--calibration", action="store_true", help="also print how far the halting head can be trusted "
+                   "(its probability against the share right, a table and a chart) and what each --halt P would "
+                   "score (always in metrics.json)")
+    p.add_argument("--sweep", metavar="GRID", help="evaluate every combination of test-time settings, e.g. "
+                   "\"steps=4,8,16 trajectories=1,4,16 noise=0,0.1\" (axes: steps, trajectories, noise, select, "
+                   "settle, halt); prints a table and a chart of exact against compute, and writes "
+                   "RUN/evals/sweep-step-N-WEIGHTS-SPLIT/metrics.json (Ctrl-C keeps the rows done)")
     return p
-
-
-HALT_AS_TRAINED = -1.0  # --halt without P: the run's own model.halt_threshold
-
-
-def at_least_one(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (argparse names the flag and exits 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
-    return value
-
-
-def probability(text: str) -> float:
-    """An argparse type: a probability strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value:g}: a halting probability is between 0 and 1 (0.5: logit 0)")
-    return value
 
 
 class EvalProgress:
@@ -129,7 +105,6 @@ def cmd_eval(argv: list[str]) -> int:
         return cmd_ensemble(args, run, argv)
     from trm_core.evaluate import loaded as loading
     from trm_core.evaluate.session import run_eval
-    from trm_core.evaluate.test_time import TestTime
 
     evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     checkpoint = loading.load(run, args.checkpoint, args.weights, args.device)
@@ -139,8 +114,9 @@ def cmd_eval(argv: list[str]) -> int:
         raise ConfigError("--arc-submission: the submission answers the test split; drop --split train")
     if checkpoint.why:
         print(f"trm-tui eval: {checkpoint.why}", file=sys.stderr)
-    test_time = TestTime(args.supervision_steps, None if args.halt is None else
-                         checkpoint.cfg.model.halt_threshold if args.halt == HALT_AS_TRAINED else args.halt)
+    test_time = test_time_from(args, checkpoint.cfg)
+    if args.sweep is not None:
+        return cmd_sweep(args, checkpoint, test_time, evals)
     print(f"trm-tui eval: step {checkpoint.info.step} ({checkpoint.weights} weights), {args.split} split, on "
           f"{checkpoint.ev.device}{test_time_text(test_time, checkpoint.cfg.model.max_supervision_steps)}",
           file=sys.stderr)
@@ -157,8 +133,49 @@ def cmd_eval(argv: list[str]) -> int:
         print(json.dumps(metrics))
     else:
         print_metrics(metrics)
+        if args.calibration:
+            from trm_tui.cli.calibration_view import print_calibration
+            print_calibration(metrics, sys.stdout)
     if args.show:
         return show(outcome.folder)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
+    """``--sweep GRID``: one eval per combination, a table line as each finishes, the chart at the end."""
+    from trm_core.evaluate.sweep import parse_sweep, run_sweep
+    from trm_tui.cli.sweep_view import HEADER, print_sweep, row_line
+
+    for flag, value in (("--arc-submission", args.arc_submission), ("--show", args.show)):
+        if value:
+            raise ConfigError(f"--sweep with {flag}: a sweep writes one table of figures, no predictions")
+    points = parse_sweep(args.sweep, base)
+    print(f"trm-tui eval: a sweep of {len(points)} settings over step {checkpoint.info.step} "
+          f"({checkpoint.weights} weights), {args.split} split, on {checkpoint.ev.device}", file=sys.stderr)
+    rows: list = []
+    if not args.json:
+        print(HEADER, flush=True)
+
+    def on_row(row: dict) -> None:
+        rows.append(row)
+        if not args.json:
+            print(row_line(row), flush=True)
+
+    from trm_core.evaluate.sweep import sweep_folder
+    size = checkpoint.dataset.split_size(args.split)
+    count = size if args.limit is None else min(args.limit, size)
+    path = evals / sweep_folder(checkpoint, args.split, count) / "metrics.json"
+    try:
+        run_sweep(checkpoint, points, args.sweep, args.split, args.limit, args.batch_size, evals, on_row)
+    except KeyboardInterrupt:
+        print(f"\ntrm-tui eval: interrupted; the {len(rows)} settings done are kept", file=sys.stderr)
+        if rows and not args.json:
+            print_sweep(rows, str(path), len(points), sys.stdout)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps({"sweep": args.sweep, "rows": rows, "file": str(path)}))
+    else:
+        print_sweep(rows, str(path), len(points), sys.stdout)
     return 0
 
 
@@ -173,13 +190,12 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         raise ConfigError("--checkpoints with --split train: an ensemble votes on the test split")
     for flag, why in (("--checkpoint", "name the checkpoints in --checkpoints only"),
                       ("--show", "an ensemble has no predictions of one model to browse"),
-                      ("--no-predictions", "an ensemble writes its metrics and votes only"),
-                      ("--supervision-steps", "an ensemble runs each checkpoint as it was trained (test-time "
-                                              "settings are for one checkpoint, for now)"),
-                      ("--halt", "an ensemble runs each checkpoint as it was trained (test-time settings are for "
-                                 "one checkpoint, for now)")):
+                      ("--no-predictions", "an ensemble writes its metrics and votes only")):
         if flag in given:
             raise ConfigError(f"--checkpoints with {flag}: {why}")
+    for flag in given_test_time_flags(argv):
+        raise ConfigError(f"--checkpoints with {flag}: an ensemble runs each checkpoint as it was trained "
+                          f"(test-time settings are for one checkpoint, for now)")
     from trm_core.evaluate import loaded as loading
     from trm_core.evaluate.ensemble import arc_voting, refuse_repeats, run_ensemble
 
@@ -257,16 +273,6 @@ def arc_submission(folder: Path, tasks: dict, path: Path, solutions: Path | None
         out |= {"arc_prize_score": scored["score"], "arc_prize_tasks": scored["tasks"],
                 "arc_prize_solved_tasks": scored["solved_tasks"]}
     return out
-
-
-def test_time_text(test_time, trained_steps: int) -> str:
-    """What the start line adds for test-time settings: nothing at the trained ones."""
-    parts = []
-    if test_time.steps(trained_steps) != trained_steps:
-        parts.append(f"{test_time.supervision_steps} supervision steps (trained with {trained_steps})")
-    if test_time.halt is not None:
-        parts.append(f"halting above {test_time.halt:g}")
-    return "; " + ", ".join(parts) if parts else ""
 
 
 def print_metrics(m: dict) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from trm_core.config import ConfigError
 from trm_core.rundir.layout import RunDir
 from trm_tui.cli.common import run_dir_arg
+from trm_tui.cli.test_time_flags import add_test_time_flags, test_time_from, test_time_text
 
 
 def solve_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def solve_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="where to run it (default: the run's train.device)")
     p.add_argument("--steps", action="store_true", help="draw the answer after every supervision step")
     p.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    add_test_time_flags(p)
     return p
 
 
@@ -72,10 +74,14 @@ def cmd_solve(argv: list[str]) -> int:
     checkpoint = loading.load(run, args.checkpoint, args.weights, args.device, cfg=cfg, dataset=dataset)
     if checkpoint.why:
         print(f"trm-tui solve: {checkpoint.why}", file=sys.stderr)
+    test_time = test_time_from(args, cfg)
+    settings = test_time_text(test_time, cfg.model.max_supervision_steps)
+    if settings and not args.json:
+        print(f"trm-tui solve: {settings[2:]}", file=sys.stderr)
     if task == "arc":
-        answers = solve.solve_arc(checkpoint, name, tests)
+        answers = solve.solve_arc(checkpoint, name, tests, test_time=test_time)
     else:
-        answers = [solve.solve_tokens(checkpoint, puzzle)]
+        answers = [solve.solve_tokens(checkpoint, puzzle, test_time)]
     if args.json:
         print(json.dumps(_as_json(task, answers, checkpoint.info.step)))
     else:
@@ -103,6 +109,9 @@ def _as_json(task: str, answers: list, step: int) -> dict:
     for a in answers:
         entry = {"answer": text(a.steps[-1]), "steps": [text(s) for s in a.steps], "halt_step": a.halt_step,
                  "confidence": round(a.confidence, 6)}
+        if a.trajectories:
+            entry |= {"trajectories": [{"answer": text(tokens), "confidence": round(conf, 6), "exit_step": step}
+                                       for tokens, conf, step in a.trajectories], "chosen": a.chosen}
         if task == "sudoku":  # the givens in place; the model's own grid and its disagreements beside
             verdict = sudoku_verdict(a.inputs, a.steps[-1])
             entry |= {"answer": text(verdict.filled),
@@ -164,5 +173,24 @@ def _draw(task: str, answers: list, every_step: bool, step: int, weights: str) -
             for n, v in enumerate(a.votes[:2], 1):
                 console.print(Text(f"attempt {n}: {v['votes']} votes, confidence {v['confidence']:.2f}", style="bold"))
                 console.print(render.arc_grid(np.array(v["grid"])))
+        if a.trajectories:
+            _trajectory_lines(console, task, a)
         console.print(Text(f"halting confidence {a.confidence:.2f}; checkpoint step {step}, {weights} weights",
                            style="dim"))
+
+
+def _trajectory_lines(console, task: str, a) -> None:
+    """One line per trajectory: its confidence, the step it stopped at, whether its answer is the kept one's
+    and, for a Sudoku, whether it is a valid solution."""
+    from rich.text import Text
+
+    from trm_core.evaluate.solve_puzzle import sudoku_verdict
+
+    kept = a.trajectories[a.chosen][0]
+    console.print(Text(f"{len(a.trajectories)} trajectories (* the kept one, whose answer is drawn):", style="bold"))
+    for k, (tokens, confidence, exit_step) in enumerate(a.trajectories):
+        same = "the kept answer" if (tokens == kept).all() else "another answer"
+        line = f"{'*' if k == a.chosen else ' '} {k + 1:>3}: confidence {confidence:.3f}, stopped after step {exit_step}, {same}"
+        if task == "sudoku":
+            line += ", a valid solution" if sudoku_verdict(a.inputs, tokens).valid else ", not valid"
+        console.print(Text(line, style="bold" if k == a.chosen else ""))

@@ -126,9 +126,34 @@ class Examples:
         else:
             parts += [Text("answer", style="bold"), render.tokens(cells), Text("truth", style="bold"),
                       render.tokens(render.Cells(truth))]
+        if p.trajectories > 1:
+            parts += self._trajectories_of(i, truth, scored)
         legend = render.CODE_LEGEND if self.task == "code" else render.LEGEND
         parts.append(Text(legend + "   left/right: step", style="dim"))
         return Group(*parts)
+
+    def _trajectories_of(self, i: int, truth: np.ndarray, scored: np.ndarray, shown: int = 16) -> list[Any]:
+        """With K trajectories: each one's answer at exit judged against the truth, its confidence there and
+        the step it stopped at; the kept one (whose steps the boards show) marked."""
+        p = self.preds
+        finals = np.asarray(p["trajectory_final"][i]).astype(np.int64)
+        probs, exits, kept = np.asarray(p["trajectory_prob"][i]), np.asarray(p["trajectory_exit"][i]), int(p["chosen"][i])
+        select = p.index.get("select", "q")
+        rule = "the most confident" if select == "q" else "the most common answer"
+        out: list[Any] = [Text(f"{len(finals)} trajectories (noise {p.index.get('noise', 0):g}); kept: {rule}",
+                               style="bold")]
+        for k in range(min(shown, len(finals))):
+            wrong = int(((finals[k] != truth) & scored).sum())
+            same = "" if k == kept or not (finals[k] == finals[kept]).all() else ", as the kept one"
+            line = Text(f"{'*' if k == kept else ' '} {k + 1:>3}  confidence {float(probs[k]):.2f}  "
+                        f"stopped at step {int(exits[k])}  ")
+            line.append("RIGHT" if wrong == 0 else f"{wrong} wrong", style="green" if wrong == 0 else "red")
+            line.append(same + ("  (kept)" if k == kept else ""), style="bold" if k == kept else "dim")
+            out.append(line)
+        if len(finals) > shown:
+            right = int(((finals != truth) & scored).sum(1).__eq__(0).sum())
+            out.append(Text(f"  and {len(finals) - shown} more; {right} of all {len(finals)} right", style="dim"))
+        return out
 
     def _arc_picture(self, row: Row, answer: np.ndarray, truth: np.ndarray, given: np.ndarray, changed: np.ndarray,
                      width: int) -> list[Any]:
