@@ -374,3 +374,41 @@ def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value
 def test_a_bad_sweep_or_settle_names_itself(sudoku_run: Path, args: list[str], said: str) -> None:
     done = cli_run("eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", *args)
     assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.process
+def test_the_in_training_eval_runs_with_the_runs_eval_section(sudoku_run: Path, tmp_path: Path) -> None:
+    """[eval] settings reach the in-training eval (its event, its saved folder), and trm-tui eval runs a run's
+    checkpoints with them by default, to the same figures; --as-trained runs it as trained."""
+    run = tmp_path / "run"
+    sets = _sets(**{"train.max_steps": 10, "train.eval_save_predictions": "true", "eval.supervision_steps": 6,
+                    "eval.trajectories": 2, "eval.noise": 0.2, "eval.seed": 1})
+    done = run_worker(run, ["--set", "data.kind='puzzles'", "--set", f"data.dataset_dir='{sudoku_run.parent / 'ds'}'",
+                            *sets], timeout=300)
+    assert done.returncode == 0, done.stderr
+    in_training = events(run, "eval")[-1]
+    assert in_training["forward_steps"] == 12 and in_training["sup_steps"] == 6
+    saved = run / "evals" / "step-10-ema-test-sup6-k2-noise0.2-q-seed1"
+    assert json.loads((saved / "metrics.json").read_text())["trajectories"] == 2
+    again = _eval(run, "--checkpoint", "10", "--batch-size", "8", "--no-predictions")
+    assert Path(again["folder"]) == saved
+    for name in FIGURES:
+        assert again[name] == in_training[name], name
+    plain = _eval(run, "--checkpoint", "10", "--batch-size", "8", "--as-trained", "--no-predictions")
+    assert plain["supervision_steps"] == 4 and plain["trajectories"] == 1 and "forward_steps" not in plain
+
+
+@pytest.mark.process
+def test_ctrl_c_in_a_sweep_keeps_the_rows_done(sudoku_run: Path) -> None:
+    proc = cli("eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--batch-size", "1", "--sweep",
+               "steps=1,3000")
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the table: the first row is done, the second (3,000 steps) is running
+        if line.split()[:2] == ["1", "1"]:
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; 1 of 2 settings done, kept" in err and "Traceback" not in err
+    kept = json.loads((sudoku_run / "evals" / "sweep-step-20-ema-test" / "metrics.json").read_text())
+    assert [r["steps"] for r in kept["rows"]] == [1] and kept["complete"] is False
+    assert "1 of 2 settings written" in out

@@ -159,3 +159,17 @@ def test_the_kept_trajectory_is_scored_and_settling_stops_an_example_early() -> 
     settling, records = _records(_eval_model(model, trajectories=Trajectories(3, settle=2)), [_scripted_batch(1)])
     assert records[0].exit_step.tolist() == [1] and settling["forward_steps"] == 3  # stopped after step 1
     assert settling["exact"] == 0  # the agreed answer is kept, whatever q says
+
+
+def test_with_halting_an_example_stops_with_its_first_sure_trajectory() -> None:
+    """Three trajectories; the second's head says stop at step 2 with the right answer, the others never: the
+    example stops at step 2 and keeps the second, whatever the vote says."""
+    right, wrong = 5, 7
+    answers = [[[wrong, right, wrong]] * 4]
+    halts = [[[-2.0, -1.0, -3.0], [-2.0, 1.5, -3.0], [4.0, 4.0, 4.0], [4.0, 4.0, 4.0]]]
+    model = ScriptedModel(answers, halts)
+    for select in ("q", "vote"):
+        totals, records = _records(_eval_model(model, halt=0.5, trajectories=Trajectories(3, select=select)),
+                                   [_scripted_batch(1)])
+        assert records[0].exit_step.tolist() == [2] and records[0].chosen.tolist() == [1], select
+        assert totals["exact"] == 1 and totals["forward_steps"] == 3 * 2, select

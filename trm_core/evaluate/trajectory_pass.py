@@ -1,7 +1,8 @@
 """One eval batch run as K trajectories per example (``evaluate.trajectories``): the rows repeated K times, one
-forward per supervision step over all of them, each trajectory exiting by the eval's rules (the last step, or
-its halting head with ``--halt``) or with its example once K' of the example's answers agree (``settle``), then
-one trajectory kept per example and only it scored.
+forward per supervision step over all of them, an example's trajectories exiting together at the last step,
+as soon as one of them halts (``--halt``: the first trajectory whose head is sure answers, as a deployed
+model would), or once M of its answers agree (``settle``); then one trajectory kept per example and only it
+scored.
 
 The figures are the kept trajectories', so the eval's fields mean what they always meant; ``forward_steps``
 adds what the example cost: the supervision steps run by all its trajectories. A ``Trace`` hears the kept
@@ -15,6 +16,7 @@ import torch
 from trm_core.data.base import Batch
 from trm_core.evaluate.batch_pass import (FORWARD_STEPS, EvalModel, Observer, Running, Trace, exiting_rows)
 from trm_core.evaluate.trajectories import LatentNoise, choose, settled
+from trm_core.train.halting import halts
 
 
 class _Exits:
@@ -49,6 +51,7 @@ def evaluate_trajectories(ev: EvalModel, batch: Batch, totals: dict[str, float],
     exits = _Exits(len(run.rows), seq_len, ev.device, batch.hidden is not None)
     steps: list[tuple[torch.Tensor, ...]] = []  # what the trace replays for the kept trajectories
     forward_steps = 0
+    halted = torch.zeros(examples, dtype=torch.bool, device=ev.device)  # stopped by a trajectory's halting head
     for sup in range(ev.max_sup):
         with ev.autocast():
             out = ev.model(run.inputs, run.y, run.z, run.ids, latent_noise=noise)
@@ -56,6 +59,12 @@ def evaluate_trajectories(ev: EvalModel, batch: Batch, totals: dict[str, float],
         answers = out.logits.argmax(-1).t()
         exits.answer[run.rows] = answers
         exiting = exiting_rows(ev, out.halt_logit, sup == ev.max_sup - 1)
+        if ev.halt_in_eval:  # the example halts with its first trajectory whose head says stop
+            example = run.rows // k
+            halting = torch.zeros(examples, dtype=torch.bool, device=ev.device)
+            halting[example[halts(out.halt_logit, ev.halt_logit_threshold)]] = True
+            halted |= halting
+            exiting = exiting | halting[example]
         if ev.trajectories.settle:
             agreed = settled(exits.answer.view(examples, k, seq_len), ev.trajectories.settle)
             exiting = exiting | agreed[run.rows // k]
@@ -69,7 +78,7 @@ def evaluate_trajectories(ev: EvalModel, batch: Batch, totals: dict[str, float],
         run.keep(~exiting, out.y, out.z)
         if not len(run.inputs):
             break
-    kept = _kept(ev, exits, examples, k, seq_len)
+    kept = _kept(ev, exits, examples, k, seq_len, halted)
     _add_kept(totals, exits, kept, forward_steps)
     if observe is not None:
         voters = Batch(*(None if t is None else t.repeat_interleave(k, 0) for t in batch))
@@ -79,14 +88,16 @@ def evaluate_trajectories(ev: EvalModel, batch: Batch, totals: dict[str, float],
     return examples
 
 
-def _kept(ev: EvalModel, exits: _Exits, examples: int, k: int, seq_len: int) -> torch.Tensor:
+def _kept(ev: EvalModel, exits: _Exits, examples: int, k: int, seq_len: int, halted: torch.Tensor) -> torch.Tensor:
     """The trajectory row kept for each example (B,): by the eval's ``select``; an example stopped because its
-    answers agreed keeps the agreed answer (chosen by vote)."""
+    answers agreed keeps the agreed answer (chosen by vote), one stopped by a halting head the trajectory
+    whose head said stop (the most confident)."""
     answers, logits = exits.answer.view(examples, k, seq_len), exits.logit.view(examples, k)
     chosen = choose(answers, logits, ev.trajectories.select)
     if ev.trajectories.settle and ev.trajectories.select != "vote":
         agreed = settled(answers, ev.trajectories.settle)
         chosen = torch.where(agreed, choose(answers, logits, "vote"), chosen)
+    chosen = torch.where(halted, choose(answers, logits, "q"), chosen)
     return torch.arange(examples, device=chosen.device) * k + chosen
 
 

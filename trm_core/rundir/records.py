@@ -153,6 +153,9 @@ class Eval(Event):
     exact: float = doc("fraction of samples fully correct")
     sup_steps: float = doc("mean supervision steps used")
     samples: int = doc("held-out samples evaluated")
+    forward_steps: float | None = doc("with `[eval]` trajectories (`eval.trajectories > 1` or `eval.noise > 0`): "
+                                      "the supervision steps run per sample over all its trajectories, its compute "
+                                      "(the figures above are the kept trajectories')", optional=True)
     pass_at_1: float | None = doc(
         "ARC: the share of the original test puzzles solved by the most voted answer. Each prediction is "
         "cropped at its end-of-grid marks and mapped back through its augmentation's inverse; the answers to one "

@@ -168,7 +168,7 @@ def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
     try:
         run_sweep(checkpoint, points, args.sweep, args.split, args.limit, args.batch_size, evals, on_row)
     except KeyboardInterrupt:
-        print(f"\ntrm-tui eval: interrupted; the {len(rows)} settings done are kept", file=sys.stderr)
+        print(f"\ntrm-tui eval: interrupted; {len(rows)} of {len(points)} settings done, kept", file=sys.stderr)
         if rows and not args.json:
             print_sweep(rows, str(path), len(points), sys.stdout)
         return EXIT_INTERRUPTED
