@@ -27,7 +27,8 @@ import torch
 from trm_core.config import resolve
 from trm_core.data.base import Batch
 from trm_core.evaluate.trace import StepTrace
-from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches
+from trm_core.evaluate.batch_pass import evaluate_batches
+from trm_core.evaluate.eval_model import EvalModel
 from trm_core.train.trainer import Trainer
 
 SEQ, VOCAB = 81, 11

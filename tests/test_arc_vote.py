@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trm_core.evaluate.arc_vote import ArcVoting, grid_hash
+from trm_core.evaluate.arc.vote import ArcVoting, grid_hash
 from trm_core.prep.arc import SIDE, crop, disguise, to_canvas
 
 from helpers import cli_run, events, run_worker

@@ -44,7 +44,7 @@ def test_front_ends_never_import_the_trainer_or_the_worker() -> None:
 
 def test_data_never_imports_the_eval() -> None:
     """Data gives batches; what an eval makes of them (ARC's votes, the per-batch pass) is evaluate's, built
-    from the data's folder there (``evaluate.arc_vote.voting_for``): the layers run one way."""
+    from the data's folder there (``evaluate.arc.vote.voting_for``): the layers run one way."""
     assert offenders("trm_core.data", ("trm_core.evaluate",)) == []
     assert offenders("trm_core.train", ("trm_core.evaluate",)) == []
 

@@ -162,7 +162,7 @@ def test_an_arc_eval_writes_a_submission_the_arc_prize_way(tmp_path: Path) -> No
     assert sorted(votes) == sorted(puzzles) and len(votes["p0000000"]) == 2
     assert sum(a["votes"] for a in votes["p0000000"][0]["answers"]) == 3  # the original and its 2 disguises
     # a submission scored against solutions it answers right scores 1
-    from trm_core.evaluate.submission import score
+    from trm_core.evaluate.arc.submission import score
     right = {t: [{"attempt_1": [[0]], "attempt_2": g} for g in grids] for t, grids in solutions.items()}
     assert score(right, solutions)["score"] == 1.0 and score({}, solutions)["score"] == 0.0
     sudoku_like = cli_run("eval", "--run-dir", str(run), "--arc-submission", str(sub), "--split", "train")
@@ -409,6 +409,6 @@ def test_ctrl_c_in_a_sweep_keeps_the_rows_done(sudoku_run: Path) -> None:
             break
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted; 1 of 2 settings done, kept" in err and "Traceback" not in err
-    kept = json.loads((sudoku_run / "evals" / "sweep-step-20-ema-test" / "metrics.json").read_text())
+    kept = json.loads((sudoku_run / "evals" / "sweep-step-20-ema-test-steps=1,3000" / "metrics.json").read_text())
     assert [r["steps"] for r in kept["rows"]] == [1] and kept["complete"] is False
     assert "1 of 2 settings written" in out

@@ -257,7 +257,7 @@ def ref_rank(preds: list[tuple[str, float]]) -> list[str]:
 
 
 def test_arc_answers_rank_as_the_references_votes_then_mean_confidence() -> None:
-    from trm_core.evaluate.arc_vote import ArcVoting
+    from trm_core.evaluate.arc.vote import ArcVoting
 
     grids = {name: np.full((1, 1), k + 1, dtype=np.uint8) for k, name in enumerate("abcd")}
     voting = ArcVoting(identifiers=["<blank>", "t0"], solutions={"t0": []})
@@ -269,7 +269,7 @@ def test_arc_answers_rank_as_the_references_votes_then_mean_confidence() -> None
         pred = canvas.copy()
         pred[0, 0] = int(grids[name][0, 0]) + 2
         voting.add(np.array([1]), canvas, pred, np.array([q]))
-    from trm_core.evaluate.arc_vote import grid_hash
+    from trm_core.evaluate.arc.vote import grid_hash
     from trm_core.prep.arc import crop
     input_hash = grid_hash(crop(canvas[0].astype(np.uint8)))
     ours = [answer.grid for _, answer in voting.ranked("t0", input_hash)]

@@ -13,7 +13,8 @@ import torch
 from trm_core.config import resolve
 from trm_core.data.base import Batch
 from trm_core.evaluate.trace import StepTrace
-from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches
+from trm_core.evaluate.batch_pass import evaluate_batches
+from trm_core.evaluate.eval_model import EvalModel
 from trm_core.train.trainer import Trainer
 
 SLOTS, SEQ, VOCAB, MAX_SUP = 4, 8, 6, 3

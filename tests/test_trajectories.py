@@ -11,9 +11,10 @@ import torch
 
 from trm_core.config import ModelConfig
 from trm_core.data.base import Batch
-from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches
+from trm_core.evaluate.batch_pass import evaluate_batches
+from trm_core.evaluate.eval_model import EvalModel
 from trm_core.evaluate.trace import BatchRecord, StepTrace
-from trm_core.evaluate.trajectories import Trajectories, choose, settled
+from trm_core.evaluate.test_time.trajectories import Trajectories, choose, settled
 from trm_core.train.halting import halt_logit_threshold
 from trm_core.train.model import StepOutput, build_model
 from trm_core.train.sample_loss import SampleLoss

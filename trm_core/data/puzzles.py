@@ -8,7 +8,7 @@ one puzzle of each group given) remains for callers that pick groups themselves.
 
 Labels equal to the dataset's ``ignore_label_id`` become ``IGNORE``: no loss, no accuracy. The eval split is
 the test split's examples in order, all of them when ``train.eval_batches = 0``. Every batch carries its rows'
-puzzle identifiers. An ARC set's voting for pass@k is the eval's (``evaluate.arc_vote.voting_for``).
+puzzle identifiers. An ARC set's voting for pass@k is the eval's (``evaluate.arc.vote.voting_for``).
 """
 
 from __future__ import annotations

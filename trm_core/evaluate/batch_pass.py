@@ -8,62 +8,17 @@ answers after each step, the halting logits) without changing what is computed.
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Protocol
+from typing import Any, Callable
 
 import torch
 
 from trm_core.data.base import Batch
-from trm_core.evaluate.trajectories import LatentNoise, Trajectories
-from trm_core.train.halting import halts
+from trm_core.evaluate.eval_model import EvalModel, Observer, Running, Trace, exiting_rows
+from trm_core.evaluate.test_time.trajectories import LatentNoise
+from trm_core.evaluate.test_time.trajectory_pass import FORWARD_STEPS, evaluate_trajectories
 from trm_core.train.sample_loss import Losses
-from trm_core.train.steps.step_host import StepHost
 
-Observer = Callable[[Batch, torch.Tensor, torch.Tensor], None]
 FIGURES = ("loss", "accuracy", "exact", "sup_steps", "masked_accuracy")
-FORWARD_STEPS = "forward_steps"  # with trajectories: supervision steps run per example, all its trajectories
-
-
-class Trace(Protocol):
-    """Hears one batch's supervision steps: ``start`` with the batch, ``step`` after each supervision step
-    with the rows still running (their index in the batch), their answers (rows, seq), halting logits, whole
-    answers right and which of them exit now; ``finish`` when every row has exited."""
-
-    def start(self, batch: Batch, max_sup: int) -> None: ...
-
-    def step(self, rows: torch.Tensor, sup: int, answers: torch.Tensor, halt_logit: torch.Tensor,
-             exact: torch.Tensor, accuracy: torch.Tensor, exiting: torch.Tensor) -> None: ...
-
-    def trajectories(self, final: torch.Tensor, confidence: torch.Tensor, exit_step: torch.Tensor,
-                     chosen: torch.Tensor) -> None:
-        """With several trajectories, before ``finish``: each example's K answers at exit (B, K, L), their
-        halting logits there (B, K), their exit steps (B, K) and the one kept (B,); the steps heard before
-        were the kept trajectory's."""
-        ...
-
-    def finish(self) -> None: ...
-
-
-@dataclass
-class EvalModel:
-    """What an eval needs: the weights to run, where, and the rules a sample exits by."""
-
-    model: Any                 # the TRM network (initial_state, forward)
-    device: torch.device
-    max_sup: int
-    halt_in_eval: bool
-    halt_logit_threshold: float
-    losses: Callable[..., Losses]
-    autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext
-    trajectories: Trajectories = Trajectories()  # one plain trajectory: the eval as trained
-
-    @classmethod
-    def of_trainer(cls, tr: StepHost) -> "EvalModel":
-        """The trainer's eval: its EMA weights when there are any."""
-        model = tr.ema.model if tr.ema is not None else tr.model
-        return cls(model, tr.device, tr.cfg.model.max_supervision_steps, tr.cfg.model.halt_in_eval,
-                   tr.halt_logit_threshold, tr._losses, tr.autocast)
 
 
 def figures(totals: dict[str, float], count: int, any_hidden: bool) -> dict[str, Any]:
@@ -81,8 +36,6 @@ def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observe
     """Sums of the figures over ``batches`` (any iterable; ``total`` its length when it has none), the
     samples scored, and whether any batch had hidden positions. With several trajectories (``ev.trajectories``)
     ``observe`` hears every trajectory of every example, each a voter (the batch's rows repeated K times)."""
-    from trm_core.evaluate.trajectory_pass import evaluate_trajectories  # it builds on this module's pieces
-
     ev.model.eval()
     several = ev.trajectories.active
     totals = dict.fromkeys(FIGURES + ((FORWARD_STEPS,) if several else ()), 0.0)
@@ -98,53 +51,6 @@ def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observe
         if on_progress is not None:
             on_progress(done, expected)
     return totals, count, any_hidden
-
-
-@dataclass
-class Running:
-    """The rows of a batch still running, on the device: their index in the batch, inputs, targets, hidden
-    mask, puzzle ids and carried state (y, z). Rows leave as they exit."""
-
-    rows: torch.Tensor
-    inputs: torch.Tensor
-    targets: torch.Tensor
-    hidden: torch.Tensor | None
-    ids: torch.Tensor | None
-    y: torch.Tensor
-    z: torch.Tensor
-
-    @classmethod
-    def of(cls, ev: EvalModel, batch: Batch, copies: int = 1) -> "Running":
-        """The batch's rows, each ``copies`` times in a row (trajectories ``i*K .. i*K+K-1`` of example i)."""
-        dev = ev.device
-
-        def rows(t: torch.Tensor | None) -> torch.Tensor | None:
-            if t is None:
-                return None
-            return t.to(dev) if copies == 1 else t.to(dev).repeat_interleave(copies, 0)
-
-        inputs = rows(batch.inputs)
-        assert inputs is not None
-        targets = rows(batch.targets)
-        assert targets is not None
-        y, z = ev.model.initial_state(*inputs.shape)
-        return cls(torch.arange(len(inputs), device=dev), inputs, targets, rows(batch.hidden),
-                   rows(batch.puzzle_ids), y, z)
-
-    def keep(self, keep: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> None:
-        """Only the rows in ``keep`` go on, with the new state."""
-        self.rows, self.inputs, self.targets = self.rows[keep], self.inputs[keep], self.targets[keep]
-        self.y, self.z = y[:, keep], z[:, keep]
-        self.hidden = self.hidden[keep] if self.hidden is not None else None
-        self.ids = self.ids[keep] if self.ids is not None else None
-
-
-def exiting_rows(ev: EvalModel, halt_logit: torch.Tensor, last: bool) -> torch.Tensor:
-    """The rows that exit after this supervision step: all at the last; before it, only where halting is on
-    in eval and the head says halt."""
-    if ev.halt_in_eval:
-        return halts(halt_logit, ev.halt_logit_threshold) | last
-    return torch.full_like(halt_logit, last, dtype=torch.bool)
 
 
 def _add_exits(totals: dict[str, float], losses: Losses, exiting: torch.Tensor, sup: int) -> int:

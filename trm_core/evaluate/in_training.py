@@ -12,10 +12,11 @@ import torch
 from trm_core.data import Batch, Dataset
 from trm_core.distributed.group import Group
 from trm_core.evaluate import session
-from trm_core.evaluate.arc_vote import ArcVoting
-from trm_core.evaluate.batch_pass import EvalModel, Observer, Trace, evaluate_batches, figures
+from trm_core.evaluate.arc.vote import ArcVoting
+from trm_core.evaluate.batch_pass import evaluate_batches, figures
+from trm_core.evaluate.eval_model import EvalModel, Observer, Trace
 from trm_core.evaluate.tasks import task_of
-from trm_core.evaluate.test_time import TestTime
+from trm_core.evaluate.test_time.settings import TestTime
 from trm_core.train.steps.step_host import StepHost
 from trm_core.train.trainer import Trainer
 
@@ -41,7 +42,7 @@ def evaluate_trainer(tr: StepHost, batches: list[Batch], observe: Observer | Non
 
 def evaluate_with_votes(trainer: Trainer, voting: ArcVoting | None, group: Group, batches: list,
                         on_progress: Callable[[int, int], None], trace: Trace | None = None) -> dict:
-    """The trainer's eval, with ARC's votes counted where the run's data has them (``arc_vote.voting_for``).
+    """The trainer's eval, with ARC's votes counted where the run's data has them (``arc.vote.voting_for``).
     With several ranks each evaluates its share of the batches; rank 0 counts every rank's votes, in the
     batches' order."""
     mine = group.spread(batches)

@@ -16,14 +16,14 @@ import torch
 from trm_core.config import Config, ConfigError
 from trm_core.config.run_config import saved_config
 from trm_core.data import Dataset, build_dataset
-from trm_core.evaluate.arc_vote import ArcVoting, voting_for
+from trm_core.evaluate.arc.vote import ArcVoting, voting_for
 from trm_core.evaluate.tasks import task_of
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir import log_queries
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.records import Eval
 from trm_core.rundir.scores import headline
-from trm_core.evaluate.batch_pass import EvalModel
+from trm_core.evaluate.eval_model import EvalModel
 from trm_core.train.losses import LOSSES
 from trm_core.train.model import build_model
 from trm_core.train.halting import halt_logit_threshold
@@ -41,7 +41,7 @@ class LoadedCheckpoint:
     weights: str          # "ema" or "raw"
     ev: EvalModel
     why: str = ""         # how the checkpoint was chosen, when the user should hear it (a skip, a tie)
-    voting: ArcVoting | None = None  # ARC's votes for pass@k (``arc_vote.voting_for``); None for other data
+    voting: ArcVoting | None = None  # ARC's votes for pass@k (``arc.vote.voting_for``); None for other data
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,16 @@ import torch
 
 from trm_core.config import ConfigError
 from trm_core.data.base import Batch
-from trm_core.evaluate.arc_vote import ArcVoting
-from trm_core.evaluate.halting_calibration import calibration
+from trm_core.evaluate.arc.vote import ArcVoting
+from trm_core.evaluate.test_time.halting_calibration import calibration
 from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.predictions import ARC_VOTES, METRICS, PREDICTIONS, PredictionWriter
 from trm_core.evaluate.tasks import task_of
-from trm_core.evaluate.test_time import TestTime, steps_used
+from trm_core.evaluate.test_time.settings import TestTime, steps_used
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.rundir.scores import headline
-from trm_core.evaluate.batch_pass import EvalModel, evaluate_batches, figures
+from trm_core.evaluate.batch_pass import evaluate_batches, figures
+from trm_core.evaluate.eval_model import EvalModel
 
 SPLITS = ("test", "train")
 Progress = Callable[[int, int], None]  # (examples done, examples in all)

@@ -20,9 +20,9 @@ import torch
 
 from trm_core.config import ConfigError
 from trm_core.data.base import IGNORE, Batch
-from trm_core.evaluate.arc_vote import grid_hash
+from trm_core.evaluate.arc.vote import grid_hash
 from trm_core.evaluate.loaded import LoadedCheckpoint
-from trm_core.evaluate.test_time import TestTime
+from trm_core.evaluate.test_time.settings import TestTime
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.prep.arc import SEPARATOR, SIDE, _grid, crop, disguise, to_canvas, undo
 from trm_core.prep.maze import CHARSET

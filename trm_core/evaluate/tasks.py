@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from trm_core.config import Config
 from trm_core.data import Dataset
-from trm_core.evaluate.arc_vote import arc_set_dir
+from trm_core.evaluate.arc.vote import arc_set_dir
 
 
 def task_of(cfg: Config, ds: Dataset) -> str:

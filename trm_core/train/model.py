@@ -89,7 +89,7 @@ class RecursiveModel(nn.Module):
                 puzzle_ids: torch.Tensor | None = None,
                 latent_noise: Callable[[torch.Tensor], torch.Tensor] | None = None) -> StepOutput:
         """One supervision step. ``latent_noise``: applied to the latent before each of the T refinement
-        blocks (the deep recursion steps), as PTRM perturbs it at test time (``evaluate.trajectories``)."""
+        blocks (the deep recursion steps), as PTRM perturbs it at test time (``evaluate.test_time.trajectories``)."""
         x = self.embed(tokens, puzzle_ids)
         if self.refinement_blocks > 1:
             with torch.no_grad():

@@ -34,7 +34,7 @@ from trm_core.worker.compiling import CompileDriver
 from trm_core.worker.console import Console
 from trm_core.worker.endings import Endings
 from trm_core.evaluate.trace import StepTrace
-from trm_core.evaluate.arc_vote import voting_for
+from trm_core.evaluate.arc.vote import voting_for
 from trm_core.evaluate.in_training import eval_set, evaluate_with_votes, save_predictions, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport

@@ -52,7 +52,7 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", metavar="GRID", help="evaluate every combination of test-time settings, e.g. "
                    "\"steps=4,8,16 trajectories=1,4,16 noise=0,0.1\" (axes: steps, trajectories, noise, select, "
                    "settle, halt); prints a table and a chart of exact against compute, and writes "
-                   "RUN/evals/sweep-step-N-WEIGHTS-SPLIT/metrics.json (Ctrl-C keeps the rows done)")
+                   "RUN/evals/sweep-step-N-WEIGHTS-SPLIT-GRID/metrics.json (Ctrl-C keeps the rows done)")
     return p
 
 
@@ -143,7 +143,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
     """``--sweep GRID``: one eval per combination, a table line as each finishes, the chart at the end."""
-    from trm_core.evaluate.sweep import parse_sweep, run_sweep
+    from trm_core.evaluate.test_time.sweep import parse_sweep, run_sweep
     from trm_tui.cli.sweep_view import HEADER, print_sweep, row_line
 
     for flag, value in (("--arc-submission", args.arc_submission), ("--show", args.show)):
@@ -161,10 +161,10 @@ def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
         if not args.json:
             print(row_line(row), flush=True)
 
-    from trm_core.evaluate.sweep import sweep_folder
+    from trm_core.evaluate.test_time.sweep import sweep_folder
     size = checkpoint.dataset.split_size(args.split)
     count = size if args.limit is None else min(args.limit, size)
-    path = evals / sweep_folder(checkpoint, args.split, count) / "metrics.json"
+    path = evals / sweep_folder(checkpoint, args.split, count, args.sweep) / "metrics.json"
     try:
         run_sweep(checkpoint, points, args.sweep, args.split, args.limit, args.batch_size, evals, on_row)
     except KeyboardInterrupt:
@@ -197,7 +197,7 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         raise ConfigError(f"--checkpoints with {flag}: an ensemble runs each checkpoint as it was trained "
                           f"(test-time settings are for one checkpoint, for now)")
     from trm_core.evaluate import loaded as loading
-    from trm_core.evaluate.ensemble import arc_voting, refuse_repeats, run_ensemble
+    from trm_core.evaluate.arc.ensemble import arc_voting, refuse_repeats, run_ensemble
 
     evals = writable_evals(args.out or run.evals, run.root, args.out is not None)
     cfg, dataset, _task = loading.run_data(run)
@@ -261,7 +261,7 @@ def _only_show(argv: list[str]) -> bool:
 
 
 def arc_submission(folder: Path, tasks: dict, path: Path, solutions: Path | None) -> dict:
-    from trm_core.evaluate import submission
+    from trm_core.evaluate.arc import submission
     from trm_core.evaluate.predictions import ARC_VOTES
 
     votes = json.loads((folder / ARC_VOTES).read_text())

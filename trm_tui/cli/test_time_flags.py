@@ -74,7 +74,7 @@ def test_time_from(args: argparse.Namespace, cfg: Any) -> Any:
     import dataclasses
 
     from trm_core.config import ConfigError
-    from trm_core.evaluate.test_time import TestTime
+    from trm_core.evaluate.test_time.settings import TestTime
 
     base = TestTime() if args.as_trained else TestTime.of_config(cfg)
     flags = {"count": args.trajectories, "noise": args.noise, "select": args.select, "seed": args.seed,

@@ -1,6 +1,6 @@
 """Test-time compute: run a trained TRM for more (or fewer) supervision steps than it was trained with, let
 each example stop when its halting head says so, as a deployed model would, and run several noisy
-trajectories per example, keeping the one its halting head trusts most (``evaluate.trajectories``).
+trajectories per example, keeping the one its halting head trusts most (``evaluate.test_time.trajectories``).
 
 The recursion keeps improving an answer past the depth it was trained at (the paper's Sudoku-Extreme model is
 reported near 96% at 128 recursion steps against 87.4% at 16); the reference evaluates at its training depth
@@ -15,8 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from trm_core.evaluate.batch_pass import EvalModel
-from trm_core.evaluate.trajectories import Trajectories
+from trm_core.evaluate.eval_model import EvalModel
+from trm_core.evaluate.test_time.trajectories import Trajectories
 from trm_core.train.halting import halt_logit_threshold
 
 

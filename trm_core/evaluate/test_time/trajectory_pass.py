@@ -1,4 +1,4 @@
-"""One eval batch run as K trajectories per example (``evaluate.trajectories``): the rows repeated K times, one
+"""One eval batch run as K trajectories per example (``evaluate.test_time.trajectories``): the rows repeated K times, one
 forward per supervision step over all of them, an example's trajectories exiting together at the last step,
 as soon as one of them halts (``--halt``: the first trajectory whose head is sure answers, as a deployed
 model would), or once M of its answers agree (``settle``); then one trajectory kept per example and only it
@@ -14,9 +14,11 @@ from __future__ import annotations
 import torch
 
 from trm_core.data.base import Batch
-from trm_core.evaluate.batch_pass import (FORWARD_STEPS, EvalModel, Observer, Running, Trace, exiting_rows)
-from trm_core.evaluate.trajectories import LatentNoise, choose, settled
+from trm_core.evaluate.eval_model import EvalModel, Observer, Running, Trace, exiting_rows
+from trm_core.evaluate.test_time.trajectories import LatentNoise, choose, settled
 from trm_core.train.halting import halts
+
+FORWARD_STEPS = "forward_steps"  # an eval's figure: supervision steps run per example, all its trajectories
 
 
 class _Exits:

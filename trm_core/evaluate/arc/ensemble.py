@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trm_core.config import Config, ConfigError
-from trm_core.evaluate.arc_vote import ArcVoting, voting_for
+from trm_core.evaluate.arc.vote import ArcVoting, voting_for
 from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.session import EvalFolder, EvalOutcome, auto_batch_size, batches, event_fields
 from trm_core.evaluate.trace import BatchRecord, StepTrace

@@ -2,8 +2,8 @@
 what it costs. ``trm-tui eval --sweep "steps=4,8,16 trajectories=1,4 noise=0,0.1"`` runs every combination
 as a plain eval would (the same pass, the same figures) and keeps one row per setting.
 
-The rows go to ``RUN/evals/sweep-step-N-WEIGHTS-SPLIT/metrics.json``, rewritten whole after each row, so an
-interrupted sweep keeps the rows it finished.
+The rows go to ``RUN/evals/sweep-step-N-WEIGHTS-SPLIT-GRID/metrics.json`` (GRID: the axes as given, spaces as
+``_``), rewritten whole after each row, so an interrupted sweep keeps the rows it finished.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from trm_core.config import ConfigError
 from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.predictions import METRICS
 from trm_core.evaluate.session import folder_name, run_eval
-from trm_core.evaluate.test_time import TestTime
-from trm_core.evaluate.trajectories import SELECTIONS
+from trm_core.evaluate.test_time.settings import TestTime
+from trm_core.evaluate.test_time.trajectories import SELECTIONS
 
 # a sweep's axes: the name on the command line, how a value reads, and the TestTime it sets
 AXES: dict[str, tuple[Callable[[str], Any], Callable[[TestTime, Any], TestTime]]] = {
@@ -86,8 +86,11 @@ def _problem(test_time: TestTime) -> str | None:
     return problem.replace("--", "") if problem else None
 
 
-def sweep_folder(loaded: LoadedCheckpoint, split: str, count: int) -> str:
-    return "sweep-" + folder_name(loaded.info.step, loaded.weights, split, count, loaded.dataset.split_size(split))
+def sweep_folder(loaded: LoadedCheckpoint, split: str, count: int, text: str) -> str:
+    """``sweep-step-N-WEIGHTS-SPLIT-GRID``: each grid its own folder, so a second sweep keeps the first."""
+    grid = "_".join(text.split())
+    return "sweep-" + folder_name(loaded.info.step, loaded.weights, split, count,
+                                  loaded.dataset.split_size(split)) + f"-{grid}"
 
 
 def run_sweep(loaded: LoadedCheckpoint, points: list[Point], text: str, split: str = "test",
@@ -99,7 +102,7 @@ def run_sweep(loaded: LoadedCheckpoint, points: list[Point], text: str, split: s
     evals = evals or loaded.run.evals
     size = loaded.dataset.split_size(split)
     count = size if limit is None else max(0, min(limit, size))
-    path = evals / sweep_folder(loaded, split, count) / METRICS
+    path = evals / sweep_folder(loaded, split, count, text) / METRICS
     path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     trained = loaded.cfg.model.max_supervision_steps

@@ -1,0 +1,1 @@
+"""ARC at eval: the augmentation vote behind pass@k, the ARC Prize submission, and an ensemble of checkpoints."""
