@@ -206,6 +206,15 @@ def test_solve_draws_a_sudoku_of_ones_own_and_refuses_a_bad_one(sudoku_run: Path
     said = f"the model disagreed with {len(changed)} of the 41 givens" if changed else "the model kept all 41 givens"
     assert said in " ".join(drawn.stdout.split())
     assert out["problems"] == [] if out["valid"] else out["problems"]
+    several = cli_run("solve", "--run-dir", str(sudoku_run), puzzle, "--json", "--trajectories", "3", "--noise", "0.5",
+                      "--supervision-steps", "6")
+    assert several.returncode == 0, several.stderr
+    kept = json.loads(several.stdout)["answers"][0]
+    assert len(kept["trajectories"]) == 3 and len(kept["steps"]) == 6
+    assert kept["trajectories"][kept["chosen"]]["confidence"] == max(t["confidence"] for t in kept["trajectories"])
+    assert kept["trajectories"][kept["chosen"]]["answer"] == kept["model_answer"]
+    listed = cli_run("solve", "--run-dir", str(sudoku_run), puzzle, "--trajectories", "3", "--noise", "0.5")
+    assert "3 trajectories (* the kept one" in listed.stdout and listed.stdout.count("stopped after step 4") == 3
     twice = "3" + puzzle[1:8] + "3" + puzzle[9:]  # two 3s in row 1
     for text, says in ((puzzle[:80], "has 80"), (puzzle[:80] + "x", "found 'x'"),
                        (twice, "row 1 has 2 3s (r1c1, r1c9)"), ("nothere/puzzle.txt", "no such file"),
