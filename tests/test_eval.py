@@ -339,6 +339,16 @@ def test_trajectories_and_a_sweep_over_them(sudoku_run: Path) -> None:
     assert noisy["forward_steps"] == 3 * noisy["sup_steps"] == 12 and noisy["trajectories"] == 3
     browsed = Predictions.open(Path(noisy["folder"]) / "predictions")
     assert browsed.trajectories == 3 and browsed["chosen"].max() < 3
+    from rich.console import Console
+    from trm_tui.predictions.examples import Examples
+
+    examples, console = Examples(Path(noisy["folder"])), Console(width=100, record=True, no_color=True)
+    console.print(examples.picture(examples.rows[0], 4, 100))
+    shown = console.export_text()
+    kept = int(browsed["chosen"][0])
+    assert "3 trajectories (noise 0.5); kept: the most common answer" in shown
+    assert [line.startswith("*") for line in shown.splitlines() if "stopped at step" in line] == \
+        [k == kept for k in range(3)]
     again = _eval(sudoku_run, "--checkpoint", "20", "--batch-size", "8", "--trajectories", "3", "--noise", "0.5",
                   "--select", "vote", "--seed", "2", "--no-predictions")
     assert {k: again[k] for k in FIGURES} == {k: noisy[k] for k in FIGURES}
