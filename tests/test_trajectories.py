@@ -174,3 +174,19 @@ def test_with_halting_an_example_stops_with_its_first_sure_trajectory() -> None:
                                    [_scripted_batch(1)])
         assert records[0].exit_step.tolist() == [2] and records[0].chosen.tolist() == [1], select
         assert totals["exact"] == 1 and totals["forward_steps"] == 3 * 2, select
+
+
+def test_escalating_runs_the_trajectories_only_where_the_plain_one_was_never_sure() -> None:
+    """Example 0's plain trajectory is sure at step 1; example 1's never is, so only it runs the 3 trajectories,
+    the second of which is sure (and right) at step 2."""
+    right, wrong = 5, 7
+    answers = [[right] * 4, [[wrong, right, wrong]] * 4]
+    halts = [[2.0] * 4, [[-1.0, -1.0, -1.0], [-1.0, 3.0, -1.0], [-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]]
+    model = ScriptedModel(answers, halts)
+    totals, records = _records(_eval_model(model, halt=0.5, trajectories=Trajectories(3, escalate=True)),
+                               [_scripted_batch(2)])
+    record = records[0]
+    assert totals["exact"] == 2 and record.exit_step.tolist() == [1, 2] and record.chosen.tolist() == [0, 1]
+    assert totals["forward_steps"] == (2 + 1 + 1 + 1) + 3 * 2  # the plain round, then 3 rows for 2 steps
+    assert (record.trajectory_final[0] == right).all()  # the plain answer stands for all 3
+    assert record.final.tolist() == [[right] * SEQ, [right] * SEQ]

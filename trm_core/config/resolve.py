@@ -294,8 +294,11 @@ def resolve(config_file: Path | None = None, preset: str | None = None,
 
 
 def check_eval(cfg: Config) -> None:
-    """[eval]: a settle count the trajectories can reach."""
+    """[eval]: a settle count the trajectories can reach; a halting head to decide who escalates."""
     e = cfg.eval
+    if e.escalate and not e.halt and not cfg.model.halt_in_eval:
+        raise ConfigError("eval.escalate needs eval.halt (or model.halt_in_eval): the plain trajectory's halting "
+                          "head decides which examples get the trajectories")
     if e.settle and not 2 <= e.settle <= e.trajectories:
         raise ConfigError(f"eval.settle = {e.settle} needs 2 .. eval.trajectories ({e.trajectories}) agreeing "
                           f"trajectories; 0 turns it off")

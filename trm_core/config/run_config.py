@@ -36,7 +36,7 @@ SAFE_ON_RESUME: frozenset[str] = frozenset({
     "distributed.backend", "export.tensorboard_dir",
     # how the model answers at eval, never how it trains
     "eval.supervision_steps", "eval.halt", "eval.trajectories", "eval.noise", "eval.select", "eval.settle",
-    "eval.seed", "eval.in_training",
+    "eval.seed", "eval.escalate", "eval.in_training",
 })
 
 

@@ -219,6 +219,8 @@ class EvalConfig:
                      "the most common", choices=("q", "vote"))
     settle: int = _f(0, "stop an example's trajectories once this many agree on the answer (and keep it); "
                      "0 = off, else 2 .. trajectories", min=0)
+    escalate: bool = _f(False, "every example first runs one plain trajectory; only those its halting head was "
+                        "never sure of run the K trajectories (needs halt, or model.halt_in_eval)")
     seed: int = _f(0, "the noise's seed: the same seed gives the same figures")
     in_training: bool = _f(True, "the in-training eval runs with these settings (its scores then track the "
                            "test-time figure); false = only trm-tui eval and solve default to them")

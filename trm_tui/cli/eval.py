@@ -51,7 +51,7 @@ def eval_parser() -> argparse.ArgumentParser:
                    "score (always in metrics.json)")
     p.add_argument("--sweep", metavar="GRID", help="evaluate every combination of test-time settings, e.g. "
                    "\"steps=4,8,16 trajectories=1,4,16 noise=0,0.1\" (axes: steps, trajectories, noise, select, "
-                   "settle, halt); prints a table and a chart of exact against compute, and writes "
+                   "settle, halt, escalate); prints a table and a chart of exact against compute, and writes "
                    "RUN/evals/sweep-step-N-WEIGHTS-SPLIT-GRID/metrics.json (Ctrl-C keeps the rows done)")
     return p
 
@@ -149,7 +149,7 @@ def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
     for flag, value in (("--arc-submission", args.arc_submission), ("--show", args.show)):
         if value:
             raise ConfigError(f"--sweep with {flag}: a sweep writes one table of figures, no predictions")
-    points = parse_sweep(args.sweep, base)
+    points = parse_sweep(args.sweep, base, checkpoint.cfg.model.halt_in_eval)
     print(f"trm-tui eval: a sweep of {len(points)} settings over step {checkpoint.info.step} "
           f"({checkpoint.weights} weights), {args.split} split, on {checkpoint.ev.device}", file=sys.stderr)
     rows: list = []

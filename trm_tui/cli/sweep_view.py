@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-HEADER = (f"{'steps':>5} {'K':>3} {'noise':>6} {'sel':>4} {'settle':>6} {'halt':>5}  {'exact':>7} {'accuracy':>8} "
+HEADER = (f"{'steps':>5} {'K':>3} {'noise':>6} {'sel':>4} {'settle':>6} {'esc':>3} {'halt':>5}  {'exact':>7} {'accuracy':>8} "
           f"{'pass@2':>7} {'steps/ex':>8} {'compute':>8} {'ex/s':>8}")
 
 
@@ -15,6 +15,7 @@ def row_line(row: dict[str, Any]) -> str:
         return f"{value:{width}{fmt}}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
 
     return (f"{row['steps']:>5} {row['trajectories']:>3} {row['noise']:>6g} {row['select']:>4} {row['settle'] or '-':>6} "
+            f"{'yes' if row.get('escalate') else '-':>3} "
             f"{num(row['halt'], 'g', 5)}  {num(row['exact'], '.4f', 7)} {num(row['accuracy'], '.4f', 8)} "
             f"{num(row['pass@2'], '.4f', 7)} {num(row['sup_steps'], '.2f', 8)} {num(row['forward_steps'], '.1f', 8)} "
             f"{num(row['examples_per_s'], '.1f', 8)}")
@@ -28,6 +29,8 @@ def family(row: dict[str, Any]) -> str:
         name += f" settle={row['settle']}"
     if row["halt"]:
         name += f" halt={row['halt']:g}"
+    if row.get("escalate"):
+        name += " escalate"
     return name
 
 

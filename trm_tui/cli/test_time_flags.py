@@ -63,6 +63,9 @@ def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     think.add_argument("--settle", type=int, metavar="M", help="stop an example's trajectories as soon "
                        "as M of them agree on the answer, and keep that answer: compute spent where it pays "
                        "(default 0: off)")
+    think.add_argument("--escalate", action="store_true", default=None, help="run one plain trajectory first; "
+                       "only the examples its halting head was never sure of run the K trajectories (needs --halt): "
+                       "the compute goes to the hard examples")
     think.add_argument("--seed", type=int, help="the noise's seed (default 0): a rerun gives the same figures")
     think.add_argument("--as-trained", action="store_true", help="ignore the run's [eval] section: the settings "
                        "the model was trained with (each flag above still applies)")
@@ -78,14 +81,15 @@ def test_time_from(args: argparse.Namespace, cfg: Any) -> Any:
 
     base = TestTime() if args.as_trained else TestTime.of_config(cfg)
     flags = {"count": args.trajectories, "noise": args.noise, "select": args.select, "seed": args.seed,
-             "settle": args.settle}
+             "settle": args.settle, "escalate": args.escalate}
     trajectories = dataclasses.replace(base.trajectories, **{k: v for k, v in flags.items() if v is not None})
-    problem = trajectories.problem()
-    if problem:
-        raise ConfigError(problem)
     halt = base.halt if args.halt is None else cfg.model.halt_threshold if args.halt == HALT_AS_TRAINED else args.halt
     steps = args.supervision_steps if args.supervision_steps is not None else base.supervision_steps
-    return TestTime(steps, halt, trajectories)
+    test_time = TestTime(steps, halt, trajectories)
+    problem = test_time.problem(cfg.model.halt_in_eval)
+    if problem:
+        raise ConfigError(problem)
+    return test_time
 
 
 def test_time_text(test_time: Any, trained_steps: int) -> str:
@@ -98,12 +102,14 @@ def test_time_text(test_time: Any, trained_steps: int) -> str:
     t = test_time.trajectories
     if t.active:
         parts.append(f"{t.count} trajectories, noise {t.noise:g}, kept by {t.select}"
-                     + (f", settled at {t.settle} agreeing" if t.settle else "") + f", seed {t.seed}")
+                     + (f", settled at {t.settle} agreeing" if t.settle else "")
+                     + (", for the examples one plain trajectory was not sure of" if t.escalate else "")
+                     + f", seed {t.seed}")
     return "; " + ", ".join(parts) if parts else ""
 
 
 def given_test_time_flags(argv: list[str]) -> list[str]:
     """The test-time flags named on a command line (what an ensemble refuses)."""
     names = ("--supervision-steps", "--halt", "--trajectories", "--noise", "--select", "--settle", "--seed",
-             "--as-trained")
+             "--escalate", "--as-trained")
     return [a.split("=")[0] for a in argv if a.split("=")[0] in names]

@@ -33,12 +33,19 @@ class TestTime:
         """A run's ``[eval]`` section (``cfg``: its whole Config), as settings."""
         e = cfg.eval
         return cls(e.supervision_steps or None, e.halt or None,
-                   Trajectories(e.trajectories, e.noise, e.select, e.seed, e.settle))
+                   Trajectories(e.trajectories, e.noise, e.select, e.seed, e.settle, e.escalate))
 
     @classmethod
     def in_training(cls, cfg: Any) -> "TestTime":
         """What the in-training eval runs with: the run's ``[eval]`` when ``eval.in_training``, else as trained."""
         return cls.of_config(cfg) if cfg.eval.in_training else cls()
+
+    def problem(self, halts_as_trained: bool) -> str | None:
+        """What cannot run, naming the flag: escalating needs a halting head that decides who escalates."""
+        t = self.trajectories
+        if t.escalate and self.halt is None and not halts_as_trained:
+            return "--escalate needs --halt [P]: the plain trajectory's halting head decides who gets the K"
+        return t.problem()
 
     def apply(self, ev: EvalModel) -> EvalModel:
         """The eval model run this way (a copy; the weights are shared)."""
@@ -64,7 +71,7 @@ class TestTime:
         t = self.trajectories
         if t.active:
             parts.append(f"k{t.count}-noise{t.noise:g}-{t.select}" + (f"-settle{t.settle}" if t.settle else "")
-                         + (f"-seed{t.seed}" if t.seed else ""))
+                         + ("-escalate" if t.escalate else "") + (f"-seed{t.seed}" if t.seed else ""))
         return "".join(f"-{p}" for p in parts)
 
     def record(self, trained_steps: int, trained_halt: float | None) -> dict[str, Any]:

@@ -32,6 +32,8 @@ AXES: dict[str, tuple[Callable[[str], Any], Callable[[TestTime, Any], TestTime]]
     "select": (str, lambda t, v: dataclasses.replace(t, trajectories=dataclasses.replace(t.trajectories, select=v))),
     "settle": (int, lambda t, v: dataclasses.replace(t, trajectories=dataclasses.replace(t.trajectories, settle=v))),
     "halt": (float, lambda t, v: dataclasses.replace(t, halt=v if v > 0 else None)),
+    "escalate": (int, lambda t, v: dataclasses.replace(t, trajectories=dataclasses.replace(t.trajectories,
+                                                                                           escalate=bool(v)))),
 }
 ROW_FIGURES = ("exact", "accuracy", "pass@1", "pass@2", "sup_steps", "forward_steps", "examples_per_s", "seconds")
 
@@ -44,7 +46,7 @@ class Point:
     test_time: TestTime
 
 
-def parse_sweep(text: str, base: TestTime = TestTime()) -> list[Point]:
+def parse_sweep(text: str, base: TestTime = TestTime(), halts_as_trained: bool = False) -> list[Point]:
     """``"steps=4,8 trajectories=1,4 noise=0,0.1"``: every combination, the first axis slowest; the axes not
     named keep ``base``'s settings. A ``ConfigError`` naming ``--sweep`` and the part that does not read."""
     axes: dict[str, list[Any]] = {}
@@ -67,14 +69,14 @@ def parse_sweep(text: str, base: TestTime = TestTime()) -> list[Point]:
         test_time = base
         for name, value in values.items():
             test_time = AXES[name][1](test_time, value)
-        problem = _problem(test_time)
+        problem = _problem(test_time, halts_as_trained)
         if problem:
             raise ConfigError(f"--sweep {text!r}: {problem}")
         points.append(Point(values, test_time))
     return points
 
 
-def _problem(test_time: TestTime) -> str | None:
+def _problem(test_time: TestTime, halts_as_trained: bool) -> str | None:
     if test_time.supervision_steps is not None and test_time.supervision_steps < 1:
         return f"steps={test_time.supervision_steps}: must be at least 1"
     if test_time.halt is not None and not 0 < test_time.halt < 1:
@@ -82,7 +84,7 @@ def _problem(test_time: TestTime) -> str | None:
     t = test_time.trajectories
     if t.select not in SELECTIONS:
         return f"select={t.select}: one of {', '.join(SELECTIONS)}"
-    problem = t.problem()
+    problem = test_time.problem(halts_as_trained)
     return problem.replace("--", "") if problem else None
 
 

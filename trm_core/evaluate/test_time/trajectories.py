@@ -32,6 +32,8 @@ class Trajectories:
     # an example stops all its trajectories once this many of them agree on the answer (0: never early);
     # its chosen answer is then the agreed one
     settle: int = 0
+    # every example first runs one plain trajectory; only those its halting head was never sure of run the K
+    escalate: bool = False
 
     @property
     def active(self) -> bool:
@@ -53,7 +55,7 @@ class Trajectories:
 
     def record(self) -> dict[str, Any]:
         return {"trajectories": self.count, "noise": self.noise, "select": self.select, "seed": self.seed,
-                "settle": self.settle}
+                "settle": self.settle, "escalate": self.escalate}
 
 
 class LatentNoise:

@@ -1,24 +1,82 @@
-"""One eval batch run as K trajectories per example (``evaluate.test_time.trajectories``): the rows repeated K times, one
-forward per supervision step over all of them, an example's trajectories exiting together at the last step,
-as soon as one of them halts (``--halt``: the first trajectory whose head is sure answers, as a deployed
-model would), or once M of its answers agree (``settle``); then one trajectory kept per example and only it
-scored.
+"""One eval batch run as K trajectories per example (``evaluate.test_time.trajectories``): the rows repeated K
+times, one forward per supervision step over all of them, an example's trajectories exiting together at the
+last step, as soon as one of them halts (``--halt``: the first trajectory whose head is sure answers, as a
+deployed model would), or once M of its answers agree (``settle``); then one trajectory kept per example and
+only it scored.
+
+With ``escalate`` the compute goes where it pays: every example first runs one plain trajectory, and only
+those whose halting head was never sure run the K noisy ones (their answer replaces the plain one). Most
+examples are easy, so most run 1 trajectory instead of K.
 
 The figures are the kept trajectories', so the eval's fields mean what they always meant; ``forward_steps``
-adds what the example cost: the supervision steps run by all its trajectories. A ``Trace`` hears the kept
-trajectory's steps as if it had run alone, then every trajectory's answer at exit (``Trace.trajectories``).
+adds what the example cost: the supervision steps run by all its trajectories, both rounds. A ``Trace`` hears
+the kept trajectory's steps as if it had run alone, then every trajectory's answer at exit.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 
 from trm_core.data.base import Batch
 from trm_core.evaluate.eval_model import EvalModel, Observer, Running, Trace, exiting_rows
-from trm_core.evaluate.test_time.trajectories import LatentNoise, choose, settled
+from trm_core.evaluate.test_time.trajectories import LatentNoise, Trajectories, choose, settled
 from trm_core.train.halting import halts
 
 FORWARD_STEPS = "forward_steps"  # an eval's figure: supervision steps run per example, all its trajectories
+StepRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class _Outcome:
+    """One pass over a batch, per example (B of them, K trajectories each), on the device: the kept
+    trajectory's figures at its exit, every trajectory's answer, halting logit and step at exit, which was
+    kept, the kept one's steps for the trace (example rows, answers, halting logits, exact, accuracy, exiting),
+    the supervision steps run over all rows, and which examples a halting head stopped."""
+
+    ce: torch.Tensor
+    accuracy: torch.Tensor
+    exact: torch.Tensor
+    hidden_accuracy: torch.Tensor | None
+    step: torch.Tensor
+    answers: torch.Tensor  # (B, K, L)
+    logits: torch.Tensor   # (B, K)
+    steps: torch.Tensor    # (B, K)
+    chosen: torch.Tensor   # (B,)
+    trace: list[StepRows]
+    forward_steps: int
+    halted: torch.Tensor
+
+    def replace_rows(self, rows: torch.Tensor, other: "_Outcome") -> "_Outcome":
+        """These examples answered by ``other`` (a pass over just them, in that order, K trajectories each);
+        the rest keep theirs, their one trajectory repeated K times."""
+        k = other.answers.shape[1]
+        merged = dataclasses.replace(
+            self, answers=self.answers.expand(-1, k, -1).clone(), logits=self.logits.expand(-1, k).clone(),
+            steps=self.steps.expand(-1, k).clone(), forward_steps=self.forward_steps + other.forward_steps)
+        for name in ("ce", "accuracy", "exact", "hidden_accuracy", "step", "answers", "logits", "steps", "chosen",
+                     "halted"):
+            mine = getattr(merged, name)
+            if mine is not None:
+                mine = mine.clone()
+                mine[rows] = getattr(other, name)
+                setattr(merged, name, mine)
+        replaced = torch.zeros(len(self.step), dtype=torch.bool, device=rows.device)
+        replaced[rows] = True
+        merged.trace = [_merge_step(a, b, rows, replaced) for a, b in zip(self.trace, other.trace)] + \
+            [tuple(t[~replaced[a[0]]] for t in a) for a in self.trace[len(other.trace):]]  # type: ignore[misc]
+        return merged
+
+
+def _merge_step(mine: StepRows, theirs: StepRows, rows: torch.Tensor, replaced: torch.Tensor) -> StepRows:
+    """One supervision step's trace rows: this pass's for the examples not replaced, the other's for those
+    replaced (its rows mapped back to the batch), in example order."""
+    keep = ~replaced[mine[0]]
+    parts = [torch.cat((a[keep], b)) for a, b in zip(mine, (rows[theirs[0]], *theirs[1:]))]
+    order = parts[0].argsort()
+    return tuple(p[order] for p in parts)  # type: ignore[return-value]
 
 
 class _Exits:
@@ -45,13 +103,38 @@ class _Exits:
 @torch.inference_mode()
 def evaluate_trajectories(ev: EvalModel, batch: Batch, totals: dict[str, float], observe: Observer | None,
                           trace: Trace | None, noise: LatentNoise | None) -> int:
-    """One batch through the supervision steps as K trajectories per example, the kept one's figures added to
-    ``totals``; the number of examples scored."""
+    """One batch through the supervision steps as K trajectories per example (after one plain trajectory,
+    with ``escalate``), the kept one's figures added to ``totals``; the number of examples scored."""
+    if ev.trajectories.escalate:
+        outcome = _pass(dataclasses.replace(ev, trajectories=Trajectories()), batch, None)
+        unsure = (~outcome.halted).nonzero().squeeze(1)
+        if len(unsure):
+            subset = Batch(*(None if t is None else t[unsure.cpu()] for t in batch))
+            outcome = outcome.replace_rows(unsure, _pass(ev, subset, noise))
+    else:
+        outcome = _pass(ev, batch, noise)
+    _add_kept(totals, outcome)
+    k = outcome.answers.shape[1]
+    if observe is not None:
+        voters = Batch(*(None if t is None else t.repeat_interleave(k, 0) for t in batch))
+        observe(voters, outcome.answers.flatten(0, 1).cpu(), torch.sigmoid(outcome.logits).flatten().cpu())
+    if trace is not None:
+        trace.start(batch, ev.max_sup)
+        for sup, rows in enumerate(outcome.trace):
+            if len(rows[0]):
+                trace.step(rows[0], sup, *rows[1:])
+        trace.trajectories(outcome.answers, outcome.logits, outcome.steps, outcome.chosen)
+        trace.finish()
+    return len(batch.inputs)
+
+
+def _pass(ev: EvalModel, batch: Batch, noise: LatentNoise | None) -> _Outcome:
+    """The batch as ``ev.trajectories.count`` trajectories per example, to each example's exit."""
     k = ev.trajectories.count
     run = Running.of(ev, batch, k)
     examples, seq_len = batch.inputs.shape
     exits = _Exits(len(run.rows), seq_len, ev.device, batch.hidden is not None)
-    steps: list[tuple[torch.Tensor, ...]] = []  # what the trace replays for the kept trajectories
+    steps: list[tuple[torch.Tensor, ...]] = []
     forward_steps = 0
     halted = torch.zeros(examples, dtype=torch.bool, device=ev.device)  # stopped by a trajectory's halting head
     for sup in range(ev.max_sup):
@@ -61,72 +144,53 @@ def evaluate_trajectories(ev: EvalModel, batch: Batch, totals: dict[str, float],
         answers = out.logits.argmax(-1).t()
         exits.answer[run.rows] = answers
         exiting = exiting_rows(ev, out.halt_logit, sup == ev.max_sup - 1)
+        example = run.rows // k
         if ev.halt_in_eval:  # the example halts with its first trajectory whose head says stop
-            example = run.rows // k
             halting = torch.zeros(examples, dtype=torch.bool, device=ev.device)
             halting[example[halts(out.halt_logit, ev.halt_logit_threshold)]] = True
             halted |= halting
             exiting = exiting | halting[example]
         if ev.trajectories.settle:
             agreed = settled(exits.answer.view(examples, k, seq_len), ev.trajectories.settle)
-            exiting = exiting | agreed[run.rows // k]
+            exiting = exiting | agreed[example]
         out_rows = exiting.nonzero().squeeze(1)
         exits.add(run.rows[out_rows], sup, tuple(None if t is None else t[out_rows] for t in losses),
                   out.halt_logit[out_rows])
         forward_steps += len(run.rows)
-        if trace is not None:
-            _, _, accuracy, exact, _ = losses
-            steps.append((run.rows, answers, out.halt_logit, exact, accuracy, exiting))
+        _, _, accuracy, exact, _ = losses
+        steps.append((run.rows, answers, out.halt_logit, exact, accuracy, exiting))
         run.keep(~exiting, out.y, out.z)
         if not len(run.inputs):
             break
-    kept = _kept(ev, exits, examples, k, seq_len, halted)
-    _add_kept(totals, exits, kept, forward_steps)
-    if observe is not None:
-        voters = Batch(*(None if t is None else t.repeat_interleave(k, 0) for t in batch))
-        observe(voters, exits.answer.cpu(), torch.sigmoid(exits.logit).cpu())
-    if trace is not None:
-        _replay(trace, batch, ev.max_sup, steps, kept, k, exits)
-    return examples
+    answers, logits = exits.answer.view(examples, k, seq_len), exits.logit.view(examples, k)
+    chosen = _kept(ev, answers, logits, halted)
+    kept = torch.arange(examples, device=chosen.device) * k + chosen
+    is_kept = torch.zeros(len(exits.step), dtype=torch.bool, device=kept.device)
+    is_kept[kept] = True
+    trace = [(rows[mine] // k, a[mine], h[mine], e[mine], acc[mine], x[mine])
+             for rows, a, h, e, acc, x in steps for mine in (is_kept[rows],)]
+    return _Outcome(exits.ce[kept], exits.accuracy[kept], exits.exact[kept],
+                    None if exits.hidden_accuracy is None else exits.hidden_accuracy[kept], exits.step[kept],
+                    answers, logits, exits.step.view(examples, k), chosen, trace, forward_steps, halted)
 
 
-def _kept(ev: EvalModel, exits: _Exits, examples: int, k: int, seq_len: int, halted: torch.Tensor) -> torch.Tensor:
-    """The trajectory row kept for each example (B,): by the eval's ``select``; an example stopped because its
+def _kept(ev: EvalModel, answers: torch.Tensor, logits: torch.Tensor, halted: torch.Tensor) -> torch.Tensor:
+    """The trajectory kept for each example (B,): by the eval's ``select``; an example stopped because its
     answers agreed keeps the agreed answer (chosen by vote), one stopped by a halting head the trajectory
     whose head said stop (the most confident)."""
-    answers, logits = exits.answer.view(examples, k, seq_len), exits.logit.view(examples, k)
     chosen = choose(answers, logits, ev.trajectories.select)
     if ev.trajectories.settle and ev.trajectories.select != "vote":
         agreed = settled(answers, ev.trajectories.settle)
         chosen = torch.where(agreed, choose(answers, logits, "vote"), chosen)
-    chosen = torch.where(halted, choose(answers, logits, "q"), chosen)
-    return torch.arange(examples, device=chosen.device) * k + chosen
+    return torch.where(halted, choose(answers, logits, "q"), chosen)
 
 
-def _add_kept(totals: dict[str, float], exits: _Exits, kept: torch.Tensor, forward_steps: int) -> None:
+def _add_kept(totals: dict[str, float], outcome: _Outcome) -> None:
     """The kept trajectories' figures summed into ``totals`` (in float64, as a single trajectory's are)."""
-    totals["loss"] += exits.ce[kept].sum().item()
-    totals["accuracy"] += exits.accuracy[kept].sum().item()
-    totals["exact"] += exits.exact[kept].sum().item()
-    if exits.hidden_accuracy is not None:
-        totals["masked_accuracy"] += exits.hidden_accuracy[kept].sum().item()
-    totals["sup_steps"] += exits.step[kept].sum().item()
-    totals[FORWARD_STEPS] += forward_steps
-
-
-def _replay(trace: Trace, batch: Batch, max_sup: int, steps: list[tuple[torch.Tensor, ...]],
-            kept: torch.Tensor, k: int, exits: _Exits) -> None:
-    """The trace hears the kept trajectory of each example step by step, as if it had run alone, then every
-    trajectory's answer at exit."""
-    is_kept = torch.zeros(len(exits.step), dtype=torch.bool, device=kept.device)
-    is_kept[kept] = True
-    trace.start(batch, max_sup)
-    for sup, (rows, answers, halt_logit, exact, accuracy, exiting) in enumerate(steps):
-        mine = is_kept[rows]
-        if mine.any():
-            trace.step(rows[mine] // k, sup, answers[mine], halt_logit[mine], exact[mine], accuracy[mine],
-                       exiting[mine])
-    examples = len(kept)
-    trace.trajectories(exits.answer.view(examples, k, -1), exits.logit.view(examples, k),
-                       exits.step.view(examples, k), kept - torch.arange(examples, device=kept.device) * k)
-    trace.finish()
+    totals["loss"] += outcome.ce.sum().item()
+    totals["accuracy"] += outcome.accuracy.sum().item()
+    totals["exact"] += outcome.exact.sum().item()
+    if outcome.hidden_accuracy is not None:
+        totals["masked_accuracy"] += outcome.hidden_accuracy.sum().item()
+    totals["sup_steps"] += outcome.step.sum().item()
+    totals[FORWARD_STEPS] += outcome.forward_steps
