@@ -161,6 +161,10 @@ def test_an_arc_eval_writes_a_submission_the_arc_prize_way(tmp_path: Path) -> No
     votes = json.loads((Path(metrics["folder"]) / "arc_votes.json").read_text())
     assert sorted(votes) == sorted(puzzles) and len(votes["p0000000"]) == 2
     assert sum(a["votes"] for a in votes["p0000000"][0]["answers"]) == 3  # the original and its 2 disguises
+    several = _eval(run, "--batch-size", "6", "--trajectories", "2", "--noise", "0.5", "--no-predictions")
+    votes = json.loads((Path(several["folder"]) / "arc_votes.json").read_text())
+    assert sum(a["votes"] for a in votes["p0000000"][0]["answers"]) == 6  # each disguise x trajectory votes
+    assert several["pass@2"] is not None and several["forward_steps"] == 2 * several["sup_steps"]
     # a submission scored against solutions it answers right scores 1
     from trm_core.evaluate.arc.submission import score
     right = {t: [{"attempt_1": [[0]], "attempt_2": g} for g in grids] for t, grids in solutions.items()}
