@@ -94,18 +94,8 @@ def test_time_from(args: argparse.Namespace, cfg: Any) -> Any:
 
 def test_time_text(test_time: Any, trained_steps: int) -> str:
     """What a start line adds for test-time settings: nothing at the trained ones."""
-    parts = []
-    if test_time.steps(trained_steps) != trained_steps:
-        parts.append(f"{test_time.supervision_steps} supervision steps (trained with {trained_steps})")
-    if test_time.halt is not None:
-        parts.append(f"halting above {test_time.halt:g}")
-    t = test_time.trajectories
-    if t.active:
-        parts.append(f"{t.count} trajectories, noise {t.noise:g}, kept by {t.select}"
-                     + (f", settled at {t.settle} agreeing" if t.settle else "")
-                     + (", for the examples one plain trajectory was not sure of" if t.escalate else "")
-                     + f", seed {t.seed}")
-    return "; " + ", ".join(parts) if parts else ""
+    said = test_time.describe(trained_steps)
+    return "; " + said if said else ""
 
 
 def given_test_time_flags(argv: list[str]) -> list[str]:

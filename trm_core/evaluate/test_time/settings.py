@@ -74,6 +74,21 @@ class TestTime:
                          + ("-escalate" if t.escalate else "") + (f"-seed{t.seed}" if t.seed else ""))
         return "".join(f"-{p}" for p in parts)
 
+    def describe(self, trained_steps: int) -> str:
+        """The settings in words, as a command's start line says them; empty at the trained settings."""
+        parts = []
+        if self.steps(trained_steps) != trained_steps:
+            parts.append(f"{self.supervision_steps} supervision steps (trained with {trained_steps})")
+        if self.halt is not None:
+            parts.append(f"halting above {self.halt:g}")
+        t = self.trajectories
+        if t.active:
+            parts.append(f"{t.count} trajectories, noise {t.noise:g}, kept by {t.select}"
+                         + (f", settled at {t.settle} agreeing" if t.settle else "")
+                         + (", for the examples one plain trajectory was not sure of" if t.escalate else "")
+                         + f", seed {t.seed}")
+        return ", ".join(parts)
+
     def record(self, trained_steps: int, trained_halt: float | None) -> dict[str, Any]:
         """metrics.json's account of the settings the eval ran with; ``trained_halt``: the run's halting
         probability when its own eval halts (model.halt_in_eval), else None."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 SELECTIONS = ("q", "vote")
@@ -98,10 +97,3 @@ def settled(answers: torch.Tensor, needed: int) -> torch.Tensor:
     votes, _ = agreement(answers)
     return votes.max(-1).values >= needed
 
-
-def majority_share(answers: np.ndarray) -> float:
-    """The mean share of an example's K answers that agree with its most common one (1.0: no diversity)."""
-    if answers.ndim != 3 or not len(answers):
-        return 1.0
-    votes, _ = agreement(torch.from_numpy(np.ascontiguousarray(answers)))
-    return float((votes.max(-1).values.double() / answers.shape[1]).mean())
