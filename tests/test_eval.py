@@ -19,6 +19,7 @@ from trm_core.evaluate.predictions import PredictionWriter, Predictions
 from trm_core.evaluate.trace import StepTrace
 
 FIGURES = ("loss", "accuracy", "exact", "sup_steps", "samples", "masked_accuracy")
+pytestmark = pytest.mark.xdist_group("eval")  # one worker trains the module's run once, not each worker its own
 
 
 def _sets(**extra: object) -> list[str]:
