@@ -256,8 +256,8 @@ def writable_evals(evals: Path, root: Path, given: bool) -> Path:
 def _only_show(argv: list[str]) -> bool:
     """``--show`` with nothing that asks for a new eval: open the newest one."""
     asks = ("--checkpoint", "--checkpoints", "--weights", "--split", "--limit", "--batch-size", "--device", "--arc-submission",
-            "--no-predictions")
-    return not any(a.split("=")[0] in asks for a in argv)
+            "--no-predictions", "--sweep")
+    return not any(a.split("=")[0] in asks for a in argv) and not given_test_time_flags(argv)
 
 
 def arc_submission(folder: Path, tasks: dict, path: Path, solutions: Path | None) -> dict:
