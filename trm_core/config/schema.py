@@ -303,6 +303,13 @@ BUILTIN_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "grad_clip": 1.0, "ema_decay": 0.0, "eval_every": 140, "eval_batches": 0,
                   "checkpoint_every": 100, "step_timeout_s": 300.0,
                   "eval_save_predictions": True},  # 200 small puzzles: p in the dashboard has them at once
+        # how trm-tui eval and solve run its checkpoints (docs/guide/thinking-longer.md): 16 supervision steps,
+        # one plain trajectory first, and 64 noisy ones (noise 1.0) for the examples whose halting head was not
+        # sure (above 0.9), the most confident kept. On bench/sudoku_cpu.py's 200 held-out puzzles: 83.0% as
+        # trained, 96.0% this way in under 4 minutes on 2 cores (docs/benchmarks.md). Not in the in-training
+        # eval: while the model is young no head is sure and every example would run all 64
+        "eval": {"supervision_steps": 16, "halt": 0.9, "trajectories": 64, "noise": 1.0, "escalate": True,
+                 "in_training": False},
     },
     # The reference implementation's recipes (its README and config/), for a GPU machine: its sampler and
     # its step count (data.packing); eval and checkpoints every eval_interval epochs, as its commands.

@@ -289,6 +289,10 @@ def print_metrics(m: dict) -> None:
         print(f"  halting above {m['halt_probability']:g}: {m['steps_used_mean']:.2f} of {m['supervision_steps']} "
               f"steps on average, {100 * m['compute_saved']:.0f}% of the compute saved; stopped after each step: "
               + " ".join(f"{k}:{n}" for k, n in enumerate(m.get("steps_used") or [], 1)))
+    if m.get("forward_steps") is not None:
+        print(f"  {m['trajectories']} trajectories (noise {m['noise']:g}, kept by {m['select']}"
+              + (", after one plain trajectory" if m.get("escalate") else "") + f"): {m['forward_steps']:.1f} "
+              f"supervision steps run per example over all of them (the steps above are the kept one's)")
     if "submission" in m:
         line = f"  ARC Prize submission: {m['submission']} ({m['submission_tasks']} tasks"
         line += f", {m['unanswered_inputs']} test inputs unanswered)" if m["unanswered_inputs"] else ")"
