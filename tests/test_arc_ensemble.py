@@ -84,8 +84,11 @@ def test_each_eval_votes_alone_and_an_ensemble_is_asked_for(arc_run: Path, tmp_p
     metrics = json.loads(done.stdout)
     assert metrics["ensemble"] == [4, 8] and metrics["folder"].endswith("ensemble-4+8-ema-test")
     for member in metrics["members"]:  # each member's own figures are its separate eval's
-        for name in ("pass@1", "pass@2", "exact", "loss"):
+        for name in ("pass@1", "pass@2", "exact"):
             assert member[name] == evals[member["step"]][name], (member["step"], name)
+        # the worker ran on train.threads = 1, the eval on the machine's threads: the attention network's
+        # float32 sums may round differently in the last bits
+        assert member["loss"] == pytest.approx(evals[member["step"]]["loss"], rel=1e-6), member["step"]
     voted = json.loads((Path(metrics["folder"]) / "arc_votes.json").read_text())
     assert votes_per_input(voted) == [2 * (AUG + 1)] * 6  # both checkpoints' answers in one count
     together = merge(alone[4], alone[8])
