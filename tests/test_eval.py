@@ -440,3 +440,40 @@ def test_ctrl_c_in_a_sweep_keeps_the_rows_done(sudoku_run: Path) -> None:
     kept = json.loads((sudoku_run / "evals" / "sweep-step-20-ema-test-steps=1,3000" / "metrics.json").read_text())
     assert [r["steps"] for r in kept["rows"]] == [1] and kept["complete"] is False
     assert "1 of 2 settings written" in out
+
+
+def test_a_runs_model_exported_as_a_folder_answers_as_the_run_does(sudoku_run: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """trm-tui export model: safetensors, config.json and a model card; loaded back, the network gives the
+    checkpoint's logits and halting logits at every supervision step; a used --out and a folder that is not a
+    model are refused by name."""
+    from trm_core.config import ConfigError
+    from trm_core.evaluate import loaded as loading
+    from trm_core.export.model_folder import load_model_folder
+    from trm_core.rundir.layout import RunDir
+    from trm_tui.cli.main import main
+
+    out = tmp_path / "model"
+    assert main(["export", "model", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    card = (out / "README.md").read_text()
+    ema_eval = [e for e in events(sudoku_run, "eval") if e["step"] == 20][0]
+    assert "library_name: trm-tui" in card and f"exact {ema_eval['exact']:.4f}" in card and "ema weights" in card
+    model, config = load_model_folder(out)
+    assert config["task"] == "sudoku" and config["trained"]["step"] == 20 and config["vocab_size"] == 11
+    reference = loading.load(RunDir.at(sudoku_run), "20", device="cpu")
+    batch = reference.dataset.examples("test", 0, 6)
+    with torch.inference_mode():
+        ours = model.initial_state(6, reference.cfg.model.seq_len)
+        theirs = reference.ev.model.initial_state(6, reference.cfg.model.seq_len)
+        for _ in range(reference.cfg.model.max_supervision_steps):
+            a, b = model(batch.inputs, *ours), reference.ev.model(batch.inputs, *theirs)
+            assert torch.equal(a.logits, b.logits) and torch.equal(a.halt_logit, b.halt_logit)
+            ours, theirs = (a.y, a.z), (b.y, b.z)
+    capsys.readouterr()
+    assert main(["export", "model", "--run-dir", str(sudoku_run), "--out", str(out)]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"architectures": ["BertModel"]}')
+    with pytest.raises(ConfigError, match="not a TRM model's config"):
+        load_model_folder(tmp_path / "other")

@@ -21,7 +21,7 @@ KINDS_HELP = "comma-separated event kinds (step, eval, checkpoint, run_start, ru
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui export", description="A run's log elsewhere: TensorBoard event files "
                                 "(which W&B, Aim and trackio import) or a CSV table for pandas.")
-    sub = p.add_subparsers(dest="format", metavar="{tensorboard,csv,config}", required=True)
+    sub = p.add_subparsers(dest="format", metavar="{tensorboard,csv,config,model}", required=True)
     tb = sub.add_parser("tensorboard", help="TensorBoard event files: every step and eval scalar, the config as "
                         "hparams, starts, ends and restarts as text")
     run_dir_arg(tb)
@@ -40,7 +40,30 @@ def parser() -> argparse.ArgumentParser:
     run_dir_arg(cfg)
     cfg.add_argument("--restore", action="store_true", help="write it back as RUN_DIR/config.toml when that file "
                      "no longer reads (the broken one is kept beside it as config.toml.broken)")
+    model = sub.add_parser("model", help="the run's model as a folder a Hugging Face repository can hold: "
+                           "model.safetensors, config.json, README.md (a model card)")
+    run_dir_arg(model)
+    model.add_argument("--checkpoint", default="latest", metavar="latest|best|STEP",
+                       help="which checkpoint (default: the newest)")
+    model.add_argument("--weights", choices=("ema", "raw"), help="the EMA weights (default when the run keeps "
+                       "them) or the raw ones")
+    model.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to create (a new or "
+                       "empty one)")
     return p
+
+
+def export_model(args: argparse.Namespace) -> int:
+    from trm_core.evaluate import loaded as loading
+    from trm_core.export.model_folder import write_model_folder
+
+    run = layout.RunDir.at(existing_run(args.run_dir))
+    checkpoint = loading.load(run, args.checkpoint, args.weights, "cpu")
+    if checkpoint.why:
+        print(f"trm-tui export: {checkpoint.why}", file=sys.stderr)
+    folder = write_model_folder(checkpoint, args.out)
+    print(f"step {checkpoint.info.step} ({checkpoint.weights} weights) written to {folder}: model.safetensors, "
+          f"config.json, README.md")
+    return 0
 
 
 def existing_run(run_dir: Path) -> Path:
@@ -105,6 +128,8 @@ def export_csv(args: argparse.Namespace) -> int:
 
 def cmd_export(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.format == "model":
+        return export_model(args)
     if args.format == "config":
         return export_config(args)
     return export_tensorboard(args) if args.format == "tensorboard" else export_csv(args)
