@@ -47,26 +47,26 @@ def probability(text: str) -> float:
 
 def add_test_time_flags(p: argparse.ArgumentParser) -> None:
     think = p.add_argument_group("test-time compute (the same weights, run longer, stopped by their halting head, "
-                                 "or as several noisy trajectories)")
+                                 "or as several noisy trajectories; each default is the run's [eval] section, "
+                                 "the eval as trained unless it says otherwise)")
     think.add_argument("--supervision-steps", type=at_least_one, metavar="N", help="run N supervision steps, "
-                       "more than training used if you like (default: as trained); exact_by_step covers all N")
+                       "more than training used if you like; exact_by_step covers all N")
     think.add_argument("--halt", type=probability, nargs="?", const=HALT_AS_TRAINED, metavar="P",
                        help="each example (each trajectory) stops once its halting head says so, as a deployed "
                        "model would: above probability P (default: the run's model.halt_threshold)")
     think.add_argument("--trajectories", type=at_least_one, metavar="K", help="run each example as K "
-                       "trajectories side by side (one batched forward) and keep one answer (PTRM); default 1")
+                       "trajectories side by side (one batched forward) and keep one answer (PTRM)")
     think.add_argument("--noise", type=not_negative, metavar="SIGMA", help="Gaussian noise of scale "
-                       "SIGMA added to the latent before every deep recursion step, so trajectories differ "
-                       "(default 0)")
+                       "SIGMA added to the latent before every deep recursion step, so trajectories differ")
     think.add_argument("--select", choices=SELECTIONS, help="the answer kept: the trajectory its "
-                       "halting head is most confident in (q, default) or the most common answer (vote)")
+                       "halting head is most confident in (q) or the most common answer (vote)")
     think.add_argument("--settle", type=int, metavar="M", help="stop an example's trajectories as soon "
                        "as M of them agree on the answer, and keep that answer: compute spent where it pays "
-                       "(default 0: off)")
+                       "(0: off)")
     think.add_argument("--escalate", action="store_true", default=None, help="run one plain trajectory first; "
                        "only the examples its halting head was never sure of run the K trajectories (needs --halt): "
                        "the compute goes to the hard examples")
-    think.add_argument("--seed", type=int, help="the noise's seed (default 0): a rerun gives the same figures")
+    think.add_argument("--seed", type=int, help="the noise's seed: a rerun gives the same figures")
     think.add_argument("--as-trained", action="store_true", help="ignore the run's [eval] section: the settings "
                        "the model was trained with (each flag above still applies)")
 
