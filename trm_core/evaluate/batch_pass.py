@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 
 from trm_core.data.base import Batch
-from trm_core.evaluate.eval_model import EvalModel, Observer, Running, Trace, exiting_rows
+from trm_core.evaluate.eval_model import EvalModel, Observer, Running, Trace, add_figures, exiting_rows
 from trm_core.evaluate.test_time.trajectories import LatentNoise
 from trm_core.evaluate.test_time.trajectory_pass import FORWARD_STEPS, evaluate_trajectories
 from trm_core.train.sample_loss import Losses
@@ -54,16 +54,11 @@ def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observe
 
 
 def _add_exits(totals: dict[str, float], losses: Losses, exiting: torch.Tensor, sup: int) -> int:
-    """The exiting rows' figures added to ``totals`` (summed in float64: the same examples give the same
-    figures whatever the batch size); how many exited."""
+    """The exiting rows' figures added to ``totals``; how many exited."""
     ce, _, accuracy, exact, hidden_acc = losses
-    totals["loss"] += ce[exiting].double().sum().item()
-    totals["accuracy"] += accuracy[exiting].double().sum().item()
-    totals["exact"] += exact[exiting].sum().item()
-    if hidden_acc is not None:
-        totals["masked_accuracy"] += hidden_acc[exiting].double().sum().item()
     exited = int(exiting.sum())
-    totals["sup_steps"] += exited * (sup + 1)
+    add_figures(totals, ce[exiting], accuracy[exiting], exact[exiting],
+                None if hidden_acc is None else hidden_acc[exiting], exited * (sup + 1))
     return exited
 
 

@@ -1,5 +1,6 @@
 """What every eval runs: the model and the rules a sample exits by (``EvalModel``), who hears its steps
-(``Trace``, an ``Observer``), and the rows of a batch still running (``Running``). The one-trajectory pass
+(``Trace``, an ``Observer``), the rows of a batch still running (``Running``), and how scored rows add to an
+eval's sums (``add_figures``). The one-trajectory pass
 (``batch_pass``) and the K-trajectory pass (``test_time.trajectory_pass``) are both built on these."""
 
 from __future__ import annotations
@@ -105,3 +106,15 @@ def exiting_rows(ev: EvalModel, halt_logit: torch.Tensor, last: bool) -> torch.T
     if ev.halt_in_eval:
         return halts(halt_logit, ev.halt_logit_threshold) | last
     return torch.full_like(halt_logit, last, dtype=torch.bool)
+
+
+def add_figures(totals: dict[str, float], ce: torch.Tensor, accuracy: torch.Tensor, exact: torch.Tensor,
+                hidden_accuracy: torch.Tensor | None, steps_run: float) -> None:
+    """Scored rows' figures added to an eval's sums, in float64: the same examples give the same figures
+    whatever the batch size, and whichever pass scored them."""
+    totals["loss"] += ce.double().sum().item()
+    totals["accuracy"] += accuracy.double().sum().item()
+    totals["exact"] += exact.double().sum().item()
+    if hidden_accuracy is not None:
+        totals["masked_accuracy"] += hidden_accuracy.double().sum().item()
+    totals["sup_steps"] += steps_run

@@ -15,7 +15,6 @@ from trm_core.evaluate import session
 from trm_core.evaluate.arc.vote import ArcVoting
 from trm_core.evaluate.batch_pass import evaluate_batches, figures
 from trm_core.evaluate.eval_model import EvalModel, Observer, Trace
-from trm_core.evaluate.tasks import task_of
 from trm_core.evaluate.test_time.settings import TestTime
 from trm_core.train.steps.step_host import StepHost
 from trm_core.train.trainer import Trainer
@@ -98,12 +97,7 @@ def save_predictions(trainer: Trainer, dataset: Dataset, voting: ArcVoting | Non
     size = dataset.split_size("test")
     test_time = TestTime.in_training(cfg)
     trained = cfg.model.max_supervision_steps
-    context = {"task": task_of(cfg, dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
-               "vocab_size": dataset.vocab_size, "step": step, "weights": weights, "split": "test",
-               "halt_threshold": test_time.halt if test_time.halt is not None else cfg.model.halt_threshold,
-               "halt_in_eval": test_time.halt is not None or cfg.model.halt_in_eval,
-               "supervision_steps": test_time.steps(trained), "trained_supervision_steps": trained,
-               "run_dir": str(evals.parent)} | test_time.trajectories.record()
+    context = session.eval_context(cfg, dataset, step, weights, "test", evals.parent, test_time)
     name = session.folder_name(step, weights, "test", count, size) + test_time.folder_suffix(trained)
     folder = session.EvalFolder(evals, name, count, cfg.model.seq_len, test_time.steps(trained), dataset.vocab_size,
                                 cfg.data.kind == "code", context, voting=None,
@@ -114,8 +108,7 @@ def save_predictions(trainer: Trainer, dataset: Dataset, voting: ArcVoting | Non
         metrics = session.event_fields(result) | folder.per_step() | {
             "step": step, "epoch": epoch, "checkpoint": None, "weights": weights, "split": "test",
             "examples": count, "batch_size": cfg.train.batch_size, "device": str(trainer.device),
-            "seconds": round(seconds, 3), "in_training": True} | \
-            test_time.record(trained, cfg.model.halt_threshold if cfg.model.halt_in_eval else None)
+            "seconds": round(seconds, 3), "in_training": True} | test_time.record(cfg.model)
         return folder.finish(metrics, voting)
     finally:
         folder.discard()

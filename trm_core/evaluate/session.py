@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from trm_core.config import ConfigError
-from trm_core.data.base import Batch
+from trm_core.config import Config, ConfigError
+from trm_core.data.base import Batch, Dataset
 from trm_core.evaluate.arc.vote import ArcVoting
 from trm_core.evaluate.test_time.halting_calibration import calibration
 from trm_core.evaluate.loaded import LoadedCheckpoint
@@ -191,7 +191,7 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
         seconds = time.perf_counter() - t0
         metrics = figures(totals, scored, any_hidden) | (voting.result() if voting is not None else {})
         metrics = metrics_record(metrics, folder.per_step(), loaded, split, count, batch, seconds) | \
-            test_time.record(trained, loaded.cfg.model.halt_threshold if loaded.cfg.model.halt_in_eval else None)
+            test_time.record(loaded.cfg.model)
         final = folder.finish(metrics)
     finally:
         folder.discard()
@@ -199,16 +199,18 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
 
 
 def context_of(loaded: LoadedCheckpoint, split: str, test_time: TestTime = TestTime()) -> dict[str, Any]:
-    """What the browser needs to draw an example: the task, the data, the checkpoint, and how it ran (the
-    steps past the trained depth are those after trained_supervision_steps)."""
-    cfg = loaded.cfg
-    return {"task": task_of(cfg, loaded.dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
-            "vocab_size": loaded.dataset.vocab_size, "step": loaded.info.step, "weights": loaded.weights,
-            "split": split, "halt_threshold": test_time.halt if test_time.halt is not None else cfg.model.halt_threshold,
-            "halt_in_eval": test_time.halt is not None or cfg.model.halt_in_eval,
-            "supervision_steps": test_time.steps(cfg.model.max_supervision_steps),
-            "trained_supervision_steps": cfg.model.max_supervision_steps, "run_dir": str(loaded.run.root)} | \
-        test_time.trajectories.record()
+    """What the browser needs to draw an example of ``loaded``'s eval (``eval_context``)."""
+    return eval_context(loaded.cfg, loaded.dataset, loaded.info.step, loaded.weights, split, loaded.run.root,
+                        test_time)
+
+
+def eval_context(cfg: Config, dataset: Dataset, step: int, weights: str, split: str, run_dir: Path,
+                 test_time: TestTime) -> dict[str, Any]:
+    """What the browser needs to draw an example: the task, the data, the checkpoint, and how it ran; the same
+    for ``trm-tui eval`` and the in-training eval's saved predictions."""
+    return {"task": task_of(cfg, dataset), "data_kind": cfg.data.kind, "dataset_dir": cfg.data.dataset_dir,
+            "vocab_size": dataset.vocab_size, "step": step, "weights": weights, "split": split,
+            "run_dir": str(run_dir)} | test_time.context(cfg.model)
 
 
 def event_fields(figures_: dict[str, Any]) -> dict[str, Any]:

@@ -105,15 +105,11 @@ def load_model_folder(folder: Path | str, device: str = "cpu") -> tuple[Any, dic
     from safetensors.torch import load_file
 
     from trm_core.config import ModelConfig
+    from trm_core.prep.arc import read_json
     from trm_core.train.model import build_model
 
     folder = Path(folder)
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{folder}: no {CONFIG_FILE}; not a model folder (trm-tui export model writes one)") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{folder / CONFIG_FILE}: not readable JSON ({exc})") from None
+    config = read_json(folder / CONFIG_FILE, "a model folder's; trm-tui export model writes one")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ConfigError(f"{folder / CONFIG_FILE}: not a TRM model's config (its \"format\" is not {FORMAT!r})")
     try:

@@ -143,7 +143,7 @@ def cmd_eval(argv: list[str]) -> int:
 
 def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
     """``--sweep GRID``: one eval per combination, a table line as each finishes, the chart at the end."""
-    from trm_core.evaluate.test_time.sweep import parse_sweep, run_sweep
+    from trm_core.evaluate.test_time.sweep import parse_sweep, run_sweep, sweep_path
     from trm_tui.cli.sweep_view import HEADER, print_sweep, row_line
 
     for flag, value in (("--arc-submission", args.arc_submission), ("--show", args.show)):
@@ -161,10 +161,7 @@ def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
         if not args.json:
             print(row_line(row), flush=True)
 
-    from trm_core.evaluate.test_time.sweep import sweep_folder
-    size = checkpoint.dataset.split_size(args.split)
-    count = size if args.limit is None else min(args.limit, size)
-    path = evals / sweep_folder(checkpoint, args.split, count, args.sweep) / "metrics.json"
+    path = sweep_path(checkpoint, args.sweep, args.split, args.limit, evals)
     try:
         run_sweep(checkpoint, points, args.sweep, args.split, args.limit, args.batch_size, evals, on_row)
     except KeyboardInterrupt:

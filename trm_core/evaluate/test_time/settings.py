@@ -89,12 +89,21 @@ class TestTime:
                          + f", seed {t.seed}")
         return ", ".join(parts)
 
-    def record(self, trained_steps: int, trained_halt: float | None) -> dict[str, Any]:
-        """metrics.json's account of the settings the eval ran with; ``trained_halt``: the run's halting
-        probability when its own eval halts (model.halt_in_eval), else None."""
-        return {"supervision_steps": self.steps(trained_steps),
-                "trained_supervision_steps": trained_steps,
+    def record(self, model: Any) -> dict[str, Any]:
+        """metrics.json's account of the settings the eval ran with, for a run whose model section is
+        ``model``: its halting probability counts when its own eval halts (model.halt_in_eval)."""
+        trained_halt = model.halt_threshold if model.halt_in_eval else None
+        return {"supervision_steps": self.steps(model.max_supervision_steps),
+                "trained_supervision_steps": model.max_supervision_steps,
                 "halt_probability": self.halt if self.halt is not None else trained_halt} | self.trajectories.record()
+
+    def context(self, model: Any) -> dict[str, Any]:
+        """What a predictions folder's index says of how the model ran (the browser marks the steps past
+        trained_supervision_steps), for a run whose model section is ``model``."""
+        return {"halt_threshold": self.halt if self.halt is not None else model.halt_threshold,
+                "halt_in_eval": self.halt is not None or model.halt_in_eval,
+                "supervision_steps": self.steps(model.max_supervision_steps),
+                "trained_supervision_steps": model.max_supervision_steps} | self.trajectories.record()
 
 
 def steps_used(exit_steps: list[int], max_steps: int) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.predictions import METRICS
 from trm_core.evaluate.session import folder_name, run_eval
 from trm_core.evaluate.test_time.settings import TestTime
-from trm_core.evaluate.test_time.trajectories import SELECTIONS
 
 # a sweep's axes: the name on the command line, how a value reads, and the TestTime it sets
 AXES: dict[str, tuple[Callable[[str], Any], Callable[[TestTime, Any], TestTime]]] = {
@@ -81,18 +80,19 @@ def _problem(test_time: TestTime, halts_as_trained: bool) -> str | None:
         return f"steps={test_time.supervision_steps}: must be at least 1"
     if test_time.halt is not None and not 0 < test_time.halt < 1:
         return f"halt={test_time.halt:g}: a halting probability is between 0 and 1 (0: no halting)"
-    t = test_time.trajectories
-    if t.select not in SELECTIONS:
-        return f"select={t.select}: one of {', '.join(SELECTIONS)}"
     problem = test_time.problem(halts_as_trained)
     return problem.replace("--", "") if problem else None
 
 
-def sweep_folder(loaded: LoadedCheckpoint, split: str, count: int, text: str) -> str:
-    """``sweep-step-N-WEIGHTS-SPLIT-GRID``: each grid its own folder, so a second sweep keeps the first."""
+def sweep_path(loaded: LoadedCheckpoint, text: str, split: str = "test", limit: int | None = None,
+               evals: Path | None = None) -> Path:
+    """``EVALS/sweep-step-N-WEIGHTS-SPLIT-GRID/metrics.json``: each grid its own folder, so a second sweep keeps
+    the first."""
+    size = loaded.dataset.split_size(split)
+    count = size if limit is None else max(0, min(limit, size))
     grid = "_".join(text.split())
-    return "sweep-" + folder_name(loaded.info.step, loaded.weights, split, count,
-                                  loaded.dataset.split_size(split)) + f"-{grid}"
+    name = "sweep-" + folder_name(loaded.info.step, loaded.weights, split, count, size) + f"-{grid}"
+    return (evals or loaded.run.evals) / name / METRICS
 
 
 def run_sweep(loaded: LoadedCheckpoint, points: list[Point], text: str, split: str = "test",
@@ -102,9 +102,7 @@ def run_sweep(loaded: LoadedCheckpoint, points: list[Point], text: str, split: s
     """Each point evaluated in turn (no predictions written), its row added to the sweep's metrics.json as it
     finishes; the file and the rows."""
     evals = evals or loaded.run.evals
-    size = loaded.dataset.split_size(split)
-    count = size if limit is None else max(0, min(limit, size))
-    path = evals / sweep_folder(loaded, split, count, text) / METRICS
+    path = sweep_path(loaded, text, split, limit, evals)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     trained = loaded.cfg.model.max_supervision_steps
@@ -115,7 +113,7 @@ def run_sweep(loaded: LoadedCheckpoint, points: list[Point], text: str, split: s
             row = _row(point, outcome.metrics, trained)
             rows.append(row)
             _write(path, {"sweep": text, "step": loaded.info.step, "weights": loaded.weights, "split": split,
-                          "examples": count, "device": str(loaded.ev.device), "rows": rows,
+                          "examples": outcome.metrics["examples"], "device": str(loaded.ev.device), "rows": rows,
                           "complete": len(rows) == len(points), "time": time.time()})
             if on_row is not None:
                 on_row(row)

@@ -43,7 +43,7 @@ class Trajectories:
         """What is wrong with these settings, naming the flag; None when they can run."""
         if self.count < 1:
             return f"--trajectories must be 1 or more, not {self.count}"
-        if not self.noise >= 0 or self.noise != self.noise:
+        if not self.noise >= 0:  # NaN too
             return f"--noise must be 0 or more, not {self.noise}"
         if self.select not in SELECTIONS:
             return f"--select must be one of {', '.join(SELECTIONS)}, not {self.select!r}"

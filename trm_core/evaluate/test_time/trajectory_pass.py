@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from trm_core.data.base import Batch
-from trm_core.evaluate.eval_model import EvalModel, Observer, Running, Trace, exiting_rows
+from trm_core.evaluate.eval_model import EvalModel, Observer, Running, Trace, add_figures, exiting_rows
 from trm_core.evaluate.test_time.trajectories import LatentNoise, Trajectories, choose, settled
 from trm_core.train.halting import halts
 
@@ -54,13 +54,13 @@ class _Outcome:
         the rest keep theirs, their one trajectory repeated K times."""
         k = other.answers.shape[1]
         merged = dataclasses.replace(
-            self, answers=self.answers.expand(-1, k, -1).clone(), logits=self.logits.expand(-1, k).clone(),
-            steps=self.steps.expand(-1, k).clone(), forward_steps=self.forward_steps + other.forward_steps)
+            self, answers=self.answers.expand(-1, k, -1), logits=self.logits.expand(-1, k),
+            steps=self.steps.expand(-1, k), forward_steps=self.forward_steps + other.forward_steps)
         for name in ("ce", "accuracy", "exact", "hidden_accuracy", "step", "answers", "logits", "steps", "chosen",
                      "halted"):
             mine = getattr(merged, name)
             if mine is not None:
-                mine = mine.clone()
+                mine = mine.clone(memory_format=torch.contiguous_format)  # an expanded view becomes K copies
                 mine[rows] = getattr(other, name)
                 setattr(merged, name, mine)
         replaced = torch.zeros(len(self.step), dtype=torch.bool, device=rows.device)
@@ -186,11 +186,7 @@ def _kept(ev: EvalModel, answers: torch.Tensor, logits: torch.Tensor, halted: to
 
 
 def _add_kept(totals: dict[str, float], outcome: _Outcome) -> None:
-    """The kept trajectories' figures summed into ``totals`` (in float64, as a single trajectory's are)."""
-    totals["loss"] += outcome.ce.sum().item()
-    totals["accuracy"] += outcome.accuracy.sum().item()
-    totals["exact"] += outcome.exact.sum().item()
-    if outcome.hidden_accuracy is not None:
-        totals["masked_accuracy"] += outcome.hidden_accuracy.sum().item()
-    totals["sup_steps"] += outcome.step.sum().item()
+    """The kept trajectories' figures added to ``totals``, and what all the trajectories cost."""
+    add_figures(totals, outcome.ce, outcome.accuracy, outcome.exact, outcome.hidden_accuracy,
+                outcome.step.sum().item())
     totals[FORWARD_STEPS] += outcome.forward_steps
