@@ -21,7 +21,6 @@ of every step, the carry in between included. Exit status 1 on any FAIL.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 from trm_core.config import resolve
 from trm_core.data.base import IGNORE, Batch
 from trm_core.train.trainer import Trainer
+from trm_core.weights.reference import our_name
 
 
 def ref_config(a: argparse.Namespace, net: str) -> dict:
@@ -56,29 +56,12 @@ def our_config(a: argparse.Namespace, net: str):
     return resolve(env={}, sets=[f"{k}={v}" for k, v in sets.items()], default_file=Path("/nonexistent/config.toml"))
 
 
-# reference state_dict key (under ACTLossHead: "model.inner.") -> ours, per pattern; every key must match one
-KEY_MAP = [
-    (r"model\.inner\.embed_tokens\.embedding_weight", "embed_tokens.weight"),
-    (r"model\.inner\.lm_head\.weight", "lm_head.weight"),
-    (r"model\.inner\.q_head\.(weight|bias)", r"q_head.\1"),
-    (r"model\.inner\.puzzle_emb\.weights", "puzzle_emb.weights"),
-    (r"model\.inner\.H_init", "y_init"),   # z_H is the answer y
-    (r"model\.inner\.L_init", "z_init"),   # z_L is the latent z
-    (r"model\.inner\.L_level\.layers\.(\d+)\.self_attn\.qkv_proj\.weight", r"net.blocks.\1.attention.qkv.weight"),
-    (r"model\.inner\.L_level\.layers\.(\d+)\.self_attn\.o_proj\.weight", r"net.blocks.\1.attention.out.weight"),
-    (r"model\.inner\.L_level\.layers\.(\d+)\.mlp_t\.gate_up_proj\.weight", r"net.blocks.\1.token_mlp.gate_up.weight"),
-    (r"model\.inner\.L_level\.layers\.(\d+)\.mlp_t\.down_proj\.weight", r"net.blocks.\1.token_mlp.down.weight"),
-    (r"model\.inner\.L_level\.layers\.(\d+)\.mlp\.gate_up_proj\.weight", r"net.blocks.\1.mlp.gate_up.weight"),
-    (r"model\.inner\.L_level\.layers\.(\d+)\.mlp\.down_proj\.weight", r"net.blocks.\1.mlp.down.weight"),
-]
-
-
 def name_map(ref_sd: dict, our_sd: dict) -> dict[str, str]:
-    mapping = {}
-    for rk in ref_sd:
-        hits = [re.sub(p, r, rk) for p, r in KEY_MAP if re.fullmatch(p, rk)]
-        assert len(hits) == 1, f"reference key {rk!r}: {len(hits)} patterns match"
-        mapping[rk] = hits[0]
+    """The reference's key -> ours, by trm-tui import's own map (trm_core/weights/reference.py): every key of both
+    sides exactly once, every shape equal."""
+    mapping = {rk: our_name(rk) for rk in ref_sd}
+    unknown = [rk for rk, ok in mapping.items() if ok is None]
+    assert not unknown, f"reference keys the map does not know: {unknown}"
     targets = list(mapping.values())
     assert len(set(targets)) == len(targets), "two reference tensors map to one of ours"
     assert set(targets) == set(our_sd), (f"unmapped ours: {sorted(set(our_sd) - set(targets))}; "

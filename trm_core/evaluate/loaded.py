@@ -130,9 +130,13 @@ def run_config(run: RunDir) -> Config:
 
 
 def run_data(run: RunDir) -> tuple[Config, Dataset, str]:
-    """The run's config, its dataset, and the task its examples are drawn as (``tasks.task_of``)."""
+    """The run's config, its dataset, and the task its examples are drawn as (``tasks.task_of``); a ``--model``
+    run made without a dataset has its model's shape instead (enough to solve a puzzle, not to evaluate)."""
+    from trm_core.weights.model_run import shape_of
+
     cfg = run_config(run)
-    dataset = build_dataset(cfg)
+    shape = None if cfg.data.dataset_dir else shape_of(run)
+    dataset = shape if shape is not None else build_dataset(cfg)
     return cfg, dataset, task_of(cfg, dataset)
 
 

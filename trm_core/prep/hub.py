@@ -27,38 +27,41 @@ class HubSources:
 def fetch_sources(repo: str, revision: str | None = None) -> HubSources:
     """``train.csv`` and ``test.csv`` of the dataset repository ``repo``, downloaded into (or found in) the hub's
     cache; the hub client draws its own progress bars on stderr."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise ConfigError("--hub needs the huggingface_hub package (pip install huggingface_hub); or download the "
-                          "CSVs yourself and give --csv and --test-csv") from None
-    paths = [_download(hf_hub_download, repo, name, revision) for name in SPLIT_FILES]
+    paths = [download(repo, name, revision, "dataset", "download the CSVs yourself and give --csv and --test-csv")
+             for name in SPLIT_FILES]
     return HubSources(repo, *paths)
 
 
-def _download(hf_hub_download, repo: str, filename: str, revision: str | None) -> Path:  # noqa: ANN001
-    from huggingface_hub import constants, errors
-
-    where = f"{filename} of the dataset {repo} on the Hugging Face hub"
+def download(repo: str, filename: str, revision: str | None, repo_type: str, instead: str) -> Path:
+    """One file of a hub repository (``repo_type`` "dataset" or "model"), from the hub's cache or the network;
+    every failure a ``ConfigError`` that says why, ``instead`` naming what the user can do without the hub."""
     try:
-        return Path(hf_hub_download(repo, filename, repo_type="dataset", revision=revision))
+        from huggingface_hub import constants, errors, hf_hub_download
+    except ImportError:
+        raise ConfigError(f"hub files need the huggingface_hub package (pip install huggingface_hub); or "
+                          f"{instead}") from None
+
+    kind = "dataset" if repo_type == "dataset" else "model"
+    where = f"{filename} of the {kind} {repo} on the Hugging Face hub"
+    try:
+        return Path(hf_hub_download(repo, filename, repo_type=repo_type, revision=revision))
     except errors.GatedRepoError:
-        raise ConfigError(f"{where}: the dataset is gated; accept its terms on the hub and log in (hf auth login, "
+        raise ConfigError(f"{where}: the {kind} is gated; accept its terms on the hub and log in (hf auth login, "
                           f"or HF_TOKEN)") from None
     except errors.RepositoryNotFoundError:
-        raise ConfigError(f"{where}: no such dataset at {constants.ENDPOINT} (check the name; a private one "
+        raise ConfigError(f"{where}: no such {kind} at {constants.ENDPOINT} (check the name; a private one "
                           f"needs HF_TOKEN)") from None
     except errors.RevisionNotFoundError:
         raise ConfigError(f"{where}: no revision {revision!r}") from None
     except errors.EntryNotFoundError as exc:
         if not isinstance(exc, errors.LocalEntryNotFoundError):
-            raise ConfigError(f"{where}: the dataset has no such file") from None
+            raise ConfigError(f"{where}: the {kind} has no such file") from None
         if constants.HF_HUB_OFFLINE:
             raise ConfigError(f"{where}: not in the hub cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is "
                               f"set; fetch it on a machine with a network, or unset HF_HUB_OFFLINE") from None
         raise ConfigError(f"{where}: cannot reach {constants.ENDPOINT} and the file is not in the hub cache "
                           f"({constants.HF_HUB_CACHE}); check the network (or HF_ENDPOINT for a mirror), or "
-                          f"download the CSVs yourself and give --csv and --test-csv") from None
+                          f"{instead}") from None
     except errors.HfHubHTTPError as exc:
         raise ConfigError(f"{where}: the hub answered {exc}") from None
     except OSError as exc:  # the cache's disk: full, read-only, no permission

@@ -96,6 +96,9 @@ class RunStart(Event):
     threads: int = doc("torch CPU threads in use")
     backend: str | None = doc("with several ranks: the torch.distributed backend (`nccl`, `gloo`)", optional=True)
     hosts: list | None = doc("with several ranks: each rank's host name, in rank order", optional=True)
+    weights_from: str | None = doc("where the starting weights came from: `train.init_from`'s source (a run's "
+                                   "checkpoint, a model folder, a hub repo), or for a run `trm-tui import` wrote, "
+                                   "the checkpoint it converted", optional=True)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from trm_core.config import Config
+from trm_core.config import Config, ConfigError
 from trm_core.data.base import Batch
 from trm_core.distributed.group import Group
 from trm_core.train.carry import Carry
@@ -198,6 +198,10 @@ class Trainer:
                 for name, value in local.items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "optimizer" not in state:  # trm-tui import's run: weights only (trm_core/weights/as_run.py)
+            source = state.get("imported", "no optimizer state")
+            raise ConfigError(f"this run's checkpoint holds imported weights ({source}), nothing to resume; "
+                              f"fine-tune from it in a new run: --set train.init_from='RUN_DIR'")
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])

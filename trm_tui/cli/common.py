@@ -18,6 +18,29 @@ def run_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run folder (default: runs/default)")
 
 
+def model_args(p: argparse.ArgumentParser, dataset_help: str) -> None:
+    """``--model DIR|hf:OWNER/NAME[@REV]`` instead of ``--run-dir``, and the ``--dataset`` it answers."""
+    p.add_argument("--model", metavar="DIR|hf:REPO", help="a model folder (trm-tui export model) or a Hugging Face "
+                   "repository holding one, instead of --run-dir (safetensors only: no pickle, no code run)")
+    p.add_argument("--dataset", type=Path, metavar="DIR", help=dataset_help)
+
+
+def run_or_model(args: argparse.Namespace, argv: list[str]) -> RunDir:
+    """The run ``--run-dir`` names, or the run ``--model`` opens as (made once, in the cache)."""
+    from trm_core.config import ConfigError
+
+    given = {a.split("=")[0] for a in argv}
+    if args.model is None:
+        if args.dataset is not None:
+            raise ConfigError("--dataset goes with --model; a run reads its own dataset")
+        return RunDir.at(args.run_dir)
+    if "--run-dir" in given:
+        raise ConfigError("--model and --run-dir: give one (a model folder or hub repository, or a run)")
+    from trm_core.weights.model_run import model_run
+
+    return model_run(args.model, args.dataset)
+
+
 def not_a_run_folder(run_dir: Path) -> str | None:
     """Why ``run_dir`` cannot hold a run (a file, or nothing there), in words; None for a folder."""
     if run_dir.is_dir():

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from trm_core.config import ConfigError
 from trm_core.rundir.layout import EXIT_INTERRUPTED, RunDir
-from trm_tui.cli.common import run_dir_arg
+from trm_tui.cli.common import model_args, run_dir_arg, run_or_model
 from trm_tui.cli.test_time_flags import add_test_time_flags, given_test_time_flags, test_time_from, test_time_text
 
 
@@ -23,6 +23,7 @@ def eval_parser() -> argparse.ArgumentParser:
                                 "step, as the paper evaluates. Writes RUN/evals/step-N-WEIGHTS-SPLIT/ (metrics.json, "
                                 "predictions/). Safe beside a live run: it takes no lock and writes only there.")
     run_dir_arg(p)
+    model_args(p, "with --model: the dataset to evaluate it on (its test split, or --split train)")
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|STEP",
                    help="which checkpoint: the newest (default), the one whose eval scored best in the log, or a step")
     p.add_argument("--checkpoints", metavar="A,B,...", help="ARC: an ensemble on purpose: each named checkpoint "
@@ -89,7 +90,10 @@ def _clock(seconds: float) -> str:
 
 def cmd_eval(argv: list[str]) -> int:
     args = eval_parser().parse_args(argv)
-    run = RunDir.at(args.run_dir)
+    if args.model is not None and args.dataset is None:
+        raise ConfigError("--model: give --dataset DIR too, the puzzles to evaluate it on (a model folder holds "
+                          "no data)")
+    run = run_or_model(args, argv)
     if not run.root.is_dir():
         what = "is a file, not a run folder" if run.root.exists() else "does not exist"
         raise ConfigError(f"--run-dir {run.root}: the folder {what}")

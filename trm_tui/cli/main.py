@@ -35,7 +35,9 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("trm_tui.cli.eval", "cmd_eval", "evaluate a checkpoint on a dataset's test split"),
     "solve": Command("trm_tui.cli.solve", "cmd_solve", "answer one puzzle with a trained model"),
     "data": Command("trm_tui.cli.data", "cmd_data", "build a puzzle dataset (sudoku, maze, arc) or generate Sudokus"),
-    "export": Command("trm_tui.cli.export", "cmd_export", "a run's figures to TensorBoard or CSV"),
+    "export": Command("trm_tui.cli.export", "cmd_export", "a run's figures (TensorBoard, CSV) or its model (a "
+                      "folder for the hub)"),
+    "import": Command("trm_tui.cli.import_weights", "cmd_import", "the reference's checkpoint as a run of ours"),
     "doctor": Command("trm_tui.cli.doctor", "cmd_doctor", "check what would make a long run fail hours in"),
 }
 

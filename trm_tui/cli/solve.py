@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from trm_core.config import ConfigError
-from trm_core.rundir.layout import RunDir
-from trm_tui.cli.common import run_dir_arg
+from trm_tui.cli.common import model_args, run_dir_arg, run_or_model
 from trm_tui.cli.test_time_flags import add_test_time_flags, test_time_from, test_time_text
 
 
@@ -22,6 +21,7 @@ def solve_parser() -> argparse.ArgumentParser:
                                 "task JSON file; '-' reads it from stdin.")
     p.add_argument("puzzle", help="the puzzle, a file holding it, or - for stdin")
     run_dir_arg(p)
+    model_args(p, "with --model: the dataset it was trained on, for ARC its tasks' own identifiers (optional)")
     p.add_argument("--checkpoint", default="latest", metavar="latest|best|STEP", help="which checkpoint (default latest)")
     p.add_argument("--weights", choices=("ema", "raw"), help="the EMA weights (default when the run keeps them) or raw")
     p.add_argument("--device", help="where to run it (default: the run's train.device)")
@@ -55,7 +55,7 @@ def _looks_like_a_path(text: str) -> bool:
 
 def cmd_solve(argv: list[str]) -> int:
     args = solve_parser().parse_args(argv)
-    run = RunDir.at(args.run_dir)
+    run = run_or_model(args, argv)
     if not run.root.is_dir():
         raise ConfigError(f"--run-dir {run.root}: no such run folder")
     text, name = _read(args.puzzle)

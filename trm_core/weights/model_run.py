@@ -1,0 +1,121 @@
+"""``--model DIR|hf:OWNER/NAME[@REV]``: a model folder (``trm-tui export model``'s, or a hub repository holding
+one) opened as a completed run, so eval (every test-time setting), solve and the predictions browser take it as
+they take ``--run-dir``. The run lives in the cache (``$XDG_CACHE_HOME/trm-tui/models/``), one per model and
+dataset, made once: a second ``--model`` of the same files opens the same run, its evals beside it.
+
+Only safetensors is read (no pickle, no code run); a folder or repository that is not a TRM model is a
+``ConfigError`` naming what is missing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trm_core.config import Config, ConfigError, resolve
+from trm_core.rundir.layout import RunDir
+from trm_core.weights.sources import hub_file, is_hub, parse_hub
+
+MODEL_CONFIG = "model.json"  # the model folder's config.json, kept in the run: its shape when no dataset is given
+CARD_FILES = ("config.json", "model.safetensors")
+
+
+def models_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trm-tui" / "models"
+
+
+def model_folder(spec: str) -> tuple[Path, str]:
+    """The folder holding the model's files (the hub's cache for ``hf:``), and how to name it."""
+    if is_hub(spec):
+        hub = parse_hub(spec, "--model")
+        instead = "download the repository yourself (config.json, model.safetensors) and give --model DIR"
+        paths = [hub_file(hub, name, instead) for name in CARD_FILES]
+        return paths[0].parent, str(hub)
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"--model {spec}: " + ("a file; give the model's folder (config.json, model.safetensors)"
+                                                 if folder.exists() else "no such folder"))
+    return folder, str(folder.resolve())
+
+
+def _config_of(config: dict[str, Any], dataset_dir: str, where: Path) -> Config:
+    """Our config for the model: its model section and test-time settings, its loss, the data it answers."""
+    sets = [f"model.{k}={v!r}" for k, v in config["model"].items()]
+    sets += [f"eval.{k}={v!r}" for k, v in (config.get("eval") or {}).items()]
+    sets += ["data.kind='puzzles'", f"data.dataset_dir={dataset_dir!r}", f"train.loss={config.get('loss', 'softmax')!r}",
+             "train.ema_decay=0.0", f"train.precision={config.get('precision', 'fp32')!r}", "train.device='auto'"]
+    try:
+        return resolve(env={}, sets=[s.replace("True", "true").replace("False", "false") for s in sets],
+                       default_file=Path("/nonexistent"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """A model's inputs when no dataset is at hand (``solve`` needs no more): what the model folder says."""
+
+    vocab_size: int
+    num_puzzle_ids: int
+    description: str
+    num_train: int = 0
+    num_eval: int = 0
+
+
+def shape_of(run: RunDir) -> ModelShape | None:
+    """The shape a ``--model`` run without a dataset keeps; None for any other run."""
+    path = run.root / MODEL_CONFIG
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return ModelShape(int(config["vocab_size"]), int(config["num_puzzle_ids"]),
+                      f"the model's own shape ({config.get('task', 'puzzles')}; no dataset)")
+
+
+def model_run(spec: str, dataset: Path | None) -> RunDir:
+    """The run that holds model ``spec`` with ``dataset`` (its own shape when None): made once in the cache."""
+    from trm_core.export.model_folder import CONFIG_FILE, WEIGHTS_FILE, load_model_folder
+    from trm_core.train.model import count_parameters
+    from trm_core.weights.as_run import write_weights_run
+
+    folder, source = model_folder(spec)
+    model, config = load_model_folder(folder)
+    if dataset is not None and not dataset.is_dir():
+        raise ConfigError(f"--dataset {dataset}: no such folder")
+    dataset_dir = str(dataset.resolve()) if dataset is not None else ""
+    weights = folder / WEIGHTS_FILE
+    key = hashlib.sha256(json.dumps([(folder / CONFIG_FILE).read_text(encoding="utf-8"), weights.stat().st_size,
+                                     weights.stat().st_mtime_ns, str(weights.resolve()), dataset_dir]).encode())
+    name = re.sub(r"[^\w.-]+", "-", source.removeprefix("hf:").strip("/"))[-48:].strip("-")
+    out = models_cache() / f"{name}-{key.hexdigest()[:12]}"
+    if (out / "checkpoints").is_dir():
+        return RunDir(out)
+    cfg = _config_of(config, dataset_dir, folder / CONFIG_FILE)
+    if dataset is not None:
+        from trm_core.data.factory import build_dataset
+
+        ds = build_dataset(cfg)
+        wanted = (int(config["vocab_size"]), int(config["num_puzzle_ids"]))
+        found = (ds.vocab_size, getattr(ds, "num_puzzle_ids", 1))
+        if wanted != found:
+            raise ConfigError(f"--dataset {dataset}: vocabulary {found[0]} and {found[1]} puzzle identifiers; the "
+                              f"model was trained on {wanted[0]} and {wanted[1]} (another dataset's model? fine-tune "
+                              f"it on this one with train.init_from)")
+        data = ds.description
+    else:
+        data = "none (the model's own shape)"
+    step = int((config.get("trained") or {}).get("step", 0))
+    cfg.train.max_steps = max(1, step)
+    shape = {} if dataset is not None else {MODEL_CONFIG: json.dumps(config, indent=1)}
+    try:
+        return write_weights_run(out, cfg, model.state_dict(), step=step, weights_from=source,
+                                 parameters=count_parameters(model), data=data, files=shape)
+    except (ConfigError, OSError):
+        if (out / "checkpoints").is_dir():  # another command made it first
+            return RunDir(out)
+        raise
+
