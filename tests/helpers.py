@@ -4,15 +4,20 @@ only the pytest fixtures and markers."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
+import urllib.parse
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from trm_core.rundir.events import read_events
 from trm_core.rundir import layout
@@ -182,3 +187,60 @@ def small_arc_set(root: Path, aug: int = 2) -> tuple[dict, dict, Path]:
                     "--test-set", "evaluation", "--out", str(root / "ds"), "--aug", str(aug))
     assert built.returncode == 0, built.stderr
     return puzzles, solutions, root / "ds"
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """The two routes hf_hub_download uses: HEAD and GET of /[datasets/]OWNER/NAME/resolve/REVISION/FILE, with the
+    headers the hub sends (the commit, the file's ETag, its size); any other repository or file is the hub's 404.
+    ``files`` maps "[datasets/]OWNER/NAME" to {path in the repository: bytes}."""
+
+    files: dict[str, dict[str, bytes]] = {}
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def _answer(self) -> bytes | None:
+        repo, _, rest = self.path.split("?")[0].lstrip("/").partition("/resolve/")
+        name = urllib.parse.unquote(rest.partition("/")[2])
+        body = self.files.get(repo, {}).get(name)
+        if body is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "RepoNotFound" if repo not in self.files else "EntryNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", self.commit)
+        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return body
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+        self._answer()
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = self._answer()
+        if body is not None:
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def fake_hub(files: dict[str, dict[str, bytes]]) -> Iterator[str]:
+    """A hub on loopback serving ``files`` (FakeHub); yields its endpoint (HF_ENDPOINT)."""
+    FakeHub.files = files
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def hub_env(tmp_path: Path, **more: str) -> dict[str, str]:
+    """The hub client's own settings, all inside the test's folder (no user token, no user cache)."""
+    return {"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_CACHE": str(tmp_path / "hub-cache"),
+            "HF_HUB_DISABLE_TELEMETRY": "1", **more}

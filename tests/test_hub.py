@@ -5,9 +5,6 @@ written."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
-import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -17,7 +14,7 @@ import pytest
 from trm_core.prep.hub import MAZE_REPO
 from trm_core.prep.puzzle_format import ARRAYS
 
-from helpers import cli_run
+from helpers import FakeHub, cli_run, fake_hub, hub_env
 
 pytestmark = pytest.mark.process
 
@@ -30,59 +27,10 @@ def maze_csv(rows: list[tuple[str, str]]) -> bytes:
     return ("source,q,a,rating\n" + "\n".join(lines) + "\n").encode()
 
 
-class FakeHub(http.server.BaseHTTPRequestHandler):
-    """The two routes hf_hub_download uses for a dataset file: HEAD and GET of .../resolve/REVISION/FILE, with
-    the headers the hub sends (the commit, the file's ETag, its size); any other repository is the hub's 404."""
-
-    files: dict[str, bytes] = {}
-    commit = "0123456789abcdef0123456789abcdef01234567"
-
-    def _answer(self) -> bytes | None:
-        prefix = f"/datasets/{MAZE_REPO}/resolve/"
-        name = self.path.split("?")[0].rsplit("/", 1)[-1]
-        if not self.path.startswith(prefix) or name not in self.files:
-            self.send_response(404)
-            self.send_header("X-Error-Code", "RepoNotFound")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        body = self.files[name]
-        self.send_response(200)
-        self.send_header("X-Repo-Commit", self.commit)
-        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        return body
-
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
-        self._answer()
-
-    def do_GET(self) -> None:  # noqa: N802
-        body = self._answer()
-        if body is not None:
-            self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def hub() -> Iterator[str]:
-    FakeHub.files = {"train.csv": maze_csv(MAZES), "test.csv": maze_csv(MAZES[:2])}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def hub_env(tmp_path: Path, **more: str) -> dict[str, str]:
-    """The hub client's own settings, all inside the test's folder (no user token, no user cache)."""
-    return {"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_CACHE": str(tmp_path / "hub-cache"),
-            "HF_HUB_DISABLE_TELEMETRY": "1", **more}
+    with fake_hub({f"datasets/{MAZE_REPO}": {"train.csv": maze_csv(MAZES), "test.csv": maze_csv(MAZES[:2])}}) as url:
+        yield url
 
 
 def same_set(a: Path, b: Path) -> None:
@@ -94,8 +42,8 @@ def same_set(a: Path, b: Path) -> None:
 
 def test_hub_download_then_the_offline_cache_build_what_the_csvs_build(tmp_path: Path, hub: str) -> None:
     train, test = tmp_path / "train.csv", tmp_path / "test.csv"
-    train.write_bytes(FakeHub.files["train.csv"])
-    test.write_bytes(FakeHub.files["test.csv"])
+    train.write_bytes(FakeHub.files[f"datasets/{MAZE_REPO}"]["train.csv"])
+    test.write_bytes(FakeHub.files[f"datasets/{MAZE_REPO}"]["test.csv"])
     by_hand = tmp_path / "by-hand"
     built = cli_run("data", "maze", "--csv", str(train), "--test-csv", str(test), "--aug", "--out", str(by_hand))
     assert built.returncode == 0, built.stderr

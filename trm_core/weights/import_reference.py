@@ -73,6 +73,7 @@ def import_reference(checkpoint: str, out: Path, config: Path | None = None,
     refuse_taken(out)
     path, yaml_path, source = locate(checkpoint, config)
     data = reference.read_reference_yaml(yaml_path)
+    reference.reference_sets(data, str(yaml_path))  # the architecture is refused before the data is looked for
     cfg = reference.reference_config(data, dataset_of(data, dataset, yaml_path), str(yaml_path))
     ds = build_dataset(cfg)
     model = build_model(cfg.model, ds.vocab_size, getattr(ds, "num_puzzle_ids", 1))

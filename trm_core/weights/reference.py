@@ -106,9 +106,18 @@ def read_reference_yaml(path: Path) -> dict[str, Any]:
 
 
 def reference_config(data: dict[str, Any], dataset_dir: str, where: str) -> Config:
-    """Our config for the reference's ``all_config.yaml`` ``data``: the network and its sizes, halting, the
-    puzzle embedding, the loss and the recipe; ``train.ema_decay`` 0, as the saved weights are the ones the
-    reference evaluated (its EMA copy, when it kept one)."""
+    """Our config for the reference's ``all_config.yaml`` ``data``, reading ``dataset_dir``."""
+    sets = reference_sets(data, where) | {"data.dataset_dir": dataset_dir}
+    try:
+        return resolve(env={}, sets=[f"{k}={v!r}" for k, v in sets.items()], default_file=Path("/nonexistent"))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def reference_sets(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Our config's keys for the reference's ``all_config.yaml`` ``data`` (refused by name where our TRM differs):
+    the network and its sizes, halting, the puzzle embedding, the loss and the recipe; ``train.ema_decay`` 0, as
+    the saved weights are the ones the reference evaluated (its EMA copy, when it kept one)."""
     arch = data["arch"]
 
     def need(key: str) -> Any:
@@ -141,7 +150,7 @@ def reference_config(data: dict[str, Any], dataset_dir: str, where: str) -> Conf
         "model.max_supervision_steps": int(need("halt_max_steps")), "model.num_heads": int(need("num_heads")),
         "model.expansion": float(need("expansion")), "model.pos_encoding": "none" if mlp_t else pos,
         "model.puzzle_emb_len": prefix, "model.halt_exploration": float(arch.get("halt_exploration_prob", 0.0)),
-        "model.halt_loss_weight": 0.5, "data.kind": "puzzles", "data.dataset_dir": dataset_dir,
+        "model.halt_loss_weight": 0.5, "data.kind": "puzzles",
         "train.carry": "refill", "train.loss": LOSS_TYPES[loss], "train.optimizer": "adam_atan2",
         "train.ema_decay": 0.0, "train.max_steps": 0, "train.grad_clip": 0.0,
     }
@@ -150,8 +159,4 @@ def reference_config(data: dict[str, Any], dataset_dir: str, where: str) -> Conf
               "beta2": "train.adam_beta2", "weight_decay": "train.weight_decay", "puzzle_emb_lr":
               "train.puzzle_emb_lr", "puzzle_emb_weight_decay": "train.puzzle_emb_weight_decay", "epochs":
               "train.epochs"}
-    sets |= {ours: data[theirs] for theirs, ours in recipe.items() if data.get(theirs) is not None}
-    try:
-        return resolve(env={}, sets=[f"{k}={v!r}" for k, v in sets.items()], default_file=Path("/nonexistent"))
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    return sets | {ours: data[theirs] for theirs, ours in recipe.items() if data.get(theirs) is not None}

@@ -183,6 +183,8 @@ def _settings_for_start(args: argparse.Namespace, start: Start) -> SupervisorCon
     if live_worker(run_dir) is not None:
         return run_settings(run_dir)  # attach: the run keeps its own config
     try:
+        if args.resume:
+            refuse_imported(start.rundir)
         cfg = start.resolve()
         check_data(cfg)
         failed = doctor_failures(cfg, start.rundir.root, start.preset)
@@ -197,6 +199,16 @@ def _settings_for_start(args: argparse.Namespace, start: Start) -> SupervisorCon
     if args.resume and _complete(start, cfg):
         return 0
     return cfg.supervisor
+
+
+def refuse_imported(run: RunDir) -> None:
+    """A run trm-tui import or --model wrote holds weights alone: no optimizer state to go on from."""
+    from trm_core.weights.as_run import imported_from
+
+    source = imported_from(run)
+    if source is not None:
+        raise ConfigError(f"--resume: the run in {run.root} holds imported weights ({source}), no optimizer state "
+                          f"to resume; fine-tune from them in a new run: --set train.init_from='{run.root}'")
 
 
 def _complete(start: Start, cfg: config_mod.Config) -> bool:

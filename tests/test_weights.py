@@ -1,0 +1,197 @@
+"""Weights from elsewhere: a checkpoint in the reference's own layout (its compiled ACTLossHead's state dict,
+saved by pretrain.py as ``step_N`` beside ``all_config.yaml``) imports as a completed run whose model gives the
+same logits at every supervision step; a model folder and a reference checkpoint come from a hub served on
+loopback; every refusal is exit 2, naming the problem, with nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from helpers import cli_run, events, fake_hub, hub_env
+from trm_core.weights.reference import reference_name
+
+SUDOKU = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+pytestmark = pytest.mark.process
+
+
+@pytest.fixture(scope="module")
+def sudoku_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trm_tui.cli.main import main
+
+    root = tmp_path_factory.mktemp("weights")
+    assert main(["data", "sudoku-generate", "--count", "24", "--blanks", "40", "--out", str(root / "p.csv"),
+                 "--seed", "3"]) == 0
+    assert main(["data", "sudoku", "--csv", str(root / "p.csv"), "--out", str(root / "ds"), "--aug", "2"]) == 0
+    return root / "ds"
+
+
+def reference_arch(net: str, dim: int, prefix: int) -> dict:
+    """all_config.yaml's arch section as the reference writes it (config/arch/trm.yaml's keys, pretrain.py's
+    yaml.dump of PretrainConfig), small."""
+    return {"name": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1",
+            "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"},
+            "halt_exploration_prob": 0.1, "halt_max_steps": 3, "H_cycles": 2, "L_cycles": 2, "H_layers": 0,
+            "L_layers": 1, "hidden_size": dim, "num_heads": 2, "expansion": 4, "puzzle_emb_ndim": dim if prefix else 0,
+            "pos_encodings": "rope", "forward_dtype": "bfloat16", "mlp_t": net == "mlp_t", "puzzle_emb_len": prefix,
+            "no_ACT_continue": True}
+
+
+def write_reference_checkpoint(folder: Path, net: str, dataset: Path, step: int = 700, prefix: int = 2,
+                               seed: int = 0) -> tuple[Path, torch.nn.Module]:
+    """A model of random weights saved in the reference's layout: its keys through our exporter's inverse map
+    (trm_core.weights.reference.reference_name), under the compiled model's ``_orig_mod.`` prefix."""
+    from trm_core.data.factory import build_dataset
+    from trm_core.weights.reference import reference_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    arch = reference_arch(net, 16, prefix)
+    data = {"arch": arch, "data_paths": [str(dataset)], "global_batch_size": 16, "epochs": 100, "lr": 1e-4,
+            "lr_min_ratio": 1.0, "lr_warmup_steps": 20, "beta1": 0.9, "beta2": 0.95, "weight_decay": 1.0,
+            "puzzle_emb_weight_decay": 1.0, "puzzle_emb_lr": 1e-4, "seed": 0, "ema": True, "ema_rate": 0.999,
+            "checkpoint_path": str(folder), "load_checkpoint": None}
+    (folder / "all_config.yaml").write_text(yaml.dump(data))
+    cfg = reference_config(data, str(dataset), "test")
+    ds = build_dataset(cfg)
+    from trm_core.train.model import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, ds.vocab_size, ds.num_puzzle_ids)
+    with torch.no_grad():  # the Q head and puzzle rows start at zero: give every weight a value that matters
+        for tensor in model.state_dict().values():
+            tensor.copy_(torch.randn_like(tensor) * 0.3)
+    torch.save({reference_name(k): v.clone() for k, v in model.state_dict().items()}, folder / f"step_{step}")
+    return folder / f"step_{step}", model.eval()
+
+
+def same_logits(imported_run: Path, original: torch.nn.Module) -> None:
+    """The imported run's model and the original give equal logits, halting logits and carries at every step."""
+    from trm_core.evaluate import loaded as loading
+    from trm_core.rundir.layout import RunDir
+
+    loaded = loading.load(RunDir.at(imported_run), device="cpu")
+    batch = loaded.dataset.examples("train", 0, 6)
+    rows, seq = batch.inputs.shape[0], loaded.cfg.model.seq_len
+    theirs_state = original.state_dict()
+    assert all(torch.equal(t, theirs_state[k]) for k, t in loaded.ev.model.state_dict().items())
+    with torch.inference_mode():
+        ours, theirs = loaded.ev.model.initial_state(rows, seq), original.initial_state(rows, seq)
+        for _ in range(loaded.cfg.model.max_supervision_steps):
+            a = loaded.ev.model(batch.inputs, *ours, puzzle_ids=batch.puzzle_ids)
+            b = original(batch.inputs, *theirs, puzzle_ids=batch.puzzle_ids)
+            assert torch.equal(a.logits, b.logits) and torch.equal(a.halt_logit, b.halt_logit)
+            ours, theirs = (a.y, a.z), (b.y, b.z)
+
+
+@pytest.mark.parametrize("net", ["attention", "mlp_t"])
+def test_a_reference_checkpoint_imports_to_identical_logits_at_every_supervision_step(
+        net: str, sudoku_set: Path, tmp_path: Path) -> None:
+    ckpt, original = write_reference_checkpoint(tmp_path / "ref", net, sudoku_set)
+    run = tmp_path / "imported"
+    done = cli_run("import", "reference", str(ckpt), "--out", str(run))
+    assert done.returncode == 0, done.stderr
+    assert "a completed run at step 700" in done.stderr and f"trm-tui eval --run-dir {run}" in done.stdout
+    same_logits(run, original)
+    start, end = events(run, "run_start")[0], events(run, "run_end")[0]
+    assert start["weights_from"] == f"the reference's checkpoint {ckpt.resolve()}"
+    assert end["status"] == "completed" and end["step"] == 700
+    cfg = start["config"]
+    assert cfg["model"]["net"] == net and cfg["model"]["puzzle_emb_len"] == 2 and cfg["train"]["loss"] == "stablemax"
+    assert cfg["train"]["learning_rate"] == 1e-4 and cfg["train"]["batch_size"] == 16
+    status = cli_run("status", "--run-dir", str(run))
+    assert "completed (imported: the reference's checkpoint" in status.stdout, status.stdout
+    if net == "mlp_t":  # every command that opens a run opens it: eval, solve, a resume refused in words
+        evaluated = cli_run("eval", "--run-dir", str(run), "--json", "--no-predictions")
+        assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["samples"] == 2, evaluated.stderr
+        solved = cli_run("solve", SUDOKU, "--run-dir", str(run), "--json")
+        assert solved.returncode == 0 and json.loads(solved.stdout)["checkpoint_step"] == 700, solved.stderr
+
+
+def test_reference_checkpoints_that_do_not_fit_are_refused_by_name_and_nothing_is_written(
+        sudoku_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trm_tui.cli.main import main
+
+    ckpt, _ = write_reference_checkpoint(tmp_path / "ref", "mlp_t", sudoku_set)
+    state = torch.load(ckpt, weights_only=True)
+    out = tmp_path / "out"
+
+    def refused(path: Path, *more: str) -> str:
+        capsys.readouterr()
+        assert main(["import", "reference", str(path), "--out", str(out), *more]) == 2
+        assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+        return capsys.readouterr().err
+
+    extra = tmp_path / "ref" / "step_1"
+    torch.save(state | {"_orig_mod.model.inner.L_level.layers.7.mlp.down_proj.weight": torch.zeros(2)}, extra)
+    assert "layers.7.mlp.down_proj.weight" in refused(extra) and "our model for this config has no such weight" in \
+        refused(extra)
+    missing = tmp_path / "ref" / "step_2"
+    torch.save({k: v for k, v in state.items() if "lm_head" not in k}, missing)
+    assert "lm_head.weight: not in the checkpoint" in refused(missing)
+    unknown = tmp_path / "ref" / "step_3"
+    torch.save(state | {"something.else": torch.zeros(1)}, unknown)
+    assert "something.else: not a weight of the reference's TRM" in refused(unknown)
+    reshaped = tmp_path / "ref" / "step_4"
+    torch.save(state | {reference_name("lm_head.weight"): torch.zeros(11, 8)}, reshaped)
+    assert "shape (11, 8), the config's model wants (11, 16)" in refused(reshaped)
+    code = tmp_path / "ref" / "step_5"
+    torch.save({"x": Path("/")}, code)  # a pickle of an object: weights_only refuses to run its code
+    assert "not a checkpoint torch.load reads with weights_only=True" in refused(code)
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("arch:\n  hidden_size: 16\n   H_cycles: [\n")
+    assert f"{bad_yaml}: line 3" in refused(ckpt, "--config", str(bad_yaml))
+    hrm = tmp_path / "hrm.yaml"
+    hrm.write_text(yaml.dump({"arch": reference_arch("mlp_t", 16, 2) | {"name": "hrm.hrm_act_v1@HRM"}}))
+    assert "only the reference's TRM" in refused(ckpt, "--config", str(hrm))
+    no_data = tmp_path / "nodata.yaml"
+    no_data.write_text(yaml.dump({"arch": reference_arch("mlp_t", 16, 2), "data_paths": ["data/sudoku-x"]}))
+    assert "data_paths[0] = 'data/sudoku-x' is not a folder here; give --dataset" in refused(ckpt, "--config",
+                                                                                                  str(no_data))
+    assert "no such file" in refused(tmp_path / "nothing")
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["import", "reference", str(ckpt), "--out", str(out)]) == 2
+    assert "exists and is not an empty folder" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+
+
+def test_models_and_reference_checkpoints_from_a_hub_then_from_its_cache_offline(
+        sudoku_set: Path, tmp_path: Path) -> None:
+    """A run's exported folder and a reference checkpoint in hub repositories (served on loopback): solve and
+    eval --model take the repository, import takes hf:REPO/PATH; offline, the hub's cache answers; a repository
+    that is not there, or not a TRM model, is exit 2 in words."""
+    ckpt, original = write_reference_checkpoint(tmp_path / "ref", "mlp_t", sudoku_set, step=40)
+    run = tmp_path / "run"
+    assert cli_run("import", "reference", str(ckpt), "--out", str(run)).returncode == 0
+    folder = tmp_path / "exported"
+    exported = cli_run("export", "model", "--run-dir", str(run), "--out", str(folder))
+    assert exported.returncode == 0, exported.stderr
+    repo = {p.name: p.read_bytes() for p in folder.iterdir()}
+    repo |= {"ref/step_40": ckpt.read_bytes(), "ref/all_config.yaml": (ckpt.parent / "all_config.yaml").read_bytes()}
+    cache = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    with fake_hub({"lab/trm-sudoku": repo, "lab/not-trm": {"config.json": b'{"model_type": "bert"}',
+                                                             "model.safetensors": b"x"}}) as url:
+        env = hub_env(tmp_path, HF_ENDPOINT=url) | cache
+        by_dir = cli_run("solve", SUDOKU, "--model", str(folder), "--json", **cache)
+        by_hub = cli_run("solve", SUDOKU, "--model", "hf:lab/trm-sudoku", "--json", **env)
+        assert by_dir.returncode == 0 and by_hub.returncode == 0, by_hub.stderr
+        assert json.loads(by_hub.stdout)["answers"] == json.loads(by_dir.stdout)["answers"]
+        imported = cli_run("import", "reference", "hf:lab/trm-sudoku@main/ref/step_40", "--dataset", str(sudoku_set),
+                           "--out", str(tmp_path / "from-hub"), **env)
+        assert imported.returncode == 0, imported.stderr
+        same_logits(tmp_path / "from-hub", original)
+        missing = cli_run("solve", SUDOKU, "--model", "hf:lab/no-such-model", **env)
+        assert missing.returncode == 2 and "no such model" in missing.stderr and "Traceback" not in missing.stderr
+        other = cli_run("solve", SUDOKU, "--model", "hf:lab/not-trm", **env)
+        assert other.returncode == 2 and "not a TRM model's config" in other.stderr, other.stderr
+    offline = cli_run("solve", SUDOKU, "--model", "hf:lab/trm-sudoku", "--json",
+                      **hub_env(tmp_path, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:1") | cache)
+    assert offline.returncode == 0 and json.loads(offline.stdout)["answers"] == json.loads(by_dir.stdout)["answers"]
+    no_data = cli_run("eval", "--model", str(folder), **cache)
+    assert no_data.returncode == 2 and "--model: give --dataset DIR too" in no_data.stderr
+    both = cli_run("eval", "--model", str(folder), "--dataset", str(sudoku_set), "--run-dir", str(run), **cache)
+    assert both.returncode == 2 and "--model and --run-dir: give one" in both.stderr
