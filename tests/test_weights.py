@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from helpers import cli_run, events, fake_hub, hub_env
+from helpers import cli_run, events, fake_hub, hub_env, run_worker, small_arc_set
 from trm_core.weights.reference import reference_name
 
 SUDOKU = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -195,3 +195,75 @@ def test_models_and_reference_checkpoints_from_a_hub_then_from_its_cache_offline
     assert no_data.returncode == 2 and "--model: give --dataset DIR too" in no_data.stderr
     both = cli_run("eval", "--model", str(folder), "--dataset", str(sudoku_set), "--run-dir", str(run), **cache)
     assert both.returncode == 2 and "--model and --run-dir: give one" in both.stderr
+
+
+def test_a_new_arc_run_starts_from_a_trained_models_weights_with_the_puzzle_table_as_its_mean_row(
+        tmp_path: Path) -> None:
+    """train.init_from: every weight from the source run, the puzzle-embedding table (another set's puzzles)
+    replaced by its mean row as the reference's load_checkpoint does (pretrain.py: "Resize and reset puzzle emb
+    if needed": torch.mean(puzzle_emb, dim=0, keepdim=True).expand(expected_shape)); the run says where its
+    weights came from; a source of other shapes is refused before anything starts."""
+    from trm_core.evaluate import loaded as loading
+    from trm_core.rundir.layout import RunDir
+
+    puzzles, solutions, arc_set = small_arc_set(tmp_path, aug=3)
+    ckpt, _ = write_reference_checkpoint(tmp_path / "ref", "attention", arc_set, step=90)
+    source = tmp_path / "trained"
+    assert cli_run("import", "reference", str(ckpt), "--out", str(source)).returncode == 0
+    task = {**puzzles["p0000001"], "test": [{"input": t["input"], "output": o}
+                                            for t, o in zip(puzzles["p0000001"]["test"], solutions["p0000001"])]}
+    (tmp_path / "unseen.json").write_text(json.dumps(task))
+    tasks = tmp_path / "tasks"
+    built = cli_run("data", "arc", "--tasks", str(tmp_path / "unseen.json"), "--aug", "1", "--out", str(tasks))
+    assert built.returncode == 0 and "eval scores pass@k" in built.stdout, built.stderr
+    run = tmp_path / "fine-tuned"
+    sets = {"data.dataset_dir": repr(str(tasks)), "train.init_from": repr(str(source)), "train.max_steps": 1,
+            "train.learning_rate": 1e-9, "train.puzzle_emb_lr": 1e-9, "train.warmup_steps": 0, "train.batch_size": 2,
+            "train.eval_every": 0, "train.threads": 1, "train.compile": "false", "train.precision": "'fp32'"}
+    done = run_worker(run, ["--config", str(source / "config.toml"),
+                            *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]], timeout=180)
+    assert done.returncode == 0, done.stderr
+    start = events(run, "run_start")[0]
+    assert start["weights_from"] == f"{source.resolve()} step 90 (raw weights)"
+    warned = [e["message"] for e in events(run, "warning")]
+    assert any("puzzle embedding (22 puzzles) is replaced by its mean row for this set's 3" in m for m in warned), warned
+    before = loading.load(RunDir.at(source), device="cpu").ev.model.state_dict()
+    after = loading.load(RunDir.at(run), weights="raw", device="cpu").ev.model.state_dict()
+    for name, tensor in after.items():  # one step at a learning rate of 1e-9 moves nothing visible
+        wanted = before[name].mean(0, keepdim=True).expand_as(tensor) if name == "puzzle_emb.weights" else before[name]
+        assert torch.allclose(tensor, wanted, atol=1e-6), name
+
+    other = cli_run("--no-ui", "--run-dir", str(tmp_path / "other"), "--config", str(source / "config.toml"),
+                    "--set", "model.dim=32", "--init-from", str(source))
+    assert other.returncode == 2 and "its model has other shapes (model.dim = 16 there, 32 here)" in other.stderr
+    nothing = cli_run("--no-ui", "--run-dir", str(tmp_path / "other"), "--config", str(source / "config.toml"),
+                      "--init-from", str(tmp_path / "missing"))
+    assert nothing.returncode == 2 and "no such folder" in nothing.stderr
+    assert not (tmp_path / "other").exists()
+
+
+def test_an_arc_set_of_named_task_files_with_or_without_their_test_outputs(tmp_path: Path) -> None:
+    """data arc --tasks: demonstrations train; the test split is the test pairs when every output is given (and
+    eval votes on them), else the demonstrations; a demonstration without an output is refused by file, task
+    and index, as --tasks beside --json-dir is."""
+    task = {"train": [{"input": [[1, 0]], "output": [[0, 1]]}, {"input": [[2, 0]], "output": [[0, 2]]}],
+            "test": [{"input": [[3, 0]], "output": [[0, 3]]}]}
+    (tmp_path / "a.json").write_text(json.dumps(task))
+    (tmp_path / "b.json").write_text(json.dumps({**task, "test": [{"input": [[4, 0]]}]}))
+    scored = cli_run("data", "arc", "--tasks", str(tmp_path / "a.json"), "--out", str(tmp_path / "scored"))
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads((tmp_path / "scored" / "test_puzzles.json").read_text())["a"]["test"][0]["output"] == [[0, 3]]
+    assert json.loads((tmp_path / "scored" / "test" / "dataset.json").read_text())["total_puzzles"] == 1
+    mixed = cli_run("data", "arc", "--tasks", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--aug", "2",
+                    "--out", str(tmp_path / "mixed"))
+    assert mixed.returncode == 0 and "the test split is the demonstrations themselves" in mixed.stdout
+    assert not (tmp_path / "mixed" / "test_puzzles.json").exists()
+    names = json.loads((tmp_path / "mixed" / "identifiers.json").read_text())
+    assert "a" in names and "b" in names and len(names) == 1 + 2 * 3
+    (tmp_path / "bad.json").write_text(json.dumps({**task, "train": [{"input": [[1]]}]}))
+    bad = cli_run("data", "arc", "--tasks", str(tmp_path / "bad.json"), "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and f"{tmp_path / 'bad.json'}: task bad, train[0]: a demonstration pair needs" in \
+        bad.stderr and not (tmp_path / "bad").exists()
+    both = cli_run("data", "arc", "--tasks", str(tmp_path / "a.json"), "--json-dir", str(tmp_path), "--out",
+                   str(tmp_path / "both"))
+    assert both.returncode == 2 and "--tasks with --json-dir" in both.stderr

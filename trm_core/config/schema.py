@@ -135,6 +135,12 @@ class TrainConfig:
                              "0 = none", min=0.0, max=1.0)
     target_name: str = _f("target", "what target_score is, as the chart and status name it ('paper' in the paper "
                           "presets)")
+    init_from: str = _f("", "start a new run from these weights, with a fresh optimizer and schedule: 'RUN_DIR' "
+                        "(its newest checkpoint; 'RUN_DIR:best' or ':STEP'; the EMA weights when it keeps them), a "
+                        "model folder (trm-tui export model) or 'hf:OWNER/NAME[@REV]'. A puzzle-embedding table of "
+                        "another size is replaced by its mean row, as the reference's load_checkpoint does (new "
+                        "puzzles, e.g. unseen ARC tasks); any other weight must fit. Ignored on resume (the "
+                        "checkpoint wins); empty = random weights")
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop); 0 = counted in epochs "
                                "(checkpoint_every_epochs)", min=0)
     checkpoint_every_epochs: int = _f(0, "save a checkpoint at the end of every N epochs; needs checkpoint_every "

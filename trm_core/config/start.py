@@ -32,6 +32,8 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key (repeatable); wins over file, preset and environment")
     p.add_argument("--resume", action="store_true", help="continue the run from its newest good checkpoint")
+    p.add_argument("--init-from", metavar="RUN[:STEP]|DIR|hf:REPO", help="a new run: start from these weights "
+                   "(train.init_from: a run's checkpoint, a model folder, a hub repository)")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ class Start:
         """From parsed start flags (``add_start_arguments``) and ``--run-dir``: the run's root, or a node's
         control folder (``ROOT/nodes/node-N``, where a keeper or launcher of node N is told to run)."""
         named = RunDir.at(args.run_dir)
-        start = cls(named.root, named.node, args.config, args.preset, tuple(args.sets), args.resume)
+        init = getattr(args, "init_from", None)
+        sets = tuple(args.sets) + ((f"train.init_from={init!r}",) if init else ())
+        start = cls(named.root, named.node, args.config, args.preset, sets, args.resume)
         return replace(start, node=start._node_rank(named.node))
 
     @classmethod

@@ -99,6 +99,8 @@ class RunStart(Event):
     weights_from: str | None = doc("where the starting weights came from: `train.init_from`'s source (a run's "
                                    "checkpoint, a model folder, a hub repo), or for a run `trm-tui import` wrote, "
                                    "the checkpoint it converted", optional=True)
+    imported: bool | None = doc("`true` in a run `trm-tui import` (or `--model`) wrote: weights alone, no optimizer "
+                                "state, nothing to resume", optional=True)
 
 
 @dataclass(frozen=True)

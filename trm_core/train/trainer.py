@@ -197,6 +197,15 @@ class Trainer:
                 self.group.cat(value.to(self.device), dim=1 if name in ("y", "z") else 0).cpu()
                 for name, value in local.items()}
 
+    @torch.no_grad()
+    def start_from(self, weights: dict[str, Any]) -> None:
+        """A new run's first weights (train.init_from), copied in place: the optimizer keeps its parameters and
+        starts fresh; the EMA starts from them too."""
+        self.model.load_state_dict(weights)
+        if self.ema is not None:
+            for shadow, live in zip(self.ema._shadow, self.ema._live):
+                shadow.copy_(live)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "optimizer" not in state:  # trm-tui import's run: weights only (trm_core/weights/as_run.py)
             source = state.get("imported", "no optimizer state")

@@ -54,7 +54,8 @@ def write_weights_run(out: Path, cfg: Config, model_state: dict[str, Any], *, st
             log.emit(RunStart(config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(),
                               host=socket.gethostname(), device="cpu", world_size=1, resumed_from=None, overrides=[],
                               total_steps=step, steps_per_epoch=0, parameters=parameters, data=data,
-                              torch=torch.__version__, threads=torch.get_num_threads(), weights_from=weights_from))
+                              torch=torch.__version__, threads=torch.get_num_threads(), weights_from=weights_from,
+                              imported=True))
             log.emit(RunEnd(status="completed", step=step, exit_code=0, reason=f"imported: {weights_from}"))
         finally:
             log.close()
@@ -67,8 +68,8 @@ def write_weights_run(out: Path, cfg: Config, model_state: dict[str, Any], *, st
 
 
 def imported_from(run: RunDir) -> str | None:
-    """Where an imported run's weights came from; None for a run that trained (the log's first run_start)."""
+    """Where an imported run's weights came from; None for a run that trained (its newest run_start says)."""
     from trm_core.rundir import log_queries
 
     start = log_queries.newest(run.events, RunStart) if run.events.exists() else None
-    return start.weights_from if isinstance(start, RunStart) else None
+    return start.weights_from if isinstance(start, RunStart) and start.imported else None

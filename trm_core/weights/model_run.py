@@ -12,15 +12,14 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trm_core.config import Config, ConfigError, resolve
 from trm_core.rundir.layout import RunDir
+from trm_core.weights.model_shape import MODEL_CONFIG
 from trm_core.weights.sources import hub_file, is_hub, parse_hub
 
-MODEL_CONFIG = "model.json"  # the model folder's config.json, kept in the run: its shape when no dataset is given
 CARD_FILES = ("config.json", "model.safetensors")
 
 
@@ -53,27 +52,6 @@ def _config_of(config: dict[str, Any], dataset_dir: str, where: Path) -> Config:
                        default_file=Path("/nonexistent"))
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """A model's inputs when no dataset is at hand (``solve`` needs no more): what the model folder says."""
-
-    vocab_size: int
-    num_puzzle_ids: int
-    description: str
-    num_train: int = 0
-    num_eval: int = 0
-
-
-def shape_of(run: RunDir) -> ModelShape | None:
-    """The shape a ``--model`` run without a dataset keeps; None for any other run."""
-    path = run.root / MODEL_CONFIG
-    if not path.is_file():
-        return None
-    config = json.loads(path.read_text(encoding="utf-8"))
-    return ModelShape(int(config["vocab_size"]), int(config["num_puzzle_ids"]),
-                      f"the model's own shape ({config.get('task', 'puzzles')}; no dataset)")
 
 
 def model_run(spec: str, dataset: Path | None) -> RunDir:

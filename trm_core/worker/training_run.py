@@ -152,6 +152,8 @@ class Run:
             self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps,
                                    num_puzzle_ids=getattr(self.dataset, "num_puzzle_ids", 1), group=self.group)
             resumed_from = self.restore(watchdog)
+            if resumed_from is None and cfg.train.init_from:
+                self.weights_from = self._initial_weights()
             if self.resume and self.trainer.step >= self.total_steps:
                 watchdog.stop()
                 self.endings.report_end(RunState.COMPLETED.value, EXIT_OK, "already complete")
@@ -172,6 +174,18 @@ class Run:
                                 seconds=round(time.monotonic() - self.started, 3), score=score or None))
         return EXIT_OK
 
+    weights_from: str | None = None  # where train.init_from's weights came from, when this start loaded them
+
+    def _initial_weights(self) -> str:
+        """train.init_from: a new run's starting weights (trm_core/weights/init_from.py), the puzzle table resized."""
+        from trm_core.weights.init_from import initial_weights
+
+        start = initial_weights(self.cfg.train.init_from, self.trainer.model.state_dict())
+        self.trainer.start_from(start.state)
+        if start.note:
+            self.events.emit(WarningEvent(message=f"train.init_from: {start.note}"))
+        return start.source
+
     def _announce(self, resumed_from: int | None) -> None:
         """The run_start record (the run's settings, where it runs, where it resumed) and the console line."""
         cfg, group = self.cfg, self.group
@@ -182,14 +196,15 @@ class Run:
             resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
             steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
             data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
-            backend=group.backend or None, hosts=hosts))
+            backend=group.backend or None, hosts=hosts, weights_from=self.weights_from))
         if cfg.train.precision == "bf16" and self.trainer.device.type != "cuda":
             self.events.emit(WarningEvent(message=(
                 f"train.precision = 'bf16' on {self.trainer.device}: the reference's bf16 forward runs, but slowly "
                 f"(a CPU has few bf16 kernels); 'fp32' is faster here and bit-exact")))
         self.console.say(f"trm worker: {'resumed at step ' + str(resumed_from) if resumed_from else 'started'} "
                          f"in {self.run_dir}: {self.total_steps} steps on {self.trainer.device}, "
-                         f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}")
+                         f"{self.trainer.num_parameters:,} parameters, {self.dataset.description}"
+                         + (f"; weights from {self.weights_from}" if self.weights_from else ""))
 
     def _stop_now(self) -> bool:
         """Before each step: a lone process stops as soon as it is asked; ranks stop when they agreed to."""

@@ -95,10 +95,14 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0, help="the random seed of the held-out split (default 0)")
     a = sub.add_parser("arc", help="ARC-AGI challenges/solutions JSON -> dataset folder, with dihedral and colour "
                        "disguises (--aug)")
-    a.add_argument("--json-dir", type=Path, required=True, help="folder with *_SUBSET_challenges.json (and "
+    a.add_argument("--json-dir", type=Path, help="folder with *_SUBSET_challenges.json (and "
                    "*_SUBSET_solutions.json)")
-    a.add_argument("--subsets", required=True, help="comma list, e.g. training,evaluation")
-    a.add_argument("--test-set", required=True, help="the subset whose test pairs form the test split")
+    a.add_argument("--subsets", help="comma list, e.g. training,evaluation")
+    a.add_argument("--test-set", help="the subset whose test pairs form the test split")
+    a.add_argument("--tasks", type=Path, nargs="+", metavar="FILE.json", help="instead of --json-dir: a set of just "
+                   "these tasks (a task each, or an object of tasks by id), to fine-tune a trained model on tasks it "
+                   "never saw (train.init_from) and solve them: their demonstrations train; their test pairs are "
+                   "the test split when every output is given, else the demonstrations are")
     a.add_argument("--out", type=Path, required=True, help="the dataset folder to create (must not exist)")
     a.add_argument("--aug", type=int, default=0, help="disguises of each puzzle (the paper: 1000)")
     a.add_argument("--seed", type=int, default=42, help="the random seed of the disguises (default 42)")
@@ -110,6 +114,24 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="the random seed (default 0): the same seed writes the "
                    "same puzzles; another seed, others (e.g. a test set)")
     return p
+
+
+def _arc_tasks(args, progress) -> int:  # noqa: ANN001 - argparse's namespace and cmd_data's Progress
+    """``data arc --tasks``: a set of just these tasks, and what to do with it."""
+    from trm_core.prep.arc_tasks import build_tasks
+
+    for flag, value in (("--json-dir", args.json_dir), ("--subsets", args.subsets), ("--test-set", args.test_set)):
+        if value is not None:
+            raise ConfigError(f"--tasks with {flag}: a set of named task files is built from those files alone")
+    summary, scored = build_tasks(args.tasks, args.out, args.aug, args.seed, progress=progress)
+    print(summary.text())
+    print(("the test split is the tasks' test pairs (eval scores pass@k)" if scored else
+           "no test outputs given: the test split is the demonstrations themselves (eval says how well the model "
+           "fits them); solve answers the test inputs") + ". Fine-tune a trained ARC model on it:")
+    print(f"  trm-tui --preset arc-paper --set data.dataset_dir='{args.out}' --init-from TRAINED_RUN "
+          f"--set train.epochs=... --run-dir runs/ft")
+    print("  trm-tui solve TASK.json --run-dir runs/ft")
+    return 0
 
 
 def cmd_data(argv: list[str]) -> int:
@@ -133,6 +155,12 @@ def cmd_data(argv: list[str]) -> int:
 
             if args.aug < 0:
                 raise ConfigError(f"--aug {args.aug}: must be at least 0")
+            if args.tasks:
+                return _arc_tasks(args, progress)
+            missing = [f for f, v in (("--json-dir", args.json_dir), ("--subsets", args.subsets),
+                                      ("--test-set", args.test_set)) if v is None]
+            if missing:
+                raise ConfigError(f"trm-tui data arc: give {', '.join(missing)} (or --tasks FILE.json ...)")
             summary = build_arc(args.json_dir, args.out, [s for s in args.subsets.split(",") if s], args.test_set,
                                 args.aug, args.seed, progress=progress)
             print(summary.text())

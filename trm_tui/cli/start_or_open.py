@@ -187,6 +187,12 @@ def _settings_for_start(args: argparse.Namespace, start: Start) -> SupervisorCon
             refuse_imported(start.rundir)
         cfg = start.resolve()
         check_data(cfg)
+        if not args.resume:
+            from trm_core.weights.init_from import problem as init_problem
+
+            refused = init_problem(cfg.train.init_from, cfg.model)
+            if refused:
+                raise ConfigError(refused)
         failed = doctor_failures(cfg, start.rundir.root, start.preset)
     except ConfigError as exc:
         if live_worker(run_dir) is not None:  # a concurrent start that we can attach to
