@@ -4,8 +4,10 @@ only the pytest fixtures and markers."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import http.server
 import os
 import signal
@@ -173,7 +175,6 @@ def record(kind: str, **fields: Any) -> Event:
 def small_arc_set(root: Path, aug: int = 2) -> tuple[dict, dict, Path]:
     """Three tiny ARC tasks (two test inputs each) written as ARC-AGI JSON under ``root/arc`` and built with
     ``trm-tui data arc --aug`` into ``root/ds``: (the puzzles, their solutions, the dataset folder)."""
-    import json
 
     src = root / "arc"
     src.mkdir()
@@ -222,6 +223,49 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
         if body is not None:
             self.wfile.write(body)
 
+    tokens: list[str] = []  # the Authorization header of every upload call
+
+    def do_POST(self) -> None:  # noqa: N802 - what upload_folder calls: create the repo, preupload, commit
+        """Uploads, as the hub's API answers them: every file "regular" (its bytes in the commit's ndjson)."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        auth = self.headers.get("Authorization", "")
+        self.tokens.append(auth)
+        path = self.path.split("?")[0]
+        if not auth:
+            return self._json(401, {"error": "Invalid username or password."})
+        if path == "/api/validate-yaml":  # a model card's front matter, checked before the commit
+            return self._json(200, {"errors": [], "warnings": []})
+        if path == "/api/repos/create":
+            ask = json.loads(body)
+            repo = f"{ask['organization']}/{ask['name']}"
+            if repo in self.files:
+                return self._json(409, {"error": "You already created this model repo", "url": repo})
+            self.files[repo] = {}
+            return self._json(200, {"url": repo})
+        repo, _, action = path.removeprefix("/api/models/").rpartition("/")
+        repo, _, kind = repo.rpartition("/")
+        if repo not in self.files:
+            return self._json(404, {"error": "Repository not found"})
+        if kind == "preupload":
+            files = json.loads(body)["files"]
+            return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                              for f in files]})
+        if kind == "commit":
+            for line in body.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    self.files[repo][item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+            return self._json(200, {"commitUrl": f"{repo}/commit/{self.commit}", "commitOid": self.commit})
+        return self._json(404, {"error": f"not served here: {path} ({action})"})
+
+    def _json(self, code: int, answer: dict) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -229,7 +273,7 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def fake_hub(files: dict[str, dict[str, bytes]]) -> Iterator[str]:
     """A hub on loopback serving ``files`` (FakeHub); yields its endpoint (HF_ENDPOINT)."""
-    FakeHub.files = files
+    FakeHub.files, FakeHub.tokens = files, []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -445,8 +445,8 @@ def test_ctrl_c_in_a_sweep_keeps_the_rows_done(sudoku_run: Path) -> None:
 def test_a_runs_model_exported_as_a_folder_answers_as_the_run_does(sudoku_run: Path, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """trm-tui export model: safetensors, config.json and a model card; loaded back, the network gives the
-    checkpoint's logits and halting logits at every supervision step; a used --out and a folder that is not a
-    model are refused by name."""
+    checkpoint's logits and halting logits at every supervision step, and eval --model gives the run's own eval
+    figure for figure; a used --out and a folder that is not a model are refused by name."""
     from trm_core.config import ConfigError
     from trm_core.evaluate import loaded as loading
     from trm_core.export.model_folder import load_model_folder
@@ -470,6 +470,14 @@ def test_a_runs_model_exported_as_a_folder_answers_as_the_run_does(sudoku_run: P
             a, b = model(batch.inputs, *ours), reference.ev.model(batch.inputs, *theirs)
             assert torch.equal(a.logits, b.logits) and torch.equal(a.halt_logit, b.halt_logit)
             ours, theirs = (a.y, a.z), (b.y, b.z)
+    dataset = events(sudoku_run, "run_start")[0]["config"]["data"]["dataset_dir"]
+    by_run = _eval(sudoku_run, "--checkpoint", "20", "--no-predictions", "--out", str(tmp_path / "evals"))
+    by_model = cli_run("eval", "--model", str(out), "--dataset", dataset, "--json", "--no-predictions",
+                       XDG_CACHE_HOME=str(tmp_path / "cache"), timeout=300)
+    assert by_model.returncode == 0, by_model.stderr
+    as_model = json.loads(by_model.stdout)
+    assert {k: as_model[k] for k in FIGURES} == {k: by_run[k] for k in FIGURES}  # the round trip, figure for figure
+    assert as_model["folder"].startswith(str(tmp_path / "cache" / "trm-tui" / "models"))
     capsys.readouterr()
     assert main(["export", "model", "--run-dir", str(sudoku_run), "--out", str(out)]) == 2
     assert "exists and is not an empty folder" in capsys.readouterr().err

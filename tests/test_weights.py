@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from helpers import cli_run, events, fake_hub, hub_env, run_worker, small_arc_set
+from helpers import FakeHub, cli_run, events, fake_hub, hub_env, run_worker, small_arc_set
 from trm_core.weights.reference import reference_name
 
 SUDOKU = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -163,7 +163,8 @@ def test_models_and_reference_checkpoints_from_a_hub_then_from_its_cache_offline
         sudoku_set: Path, tmp_path: Path) -> None:
     """A run's exported folder and a reference checkpoint in hub repositories (served on loopback): solve and
     eval --model take the repository, import takes hf:REPO/PATH; offline, the hub's cache answers; a repository
-    that is not there, or not a TRM model, is exit 2 in words."""
+    that is not there, or not a TRM model, is exit 2 in words; export model --push uploads a folder that solve
+    then takes from the hub, with the user's token, and refuses without one before writing anything."""
     ckpt, original = write_reference_checkpoint(tmp_path / "ref", "mlp_t", sudoku_set, step=40)
     run = tmp_path / "run"
     assert cli_run("import", "reference", str(ckpt), "--out", str(run)).returncode == 0
@@ -188,6 +189,18 @@ def test_models_and_reference_checkpoints_from_a_hub_then_from_its_cache_offline
         assert missing.returncode == 2 and "no such model" in missing.stderr and "Traceback" not in missing.stderr
         other = cli_run("solve", SUDOKU, "--model", "hf:lab/not-trm", **env)
         assert other.returncode == 2 and "not a TRM model's config" in other.stderr, other.stderr
+        pushed = cli_run("export", "model", "--run-dir", str(run), "--out", str(tmp_path / "pushed"), "--push",
+                         "me/sudoku-trm", **env, HF_TOKEN="hf_test_token")
+        assert pushed.returncode == 0 and "solve PUZZLE --model hf:me/sudoku-trm" in pushed.stdout, pushed.stderr
+        assert FakeHub.files["me/sudoku-trm"] == {p.name: p.read_bytes() for p in (tmp_path / "pushed").iterdir()}
+        assert FakeHub.tokens and all(t == "Bearer hf_test_token" for t in FakeHub.tokens)
+        from_push = cli_run("solve", SUDOKU, "--model", "hf:me/sudoku-trm", "--json", **env)
+        assert from_push.returncode == 0 and json.loads(from_push.stdout)["answers"] == \
+            json.loads(by_dir.stdout)["answers"]
+        no_token = cli_run("export", "model", "--run-dir", str(run), "--out", str(tmp_path / "p2"), "--push",
+                           "me/other", **env)
+        assert no_token.returncode == 2 and "no Hugging Face token" in no_token.stderr
+        assert not (tmp_path / "p2").exists() and "me/other" not in FakeHub.files
     offline = cli_run("solve", SUDOKU, "--model", "hf:lab/trm-sudoku", "--json",
                       **hub_env(tmp_path, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:1") | cache)
     assert offline.returncode == 0 and json.loads(offline.stdout)["answers"] == json.loads(by_dir.stdout)["answers"]

@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
                        "them) or the raw ones")
     model.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to create (a new or "
                        "empty one)")
+    model.add_argument("--push", metavar="OWNER/NAME", help="also upload the folder to this Hugging Face model "
+                       "repository (made when missing; the token from HF_TOKEN or hf auth login)")
     return p
 
 
@@ -57,12 +59,21 @@ def export_model(args: argparse.Namespace) -> int:
     from trm_core.export.model_folder import write_model_folder
 
     run = layout.RunDir.at(existing_run(args.run_dir))
+    if args.push:
+        from trm_core.export.hub_push import check_repo
+
+        check_repo(args.push)
     checkpoint = loading.load(run, args.checkpoint, args.weights, "cpu")
     if checkpoint.why:
         print(f"trm-tui export: {checkpoint.why}", file=sys.stderr)
     folder = write_model_folder(checkpoint, args.out)
     print(f"step {checkpoint.info.step} ({checkpoint.weights} weights) written to {folder}: model.safetensors, "
           f"config.json, README.md")
+    if args.push:
+        from trm_core.export.hub_push import push_folder
+
+        url = push_folder(folder, args.push, f"trm-tui export model: {run.root.name} step {checkpoint.info.step}")
+        print(f"pushed to {url}; anyone can run it: trm-tui solve PUZZLE --model hf:{args.push}")
     return 0
 
 
