@@ -87,6 +87,7 @@ class RunStatus:
     checkpoint_skipped: list[str] = field(default_factory=list)  # newer checkpoints that are not whole, and why
     error: str | None = None             # a failed run's error: its message's last line
     error_step: int | None = None        # the step it failed in (the last completed is one before, or ``step``)
+    weights_from: str | None = None      # train.init_from's source, or what trm-tui import converted
 
     @property
     def mine(self) -> bool:
@@ -129,7 +130,16 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      compiled=fold.compile.compiled if fold.compile else getattr(info, "compiled", None),
                      compile_reason=fold.compile.reason if fold.compile else None,
                      checkpoint_skipped=[f"{i.path.name} (step {i.step}): {why}" for i, why in broken],
-                     **_error(fold, state))
+                     weights_from=_weights_from(fold.start), **_error(fold, state))
+
+
+def _weights_from(start: Any) -> str | None:
+    """Where the run's first weights came from: the start that loaded them says; a resumed start, its config."""
+    if start is None:
+        return None
+    said = getattr(start, "weights_from", None)
+    config = getattr(start, "config", None) or {}
+    return said or (config.get("train", {}).get("init_from") if isinstance(config, dict) else None) or None
 
 
 def _error(fold: RunFold, state: RunState) -> dict[str, Any]:

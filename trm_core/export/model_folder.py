@@ -60,7 +60,11 @@ def model_card(loaded: LoadedCheckpoint, config: dict[str, Any]) -> str:
     t = cfg.train
     lines += ["", "## Training", "",
               f"{t.optimizer}, learning rate {t.learning_rate:g}, batch {t.batch_size}, {t.loss} loss, "
-              f"carry {t.carry}, EMA {t.ema_decay:g}, precision {t.precision}.", "", "## Data", ""]
+              f"carry {t.carry}, EMA {t.ema_decay:g}, precision {t.precision}."]
+    source = weights_source(loaded.run)
+    if source:
+        lines += ["", f"Its weights started from {source}."]
+    lines += ["", "## Data", ""]
     preset = next((name for name, command in DATA_COMMANDS.items()
                    if cfg.data.dataset_dir and cfg.data.dataset_dir.rstrip("/").endswith(
                        command.rsplit("--out ", 1)[-1].strip())), None)
@@ -70,6 +74,17 @@ def model_card(loaded: LoadedCheckpoint, config: dict[str, Any]) -> str:
               "model, config = load_model_folder(\"DIR\")  # the network, ready to answer; config.json as a dict",
               "```", ""]
     return "\n".join(lines)
+
+
+def weights_source(run: Any) -> str | None:
+    """Where a run's first weights came from (train.init_from, or trm-tui import), from its newest run_start."""
+    from trm_core.rundir import log_queries
+    from trm_core.rundir.records import RunStart
+
+    start = log_queries.newest(run.events, RunStart) if run.events.exists() else None
+    if not isinstance(start, RunStart):
+        return None
+    return start.weights_from or (start.config or {}).get("train", {}).get("init_from") or None
 
 
 def write_model_folder(loaded: LoadedCheckpoint, out: Path) -> Path:
