@@ -129,6 +129,26 @@ def make_batches(a: argparse.Namespace, count: int, gen: torch.Generator) -> lis
     return batches
 
 
+def import_check(net: str, a: argparse.Namespace, ref, model, table: Table) -> None:
+    """trm-tui import reference's two halves on what the reference's own classes hold: its state dict (as
+    pretrain.py saves it) converted to ours, tensor for tensor; and its arch config (the dict its TRM was built
+    from, as all_config.yaml carries it) resolved to our model section, key for key."""
+    from trm_core.weights.reference import ARCH_NAME, convert, reference_sets
+
+    converted = convert(ref.state_dict(), model.state_dict(), "the reference's state dict")
+    same = all(torch.equal(converted[k], v) for k, v in model.state_dict().items())
+    table.equal(net, "import: the state dict converted", torch.tensor(int(same)), torch.tensor(1))
+    shape_keys = ("batch_size", "seq_len", "num_puzzle_identifiers", "vocab_size")  # the dataset's, not the yaml's
+    arch = {"name": ARCH_NAME, "loss": {"name": "losses@ACTLossHead", "loss_type": "stablemax_cross_entropy"},
+            **{k: v for k, v in ref.model.config.model_dump().items() if k not in shape_keys}}
+    ours = our_config(a, net).model
+    sets = reference_sets({"arch": arch}, "the reference's config")
+    differ = [f"{k}: {v!r} vs {getattr(ours, k.split('.')[1])!r}" for k, v in sets.items()
+              if k.startswith("model.") and v != getattr(ours, k.split(".")[1])]
+    table.equal(net, "import: the arch config" + (f" ({'; '.join(differ)})" if differ else ""),
+                torch.tensor(int(not differ)), torch.tensor(1))
+
+
 def run(net: str, a: argparse.Namespace, table: Table, ref_mods) -> None:
     TRM, ACTLossHead, signsgd = ref_mods
     torch.manual_seed(a.seed)
@@ -147,6 +167,7 @@ def run(net: str, a: argparse.Namespace, table: Table, ref_mods) -> None:
     mapping = name_map(ref_sd, our_sd)
     model.load_state_dict({mapping[k]: v.clone() for k, v in ref_sd.items()}, strict=True)
     table.equal(net, f"state_dict: {len(mapping)} tensors mapped 1:1", torch.tensor(1), torch.tensor(1))
+    import_check(net, a, ref, model, table)
     if a.perturb:  # the harness's own check: a wrong weight must FAIL
         with torch.no_grad():
             model.lm_head.weight[0, 0] += 1e-3
