@@ -480,7 +480,7 @@ def test_a_runs_model_exported_as_a_folder_answers_as_the_run_does(sudoku_run: P
     assert as_model["folder"].startswith(str(tmp_path / "cache" / "trm-tui" / "models"))
     capsys.readouterr()
     assert main(["export", "model", "--run-dir", str(sudoku_run), "--out", str(out)]) == 2
-    assert "exists and is not an empty folder" in capsys.readouterr().err
+    assert "already exists and is not empty" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"architectures": ["BertModel"]}')
     with pytest.raises(ConfigError, match="not a TRM model's config"):

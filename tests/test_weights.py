@@ -122,7 +122,7 @@ def test_reference_checkpoints_that_do_not_fit_are_refused_by_name_and_nothing_i
     def refused(path: Path, *more: str) -> str:
         capsys.readouterr()
         assert main(["import", "reference", str(path), "--out", str(out), *more]) == 2
-        assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+        assert not out.exists() and not list(tmp_path.glob(".out.building-*"))
         return capsys.readouterr().err
 
     extra = tmp_path / "ref" / "step_1"
@@ -156,7 +156,7 @@ def test_reference_checkpoints_that_do_not_fit_are_refused_by_name_and_nothing_i
     (out / "keep.txt").write_text("mine")
     capsys.readouterr()
     assert main(["import", "reference", str(ckpt), "--out", str(out)]) == 2
-    assert "exists and is not an empty folder" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+    assert "already exists and is not empty" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
 
 
 def test_models_and_reference_checkpoints_from_a_hub_then_from_its_cache_offline(

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -91,24 +89,15 @@ def write_model_folder(loaded: LoadedCheckpoint, out: Path) -> Path:
     """The folder ``out``, whole; refused when it exists and is not empty (nothing there is replaced)."""
     from safetensors.torch import save_file
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out}: exists and is not an empty folder; name a new one")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    from trm_core.prep.output import building
+
+    with building(out) as tmp:
         state = {name: t.detach().to("cpu").contiguous() for name, t in loaded.ev.model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "step": str(loaded.info.step)})
         (tmp / WEIGHTS_FILE).chmod(0o644)
         config = model_config(loaded)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
         (tmp / CARD_FILE).write_text(model_card(loaded, config))
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

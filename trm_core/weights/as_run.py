@@ -8,24 +8,18 @@ The folder is written under a temporary name and renamed whole: a folder under i
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
-from trm_core.config import Config, ConfigError
+from trm_core.config import Config
+from trm_core.prep.output import building
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.layout import RunDir
 from trm_core.rundir.records import RunEnd, RunStart
 
 IMPORTED = "imported"  # the checkpoint state's key: where the weights came from (no optimizer, no EMA)
-
-
-def refuse_taken(out: Path, flag: str = "--out") -> None:
-    """A new run's folder must not hold anything: nothing already there is replaced."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"{flag} {out}: exists and is not an empty folder; name a new one")
 
 
 def write_weights_run(out: Path, cfg: Config, model_state: dict[str, Any], *, step: int, weights_from: str,
@@ -36,12 +30,7 @@ def write_weights_run(out: Path, cfg: Config, model_state: dict[str, Any], *, st
 
     from trm_core.config.run_config import write_config
 
-    refuse_taken(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with building(out) as tmp:
         run = RunDir(tmp)
         write_config(cfg, run.config)
         for name, text in (files or {}).items():
@@ -59,11 +48,6 @@ def write_weights_run(out: Path, cfg: Config, model_state: dict[str, Any], *, st
             log.emit(RunEnd(status="completed", step=step, exit_code=0, reason=f"imported: {weights_from}"))
         finally:
             log.close()
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return RunDir(out)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from trm_core.config import ConfigError
 from trm_core.rundir.layout import RunDir
 from trm_core.weights import reference
-from trm_core.weights.as_run import refuse_taken, write_weights_run
+from trm_core.prep.output import check_out
+from trm_core.weights.as_run import write_weights_run
 from trm_core.weights.sources import hub_file, is_hub, parse_hub
 
 YAML = "all_config.yaml"
@@ -70,7 +71,7 @@ def import_reference(checkpoint: str, out: Path, config: Path | None = None,
     from trm_core.data.factory import build_dataset
     from trm_core.train.model import build_model, count_parameters
 
-    refuse_taken(out)
+    check_out(out)
     path, yaml_path, source = locate(checkpoint, config)
     data = reference.read_reference_yaml(yaml_path)
     reference.reference_sets(data, str(yaml_path))  # the architecture is refused before the data is looked for
