@@ -137,6 +137,8 @@ class RunFold:
                 self.compile = ev
             case RunEnd():
                 self.end = ev
+                if ev.step is not None and ev.step > (self.step or 0):  # the last completed step, even one no
+                    self.step = ev.step  # step line showed (log_every; a run trm-tui import wrote has none)
 
     def error_line(self) -> str | None:
         """The newest start's error as one line: its message's last line (an exception's own words)."""

@@ -17,7 +17,7 @@ from trm_core.prep.output import building
 from trm_core.rundir import checkpoints as ckpt
 from trm_core.rundir.events import EventWriter
 from trm_core.rundir.layout import RunDir
-from trm_core.rundir.records import RunEnd, RunStart
+from trm_core.rundir.records import Checkpoint, RunEnd, RunStart
 
 IMPORTED = "imported"  # the checkpoint state's key: where the weights came from (no optimizer, no EMA)
 
@@ -37,7 +37,7 @@ def write_weights_run(out: Path, cfg: Config, model_state: dict[str, Any], *, st
             (tmp / name).write_text(text)
         state = {"model": {k: v.detach().to("cpu").contiguous() for k, v in model_state.items()},
                  IMPORTED: weights_from}
-        ckpt.save_checkpoint(run.checkpoints, state, step=step, epoch=0, loss=None, config_hash=cfg.hash())
+        info = ckpt.save_checkpoint(run.checkpoints, state, step=step, epoch=0, loss=None, config_hash=cfg.hash())
         log = EventWriter(run.events)
         try:
             log.emit(RunStart(config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(),
@@ -45,6 +45,8 @@ def write_weights_run(out: Path, cfg: Config, model_state: dict[str, Any], *, st
                               total_steps=step, steps_per_epoch=0, parameters=parameters, data=data,
                               torch=torch.__version__, threads=torch.get_num_threads(), weights_from=weights_from,
                               imported=True))
+            log.emit(Checkpoint(step=step, epoch=0, path=str(out / "checkpoints" / info.path.name), bytes=info.bytes,
+                                seconds=0.0))
             log.emit(RunEnd(status="completed", step=step, exit_code=0, reason=f"imported: {weights_from}"))
         finally:
             log.close()
