@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from trm_core.config import Config, ConfigError, resolve
+from trm_core.config import Config, ConfigError
 from trm_core.rundir.layout import RunDir
 from trm_core.weights.model_shape import MODEL_CONFIG
 from trm_core.weights.sources import hub_file, is_hub, parse_hub
@@ -43,15 +43,13 @@ def model_folder(spec: str) -> tuple[Path, str]:
 
 def _config_of(config: dict[str, Any], dataset_dir: str, where: Path) -> Config:
     """Our config for the model: its model section and test-time settings, its loss, the data it answers."""
-    sets = [f"model.{k}={v!r}" for k, v in config["model"].items()]
-    sets += [f"eval.{k}={v!r}" for k, v in (config.get("eval") or {}).items()]
-    sets += ["data.kind='puzzles'", f"data.dataset_dir={dataset_dir!r}", f"train.loss={config.get('loss', 'softmax')!r}",
-             "train.ema_decay=0.0", f"train.precision={config.get('precision', 'fp32')!r}", "train.device='auto'"]
-    try:
-        return resolve(env={}, sets=[s.replace("True", "true").replace("False", "false") for s in sets],
-                       default_file=Path("/nonexistent"))
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    from trm_core.weights.reference import config_of
+
+    keys = {f"model.{k}": v for k, v in config["model"].items()}
+    keys |= {f"eval.{k}": v for k, v in (config.get("eval") or {}).items()}
+    keys |= {"data.kind": "puzzles", "data.dataset_dir": dataset_dir, "train.loss": config.get("loss", "softmax"),
+             "train.ema_decay": 0.0, "train.precision": config.get("precision", "fp32"), "train.device": "auto"}
+    return config_of(keys, str(where))
 
 
 def model_run(spec: str, dataset: Path | None) -> RunDir:

@@ -105,13 +105,21 @@ def read_reference_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def config_of(keys: dict[str, Any], where: str) -> Config:
+    """A config from ``section.key`` values over the defaults (no file, no environment); an error names ``where``."""
+    tables: dict[str, dict[str, Any]] = {}
+    for dotted, value in keys.items():
+        section, key = dotted.split(".", 1)
+        tables.setdefault(section, {})[key] = value
+    try:
+        return resolve(base=tables, env={})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {str(exc).replace('saved run config: ', '')}") from None
+
+
 def reference_config(data: dict[str, Any], dataset_dir: str, where: str) -> Config:
     """Our config for the reference's ``all_config.yaml`` ``data``, reading ``dataset_dir``."""
-    sets = reference_sets(data, where) | {"data.dataset_dir": dataset_dir}
-    try:
-        return resolve(env={}, sets=[f"{k}={v!r}" for k, v in sets.items()], default_file=Path("/nonexistent"))
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    return config_of(reference_sets(data, where) | {"data.dataset_dir": dataset_dir}, where)
 
 
 def reference_sets(data: dict[str, Any], where: str) -> dict[str, Any]:
