@@ -221,7 +221,9 @@ def _apply_named(name: str, grid: np.ndarray) -> np.ndarray:
 
 
 def _identifiers(loaded: LoadedCheckpoint) -> list[str]:
-    path = Path(loaded.cfg.data.dataset_dir or "") / "identifiers.json"
+    if not loaded.cfg.data.dataset_dir:  # a --model without a dataset: no task is known
+        return []
+    path = Path(loaded.cfg.data.dataset_dir) / "identifiers.json"
     try:
         return [str(n) for n in json.loads(path.read_text())]
     except (OSError, ValueError, TypeError):
