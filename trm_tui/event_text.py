@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck,
-                                     CompileChoice, ErrorEvent,
+                                     CompileChoice, DepthStage, ErrorEvent, TargetReached,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, RankDown, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent)
 from trm_core.telemetry import GpuSample
@@ -114,6 +114,12 @@ def event_line(ev: Event) -> str | None:
             return f"error in step {ev.step}: {ev.message or ''}"
         case WarningEvent():
             return f"{ev.event}: {ev.message or ''}"
+        case DepthStage():
+            return (f"depth stage {ev.stage} of {ev.stages} from step {ev.step}: T={ev.T} n={ev.n} "
+                    f"(train.depth_schedule, from {ev.start:.0%} of the run)")
+        case TargetReached():
+            return (f"{ev.name} reached: {ev.score:.4f} >= {ev.target:.4f} at step {ev.step}, "
+                    f"{duration(ev.seconds)} after the start ({ev.samples:,} samples)")
         case CompileChoice():
             return f"train.compile = 'auto' chose {'compiled' if ev.compiled else 'eager'}: {ev.reason}"
         case Stall():

@@ -174,6 +174,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.device = {t.device!r} is not allowed; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
     check_model(cfg)
     check_eval(cfg)
+    from trm_core.config.curriculum import check_curriculum
+
+    check_curriculum(t.depth_schedule, t.supervision_weights, t.grad_recursions, cfg.model.max_supervision_steps)
     for what in ("eval_every", "checkpoint_every"):
         steps, epochs = getattr(t, what), getattr(t, f"{what}_epochs")
         if steps and epochs:

@@ -98,6 +98,17 @@ class TrainConfig:
                     "leave; 'refill': a fixed batch of slots carries its state across steps, one supervision step "
                     "(one update) per step, a halted slot takes the next sample (the reference's)",
                     choices=("shrink", "refill"))
+    depth_schedule: list = _f([], "a depth curriculum (CGAR, arXiv 2511.08653): stages 'FRACTION T=BLOCKS "
+                              "n=LATENT_STEPS' by the fraction of the run's steps they start at, e.g. ['0 T=1 n=2', "
+                              "'0.3 T=2 n=4', '0.6 T=3 n=6'] (CGAR's, ending at the paper's depth); each change is a "
+                              "depth_stage event; eval always runs the model section's depth; empty = that depth "
+                              "throughout (the paper)")
+    supervision_weights: str = _f("equal", "the answer loss's weight at each supervision step: 'equal' (the paper) "
+                                  "or 'decay:D', step t (from 0) weighted D^t, scaled to a mean of 1 (CGAR: "
+                                  "'decay:0.7'); the halting loss is the paper's either way")
+    grad_recursions: int = _f(1, "how many of a supervision step's last deep recursions (refinement blocks) carry "
+                              "gradient: 1 is the paper's 1-step approximation, more backpropagate through more "
+                              "(URM, tiny-recursive-model's recurrent_grad_depth) at more memory; 0 = all", min=0)
     puzzle_emb_lr: float = _f(1e-2, "learning rate of the puzzle embeddings (sign-SGD on the rows in the batch)",
                               min=0.0)
     puzzle_emb_weight_decay: float = _f(0.1, "decoupled weight decay of the puzzle embeddings", min=0.0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from trm_core.rundir.records import (AutotuneResult, AutotuneStart, Checkpoint, CompileChoice, ErrorEvent, Eval, Event,
-                                     Heartbeat, Restart, RunEnd, RunStart, Step)
+                                     Heartbeat, Restart, RunEnd, RunStart, Step, TargetReached)
 from trm_core.rundir.scores import after_eval, is_number
 from trm_core.rundir.states import RunState
 
@@ -96,6 +96,7 @@ class RunFold:
     in_step: Heartbeat | None = None  # the newest heartbeat inside the current step (long steps show it)
     compile: CompileChoice | None = None  # train.compile = "auto"'s verdict, when the part read holds it
     error: ErrorEvent | None = None  # why the newest start failed, when it did (its message, its step)
+    target_reached: TargetReached | None = None  # train.target_score's first reach, when the part read holds it
     recent_step_s: deque = field(default_factory=lambda: deque(maxlen=STEP_TIME_WINDOW))
     step_times: deque = field(default_factory=lambda: deque(maxlen=ETA_WINDOW))  # (time, step) since the start
 
@@ -135,6 +136,8 @@ class RunFold:
                 self.tuning = False
             case CompileChoice():
                 self.compile = ev
+            case TargetReached():
+                self.target_reached = ev
             case RunEnd():
                 self.end = ev
                 if ev.step is not None and ev.step > (self.step or 0):  # the last completed step, even one no

@@ -88,6 +88,9 @@ class RunStatus:
     error: str | None = None             # a failed run's error: its message's last line
     error_step: int | None = None        # the step it failed in (the last completed is one before, or ``step``)
     weights_from: str | None = None      # train.init_from's source, or what trm-tui import converted
+    target_step: int | None = None       # when train.target_score was first reached: the step, the wall
+    target_seconds: float | None = None  # seconds since the run's first start and the samples seen
+    target_samples: int | None = None    # (the log's target_reached, else the newest checkpoint's sidecar)
 
     @property
     def mine(self) -> bool:
@@ -130,7 +133,14 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      compiled=fold.compile.compiled if fold.compile else getattr(info, "compiled", None),
                      compile_reason=fold.compile.reason if fold.compile else None,
                      checkpoint_skipped=[f"{i.path.name} (step {i.step}): {why}" for i, why in broken],
-                     weights_from=_weights_from(fold.start), **_error(fold, state))
+                     weights_from=_weights_from(fold.start), **_target(fold, info), **_error(fold, state))
+
+
+def _target(fold: RunFold, info: ckpt.CheckpointInfo | None) -> dict[str, Any]:
+    """Time to target: the tail's target_reached, else the sidecar's (a long log's event is far back)."""
+    ev = fold.target_reached
+    found = (ev.step, ev.seconds, ev.samples) if ev is not None else getattr(info, "target", None)
+    return dict(zip(("target_step", "target_seconds", "target_samples"), found)) if found else {}
 
 
 def _weights_from(start: Any) -> str | None:

@@ -43,6 +43,7 @@ class CheckpointInfo:
     sha256: str
     best: tuple[float, int] | None = None  # the run's best eval (score, step) when this was saved (scores.py)
     compiled: bool | None = None  # train.compile = "auto"'s verdict in the checkpoint, when it has one
+    target: tuple[int, float, int] | None = None  # when train.target_score was reached: (step, seconds, samples)
 
 
 class _HashingWriter:
@@ -79,7 +80,8 @@ def checkpoint_name(step: int) -> str:
 
 def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: int, loss: float | None,
                     config_hash: str, on_write: Callable[[int], None] | None = None,
-                    best: tuple[float, int] | None = None) -> CheckpointInfo:
+                    best: tuple[float, int] | None = None,
+                    target: tuple[int, float, int] | None = None) -> CheckpointInfo:
     """Save ``state`` as the checkpoint of ``step``, atomically, with its sidecar. ``on_write`` hears the size
     of each chunk as it is written (progress; the test suite slows writes down with it). ``best``: the run's
     best eval so far, kept in the sidecar, where status finds it without reading back through the log."""
@@ -104,12 +106,14 @@ def save_checkpoint(folder: Path, state: dict[str, Any], *, step: int, epoch: in
         raise
     compiled = state.get("compiled") if isinstance(state.get("compiled"), bool) else None
     info = CheckpointInfo(final, step, epoch, loss, time.time(), config_hash, writer.size,
-                          writer.digest.hexdigest(), best, compiled)
+                          writer.digest.hexdigest(), best, compiled, target)
     layout.write_atomic(final.with_suffix(".json"), json.dumps({
         "format": SIDECAR_FORMAT, "file": final.name, "step": step, "epoch": epoch, "loss": loss,
         "time": info.time, "config_hash": config_hash, "bytes": info.bytes, "sha256": info.sha256,
         **({"best_score": best[0], "best_step": best[1]} if best else {}),
-        **({"compiled": compiled} if compiled is not None else {})}, indent=1).encode())
+        **({"compiled": compiled} if compiled is not None else {}),
+        **(dict(zip(("target_step", "target_seconds", "target_samples"), target)) if target else {})},
+        indent=1).encode())
     layout.fsync_dir(folder)
     return info
 
@@ -121,8 +125,17 @@ def read_sidecar(path: Path) -> CheckpointInfo | None:
         return CheckpointInfo(path.with_name(meta["file"]), int(meta["step"]), int(meta["epoch"]),
                               meta.get("loss"), float(meta["time"]), str(meta["config_hash"]),
                               int(meta["bytes"]), str(meta["sha256"]), _best(meta),
-                              meta.get("compiled") if isinstance(meta.get("compiled"), bool) else None)
+                              meta.get("compiled") if isinstance(meta.get("compiled"), bool) else None, _target(meta))
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _target(meta: dict[str, Any]) -> tuple[int, float, int] | None:
+    """The sidecar's time to target: advice for status, so a malformed one is dropped, never the checkpoint."""
+    try:
+        return (int(meta["target_step"]), float(meta["target_seconds"]), int(meta["target_samples"])) \
+            if "target_step" in meta else None
+    except (TypeError, ValueError, KeyError):
         return None
 
 

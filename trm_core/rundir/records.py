@@ -230,6 +230,35 @@ class WarningEvent(Event):
 
 
 @dataclass(frozen=True)
+class DepthStage(Event):
+    """`train.depth_schedule`: the run enters a stage of its depth curriculum (also the stage a start or resume
+    begins in)."""
+
+    KIND: ClassVar[str] = "depth_stage"
+    step: int = doc("the first step run at this depth")
+    stage: int = doc("the stage, from 1")
+    stages: int = doc("the schedule's stages")
+    T: int = doc("refinement blocks per supervision step in this stage")
+    n: int = doc("latent steps per refinement block in this stage")
+    start: float = doc("the fraction of the run's steps the stage starts at")
+
+
+@dataclass(frozen=True)
+class TargetReached(Event):
+    """The first eval whose task figure reached `train.target_score`: the time to target, a recipe's measure."""
+
+    KIND: ClassVar[str] = "target_reached"
+    step: int = doc("the eval's step")
+    score: float = doc("the figure it reached")
+    target: float = doc("`train.target_score`")
+    name: str = doc("`train.target_name`")
+    seconds: float = doc("wall seconds since the run's first start (pauses between a stop and a resume "
+                         "included)")
+    train_seconds: float = doc("seconds the worker spent training, summed over its starts")
+    samples: int = doc("training samples seen: steps x the global batch")
+
+
+@dataclass(frozen=True)
 class CompileChoice(Event):
     """`train.compile = "auto"` made its choice, from the run's own steps timed eager and compiled (or without
     compiling: a run too short to pay for one, or a compile that failed). Kept in the run's checkpoints: a resumed
@@ -446,7 +475,8 @@ class Unknown(Event):
 
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
-    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, CompileChoice, ErrorEvent, RunEnd, Restart,
+    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, CompileChoice, DepthStage, TargetReached,
+    ErrorEvent, RunEnd, Restart,
     RankDown, GiveUp, KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial, AutotuneResult)}
 
 

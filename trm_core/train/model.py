@@ -55,6 +55,7 @@ class RecursiveModel(nn.Module):
         super().__init__()
         self.latent_steps = cfg.latent_steps
         self.refinement_blocks = cfg.refinement_blocks
+        self.grad_recursions = 1  # train.grad_recursions: the last blocks that carry gradient (0: all)
         self.prefix = cfg.puzzle_emb_len
         self.dim = cfg.dim
         if self.prefix:
@@ -91,11 +92,14 @@ class RecursiveModel(nn.Module):
         """One supervision step. ``latent_noise``: applied to the latent before each of the T refinement
         blocks (the deep recursion steps), as PTRM perturbs it at test time (``evaluate.test_time.trajectories``)."""
         x = self.embed(tokens, puzzle_ids)
-        if self.refinement_blocks > 1:
+        blocks = self.refinement_blocks
+        with_grad = blocks if self.grad_recursions == 0 else min(self.grad_recursions, blocks)
+        if blocks > with_grad:
             with torch.no_grad():
-                for _ in range(self.refinement_blocks - 1):
+                for _ in range(blocks - with_grad):
                     y, z = self._refine(x, y, z if latent_noise is None else latent_noise(z))
-        y, z = self._refine(x, y, z if latent_noise is None else latent_noise(z))
+        for _ in range(with_grad):
+            y, z = self._refine(x, y, z if latent_noise is None else latent_noise(z))
         logits, halt_logit = self.heads(y)
         return StepOutput(y.detach(), z.detach(), logits, halt_logit)
 

@@ -19,11 +19,12 @@ import dataclasses
 import math
 import random
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
 from trm_core.config import Config, ConfigError
+from trm_core.config.curriculum import DepthStage, parse_depth_schedule, stage_at, supervision_weights
 from trm_core.data.base import Batch
 from trm_core.distributed.group import Group
 from trm_core.train.carry import Carry
@@ -55,6 +56,12 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)
         random.seed(cfg.train.seed)
         self.model = build_model(cfg.model, vocab_size, num_puzzle_ids).to(self.device)
+        self.model.grad_recursions = cfg.train.grad_recursions
+        self.depth_stages = parse_depth_schedule(cfg.train.depth_schedule)
+        weights = supervision_weights(cfg.train.supervision_weights, cfg.model.max_supervision_steps)
+        # None for the paper's equal weights: the step then runs exactly as it always did
+        self.sup_weights = None if cfg.train.supervision_weights == "equal" else \
+            torch.tensor(weights, dtype=torch.float32, device=self.device)
         self.num_parameters = count_parameters(self.model)
         if cfg.train.precision == "bf16":  # before the EMA copy: it forwards as the model does
             self.model.forward_dtype = torch.bfloat16
@@ -143,12 +150,32 @@ class Trainer:
         if self.compiled and self.device.type == "cuda" and self.cfg.train.compile_mode in _GRAPHED:
             # CUDA graphs: the last step's graph outputs are dead (the carry holds copies); their memory is reused
             torch.compiler.cudagraph_mark_step_begin()
-        if self.cfg.train.carry == "refill":
-            self._pending = refill_step(self, batch)
-        else:
-            self._pending = shrink_step(self, batch, on_progress)
+        with self.depth(self.stage(self.step)):
+            if self.cfg.train.carry == "refill":
+                self._pending = refill_step(self, batch)
+            else:
+                self._pending = shrink_step(self, batch, on_progress)
         self._window_s += time.perf_counter() - started
         self._window_steps += 1
+
+    def stage(self, step: int) -> DepthStage | None:
+        """train.depth_schedule's stage for the step after ``step`` completed ones; None without a schedule."""
+        if not self.depth_stages:
+            return None
+        return self.depth_stages[stage_at(self.depth_stages, step, self.total_steps)]
+
+    @contextlib.contextmanager
+    def depth(self, stage: DepthStage | None) -> Iterator[None]:
+        """The stage's T and n for one step; the model section's outside it (eval, checkpoints, the EMA's copy)."""
+        if stage is None:
+            yield
+            return
+        full = self.model.refinement_blocks, self.model.latent_steps
+        self.model.refinement_blocks, self.model.latent_steps = stage.T, stage.n
+        try:
+            yield
+        finally:
+            self.model.refinement_blocks, self.model.latent_steps = full
 
     def read_metrics(self) -> StepMetrics:
         """The last step's figures; ``step_s`` is the mean over the steps since the last read, the wait for the

@@ -27,7 +27,8 @@ from trm_core.rundir import layout, log_queries
 from trm_core.rundir.events import EventWriter, SilentLog
 from trm_core.rundir.layout import EXIT_OK, RunDir
 from trm_core.rundir.scores import best_of, headline
-from trm_core.rundir.records import Checkpoint, Eval, RunEnd, RunStart, Step, WarningEvent
+from trm_core.rundir.records import Checkpoint, DepthStage, Eval, RunEnd, RunStart, Step, WarningEvent
+from trm_core.worker.target_clock import TargetClock
 from trm_core.train.metrics import StepMetrics
 from trm_core.train.trainer import Trainer
 from trm_core.worker.compiling import CompileDriver
@@ -85,6 +86,9 @@ class Run:
         self.console = Console()
         self.last_eval: dict | None = None
         self.best = log_queries.best_eval(run_dir / layout.EVENTS) if self.group.leader else None
+        self.target = TargetClock(run_dir / layout.EVENTS, cfg.train.target_score, cfg.train.target_name,
+                                  self.group.leader)
+        self.depth_seen: object = None  # the depth stage the last depth_stage event named
         self.endings = Endings(self.events, self.report, run_dir)
 
     def _forced_stop(self, signum: int) -> None:
@@ -107,7 +111,8 @@ class Run:
             return
         info = ckpt.save_checkpoint(self.ckpt_dir, state, step=step,
                                     epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash(),
-                                    on_write=self.faults.checkpoint_writes(step), best=self.best)
+                                    on_write=self.faults.checkpoint_writes(step), best=self.best,
+                                    target=self.target.sidecar)
         ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
         watchdog.end()
         self.last_saved_step = step
@@ -175,6 +180,16 @@ class Run:
         return EXIT_OK
 
     weights_from: str | None = None  # where train.init_from's weights came from, when this start loaded them
+
+    def _announce_depth(self, step: int) -> None:
+        """A depth_stage event when the step about to run begins another stage (or the first of this start)."""
+        stage = self.trainer.stage(step - 1)
+        if stage is None or stage == self.depth_seen:
+            return
+        self.depth_seen = stage
+        stages = self.trainer.depth_stages
+        self.events.emit(DepthStage(step=step, stage=stages.index(stage) + 1, stages=len(stages), T=stage.T,
+                                    n=stage.n, start=stage.start))
 
     def _initial_weights(self) -> str:
         """train.init_from: a new run's starting weights (trm_core/weights/init_from.py), the puzzle table resized."""
@@ -252,6 +267,7 @@ class Run:
             self.faults.before_step(step, trainer.model, self.group.rank)
             batch, data_s = self._batch_of_this_rank()
             duties = self._duties(step, bool(eval_batches), compiling.measuring)
+            self._announce_depth(step)
             compiling.queue_step(batch, step, progress)
             metrics, spread = self._read_step(duties)
             if duties.measuring:  # a measured step is always read
@@ -353,3 +369,6 @@ class Run:
         best = {"best_score": self.best[0], "best_step": self.best[1]} if self.best else {}
         self.events.emit(Eval(step=step, epoch=epoch + 1, seconds=round(time.perf_counter() - t0, 4), **result, **best))
         self.last_eval = result
+        reached = self.target.check(step, figure[1] if figure else None, step * self.cfg.train.batch_size)
+        if reached is not None:
+            self.events.emit(reached)

@@ -58,7 +58,8 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "SAMPLES/S", "ETA", "CHECKPOINT", "STARTED", "CONFIG")
+HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "TO TARGET", "SAMPLES/S", "ETA", "CHECKPOINT",
+           "STARTED", "CONFIG")
 
 
 def table_cells(row: RunRow) -> tuple[str, ...]:
@@ -71,7 +72,7 @@ def table_cells(row: RunRow) -> tuple[str, ...]:
     state = f"{st.state}, corrupt config" if st.config_error else str(st.state)  # seen at any width
     return (row.run_dir.name, state, step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
             _num(st.eval_accuracy, ".3f"), best_text(st.best_score, st.target_score, st.target_name),
-            _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
+            duration(st.target_seconds) if st.target_step is not None else "-", _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
             started, "CORRUPT" if st.config_error else (st.config_hash or "-")[:8])
 
 
@@ -86,7 +87,7 @@ def columns(rows: list[RunRow]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]
 
 
 # the columns a narrow terminal leaves out first (RUN, STATE, STEP and the scores stay)
-DROPPABLE = ("CONFIG", "STARTED", "ACC", "ETA", "SAMPLES/S", "EVAL", "CHECKPOINT", "OWNER")
+DROPPABLE = ("CONFIG", "STARTED", "ACC", "ETA", "SAMPLES/S", "EVAL", "TO TARGET", "CHECKPOINT", "OWNER")
 
 
 def fit(headers: tuple[str, ...], cells: list[tuple[str, ...]], width: int) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
@@ -127,7 +128,8 @@ def table(rows: list[RunRow], width: int | None = None) -> str:
 # what the columns whose names do not say it hold (the eval columns are different figures)
 LEGEND = {"EVAL": "the newest eval's loss", "ACC": "its token accuracy",
           "BEST": "the run's best eval by the task's figure (whole answers right; pass@2 for ARC; masked-byte "
-                  "accuracy for code), beside its target"}
+                  "accuracy for code), beside its target",
+          "TO TARGET": "wall time from the run's start until an eval first reached train.target_score"}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -61,8 +61,11 @@ def _forward_slots(tr: StepHost, carry: Carry, y: torch.Tensor, z: torch.Tensor,
             with tr.autocast():
                 out = tr.forward(mb_in, y[:, rows], z[:, rows], mb_ids)
             ce, halt, accuracy, exact, hidden_acc = tr._losses(out.logits, mb_tg, out.halt_logit, mb_hidden)
+            # each slot's answer loss weighed by its supervision step (0-based: the steps it has done)
+            weighed = ce if tr.sup_weights is None else ce * tr.sup_weights[
+                carry.steps[rows].clamp_max(len(tr.sup_weights) - 1)]
             with tr.group.waiting() if syncs else contextlib.nullcontext():
-                ((ce + w_halt * halt).sum() / all_slots).backward()
+                ((weighed + w_halt * halt).sum() / all_slots).backward()
         ys.append(out.y)
         zs.append(out.z)
         halt_logits.append(out.halt_logit.detach().float())

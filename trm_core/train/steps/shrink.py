@@ -92,8 +92,9 @@ def _supervise(tr: StepHost, actives: list[_Active], sup: int, active_total: int
             with tr.autocast():
                 out = tr.forward(act.inputs, act.y, act.z, act.puzzle_ids)
             ce, halt, accuracy, exact, hidden_acc = tr._losses(out.logits, act.targets, out.halt_logit, act.hidden)
+            weighed = ce if tr.sup_weights is None else ce * tr.sup_weights[sup]
             with tr.group.waiting() if syncs else contextlib.nullcontext():
-                ((ce + w_halt * halt).sum() / active_total).backward()
+                ((weighed + w_halt * halt).sum() / active_total).backward()
         sums.loss += ce.detach().sum()
         sums.halt += halt.detach().sum()
         sums.pairs += len(act)

@@ -26,6 +26,7 @@ class StepHost(Protocol):
     carry: Carry | None
     step: int         # completed steps
     halt_logit_threshold: float
+    sup_weights: torch.Tensor | None  # train.supervision_weights by supervision step; None: equal (the paper)
     autocast: Callable[[], ContextManager[Any]]
     _losses: Callable[..., Losses]
     finite: FiniteWatch
