@@ -33,6 +33,13 @@ VARIANTS = {
     # preset's 1,400 in 13.8), so it gets the steps (and the schedule) that fill the same wall clock
     "no-recursion": ["model.refinement_blocks=1", "model.latent_steps=1", "train.max_steps=1950",
                      "train.eval_every=195"],
+    # issue 41's knobs, each alone, then together: CGAR's depth curriculum by thirds of the preset's T=2 n=3, its
+    # supervision weights 0.7^t, and the gradient through every deep recursion (both of the preset's two)
+    "curriculum": ['train.depth_schedule=["0 T=1 n=1", "0.3 T=1 n=2", "0.6 T=2 n=3"]'],
+    "decay": ["train.supervision_weights='decay:0.7'"],
+    "grad-all": ["train.grad_recursions=0"],
+    "cgar": ['train.depth_schedule=["0 T=1 n=1", "0.3 T=1 n=2", "0.6 T=2 n=3"]',
+             "train.supervision_weights='decay:0.7'"],
 }
 
 
@@ -108,6 +115,10 @@ def main() -> None:
                   f"final train loss {result['train_loss']:.4f}", flush=True)
             for c in result["curve"]:
                 print(f"  {c['minutes']:6.2f} min  step {c['step']:6}  solved {c['exact']:.3f}  cells {c['accuracy']:.3f}")
+            for goal in (0.8, 0.85):
+                reached = next((c for c in result["curve"] if c["exact"] >= goal), None)
+                print(f"  time to {goal:.0%}: " + (f"{reached['minutes']:.2f} min (step {reached['step']})"
+                                                   if reached else "not reached"), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"cores": os.cpu_count(), "minutes": args.minutes, "results": results},
                                         indent=1))
