@@ -144,3 +144,4 @@ def test_a_stop_and_resume_across_a_stage_boundary_is_bit_identical_and_the_targ
     assert reached[0]["train_seconds"] < reached[0]["seconds"]  # the pause between the stop and the resume
     status = cli_run("status", "--run-dir", str(split))
     assert "to target   target reached at step 8" in status.stdout, status.stdout
+    assert "depth       stage 2 of 2: T=2 n=1 (train.depth_schedule)" in status.stdout

@@ -91,6 +91,7 @@ class RunStatus:
     target_step: int | None = None       # when train.target_score was first reached: the step, the wall
     target_seconds: float | None = None  # seconds since the run's first start and the samples seen
     target_samples: int | None = None    # (the log's target_reached, else the newest checkpoint's sidecar)
+    depth_stage: str | None = None       # train.depth_schedule's stage at the run's step, in words
 
     @property
     def mine(self) -> bool:
@@ -133,7 +134,26 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      compiled=fold.compile.compiled if fold.compile else getattr(info, "compiled", None),
                      compile_reason=fold.compile.reason if fold.compile else None,
                      checkpoint_skipped=[f"{i.path.name} (step {i.step}): {why}" for i, why in broken],
-                     weights_from=_weights_from(fold.start), **_target(fold, info), **_error(fold, state))
+                     weights_from=_weights_from(fold.start), **_target(fold, info),
+                     depth_stage=_depth_stage(fold.start, getattr(progress, "step", None), getattr(last, "total_steps", None)),
+                     **_error(fold, state))
+
+
+def _depth_stage(start: Any, step: int | None, total: int | None) -> str | None:
+    """The depth curriculum's stage the next step runs in (the config of the newest start; pure arithmetic)."""
+    from trm_core.config.curriculum import parse_depth_schedule, stage_at
+    from trm_core.config.schema import ConfigError
+
+    config = getattr(start, "config", None)
+    items = config.get("train", {}).get("depth_schedule") if isinstance(config, dict) else None
+    if not items or not total:
+        return None
+    try:
+        stages = parse_depth_schedule(items)
+    except ConfigError:
+        return None
+    k = stage_at(stages, step or 0, total)
+    return f"stage {k + 1} of {len(stages)}: T={stages[k].T} n={stages[k].n} (train.depth_schedule)"
 
 
 def _target(fold: RunFold, info: ckpt.CheckpointInfo | None) -> dict[str, Any]:

@@ -70,6 +70,8 @@ def _run_rows(run_dir: Path, st: RunStatus) -> list[tuple[str, object]]:
             ("restarts", st.restarts),
             ("disk", "-" if st.disk_free_mb is None else
              f"{st.disk_free_mb:,.{1 if st.disk_free_mb < 10 else 0}f} MiB free in the run dir's file system")]
+    if st.depth_stage:
+        rows.append(("depth", st.depth_stage))
     if st.target_step is not None:
         rows.append(("to target", f"{st.target_name or 'target'} reached at step {st.target_step}, "
                                   f"{duration(st.target_seconds)} after the start ({st.target_samples:,} samples)"))
