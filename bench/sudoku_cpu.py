@@ -40,6 +40,11 @@ VARIANTS = {
     "grad-all": ["train.grad_recursions=0"],
     "cgar": ['train.depth_schedule=["0 T=1 n=1", "0.3 T=1 n=2", "0.6 T=2 n=3"]',
              "train.supervision_weights='decay:0.7'"],
+    # the curriculum's shallow steps are cheaper: the steps (and the schedule) that fill about the same wall clock
+    "curriculum-1800": ['train.depth_schedule=["0 T=1 n=1", "0.3 T=1 n=2", "0.6 T=2 n=3"]', "train.max_steps=1800",
+                        "train.eval_every=180"],
+    "cgar-1800": ['train.depth_schedule=["0 T=1 n=1", "0.3 T=1 n=2", "0.6 T=2 n=3"]',
+                  "train.supervision_weights='decay:0.7'", "train.max_steps=1800", "train.eval_every=180"],
 }
 
 
