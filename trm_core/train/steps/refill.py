@@ -81,7 +81,7 @@ def _halted(tr: StepHost, steps: torch.Tensor, halt_logits: torch.Tensor, all_sl
     the same at any world size)."""
     cfg = tr.cfg
     halted = (steps >= cfg.model.max_supervision_steps) | halts(halt_logits, tr.halt_logit_threshold)
-    if cfg.model.halt_exploration > 0:
+    if cfg.model.halt_exploration > 0 and cfg.model.max_supervision_steps > 1:  # one step leaves nothing to explore
         gen = torch.Generator().manual_seed(mix_seed(cfg.train.seed, tr.step, 101))
         mine = tr.group.share(all_slots)
         explore = torch.rand(all_slots, generator=gen)[mine] < cfg.model.halt_exploration
