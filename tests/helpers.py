@@ -57,6 +57,23 @@ def run_worker(run_dir: Path, args: list[str], timeout: float = 120, **env: Any)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def straight_and_split(root: Path, args: list[str], stop_at: int) -> tuple[Path, Path]:
+    """The same run twice: straight through, and stopped after step ``stop_at`` then resumed (both complete);
+    (the straight run's folder, the split one's), for a bit-identical resume's comparison."""
+    straight = run_worker(root / "straight", args)
+    assert straight.returncode == 0, straight.stderr
+    split = root / "split"
+    stopped = run_worker(split, args, TRM_TEST_STOP_AT_STEP=stop_at)
+    assert stopped.returncode == 0, stopped.stderr
+    resumed = run_worker(split, ["--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    return root / "straight", split
+
+
+def step_losses(run_dir: Path) -> dict[int, float]:
+    return {e["step"]: e["loss"] for e in events(run_dir, "step")}
+
+
 def events(run_dir: Path, kind: str | None = None) -> list[dict[str, Any]]:
     return [e for e in read_events(run_dir / layout.EVENTS).events if kind is None or e["event"] == kind]
 

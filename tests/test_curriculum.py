@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import MICRO, cli_run, events, run_worker
+from helpers import MICRO, cli_run, events, step_losses, straight_and_split
 from trm_core.config import ConfigError, resolve
 from trm_core.config.curriculum import parse_depth_schedule, stage_at, supervision_weights
 from trm_core.data.base import Batch
@@ -127,20 +127,14 @@ def test_a_stop_and_resume_across_a_stage_boundary_is_bit_identical_and_the_targ
     sets = [*MICRO, "train.max_steps=12", "train.checkpoint_every=3", "train.eval_every=4", "train.micro_batch_size=0",
             'train.depth_schedule=["0 T=1 n=1", "0.5 T=2 n=1"]', "train.supervision_weights='decay:0.7'",
             "train.grad_recursions=0", "train.target_score=0.01"]
-    args = [a for s in sets for a in ("--set", s)]
-    straight = run_worker(tmp_path / "straight", args)
-    assert straight.returncode == 0, straight.stderr
-    split = tmp_path / "split"
-    assert run_worker(split, args, TRM_TEST_STOP_AT_STEP=5).returncode == 0
-    assert run_worker(split, ["--resume"]).returncode == 0
-    losses = lambda d: {e["step"]: e["loss"] for e in events(d, "step")}  # noqa: E731
-    assert losses(split) == losses(tmp_path / "straight") and len(losses(split)) == 12
+    straight, split = straight_and_split(tmp_path, [a for s in sets for a in ("--set", s)], stop_at=5)
+    assert step_losses(split) == step_losses(straight) and len(step_losses(split)) == 12
     stages = lambda d: [(e["step"], e["stage"], e["T"], e["n"]) for e in events(d, "depth_stage")]  # noqa: E731
-    assert stages(tmp_path / "straight") == [(1, 1, 1, 1), (7, 2, 2, 1)]
+    assert stages(straight) == [(1, 1, 1, 1), (7, 2, 2, 1)]
     assert stages(split) == [(1, 1, 1, 1), (6, 1, 1, 1), (7, 2, 2, 1)]  # the resumed start names its stage
     reached = events(split, "target_reached")  # the eval at step 4 scores 0; at step 8, after the resume, 0.287
     assert [(e["step"], e["samples"]) for e in reached] == [(8, 8 * 4)] == \
-        [(e["step"], e["samples"]) for e in events(tmp_path / "straight", "target_reached")]
+        [(e["step"], e["samples"]) for e in events(straight, "target_reached")]
     assert reached[0]["train_seconds"] < reached[0]["seconds"]  # the pause between the stop and the resume
     status = cli_run("status", "--run-dir", str(split))
     assert "to target   target reached at step 8" in status.stdout, status.stdout

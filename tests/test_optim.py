@@ -11,7 +11,7 @@ import torch
 
 from trm_core.train.update.adam_atan2 import AdamATan2
 
-from helpers import events, run_worker
+from helpers import events, step_losses, straight_and_split
 
 LR, BETAS, WD = 0.01, (0.9, 0.95), 0.5
 
@@ -61,13 +61,8 @@ def test_its_state_round_trips_through_a_state_dict(tmp_path: Path) -> None:
 def test_a_run_on_adam_atan2_stops_and_resumes_bit_identically(tmp_path: Path, micro_args: list[str]) -> None:
     args = [*micro_args, "--set", "train.optimizer='adam_atan2'", "--set", "train.max_steps=10",
             "--set", "train.checkpoint_every=4", "--set", "train.weight_decay=0.5"]
-    straight = run_worker(tmp_path / "straight", args)
-    assert straight.returncode == 0, straight.stderr
-    split = tmp_path / "split"
-    assert run_worker(split, args, TRM_TEST_STOP_AT_STEP=5).returncode == 0
-    assert run_worker(split, ["--resume"]).returncode == 0
-    losses = lambda d: {e["step"]: e["loss"] for e in events(d, "step")}  # noqa: E731
-    assert losses(split) == losses(tmp_path / "straight") and len(losses(split)) == 10
+    straight, split = straight_and_split(tmp_path, args, stop_at=5)
+    assert step_losses(split) == step_losses(straight) and len(step_losses(split)) == 10
     start = events(split, "run_start")[0]
     assert start["config"]["train"]["optimizer"] == "adam_atan2"
 

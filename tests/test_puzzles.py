@@ -16,7 +16,7 @@ from trm_core.prep.sudoku_rules import count_solutions, generate, is_valid_solut
 from trm_core.prep.puzzle_format import ARRAYS
 from trm_core.data.puzzles import PuzzleDataset
 
-from helpers import cli_run, events, run_worker
+from helpers import cli_run, events, run_worker, step_losses, straight_and_split
 
 # the reference's PuzzleDatasetMetadata (dataset/common.py), field for field
 REFERENCE_FIELDS = ["pad_id", "ignore_label_id", "blank_identifier_id", "vocab_size", "seq_len",
@@ -149,13 +149,8 @@ def test_train_stop_and_resume_on_a_sudoku_set_is_bit_identical(tmp_path: Path, 
             "train.batch_size=8", "train.max_steps=20", "train.eval_every=10", "train.eval_batches=0",
             "train.checkpoint_every=5", "train.threads=1", "train.warmup_steps=2"]
     args = [a for s in sets for a in ("--set", s)]
-    straight = run_worker(tmp_path / "straight", args)
-    assert straight.returncode == 0, straight.stderr
-    split = tmp_path / "split"
-    assert run_worker(split, args, TRM_TEST_STOP_AT_STEP=13).returncode == 0
-    assert run_worker(split, ["--resume"]).returncode == 0
-    losses = lambda d: {e["step"]: e["loss"] for e in events(d, "step")}  # noqa: E731
-    assert losses(split) == losses(tmp_path / "straight") and len(losses(split)) == 20
+    straight, split = straight_and_split(tmp_path, args, stop_at=13)
+    assert step_losses(split) == step_losses(straight) and len(step_losses(split)) == 20
     evals = events(split, "eval")
     assert [e["samples"] for e in evals] == [12, 12]  # eval_batches = 0: the whole test split
     start = events(split, "run_start")[0]
