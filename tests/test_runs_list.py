@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_run, run_worker
+from helpers import cli_run, events, run_worker
 
 
 @pytest.mark.process
@@ -24,8 +24,8 @@ def test_runs_lists_each_run_with_its_state_and_figures(tmp_path: Path, micro_ar
     shown = cli_run("runs", "--root", str(root))
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines[0].split() == ["RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "SAMPLES/S", "ETA", "CHECKPOINT",
-                                "STARTED", "CONFIG"]
+    assert lines[0].split() == ["RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "TO-TARGET", "SAMPLES/S", "ETA",
+                                "CHECKPOINT", "STARTED", "CONFIG"]
     table_lines = lines[1:4]
     assert "EVAL: the newest eval's loss; ACC: its token accuracy; BEST: the run's best eval by the task's " \
            "figure" in " ".join(lines[4:])  # the two eval figures are told apart
@@ -73,7 +73,8 @@ def test_the_runs_screen_switches_runs_and_compares_the_marked(tmp_path: Path, m
     root = tmp_path / "runs"
     root.mkdir()
     for name, lr in (("slow", "0.0003"), ("fast", "0.01")):
-        done = run_worker(root / name, micro_args + ["--set", "train.max_steps=12", "--set", f"train.learning_rate={lr}"])
+        done = run_worker(root / name, micro_args + ["--set", "train.max_steps=12", "--set", f"train.learning_rate={lr}",
+                                                     "--set", "train.target_score=0.01"])
         assert done.returncode == 0, done.stderr
 
     async def drive() -> tuple[str, str, Path | None]:
@@ -99,7 +100,10 @@ def test_the_runs_screen_switches_runs_and_compares_the_marked(tmp_path: Path, m
         return loss, evals, app.switch_to, headers, rows
     loss, evals, switched, headers, rows = asyncio.run(drive())
     # the table below the charts: scores, then only the config keys the runs differ in
-    assert headers[:6] == ["RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "BEST"] and headers[6:] == ["train.learning_rate"]
+    assert headers[:7] == ["RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "BEST", "TO-TARGET"]
+    assert headers[7:] == ["train.learning_rate"]
+    reached = events(root / "fast", "target_reached")  # time to target, side by side
+    assert reached and rows["fast"][6].endswith(f" @{reached[0]['step']}") and rows["fast"][6].startswith("0:00:")
     lr = headers.index("train.learning_rate")
     assert rows["slow"][lr] == "0.0003" and rows["fast"][lr] == "0.01"
     assert rows["fast"][1] == "completed" and rows["fast"][2] == "12"

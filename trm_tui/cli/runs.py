@@ -58,7 +58,7 @@ def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "TO TARGET", "SAMPLES/S", "ETA", "CHECKPOINT",
+HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "TO-TARGET", "SAMPLES/S", "ETA", "CHECKPOINT",
            "STARTED", "CONFIG")
 
 
@@ -87,7 +87,7 @@ def columns(rows: list[RunRow]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]
 
 
 # the columns a narrow terminal leaves out first (RUN, STATE, STEP and the scores stay)
-DROPPABLE = ("CONFIG", "STARTED", "ACC", "ETA", "SAMPLES/S", "EVAL", "TO TARGET", "CHECKPOINT", "OWNER")
+DROPPABLE = ("CONFIG", "STARTED", "ACC", "ETA", "SAMPLES/S", "EVAL", "TO-TARGET", "CHECKPOINT", "OWNER")
 
 
 def fit(headers: tuple[str, ...], cells: list[tuple[str, ...]], width: int) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
@@ -129,7 +129,7 @@ def table(rows: list[RunRow], width: int | None = None) -> str:
 LEGEND = {"EVAL": "the newest eval's loss", "ACC": "its token accuracy",
           "BEST": "the run's best eval by the task's figure (whole answers right; pass@2 for ARC; masked-byte "
                   "accuracy for code), beside its target",
-          "TO TARGET": "wall time from the run's start until an eval first reached train.target_score"}
+          "TO-TARGET": "wall time from the run's start until an eval first reached train.target_score"}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from trm_tui.dashboard.history import history_view
 from trm_tui.cli.runs import columns, list_runs
 from trm_tui.dashboard.widgets import Curve
 from trm_tui.keys_footer import KeysFooter
+from trm_tui.event_text import duration
 
 # Colours and markers per run: the markers keep runs apart where colour does not show (NO_COLOR).
 COLOURS = ("cyan", "yellow", "green", "magenta", "red", "blue", "white")
@@ -81,8 +82,8 @@ class RunsScreen(Screen["Path | None"]):
 
 class CompareScreen(Screen[None]):
     """The loss and eval curves of several runs on one pair of charts, one colour and one marker per run, and
-    below them a table of the runs' final scores beside the config keys they differ in (what W&B's runs
-    table and TensorBoard's HParams tab show)."""
+    below them a table of the runs' final scores and time to target beside the config keys they differ in (what
+    W&B's runs table and TensorBoard's HParams tab show)."""
 
     DEFAULT_CSS = """
     #compare-curves { height: 1fr; }
@@ -117,12 +118,13 @@ class CompareScreen(Screen[None]):
         configs = [run_config_columns(run) for run in self.runs]
         keys = differing_keys(configs) if len(self.runs) > 1 else []
         table = self.query_one("#compare-table", DataTable)
-        table.add_columns("RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "BEST", *keys)
+        table.add_columns("RUN", "STATE", "STEP", "LOSS", "EVAL LOSS", "BEST", "TO-TARGET", *keys)
         for run, cfg in zip(self.runs, configs):
             st = run_status(run)
             best = f"{st.best_score:.3f} @{st.best_step}" if st.best_score is not None else "-"
+            to_target = f"{duration(st.target_seconds)} @{st.target_step}" if st.target_step is not None else "-"
             table.add_row(run.name, str(st.state), str(st.step if st.step is not None else "-"),
-                          _figure(st.loss), _figure(st.eval_loss), best,
+                          _figure(st.loss), _figure(st.eval_loss), best, to_target,
                           *(str(cfg.get(k, "-")) for k in keys), key=str(run))
 
     def draw(self) -> None:
