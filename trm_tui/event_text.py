@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck,
-                                     CompileChoice, DepthStage, ErrorEvent, TargetReached,
+                                     CompileChoice, DepthStageEvent, ErrorEvent, TargetReached,
                                      Eval, Event, GiveUp, Heartbeat, KeeperEnd, KeeperStart, RankDown, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent)
 from trm_core.telemetry import GpuSample
@@ -114,7 +114,7 @@ def event_line(ev: Event) -> str | None:
             return f"error in step {ev.step}: {ev.message or ''}"
         case WarningEvent():
             return f"{ev.event}: {ev.message or ''}"
-        case DepthStage():
+        case DepthStageEvent():
             return (f"depth stage {ev.stage} of {ev.stages} from step {ev.step}: T={ev.T} n={ev.n} "
                     f"(train.depth_schedule, from {ev.start:.0%} of the run)")
         case TargetReached():

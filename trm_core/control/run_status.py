@@ -6,7 +6,6 @@ sidecar; falls back to the sidecar for progress when the log is missing or has n
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 from trm_core.config import SupervisorConfig, tomllib
 from trm_core.control.fold import RunFold, end_state
 from trm_core.rundir import checkpoints as ckpt
-from trm_core.rundir import layout, lifecycle
+from trm_core.rundir import layout, lifecycle, log_queries
 from trm_core.rundir.events import read_tail
 from trm_core.rundir.states import RunState
 from trm_core.rundir.identity import live_worker, run_lock_held
@@ -126,7 +125,8 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      restarts=fold.restarts,
                      last_activity_age_s=now - fold.last_activity if fold.last_activity is not None else None,
                      stall_after_s=stall_s, reason=reason, eval_loss=getattr(last_eval, "loss", None),
-                     eval_accuracy=getattr(last_eval, "accuracy", None), started_time=_first_start(run_dir),
+                     eval_accuracy=getattr(last_eval, "accuracy", None), started_time=log_queries.first_time(
+                         run_dir / layout.EVENTS),
                      config_hash=getattr(fold.start, "config_hash", None) or getattr(info, "config_hash", None),
                      disk_free_mb=free / 2**20 if free is not None else None,
                      disk_warning=disk_warning(free, getattr(info, "bytes", None)), **_scores(fold, info),
@@ -134,7 +134,7 @@ def run_status(run_dir: Path, settings: SupervisorConfig | None = None, now: flo
                      compiled=fold.compile.compiled if fold.compile else getattr(info, "compiled", None),
                      compile_reason=fold.compile.reason if fold.compile else None,
                      checkpoint_skipped=[f"{i.path.name} (step {i.step}): {why}" for i, why in broken],
-                     weights_from=_weights_from(fold.start), **_target(fold, info),
+                     weights_from=fold.start.weights_source if fold.start else None, **_target(fold, info),
                      depth_stage=_depth_stage(fold.start, getattr(progress, "step", None), getattr(last, "total_steps", None)),
                      **_error(fold, state))
 
@@ -161,15 +161,6 @@ def _target(fold: RunFold, info: ckpt.CheckpointInfo | None) -> dict[str, Any]:
     ev = fold.target_reached
     found = (ev.step, ev.seconds, ev.samples) if ev is not None else getattr(info, "target", None)
     return dict(zip(("target_step", "target_seconds", "target_samples"), found)) if found else {}
-
-
-def _weights_from(start: Any) -> str | None:
-    """Where the run's first weights came from: the start that loaded them says; a resumed start, its config."""
-    if start is None:
-        return None
-    said = getattr(start, "weights_from", None)
-    config = getattr(start, "config", None) or {}
-    return said or (config.get("train", {}).get("init_from") if isinstance(config, dict) else None) or None
 
 
 def _error(fold: RunFold, state: RunState) -> dict[str, Any]:
@@ -221,18 +212,3 @@ def _state(run_dir: Path, fold: RunFold, info: ckpt.CheckpointInfo | None, worke
     if info is not None:
         return RunState.STOPPED, "no events; progress from the checkpoint"
     return RunState.NOT_STARTED, None
-
-
-def _first_start(run_dir: Path) -> float | None:
-    """When the run first started: the time of its log's first line (a heartbeat of the worker's start-up, or
-    its run_start), read without reading the rest."""
-    try:
-        with open(run_dir / layout.EVENTS, "rb") as fh:
-            first = fh.readline(1 << 16)
-    except OSError:
-        return None
-    try:
-        value = json.loads(first).get("time")
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None

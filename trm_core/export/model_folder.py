@@ -80,9 +80,7 @@ def weights_source(run: Any) -> str | None:
     from trm_core.rundir.records import RunStart
 
     start = log_queries.newest(run.events, RunStart) if run.events.exists() else None
-    if not isinstance(start, RunStart):
-        return None
-    return start.weights_from or (start.config or {}).get("train", {}).get("init_from") or None
+    return start.weights_source if isinstance(start, RunStart) else None
 
 
 def write_model_folder(loaded: LoadedCheckpoint, out: Path) -> Path:

@@ -8,6 +8,7 @@ Following a log as it grows is ``events.EventTail``'s job, not this module's.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Iterable
@@ -29,6 +30,21 @@ def _naming(path: Path, kinds: tuple[type[Event], ...]) -> list[bytes]:
     query wants a few kinds among thousands of step records, and only these lines are decoded."""
     markers = _markers(kinds)
     return [line for line in tail_bytes(path, TAIL_BYTES).split(b"\n") if any(m in line for m in markers)]
+
+
+def first_time(path: Path) -> float | None:
+    """When the run first started: the time of its log's first line (a heartbeat of the worker's start-up, or
+    its run_start), read without reading the rest."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 16)
+    except OSError:
+        return None
+    try:
+        value = json.loads(first).get("time")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def newest_in_log(path: Path, *kinds: type[Event]) -> Event | None:

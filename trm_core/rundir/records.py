@@ -102,6 +102,13 @@ class RunStart(Event):
     imported: bool | None = doc("`true` in a run `trm-tui import` (or `--model`) wrote: weights alone, no optimizer "
                                 "state, nothing to resume", optional=True)
 
+    @property
+    def weights_source(self) -> str | None:
+        """Where the run's first weights came from: the start that loaded them says; a resumed start, its config's
+        train.init_from (status and the model card ask)."""
+        train = self.config.get("train", {}) if isinstance(self.config, dict) else {}
+        return self.weights_from or train.get("init_from") or None
+
 
 @dataclass(frozen=True)
 class Step(Event):
@@ -230,7 +237,7 @@ class WarningEvent(Event):
 
 
 @dataclass(frozen=True)
-class DepthStage(Event):
+class DepthStageEvent(Event):
     """`train.depth_schedule`: the run enters a stage of its depth curriculum (also the stage a start or resume
     begins in)."""
 
@@ -475,7 +482,7 @@ class Unknown(Event):
 
 
 KINDS: dict[str, type[Event]] = {cls.KIND: cls for cls in (
-    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, CompileChoice, DepthStage, TargetReached,
+    RunStart, Step, Eval, Checkpoint, Heartbeat, Stall, WarningEvent, CompileChoice, DepthStageEvent, TargetReached,
     ErrorEvent, RunEnd, Restart,
     RankDown, GiveUp, KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial, AutotuneResult)}
 

@@ -230,8 +230,7 @@ class Trainer:
         starts fresh; the EMA starts from them too."""
         self.model.load_state_dict(weights)
         if self.ema is not None:
-            for shadow, live in zip(self.ema._shadow, self.ema._live):
-                shadow.copy_(live)
+            self.ema.restart()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "optimizer" not in state:  # trm-tui import's run: weights only (trm_core/weights/as_run.py)

@@ -3,6 +3,7 @@ or in a hub repository) as a completed run of ours, with identical logits at eve
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ def locate(checkpoint: str, config: Path | None) -> tuple[Path, Path, str]:
         path = hub_file(spec, "", instead)
         if config is None:
             folder = spec.path.rsplit("/", 1)[0] if "/" in spec.path else ""
-            config = hub_file(type(spec)(spec.repo, spec.revision, folder), YAML, instead + " (or give --config)")
+            config = hub_file(dataclasses.replace(spec, path=folder), YAML, instead + " (or give --config)")
         return path, config, str(spec)
     path = Path(checkpoint).expanduser()
     if not path.is_file():
@@ -74,8 +75,8 @@ def import_reference(checkpoint: str, out: Path, config: Path | None = None,
     check_out(out)
     path, yaml_path, source = locate(checkpoint, config)
     data = reference.read_reference_yaml(yaml_path)
-    reference.reference_sets(data, str(yaml_path))  # the architecture is refused before the data is looked for
-    cfg = reference.reference_config(data, dataset_of(data, dataset, yaml_path), str(yaml_path))
+    keys = reference.reference_sets(data, str(yaml_path))  # the architecture is refused before the data is looked for
+    cfg = reference.config_of(keys | {"data.dataset_dir": dataset_of(data, dataset, yaml_path)}, str(yaml_path))
     ds = build_dataset(cfg)
     model = build_model(cfg.model, ds.vocab_size, getattr(ds, "num_puzzle_ids", 1))
     try:
@@ -90,6 +91,7 @@ def import_reference(checkpoint: str, out: Path, config: Path | None = None,
     m = re.fullmatch(r"step_(\d+)", path.name)
     step = int(m[1]) if m else 0
     cfg.train.max_steps = max(1, step)  # a completed run of that many steps (the reference counts epochs)
-    run = write_weights_run(out, cfg, model.state_dict(), step=step, parameters=count_parameters(model),
+    parameters = count_parameters(model)
+    run = write_weights_run(out, cfg, model.state_dict(), step=step, parameters=parameters,
                             weights_from=f"the reference's checkpoint {source}", data=ds.description)
-    return Imported(run, step, len(converted), count_parameters(model), cfg.data.dataset_dir)
+    return Imported(run, step, len(converted), parameters, cfg.data.dataset_dir)

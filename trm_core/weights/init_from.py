@@ -41,12 +41,13 @@ def problem(spec: str, model: Any = None) -> str | None:
     worker starts, and the worker checks every shape)."""
     from trm_core.weights.sources import is_hub, parse_hub
 
-    if not spec or is_hub(spec):
-        if spec:
-            try:
-                parse_hub(spec, "train.init_from =")
-            except ConfigError as exc:
-                return str(exc)
+    if not spec:
+        return None
+    if is_hub(spec):
+        try:
+            parse_hub(spec, "train.init_from =")
+        except ConfigError as exc:
+            return str(exc)
         return None
     folder, _ = split_run_spec(spec)
     if not folder.is_dir():

@@ -20,19 +20,18 @@ from trm_core.rundir.layout import RunDir
 from trm_core.weights.model_shape import MODEL_CONFIG
 from trm_core.weights.sources import hub_file, is_hub, parse_hub
 
-CARD_FILES = ("config.json", "model.safetensors")
-
-
 def models_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "trm-tui" / "models"
 
 
 def model_folder(spec: str) -> tuple[Path, str]:
     """The folder holding the model's files (the hub's cache for ``hf:``), and how to name it."""
+    from trm_core.export.model_folder import CONFIG_FILE, WEIGHTS_FILE
+
     if is_hub(spec):
         hub = parse_hub(spec, "--model")
-        instead = "download the repository yourself (config.json, model.safetensors) and give --model DIR"
-        paths = [hub_file(hub, name, instead) for name in CARD_FILES]
+        instead = f"download the repository yourself ({CONFIG_FILE}, {WEIGHTS_FILE}) and give --model DIR"
+        paths = [hub_file(hub, name, instead) for name in (CONFIG_FILE, WEIGHTS_FILE)]
         return paths[0].parent, str(hub)
     folder = Path(spec).expanduser()
     if not folder.is_dir():
@@ -52,24 +51,35 @@ def _config_of(config: dict[str, Any], dataset_dir: str, where: Path) -> Config:
     return config_of(keys, str(where))
 
 
-def model_run(spec: str, dataset: Path | None) -> RunDir:
-    """The run that holds model ``spec`` with ``dataset`` (its own shape when None): made once in the cache."""
-    from trm_core.export.model_folder import CONFIG_FILE, WEIGHTS_FILE, load_model_folder
-    from trm_core.train.model import count_parameters
-    from trm_core.weights.as_run import write_weights_run
+def _run_folder(folder: Path, source: str, dataset_dir: str) -> Path:
+    """The cached run's folder: named by the model's config, its weights file (size, time, path) and the dataset."""
+    from trm_core.export.model_folder import CONFIG_FILE, WEIGHTS_FILE
 
-    folder, source = model_folder(spec)
-    model, config = load_model_folder(folder)
-    if dataset is not None and not dataset.is_dir():
-        raise ConfigError(f"--dataset {dataset}: no such folder")
-    dataset_dir = str(dataset.resolve()) if dataset is not None else ""
     weights = folder / WEIGHTS_FILE
     key = hashlib.sha256(json.dumps([(folder / CONFIG_FILE).read_text(encoding="utf-8"), weights.stat().st_size,
                                      weights.stat().st_mtime_ns, str(weights.resolve()), dataset_dir]).encode())
     name = re.sub(r"[^\w.-]+", "-", source.removeprefix("hf:").strip("/"))[-48:].strip("-")
-    out = models_cache() / f"{name}-{key.hexdigest()[:12]}"
-    if (out / "checkpoints").is_dir():
+    return models_cache() / f"{name}-{key.hexdigest()[:12]}"
+
+
+def model_run(spec: str, dataset: Path | None) -> RunDir:
+    """The run that holds model ``spec`` with ``dataset`` (its own shape when None): made once in the cache."""
+    from trm_core.export.model_folder import CONFIG_FILE, load_model_folder
+    from trm_core.train.model import count_parameters
+    from trm_core.weights.as_run import write_weights_run
+
+    folder, source = model_folder(spec)
+    if dataset is not None and not dataset.is_dir():
+        raise ConfigError(f"--dataset {dataset}: no such folder")
+    dataset_dir = str(dataset.resolve()) if dataset is not None else ""
+    try:
+        out = _run_folder(folder, source, dataset_dir)
+    except (OSError, UnicodeDecodeError) as exc:
+        load_model_folder(folder)  # says which of the model's files is missing or unreadable
+        raise ConfigError(f"--model {spec}: {exc}") from None
+    if (out / "checkpoints").is_dir():  # made before for these files and this dataset: opened, not made again
         return RunDir(out)
+    model, config = load_model_folder(folder)
     cfg = _config_of(config, dataset_dir, folder / CONFIG_FILE)
     if dataset is not None:
         from trm_core.data.factory import build_dataset

@@ -4,7 +4,6 @@ samples seen): how a recipe is judged (issue 41), read back by status, runs and 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -19,9 +18,10 @@ class TargetClock:
         before = log_queries.newest(events, TargetReached) if leader and events.exists() else None
         self.event: TargetReached | None = before if isinstance(before, TargetReached) else None
         self.reached = not leader or target <= 0 or self.event is not None
-        self.first_start = _first_line_time(events) or time.time()
-        self.before_s = 0.0 if self.reached else sum(
-            e.seconds or 0.0 for e in log_queries.every(events, RunEnd)) if events.exists() else 0.0
+        self.first_start = log_queries.first_time(events) or time.time()
+        # the worker's seconds before this start (its run_end records), asked only while the target is ahead
+        self.before_s = 0.0 if self.reached or not events.exists() else \
+            sum(e.seconds or 0.0 for e in log_queries.every(events, RunEnd))
 
     def check(self, step: int, figure: float | None, samples: int) -> TargetReached | None:
         """The event, the first time ``figure`` reaches the target; None otherwise (and ever after)."""
@@ -40,11 +40,3 @@ class TargetClock:
         e = self.event
         return (e.step, e.seconds, e.samples) if e is not None else None
 
-
-def _first_line_time(events: Path) -> float | None:
-    try:
-        with open(events, "rb") as fh:
-            value = json.loads(fh.readline(1 << 16)).get("time")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None

@@ -27,7 +27,7 @@ from trm_core.rundir import layout, log_queries
 from trm_core.rundir.events import EventWriter, SilentLog
 from trm_core.rundir.layout import EXIT_OK, RunDir
 from trm_core.rundir.scores import best_of, headline
-from trm_core.rundir.records import Checkpoint, DepthStage, Eval, RunEnd, RunStart, Step, WarningEvent
+from trm_core.rundir.records import Checkpoint, DepthStageEvent, Eval, RunEnd, RunStart, Step, WarningEvent
 from trm_core.worker.target_clock import TargetClock
 from trm_core.train.metrics import StepMetrics
 from trm_core.train.trainer import Trainer
@@ -89,6 +89,7 @@ class Run:
         self.target = TargetClock(run_dir / layout.EVENTS, cfg.train.target_score, cfg.train.target_name,
                                   self.group.leader)
         self.depth_seen: object = None  # the depth stage the last depth_stage event named
+        self.weights_from: str | None = None  # where train.init_from's weights came from, when this start loaded them
         self.endings = Endings(self.events, self.report, run_dir)
 
     def _forced_stop(self, signum: int) -> None:
@@ -179,8 +180,6 @@ class Run:
                                 seconds=round(time.monotonic() - self.started, 3), score=score or None))
         return EXIT_OK
 
-    weights_from: str | None = None  # where train.init_from's weights came from, when this start loaded them
-
     def _announce_depth(self, step: int) -> None:
         """A depth_stage event when the step about to run begins another stage (or the first of this start)."""
         stage = self.trainer.stage(step - 1)
@@ -188,7 +187,7 @@ class Run:
             return
         self.depth_seen = stage
         stages = self.trainer.depth_stages
-        self.events.emit(DepthStage(step=step, stage=stages.index(stage) + 1, stages=len(stages), T=stage.T,
+        self.events.emit(DepthStageEvent(step=step, stage=stages.index(stage) + 1, stages=len(stages), T=stage.T,
                                     n=stage.n, start=stage.start))
 
     def _initial_weights(self) -> str:

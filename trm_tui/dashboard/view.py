@@ -12,7 +12,7 @@ from typing import Any
 from trm_core.control.fold import RunFold, end_state, is_number, silent_for
 from trm_core.control.run_status import disk_warning
 from trm_core.rundir.records import (Alert, AutotuneResult, AutotuneStart, AutotuneTrial, Checkpoint, CommandAck,
-                                     CompileChoice, DepthStage, ErrorEvent, TargetReached,
+                                     CompileChoice, DepthStageEvent, ErrorEvent, TargetReached,
                                      Eval, Event, GiveUp, KeeperEnd, KeeperStart, Restart, RunEnd, RunStart, Stall, Step,
                                      WarningEvent, parse)
 from trm_core.rundir.scores import HEADLINES
@@ -20,7 +20,7 @@ from trm_core.rundir.states import SUPERVISED, RunState
 from trm_tui.dashboard.series import MinMaxSeries
 from trm_tui.event_text import event_line
 
-NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, CompileChoice, DepthStage, TargetReached, ErrorEvent, Stall, Restart,
+NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, CompileChoice, DepthStageEvent, TargetReached, ErrorEvent, Stall, Restart,
                                 GiveUp, RunEnd, KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial,
                                 AutotuneResult)}
 ALERTING = {cls.KIND for cls in (WarningEvent, ErrorEvent, Stall, GiveUp, Restart)}

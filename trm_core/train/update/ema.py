@@ -36,6 +36,12 @@ class EMA:
         torch._foreach_lerp_(self._shadow, self._live, 1.0 - decay)
         self.updates += 1
 
+    @torch.no_grad()
+    def restart(self) -> None:
+        """The average starts over from the live weights (a new run's first weights, train.init_from)."""
+        torch._foreach_copy_(self._shadow, self._live)
+        self.updates = 0
+
     def state_dict(self) -> dict[str, Any]:
         return {"weights": dict(self.model.named_parameters()), "updates": self.updates}
 
