@@ -213,9 +213,9 @@ def test_models_and_reference_checkpoints_from_a_hub_then_from_its_cache_offline
 def test_a_new_arc_run_starts_from_a_trained_models_weights_with_the_puzzle_table_as_its_mean_row(
         tmp_path: Path) -> None:
     """train.init_from: every weight from the source run, the puzzle-embedding table (another set's puzzles)
-    replaced by its mean row as the reference's load_checkpoint does (pretrain.py: "Resize and reset puzzle emb
-    if needed": torch.mean(puzzle_emb, dim=0, keepdim=True).expand(expected_shape)); the run says where its
-    weights came from; a source of other shapes is refused before anything starts."""
+    replaced by its mean row as the reference's load_checkpoint does (pretrain.py lines 251-261 at e7b6871,
+    "Resize and reset puzzle emb if needed": torch.mean(puzzle_emb, dim=0, keepdim=True).expand(expected_shape));
+    the run says where its weights came from; a source of other shapes is refused before anything starts."""
     from trm_core.evaluate import loaded as loading
     from trm_core.rundir.layout import RunDir
 

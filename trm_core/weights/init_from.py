@@ -1,7 +1,7 @@
 """``train.init_from``: a new run's starting weights, from a run's checkpoint, a model folder or a hub repository.
 
 Every weight must fit the new run's model but one: a puzzle-embedding table with another number of rows (a new
-set's puzzles) is replaced by its mean row, as the reference's ``load_checkpoint`` does (pretrain.py, the lines
+set's puzzles) is replaced by its mean row, as the reference's ``load_checkpoint`` does (pretrain.py lines 251-261,
 after "Resize and reset puzzle emb if needed"), so a model trained on ARC-AGI-1 fine-tunes on tasks it never saw.
 The optimizer and the schedule start fresh."""
 
