@@ -393,7 +393,16 @@ def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value
 
 @pytest.mark.parametrize("args, said", [(["--sweep", "steps=4,x"], "--sweep 'steps=4,x': 'steps=4,x' holds a value"),
                                         (["--sweep", "depth=4"], "is not NAME=V1,V2"),
-                                        (["--sweep", "trajectories=0"], "trajectories must be 1 or more"),
+                                        (["--sweep", "trajectories=0"], "trajectories must be between 1 and 1024"),
+                                        # one validator for a flag and its sweep axis: the bounds hold on both
+                                        (["--sweep", "noise=inf"], "noise must be between 0 and 100"),
+                                        (["--noise", "1e308"], "--noise must be between 0 and 100"),
+                                        (["--sweep", "steps=40000"], "steps must be between 1 and 1024"),
+                                        (["--supervision-steps", "32768"], "--supervision-steps must be between 1 and 1024"),
+                                        (["--trajectories", "100000"], "--trajectories must be between 1 and 1024"),
+                                        # rows are examples x trajectories: a batch that cannot fit is refused
+                                        (["--trajectories", "1024", "--batch-size", "100000"],
+                                         "--batch-size 100000: 100000 examples x 1024 trajectories need about"),
                                         (["--settle", "5", "--trajectories", "4"], "--settle must be 0 (off) or between 2")])
 def test_a_bad_sweep_or_settle_names_itself(sudoku_run: Path, args: list[str], said: str,
                                             capsys: pytest.CaptureFixture[str]) -> None:
@@ -429,15 +438,15 @@ def test_the_in_training_eval_runs_with_the_runs_eval_section(sudoku_run: Path, 
 @pytest.mark.process
 def test_ctrl_c_in_a_sweep_keeps_the_rows_done(sudoku_run: Path) -> None:
     proc = cli("eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--batch-size", "1", "--sweep",
-               "steps=1,3000")
+               "steps=1,1000")
     assert proc.stdout is not None
-    for line in proc.stdout:  # the table: the first row is done, the second (3,000 steps) is running
+    for line in proc.stdout:  # the table: the first row is done, the second (1,000 steps) is running
         if line.split()[:2] == ["1", "1"]:
             proc.send_signal(signal.SIGINT)
             break
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted; 1 of 2 settings done, kept" in err and "Traceback" not in err
-    kept = json.loads((sudoku_run / "evals" / "sweep-step-20-ema-test-steps=1,3000" / "metrics.json").read_text())
+    kept = json.loads((sudoku_run / "evals" / "sweep-step-20-ema-test-steps=1,1000" / "metrics.json").read_text())
     assert [r["steps"] for r in kept["rows"]] == [1] and kept["complete"] is False
     assert "1 of 2 settings written" in out
 
@@ -485,3 +494,14 @@ def test_a_runs_model_exported_as_a_folder_answers_as_the_run_does(sudoku_run: P
     (tmp_path / "other" / "config.json").write_text('{"architectures": ["BertModel"]}')
     with pytest.raises(ConfigError, match="not a TRM model's config"):
         load_model_folder(tmp_path / "other")
+
+
+def test_the_eval_batch_counts_trajectories_as_rows(sudoku_run: Path) -> None:
+    """With K trajectories an example is K rows: the batch chosen holds 256 rows on a CPU, not 256 examples."""
+    from trm_tui.cli.main import main
+
+    evals = sudoku_run.parent / "rows-evals"
+    assert main(["eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--limit", "8", "--trajectories", "64",
+                 "--noise", "0.1", "--no-predictions", "--out", str(evals)]) == 0
+    metrics = json.loads(next(evals.glob("*/metrics.json")).read_text())
+    assert metrics["batch_size"] == 256 // 64 and metrics["examples"] == 8

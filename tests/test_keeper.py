@@ -367,3 +367,27 @@ def test_a_start_right_after_a_keeper_ended_gets_a_keeper_of_its_own(tmp_path: P
     assert again.returncode == 0, again.stdout + again.stderr
     assert [e["resumed_from"] for e in events(run_dir, "run_start")] == [None, 4]
     assert [e["step"] for e in events(run_dir, "step")][-1] == 6 and len(events(run_dir, "keeper_start")) == 2
+
+
+@pytest.mark.process
+def test_a_stop_racing_a_start_reaches_it(tmp_path: Path, micro_args: list[str]) -> None:
+    """A stop sent a moment after a resume, before its keeper exists, waits for the start and stops the run
+    through its keeper: the run does not train on, and the stop says what it did."""
+    run_dir = tmp_path / "run"
+    first = cli_run("--no-ui", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=4")
+    assert first.returncode == 0, first.stdout + first.stderr
+    wait_for(lambda: live_keeper(run_dir) is None, what="the first keeper to go")
+    start = cli("--detach", "--resume", "--run-dir", str(run_dir), "--set", "train.max_steps=100000", **SLOW)
+    try:
+        time.sleep(0.1)  # the start is importing: no keeper, no worker yet
+        stop = cli_run("stop", "--run-dir", str(run_dir))
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert "start is under way" in stop.stdout and "the run is stopped" in stop.stdout, stop.stdout
+        start.wait(30)
+        assert read_identity(run_dir) is None or not read_identity(run_dir).is_alive()
+        wait_for(lambda: live_keeper(run_dir) is None, what="the keeper to end")
+        ends = events(run_dir, "run_end")
+        assert len(ends) == 2 and ends[-1]["status"] == "stopped" and ends[-1]["step"] < 100, ends
+    finally:
+        cli_run("stop", "--force", "--run-dir", str(run_dir))
+        start.wait(30)

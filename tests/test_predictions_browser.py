@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from helpers import Terminal, cli_run, run_worker, wait_for
-from trm_core.evaluate.predictions import PredictionWriter
+from trm_core.evaluate.predictions import PredictionWriter, Predictions
 from trm_core.evaluate.predictions import METRICS
 from trm_core.evaluate.trace import BatchRecord
 from trm_tui.predictions import render
@@ -212,3 +212,23 @@ def test_p_opens_the_newest_checkpoints_eval_not_the_last_written(tmp_path: Path
         (folder / METRICS).write_text("{}")
     os.utime(evals / "step-1400-raw-test" / METRICS, (1, 1))  # the oldest of the three on disk
     assert newest_eval(evals) == evals / "step-1400-raw-test"
+
+
+def test_answers_past_step_255_are_stored_as_they_were(tmp_path: Path) -> None:
+    """A change made at supervision step 300 (of the 1,024 the flags allow) reads back at step 300, not wrapped
+    to step 44 as a byte would hold it."""
+    from trm_core.config.schema import MAX_SUPERVISION_STEPS
+
+    steps, seq = MAX_SUPERVISION_STEPS, 4
+    first, truth = np.zeros((1, seq), dtype=np.int64), np.array([[1, 2, 3, 1]])
+    changes = np.array([[0, 299, 1, 2], [0, 1000, 2, 3]], dtype=np.int64)  # made by steps 300 and 1001
+    record = BatchRecord(inputs=first, labels=truth, hidden=None, puzzle_ids=np.zeros(1, dtype=np.int64), first=first,
+                         final=truth, changes=changes, halt_prob=np.zeros((1, steps), dtype=np.float32),
+                         exact=np.zeros((1, steps), dtype=bool), accuracy=np.ones(1, dtype=np.float32),
+                         exit_step=np.full(1, steps, dtype=np.int16), halt_step=np.full(1, steps, dtype=np.int16))
+    writer = PredictionWriter(tmp_path / "p", 1, seq, steps, 4, False, {"task": "sudoku"})
+    writer.add(record)
+    writer.close()
+    read = Predictions.open(tmp_path / "p")
+    assert read.answer(0, 299).tolist() == [0, 0, 0, 0] and read.answer(0, 300).tolist() == [0, 2, 0, 0]
+    assert read.changed(0, 1001).tolist() == [2] and read.answer(0, steps).tolist() == [0, 2, 3, 0]

@@ -26,6 +26,13 @@ def _f(default: Any, doc: str, *, min: float | None = None, max: float | None = 
     return field(default=default, metadata=meta)
 
 
+# Sizes a user or a file may ask for, bounded before anything is allocated (docs/guide/refusals.md). Far past
+# what TRM uses (16 supervision steps; PTRM's 16 or 64 trajectories), well short of what a machine cannot hold.
+MAX_SUPERVISION_STEPS = 1024  # each one a full forward of the recursion: 1024 is 64x the paper's
+MAX_TRAJECTORIES = 1024       # rows of one batched forward per example
+MAX_NOISE = 100.0             # the latent is RMS-normalised (scale ~1): noise past this only drowns it
+
+
 @dataclass
 class ModelConfig:
     net: str = _f("mixer", "the one shared network: 'mixer' (tiny-recursive-model's MLP-mixer), 'attention' (the "
@@ -37,7 +44,8 @@ class ModelConfig:
     vocab_size: int = _f(0, "token vocabulary; 0 = derived from the data (258 for code: bytes, pad, mask)", min=0)
     latent_steps: int = _f(6, "n: latent refinements z <- net(x + y + z) per refinement block", min=1)
     refinement_blocks: int = _f(3, "T: refinement blocks per supervision step, gradients only through the last", min=1)
-    max_supervision_steps: int = _f(16, "deep supervision steps per batch, one optimizer update each", min=1)
+    max_supervision_steps: int = _f(16, "deep supervision steps per batch, one optimizer update each", min=1,
+                                    max=MAX_SUPERVISION_STEPS)
     halt_threshold: float = _f(0.5, "a sample halts (leaves the batch) when its halt probability is above this (its logit strictly above this "
                            "one's, the reference's rule at 0.5)", min=0.0, max=1.0)
     halt_in_eval: bool = _f(False, "eval: let samples halt early as in training; false = every sample runs all "
@@ -225,13 +233,14 @@ class EvalConfig:
     weights. The defaults are the eval as trained."""
 
     supervision_steps: int = _f(0, "supervision steps per example at eval; 0 = model.max_supervision_steps (as "
-                                "trained); more lets the recursion keep improving the answer", min=0)
+                                "trained); more lets the recursion keep improving the answer", min=0,
+                                max=MAX_SUPERVISION_STEPS)
     halt: float = _f(0.0, "each example stops once its halting probability is above this, as a deployed model "
                      "would; 0 = as trained (model.halt_in_eval)", min=0.0, max=0.999)
     trajectories: int = _f(1, "K: each example runs as K trajectories side by side, one answer kept (PTRM, arXiv "
-                           "2605.19943); 1 = one", min=1)
+                           "2605.19943); 1 = one", min=1, max=MAX_TRAJECTORIES)
     noise: float = _f(0.0, "Gaussian noise of this scale added to the latent before every deep recursion step, "
-                      "so trajectories differ; 0 = none", min=0.0)
+                      "so trajectories differ; 0 = none", min=0.0, max=MAX_NOISE)
     select: str = _f("q", "the answer kept of the K: 'q' the one the halting head is most confident in, 'vote' "
                      "the most common", choices=("q", "vote"))
     settle: int = _f(0, "stop an example's trajectories once this many agree on the answer (and keep it); "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from trm_core.rundir import layout, log_queries
+from trm_core.rundir import layout, log_queries, start_claim
 from trm_core.rundir.identity import ProcessIdentity, live_keeper, live_worker, read_identity
 from trm_core.config.schema import ConfigError
 from trm_core.config.start import Start
@@ -90,6 +90,15 @@ def launch_or_attach(start: Start, env: dict[str, str] | None = None,
 
 def ensure_keeper(start: Start, env: dict[str, str] | None = None,
                   claim_timeout_s: float = 60.0) -> tuple[ProcessIdentity | None, bool]:
+    """The run's keeper (``_ensure_keeper``); then this process's start claim goes: a stop from now on finds the
+    keeper, or nothing to wait for."""
+    try:
+        return _ensure_keeper(start, env, claim_timeout_s)
+    finally:
+        start_claim.release(start.rundir.root)
+
+
+def _ensure_keeper(start: Start, env: dict[str, str] | None, claim_timeout_s: float) -> tuple[ProcessIdentity | None, bool]:
     """The run's keeper: the live one, or a new one started for ``start`` (which launches the worker, or
     adopts the live one). Returns (its identity, or None when it died at once; whether it is new). Two
     callers at once still give one keeper: the launch lock is held until the new keeper has claimed the run."""

@@ -85,7 +85,7 @@ class PredictionWriter:
         offsets = np.zeros(self.count + 1, dtype=np.int64)
         np.cumsum(np.bincount(changes[:, 0], minlength=self.count)[:self.count], out=offsets[1:])
         np.save(self.folder / "change_offsets.npy", offsets)
-        np.save(self.folder / "change_step.npy", changes[:, 1].astype(np.uint8))
+        np.save(self.folder / "change_step.npy", changes[:, 1].astype(np.uint16))  # steps run past 255 (MAX_SUPERVISION_STEPS)
         np.save(self.folder / "change_pos.npy", changes[:, 2].astype(np.uint16 if self.arrays["first"].shape[1] <= 65536
                                                                      else np.uint32))
         np.save(self.folder / "change_token.npy", changes[:, 3].astype(self.arrays["first"].dtype))

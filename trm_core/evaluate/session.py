@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
 
 from trm_core.config import Config, ConfigError
 from trm_core.data.base import Batch, Dataset
@@ -30,6 +29,7 @@ from trm_core.evaluate.test_time.settings import TestTime, steps_used
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.rundir.scores import headline
 from trm_core.evaluate.batch_pass import evaluate_batches, figures
+from trm_core.evaluate.batch_size import auto_batch_size, check_fits
 from trm_core.evaluate.eval_model import EvalModel
 
 SPLITS = ("test", "train")
@@ -77,25 +77,6 @@ def solved_by_step(exact: np.ndarray, exit_step: np.ndarray) -> list[float]:
 def batches(loaded: LoadedCheckpoint, split: str, count: int, batch_size: int) -> Iterator[Batch]:
     for start in range(0, count, batch_size):
         yield loaded.dataset.examples(split, start, min(batch_size, count - start))
-
-
-def auto_batch_size(ev: EvalModel, seq_len: int, count: int) -> int:
-    """The largest batch that fits without being wasteful: on a GPU, what one probe batch's peak memory says
-    fits in 80% of the free memory; on a CPU, 256 (past that a CPU gains nothing, and memory is the
-    machine's, shared with whatever else runs)."""
-    if ev.device.type != "cuda":
-        return max(1, min(count, 256))
-    probe = max(1, min(count, 16))
-    torch.cuda.synchronize(ev.device)
-    torch.cuda.reset_peak_memory_stats(ev.device)
-    base = torch.cuda.memory_allocated(ev.device)
-    with torch.inference_mode(), ev.autocast():
-        tokens = torch.zeros((probe, seq_len), dtype=torch.long, device=ev.device)
-        y, z = ev.model.initial_state(probe, seq_len)
-        ev.model(tokens, y, z, None)
-    per_example = max(1, (torch.cuda.max_memory_allocated(ev.device) - base) / probe)
-    free, _ = torch.cuda.mem_get_info(ev.device)
-    return max(1, min(count, int(0.8 * free / per_example)))
 
 
 class EvalFolder:
@@ -172,7 +153,8 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
     if count == 0:
         raise ConfigError(f"the {split} split of this run's data has no examples to evaluate")
     seq_len = loaded.cfg.model.seq_len
-    batch = batch_size or auto_batch_size(ev, seq_len, count)
+    check_fits(ev, loaded.cfg.model, dataset.vocab_size, batch_size)
+    batch = batch_size or auto_batch_size(ev, seq_len, count, loaded.cfg.model, dataset.vocab_size)
     voting = loaded.voting if split == "test" else None
     name = folder_name(loaded.info.step, loaded.weights, split, count, size) + test_time.folder_suffix(trained)
     folder = EvalFolder(evals or loaded.run.evals, name, count, seq_len, ev.max_sup, dataset.vocab_size,

@@ -27,6 +27,7 @@ from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.prep.arc import SEPARATOR, SIDE, _grid, crop, disguise, to_canvas, undo
 from trm_core.prep.maze import CHARSET
 from trm_core.evaluate.batch_pass import evaluate_batches
+from trm_core.evaluate.batch_size import check_fits
 
 FRESH_DISGUISES = 8  # for an ARC task the dataset does not know: the original and 7 disguises vote
 
@@ -133,6 +134,7 @@ def run_puzzles(loaded: LoadedCheckpoint, tokens: np.ndarray, puzzle_ids: np.nda
     recorded step by step."""
     records: list[BatchRecord] = []
     ev = test_time.apply(loaded.ev)
+    check_fits(ev, loaded.cfg.model, loaded.dataset.vocab_size, len(tokens), "a puzzle's rows (its disguises)")
     inputs = torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64))
     batch = Batch(inputs, torch.full_like(inputs, IGNORE), puzzle_ids=torch.from_numpy(puzzle_ids.astype(np.int64)))
     evaluate_batches(ev, [batch], trace=StepTrace(ev.halt_logit_threshold, records.append))

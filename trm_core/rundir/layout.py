@@ -41,10 +41,12 @@ STOP_REQUEST = "stop.request"
 KEEPER_IDENTITY = "keeper.json"
 KEEPER_LOCK = "keeper.lock"
 KEEPER_LOG = "keeper.log"
+START_LOCK = "start.lock"  # held by a front end from its first moment until the run's keeper has claimed it
 COMMANDS = "commands"
 COMPILE_CACHE = "compile-cache"  # torch.compile's caches (Inductor, Triton): a restart compiles from them
 
 NODES = "nodes"
+DEFAULT_RUN_DIR = Path("runs/default")  # --run-dir when none is given
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from trm_core.rundir.records import CommandAck, KeeperEnd, KeeperStart, RunStart
 # What a start that never trained may leave behind (its own files only; never a checkpoint).
 _NEW_RUN_FILES = (layout.RUN_CONFIG, layout.EVENTS, layout.WORKER_IDENTITY, layout.WORKER_LOCK, layout.WORKER_LOG,
                   layout.LAUNCH_LOCK, layout.STOP_REQUEST, layout.KEEPER_IDENTITY, layout.KEEPER_LOCK,
-                  layout.KEEPER_LOG)
+                  layout.KEEPER_LOG, layout.START_LOCK)
 
 # the event writer's compact JSON puts "event" first: a line's kind is found without parsing it
 _RUN_START = f'"event":"{RunStart.KIND}"'.encode()

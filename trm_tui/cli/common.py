@@ -8,11 +8,8 @@ import sys
 from pathlib import Path
 
 from trm_core.control import launch
-from trm_core.rundir.layout import EXIT_CONFIG, RunDir
+from trm_core.rundir.layout import DEFAULT_RUN_DIR, EXIT_CONFIG, RunDir
 from trm_core.rundir.ownership import NotOwner, require_owner
-
-DEFAULT_RUN_DIR = Path("runs/default")
-
 
 def run_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="run folder (default: runs/default)")

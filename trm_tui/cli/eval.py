@@ -60,7 +60,8 @@ def eval_parser() -> argparse.ArgumentParser:
 class EvalProgress:
     """Examples done, examples/s and the time left, on stderr: in place on a terminal, every 10% otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr  # the stderr of the moment (not the one at import), as print's own default
         self.stream, self.tty = stream, stream.isatty()
         self.started = time.monotonic()
         self._drawn, self._tenth = 0.0, -1

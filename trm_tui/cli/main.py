@@ -83,8 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     name = argv[0] if argv and argv[0] in COMMANDS else None
     module, function = (COMMANDS[name].module, COMMANDS[name].function) if name else RUN
-    command = getattr(importlib.import_module(module), function)
     rest = argv[1:] if name else argv
+    if name is None:  # a start may be under way: visible to a stop from now, before the heavy imports
+        from trm_core.rundir import start_claim
+
+        starting = start_claim.started_run_dir(rest)
+        if starting is not None:
+            start_claim.hold(starting)
+    command = getattr(importlib.import_module(module), function)
     from trm_tui.serve.tab import in_browser_tab, showing_failure
 
     if in_browser_tab():  # a tab of trm-tui serve: an error must reach the page, not only the server's terminal

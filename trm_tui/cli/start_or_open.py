@@ -14,7 +14,7 @@ from trm_core.control.client import KeeperClient
 from trm_core.control.launch import ensure_keeper, wait_gone
 from trm_core.control.run_status import run_status
 from trm_core.prep.dataset_shape import check_data
-from trm_core.rundir import layout, lifecycle, log_queries
+from trm_core.rundir import layout, lifecycle, log_queries, start_claim
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.ownership import is_mine
 from trm_core.rundir.layout import EXIT_CONFIG, EXIT_FAILED, RunDir
@@ -151,6 +151,7 @@ def cmd_run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     start = Start.from_args(args)
     if opens_existing_run(start):
+        start_claim.release(start.rundir.root)  # nothing will be started: a stop must not wait for this
         return open_existing_run(args)
     refused = _refuse_open_flags(args, start) or refuse_unless_owner(
         start.rundir.root, "resume it or start it again" if args.resume else "start a run in it", "trm-tui")

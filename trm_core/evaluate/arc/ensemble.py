@@ -19,7 +19,8 @@ from typing import Any, Callable
 from trm_core.config import Config, ConfigError
 from trm_core.evaluate.arc.vote import ArcVoting, voting_for
 from trm_core.evaluate.loaded import LoadedCheckpoint
-from trm_core.evaluate.session import EvalFolder, EvalOutcome, auto_batch_size, batches, event_fields
+from trm_core.evaluate.batch_size import auto_batch_size
+from trm_core.evaluate.session import EvalFolder, EvalOutcome, batches, event_fields
 from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.evaluate.batch_pass import evaluate_batches, figures
 

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from trm_core.config.schema import MAX_SUPERVISION_STEPS
 from trm_core.evaluate.eval_model import EvalModel
 from trm_core.evaluate.test_time.trajectories import Trajectories
 from trm_core.train.halting import halt_logit_threshold
@@ -42,6 +43,10 @@ class TestTime:
 
     def problem(self, halts_as_trained: bool) -> str | None:
         """What cannot run, naming the flag: escalating needs a halting head that decides who escalates."""
+        if self.supervision_steps is not None and not 1 <= self.supervision_steps <= MAX_SUPERVISION_STEPS:
+            return f"--supervision-steps must be between 1 and {MAX_SUPERVISION_STEPS}, not {self.supervision_steps}"
+        if self.halt is not None and not 0 < self.halt < 1:  # NaN too
+            return f"--halt {self.halt:g}: a halting probability is between 0 and 1"
         t = self.trajectories
         if t.escalate and self.halt is None and not halts_as_trained:
             return "--escalate needs --halt [P]: the plain trajectory's halting head decides who gets the K"

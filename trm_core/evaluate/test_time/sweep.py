@@ -76,12 +76,14 @@ def parse_sweep(text: str, base: TestTime = TestTime(), halts_as_trained: bool =
 
 
 def _problem(test_time: TestTime, halts_as_trained: bool) -> str | None:
-    if test_time.supervision_steps is not None and test_time.supervision_steps < 1:
-        return f"steps={test_time.supervision_steps}: must be at least 1"
-    if test_time.halt is not None and not 0 < test_time.halt < 1:
-        return f"halt={test_time.halt:g}: a halting probability is between 0 and 1 (0: no halting)"
+    """The flags' own validator (``TestTime.problem``), its words named as the sweep's axes."""
     problem = test_time.problem(halts_as_trained)
-    return problem.replace("--", "") if problem else None
+    if not problem:
+        return None
+    for flag, axis in (("--supervision-steps", "steps"), ("--trajectories", "trajectories"), ("--noise", "noise"),
+                       ("--settle", "settle"), ("--halt", "halt"), ("--escalate", "escalate"), ("--select", "select")):
+        problem = problem.replace(flag, axis)
+    return problem
 
 
 def sweep_path(loaded: LoadedCheckpoint, text: str, split: str = "test", limit: int | None = None,

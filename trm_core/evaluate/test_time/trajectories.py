@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from trm_core.config.schema import MAX_NOISE, MAX_TRAJECTORIES
+
 SELECTIONS = ("q", "vote")
 
 
@@ -41,10 +43,10 @@ class Trajectories:
 
     def problem(self) -> str | None:
         """What is wrong with these settings, naming the flag; None when they can run."""
-        if self.count < 1:
-            return f"--trajectories must be 1 or more, not {self.count}"
-        if not self.noise >= 0:  # NaN too
-            return f"--noise must be 0 or more, not {self.noise}"
+        if not 1 <= self.count <= MAX_TRAJECTORIES:
+            return f"--trajectories must be between 1 and {MAX_TRAJECTORIES}, not {self.count}"
+        if not 0 <= self.noise <= MAX_NOISE:  # NaN and infinity too
+            return f"--noise must be between 0 and {MAX_NOISE:g} (the latent's scale is about 1), not {self.noise:g}"
         if self.select not in SELECTIONS:
             return f"--select must be one of {', '.join(SELECTIONS)}, not {self.select!r}"
         if self.settle < 0 or self.settle == 1 or self.settle > self.count:
