@@ -61,6 +61,13 @@ def test_prune_keeps_newest_k(tmp_path: Path) -> None:
         "step-00000004.json", "step-00000004.pt", "step-00000005.json", "step-00000005.pt"]
 
 
+def test_prune_never_removes_the_best_evals_checkpoint(tmp_path: Path) -> None:
+    for step in range(1, 6):
+        _save(tmp_path, step)
+    ckpt.prune(tmp_path, keep=2, also_keep=2)
+    assert [i.step for i in ckpt.list_checkpoints(tmp_path)] == [5, 4, 2]
+
+
 def test_progress_reads_sidecar_only(tmp_path: Path, monkeypatch) -> None:
     info = _save(tmp_path, 7, size=100_000)
     info.path.write_bytes(b"")  # the tensors are not even there: progress must not need them

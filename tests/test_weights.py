@@ -280,3 +280,10 @@ def test_an_arc_set_of_named_task_files_with_or_without_their_test_outputs(tmp_p
     both = cli_run("data", "arc", "--tasks", str(tmp_path / "a.json"), "--json-dir", str(tmp_path), "--out",
                    str(tmp_path / "both"))
     assert both.returncode == 2 and "--tasks with --json-dir" in both.stderr
+    # a task id holding the disguise separator (from a file's name or an object's key) would crash every eval
+    (tmp_path / "x|||t1.json").write_text(json.dumps(task))
+    (tmp_path / "keyed.json").write_text(json.dumps({"ok": task, "y|||t2|||01": task}))
+    for name, pid in (("x|||t1.json", "x|||t1"), ("keyed.json", "y|||t2|||01")):
+        sep = cli_run("data", "arc", "--tasks", str(tmp_path / name), "--out", str(tmp_path / "sep"))
+        assert sep.returncode == 2 and f"task id {pid!r} holds '|||'" in sep.stderr, sep.stderr
+        assert not (tmp_path / "sep").exists()

@@ -249,3 +249,18 @@ def test_step_events_carry_the_documented_fields(tmp_path: Path, micro_args: lis
     saved = events(run_dir, "checkpoint")[0]
     assert saved["bytes"] == Path(saved["path"]).stat().st_size
     assert (run_dir / "config.toml").exists()
+
+
+@pytest.mark.process
+def test_the_last_step_is_evaluated_and_the_best_evals_checkpoint_kept(tmp_path: Path, micro_args: list[str]) -> None:
+    """14 steps, evals every 4 and checkpoints every 2: the run's last step is evaluated whatever eval_every says
+    (its headline is its final model's), and the checkpoint of the best eval outlives keep_checkpoints = 1."""
+    run = tmp_path / "run"
+    done = run_worker(run, [*micro_args, "--set", "train.max_steps=14", "--set", "train.checkpoint_every=2",
+                            "--set", "train.keep_checkpoints=1"])
+    assert done.returncode == 0, done.stderr
+    evals = events(run, "eval")
+    assert [e["step"] for e in evals] == [4, 8, 12, 14]
+    best_step = evals[-1]["best_step"]
+    kept = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
+    assert kept == sorted({14, best_step}), kept

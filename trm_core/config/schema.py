@@ -164,7 +164,7 @@ class TrainConfig:
                                "(checkpoint_every_epochs)", min=0)
     checkpoint_every_epochs: int = _f(0, "save a checkpoint at the end of every N epochs; needs checkpoint_every "
                                       "= 0; 0 = off", min=0)
-    keep_checkpoints: int = _f(3, "keep the newest K checkpoints", min=1)
+    keep_checkpoints: int = _f(3, "keep the newest K checkpoints (and the one of the best eval, where there is one)", min=1)
     step_timeout_s: float = _f(900.0, "watchdog: a step, checkpoint or eval batch running longer than this is a stall (exit 3)", above=0.0)
     heartbeat_s: float = _f(5.0, "write a heartbeat event when nothing else was written for this long", above=0.0)
 

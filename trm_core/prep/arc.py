@@ -37,12 +37,26 @@ def _grid(value: Any, where: str) -> np.ndarray:
         raise ConfigError(f"{where}: a grid must be a non-empty list of non-empty rows")
     if len({len(row) for row in value}) != 1:
         raise ConfigError(f"{where}: the grid's rows differ in length")
+    for r, row in enumerate(value):
+        for c, cell in enumerate(row):  # JSON true is not colour 1, nor [2] colour 2
+            if isinstance(cell, bool) or not isinstance(cell, int) or not 0 <= cell <= 9:
+                raise ConfigError(f"{where}: row {r}, column {c} is {json.dumps(cell)}; cells must be colours 0..9")
     arr = np.array(value)
-    if arr.dtype.kind not in "iu" or arr.min() < 0 or arr.max() > 9:
-        raise ConfigError(f"{where}: cells must be colours 0..9")
     if arr.shape[0] > SIDE or arr.shape[1] > SIDE:
         raise ConfigError(f"{where}: a {arr.shape[0]}x{arr.shape[1]} grid; ARC grids are at most {SIDE}x{SIDE}")
     return arr.astype(np.uint8)
+
+
+def check_task_id(pid: str, source: Path) -> str:
+    """A task id as it may be kept: a disguised puzzle's name is ``ID|||t3|||0123456789`` (``SEPARATOR``), so an
+    id holding the separator would be read back as another id and disguise at every eval; an id is one printable
+    line (it names the task in every message and file)."""
+    problem = "is empty" if not pid else \
+        f"holds {SEPARATOR!r}, which separates a task id from its disguise in the dataset" if SEPARATOR in pid else \
+        "holds a character that cannot be printed" if not pid.isprintable() else None
+    if problem:
+        raise ConfigError(f"{source}: the task id {pid!r} {problem}; rename the task")
+    return pid
 
 
 def read_json(path: Path, where: str = "") -> Any:
@@ -77,6 +91,7 @@ def read_subset(json_dir: Path, subset: str) -> dict[str, dict[str, list[Pair]]]
         raise ConfigError(f"{challenges_path}: expected an object of puzzles by id")
     puzzles = {}
     for pid, puzzle in challenges.items():
+        check_task_id(pid, challenges_path)
         where = f"{challenges_path}: puzzle {pid}"
         if not isinstance(puzzle, dict) or not isinstance(puzzle.get("train"), list) or \
                 not isinstance(puzzle.get("test"), list):

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from trm_core.config import ConfigError
-from trm_core.prep.arc import Groups, _add_puzzle, _grid, _write, read_json
+from trm_core.prep.arc import Groups, _add_puzzle, _grid, _write, check_task_id, read_json
 from trm_core.prep.output import BuildSummary, building, check_out
 
 Task = dict[str, list[tuple[np.ndarray, np.ndarray | None]]]
@@ -47,6 +47,7 @@ def read_tasks(paths: list[Path]) -> dict[str, Task]:
             raise ConfigError(f"{path}: expected an ARC task ({{\"train\": [...], \"test\": [...]}}) or an object "
                               f"of tasks by id")
         for pid, task in named.items():
+            check_task_id(str(pid), path)
             where = f"{path}: task {pid}"
             if not isinstance(task, dict):
                 raise ConfigError(f"{where}: expected {{\"train\": [...], \"test\": [...]}}")

@@ -223,12 +223,15 @@ def load_checkpoint(info: CheckpointInfo, map_location: str | torch.device = "cp
     return torch.load(info.path, map_location=map_location, weights_only=True)
 
 
-def prune(folder: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints, .pt files without a sidecar, and temp files that no
-    live writer owns. Call it right after a save: then every listed checkpoint has just been verified or
-    written, and failed ones were quarantined on restore."""
+def prune(folder: Path, keep: int, also_keep: int | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints (and the one at step ``also_keep``: the run's best eval,
+    which ``eval --checkpoint best`` opens), .pt files without a sidecar, and temp files that no live writer
+    owns. Call it right after a save: then every listed checkpoint has just been verified or written, and
+    failed ones were quarantined on restore."""
     removed: list[Path] = []
     for info in list_checkpoints(folder)[keep:]:
+        if info.step == also_keep:
+            continue
         for p in (info.path, info.path.with_suffix(".json")):
             p.unlink(missing_ok=True)
             removed.append(p)

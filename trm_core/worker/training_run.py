@@ -114,7 +114,7 @@ class Run:
                                     epoch=self._epoch_of(step), loss=self.last_loss, config_hash=self.cfg.hash(),
                                     on_write=self.faults.checkpoint_writes(step), best=self.best,
                                     target=self.target.sidecar)
-        ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints)
+        ckpt.prune(self.ckpt_dir, self.cfg.train.keep_checkpoints, also_keep=self.best[1] if self.best else None)
         watchdog.end()
         self.last_saved_step = step
         self.events.emit(Checkpoint(step=step, epoch=info.epoch, path=str(info.path), bytes=info.bytes,
@@ -315,7 +315,9 @@ class Run:
     def _duties(self, step: int, evaluates: bool, measuring: bool) -> StepDuties:
         t = self.cfg.train
         return StepDuties(logs=step % t.log_every == 0 or step == self.total_steps,
-                          evals=evaluates and self._due(step, t.eval_every, t.eval_every_epochs),
+                          # the last step is always evaluated: the run's headline is its final model's
+                          evals=evaluates and (self._due(step, t.eval_every, t.eval_every_epochs)
+                                               or step == self.total_steps),
                           saves=self._due(step, t.checkpoint_every, t.checkpoint_every_epochs), measuring=measuring)
 
     def _read_step(self, duties: StepDuties) -> tuple[StepMetrics | None, dict[str, Any]]:
