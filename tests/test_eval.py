@@ -5,6 +5,7 @@ writes and scores an ARC Prize submission."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -505,3 +506,42 @@ def test_the_eval_batch_counts_trajectories_as_rows(sudoku_run: Path) -> None:
                  "--noise", "0.1", "--no-predictions", "--out", str(evals)]) == 0
     metrics = json.loads(next(evals.glob("*/metrics.json")).read_text())
     assert metrics["batch_size"] == 256 // 64 and metrics["examples"] == 8
+
+
+def test_a_model_folder_is_read_by_its_content_and_refused_where_it_lies(sudoku_run: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """--model's cached run is keyed on the weights' bytes (a file replaced with the same size and time is another
+    model); a config.json that asks for what cannot be (a negative or non-numeric step, a model larger than its
+    weights, ten million trajectories) and weights that are not finite are refused by name, before allocating."""
+    import os
+
+    from safetensors.torch import load_file, save_file
+
+    from trm_core.config import ConfigError
+    from trm_core.export.model_folder import load_model_folder
+    from trm_core.weights.model_run import model_run
+    from trm_tui.cli.main import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "model"
+    assert main(["export", "model", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--out", str(out)]) == 0
+    weights, config_file = out / "model.safetensors", out / "config.json"
+    first = model_run(str(out), None)
+    state, stat, data = load_file(weights), weights.stat(), bytearray(weights.read_bytes())
+    data[-4:] = bytes(4)  # another value in the last tensor: the same size; then its time put back, as cp -p does
+    weights.write_bytes(data)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size and model_run(str(out), None).root != first.root
+    save_file({**state, "to_logits.weight": torch.full_like(state["to_logits.weight"], float("inf"))}, weights)
+    with pytest.raises(ConfigError, match=r"to_logits\.weight: \d+ of \d+ values are NaN or infinite"):
+        load_model_folder(out)
+    save_file(state, weights)
+    config = json.loads(config_file.read_text())
+    for change, said in (({"trained": {"step": -5}}, '"step": -5}; expected a whole number'),
+                         ({"trained": {"step": "abc"}}, '"step": "abc"}; expected a whole number'),
+                         ({"model": {**config["model"], "dim": 1_000_000}}, "the config's model wants"),
+                         ({"eval": {"trajectories": 10_000_000}}, "eval.trajectories"),
+                         ({"vocab_size": "11"}, '"vocab_size" is "11"')):
+        config_file.write_text(json.dumps(config | change))
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            model_run(str(out), None)

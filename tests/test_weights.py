@@ -152,6 +152,28 @@ def test_reference_checkpoints_that_do_not_fit_are_refused_by_name_and_nothing_i
     assert "data_paths[0] = 'data/sudoku-x' is not a folder here; give --dataset" in refused(ckpt, "--config",
                                                                                                   str(no_data))
     assert "no such file" in refused(tmp_path / "nothing")
+    assert "weights_only=False" not in refused(code)  # torch's advice to load it unsafely is not repeated
+    # values that cannot be weights, named by tensor (a model trained to NaN answers nothing)
+    nan = tmp_path / "ref" / "step_6"
+    torch.save(state | {reference_name("lm_head.weight"): torch.full((11, 16), float("nan"))}, nan)
+    assert f"{reference_name('lm_head.weight')}: 176 of 176 values are NaN or infinite" in refused(nan)
+    sparse = tmp_path / "ref" / "step_7"
+    torch.save(state | {reference_name("lm_head.weight"): state[reference_name("lm_head.weight")].to_sparse()}, sparse)
+    assert "a sparse_coo tensor; weights are dense" in refused(sparse)
+    # a yaml's values of the wrong type, each named by its key (the data_paths as the real yaml's)
+    data = yaml.safe_load((tmp_path / "ref" / "all_config.yaml").read_text())
+    for key, value, said in (("hidden_size", "sixteen", "expected a whole number"), ("hidden_size", [16], "whole"),
+                             ("hidden_size", None, "whole number"), ("hidden_size", 16.7, "whole number"),
+                             ("hidden_size", -16, "must be at least 1"), ("H_cycles", "three", "whole number"),
+                             ("halt_exploration_prob", "high", "a number from 0 to 1"),
+                             ("loss", ["x"], "expected a section"), ("loss", {"loss_type": [1]}, "expected one of")):
+        lying = tmp_path / f"{key}.yaml"
+        lying.write_text(yaml.dump({**data, "arch": {**data["arch"], key: value}}))
+        assert f"arch.{key}" in (err := refused(ckpt, "--config", str(lying))) and said in err, err
+    # a yaml that lies about the model's size is refused on shapes alone, before a byte of it is allocated
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(yaml.dump({**data, "arch": {**data["arch"], "hidden_size": 1_000_000, "puzzle_emb_ndim": 1_000_000}}))
+    assert "shape (11, 16), the config's model wants (11, 1000000)" in refused(ckpt, "--config", str(huge))
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     capsys.readouterr()

@@ -31,6 +31,7 @@ from trm_core.rundir.scores import headline
 from trm_core.evaluate.batch_pass import evaluate_batches, figures
 from trm_core.evaluate.batch_size import auto_batch_size, check_fits
 from trm_core.evaluate.eval_model import EvalModel
+from trm_core.rundir import strict_json
 
 SPLITS = ("test", "train")
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
@@ -129,7 +130,7 @@ class EvalFolder:
         """Write the rest and put the folder in place; ``voting``: the ARC votes, when counted elsewhere."""
         if self.writer is not None:
             self.writer.close()
-        (self.tmp / METRICS).write_text(json.dumps(metrics, indent=1))
+        (self.tmp / METRICS).write_text(strict_json.dumps(metrics, indent=1))
         voting = voting or self.voting
         if voting is not None:
             (self.tmp / ARC_VOTES).write_text(json.dumps(voting.answers()))

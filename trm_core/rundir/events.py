@@ -10,29 +10,18 @@ one into a typed record with ``records.parse`` where they use its fields.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trm_core.rundir import strict_json
 from trm_core.rundir.records import SCHEMA_VERSION, Event, as_line
 
 __all__ = ["SCHEMA_VERSION", "EventTail", "EventWriter", "parse_lines", "read_events", "read_span", "read_tail",
            "sample_events"]  # SCHEMA_VERSION: readers check a line's "v" against it
 
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as strings so every line stays strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 class EventWriter:
@@ -43,7 +32,7 @@ class EventWriter:
 
     def emit(self, record: Event) -> dict[str, Any]:
         """Append one typed record as a line; returns the line as written (a dict, as readers get it)."""
-        line_fields = _clean(as_line(record, round(time.time(), 6)))
+        line_fields = strict_json.clean(as_line(record, round(time.time(), 6)))
         line = json.dumps(line_fields, separators=(",", ":"), allow_nan=False) + "\n"
         os.write(self._fd, line.encode())
         self.last_write = time.monotonic()

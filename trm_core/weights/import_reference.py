@@ -14,6 +14,7 @@ from trm_core.weights import reference
 from trm_core.prep.output import check_out
 from trm_core.weights.as_run import write_weights_run
 from trm_core.weights.sources import hub_file, is_hub, parse_hub
+from trm_core.weights.tensor_checks import check_values, meta_shapes
 
 YAML = "all_config.yaml"
 
@@ -78,15 +79,21 @@ def import_reference(checkpoint: str, out: Path, config: Path | None = None,
     keys = reference.reference_sets(data, str(yaml_path))  # the architecture is refused before the data is looked for
     cfg = reference.config_of(keys | {"data.dataset_dir": dataset_of(data, dataset, yaml_path)}, str(yaml_path))
     ds = build_dataset(cfg)
-    model = build_model(cfg.model, ds.vocab_size, getattr(ds, "num_puzzle_ids", 1))
+    vocab, puzzles = ds.vocab_size, getattr(ds, "num_puzzle_ids", 1)
+    expected = meta_shapes(cfg.model, vocab, puzzles)  # the yaml's model, sized without memory
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle with code in it, not a torch file, a truncated one: all refused alike
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        if "Weights only load failed" in first:  # torch goes on to advise weights_only=False, the unsafe load: not ours
+            first = "it holds objects other than tensors, which are not loaded (no code from a checkpoint runs)"
         raise ConfigError(f"{path}: not a checkpoint torch.load reads with weights_only=True "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                          f"({type(exc).__name__}: {first})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{path}: not a state dict (the reference's pretrain.py saves model.state_dict())")
-    converted = reference.convert(state, model.state_dict(), str(path))
+    check_values(state, str(path))
+    converted = reference.convert(state, expected, str(path))  # every shape the yaml's: the model is the file's size
+    model = build_model(cfg.model, vocab, puzzles)
     model.load_state_dict(converted)
     m = re.fullmatch(r"step_(\d+)", path.name)
     step = int(m[1]) if m else 0

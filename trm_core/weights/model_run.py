@@ -45,26 +45,53 @@ def _config_of(config: dict[str, Any], dataset_dir: str, where: Path) -> Config:
     from trm_core.weights.reference import config_of
 
     keys = {f"model.{k}": v for k, v in config["model"].items()}
-    keys |= {f"eval.{k}": v for k, v in (config.get("eval") or {}).items()}
+    evals = config.get("eval") or {}
+    if not isinstance(evals, dict):
+        raise ConfigError(f"{where}: \"eval\" is {json.dumps(evals)}; expected a section of test-time settings")
+    keys |= {f"eval.{k}": v for k, v in evals.items()}
     keys |= {"data.kind": "puzzles", "data.dataset_dir": dataset_dir, "train.loss": config.get("loss", "softmax"),
              "train.ema_decay": 0.0, "train.precision": config.get("precision", "fp32"), "train.device": "auto"}
     return config_of(keys, str(where))
 
 
+def _content_hash(path: Path) -> str:
+    """The file's bytes, hashed (header and data alike): a file replaced by another of the same size and time
+    (``cp -p``, ``rsync -a``, ``tar -x``) is another model."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _run_folder(folder: Path, source: str, dataset_dir: str) -> Path:
-    """The cached run's folder: named by the model's config, its weights file (size, time, path) and the dataset."""
+    """The cached run's folder: named by the model's config, its weights' content and the dataset."""
     from trm_core.export.model_folder import CONFIG_FILE, WEIGHTS_FILE
 
-    weights = folder / WEIGHTS_FILE
-    key = hashlib.sha256(json.dumps([(folder / CONFIG_FILE).read_text(encoding="utf-8"), weights.stat().st_size,
-                                     weights.stat().st_mtime_ns, str(weights.resolve()), dataset_dir]).encode())
+    key = hashlib.sha256(json.dumps([(folder / CONFIG_FILE).read_text(encoding="utf-8"),
+                                     _content_hash(folder / WEIGHTS_FILE), dataset_dir]).encode())
     name = re.sub(r"[^\w.-]+", "-", source.removeprefix("hf:").strip("/"))[-48:].strip("-")
     return models_cache() / f"{name}-{key.hexdigest()[:12]}"
 
 
+def _check_vocabulary(config: dict[str, Any], cfg: Config, dataset: Path) -> str:
+    """The dataset's vocabulary and puzzle identifiers against the model's (also for a cached run: the dataset
+    folder may have been rebuilt since); the dataset's description."""
+    from trm_core.data.factory import build_dataset
+
+    ds = build_dataset(cfg)
+    wanted = (int(config["vocab_size"]), int(config["num_puzzle_ids"]))
+    found = (ds.vocab_size, getattr(ds, "num_puzzle_ids", 1))
+    if wanted != found:
+        raise ConfigError(f"--dataset {dataset}: vocabulary {found[0]} and {found[1]} puzzle identifiers; the "
+                          f"model was trained on {wanted[0]} and {wanted[1]} (another dataset's model? fine-tune "
+                          f"it on this one with train.init_from)")
+    return ds.description
+
+
 def model_run(spec: str, dataset: Path | None) -> RunDir:
     """The run that holds model ``spec`` with ``dataset`` (its own shape when None): made once in the cache."""
-    from trm_core.export.model_folder import CONFIG_FILE, load_model_folder
+    from trm_core.export.model_folder import CONFIG_FILE, load_model_folder, trained_step
     from trm_core.train.model import count_parameters
     from trm_core.weights.as_run import write_weights_run
 
@@ -78,23 +105,16 @@ def model_run(spec: str, dataset: Path | None) -> RunDir:
         load_model_folder(folder)  # says which of the model's files is missing or unreadable
         raise ConfigError(f"--model {spec}: {exc}") from None
     if (out / "checkpoints").is_dir():  # made before for these files and this dataset: opened, not made again
+        if dataset is not None:
+            from trm_core.export.model_folder import read_model_config
+
+            config = read_model_config(folder)[0]
+            _check_vocabulary(config, _config_of(config, dataset_dir, folder / CONFIG_FILE), dataset)
         return RunDir(out)
     model, config = load_model_folder(folder)
     cfg = _config_of(config, dataset_dir, folder / CONFIG_FILE)
-    if dataset is not None:
-        from trm_core.data.factory import build_dataset
-
-        ds = build_dataset(cfg)
-        wanted = (int(config["vocab_size"]), int(config["num_puzzle_ids"]))
-        found = (ds.vocab_size, getattr(ds, "num_puzzle_ids", 1))
-        if wanted != found:
-            raise ConfigError(f"--dataset {dataset}: vocabulary {found[0]} and {found[1]} puzzle identifiers; the "
-                              f"model was trained on {wanted[0]} and {wanted[1]} (another dataset's model? fine-tune "
-                              f"it on this one with train.init_from)")
-        data = ds.description
-    else:
-        data = "none (the model's own shape)"
-    step = int((config.get("trained") or {}).get("step", 0))
+    data = _check_vocabulary(config, cfg, dataset) if dataset is not None else "none (the model's own shape)"
+    step = trained_step(config, folder / CONFIG_FILE)
     cfg.train.max_steps = max(1, step)
     shape = {} if dataset is not None else {MODEL_CONFIG: json.dumps(config, indent=1)}
     try:

@@ -61,8 +61,10 @@ def reference_name(ours: str, prefix: str = PREFIXES[0]) -> str:
 
 
 def convert(reference_state: dict[str, Any], expected: dict[str, Any], where: str) -> dict[str, Any]:
-    """The reference's weights under our names, checked against ``expected`` (our model's state dict): every
-    key mapped, none missing, every shape equal; a ``ConfigError`` naming each problem otherwise."""
+    """The reference's weights under our names, checked against ``expected`` (our model's state dict, or its
+    shapes: ``tensor_checks.meta_shapes``): every key mapped, none missing, every shape equal; a ``ConfigError``
+    naming each problem otherwise."""
+    expected = {name: tuple(getattr(t, "shape", t)) for name, t in expected.items()}
     problems, converted = [], {}
     for key, tensor in reference_state.items():
         name = our_name(key)
@@ -70,9 +72,8 @@ def convert(reference_state: dict[str, Any], expected: dict[str, Any], where: st
             problems.append(f"{key}: not a weight of the reference's TRM this importer knows")
         elif name not in expected:
             problems.append(f"{key} ({name}): our model for this config has no such weight")
-        elif tuple(tensor.shape) != tuple(expected[name].shape):
-            problems.append(f"{key}: shape {tuple(tensor.shape)}, the config's model wants "
-                            f"{tuple(expected[name].shape)}")
+        elif tuple(tensor.shape) != expected[name]:
+            problems.append(f"{key}: shape {tuple(tensor.shape)}, the config's model wants {expected[name]}")
         else:
             converted[name] = tensor
     missing = sorted(set(expected) - set(converted) - {our_name(k) for k in reference_state})
@@ -133,31 +134,57 @@ def reference_sets(data: dict[str, Any], where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: arch.{key} is missing")
         return arch[key]
 
-    if arch.get("name", ARCH_NAME) != ARCH_NAME:
+    def whole(key: str, least: int = 1, default: int | None = None) -> int:
+        """A whole number as the yaml wrote it: 16 or 16.0, never 16.7, "sixteen", [16], null or true."""
+        value = need(key) if default is None or key in arch else default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                isinstance(value, float) and not value.is_integer():  # inf and NaN too
+            raise ConfigError(f"{where}: arch.{key} = {value!r}: expected a whole number")
+        if value < least:
+            raise ConfigError(f"{where}: arch.{key} = {value!r}: must be at least {least}")
+        return int(value)
+
+    def number(key: str, low: float, high: float, default: float | None = None) -> float:
+        value = need(key) if default is None or key in arch else default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ConfigError(f"{where}: arch.{key} = {value!r}: expected a number from {low:g} to {high:g}")
+        return float(value)
+
+    def word(key: str, default: str | None = None) -> str:
+        value = need(key) if default is None or key in arch else default
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: arch.{key} = {value!r}: expected a name")
+        return value
+
+    if word("name", ARCH_NAME) != ARCH_NAME:
         raise ConfigError(f"{where}: arch.name = {arch.get('name')!r}: only the reference's TRM ({ARCH_NAME}) "
                           f"imports (HRM and the variants have other weights)")
     for key, wanted in (("H_layers", 0), ("rms_norm_eps", 1e-5), ("rope_theta", 10000.0)):
         if key in arch and arch[key] != wanted:
             raise ConfigError(f"{where}: arch.{key} = {arch[key]!r}: our TRM has {wanted!r}")
-    pos = need("pos_encodings")
-    mlp_t = bool(arch.get("mlp_t", False))
+    pos = word("pos_encodings")
+    mlp_t = arch.get("mlp_t", False)
+    if not isinstance(mlp_t, bool):
+        raise ConfigError(f"{where}: arch.mlp_t = {mlp_t!r}: expected true or false")
     if pos not in ("rope", "none") and not mlp_t:
         raise ConfigError(f"{where}: arch.pos_encodings = {pos!r}: ours are 'rope' and 'none'")
-    hidden = int(need("hidden_size"))
-    ndim = int(arch.get("puzzle_emb_ndim", 0) or 0)
+    hidden = whole("hidden_size")
+    ndim = whole("puzzle_emb_ndim", least=0, default=0)
     if ndim not in (0, hidden):
         raise ConfigError(f"{where}: arch.puzzle_emb_ndim = {ndim}: ours is the hidden size ({hidden}) or 0")
-    prefix = 0 if ndim == 0 else int(arch.get("puzzle_emb_len", 16) or 0) or math.ceil(ndim / hidden)
-    loss = arch.get("loss", {}).get("loss_type", "stablemax_cross_entropy") if isinstance(arch.get("loss"), dict) \
-        else "stablemax_cross_entropy"
-    if loss not in LOSS_TYPES:
+    prefix = 0 if ndim == 0 else whole("puzzle_emb_len", least=0, default=16) or math.ceil(ndim / hidden)
+    loss_section = arch.get("loss", {})
+    if not isinstance(loss_section, dict):
+        raise ConfigError(f"{where}: arch.loss = {loss_section!r}: expected a section (loss_type: ...)")
+    loss = loss_section.get("loss_type", "stablemax_cross_entropy")
+    if not isinstance(loss, str) or loss not in LOSS_TYPES:
         raise ConfigError(f"{where}: arch.loss.loss_type = {loss!r}: expected one of {', '.join(LOSS_TYPES)}")
     sets = {
-        "model.net": "mlp_t" if mlp_t else "attention", "model.dim": hidden, "model.depth": int(need("L_layers")),
-        "model.refinement_blocks": int(need("H_cycles")), "model.latent_steps": int(need("L_cycles")),
-        "model.max_supervision_steps": int(need("halt_max_steps")), "model.num_heads": int(need("num_heads")),
-        "model.expansion": float(need("expansion")), "model.pos_encoding": "none" if mlp_t else pos,
-        "model.puzzle_emb_len": prefix, "model.halt_exploration": float(arch.get("halt_exploration_prob", 0.0)),
+        "model.net": "mlp_t" if mlp_t else "attention", "model.dim": hidden, "model.depth": whole("L_layers"),
+        "model.refinement_blocks": whole("H_cycles"), "model.latent_steps": whole("L_cycles"),
+        "model.max_supervision_steps": whole("halt_max_steps"), "model.num_heads": whole("num_heads"),
+        "model.expansion": number("expansion", 1e-6, 1e6), "model.pos_encoding": "none" if mlp_t else pos,
+        "model.puzzle_emb_len": prefix, "model.halt_exploration": number("halt_exploration_prob", 0.0, 1.0, 0.0),
         "model.halt_loss_weight": 0.5, "data.kind": "puzzles",
         "train.carry": "refill", "train.loss": LOSS_TYPES[loss], "train.optimizer": "adam_atan2",
         "train.ema_decay": 0.0, "train.max_steps": 0, "train.grad_clip": 0.0,

@@ -14,6 +14,7 @@ from typing import TextIO
 
 from trm_core.config import ConfigError
 from trm_core.rundir.layout import EXIT_INTERRUPTED, RunDir
+from trm_core.rundir import strict_json
 from trm_tui.cli.common import model_args, run_dir_arg, run_or_model
 from trm_tui.cli.test_time_flags import add_test_time_flags, given_test_time_flags, test_time_from, test_time_text
 
@@ -135,7 +136,7 @@ def cmd_eval(argv: list[str]) -> int:
     if args.arc_submission:
         metrics |= arc_submission(outcome.folder, checkpoint.voting.tests, args.arc_submission, args.solutions)
     if args.json:
-        print(json.dumps(metrics))
+        print(strict_json.dumps(metrics))
     else:
         print_metrics(metrics)
         if args.calibration:
@@ -175,7 +176,7 @@ def cmd_sweep(args: argparse.Namespace, checkpoint, base, evals: Path) -> int:
             print_sweep(rows, str(path), len(points), sys.stdout)
         return EXIT_INTERRUPTED
     if args.json:
-        print(json.dumps({"sweep": args.sweep, "rows": rows, "file": str(path)}))
+        print(strict_json.dumps({"sweep": args.sweep, "rows": rows, "file": str(path)}))
     else:
         print_sweep(rows, str(path), len(points), sys.stdout)
     return 0
@@ -221,7 +222,7 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
     if args.arc_submission:
         metrics |= arc_submission(outcome.folder, voting.tests, args.arc_submission, args.solutions)
     if args.json:
-        print(json.dumps(metrics))
+        print(strict_json.dumps(metrics))
         return 0
     print(f"an ensemble of {len(members)} checkpoints on the test split: {metrics['examples']:,} examples each, "
           f"{metrics['seconds']:.1f} s")

@@ -4,13 +4,13 @@ task file, or ``-`` for stdin), drawn with the browser's renderer; ``--steps`` d
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from trm_core.config import ConfigError
+from trm_core.rundir import strict_json
 from trm_tui.cli.common import model_args, run_dir_arg, run_or_model
 from trm_tui.cli.test_time_flags import add_test_time_flags, test_time_from, test_time_text
 
@@ -83,7 +83,7 @@ def cmd_solve(argv: list[str]) -> int:
     else:
         answers = [solve.solve_tokens(checkpoint, puzzle, test_time)]
     if args.json:
-        print(json.dumps(_as_json(task, answers, checkpoint.info.step)))
+        print(strict_json.dumps(_as_json(task, answers, checkpoint.info.step)))
     else:
         _draw(task, answers, args.steps, checkpoint.info.step, checkpoint.weights)
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import tempfile
 import time
@@ -22,6 +21,7 @@ from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.predictions import METRICS
 from trm_core.evaluate.session import folder_name, run_eval
 from trm_core.evaluate.test_time.settings import TestTime
+from trm_core.rundir import strict_json
 
 # a sweep's axes: the name on the command line, how a value reads, and the TestTime it sets
 AXES: dict[str, tuple[Callable[[str], Any], Callable[[TestTime, Any], TestTime]]] = {
@@ -135,6 +135,6 @@ def _row(point: Point, metrics: dict[str, Any], trained: int) -> dict[str, Any]:
 
 def _write(path: Path, content: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(content, indent=1))
+    tmp.write_text(strict_json.dumps(content, indent=1))
     os.replace(tmp, path)
 
