@@ -309,3 +309,31 @@ def test_an_arc_set_of_named_task_files_with_or_without_their_test_outputs(tmp_p
         sep = cli_run("data", "arc", "--tasks", str(tmp_path / name), "--out", str(tmp_path / "sep"))
         assert sep.returncode == 2 and f"task id {pid!r} holds '|||'" in sep.stderr, sep.stderr
         assert not (tmp_path / "sep").exists()
+
+
+@pytest.mark.process
+def test_init_from_a_run_says_what_it_skipped_and_refuses_what_cannot_be_before_starting(
+        tmp_path: Path, micro_args: list[str]) -> None:
+    """--init-from RUN with a corrupt newest checkpoint starts from the older one and says which it skipped and
+    why; RUN:999 is refused before anything starts (nothing made); a choice the worker alone can make and
+    cannot (RUN:best of a run without evals) ends the run as a config error, which the keeper does not restart."""
+    source = tmp_path / "source"
+    first = run_worker(source, [*micro_args, "--set", "train.max_steps=8"])
+    assert first.returncode == 0, first.stderr
+    newest = source / "checkpoints" / "step-00000008.pt"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated: it no longer verifies
+    tuned = tmp_path / "tuned"
+    done = run_worker(tuned, [*micro_args, "--set", "train.max_steps=1", "--set", f"train.init_from='{source}'"])
+    assert done.returncode == 0, done.stderr
+    assert events(tuned, "run_start")[0]["weights_from"].endswith("step 4 (ema weights)")
+    warned = " ".join(e["message"] for e in events(tuned, "warning"))
+    assert "skipped step-00000008.pt (step 8)" in warned and "using step-00000004.pt (step 4)" in warned, warned
+    missing = cli_run("--no-ui", "--run-dir", str(tmp_path / "never"), *micro_args, "--init-from", f"{source}:999")
+    assert missing.returncode == 2 and "no checkpoint of step 999 (checkpoints at steps: 4, 8)" in missing.stderr
+    assert not (tmp_path / "never").exists()
+    no_evals = tmp_path / "no-evals"
+    assert run_worker(no_evals, [*micro_args, "--set", "train.max_steps=4", "--set", "train.eval_every=0"]).returncode == 0
+    failed = cli_run("--no-ui", "--run-dir", str(tmp_path / "best"), *micro_args, "--init-from", f"{no_evals}:best")
+    assert failed.returncode == 2 and "train.init_from = " in failed.stderr and "best: no checkpoint was saved at an " \
+        "evaluated step" in failed.stderr, failed.stdout + failed.stderr
+    assert "restart" not in failed.stdout and not (tmp_path / "best").exists()  # not restarted; nothing left

@@ -284,11 +284,13 @@ class CompileChoice(Event):
 @dataclass(frozen=True)
 class ErrorEvent(Event):
     """The run failed. The failed step does not count as done: `run_end.step` is the last completed step.
-    Followed by `run_end` `failed` and exit code 1, or 5 when the disk is full."""
+    Followed by `run_end` `failed` and exit code 1, 5 when the disk is full, or 2 when what the config asked
+    for cannot be (train.init_from's weights): the keeper restarts none of those but 1 and 5."""
 
     KIND: ClassVar[str] = "error"
     message: str = doc("what failed")
-    kind: str = doc("`non_finite`, `exception`, `disk_full` (the message says which path and how much was "
+    kind: str = doc("`non_finite`, `exception`, `config` (the config asks for what cannot be; the message names "
+                    "it), `disk_full` (the message says which path and how much was "
                     "free; the keeper waits for space, then restarts the run), or `peer_lost` (with several ranks: "
                     "another rank died or hung up; a `rank_down` event from the keeper names it)")
     step: int = doc("the step being worked on: the step that failed, or the last finished one when an eval or "

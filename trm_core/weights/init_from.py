@@ -49,12 +49,30 @@ def problem(spec: str, model: Any = None) -> str | None:
         except ConfigError as exc:
             return str(exc)
         return None
-    folder, _ = split_run_spec(spec)
+    folder, which = split_run_spec(spec)
     if not folder.is_dir():
         return f"train.init_from = {spec!r}: no such folder (a run folder, a model folder, or hf:OWNER/NAME)"
     if not (folder / "config.json").is_file() and not (folder / "checkpoints").is_dir():
         return (f"train.init_from = {spec!r}: neither a run (no checkpoints/) nor a model folder (no config.json)")
+    if not (folder / "config.json").is_file():
+        missing = _checkpoint_problem(folder, which)
+        if missing:
+            return f"train.init_from = {spec!r}: {missing}"
     return None if model is None else _shape_problem(spec, folder, model)
+
+
+def _checkpoint_problem(folder: Path, which: str) -> str | None:
+    """A run's checkpoint that is not there (``RUN:999``) or none that verifies, said before anything starts
+    (``best`` is the worker's to choose, from the run's log)."""
+    from trm_core.rundir import checkpoints as ckpt
+
+    found = ckpt.list_checkpoints(folder / "checkpoints")
+    steps = ", ".join(str(i.step) for i in sorted(found, key=lambda i: i.step)) or "none"
+    if which.isdigit() and int(which) not in {i.step for i in found}:
+        return f"no checkpoint of step {which} (checkpoints at steps: {steps})"
+    if which == "latest" and ckpt.newest_verified(folder / "checkpoints")[0] is None:
+        return f"no checkpoint that verifies (checkpoints at steps: {steps})"
+    return None
 
 
 def _shape_problem(spec: str, folder: Path, model: Any) -> str | None:
@@ -69,7 +87,8 @@ def _shape_problem(spec: str, folder: Path, model: Any) -> str | None:
             theirs = vars(saved_config(folder).model)
     except (OSError, ValueError, ConfigError):
         return None  # the worker's load says what is wrong with it
-    differ = [f"model.{k} = {theirs[k]!r} there, {getattr(model, k)!r} here" for k in SHAPE_KEYS
+    keys = SHAPE_KEYS + (() if model.net == "attention" else ("seq_len",))  # the mixer's and mlp_t's token MLPs
+    differ = [f"model.{k} = {theirs[k]!r} there, {getattr(model, k)!r} here" for k in keys
               if k in theirs and theirs[k] != getattr(model, k)]
     if differ:
         return (f"train.init_from = {spec!r}: its model has other shapes ({'; '.join(differ)}); set this run's "
@@ -77,8 +96,9 @@ def _shape_problem(spec: str, folder: Path, model: Any) -> str | None:
     return None
 
 
-def source_weights(spec: str) -> tuple[dict[str, Any], str]:
-    """The weights ``spec`` names, on the CPU, and how to name their source."""
+def source_weights(spec: str) -> tuple[dict[str, Any], str, str]:
+    """The weights ``spec`` names, on the CPU, how to name their source, and how the checkpoint was chosen when
+    the user should hear it (a newer one skipped, and why)."""
     from trm_core.weights.sources import is_hub
 
     folder, which = split_run_spec(spec)
@@ -88,13 +108,16 @@ def source_weights(spec: str) -> tuple[dict[str, Any], str]:
 
         path, source = model_folder(spec)
         model, _ = load_model_folder(path)
-        return model.state_dict(), source
+        return model.state_dict(), source, ""
     from trm_core.evaluate import loaded as loading
     from trm_core.rundir.layout import RunDir
 
-    checkpoint = loading.load(RunDir.at(folder), which, device="cpu")
+    try:
+        checkpoint = loading.load(RunDir.at(folder), which, device="cpu")
+    except ConfigError as exc:
+        raise ConfigError(f"train.init_from = {spec!r}: {str(exc).replace('--checkpoint ', '')}") from None
     return (checkpoint.ev.model.state_dict(),
-            f"{folder.resolve()} step {checkpoint.info.step} ({checkpoint.weights} weights)")
+            f"{folder.resolve()} step {checkpoint.info.step} ({checkpoint.weights} weights)", checkpoint.why)
 
 
 def fit(state: dict[str, Any], expected: dict[str, Any], source: str) -> InitialWeights:
@@ -123,5 +146,6 @@ def fit(state: dict[str, Any], expected: dict[str, Any], source: str) -> Initial
 
 
 def initial_weights(spec: str, expected: dict[str, Any]) -> InitialWeights:
-    state, source = source_weights(spec)
-    return fit(state, expected, source)
+    state, source, why = source_weights(spec)
+    start = fit(state, expected, source)
+    return start if not why else InitialWeights(start.state, start.source, "; ".join(filter(None, [why, start.note])))

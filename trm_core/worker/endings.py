@@ -10,7 +10,8 @@ from pathlib import Path
 
 from trm_core.distributed.group import PeerLost
 from trm_core.rundir.events import EventWriter, SilentLog
-from trm_core.rundir.layout import EXIT_DISK_FULL, EXIT_FAILED, DiskFull, is_disk_full
+from trm_core.config import ConfigError
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_DISK_FULL, EXIT_FAILED, DiskFull, is_disk_full
 from trm_core.rundir.records import ErrorEvent, RunEnd
 from trm_core.rundir.states import RunState
 from trm_core.train.trainer import NonFiniteLoss
@@ -37,6 +38,14 @@ class Endings:
             code = self._ended(exc, "peer_lost", "a rank of the group was lost", step, done_steps, state="lost_peer")
             print(f"trm worker: {exc}", file=sys.stderr, flush=True)
             return code
+        if isinstance(exc, ConfigError):  # what the user asked for cannot be (train.init_from's weights): a
+            # restart would fail the same way, so the keeper is told not to (exit 2), and the words are the user's
+            self.report_end(RunState.FAILED.value, EXIT_CONFIG, str(exc))
+            self.events.emit(ErrorEvent(message=str(exc), kind="config", step=step))
+            self.events.emit(RunEnd(status=RunState.FAILED.value, step=done_steps, exit_code=EXIT_CONFIG,
+                                    reason=str(exc)))
+            print(f"trm worker: error: {exc}", file=sys.stderr, flush=True)
+            return EXIT_CONFIG
         # a real bug or an environment failure
         self.report_end(RunState.FAILED.value, EXIT_FAILED, f"{type(exc).__name__}: {exc}")
         if is_disk_full(exc):
