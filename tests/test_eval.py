@@ -437,19 +437,23 @@ def test_the_in_training_eval_runs_with_the_runs_eval_section(sudoku_run: Path, 
 
 
 @pytest.mark.process
-def test_ctrl_c_in_a_sweep_keeps_the_rows_done(sudoku_run: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_in_a_sweep_keeps_the_rows_done(sudoku_run: Path, sig: int) -> None:
+    """Ctrl-C or SIGTERM: the rows done are kept, and no hidden temporary is left behind (nor a dead eval's)."""
+    evals = sudoku_run.parent / f"sweep-evals-{sig}"
+    (evals / ".step-20-ema-test.tmp-999999999").mkdir(parents=True)  # a killed eval's: its pid is long gone
     proc = cli("eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--batch-size", "1", "--sweep",
-               "steps=1,1000")
+               "steps=1,1000", "--out", str(evals))
     assert proc.stdout is not None
     for line in proc.stdout:  # the table: the first row is done, the second (1,000 steps) is running
         if line.split()[:2] == ["1", "1"]:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             break
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted; 1 of 2 settings done, kept" in err and "Traceback" not in err
-    kept = json.loads((sudoku_run / "evals" / "sweep-step-20-ema-test-steps=1,1000" / "metrics.json").read_text())
+    kept = json.loads((evals / "sweep-step-20-ema-test-steps=1,1000" / "metrics.json").read_text())
     assert [r["steps"] for r in kept["rows"]] == [1] and kept["complete"] is False
-    assert "1 of 2 settings written" in out
+    assert "1 of 2 settings written" in out and not list(evals.glob(".*")), list(evals.glob(".*"))
 
 
 def test_a_runs_model_exported_as_a_folder_answers_as_the_run_does(sudoku_run: Path, tmp_path: Path,

@@ -22,6 +22,11 @@ def handling(handlers: dict[signal.Signals, Handler]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def interrupt(signum: int, frame: Any) -> None:
+    """A handler that turns a signal (SIGTERM) into Ctrl-C's KeyboardInterrupt, so one path cleans up for both."""
+    raise KeyboardInterrupt
+
+
 def quiet_stdout() -> None:
     """After a closed pipe, point stdout at /dev/null so the interpreter's final flush cannot fail loudly."""
     try:

@@ -31,7 +31,7 @@ from trm_core.rundir.scores import headline
 from trm_core.evaluate.batch_pass import evaluate_batches, figures
 from trm_core.evaluate.batch_size import auto_batch_size, check_fits
 from trm_core.evaluate.eval_model import EvalModel
-from trm_core.rundir import strict_json
+from trm_core.rundir import layout, strict_json
 
 SPLITS = ("test", "train")
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
@@ -90,8 +90,9 @@ class EvalFolder:
                  save_predictions: bool = True, trajectories: int = 1) -> None:
         self.final = evals / name
         self.max_sup = max_sup
-        self.tmp = evals / f".{name}.tmp-{os.getpid()}"
+        self.tmp = layout.temp_name(evals / name)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        layout.remove_dead_temps(evals)  # an eval killed before its rename (SIGKILL) left its folder behind
         self.writer = PredictionWriter(self.tmp / PREDICTIONS, count, seq_len, max_sup, vocab_size, has_hidden,
                                        context, trajectories) if save_predictions else None
         self.voting = voting  # fed from the records here (trm-tui eval); None when the eval counts its own votes

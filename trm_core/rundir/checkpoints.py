@@ -239,19 +239,4 @@ def prune(folder: Path, keep: int, also_keep: int | None = None) -> list[Path]:
         if not p.with_suffix(".json").exists():  # killed between the .pt rename and its sidecar: never valid
             p.unlink(missing_ok=True)
             removed.append(p)
-    for p in folder.glob(layout.TEMP_GLOB):
-        pid = layout.temp_writer(p)
-        if pid is not None and pid != os.getpid() and not _pid_alive(pid):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return removed + layout.remove_dead_temps(folder)

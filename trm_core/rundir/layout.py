@@ -174,6 +174,33 @@ def temp_writer(path: Path) -> int | None:
     return int(pid) if path.name.startswith(".") and ".tmp-" in path.name and pid.isdigit() else None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_temps(folder: Path) -> list[Path]:
+    """Remove the temporaries (``TEMP_GLOB``: files or folders) in ``folder`` whose writer is no longer alive: a
+    writer killed between its write and its rename (SIGKILL, a power cut) leaves one; a live writer's, this
+    process's included, is left alone. Returns what was removed."""
+    removed = []
+    for p in folder.glob(TEMP_GLOB):
+        pid = temp_writer(p)
+        if pid is None or pid == os.getpid() or _pid_alive(pid):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

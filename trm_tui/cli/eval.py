@@ -91,6 +91,17 @@ def _clock(seconds: float) -> str:
 
 
 def cmd_eval(argv: list[str]) -> int:
+    """SIGTERM (timeout, kill, a scheduler's end of job) ends an eval as Ctrl-C does: what was done is kept or
+    discarded whole, and no hidden temporary folder is left behind."""
+    import signal
+
+    from trm_tui.signals import handling, interrupt
+
+    with handling({signal.SIGTERM: interrupt}):
+        return _eval(argv)
+
+
+def _eval(argv: list[str]) -> int:
     args = eval_parser().parse_args(argv)
     if args.model is not None and args.dataset is None:
         raise ConfigError("--model: give --dataset DIR too, the puzzles to evaluate it on (a model folder holds "

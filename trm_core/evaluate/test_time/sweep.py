@@ -9,9 +9,10 @@ The rows go to ``RUN/evals/sweep-step-N-WEIGHTS-SPLIT-GRID/metrics.json`` (GRID:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import os
-import tempfile
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +22,7 @@ from trm_core.evaluate.loaded import LoadedCheckpoint
 from trm_core.evaluate.predictions import METRICS
 from trm_core.evaluate.session import folder_name, run_eval
 from trm_core.evaluate.test_time.settings import TestTime
-from trm_core.rundir import strict_json
+from trm_core.rundir import layout, strict_json
 
 # a sweep's axes: the name on the command line, how a value reads, and the TestTime it sets
 AXES: dict[str, tuple[Callable[[str], Any], Callable[[TestTime, Any], TestTime]]] = {
@@ -34,6 +35,7 @@ AXES: dict[str, tuple[Callable[[str], Any], Callable[[TestTime, Any], TestTime]]
     "escalate": (int, lambda t, v: dataclasses.replace(t, trajectories=dataclasses.replace(t.trajectories,
                                                                                            escalate=bool(v)))),
 }
+GRID_NAME_CHARS = 80  # of a sweep folder's name (file systems allow 255 bytes)
 ROW_FIGURES = ("exact", "accuracy", "pass@1", "pass@2", "sup_steps", "forward_steps", "examples_per_s", "seconds")
 
 
@@ -93,6 +95,8 @@ def sweep_path(loaded: LoadedCheckpoint, text: str, split: str = "test", limit: 
     size = loaded.dataset.split_size(split)
     count = size if limit is None else max(0, min(limit, size))
     grid = "_".join(text.split())
+    if len(grid) > GRID_NAME_CHARS:  # a long grid would make a name the file system refuses: a short hash instead
+        grid = grid[:GRID_NAME_CHARS - 13] + "-" + hashlib.sha256(grid.encode()).hexdigest()[:12]
     name = "sweep-" + folder_name(loaded.info.step, loaded.weights, split, count, size) + f"-{grid}"
     return (evals or loaded.run.evals) / name / METRICS
 
@@ -108,10 +112,13 @@ def run_sweep(loaded: LoadedCheckpoint, points: list[Point], text: str, split: s
     path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     trained = loaded.cfg.model.max_supervision_steps
-    with tempfile.TemporaryDirectory(prefix=".sweep-", dir=evals) as scratch:
+    scratch = layout.temp_name(evals / "sweep-scratch")  # named by this pid: a dead sweep's is found and removed
+    scratch.mkdir()
+    layout.remove_dead_temps(evals)  # a sweep or eval killed before it could clean up (SIGKILL) left its own
+    try:
         for point in points:
             outcome = run_eval(loaded, split, limit, batch_size, on_progress, save_predictions=False,
-                               evals=Path(scratch), test_time=point.test_time)
+                               evals=scratch, test_time=point.test_time)
             row = _row(point, outcome.metrics, trained)
             rows.append(row)
             _write(path, {"sweep": text, "step": loaded.info.step, "weights": loaded.weights, "split": split,
@@ -119,6 +126,8 @@ def run_sweep(loaded: LoadedCheckpoint, points: list[Point], text: str, split: s
                           "complete": len(rows) == len(points), "time": time.time()})
             if on_row is not None:
                 on_row(row)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return path, rows
 
 
