@@ -32,6 +32,9 @@ def test_the_keys_are_refused_where_they_contradict_themselves() -> None:
         (['train.supervision_weights="decay:0"'], "D must be in (0, 1]"),
         (['train.supervision_weights="linear"'], "expected 'equal' or 'decay:D'"),
         (["train.grad_recursions=-1"], "train.grad_recursions"),
+        (["model.refinement_blocks=2", "model.latent_steps=2", 'train.depth_schedule=["0 T=1 n=1", "0.5 T=100 n=100"]'],
+         "train.depth_schedule[1] = '0.5 T=100 n=100': deeper than the model (model.refinement_blocks = 2, "
+         "model.latent_steps = 2)"),
     ]:
         with pytest.raises(ConfigError, match=None) as caught:
             config(*sets)

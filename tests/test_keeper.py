@@ -217,6 +217,9 @@ def test_a_kill_on_request_is_recorded_as_such(tmp_path: Path, micro_args: list[
     try:
         assert detach(run_dir, micro_args).returncode == 0
         wait_for(lambda: steps(run_dir) >= 4, what="steps")
+        # a second start on the running run attaches, and says the flags that would have changed it were not applied
+        again = cli_run("--detach", "--run-dir", str(run_dir), "--set", "train.learning_rate=0.1")
+        assert again.returncode == 0 and "already running" in again.stderr and "--set not applied" in again.stderr
         assert cli_run("stop", "--force", "--run-dir", str(run_dir)).returncode == 0
         wait_for(lambda: events(run_dir, "keeper_end"), what="the end of supervision")
         end = events(run_dir, "run_end")[-1]

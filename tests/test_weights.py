@@ -174,6 +174,12 @@ def test_reference_checkpoints_that_do_not_fit_are_refused_by_name_and_nothing_i
     huge = tmp_path / "huge.yaml"
     huge.write_text(yaml.dump({**data, "arch": {**data["arch"], "hidden_size": 1_000_000, "puzzle_emb_ndim": 1_000_000}}))
     assert "shape (11, 16), the config's model wants (11, 1000000)" in refused(ckpt, "--config", str(huge))
+    capsys.readouterr()  # --out that is a file, or inside one: said as such, not "not empty" or a traceback
+    (tmp_path / "a-file").write_text("")
+    assert main(["import", "reference", str(ckpt), "--out", str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["import", "reference", str(ckpt), "--out", str(tmp_path / "a-file" / "x")]) == 2
+    assert f"cannot be written ({tmp_path / 'a-file'} is a file)" in capsys.readouterr().err
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     capsys.readouterr()

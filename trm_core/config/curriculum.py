@@ -76,9 +76,16 @@ def supervision_weights(spec: str, steps: int) -> list[float]:
     return [w / mean for w in raw]
 
 
-def check_curriculum(stages_items: list[str], weights: str, grad_recursions: int, steps: int) -> None:
-    """The config's checks of the three keys (each error names its key)."""
-    parse_depth_schedule(stages_items)
+def check_curriculum(stages_items: list[str], weights: str, grad_recursions: int, steps: int, blocks: int,
+                     latent_steps: int) -> None:
+    """The config's checks of the three keys (each error names its key). A stage is at most the model's depth
+    (``blocks`` T, ``latent_steps`` n): a curriculum grows towards the model it trains, never past it (a stage of
+    T=100 n=100 on a T=2 n=2 model made each step take a minute)."""
+    for k, stage in enumerate(parse_depth_schedule(stages_items)):
+        if stage.T > blocks or stage.n > latent_steps:
+            raise ConfigError(f"train.depth_schedule[{k}] = {stages_items[k]!r}: deeper than the model "
+                              f"(model.refinement_blocks = {blocks}, model.latent_steps = {latent_steps}); a stage "
+                              f"is at most the model's depth")
     supervision_weights(weights, steps)
     if grad_recursions < 0:
         raise ConfigError(f"train.grad_recursions = {grad_recursions}: at least 0 (0: all of them)")

@@ -176,7 +176,8 @@ def validate(cfg: Config) -> None:
     check_eval(cfg)
     from trm_core.config.curriculum import check_curriculum
 
-    check_curriculum(t.depth_schedule, t.supervision_weights, t.grad_recursions, cfg.model.max_supervision_steps)
+    check_curriculum(t.depth_schedule, t.supervision_weights, t.grad_recursions, cfg.model.max_supervision_steps,
+                     cfg.model.refinement_blocks, cfg.model.latent_steps)
     for what in ("eval_every", "checkpoint_every"):
         steps, epochs = getattr(t, what), getattr(t, f"{what}_epochs")
         if steps and epochs:

@@ -42,7 +42,9 @@ def hold_out(count: int, fraction: float, rng: np.random.Generator, source: Path
 
 def check_out(out: Path) -> None:
     """``out`` may become the build: it does not exist, or is an empty folder. Asked before a long download too."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose a folder that does not exist yet")
+    if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} already exists and is not empty; remove it or choose another folder")
 
 
@@ -50,10 +52,15 @@ def check_out(out: Path) -> None:
 def building(out: Path) -> Iterator[Path]:
     """A fresh temp folder for the build; on success it becomes ``out``, on any failure it is removed."""
     check_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:  # a folder this user cannot write, a path through a file
+        through = next((p for p in out.parents if p.exists()), None)
+        why = f"{through} is a file" if through is not None and not through.is_dir() else exc.strerror or str(exc)
+        raise ConfigError(f"--out {out}: cannot be written ({why}); choose a folder you can write") from None
     try:
         yield tmp
         if out.exists():

@@ -252,6 +252,8 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
 def writable_evals(evals: Path, root: Path, given: bool) -> Path:
     """Where the eval's folder goes, checked before the checkpoint loads: a folder this user may write, or a
     clear error (another user's run is read, never written: --out puts the eval elsewhere)."""
+    if evals.exists() and not evals.is_dir():
+        raise ConfigError(f"{'--out ' if given else ''}{evals} is a file, not a folder; evals are written into a folder")
     try:
         evals.mkdir(parents=True, exist_ok=True)
         if os.access(evals, os.W_OK | os.X_OK):

@@ -181,8 +181,10 @@ def _settings_for_start(args: argparse.Namespace, start: Start) -> SupervisorCon
     (fail fast, before anything is written); a live worker keeps its own. An exit code instead: a config
     error, a failing check, or a resume of a completed run with nothing left to train."""
     run_dir = start.rundir.control
-    if live_worker(run_dir) is not None:
-        return run_settings(run_dir)  # attach: the run keeps its own config
+    running = live_worker(run_dir)
+    if running is not None:  # attach: the run keeps its own config, and the user hears what was not applied
+        say_ignored(args, start, running.pid)
+        return run_settings(run_dir)
     try:
         if args.resume:
             refuse_imported(start.rundir)
@@ -206,6 +208,19 @@ def _settings_for_start(args: argparse.Namespace, start: Start) -> SupervisorCon
     if args.resume and _complete(start, cfg):
         return 0
     return cfg.supervisor
+
+
+def say_ignored(args: argparse.Namespace, start: Start, pid: int) -> None:
+    """A start on a run that is already running attaches to it: the flags that would have changed it are not
+    applied, and saying so beats a silent attach (a user who typed --set expects it to count)."""
+    given = [flag for flag, value in (("--preset", start.preset), ("--config", start.config_file),
+                                      ("--set", start.sets)) if value]
+    if not given:
+        return
+    print(f"trm-tui: the run in {start.rundir.root} is already running (worker pid {pid}): attaching to it; "
+          f"{', '.join(given)} not applied (a running run keeps its config). To change it: trm-tui stop --run-dir "
+          f"{start.rundir.root}, then trm-tui --resume --run-dir {start.rundir.root} --set KEY=VALUE (the keys a "
+          f"resume may change: docs/config.md), or press a in the dashboard to auto-tune", file=sys.stderr)
 
 
 def refuse_imported(run: RunDir) -> None:
