@@ -72,7 +72,7 @@ def test_two_ranks_match_one_process_and_only_rank_0_writes(tmp_path: Path, micr
     assert start_event["world_size"] == 2 and start_event["backend"] in ("gloo", "nccl") and len(start_event["hosts"]) == 2
     assert all(e["world_size"] == 2 and e["slowest_rank"] in (0, 1) for e in events(two_dir, "step"))
     assert sorted(p.name for p in (two_dir / "checkpoints").glob("*.pt")) == ["step-00000005.pt", "step-00000010.pt"]
-    assert [e["step"] for e in events(two_dir, "eval")] == [4, 8]
+    assert [e["step"] for e in events(two_dir, "eval")] == [4, 8, 10]  # and the last step, always
     ranks = read_all(two_dir)
     assert [(s.rank, s.state, s.exit_code, s.step) for s in ranks] == [(0, "completed", 0, 10), (1, "completed", 0, 10)]
     assert (two_dir / "ranks" / "rank-1.log").exists()

@@ -86,3 +86,23 @@ def test_an_arc_task_file_reads_or_is_refused(task: dict, pid: str, tmp_path_fac
         assert all("|||" not in name and name for name in tasks)
         assert all(isinstance(g, np.ndarray) for t in tasks.values() for pairs in t.values() for p in pairs
                    for g in p if g is not None)
+
+
+@pytest.mark.parametrize("spec", ["hf:../../x", "hf:-/-", "hf:a/b/../../../../etc/passwd", "hf:./x", "hf:a/b/c/../../d"])
+def test_a_hub_spec_that_climbs_out_is_refused(spec: str) -> None:
+    from trm_core.weights.sources import parse_hub
+
+    with pytest.raises(ConfigError, match="--model"):
+        parse_hub(spec, "--model")
+
+
+@QUICK
+@given(st.text(max_size=40))
+def test_a_hub_spec_reads_or_is_refused(text: str) -> None:
+    from trm_core.weights.sources import parse_hub
+
+    spec = refused_or(parse_hub, "hf:" + text, "--model")
+    if spec is not None:  # what is read never climbs out of the repository or looks like a flag
+        owner, name = spec.repo.split("/")
+        assert ".." not in spec.repo and not owner.startswith(("-", ".")) and not name.startswith(("-", "."))
+        assert ".." not in spec.path.split("/")

@@ -279,7 +279,8 @@ def test_arc_sets_keep_disguises_consistent_and_every_prediction_maps_back(tmp_p
     _arc_files(bad, "training", {"cccc0003": {"train": [{"input": [[10]], "output": [[1]]}], "test": []}}, {})
     refused = cli_run("data", "arc", "--json-dir", str(bad), "--subsets", "training", "--test-set", "training",
                       "--out", str(tmp_path / "none"))
-    assert refused.returncode == 2 and "puzzle cccc0003, train[0] input: cells must be colours 0..9" in refused.stderr
+    assert refused.returncode == 2 and "puzzle cccc0003, train[0] input: row 0, column 0 is 10; cells must be colours 0..9" \
+        in refused.stderr
     assert not (tmp_path / "none").exists()
 
 

@@ -192,3 +192,61 @@ def test_attach_on_a_folder_without_a_run_is_an_error_and_starts_nothing(tmp_pat
         assert result.returncode == 2, result
         assert f"no run in {tmp_path / 'typo'} ({flag} cannot start or resume one)" in result.stderr
         assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.process
+def test_tabs_are_capped_bounded_in_size_and_end_with_their_socket(tmp_path: Path, micro_args: list[str]) -> None:
+    """Past --max-tabs a link's page and socket are refused (503, naming the limit) before anything starts; a
+    tab asking for a 2000x2000 terminal gets the largest allowed; and when its socket closes its dashboard ends,
+    even one that cannot answer (SIGSTOPped): killed after the grace."""
+    import signal
+    import urllib.error
+    import urllib.request
+
+    import psutil
+    import websocket
+
+    run_dir = tmp_path / "run"
+    started = cli_run("--detach", "--run-dir", str(run_dir), *micro_args, "--set", "train.max_steps=100000",
+                      TRM_TEST_STEP_SLEEP_S=0.1)
+    assert started.returncode == 0, started.stderr
+    port = free_port()
+    server = cli("serve", "--run-dir", str(run_dir), "--port", str(port), "--max-tabs", "2")
+    try:
+        url = served_urls(server, 1)["full control"]
+        threading.Thread(target=server.stdout.read, daemon=True).start()
+        wait_serving(server, "127.0.0.1", port)
+        token = url.split("?token=")[1]
+        ws_url = f"ws://127.0.0.1:{port}/ws?token={token}&width=2000&height=2000"
+
+        def dashboards() -> dict[psutil.Process, tuple[str, str]]:
+            """The server's tab processes (textual-serve's shell and the trm-tui under it), with their size."""
+            found = {}
+            for proc in psutil.Process(server.pid).children(recursive=True):
+                try:
+                    env = proc.environ()
+                except psutil.Error:
+                    continue
+                if "TEXTUAL_DRIVER" in env:
+                    found[proc] = (env.get("COLUMNS", ""), env.get("ROWS", ""))
+            return found
+
+        tabs = [websocket.create_connection(ws_url, timeout=30) for _ in range(2)]
+        wait_for(lambda: len(dashboards()) >= 2, timeout=60, what="two tabs' dashboards")
+        assert set(dashboards().values()) == {("500", "200")}
+        with pytest.raises(websocket.WebSocketBadStatusException) as third:
+            websocket.create_connection(ws_url, timeout=30)
+        assert third.value.status_code == 503
+        with pytest.raises(urllib.error.HTTPError) as page:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=30)
+        assert page.value.code == 503 and "--max-tabs 2" in page.value.read().decode()
+        stuck = next(p for p in dashboards() if "sh" != p.name())
+        stuck.send_signal(signal.SIGSTOP)  # a dashboard that cannot answer the quit its socket's close sends
+        for tab in tabs:
+            tab.close()
+        wait_for(lambda: not dashboards(), timeout=30, what="every tab's dashboard to end with its socket")
+        again = websocket.create_connection(ws_url, timeout=30)  # the slots are free again
+        again.close()
+    finally:
+        terminate(server)
+        kill_worker(run_dir)

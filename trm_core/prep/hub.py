@@ -7,6 +7,7 @@ why and what to do, never a traceback.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from trm_core.config import ConfigError
 SUDOKU_REPO = "sapientinc/sudoku-extreme"  # the reference's build_sudoku_dataset.py source_repo
 MAZE_REPO = "sapientinc/maze-30x30-hard-1k"  # and build_maze_dataset.py's
 SPLIT_FILES = ("train.csv", "test.csv")
+METADATA_TIMEOUT_S = 5.0  # the hub's answer about a file (its ETag) before its bytes; a live hub answers in well under 1 s
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,15 @@ def download(repo: str, filename: str, revision: str | None, repo_type: str, ins
 
     kind = "dataset" if repo_type == "dataset" else "model"
     where = f"{filename} of the {kind} {repo} on the Hugging Face hub"
+    if not constants.HF_HUB_OFFLINE:  # a hub that never answers would otherwise be minutes of silence
+        print(f"trm-tui: asking {constants.ENDPOINT} for {filename} of {repo} (HF_HUB_OFFLINE=1 answers from the "
+              f"hub cache alone, without the network)", file=sys.stderr, flush=True)
     try:
-        return Path(hf_hub_download(repo, filename, repo_type=repo_type, revision=revision))
+        return Path(hf_hub_download(repo, filename, repo_type=repo_type, revision=revision,
+                                    etag_timeout=METADATA_TIMEOUT_S))
+    except errors.HFValidationError as exc:  # a name the hub's client refuses (a path climbing out, a bad id)
+        raise ConfigError(f"{where}: not a repository name or file the hub accepts ({str(exc).splitlines()[0]})") \
+            from None
     except errors.GatedRepoError:
         raise ConfigError(f"{where}: the {kind} is gated; accept its terms on the hub and log in (hf auth login, "
                           f"or HF_TOKEN)") from None

@@ -33,9 +33,16 @@ def parse_hub(text: str, flag: str) -> HubSpec:
     """``hf:OWNER/NAME[@REV][/PATH]``; a revision is a branch, tag or commit without a slash."""
     m = _SPEC.match(text)
     if m is None:
-        raise ConfigError(f"{flag} {text}: expected hf:OWNER/NAME, hf:OWNER/NAME@REVISION or "
+        raise ConfigError(f"{flag} {text!r}: expected hf:OWNER/NAME, hf:OWNER/NAME@REVISION or "
                           f"hf:OWNER/NAME[@REVISION]/PATH")
-    return HubSpec(f"{m['owner']}/{m['name']}", m["rev"], (m["path"] or "").strip("/"))
+    path = (m["path"] or "").strip("/")
+    for part, what in ((m["owner"], "owner"), (m["name"], "name")):
+        if part.startswith(("-", ".")) or ".." in part:
+            raise ConfigError(f"{flag} {text!r}: {part!r} is not a repository {what} (it may not start with '-' or "
+                              f"'.', nor hold '..')")
+    if any(step in ("..", ".", "") for step in path.split("/")) and path:
+        raise ConfigError(f"{flag} {text!r}: the path {path!r} must name a file inside the repository (no '..')")
+    return HubSpec(f"{m['owner']}/{m['name']}", m["rev"], path)
 
 
 def hub_file(spec: HubSpec, filename: str, instead: str) -> Path:

@@ -21,6 +21,20 @@ from trm_tui.serve.listen import ListenError, is_loopback
 from trm_tui.serve.tokens import Role, TokenError, Tokens, new_token, read_token_file
 
 
+MAX_TABS = 64
+
+
+def tab_count(text: str) -> int:
+    """An argparse type: how many tabs a link may have open, 1..MAX_TABS."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_TABS:
+        raise argparse.ArgumentTypeError(f"{value}: from 1 to {MAX_TABS}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trm-tui serve", description="Serve the dashboard of a run as a web page "
                                 "(textual-serve), behind a secret token in its URL. Bound to 127.0.0.1: over SSH "
@@ -38,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also print a read-only URL (its own token): the "
                    "dashboard with stop, resume, auto-tune and kill refused, for a colleague")
     p.add_argument("--read-only", action="store_true", help="serve only the read-only view (no URL can act)")
+    p.add_argument("--max-tabs", type=tab_count, default=4, metavar="N", help="open tabs per link (full, "
+                   f"read-only) at once, 1..{MAX_TABS} (default 4): each tab runs a dashboard process (about "
+                   "30 MB); one more is answered with a page naming the limit")
     p.add_argument("--no-token", action="store_true", help="no token at all (anyone who reaches the address gets "
                    "the page): refused with a --host other than loopback")
     return p
@@ -114,7 +131,7 @@ def cmd_serve(argv: list[str]) -> int:
     warn_exposure(args, tokens)
     print_addresses(args, run_dir, tokens)
     server = GuardedServer(dashboard_commands(run_dir, args.read_only), tokens, sock, cookie,
-                           title=f"trm-tui {run_dir.name}")
+                           title=f"trm-tui {run_dir.name}", max_tabs=args.max_tabs)
     try:
         server.serve()
     finally:

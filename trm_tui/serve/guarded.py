@@ -32,6 +32,63 @@ log = logging.getLogger("trm-tui serve")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# What one tab may ask for. A terminal's size comes from the browser (the URL, then each resize message): 2000 x
+# 2000 cells left a dashboard drawing frames no pipe could carry, blocked for good.
+MAX_COLUMNS, MAX_ROWS = 500, 200
+TAB_STOP_S = 5.0  # a tab's dashboard is asked to quit when its socket closes; past this it is killed
+
+
+def bounded_size(width: object, height: object) -> tuple[int, int]:
+    """A terminal size a tab may have: whole numbers, clamped to 1..MAX_COLUMNS and 1..MAX_ROWS."""
+    def whole(value: object, default: int) -> int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+    return min(max(whole(width, 80), 1), MAX_COLUMNS), min(max(whole(height, 24), 1), MAX_ROWS)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and everything under it (textual-serve starts ``sh -c trm-tui ...``)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + [root]
+    except psutil.Error:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+class BoundedAppService(AppService):
+    """One tab's dashboard process: its size bounded however the browser asks, and ended for sure."""
+
+    async def start(self, width: int, height: int) -> None:
+        await super().start(*bounded_size(width, height))
+
+    async def set_terminal_size(self, width: int, height: int) -> None:
+        await super().set_terminal_size(*bounded_size(width, height))
+
+    async def end(self) -> None:
+        """Ask the dashboard to quit; kill it (and its shell) when it has not within ``TAB_STOP_S``, whatever
+        state it is in (blocked on a full pipe, drawing, starting)."""
+        process = self._process
+        try:
+            await asyncio.wait_for(self.stop(), TAB_STOP_S)
+        except Exception:  # noqa: BLE001 - a timeout, a pipe already closed: the kill below ends it either way
+            pass
+        if process is not None and process.returncode is None:
+            kill_tree(process.pid)
+            try:
+                await asyncio.wait_for(process.wait(), TAB_STOP_S)
+            except asyncio.TimeoutError:
+                log.error("a tab's dashboard (pid %s) did not end after SIGKILL", process.pid)
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
 REFUSED = ("trm-tui serve: this page needs its token: open the URL trm-tui serve printed (it ends in ?token=...). "
            "Lost it? Restart trm-tui serve, or give it --token-file.\n")
 
@@ -40,9 +97,20 @@ class GuardedServer(Server):
     """textual-serve's ``Server`` with a token check, a role per token and the page's URLs from the request."""
 
     def __init__(self, commands: dict[Role, str], tokens: Tokens, sock: socket.socket, cookie: str,
-                 title: str) -> None:
+                 title: str, max_tabs: int = 4) -> None:
         super().__init__(commands[Role.FULL] if Role.FULL in commands else commands[Role.READ_ONLY], title=title)
         self.commands, self.tokens, self.sock, self.cookie = commands, tokens, sock, cookie
+        self.max_tabs = max_tabs  # open tabs per link (role): each is a dashboard process
+        self.tabs = {role: 0 for role in commands}
+
+    def over_cap(self, role: Role) -> str | None:
+        """Why one more tab of this link is refused, when it is: each tab runs a dashboard process."""
+        if self.tabs[role] < self.max_tabs:
+            return None
+        link = "read-only link" if role == Role.READ_ONLY else "link"
+        return (f"trm-tui serve: {self.tabs[role]} tabs of this {link} are open, the most this server allows "
+                f"(trm-tui serve --max-tabs {self.max_tabs}; each tab runs a dashboard process). Close one and "
+                f"reload this page.\n")
 
     # -- the application ---------------------------------------------------------------------------------
 
@@ -76,6 +144,9 @@ class GuardedServer(Server):
     @aiohttp_jinja2.template("app_index.html")
     async def handle_index(self, request: web.Request) -> dict[str, Any]:
         """textual-serve's page, its addresses relative to where the browser found it (ssh -L, a socket)."""
+        full = self.over_cap(request["role"])
+        if full is not None:
+            raise web.HTTPServiceUnavailable(text=full)
         base = f"{request.scheme}://{request.host}"
         ws_scheme = "wss" if request.scheme == "https" else "ws"
         role = request["role"]
@@ -91,27 +162,32 @@ class GuardedServer(Server):
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:
             raise web.HTTPForbidden(text="trm-tui serve: a socket from another site is refused\n")
+        role = request["role"]
+        full = self.over_cap(role)
+        if full is not None:  # refused before anything starts
+            raise web.HTTPServiceUnavailable(text=full)
         websocket = web.WebSocketResponse(heartbeat=15)
         width = to_int(request.query.get("width", "80"), 80)
         height = to_int(request.query.get("height", "24"), 24)
-        app_service: AppService | None = None
+        app_service: BoundedAppService | None = None
+        self.tabs[role] += 1
         try:
             await websocket.prepare(request)
-            app_service = AppService(self.commands[request["role"]], write_bytes=websocket.send_bytes,
-                                     write_str=websocket.send_str, close=websocket.close,
-                                     download_manager=self.download_manager, debug=self.debug)
+            app_service = BoundedAppService(self.commands[role], write_bytes=websocket.send_bytes,
+                                            write_str=websocket.send_str, close=websocket.close,
+                                            download_manager=self.download_manager, debug=self.debug)
             await app_service.start(width, height)
-            try:
-                await self._process_messages(websocket, app_service)
-            finally:
-                await app_service.stop()
+            await self._process_messages(websocket, app_service)
         except asyncio.CancelledError:
             await websocket.close()
         except Exception as error:  # one tab's failure is logged; the server and other tabs go on
             log.exception(error)
         finally:
-            if app_service is not None:
-                await app_service.stop()
+            try:
+                if app_service is not None:
+                    await app_service.end()  # whatever state its dashboard is in, it ends with its socket
+            finally:
+                self.tabs[role] -= 1  # the slot is free once its process is gone
         return websocket
 
     # -- serving -----------------------------------------------------------------------------------------
