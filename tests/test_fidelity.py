@@ -96,22 +96,45 @@ def ref_cosine_schedule_with_warmup_lr_lambda(current_step: int, *, base_lr: flo
     return base_lr * (min_ratio + max(0.0, (1 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress))))
 
 
-def test_schedule_is_the_references_for_the_paper_presets_and_one_step_off_with_a_decay() -> None:
+def test_schedule_is_the_references_at_every_update_with_or_without_a_decay() -> None:
     """The reference counts its step up before computing the rate (pretrain.py line 290, then 316): update k
-    (1-based) uses current_step = k. Ours takes the 0-based step k - 1. The paper presets (2,000 warm-up steps,
-    lr_min_ratio 1.0: cfg_pretrain.yaml lines 24-26) are identical at every update; with a decay (not the
-    paper's) our cosine's progress is one update behind the reference's."""
+    (1-based) uses current_step = k; ours takes the 0-based step k - 1 and gives the same rate, for the paper's
+    presets (2,000 warm-up steps, lr_min_ratio 1.0: cfg_pretrain.yaml lines 24-26) and with a decay."""
     total, warmup = 65_104, 2000
-    for k in list(range(1, 2005)) + [30_000, total]:
-        ref = ref_cosine_schedule_with_warmup_lr_lambda(k, base_lr=1e-4, num_warmup_steps=warmup,
-                                                        num_training_steps=total, min_ratio=1.0)
-        assert learning_rate(k - 1, peak=1e-4, warmup_steps=warmup, total_steps=total, min_ratio=1.0) == \
+    for min_ratio in (1.0, 0.1):
+        for k in list(range(1, 2005)) + list(range(30_000, 30_010)) + [total - 1, total]:
+            ref = ref_cosine_schedule_with_warmup_lr_lambda(k, base_lr=1e-4, num_warmup_steps=warmup,
+                                                            num_training_steps=total, min_ratio=min_ratio)
+            assert learning_rate(k - 1, peak=1e-4, warmup_steps=warmup, total_steps=total, min_ratio=min_ratio) == \
+                pytest.approx(ref, rel=1e-12), (min_ratio, k)
+
+
+def test_the_whole_schedule_of_an_arc_shaped_run_is_the_references() -> None:
+    """An ARC-shaped set (groups of puzzles with uneven example counts) at batch 36: the run trains the batches
+    the reference's loop yields, fewer than its total_steps formula (pretrain.py line 219), and the cosine runs over
+    that formula as the reference's does (compute_lr, lines 265-271, num_training_steps=train_state.total_steps):
+    the rate of every update trained is the reference's, with a decay to 0.1."""
+    from trm_core.data.packing import PackedOrder
+    from trm_core.worker.training_run import schedule_steps_for, total_steps_for
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(2, 9, size=240)  # examples of each puzzle: 2 to 8, as ARC tasks' demonstrations
+    puzzle_examples = np.concatenate([[0], np.cumsum(counts)])
+    group_puzzles = np.arange(0, 241, 3)  # 80 groups of 3 puzzles (an original and two disguises)
+    epochs, batch, warmup = 60, 36, 50
+    order = PackedOrder(group_puzzles, puzzle_examples, batch, seed=0, take=lambda rows, puzzles: None)
+    # the reference's total_steps, transcribed: its dataset.json's total_groups and mean_puzzle_examples
+    total_groups, mean_puzzle_examples = 80, float(puzzle_examples[-1]) / 240
+    formula = int(epochs * total_groups * mean_puzzle_examples / batch)
+    cfg = resolve(env={}, sets=[f"train.epochs={epochs}", f"train.batch_size={batch}", "train.max_steps=0",
+                                "train.micro_batch_size=0"])
+    trained, horizon = total_steps_for(cfg, order), schedule_steps_for(cfg, order)
+    assert horizon == formula and trained < formula, (trained, formula)
+    for k in range(1, trained + 1):
+        ref = ref_cosine_schedule_with_warmup_lr_lambda(k, base_lr=3e-4, num_warmup_steps=warmup,
+                                                        num_training_steps=formula, min_ratio=0.1)
+        assert learning_rate(k - 1, peak=3e-4, warmup_steps=warmup, total_steps=horizon, min_ratio=0.1) == \
             pytest.approx(ref, rel=1e-12), k
-    k = 30_000  # with a decay, update k here takes the rate the reference gives update k - 1
-    ref = {j: ref_cosine_schedule_with_warmup_lr_lambda(j, base_lr=1e-4, num_warmup_steps=warmup,
-                                                        num_training_steps=total, min_ratio=0.1) for j in (k - 1, k)}
-    ours = learning_rate(k - 1, peak=1e-4, warmup_steps=warmup, total_steps=total, min_ratio=0.1)
-    assert ours == pytest.approx(ref[k - 1], rel=1e-12) and ours != pytest.approx(ref[k], rel=1e-9)
 
 
 # -- puzzle embeddings: models/sparse_embedding.py ----------------------------------------------------------

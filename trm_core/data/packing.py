@@ -61,10 +61,17 @@ class PackedOrder:
         problem = epochs_problem(self.examples_per_epoch, self.batch_size, epochs)
         if problem is not None:
             raise ConfigError(problem)
-        formula = int(epochs * self.examples_per_epoch / self.batch_size)
+        formula = self.schedule_steps(epochs)
         if epochs not in self._counted:
             self._counted[epochs] = min(formula, self._batches_within(epochs))
         return self._counted[epochs]
+
+    def schedule_steps(self, epochs: int) -> int:
+        """The steps the reference's learning-rate schedule runs over: its ``total_steps`` (``pretrain.py`` line
+        219, ``int(epochs * total_groups * mean_puzzle_examples / global_batch_size)``), handed to its cosine as
+        ``num_training_steps`` (lines 265-271) whatever its loop trains. One or a few steps above
+        ``total_steps(epochs)`` where the loader's drops end the loop first."""
+        return int(epochs * self.examples_per_epoch / self.batch_size)
 
     def _batches_within(self, epochs: int) -> int:
         """The full batches the stream yields before the end of pass ``epochs``: counted in closed form when

@@ -28,7 +28,7 @@ def iter_checks(cfg: Config, run_dir: Path, preset: str | None = None, probe_mem
     what a slow one is doing (the memory probe), and an empty string when it is done."""
     if not quick:
         yield from guarded("torch", "platform", lambda: platform_checks(cfg))
-    yield from guarded("dataset", "dataset", lambda: dataset_checks(cfg, preset))
+    yield from guarded("dataset", "dataset", lambda: dataset_checks(cfg, preset, quick))
     if not quick:
         yield from guarded_iter("model", "model", model_checks(cfg, probe_memory, note))
     yield from guarded("disk", "disk", lambda: storage_checks(cfg, run_dir, with_model=not quick))

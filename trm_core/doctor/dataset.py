@@ -37,7 +37,7 @@ RECIPES: dict[str, Recipe] = {  # each preset's build (its command: config.schem
 }
 
 
-def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
+def puzzle_checks(cfg: Config, preset: str | None, quick: bool = False) -> list[Check]:
     from trm_core.prep.dataset_shape import take_puzzle_shape
     from trm_core.prep.puzzle_format import read_metadata
 
@@ -82,7 +82,13 @@ def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
     else:
         how = "train.max_steps" if cfg.train.max_steps else f"{cfg.train.epochs:,} epochs"
         per = f"{examples / batch:,.2f} batches a pass" if examples < batch else f"{int(examples / batch):,} a pass"
-        found.append(ok(AREA, "steps", f"{total:,} steps ({how}; {per} at batch {batch})"))
+        trained = total if cfg.train.max_steps or quick else trained_steps(cfg, total)
+        said = f"{trained:,} steps ({how}; {per} at batch {batch})"
+        if trained != total:  # both are right, about different things: the run's count and the reference's
+            said = (f"{trained:,} steps trained ({how}; the batches the reference's loop draws; {per} at batch "
+                    f"{batch}); the learning-rate schedule runs over {total:,} (the reference's total_steps formula, "
+                    f"epochs x groups x mean examples / batch)")
+        found.append(ok(AREA, "steps", said))
     recipe = RECIPES.get(preset or "")
     if recipe is not None:
         per_group = train.total_puzzles / max(1, train.total_groups)
@@ -97,6 +103,19 @@ def puzzle_checks(cfg: Config, preset: str | None) -> list[Check]:
     return found
 
 
+def trained_steps(cfg: Config, formula: int) -> int:
+    """The steps a puzzle run by epochs trains: the batches its sampler (the reference's loader) yields, at most
+    the formula's (``data.packing``); the formula itself when the set cannot be opened here."""
+    from trm_core.data.factory import build_dataset
+    from trm_core.data.order import order_for
+
+    try:
+        order = order_for(build_dataset(cfg), cfg.train.batch_size, cfg.train.seed, cfg.train.eval_every_epochs)
+        return order.total_steps(cfg.train.epochs)
+    except (ConfigError, OSError, ValueError):
+        return formula
+
+
 def code_checks(cfg: Config) -> list[Check]:
     if not cfg.data.paths:
         return [ok(AREA, "present", "the Python standard library's sources (data.paths is empty)")]
@@ -107,9 +126,11 @@ def code_checks(cfg: Config) -> list[Check]:
     return [ok(AREA, "present", f"{len(cfg.data.paths)} path(s) of source code")]
 
 
-def checks(cfg: Config, preset: str | None = None) -> list[Check]:
+def checks(cfg: Config, preset: str | None = None, quick: bool = False) -> list[Check]:
+    """``quick``: what a start checks before it launches (milliseconds): the steps by the formula alone, without
+    walking the sampler's stream (seconds on an ARC set), which the worker does anyway."""
     if cfg.data.kind == "puzzles":
-        return puzzle_checks(cfg, preset)
+        return puzzle_checks(cfg, preset, quick)
     if cfg.data.kind == "code":
         return code_checks(cfg)
     path = Path(cfg.data.pairs_file).expanduser()

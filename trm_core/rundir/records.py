@@ -87,7 +87,8 @@ class RunStart(Event):
     world_size: int = doc("processes (ranks) training this run together")
     resumed_from: int | None = doc("the step of the checkpoint loaded, or `null`")
     overrides: list = doc("the `--set` items given on this start")
-    total_steps: int = doc("`train.max_steps`, or epochs x steps per epoch")
+    total_steps: int = doc("the steps this run trains: `train.max_steps`, or the batches its epochs hold (for a "
+                           "puzzle set, the batches the reference's loop trains)")
     steps_per_epoch: int = doc("batches in one pass over the training split; 0 when a pass holds fewer examples than "
                                "a batch (a small puzzle set, whose batches span several passes)")
     parameters: int = doc("trainable parameters of the model")
@@ -101,6 +102,10 @@ class RunStart(Event):
                                    "the checkpoint it converted", optional=True)
     imported: bool | None = doc("`true` in a run `trm-tui import` (or `--model`) wrote: weights alone, no optimizer "
                                 "state, nothing to resume", optional=True)
+    schedule_steps: int | None = doc("the learning-rate schedule's horizon when it is not `total_steps`: a puzzle set "
+                                     "by epochs, where the reference's cosine runs over its `total_steps` formula "
+                                     "(epochs x groups x mean examples / batch), a step or more past the last one "
+                                     "trained", optional=True)
 
     @property
     def weights_source(self) -> str | None:

@@ -46,9 +46,12 @@ _GRAPHED = ("reduce-overhead", "max-autotune")  # the compile modes that capture
 
 class Trainer:
     def __init__(self, cfg: Config, vocab_size: int, total_steps: int, num_puzzle_ids: int = 1,
-                 group: Group | None = None) -> None:
+                 group: Group | None = None, schedule_steps: int | None = None) -> None:
         self.cfg = cfg
         self.total_steps = total_steps
+        # the learning-rate schedule's horizon: the steps trained, or the reference's total_steps formula where a
+        # puzzle run by epochs trains a few batches fewer (data.packing.PackedOrder.schedule_steps)
+        self.schedule_steps = schedule_steps or total_steps
         self.group = group or Group()
         self.device = self.group.device(cfg.train.device)
         if cfg.train.threads:
@@ -112,7 +115,7 @@ class Trainer:
         t = self.cfg.train
 
         def at(peak: float) -> float:
-            return learning_rate(self.step, peak=peak, warmup_steps=t.warmup_steps, total_steps=self.total_steps,
+            return learning_rate(self.step, peak=peak, warmup_steps=t.warmup_steps, total_steps=self.schedule_steps,
                                  min_ratio=t.min_lr_ratio)
         lr = at(t.learning_rate)
         for group in self.optimizer.param_groups:

@@ -47,6 +47,15 @@ def total_steps_for(cfg: Config, order: TrainOrder) -> int:
     return cfg.train.max_steps or order.total_steps(cfg.train.epochs)
 
 
+def schedule_steps_for(cfg: Config, order: TrainOrder) -> int:
+    """The learning-rate schedule's horizon: ``train.max_steps``, else the order's own (the reference's
+    total_steps formula for a puzzle set, which its cosine runs over), else the steps trained."""
+    if cfg.train.max_steps:
+        return cfg.train.max_steps
+    own = getattr(order, "schedule_steps", None)
+    return own(cfg.train.epochs) if own is not None else order.total_steps(cfg.train.epochs)
+
+
 @dataclass(frozen=True)
 class StepDuties:
     """What a step must do once it has run. Its figures are read (a wait for the device) only for a step that
@@ -72,6 +81,7 @@ class Run:
         self.ckpt_dir = run_dir / layout.CHECKPOINTS
         self.order = order
         self.total_steps = total_steps_for(cfg, self.order)
+        self.schedule_steps = schedule_steps_for(cfg, self.order)
         self.events = EventWriter(run_dir / layout.EVENTS) if self.group.leader else SilentLog()
         self.report = RankReport(run_dir, self.group, str(self.group.device(cfg.train.device))) \
             if self.group.distributed else None
@@ -156,7 +166,8 @@ class Run:
             if cfg.train.compile != "off":  # before the first compile: a restart reads what this run compiled
                 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.run_dir / layout.COMPILE_CACHE))
             self.trainer = Trainer(cfg, self.dataset.vocab_size, self.total_steps,
-                                   num_puzzle_ids=getattr(self.dataset, "num_puzzle_ids", 1), group=self.group)
+                                   num_puzzle_ids=getattr(self.dataset, "num_puzzle_ids", 1), group=self.group,
+                                   schedule_steps=self.schedule_steps)
             resumed_from = self.restore(watchdog)
             if resumed_from is None and cfg.train.init_from:
                 self.weights_from = self._initial_weights()
@@ -208,6 +219,7 @@ class Run:
             config=cfg.to_dict(), config_hash=cfg.hash(), pid=os.getpid(), host=socket.gethostname(),
             device=str(self.trainer.device), world_size=group.world_size,
             resumed_from=resumed_from, overrides=self.overrides, total_steps=self.total_steps,
+            schedule_steps=self.schedule_steps if self.schedule_steps != self.total_steps else None,
             steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
             data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
             backend=group.backend or None, hosts=hosts, weights_from=self.weights_from))
