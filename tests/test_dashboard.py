@@ -259,3 +259,14 @@ def test_the_log_screen_follows_the_worker_log(tmp_path: Path) -> None:
                 fh.write("ne\n")
             await until(pilot, lambda: "half a line" in shown(), timeout=5, what="the line once whole")
     asyncio.run(scenario())
+
+
+def test_a_legend_of_six_runs_takes_the_rows_it_needs() -> None:
+    """Six runs compared: every run is named in the legend (over as many rows as it takes), none dropped."""
+    from rich.text import Text
+
+    from trm_tui.dashboard.widgets import with_legend
+
+    names = [f"sweep-lr-{k}e-4-seed{k}" for k in range(6)]
+    drawn = with_legend(Text("\n".join(["." * 60] * 10)), [(name, "*", "red") for name in names], 60).plain
+    assert all(name in drawn for name in names) and all(len(line) <= 60 for line in drawn.splitlines())

@@ -25,14 +25,15 @@ def test_runs_lists_each_run_with_its_state_and_figures(tmp_path: Path, micro_ar
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].split() == ["RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "TO-TARGET", "SAMPLES/S", "ETA",
-                                "CHECKPOINT", "STARTED", "CONFIG"]
+                                "CHECKPOINT", "STARTED", "CONFIG", "DIFFERS"]
     table_lines = lines[1:4]
-    assert "EVAL: the newest eval's loss; ACC: its token accuracy; BEST: the run's best eval by the task's " \
-           "figure" in " ".join(lines[4:])  # the two eval figures are told apart
+    assert "EVAL: the newest eval's loss; ACC: its token accuracy; BEST: the run's best eval by masked acc (the " \
+           "task's figure" in " ".join(lines[4:])  # the two eval figures are told apart, and BEST's figure named
     rows = {line.split()[0]: line.split() for line in table_lines}
     assert set(rows) == {"done", "paused", "broken"}
     assert rows["done"][1:3] == ["completed", "8/8"] and rows["paused"][1:3] == ["stopped", "4/16"]
     assert rows["broken"][1] == "failed"
+    assert rows["done"][-1] == "max_steps=8" and rows["paused"][-1] == "max_steps=16"  # what the runs differ in
     assert [line.split()[0] for line in table_lines] == ["broken", "paused", "done"]  # newest first
 
     # in a terminal of 80 columns: each run on one line, the columns that do not fit named, and a corrupt

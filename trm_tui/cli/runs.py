@@ -23,6 +23,31 @@ DEFAULT_ROOT = Path("runs")
 class RunRow:
     run_dir: Path
     status: RunStatus
+    differs: str = ""  # the config keys this run's value differs in from the others listed, as key=value
+
+
+# keys that differ between any two runs without saying how they differ as experiments (where each run keeps
+# its data cache is its own business)
+NOT_A_DIFFERENCE = ("data.cache_dir",)
+
+
+def mark_differences(rows: list[RunRow]) -> list[str]:
+    """Fill each row's ``differs`` with the keys the listed runs do not share (learning rate, seed: what a
+    comparison is about); the keys, in the config's order."""
+    from trm_core.export.tables import differing_keys, run_config_columns
+
+    if len(rows) < 2:
+        return []
+    configs = [run_config_columns(row.run_dir) for row in rows]
+    keys = [k for k in differing_keys(configs) if k not in NOT_A_DIFFERENCE and k != "config_error"]
+    for row, cfg in zip(rows, configs):
+        row.differs = ",".join(f"{k.split('.', 1)[-1]}={_short(cfg.get(k, '-'))}" for k in keys) or "-"
+    return keys
+
+
+def _short(value: object) -> str:
+    text = format(value, "g") if isinstance(value, float) else str(value)
+    return text if len(text) <= 24 else text[:23] + "~"
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -59,7 +84,7 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 HEADERS = ("RUN", "STATE", "STEP", "LOSS", "EVAL", "ACC", "BEST", "TO-TARGET", "SAMPLES/S", "ETA", "CHECKPOINT",
-           "STARTED", "CONFIG")
+           "STARTED", "CONFIG", "DIFFERS")
 
 
 def table_cells(row: RunRow) -> tuple[str, ...]:
@@ -73,7 +98,7 @@ def table_cells(row: RunRow) -> tuple[str, ...]:
     return (row.run_dir.name, state, step, _num(st.loss, ".4f"), _num(st.eval_loss, ".4f"),
             _num(st.eval_accuracy, ".3f"), best_text(st.best_score, st.target_score, st.target_name),
             duration(st.target_seconds) if st.target_step is not None else "-", _num(st.samples_per_s, ".1f"), duration(st.eta_s), ckpt,
-            started, "CORRUPT" if st.config_error else (st.config_hash or "-")[:8])
+            started, "CORRUPT" if st.config_error else (st.config_hash or "-")[:8], row.differs or "-")
 
 
 def columns(rows: list[RunRow]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
@@ -87,7 +112,7 @@ def columns(rows: list[RunRow]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]
 
 
 # the columns a narrow terminal leaves out first (RUN, STATE, STEP and the scores stay)
-DROPPABLE = ("CONFIG", "STARTED", "ACC", "ETA", "SAMPLES/S", "EVAL", "TO-TARGET", "CHECKPOINT", "OWNER")
+DROPPABLE = ("CONFIG", "STARTED", "ETA", "SAMPLES/S", "EVAL", "TO-TARGET", "CHECKPOINT", "OWNER", "ACC", "DIFFERS")
 
 
 def fit(headers: tuple[str, ...], cells: list[tuple[str, ...]], width: int) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
@@ -119,7 +144,13 @@ def table(rows: list[RunRow], width: int | None = None) -> str:
     if dropped:
         text += "\n" + textwrap.fill(f"({width} columns: {', '.join(dropped)} left out; --wide shows every column)",
                                      width, break_on_hyphens=False)
-    legend = "; ".join(f"{name}: {what}" for name, what in LEGEND.items() if name in headers)
+    said = dict(LEGEND)
+    metrics = sorted({r.status.eval_metric for r in rows if r.status.eval_metric})
+    if metrics:  # which figure BEST ranks by, as these runs' evals name it
+        said["BEST"] = said["BEST"].replace("the task's figure (", f"{' / '.join(metrics)} (the task's figure: ")
+    if rows and all(r.status.best_score == 0 for r in rows):
+        said["BEST"] += " (0 for every run: none answers a whole puzzle yet; ACC, the token accuracy, tells them apart)"
+    legend = "; ".join(f"{name}: {what}" for name, what in said.items() if name in headers)
     if legend and rows:
         text += "\n" + textwrap.fill(legend, width or 1000)
     return text
@@ -129,7 +160,8 @@ def table(rows: list[RunRow], width: int | None = None) -> str:
 LEGEND = {"EVAL": "the newest eval's loss", "ACC": "its token accuracy",
           "BEST": "the run's best eval by the task's figure (whole answers right; pass@2 for ARC; masked-byte "
                   "accuracy for code), beside its target",
-          "TO-TARGET": "wall time from the run's start until an eval first reached train.target_score"}
+          "TO-TARGET": "wall time from the run's start until an eval first reached train.target_score",
+          "DIFFERS": "the config keys these runs do not share, with this run's value"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -153,6 +185,8 @@ def cmd_runs(argv: list[str]) -> int:
               file=sys.stderr)
         return layout.EXIT_CONFIG
     rows = list_runs(args.root)
+    if not (args.csv or args.json):
+        mark_differences(rows)
     if args.csv:
         from trm_core.export.tables import run_config_columns, write_rows
 

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label
 
 from trm_tui.dashboard.history import history_view
-from trm_tui.cli.runs import columns, list_runs
+from trm_tui.cli.runs import columns, list_runs, mark_differences
 from trm_tui.dashboard.widgets import Curve
 from trm_tui.keys_footer import KeysFooter
 from trm_tui.event_text import duration
@@ -44,6 +44,7 @@ class RunsScreen(Screen["Path | None"]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         rows = list_runs(self.root)
+        mark_differences(rows)
         headers, cells = columns(rows)
         table.add_columns(" ", *headers)
         self.runs = [row.run_dir for row in rows]

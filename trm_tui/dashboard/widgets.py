@@ -258,15 +258,40 @@ def step_label(step: int) -> str:
 
 
 def with_legend(chart: Text, shown: list[tuple[str, str, str]], width: int) -> Text:
-    """The chart with a one-line legend written over the right end of its first row."""
-    legend = Text("  ").join(Text(f"{glyph} {label}", style=color) for label, glyph, color in shown)
+    """The chart with its legend written over the right end of its first rows: one row when it fits, else as
+    many as it needs (six runs compared do not fit one), at most half the chart's rows, each entry's label
+    shortened as much as that takes."""
     lines = chart.split("\n", allow_blank=True)
-    if not lines or legend.cell_len + 3 > width:
+    if not lines or not shown:
         return chart
-    first = lines[0]
-    first.truncate(width - legend.cell_len - 2, pad=True)
-    lines[0] = Text.assemble(first, " ", legend, " ")  # a blank before and after: apart from a chart beside it
+    room = width - 3
+    for longest in (max(len(label) for label, _, _ in shown), 24, 16, 10, 6):
+        entries = [Text(f"{glyph} {label if len(label) <= longest else label[:longest - 1] + '~'}", style=color)
+                   for label, glyph, color in shown]
+        rows = _legend_rows(entries, room)
+        if rows is not None and len(rows) <= max(1, len(lines) // 2):
+            break
+    else:
+        return chart
+    for i, legend in enumerate(rows):
+        first = lines[i]
+        first.truncate(width - legend.cell_len - 2, pad=True)
+        lines[i] = Text.assemble(first, " ", legend, " ")  # a blank before and after: apart from a chart beside it
     return Text("\n").join(lines)
+
+
+def _legend_rows(entries: list[Text], room: int) -> list[Text] | None:
+    """The entries packed into rows of at most ``room`` cells, two blanks apart; None when one alone is wider."""
+    rows: list[list[Text]] = [[]]
+    for entry in entries:
+        if entry.cell_len > room:
+            return None
+        row = rows[-1]
+        if row and sum(e.cell_len for e in row) + 2 * len(row) + entry.cell_len > room:
+            rows.append([entry])
+        else:
+            row.append(entry)
+    return [Text("  ").join(row) for row in rows]
 
 
 class GpuPanel(_Deduped):
