@@ -549,3 +549,20 @@ def test_a_model_folder_is_read_by_its_content_and_refused_where_it_lies(sudoku_
         config_file.write_text(json.dumps(config | change))
         with pytest.raises(ConfigError, match=re.escape(said)):
             model_run(str(out), None)
+
+
+def test_an_eval_says_what_it_costs_shows_progress_inside_a_batch_and_why_escalating_saved_little(
+        sudoku_run: Path) -> None:
+    """The start line says what the test-time settings cost against the eval as trained; the progress moves
+    inside a batch (one batch holds every example here); --escalate on a young model says why it escalated all."""
+    trained = events(sudoku_run, "run_start")[0]["config"]["model"]["max_supervision_steps"]
+    done = cli_run("eval", "--run-dir", str(sudoku_run), "--checkpoint", "20", "--limit", "4", "--batch-size", "4",
+                   "--supervision-steps", str(2 * trained), "--trajectories", "4", "--noise", "0.1", "--halt", "0.999",
+                   "--escalate", "--no-predictions", "--out", str(sudoku_run.parent / "cost-evals"), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"up to 8x the compute of the eval as trained ({2 * trained} supervision steps x 4 trajectories per " \
+           f"example, against {trained})" in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("eval: ")]
+    assert len(lines) >= 3, done.stderr  # not one line at the end of the only batch
+    assert "of the examples ran the 4 trajectories: the plain trajectory's halting head was sure of almost " \
+           "nothing" in done.stderr

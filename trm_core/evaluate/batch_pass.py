@@ -8,6 +8,8 @@ answers after each step, the halting logits) without changing what is computed.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Callable
 
 import torch
@@ -31,11 +33,12 @@ def figures(totals: dict[str, float], count: int, any_hidden: bool) -> dict[str,
 
 @torch.inference_mode()
 def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observer | None = None,
-                     on_progress: Callable[[int, int], None] | None = None, trace: Trace | None = None,
-                     total: int | None = None) -> tuple[dict[str, float], int, bool]:
+                     on_progress: Callable[[float, int], None] | None = None, trace: Trace | None = None,
+                     total: int | None = None, within_batch: bool = False) -> tuple[dict[str, float], int, bool]:
     """Sums of the figures over ``batches`` (any iterable; ``total`` its length when it has none), the
     samples scored, and whether any batch had hidden positions. With several trajectories (``ev.trajectories``)
-    ``observe`` hears every trajectory of every example, each a voter (the batch's rows repeated K times)."""
+    ``observe`` hears every trajectory of every example, each a voter (the batch's rows repeated K times).
+    ``within_batch``: ``on_progress`` also hears each supervision step, as a fraction of a batch done."""
     ev.model.eval()
     several = ev.trajectories.active
     totals = dict.fromkeys(FIGURES + ((FORWARD_STEPS,) if several else ()), 0.0)
@@ -44,10 +47,12 @@ def evaluate_batches(ev: EvalModel, batches: list[Batch] | Any, observe: Observe
     expected = total if total is not None else len(batches)
     for done, batch in enumerate(batches, 1):
         any_hidden = any_hidden or batch.hidden is not None
+        batch_ev = ev if on_progress is None or not within_batch else dataclasses.replace(
+            ev, on_step=lambda part, before=done - 1: on_progress(before + part, expected))
         if several:
-            count += evaluate_trajectories(ev, batch, totals, observe, trace, noise)
+            count += evaluate_trajectories(batch_ev, batch, totals, observe, trace, noise)
         else:
-            count += _evaluate_batch(ev, batch, totals, observe, trace)
+            count += _evaluate_batch(batch_ev, batch, totals, observe, trace)
         if on_progress is not None:
             on_progress(done, expected)
     return totals, count, any_hidden
@@ -88,6 +93,7 @@ def _evaluate_batch(ev: EvalModel, batch: Batch, totals: dict[str, float], obser
                 predictions[run.rows[exiting]] = answers[exiting]
                 confidence[run.rows[exiting]] = torch.sigmoid(out.halt_logit.float()[exiting])
         run.keep(~exiting, out.y, out.z)
+        ev.step_done(sup)
         if not len(run.inputs):
             break
     if trace is not None:

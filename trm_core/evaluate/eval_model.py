@@ -52,6 +52,13 @@ class EvalModel:
     losses: Callable[..., Losses]
     autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext
     trajectories: Trajectories = Trajectories()  # one plain trajectory: the eval as trained
+    # hears each supervision step of a batch as the fraction of the batch done: progress inside a batch, where a
+    # whole eval set fits one batch and sixteen steps of 64 trajectories take minutes
+    on_step: Callable[[float], None] | None = None
+
+    def step_done(self, sup: int) -> None:
+        if self.on_step is not None:
+            self.on_step((sup + 1) / self.max_sup)
 
     @classmethod
     def of_trainer(cls, tr: StepHost) -> "EvalModel":

@@ -165,13 +165,13 @@ def run_eval(loaded: LoadedCheckpoint, split: str = "test", limit: int | None = 
     try:
         t0 = time.perf_counter()
 
-        def progress(k: int, total: int) -> None:
+        def progress(k: float, total: int) -> None:  # k: batches done, fractional inside a batch
             if on_progress is not None:
                 on_progress(min(count, k * batch), count)
 
         totals, scored, any_hidden = evaluate_batches(ev, batches(loaded, split, count, batch), None, progress,
                                                       StepTrace(ev.halt_logit_threshold, folder),
-                                                      total=-(-count // batch))
+                                                      total=-(-count // batch), within_batch=True)
         seconds = time.perf_counter() - t0
         metrics = figures(totals, scored, any_hidden) | (voting.result() if voting is not None else {})
         metrics = metrics_record(metrics, folder.per_step(), loaded, split, count, batch, seconds) | \

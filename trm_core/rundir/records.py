@@ -173,6 +173,9 @@ class Eval(Event):
     forward_steps: float | None = doc("with `[eval]` trajectories (`eval.trajectories > 1` or `eval.noise > 0`): "
                                       "the supervision steps run per sample over all its trajectories, its compute "
                                       "(the figures above are the kept trajectories')", optional=True)
+    escalated: float | None = doc("with `eval.escalate`: the share of samples whose plain trajectory's halting head "
+                                  "was never sure, which ran the K trajectories (near 1 on a young model: its "
+                                  "head is sure of nothing yet)", optional=True)
     pass_at_1: float | None = doc(
         "ARC: the share of the original test puzzles solved by the most voted answer. Each prediction is "
         "cropped at its end-of-grid marks and mapped back through its augmentation's inverse; the answers to one "

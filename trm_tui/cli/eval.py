@@ -67,11 +67,11 @@ class EvalProgress:
         self.started = time.monotonic()
         self._drawn, self._tenth = 0.0, -1
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: float, total: int) -> None:
         now = time.monotonic()
         rate = done / max(1e-9, now - self.started)
         eta = (total - done) / rate if rate > 0 else 0.0
-        text = f"{done:,}/{total:,} examples, {rate:,.1f}/s, {_clock(eta)} left"
+        text = f"{done:,.0f}/{total:,} examples, {rate:,.1f}/s, {_clock(eta)} left"  # done: fractional within a batch
         if self.tty:
             if now - self._drawn < 0.1 and done < total:
                 return
@@ -134,9 +134,9 @@ def _eval(argv: list[str]) -> int:
     test_time = test_time_from(args, checkpoint.cfg)
     if args.sweep is not None:
         return cmd_sweep(args, checkpoint, test_time, evals)
+    settings = test_time_text(test_time, checkpoint.cfg.model.max_supervision_steps, not given_test_time_flags(argv))
     print(f"trm-tui eval: step {checkpoint.info.step} ({checkpoint.weights} weights), {args.split} split, on "
-          f"{checkpoint.ev.device}{test_time_text(test_time, checkpoint.cfg.model.max_supervision_steps)}",
-          file=sys.stderr)
+          f"{checkpoint.ev.device}{settings}", file=sys.stderr)
     try:
         outcome = run_eval(checkpoint, args.split, args.limit, args.batch_size, EvalProgress(),
                            save_predictions=not args.no_predictions, evals=evals, test_time=test_time)
@@ -144,6 +144,11 @@ def _eval(argv: list[str]) -> int:
         print("\ntrm-tui eval: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
     metrics = outcome.metrics | {"folder": str(outcome.folder)}
+    escalated = metrics.get("escalated")
+    if escalated is not None and escalated >= 0.9:  # why --escalate spent what it saves elsewhere
+        print(f"trm-tui eval: --escalate: {escalated:.0%} of the examples ran the {test_time.trajectories.count} "
+              f"trajectories: the plain trajectory's halting head was sure of almost nothing (a young model's is "
+              f"not yet; its calibration: --calibration), so escalating saved little here", file=sys.stderr)
     if args.arc_submission:
         metrics |= arc_submission(outcome.folder, checkpoint.voting.tests, args.arc_submission, args.solutions)
     if args.json:
@@ -230,6 +235,11 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         print("\ntrm-tui eval: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
     metrics = outcome.metrics | {"folder": str(outcome.folder)}
+    escalated = metrics.get("escalated")
+    if escalated is not None and escalated >= 0.9:  # why --escalate spent what it saves elsewhere
+        print(f"trm-tui eval: --escalate: {escalated:.0%} of the examples ran the {test_time.trajectories.count} "
+              f"trajectories: the plain trajectory's halting head was sure of almost nothing (a young model's is "
+              f"not yet; its calibration: --calibration), so escalating saved little here", file=sys.stderr)
     if args.arc_submission:
         metrics |= arc_submission(outcome.folder, voting.tests, args.arc_submission, args.solutions)
     if args.json:

@@ -92,10 +92,23 @@ def test_time_from(args: argparse.Namespace, cfg: Any) -> Any:
     return test_time
 
 
-def test_time_text(test_time: Any, trained_steps: int) -> str:
-    """What a start line adds for test-time settings: nothing at the trained ones."""
+def test_time_text(test_time: Any, trained_steps: int, from_config: bool = False) -> str:
+    """What a start line adds for test-time settings: nothing at the trained ones; else the settings, what they
+    cost against the eval as trained (supervision steps x trajectories per example), and where they came from
+    when no flag asked for them (the run's [eval] section, which a young model pays for too)."""
     said = test_time.describe(trained_steps)
-    return "; " + said if said else ""
+    if not said:
+        return ""
+    k = test_time.trajectories.count
+    cost = test_time.steps(trained_steps) * k / trained_steps
+    if cost >= 2:
+        upto = "up to " if test_time.halt is not None or test_time.trajectories.settle or \
+            test_time.trajectories.escalate else ""
+        said += (f"; {upto}{cost:,.0f}x the compute of the eval as trained ({test_time.steps(trained_steps)} "
+                 f"supervision steps x {k} trajector{'y' if k == 1 else 'ies'} per example, against {trained_steps})")
+    if from_config:
+        said += "; from the run's [eval] section (--as-trained runs the eval as trained)"
+    return "; " + said
 
 
 def given_test_time_flags(argv: list[str]) -> list[str]:

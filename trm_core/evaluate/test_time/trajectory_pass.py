@@ -26,6 +26,7 @@ from trm_core.evaluate.test_time.trajectories import LatentNoise, Trajectories, 
 from trm_core.train.halting import halts
 
 FORWARD_STEPS = "forward_steps"  # an eval's figure: supervision steps run per example, all its trajectories
+ESCALATED = "escalated"  # with escalate: the examples whose plain trajectory was never sure (a mean: their share)
 StepRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -105,12 +106,16 @@ def evaluate_trajectories(ev: EvalModel, batch: Batch, totals: dict[str, float],
                           trace: Trace | None, noise: LatentNoise | None) -> int:
     """One batch through the supervision steps as K trajectories per example (after one plain trajectory,
     with ``escalate``), the kept one's figures added to ``totals``; the number of examples scored."""
-    if ev.trajectories.escalate:
-        outcome = _pass(dataclasses.replace(ev, trajectories=Trajectories()), batch, None)
+    if ev.trajectories.escalate:  # progress: the plain pass is the batch's first half, the K pass its second
+        heard = ev.on_step
+        outcome = _pass(dataclasses.replace(ev, trajectories=Trajectories(),
+                                            on_step=heard and (lambda part: heard(part / 2))), batch, None)
         unsure = (~outcome.halted).nonzero().squeeze(1)
+        totals[ESCALATED] = totals.get(ESCALATED, 0.0) + len(unsure)
         if len(unsure):
             subset = Batch(*(None if t is None else t[unsure.cpu()] for t in batch))
-            outcome = outcome.replace_rows(unsure, _pass(ev, subset, noise))
+            outcome = outcome.replace_rows(unsure, _pass(dataclasses.replace(
+                ev, on_step=heard and (lambda part: heard(0.5 + part / 2))), subset, noise))
     else:
         outcome = _pass(ev, batch, noise)
     _add_kept(totals, outcome)
@@ -160,6 +165,7 @@ def _pass(ev: EvalModel, batch: Batch, noise: LatentNoise | None) -> _Outcome:
         _, _, accuracy, exact, _ = losses
         steps.append((run.rows, answers, out.halt_logit, exact, accuracy, exiting))
         run.keep(~exiting, out.y, out.z)
+        ev.step_done(sup)
         if not len(run.inputs):
             break
     answers, logits = exits.answer.view(examples, k, seq_len), exits.logit.view(examples, k)
