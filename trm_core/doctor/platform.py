@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trm_core.config import Config
+from trm_core.telemetry.host_stats import cores, others_busy
 from trm_core.doctor.report import Check, fail, ok, warn
 
 AREA = "torch"
@@ -38,6 +39,9 @@ class PlatformFacts:
     compiler: str | None = None       # the C++ compiler Inductor would use; None when not looked for or none
     compiler_problem: str = ""        # why none works ("" when one does or it was not looked for)
     triton: bool | None = None        # Triton importable (Inductor's GPU kernels); None when not looked for
+    cores: int = 0                    # the cores this process may use, and how many of them others keep busy
+    others_busy: float = 0.0
+    threads: int = 0                  # torch's default threads
 
 
 def gather(compile_tools: bool = False) -> PlatformFacts:
@@ -46,6 +50,7 @@ def gather(compile_tools: bool = False) -> PlatformFacts:
     import torch
 
     facts = PlatformFacts(torch.__version__, torch.version.cuda, torch.cuda.is_available())
+    facts.cores, facts.others_busy, facts.threads = cores(), others_busy(), torch.get_num_threads()
     if compile_tools:
         _gather_compile_tools(facts)
     if facts.cuda_available:
@@ -105,6 +110,8 @@ def verdicts(facts: PlatformFacts, cfg: Config) -> list[Check]:
     found = [ok(AREA, "torch", f"torch {facts.torch_version} ({build})"), _device_verdict(facts, cfg)]
     found += [_gpu_verdict(facts, gpu) for gpu in facts.gpus]
     found += [c for c in (_bf16_verdict(facts, cfg, on_gpu), _nvml_verdict(facts, on_gpu)) if c is not None]
+    if not on_gpu:
+        found.append(_load_verdict(facts, cfg))
     if cfg.train.compile != "off":
         found.append(_compile_verdict(facts, cfg, on_gpu))
     return found
@@ -130,6 +137,19 @@ def _device_verdict(facts: PlatformFacts, cfg: Config) -> Check:
         return ok(AREA, "device", f"{len(facts.gpus)} GPU(s) usable by torch" +
                   (f", driver {facts.driver}" if facts.driver else ""))
     return ok(AREA, "device", "no GPU: the run trains on the CPU")
+
+
+def _load_verdict(facts: PlatformFacts, cfg: Config) -> Check:
+    """A CPU run beside other busy processes: torch's default threads collapse (13-20 samples/s where one thread
+    gave 444 on a busy 2-core machine)."""
+    busy, n = facts.others_busy, facts.cores
+    if busy < 0.5:
+        return ok(AREA, "load", f"the {n} cores are free (other processes use {busy:.1f})")
+    threads = cfg.train.threads or facts.threads
+    return warn(AREA, "load", f"other processes keep {busy:.1f} of {n} cores busy: a run on {threads} thread"
+                f"{'s' if threads > 1 else ''} competes with them and can slow to a fraction of its speed",
+                "leave train.threads = 0 (a fresh start takes the free cores), or run trm-tui autotune (a in the "
+                "dashboard) once the run is going; the run warns when its speed collapses")
 
 
 def _gpu_verdict(facts: PlatformFacts, gpu: GpuFacts) -> Check:

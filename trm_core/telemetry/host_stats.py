@@ -6,11 +6,22 @@ call, and building them anew each tick would both cost more and always read 0%.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity; a container's limit where it sets one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def others_busy(sample_s: float = 0.3) -> float:
+    """Cores in use by other processes, measured over ``sample_s`` while this process waits."""
+    return cores() * psutil.cpu_percent(interval=sample_s) / 100.0
 
 
 @dataclass

@@ -31,6 +31,7 @@ from trm_core.rundir import identity, layout, lifecycle
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_core.worker.faults import Faults
 from trm_core.worker.training_run import Run, total_steps_for
+from trm_core.worker import cpu_share
 from trm_core.worker.stop_signals import StopRequest
 
 __all__ = ["main"]
@@ -41,6 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, type=Path, help="folder of the run: config, events, checkpoints")
     config_mod.add_start_arguments(p)
     return p
+
+
+def threads_for_a_crowded_machine(cfg: Config) -> list[str]:
+    """A fresh CPU run with ``train.threads = 0`` on a machine others are using: the cores they leave free,
+    written into the run's config (a resume runs as this start did); what was done, in words."""
+    if cfg.train.threads or cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and
+                                                                    torch.cuda.is_available()):
+        return []
+    busy, available = cpu_share.others_busy(), torch.get_num_threads()
+    picked = cpu_share.free_threads(busy, available)
+    if picked is None or picked >= available:
+        return []
+    cfg.train.threads = picked
+    return [f"train.threads = 0: other processes hold {busy:.1f} of {cpu_share.cores()} cores at the start, so this "
+            f"run takes {picked} thread{'s' if picked > 1 else ''} (torch's default is {available}; kept in the run's "
+            f"config: auto-tune re-measures, or --set train.threads=N on resume)"]
 
 
 def check_device(cfg: Config) -> None:
@@ -119,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         order = order_for(dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.eval_every_epochs)
         total_steps_for(cfg, order)  # epochs too few for one batch stop here too (the count is kept for the run)
         group = join_group(cfg) if is_rank else Group()
+        notes = [] if start.resume or is_rank else threads_for_a_crowded_machine(cfg)
         if group.leader:
             config_mod.write_config(run_config(cfg), run_dir / layout.RUN_CONFIG)
     except (ConfigError, identity.RunClaimed) as exc:
@@ -129,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trm worker: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return Run(cfg, run_dir, dataset, order, start.resume, list(start.sets), stop, Faults.from_env(), group).execute()
+        return Run(cfg, run_dir, dataset, order, start.resume, list(start.sets), stop, Faults.from_env(), group,
+                   notes).execute()
     finally:
         group.close()
 

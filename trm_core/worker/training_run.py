@@ -39,6 +39,7 @@ from trm_core.evaluate.arc.vote import voting_for
 from trm_core.evaluate.in_training import eval_set, evaluate_with_votes, save_predictions, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport
+from trm_core.worker.cpu_share import CollapseWatch
 from trm_core.worker.stop_signals import StopRequest
 from trm_core.worker.watchdog import Watchdog
 
@@ -73,8 +74,11 @@ class StepDuties:
 
 class Run:
     def __init__(self, cfg: Config, run_dir: Path, dataset: Dataset, order: TrainOrder, resume: bool,
-                 overrides: list[str], stop: StopRequest, faults: Faults, group: Group | None = None) -> None:
+                 overrides: list[str], stop: StopRequest, faults: Faults, group: Group | None = None,
+                 notes: list[str] | None = None) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
+        self.notes = notes or []  # what the start decided for the user (threads on a crowded machine), said once
+        self.crowding = CollapseWatch() if self.cfg.train.device != "cuda" else None
         self.voting = voting_for(cfg.data)  # ARC's pass@k over augmentations; None for any other data
         self.resume, self.overrides, self.stop = resume, overrides, stop
         self.group = group or Group()
@@ -223,6 +227,10 @@ class Run:
             steps_per_epoch=self.order.steps_per_epoch, parameters=self.trainer.num_parameters,
             data=self.dataset.description, torch=torch.__version__, threads=torch.get_num_threads(),
             backend=group.backend or None, hosts=hosts, weights_from=self.weights_from))
+        for note in self.notes:
+            self.events.emit(WarningEvent(message=note))
+        if self.trainer.device.type == "cuda":
+            self.crowding = None  # a GPU run's speed is the GPU's
         if cfg.train.precision == "bf16" and self.trainer.device.type != "cuda":
             self.events.emit(WarningEvent(message=(
                 f"train.precision = 'bf16' on {self.trainer.device}: the reference's bf16 forward runs, but slowly "
@@ -353,8 +361,11 @@ class Run:
         if logs or self._stop_now():  # the step a stop ends on is logged too, whatever log_every says
             self.events.emit(Step(step=step, total_steps=self.total_steps, epoch=epoch + 1, data_s=round(data_s, 6),
                                   **metrics.as_event(cfg.train.batch_size, cfg.model.seq_len), **spread))
-        self.console.step(step, self.total_steps, metrics.loss, cfg.train.batch_size / max(metrics.step_s, 1e-9),
-                          final=step == self.total_steps)
+        rate = cfg.train.batch_size / max(metrics.step_s, 1e-9)
+        self.console.step(step, self.total_steps, metrics.loss, rate, final=step == self.total_steps)
+        crowded = self.crowding.see(rate, time.monotonic()) if logs and self.crowding is not None else None
+        if crowded and self.group.leader:
+            self.events.emit(WarningEvent(message=crowded))
 
     def _due(self, step: int, every_steps: int, every_epochs: int) -> bool:
         """After ``step`` steps: every N steps, or at the end of every N epochs (the next batch starts a new
