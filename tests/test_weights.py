@@ -329,11 +329,18 @@ def test_init_from_a_run_says_what_it_skipped_and_refuses_what_cannot_be_before_
     newest = source / "checkpoints" / "step-00000008.pt"
     newest.write_bytes(newest.read_bytes()[:100])  # truncated: it no longer verifies
     tuned = tmp_path / "tuned"
-    done = run_worker(tuned, [*micro_args, "--set", "train.max_steps=1", "--set", f"train.init_from='{source}'"])
+    done = run_worker(tuned, [*micro_args, "--set", "train.max_steps=10", "--set", f"train.init_from='{source}'",
+                              "--set", 'train.depth_schedule=["0 T=1 n=1", "0.5 T=2 n=1"]'])
     assert done.returncode == 0, done.stderr
-    assert events(tuned, "run_start")[0]["weights_from"].endswith("step 4 (ema weights)")
+    start = events(tuned, "run_start")[0]
+    assert start["weights_from"].endswith("step 4 (ema weights)")
     warned = " ".join(e["message"] for e in events(tuned, "warning"))
     assert "skipped step-00000008.pt (step 8)" in warned and "using step-00000004.pt (step 4)" in warned, warned
+    # a fine-tune's recipe, said at the start: no shallow stages, a warm-up of a tenth of the run
+    assert "a fine-tune keeps the source's weights" in warned and "restarts the optimizer's moments" in warned
+    assert "is not run (the source ends at the model's full depth, T=2 n=1" in warned and "cut to 1" in warned
+    assert start["config"]["train"]["depth_schedule"] == [] and start["config"]["train"]["warmup_steps"] == 1
+    assert not events(tuned, "depth_stage")
     missing = cli_run("--no-ui", "--run-dir", str(tmp_path / "never"), *micro_args, "--init-from", f"{source}:999")
     assert missing.returncode == 2 and "no checkpoint of step 999 (checkpoints at steps: 4, 8)" in missing.stderr
     assert not (tmp_path / "never").exists()

@@ -160,6 +160,10 @@ class TrainConfig:
                         "another size is replaced by its mean row, as the reference's load_checkpoint does (new "
                         "puzzles, e.g. unseen ARC tasks); any other weight must fit. Ignored on resume (the "
                         "checkpoint wins); empty = random weights")
+    finetune_recipe: bool = _f(True, "with init_from: the recipe of a fine-tune, not of training from scratch: no "
+                               "depth-curriculum stages shallower than the model (its source ended at full depth) and "
+                               "a warm-up of at most a tenth of the run (both said at the start, and kept in the run's "
+                               "config); false: the config's recipe as written")
     checkpoint_every: int = _f(500, "save a checkpoint every N steps (and always on stop); 0 = counted in epochs "
                                "(checkpoint_every_epochs)", min=0)
     checkpoint_every_epochs: int = _f(0, "save a checkpoint at the end of every N epochs; needs checkpoint_every "
