@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import torch
 
 from helpers import cli, cli_run, events, run_worker, small_arc_set
@@ -566,3 +568,57 @@ def test_an_eval_says_what_it_costs_shows_progress_inside_a_batch_and_why_escala
     assert len(lines) >= 3, done.stderr  # not one line at the end of the only batch
     assert "of the examples ran the 4 trajectories: the plain trajectory's halting head was sure of almost " \
            "nothing" in done.stderr
+
+
+def _contents(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+HOSTILE = st.one_of(st.text(max_size=12), st.sampled_from(
+    ["-1", "0", "1e308", "nan", "inf", "-inf", "99999999999", "", " ", "../..", "/etc/passwd", "hf:../../x", "hf:-/-",
+     "1,[2]", "best", "latest", "9999", "\n", "--", "-5", "steps=1,40000", "noise=inf", "cuda:7", "0x10", "1_000"]))
+FLAGGED = [["eval", "--checkpoint"], ["eval", "--limit"], ["eval", "--batch-size"], ["eval", "--supervision-steps"],
+           ["eval", "--trajectories"], ["eval", "--noise"], ["eval", "--halt"], ["eval", "--settle"], ["eval", "--sweep"],
+           ["eval", "--split"], ["eval", "--weights"], ["eval", "--device"], ["solve", "--checkpoint"],
+           ["export", "model", "--checkpoint"]]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(command=st.sampled_from(FLAGGED + [["solve"], ["status", "--run-dir"], ["runs", "--root"], ["solve", "--model"]]),
+       value=HOSTILE)
+def test_hostile_values_at_the_commands_flags_are_refused_in_one_line_and_change_no_run(
+        sudoku_run: Path, command: list[str], value: str) -> None:
+    """Whatever a flag is given, the command answers (exit 0) or refuses in words (exit 2), never with a traceback,
+    and the run it reads is left exactly as it was."""
+    import contextlib
+    import io
+    import tempfile
+
+    from trm_tui.cli.main import main
+
+    before = _contents(sudoku_run)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = ["--out", str(Path(scratch) / "out")]
+        if command[0] == "eval":
+            argv = [*command, value, "--run-dir", str(sudoku_run), "--limit", "2", "--no-predictions", *out]
+            if command[1] == "--limit":
+                argv = [*command, value, "--run-dir", str(sudoku_run), "--no-predictions", *out]
+        elif command[0] == "export":
+            argv = [*command, value, "--run-dir", str(sudoku_run), *out]
+        elif command in (["solve", "--checkpoint"], ["solve", "--model"]):
+            argv = ["solve", "0" * 81, *command[1:], value] + (["--run-dir", str(sudoku_run)]
+                                                                if command[1] == "--checkpoint" else [])
+        elif command == ["solve"]:
+            argv = ["solve", value, "--run-dir", str(sudoku_run)]
+        else:
+            argv = [*command, value]
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse's own refusal of a flag's value
+                code = exc.code
+    said = err.getvalue()
+    assert code in (0, 2) and "Traceback" not in said, (argv, code, said)
+    assert code == 0 or said.strip(), (argv, "refused without a word")
+    assert _contents(sudoku_run) == before, argv
