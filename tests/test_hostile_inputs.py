@@ -61,10 +61,19 @@ def test_a_sweep_grid_reads_or_is_refused(text: str) -> None:
         assert point.test_time.problem(False) is None
 
 
-@QUICK
-@given(st.sampled_from(["eval.trajectories", "eval.noise", "eval.supervision_steps", "model.max_supervision_steps",
-                        "model.dim", "train.batch_size", "data.kind", "train.max_steps"]), JSON)
+def _every_key() -> list[str]:
+    import dataclasses
+
+    from trm_core.config.schema import SECTIONS
+
+    return [f"{section}.{f.name}" for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_every_key()), JSON)
 def test_a_config_value_is_checked_or_refused(key: str, value: Any) -> None:
+    """Every key of the schema, any JSON value (a config.json, a yaml, a TOML table give these): read or refused
+    in one line naming it."""
     from trm_core.weights.reference import config_of
 
     cfg = refused_or(config_of, {key: value}, "config.json")
