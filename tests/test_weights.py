@@ -6,13 +6,14 @@ loopback; every refusal is exit 2, naming the problem, with nothing written."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from helpers import FakeHub, cli_run, events, fake_hub, hub_env, run_worker, small_arc_set
+from helpers import FakeHub, cli, cli_run, events, fake_hub, hub_env, run_worker, small_arc_set
 from trm_core.weights.reference import reference_name
 
 SUDOKU = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -350,3 +351,34 @@ def test_init_from_a_run_says_what_it_skipped_and_refuses_what_cannot_be_before_
     assert failed.returncode == 2 and "train.init_from = " in failed.stderr and "best: no checkpoint was saved at an " \
         "evaluated step" in failed.stderr, failed.stdout + failed.stderr
     assert "restart" not in failed.stdout and not (tmp_path / "best").exists()  # not restarted; nothing left
+
+
+@pytest.mark.process
+def test_a_hub_that_never_answers_is_named_and_ctrl_c_leaves_nothing(tmp_path: Path) -> None:
+    """A hub that takes the connection and says nothing: the import says which endpoint it asks and how to skip
+    it; Ctrl-C then ends it with one line (exit 130, no traceback) and no --out, whole or half."""
+    import signal
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections queue up and are never answered
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    proc = cli("import", "reference", "hf:someone/trm/step_10", "--out", str(tmp_path / "out"),
+               **hub_env(tmp_path, HF_ENDPOINT=endpoint))
+    try:
+        said = ""
+        assert proc.stderr is not None
+        while "asking" not in said:
+            line = proc.stderr.readline()
+            assert line, said
+            said += line
+        assert f"asking {endpoint} for step_10 of someone/trm (HF_HUB_OFFLINE=1 answers from the hub cache" in said
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+        assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    finally:
+        proc.kill()
+        silent.close()

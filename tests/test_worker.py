@@ -264,3 +264,13 @@ def test_the_last_step_is_evaluated_and_the_best_evals_checkpoint_kept(tmp_path:
     best_step = evals[-1]["best_step"]
     kept = sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("step-*.pt"))
     assert kept == sorted({14, best_step}), kept
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("key, value", [("model.dim", "10000000"), ("model.expansion_factor", "1e7")])
+def test_a_size_no_machine_holds_is_refused_before_anything_is_allocated(tmp_path: Path, micro_args: list[str],
+                                                                          key: str, value: str) -> None:
+    run = tmp_path / "run"
+    done = run_worker(run, [*micro_args, "--set", f"{key}={value}"], timeout=120)
+    assert done.returncode == 2 and "this run needs at least" in done.stderr and f"{key} = " in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not run.exists()  # nothing left of a start that never trained

@@ -32,6 +32,7 @@ from trm_core.rundir.layout import EXIT_CONFIG
 from trm_core.worker.faults import Faults
 from trm_core.worker.training_run import Run, total_steps_for
 from trm_core.worker import cpu_share
+from trm_core.worker.memory_floor import check_floor
 from trm_core.worker.stop_signals import StopRequest
 
 __all__ = ["main"]
@@ -88,6 +89,16 @@ def fine_tune_recipe(cfg: Config, total_steps: int) -> list[str]:
     elif t.depth_schedule:
         kept += f"; the depth curriculum {t.depth_schedule} runs from its first stage (train.finetune_recipe = false)"
     return [kept]
+
+
+def run_device(cfg: Config) -> torch.device:
+    """The device this process will train on (a rank's own GPU; "auto" resolved)."""
+    device = cfg.train.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    return torch.device(device)
 
 
 def check_device(cfg: Config) -> None:
@@ -162,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             lock_fd = identity.claim_run(run_dir)
             rank_files.forget(run_dir)  # a former group's: this run has no ranks now
         dataset = build_dataset(cfg)
+        # sizes asked for by mistake are refused here, before the model or a batch is allocated
+        check_floor(cfg, dataset.vocab_size, getattr(dataset, "num_puzzle_ids", 1), run_device(cfg))
         # a set too small for a batch stops here; a puzzle set's stream restarts at each eval interval
         order = order_for(dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.eval_every_epochs)
         total_steps_for(cfg, order)  # epochs too few for one batch stop here too (the count is kept for the run)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from trm_core.config import ConfigError
-from trm_core.rundir.layout import EXIT_CONFIG
+from trm_core.rundir.layout import EXIT_CONFIG, EXIT_INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         starting = start_claim.started_run_dir(rest)
         if starting is not None:
             start_claim.hold(starting)
-    command = getattr(importlib.import_module(module), function)
     from trm_tui.serve.tab import in_browser_tab, showing_failure
+
+    def command(args: list[str]) -> int:  # its module loads inside the boundary: a Ctrl-C while it loads too
+        return getattr(importlib.import_module(module), function)(args)
 
     if in_browser_tab():  # a tab of trm-tui serve: an error must reach the page, not only the server's terminal
         return showing_failure(lambda: run_command(name, command, rest))
@@ -104,6 +106,10 @@ def run_command(name: str | None, command: Callable[[list[str]], int], argv: lis
     except ConfigError as exc:  # a mistake in what the user asked for: one line naming it, never a traceback
         print(f"trm-tui{' ' + name if name else ''}: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except KeyboardInterrupt:  # Ctrl-C where the command has no answer of its own: what it wrote, it writes
+        # whole (a temp name renamed at the end), so nothing half-written is left; one line, no traceback
+        print(f"\ntrm-tui{' ' + name if name else ''}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `trm-tui status | head -2`: the reader has what it wanted
         from trm_tui.signals import quiet_stdout
         quiet_stdout()
