@@ -404,6 +404,7 @@ def test_a_bad_test_time_setting_names_its_flag(tmp_path: Path, flag: str, value
                                         (["--supervision-steps", "32768"], "--supervision-steps must be between 1 and 1024"),
                                         (["--trajectories", "100000"], "--trajectories must be between 1 and 1024"),
                                         # rows are examples x trajectories: a batch that cannot fit is refused
+                                        (["--out", "/etc/passwd"], "/etc/passwd is a file, not a folder"),
                                         (["--trajectories", "1024", "--batch-size", "100000"],
                                          "--batch-size 100000: 100000 examples x 1024 trajectories need about"),
                                         (["--settle", "5", "--trajectories", "4"], "--settle must be 0 (off) or between 2")])

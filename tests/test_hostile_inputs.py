@@ -115,3 +115,33 @@ def test_a_hub_spec_reads_or_is_refused(text: str) -> None:
         owner, name = spec.repo.split("/")
         assert ".." not in spec.repo and not owner.startswith(("-", ".")) and not name.startswith(("-", "."))
         assert ".." not in spec.path.split("/")
+
+
+def test_tensors_that_cannot_be_weights_are_named() -> None:
+    import torch
+
+    from trm_core.weights.tensor_checks import value_problems
+
+    said = value_problems({"ok": torch.ones(2), "nan": torch.tensor([1.0, float("nan")]), "meta": torch.empty(3, device="meta"),
+                           "sparse": torch.eye(2).to_sparse(), "ints": torch.arange(3), "obj": [1.0]})
+    assert said == ["nan: 1 of 2 values are NaN or infinite", "meta: a meta tensor (a shape without values)",
+                    "sparse: a sparse_coo tensor; weights are dense", "ints: int64 values; weights are floating point",
+                    "obj: a list, not a tensor"]
+
+
+ARCH = {"name": "recursive_reasoning.trm@TinyRecursiveReasoningModel_ACTV1", "hidden_size": 16, "L_layers": 1,
+        "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 3, "num_heads": 2, "expansion": 4, "pos_encodings": "rope",
+        "puzzle_emb_ndim": 16, "puzzle_emb_len": 2, "mlp_t": False, "halt_exploration_prob": 0.1,
+        "loss": {"loss_type": "stablemax_cross_entropy"}}
+
+
+@QUICK
+@given(st.sampled_from(sorted(ARCH)), JSON)
+def test_a_reference_yaml_value_is_read_or_refused_naming_its_key(key: str, value: Any) -> None:
+    """Any value at any key of the reference's arch section: read, or refused naming arch.KEY (or the key of ours
+    it becomes), never a traceback."""
+    from trm_core.weights.reference import reference_config
+
+    cfg = refused_or(reference_config, {"arch": {**ARCH, key: value}}, "/nowhere", "all_config.yaml")
+    if cfg is not None:
+        assert cfg.model.dim >= 8 and cfg.model.max_supervision_steps >= 1
