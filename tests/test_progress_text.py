@@ -93,3 +93,15 @@ def test_status_agrees(tmp_path) -> None:
     assert 880 <= st.eta_s <= 900 and st.checkpoint_stale is False
     (tmp_path / "worker.json").unlink()  # nothing runs: no ETA
     assert run_status(tmp_path, now=now).eta_s is None
+
+
+def test_a_crowded_cpu_warning_is_an_alert_naming_auto_tune_while_it_is_fresh() -> None:
+    view = RunView("r")
+    lines = [as_line(record("run_start", total_steps=1000, config={}), 0.0)]
+    lines += [as_line(record("step", step=s, total_steps=1000, loss=1.0, step_s=1.0, data_s=0.0), float(s))
+              for s in range(1, 11)]
+    lines.append(as_line(record("warning", message="throughput fell to 13.0 samples/s", about="crowded_cpu"), 11.0))
+    view.feed(lines)
+    said = [a for a in view.alerts(12.0, 600.0, None, False) if a.startswith("SLOWED")]
+    assert said and "press a to auto-tune" in said[0]
+    assert not [a for a in view.alerts(11.0 + 601, 1e9, None, False) if a.startswith("SLOWED")]  # gone when old

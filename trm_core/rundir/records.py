@@ -242,6 +242,8 @@ class WarningEvent(Event):
 
     KIND: ClassVar[str] = "warning"
     message: str = doc("what happened")
+    about: str | None = doc("what a front end may act on: `crowded_cpu` (the run's speed collapsed while other "
+                            "processes hold the cores; the dashboard shows an alert naming auto-tune)", optional=True)
 
 
 @dataclass(frozen=True)

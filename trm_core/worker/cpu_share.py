@@ -20,6 +20,7 @@ COLLAPSE = 3.0        # throughput below its best divided by this, over ...
 COLLAPSED_LOGS = 3    # ... this many logged steps in a row, while others hold ...
 OTHERS_BUSY = 0.5     # ... at least this many cores: a warning (once a while)
 WARN_EVERY_S = 600.0
+CROWDED_CPU = "crowded_cpu"  # the warning's ``about``: front ends show it as an alert naming auto-tune
 
 
 def free_threads(busy: float, available: int) -> int | None:

@@ -39,7 +39,7 @@ from trm_core.evaluate.arc.vote import voting_for
 from trm_core.evaluate.in_training import eval_set, evaluate_with_votes, save_predictions, score_text
 from trm_core.worker.faults import Faults
 from trm_core.worker.rank_report import RankReport
-from trm_core.worker.cpu_share import CollapseWatch
+from trm_core.worker.cpu_share import CROWDED_CPU, CollapseWatch
 from trm_core.worker.stop_signals import StopRequest
 from trm_core.worker.watchdog import Watchdog
 
@@ -365,7 +365,7 @@ class Run:
         self.console.step(step, self.total_steps, metrics.loss, rate, final=step == self.total_steps)
         crowded = self.crowding.see(rate, time.monotonic()) if logs and self.crowding is not None else None
         if crowded and self.group.leader:
-            self.events.emit(WarningEvent(message=crowded))
+            self.events.emit(WarningEvent(message=crowded, about=CROWDED_CPU))
 
     def _due(self, step: int, every_steps: int, every_epochs: int) -> bool:
         """After ``step`` steps: every N steps, or at the end of every N epochs (the next batch starts a new

@@ -23,6 +23,7 @@ from trm_tui.event_text import event_line
 NOTABLE = {cls.KIND for cls in (RunStart, Checkpoint, Eval, WarningEvent, CompileChoice, DepthStageEvent, TargetReached, ErrorEvent, Stall, Restart,
                                 GiveUp, RunEnd, KeeperStart, CommandAck, KeeperEnd, Alert, AutotuneStart, AutotuneTrial,
                                 AutotuneResult)}
+CROWDED_SHOWN_S = 600.0  # a crowded-CPU warning shows as an alert this long (the worker repeats it while it lasts)
 ALERTING = {cls.KIND for cls in (WarningEvent, ErrorEvent, Stall, GiveUp, Restart)}
 
 
@@ -50,6 +51,7 @@ class RunView(RunFold):
     events: deque = field(default_factory=lambda: deque(maxlen=1000))
     events_seen: int = 0  # notable events ever appended: the events screen follows by this count
     autotune_seen: set = field(default_factory=set)
+    crowded: tuple[float, str] | None = None  # the newest crowded-CPU warning (time, message) of this start
     version: int = 0  # bumped on every change the screen should show
 
     def move_to(self, state: RunState, pid: int | None = None) -> None:
@@ -102,6 +104,10 @@ class RunView(RunFold):
     def _draw(self, ev: Event) -> None:
         """The curves a record adds a point to."""
         match ev:
+            case WarningEvent(about="crowded_cpu"):
+                self.crowded = (ev.time, ev.message)
+            case RunStart():
+                self.crowded = None  # a new start measures anew
             case Step():
                 if is_number(ev.loss):
                     self.loss.append(ev.step, ev.loss)
@@ -160,6 +166,8 @@ class RunView(RunFold):
             out.append(f"DISK LOW: {low}")
         if gpu_idle and self.state == RunState.RUNNING:
             out.append("GPU IDLE while the run is running")
+        if self.crowded is not None and self.state == RunState.RUNNING and now - self.crowded[0] < CROWDED_SHOWN_S:
+            out.append("SLOWED by other processes on the cores: press a to auto-tune (events: the figures)")
         return out
 
     def uptime_s(self, now: float) -> float | None:
