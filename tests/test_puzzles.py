@@ -4,6 +4,7 @@ and training on them with exact resume."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -315,9 +316,13 @@ def test_data_says_what_it_builds_checks_inputs_first_and_ctrl_c_is_one_line(tmp
     assert "expected one *evaluation_challenges.json, found 0 (it holds x_training_challenges.json)" in missing.stderr
     # Ctrl-C in a long build: one line, exit 130, nothing left
     proc = cli("data", "sudoku-generate", "--count", "100000", "--blanks", "50", "--out", str(tmp_path / "big.csv"))
-    time.sleep(3)
+    seen = b""
+    while b"generating" not in seen:  # the build is under way (not still importing), however loaded the machine
+        chunk = os.read(proc.stderr.fileno(), 256)
+        assert chunk, seen
+        seen += chunk
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=600)  # a deadline no load reaches: an idle machine answers in a second
     assert proc.returncode == 130, err
     assert "Traceback" not in err and f"interrupted; nothing written to {tmp_path / 'big.csv'}" in err
     assert not (tmp_path / "big.csv").exists() and not list(tmp_path.glob(".big.csv*"))

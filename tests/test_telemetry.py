@@ -8,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from trm_core.telemetry import GpuProbe, HostProbe
 
 from fake_nvml import FakeNvml, NVMLError_DriverNotLoaded, NVMLError_NotSupported, h100
+from helpers import wait_for
 
 
 def test_two_gpus_with_the_workers_memory() -> None:
@@ -59,18 +61,22 @@ def test_host_probe_sums_the_worker_process_tree(tmp_path: Path) -> None:
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:
         probe = HostProbe(tmp_path)
-        time.sleep(0.5)
+        wait_for(lambda: len(psutil.Process(parent.pid).children()) == 1, what="the busy child")
+        child = psutil.Process(parent.pid).children()[0]
         probe.sample(parent.pid)
+        given, t0 = sum(child.cpu_times()[:2]), time.monotonic()
         time.sleep(1.0)
         sample = probe.sample(parent.pid)
+        given_pct = 100 * (sum(child.cpu_times()[:2]) - given) / (time.monotonic() - t0)
         assert len(sample.worker_pids) == 2 and parent.pid in sample.worker_pids
-        # one busy core in the child, summed over the tree (the parent only waits: alone it would read ~0); over
-        # 10, not 100, because the suite's other workers share the 2 cores (17% was seen under six of them)
-        assert sample.worker_cpu_pct > 10
+        # one busy core in the child, summed over the tree (the parent only waits: alone it would read ~0): judged
+        # against the share the machine gave the child over the same second (under load 10 it gets far less
+        # than a core), not against a fixed figure
+        assert given_pct > 0 and sample.worker_cpu_pct >= 0.6 * given_pct, (sample.worker_cpu_pct, given_pct)
         assert sample.worker_rss_mb > 5
         assert sample.ram_total_mb > sample.ram_used_mb > 0 and sample.disk_free_mb > 0
     finally:
-        for p in __import__("psutil").Process(parent.pid).children(recursive=True):
+        for p in psutil.Process(parent.pid).children(recursive=True):
             p.kill()
         parent.kill()
     assert HostProbe(tmp_path).sample(None).worker_cpu_pct is None
