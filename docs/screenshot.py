@@ -4,6 +4,8 @@ Trains the tiny preset for ``--steps`` steps into a temporary run dir (about a m
 ``trm-tui --run-dir`` would (a completed run, as it is) at 100x32, and saves the screen.
 
     python docs/screenshot.py [--steps 400] [--out docs/dashboard.svg]
+
+(after ``pip install -e .``, as the README installs it: the script imports the installed packages)
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 async def shoot(run_dir: Path, out: Path, size: tuple[int, int]) -> None:

@@ -47,3 +47,28 @@ def test_the_check_sees_an_archive(tmp_path) -> None:
         z.writestr("x.py", "")
     head = wheel.read_bytes()[:8]
     assert any(head.startswith(magic) for magic in MAGIC)
+
+
+def test_every_module_the_architecture_page_names_exists() -> None:
+    """docs/architecture.md names each module of the house: a name that no longer exists is a page gone stale."""
+    import re
+    from pathlib import PurePosixPath
+
+    files = tracked_files()
+    names = {PurePosixPath(f).name for f in files}
+    text = (REPO / "docs" / "architecture.md").read_text()
+    stale = [tok for tok in sorted(set(re.findall(r"[\w/.]*\w\.py\b", text)))
+             if not (any(f.endswith(tok) for f in files) if "/" in tok else tok in names)]
+    assert not stale, f"docs/architecture.md names modules that do not exist: {stale}"
+
+
+def test_the_user_guide_lists_every_guide_page_and_the_readme_links_it() -> None:
+    """One list of the guide's pages, the user guide's index, kept whole (the README links the index, not a
+    second list kept by hand): a new page is linked where users look."""
+    from pathlib import Path
+
+    index = (REPO / "docs" / "user-guide.md").read_text()
+    pages = sorted(p.name for p in Path(REPO / "docs" / "guide").glob("*.md"))
+    missing = [p for p in pages if f"(guide/{p})" not in index]
+    assert not missing, f"docs/user-guide.md does not list these guide pages: {missing}"
+    assert "(docs/user-guide.md)" in (REPO / "README.md").read_text()

@@ -16,7 +16,7 @@ from trm_core.config import ConfigError
 from trm_core.rundir.layout import EXIT_INTERRUPTED, RunDir
 from trm_core.rundir import strict_json
 from trm_tui.cli.common import model_args, run_dir_arg, run_or_model
-from trm_tui.cli.test_time_flags import add_test_time_flags, given_test_time_flags, test_time_from, test_time_text
+from trm_tui.cli.compute_flags import add_test_time_flags, given_test_time_flags, test_time_from, test_time_text
 
 
 def eval_parser() -> argparse.ArgumentParser:

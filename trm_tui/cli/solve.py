@@ -12,7 +12,7 @@ import numpy as np
 from trm_core.config import ConfigError
 from trm_core.rundir import strict_json
 from trm_tui.cli.common import model_args, run_dir_arg, run_or_model
-from trm_tui.cli.test_time_flags import add_test_time_flags, test_time_from, test_time_text
+from trm_tui.cli.compute_flags import add_test_time_flags, test_time_from, test_time_text
 
 
 def solve_parser() -> argparse.ArgumentParser:
