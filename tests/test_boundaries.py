@@ -105,3 +105,39 @@ def test_no_import_circle() -> None:
         if module not in state:
             visit(module, [module])
     assert circles == []
+
+
+def package_of(module: str) -> str:
+    """``trm_core.evaluate.arc.vote`` -> ``trm_core.evaluate``: the room a module lives in."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_circle_between_packages() -> None:
+    """Packages point one way too, not only files: a package never imports one that imports it back, however
+    many steps away (evaluate -> weights -> export -> evaluate was one; trm_tui.cli <-> trm_tui.dashboard another)."""
+    graph: dict[str, set[str]] = {}
+    for package in ("trm_core", "trm_tui"):
+        for path, names in imported_modules(package).items():
+            module = path[:-3].replace("/", ".").removesuffix(".__init__")
+            graph[module] = names
+    arrows: dict[str, dict[str, str]] = {}  # package -> the packages it imports -> one import that shows it
+    for module, names in graph.items():
+        for name in names:
+            if name in graph and package_of(name) != package_of(module):
+                arrows.setdefault(package_of(module), {}).setdefault(package_of(name), f"{module} -> {name}")
+
+    def reaches(start: str, goal: str) -> list[str] | None:
+        seen, todo = {start}, [(start, [])]
+        while todo:
+            here, path = todo.pop()
+            for there, why in arrows.get(here, {}).items():
+                if there == goal:
+                    return path + [why]
+                if there not in seen:
+                    seen.add(there)
+                    todo.append((there, path + [why]))
+        return None
+
+    circles = [f"{a} -> {b} ({arrows[a][b]}), and back: {'; '.join(back)}" for a in sorted(arrows)
+               for b in sorted(arrows[a]) for back in [reaches(b, a)] if back]
+    assert circles == []

@@ -466,7 +466,7 @@ def test_a_runs_model_exported_as_a_folder_answers_as_the_run_does(sudoku_run: P
     figure for figure; a used --out and a folder that is not a model are refused by name."""
     from trm_core.config import ConfigError
     from trm_core.evaluate import loaded as loading
-    from trm_core.export.model_folder import load_model_folder
+    from trm_core.weights.model_folder import load_model_folder
     from trm_core.rundir.layout import RunDir
     from trm_tui.cli.main import main
 
@@ -525,7 +525,7 @@ def test_a_model_folder_is_read_by_its_content_and_refused_where_it_lies(sudoku_
     from safetensors.torch import load_file, save_file
 
     from trm_core.config import ConfigError
-    from trm_core.export.model_folder import load_model_folder
+    from trm_core.weights.model_folder import load_model_folder
     from trm_core.weights.model_run import model_run
     from trm_tui.cli.main import main
 

@@ -298,7 +298,6 @@ def test_a_start_on_a_missing_dataset_is_refused_before_anything_launches(tmp_pa
 @pytest.mark.process
 def test_data_says_what_it_builds_checks_inputs_first_and_ctrl_c_is_one_line(tmp_path: Path) -> None:
     import signal
-    import time
 
     from helpers import cli
 

@@ -132,7 +132,7 @@ def run_config(run: RunDir) -> Config:
 def run_data(run: RunDir) -> tuple[Config, Dataset, str]:
     """The run's config, its dataset, and the task its examples are drawn as (``tasks.task_of``); a ``--model``
     run made without a dataset has its model's shape instead (enough to solve a puzzle, not to evaluate)."""
-    from trm_core.weights.model_shape import shape_of
+    from trm_core.rundir.model_shape import shape_of
 
     cfg = run_config(run)
     shape = None if cfg.data.dataset_dir else shape_of(run)

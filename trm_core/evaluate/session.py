@@ -30,7 +30,6 @@ from trm_core.evaluate.trace import BatchRecord, StepTrace
 from trm_core.rundir.scores import headline
 from trm_core.evaluate.batch_pass import evaluate_batches, figures
 from trm_core.evaluate.batch_size import auto_batch_size, check_fits
-from trm_core.evaluate.eval_model import EvalModel
 from trm_core.rundir import layout, strict_json
 
 SPLITS = ("test", "train")

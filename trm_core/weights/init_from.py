@@ -103,7 +103,7 @@ def source_weights(spec: str) -> tuple[dict[str, Any], str, str]:
 
     folder, which = split_run_spec(spec)
     if is_hub(spec) or (folder / "config.json").is_file():
-        from trm_core.export.model_folder import load_model_folder
+        from trm_core.weights.model_folder import load_model_folder
         from trm_core.weights.model_run import model_folder
 
         path, source = model_folder(spec)

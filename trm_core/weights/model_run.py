@@ -17,7 +17,7 @@ from typing import Any
 
 from trm_core.config import Config, ConfigError
 from trm_core.rundir.layout import RunDir
-from trm_core.weights.model_shape import MODEL_CONFIG
+from trm_core.rundir.model_shape import MODEL_CONFIG
 from trm_core.weights.sources import hub_file, is_hub, parse_hub
 
 def models_cache() -> Path:
@@ -26,7 +26,7 @@ def models_cache() -> Path:
 
 def model_folder(spec: str) -> tuple[Path, str]:
     """The folder holding the model's files (the hub's cache for ``hf:``), and how to name it."""
-    from trm_core.export.model_folder import CONFIG_FILE, WEIGHTS_FILE
+    from trm_core.weights.model_folder import CONFIG_FILE, WEIGHTS_FILE
 
     if is_hub(spec):
         hub = parse_hub(spec, "--model")
@@ -66,7 +66,7 @@ def _content_hash(path: Path) -> str:
 
 def _run_folder(folder: Path, source: str, dataset_dir: str) -> Path:
     """The cached run's folder: named by the model's config, its weights' content and the dataset."""
-    from trm_core.export.model_folder import CONFIG_FILE, WEIGHTS_FILE
+    from trm_core.weights.model_folder import CONFIG_FILE, WEIGHTS_FILE
 
     key = hashlib.sha256(json.dumps([(folder / CONFIG_FILE).read_text(encoding="utf-8"),
                                      _content_hash(folder / WEIGHTS_FILE), dataset_dir]).encode())
@@ -91,7 +91,7 @@ def _check_vocabulary(config: dict[str, Any], cfg: Config, dataset: Path) -> str
 
 def model_run(spec: str, dataset: Path | None) -> RunDir:
     """The run that holds model ``spec`` with ``dataset`` (its own shape when None): made once in the cache."""
-    from trm_core.export.model_folder import CONFIG_FILE, load_model_folder, trained_step
+    from trm_core.weights.model_folder import CONFIG_FILE, load_model_folder, trained_step
     from trm_core.train.model import count_parameters
     from trm_core.weights.as_run import write_weights_run
 
@@ -106,7 +106,7 @@ def model_run(spec: str, dataset: Path | None) -> RunDir:
         raise ConfigError(f"--model {spec}: {exc}") from None
     if (out / "checkpoints").is_dir():  # made before for these files and this dataset: opened, not made again
         if dataset is not None:
-            from trm_core.export.model_folder import read_model_config
+            from trm_core.weights.model_folder import read_model_config
 
             config = read_model_config(folder)[0]
             _check_vocabulary(config, _config_of(config, dataset_dir, folder / CONFIG_FILE), dataset)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from trm_core.telemetry.host_stats import cores, others_busy
+from trm_core.telemetry.host_stats import cores
 
 BUSY_AT_LEAST = 0.5   # other processes using less than half a core leave every core to the run
 COLLAPSE = 3.0        # throughput below its best divided by this, over ...

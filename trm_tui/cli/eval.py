@@ -235,11 +235,6 @@ def cmd_ensemble(args: argparse.Namespace, run: RunDir, argv: list[str]) -> int:
         print("\ntrm-tui eval: interrupted; nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
     metrics = outcome.metrics | {"folder": str(outcome.folder)}
-    escalated = metrics.get("escalated")
-    if escalated is not None and escalated >= 0.9:  # why --escalate spent what it saves elsewhere
-        print(f"trm-tui eval: --escalate: {escalated:.0%} of the examples ran the {test_time.trajectories.count} "
-              f"trajectories: the plain trajectory's halting head was sure of almost nothing (a young model's is "
-              f"not yet; its calibration: --calibration), so escalating saved little here", file=sys.stderr)
     if args.arc_submission:
         metrics |= arc_submission(outcome.folder, voting.tests, args.arc_submission, args.solutions)
     if args.json:

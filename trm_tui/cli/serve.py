@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
 def served_run(args: argparse.Namespace) -> Path:
     """The run the page opens; a clear error when there is none (a page must not start a new run)."""
     if args.root is not None:
-        from trm_tui.cli.runs import list_runs
+        from trm_tui.runs_table import list_runs
 
         if not args.root.is_dir():
             raise ConfigError(f"--root {args.root} is not a folder")

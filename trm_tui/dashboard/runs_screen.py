@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label
 
 from trm_tui.dashboard.history import history_view
-from trm_tui.cli.runs import columns, list_runs, mark_differences
+from trm_tui.runs_table import columns, list_runs, mark_differences
 from trm_tui.dashboard.widgets import Curve
 from trm_tui.keys_footer import KeysFooter
 from trm_tui.event_text import duration

@@ -1,5 +1,5 @@
 """A ``--model`` run made without a dataset keeps its model folder's config.json as ``model.json``: the shape of
-its inputs (vocabulary, puzzle identifiers), which is all ``solve`` needs. Light: ``evaluate`` reads it."""
+its inputs (vocabulary, puzzle identifiers), which is all ``solve`` needs. A run-dir file: ``evaluate`` reads it."""
 
 from __future__ import annotations
 
