@@ -20,7 +20,7 @@ from pathlib import Path
 from trm_core.config import ConfigError
 from trm_core.prep.hub import MAZE_REPO, SUDOKU_REPO, fetch_sources
 from trm_core.prep.output import check_out
-from trm_core.rundir.layout import EXIT_CONFIG, EXIT_INTERRUPTED
+from trm_core.rundir.layout import EXIT_INTERRUPTED
 from trm_core.telemetry.gpu import nvidia_gpu_present
 
 
@@ -188,10 +188,7 @@ def cmd_data(argv: list[str]) -> int:
                 print(f"trm-tui data: error: {exc}; nothing written to {args.out}", file=sys.stderr)
                 return 1
             print(f"wrote {args.out}: {args.count:,} puzzles with {args.blanks} blanks, each with one solution")
-    except ConfigError as exc:
-        print(f"trm-tui data: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a ConfigError goes to the one boundary (cli/main.py), which says it the same way
         print(f"\ntrm-tui data: interrupted; nothing written to {args.out}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
