@@ -333,3 +333,35 @@ def test_the_preset_help_lists_every_built_in_preset() -> None:
 
     helped = " ".join(build_parser().format_help().split())
     assert "built in (each described in config.toml): " + ", ".join(BUILTIN_PRESETS) in helped
+
+
+@pytest.mark.tmux
+@pytest.mark.process
+def test_r_passes_the_checks_every_start_passes(tmp_path: Path, micro_args: list[str], corpus: Path) -> None:
+    """The dashboard's r goes through the same checks as trm-tui --resume: a stopped run whose corpus is gone
+    is not resumed; r says why (doctor's failing line), and nothing starts."""
+    import shutil
+
+    own = tmp_path / "corpus"
+    shutil.copytree(corpus, own)
+    args = [a.replace(str(corpus), str(own)) for a in micro_args]
+    run_dir = _finished(tmp_path, args, steps=16, TRM_TEST_STOP_AT_STEP=4)
+    shutil.rmtree(own)
+    before = _lines(run_dir)
+    with Terminal(["--run-dir", str(run_dir)], size=(100, 30)) as term:
+        wait_for(lambda: "STOPPED" in term.screen(), timeout=60, what="the stopped run on screen")
+        seen: list[str] = []
+
+        def said() -> bool:  # r again every few seconds: a key sent while a loaded machine still mounts the app
+            if len(seen) % 150 == 0:  # may be dropped, as a user's would, who presses it again
+                term.keys("r")
+            seen.append(" ".join(term.screen().split()))
+            return "not resumed: not started: 1 check(s) failed" in seen[-1] and \
+                "FAIL dataset present data.paths" in seen[-1]
+        try:
+            wait_for(said, timeout=60, what="r saying why it does not resume")
+        except AssertionError:
+            raise AssertionError(seen[-1]) from None
+        term.keys("q")
+        wait_for(lambda: "EXIT=" in term.screen(), what="the dashboard to quit")
+    assert _lines(run_dir) == before and live_keeper(run_dir) is None

@@ -30,6 +30,11 @@ class Check:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"status": str(self.status)}
 
+    def line(self) -> str:
+        """The check as doctor prints it: verdict, area, name, what was seen; the fix on a line below."""
+        text = f"{str(self.status):<4}  {self.area:<11} {self.name:<11} {self.detail}"
+        return text + (f"\n{'':<29}fix: {self.fix}" if self.fix else "")
+
 
 def ok(area: str, name: str, detail: str) -> Check:
     return Check(area, name, Status.OK, detail)

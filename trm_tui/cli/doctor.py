@@ -71,8 +71,7 @@ def terminal_checks() -> list[Check]:
 
 
 def render(check: Check) -> str:
-    line = f"{str(check.status):<4}  {check.area:<11} {check.name:<11} {check.detail}"
-    return line + (f"\n{'':<29}fix: {check.fix}" if check.fix else "")
+    return check.line()
 
 
 def cmd_doctor(argv: list[str]) -> int:

@@ -11,9 +11,9 @@ from trm_core import config as config_mod
 from trm_core.config import ConfigError, Start, SupervisorConfig
 from trm_core.config.start import saved_settings as run_settings
 from trm_core.control.client import KeeperClient
+from trm_core.control.start_checks import StartRefused, check_start
 from trm_core.control.launch import ensure_keeper, wait_gone
 from trm_core.control.run_status import run_status
-from trm_core.prep.dataset_shape import check_data
 from trm_core.rundir import layout, lifecycle, log_queries, start_claim
 from trm_core.rundir.identity import live_keeper, live_worker
 from trm_core.rundir.ownership import is_mine
@@ -186,24 +186,11 @@ def _settings_for_start(args: argparse.Namespace, start: Start) -> SupervisorCon
         say_ignored(args, start, running.pid)
         return run_settings(run_dir)
     try:
-        if args.resume:
-            refuse_imported(start.rundir)
-        cfg = start.resolve()
-        check_data(cfg)
-        if not args.resume:
-            from trm_core.weights.init_from import problem as init_problem
-
-            refused = init_problem(cfg.train.init_from, cfg.model)
-            if refused:
-                raise ConfigError(refused)
-        failed = doctor_failures(cfg, start.rundir.root, start.preset)
+        cfg = check_start(start)
     except ConfigError as exc:
         if live_worker(run_dir) is not None:  # a concurrent start that we can attach to
             return run_settings(run_dir)
-        print(f"trm-tui: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    if failed:
-        print(failed, file=sys.stderr)
+        print(f"trm-tui: {exc}" if isinstance(exc, StartRefused) else f"trm-tui: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.resume and _complete(start, cfg):
         return 0
@@ -221,16 +208,6 @@ def say_ignored(args: argparse.Namespace, start: Start, pid: int) -> None:
           f"{', '.join(given)} not applied (a running run keeps its config). To change it: trm-tui stop --run-dir "
           f"{start.rundir.root}, then trm-tui --resume --run-dir {start.rundir.root} --set KEY=VALUE (the keys a "
           f"resume may change: docs/config.md), or press a in the dashboard to auto-tune", file=sys.stderr)
-
-
-def refuse_imported(run: RunDir) -> None:
-    """A run trm-tui import or --model wrote holds weights alone: no optimizer state to go on from."""
-    from trm_core.weights.as_run import imported_from
-
-    source = imported_from(run)
-    if source is not None:
-        raise ConfigError(f"--resume: the run in {run.root} holds imported weights ({source}), no optimizer state "
-                          f"to resume; fine-tune from them in a new run: --set train.init_from='{run.root}'")
 
 
 def _complete(start: Start, cfg: config_mod.Config) -> bool:
@@ -266,21 +243,6 @@ def _start_and_follow(args: argparse.Namespace, start: Start, settings: Supervis
         wait_keeper_gone(run_dir)  # it wrote its last word; its lock goes when it exits, a moment later
         lifecycle.forget_new_run(run_dir, created=True)
     return code
-
-
-def doctor_failures(cfg: config_mod.Config, run_dir: Path, preset: str | None) -> str:
-    """What ``trm-tui doctor`` finds failing without torch or a GPU (the dataset, the disk, the rendezvous),
-    as lines for a start to show before it launches anything; empty when nothing fails."""
-    from trm_core.doctor.all_checks import checks_for
-    from trm_core.doctor.report import Status
-    from trm_tui.cli.doctor import render
-
-    failed = [c for c in checks_for(cfg, run_dir, preset, quick=True) if c.status == Status.FAIL]
-    if not failed:
-        return ""
-    lines = "\n".join(render(c) for c in failed)
-    return (f"trm-tui: not started: {len(failed)} check(s) failed\n{lines}\n(trm-tui doctor also checks torch, "
-            f"the GPU and the model's memory)")
 
 
 def wait_keeper_gone(run_dir: Path, timeout_s: float = 10.0) -> None:

@@ -19,9 +19,10 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.filter import Monochrome, NoColor
 
-from trm_core.config import SupervisorConfig
+from trm_core.config import ConfigError, SupervisorConfig
 from trm_core.rundir.states import RunState
 from trm_core.control.client import KeeperClient
+from trm_core.control.start_checks import check_start
 from trm_core.config.start import Start
 from trm_core.control.launch import stop_worker
 from trm_core.distributed.rank_files import RankStatus
@@ -238,11 +239,17 @@ class Dashboard(App[int]):
             return
         if self.tuner.refuse_if_elsewhere():
             return
+        start = Start.resuming(self.rundir)
+        try:  # the checks every start passes (trm_core/control/start_checks.py), before anything is launched
+            check_start(start)
+        except ConfigError as exc:
+            self.notify(f"not resumed: {exc}", severity="error", timeout=12)
+            return
         self.exit_code = 0  # the outcome of the run before this resume no longer counts
         self.view.move_to(RunState.STARTING)
         self.supervising = True
         self.view_changed()
-        self.feeds.follow(self, Start.resuming(self.rundir))
+        self.feeds.follow(self, start)
 
     def action_autotune(self) -> None:
         self.tuner.start()
