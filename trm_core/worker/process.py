@@ -31,6 +31,7 @@ from trm_core.rundir import identity, layout, lifecycle
 from trm_core.rundir.layout import EXIT_CONFIG
 from trm_core.worker.faults import Faults
 from trm_core.worker.training_run import Run, total_steps_for
+from trm_core.telemetry.host_stats import cores, others_busy
 from trm_core.worker import cpu_share
 from trm_core.worker.memory_floor import check_floor
 from trm_core.worker.stop_signals import StopRequest
@@ -51,12 +52,12 @@ def threads_for_a_crowded_machine(cfg: Config) -> list[str]:
     if cfg.train.threads or cfg.train.device.startswith("cuda") or (cfg.train.device == "auto" and
                                                                     torch.cuda.is_available()):
         return []
-    busy, available = cpu_share.others_busy(), torch.get_num_threads()
+    busy, available = others_busy(), torch.get_num_threads()
     picked = cpu_share.free_threads(busy, available)
     if picked is None or picked >= available:
         return []
     cfg.train.threads = picked
-    return [f"train.threads = 0: other processes hold {busy:.1f} of {cpu_share.cores()} cores at the start, so this "
+    return [f"train.threads = 0: other processes hold {busy:.1f} of {cores()} cores at the start, so this "
             f"run takes {picked} thread{'s' if picked > 1 else ''} (torch's default is {available}; kept in the run's "
             f"config: auto-tune re-measures, or --set train.threads=N on resume)"]
 
