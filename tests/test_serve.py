@@ -240,6 +240,13 @@ def test_tabs_are_capped_bounded_in_size_and_end_with_their_socket(tmp_path: Pat
         with pytest.raises(urllib.error.HTTPError) as page:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=30)
         assert page.value.code == 503 and "--max-tabs 2" in page.value.read().decode()
+        for garbage in ("not json", "[1]", '["resize", {}]', '["resize", {"width": "x", "height": null}]', "{}"):
+            tabs[0].send(garbage)  # what no page sends: dropped, the tab goes on
+        tabs[0].send('["ping", "still here"]')
+        def answered() -> bool:  # the dashboard's frames (bytes) go by until the pong (text)
+            frame = tabs[0].recv()
+            return "still here" in (frame.decode(errors="replace") if isinstance(frame, bytes) else frame)
+        wait_for(answered, timeout=30, what="the tab's answer after the garbage")
         stuck = next(p for p in dashboards() if "sh" != p.name())
         stuck.send_signal(signal.SIGSTOP)  # a dashboard that cannot answer the quit its socket's close sends
         for tab in tabs:
@@ -250,3 +257,4 @@ def test_tabs_are_capped_bounded_in_size_and_end_with_their_socket(tmp_path: Pat
     finally:
         terminate(server)
         kill_worker(run_dir)
+    assert "Traceback" not in server.stderr.read()  # nothing a tab sent reached the server's log as a crash

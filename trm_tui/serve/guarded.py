@@ -22,7 +22,7 @@ import socket
 from typing import Any, Awaitable, Callable
 
 import aiohttp_jinja2
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 
@@ -189,6 +189,28 @@ class GuardedServer(Server):
             finally:
                 self.tabs[role] -= 1  # the slot is free once its process is gone
         return websocket
+
+    async def _process_messages(self, websocket: web.WebSocketResponse, app_service: AppService) -> None:
+        """The page's messages to its dashboard, as textual-serve's loop reads them, except that a message this
+        page would never send (not JSON, not a known envelope) is dropped, not a traceback in the server's log."""
+        async for message in websocket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            try:
+                envelope = message.json()
+                kind, data = envelope[0], envelope[1]
+                if kind == "stdin":
+                    await app_service.send_bytes(str(data).encode("utf-8"))
+                elif kind == "resize":
+                    await app_service.set_terminal_size(data["width"], data["height"])
+                elif kind == "ping":
+                    await websocket.send_json(["pong", data])
+                elif kind == "blur":
+                    await app_service.blur()
+                elif kind == "focus":
+                    await app_service.focus()
+            except (ValueError, TypeError, KeyError, IndexError):
+                log.debug("a malformed message from a tab was dropped")
 
     # -- serving -----------------------------------------------------------------------------------------
 
