@@ -8,11 +8,11 @@ anything is allocated, with the figures that say why.
 
 from __future__ import annotations
 
-import psutil
 import torch
 
 from trm_core.config import ConfigError, ModelConfig
 from trm_core.evaluate.eval_model import EvalModel
+from trm_core.telemetry.host_stats import free_memory, gib
 
 CPU_ROWS = 256  # past this a CPU gains nothing, and the memory is the machine's, shared with whatever else runs
 MEMORY_SHARE = 0.5  # of the memory free now: the eval's rows may take at most this much
@@ -27,13 +27,6 @@ def row_bytes(model: ModelConfig, vocab_size: int) -> int:
     return 4 * seq * (dim * int(4 + 3 * widest) + attention + vocab_size + 8)
 
 
-def free_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    return int(psutil.virtual_memory().available)
-
-
 def check_fits(ev: EvalModel, model: ModelConfig, vocab_size: int, batch_size: int | None,
                batch_what: str = "--batch-size") -> None:
     """Refuse, naming the flag, an eval whose rows cannot fit: one example's K trajectories, or ``batch_size``
@@ -41,14 +34,14 @@ def check_fits(ev: EvalModel, model: ModelConfig, vocab_size: int, batch_size: i
     k = ev.trajectories.count
     budget, per_row = MEMORY_SHARE * free_memory(ev.device), row_bytes(model, vocab_size)
     if k * per_row > budget:
-        raise ConfigError(f"--trajectories {k}: one example's {k} trajectories need about {_gib(k * per_row)} at "
-                          f"once, more than {MEMORY_SHARE:.0%} of the {_gib(budget / MEMORY_SHARE)} free on "
+        raise ConfigError(f"--trajectories {k}: one example's {k} trajectories need about {gib(k * per_row)} at "
+                          f"once, more than {MEMORY_SHARE:.0%} of the {gib(budget / MEMORY_SHARE)} free on "
                           f"{ev.device}; ask for fewer")
     if batch_size is not None and batch_size * k * per_row > budget:
         most = max(1, int(budget // (k * per_row)))
         raise ConfigError(f"{batch_what} {batch_size}: {batch_size} examples x {k} trajectories need about "
-                          f"{_gib(batch_size * k * per_row)} at once, more than {MEMORY_SHARE:.0%} of the "
-                          f"{_gib(budget / MEMORY_SHARE)} free on {ev.device}; at most {most} fit")
+                          f"{gib(batch_size * k * per_row)} at once, more than {MEMORY_SHARE:.0%} of the "
+                          f"{gib(budget / MEMORY_SHARE)} free on {ev.device}; at most {most} fit")
 
 
 def auto_batch_size(ev: EvalModel, seq_len: int, count: int, model: ModelConfig | None = None,
@@ -71,9 +64,4 @@ def auto_batch_size(ev: EvalModel, seq_len: int, count: int, model: ModelConfig 
         y, z = ev.model.initial_state(probe, seq_len)
         ev.model(tokens, y, z, None)
     per_row = max(1, (torch.cuda.max_memory_allocated(ev.device) - base) / probe)
-    free, _ = torch.cuda.mem_get_info(ev.device)
-    return max(1, min(count, int(0.8 * free / (per_row * k))))
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    return max(1, min(count, int(0.8 * free_memory(ev.device) / (per_row * k))))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trm_core.rundir.layout import DEFAULT_RUN_DIR, START_LOCK
 
-_held: dict[Path, int] = {}  # control folder -> the fd holding its start lock, in this process
+_held: dict[Path, int] = {}  # run folder -> the fd holding its start lock, in this process
 
 
 def hold(run_dir: Path) -> bool:

@@ -24,6 +24,20 @@ def others_busy(sample_s: float = 0.3) -> float:
     return cores() * psutil.cpu_percent(interval=sample_s) / 100.0
 
 
+def free_memory(device: object) -> float:
+    """Bytes free now where ``device`` (a torch.device) computes: its GPU's free memory, or the machine's
+    available RAM. Imports torch only for a GPU."""
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return float(torch.cuda.mem_get_info(device)[0])
+    return float(psutil.virtual_memory().available)
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
 @dataclass
 class HostSample:
     cpu_pct: float

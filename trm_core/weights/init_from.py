@@ -124,6 +124,8 @@ def fit(state: dict[str, Any], expected: dict[str, Any], source: str) -> Initial
     """``state`` made to fit ``expected`` (the new model's state dict): the puzzle table resized, the rest equal."""
     import torch
 
+    from trm_core.weights.tensor_checks import refuse
+
     problems, fitted, note = [], {}, ""
     for name, want in expected.items():
         have = state.get(name)
@@ -138,10 +140,8 @@ def fit(state: dict[str, Any], expected: dict[str, Any], source: str) -> Initial
         else:
             problems.append(f"{name}: {tuple(have.shape)} in the source, {tuple(want.shape)} in this run's model")
     problems += [f"{name}: in the source, not in this run's model" for name in state if name not in expected]
-    if problems:
-        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
-        raise ConfigError(f"train.init_from = {source}: its weights do not fit this run's model (the model section "
-                          f"must match the source's): {shown}")
+    refuse(problems, f"train.init_from = {source}", "its weights do not fit this run's model (the model section "
+           "must match the source's)", shown=6)
     return InitialWeights(fitted, source, note)
 
 

@@ -78,9 +78,9 @@ def convert(reference_state: dict[str, Any], expected: dict[str, Any], where: st
             converted[name] = tensor
     missing = sorted(set(expected) - set(converted) - {our_name(k) for k in reference_state})
     problems += [f"{name}: not in the checkpoint" for name in missing]
-    if problems:
-        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise ConfigError(f"{where}: does not fit the reference's TRM as its config describes it: {shown}")
+    from trm_core.weights.tensor_checks import refuse  # torch's module: this one reads yaml without it
+
+    refuse(problems, where, "does not fit the reference's TRM as its config describes it", shown=8)
     return converted
 
 
@@ -134,9 +134,13 @@ def reference_sets(data: dict[str, Any], where: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: arch.{key} is missing")
         return arch[key]
 
+    def given(key: str, default: Any) -> Any:
+        """The yaml's value, or ``default`` where it leaves the key out (None: the key is needed)."""
+        return need(key) if default is None or key in arch else default
+
     def whole(key: str, least: int = 1, default: int | None = None) -> int:
         """A whole number as the yaml wrote it: 16 or 16.0, never 16.7, "sixteen", [16], null or true."""
-        value = need(key) if default is None or key in arch else default
+        value = given(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 isinstance(value, float) and not value.is_integer():  # inf and NaN too
             raise ConfigError(f"{where}: arch.{key} = {value!r}: expected a whole number")
@@ -145,13 +149,13 @@ def reference_sets(data: dict[str, Any], where: str) -> dict[str, Any]:
         return int(value)
 
     def number(key: str, low: float, high: float, default: float | None = None) -> float:
-        value = need(key) if default is None or key in arch else default
+        value = given(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ConfigError(f"{where}: arch.{key} = {value!r}: expected a number from {low:g} to {high:g}")
         return float(value)
 
     def word(key: str, default: str | None = None) -> str:
-        value = need(key) if default is None or key in arch else default
+        value = given(key, default)
         if not isinstance(value, str):
             raise ConfigError(f"{where}: arch.{key} = {value!r}: expected a name")
         return value

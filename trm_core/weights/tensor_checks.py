@@ -28,10 +28,11 @@ def meta_shapes(model: ModelConfig, vocab_size: int, num_puzzle_ids: int) -> dic
     return {name: tuple(t.shape) for name, t in built.state_dict().items()}
 
 
-def refuse(problems: list[str], where: str, what: str) -> None:
+def refuse(problems: list[str], where: str, what: str, shown: int = SHOWN) -> None:
+    """A ``ConfigError`` naming the first ``shown`` problems and counting the rest; nothing when there are none."""
     if problems:
-        shown = "; ".join(problems[:SHOWN]) + (f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else "")
-        raise ConfigError(f"{where}: {what}: {shown}")
+        named = "; ".join(problems[:shown]) + (f"; and {len(problems) - shown} more" if len(problems) > shown else "")
+        raise ConfigError(f"{where}: {what}: {named}")
 
 
 def shape_problems(found: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]]) -> list[str]:

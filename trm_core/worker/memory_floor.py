@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 
-import psutil
 import torch
 
 from trm_core.config import Config, ConfigError
+from trm_core.telemetry.host_stats import free_memory, gib
 
 STATE_COPIES = 5  # weights, gradients, Adam's two moments, the EMA: float32 each
 
@@ -32,24 +32,14 @@ def floor_bytes(cfg: Config, vocab_size: int, num_puzzle_ids: int) -> dict[str, 
             "the batch's tokens": 16.0 * cfg.rank_batch * m.seq_len}
 
 
-def free_bytes(device: torch.device) -> float:
-    if device.type == "cuda":
-        return float(torch.cuda.mem_get_info(device)[0])
-    return float(psutil.virtual_memory().available)
-
-
 def check_floor(cfg: Config, vocab_size: int, num_puzzle_ids: int, device: torch.device) -> None:
     parts = floor_bytes(cfg, vocab_size, num_puzzle_ids)
-    need, free = sum(parts.values()), free_bytes(device)
+    need, free = sum(parts.values()), free_memory(device)
     if need <= free:
         return
-    said = ", ".join(f"{name} {_gib(b)}" for name, b in parts.items())
-    raise ConfigError(f"this run needs at least {_gib(need)} ({said}) and {device} has {_gib(free)} free: "
+    said = ", ".join(f"{name} {gib(b)}" for name, b in parts.items())
+    raise ConfigError(f"this run needs at least {gib(need)} ({said}) and {device} has {gib(free)} free: "
                       f"model.dim = {cfg.model.dim}, model.depth = {cfg.model.depth}, model.seq_len = "
                       f"{cfg.model.seq_len}, model.expansion_factor = {cfg.model.expansion_factor:g}, model.expansion = "
                       f"{cfg.model.expansion:g}, train.batch_size = {cfg.train.batch_size}, train.micro_batch_size = "
                       f"{cfg.train.micro_batch_size}; trm-tui doctor measures what a step really takes")
-
-
-def _gib(n: float) -> str:
-    return f"{n / 2**30:,.1f} GiB"

@@ -92,16 +92,6 @@ def fine_tune_recipe(cfg: Config, total_steps: int) -> list[str]:
     return [kept]
 
 
-def run_device(cfg: Config) -> torch.device:
-    """The device this process will train on (a rank's own GPU; "auto" resolved)."""
-    device = cfg.train.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-    return torch.device(device)
-
-
 def check_device(cfg: Config) -> None:
     device = cfg.train.device
     if device.startswith("cuda"):
@@ -174,14 +164,13 @@ def main(argv: list[str] | None = None) -> int:
             lock_fd = identity.claim_run(run_dir)
             rank_files.forget(run_dir)  # a former group's: this run has no ranks now
         dataset = build_dataset(cfg)
-        # sizes asked for by mistake are refused here, before the model or a batch is allocated
-        check_floor(cfg, dataset.vocab_size, getattr(dataset, "num_puzzle_ids", 1), run_device(cfg))
         # a set too small for a batch stops here; a puzzle set's stream restarts at each eval interval
         order = order_for(dataset, cfg.train.batch_size, cfg.train.seed, cfg.train.eval_every_epochs)
-        total_steps_for(cfg, order)  # epochs too few for one batch stop here too (the count is kept for the run)
+        total = total_steps_for(cfg, order)  # epochs too few for one batch stop here too
         group = join_group(cfg) if is_rank else Group()
-        notes = [] if start.resume or is_rank else \
-            threads_for_a_crowded_machine(cfg) + fine_tune_recipe(cfg, total_steps_for(cfg, order))
+        # sizes asked for by mistake are refused here, before the model or a batch is allocated
+        check_floor(cfg, dataset.vocab_size, getattr(dataset, "num_puzzle_ids", 1), group.device(cfg.train.device))
+        notes = [] if start.resume or is_rank else threads_for_a_crowded_machine(cfg) + fine_tune_recipe(cfg, total)
         if group.leader:
             config_mod.write_config(run_config(cfg), run_dir / layout.RUN_CONFIG)
     except (ConfigError, identity.RunClaimed) as exc:

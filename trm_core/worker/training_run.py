@@ -78,7 +78,7 @@ class Run:
                  notes: list[str] | None = None) -> None:
         self.cfg, self.run_dir, self.dataset = cfg, run_dir, dataset
         self.notes = notes or []  # what the start decided for the user (threads on a crowded machine), said once
-        self.crowding = CollapseWatch() if self.cfg.train.device != "cuda" else None
+        self.crowding: CollapseWatch | None = None  # a CPU run's watch on its speed, set when it starts
         self.voting = voting_for(cfg.data)  # ARC's pass@k over augmentations; None for any other data
         self.resume, self.overrides, self.stop = resume, overrides, stop
         self.group = group or Group()
@@ -229,8 +229,8 @@ class Run:
             backend=group.backend or None, hosts=hosts, weights_from=self.weights_from))
         for note in self.notes:
             self.events.emit(WarningEvent(message=note))
-        if self.trainer.device.type == "cuda":
-            self.crowding = None  # a GPU run's speed is the GPU's
+        if self.trainer.device.type != "cuda":  # a GPU run's speed is the GPU's
+            self.crowding = CollapseWatch()
         if cfg.train.precision == "bf16" and self.trainer.device.type != "cuda":
             self.events.emit(WarningEvent(message=(
                 f"train.precision = 'bf16' on {self.trainer.device}: the reference's bf16 forward runs, but slowly "

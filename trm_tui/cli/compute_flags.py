@@ -12,12 +12,17 @@ HALT_AS_TRAINED = -1.0  # --halt without P: the run's own model.halt_threshold
 SELECTIONS = ("q", "vote")  # as evaluate.trajectories.SELECTIONS (not imported: --help stays free of torch)
 
 
+def _read(text: str, kind: type, what: str) -> Any:
+    """``text`` as ``kind`` (int or float), or argparse's refusal saying it is not ``what``."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+
+
 def at_least_one(text: str) -> int:
     """An argparse type: a whole number of at least 1 (argparse names the flag and exits 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _read(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
     return value
@@ -25,10 +30,7 @@ def at_least_one(text: str) -> int:
 
 def not_negative(text: str) -> float:
     """An argparse type: a finite number of 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _read(text, float, "a number")
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{value:g}: must be 0 or more")
     return value
@@ -36,10 +38,7 @@ def not_negative(text: str) -> float:
 
 def probability(text: str) -> float:
     """An argparse type: a probability strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _read(text, float, "a number")
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"{value:g}: a halting probability is between 0 and 1 (0.5: logit 0)")
     return value

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from trm_core.config import SupervisorConfig
 from trm_core.config.start import saved_settings
 from trm_core.control import commands
 from trm_core.control.launch import stop_worker, wait_gone
@@ -48,7 +49,7 @@ def cmd_stop(argv: list[str]) -> int:
         ident = live_worker(args.run_dir)
     if ident is None:
         if live_keeper(args.run_dir) is not None:  # starting, or between a crash and its restart
-            return stop_through_keeper(args.run_dir, args.force, settings.stop_grace_s)
+            return stop_through_keeper(args.run_dir, args.force, settings)
         st = run_status(args.run_dir, settings)
         print(f"nothing to stop: no worker is running in {args.run_dir} (the run is {st.state})")
         return 0
@@ -79,9 +80,10 @@ def wait_for_start(run_dir: Path) -> bool:
     return True
 
 
-def stop_through_keeper(run_dir: Path, force: bool, grace_s: float) -> int:
+def stop_through_keeper(run_dir: Path, force: bool, settings: SupervisorConfig) -> int:
     """No worker yet (starting) or none now (a restart pending): the keeper carries the stop out. Exit 0 only
     when it accepted the stop and the run ended; the keeper's refusal or silence is said, exit 1."""
+    grace_s = settings.stop_grace_s
     cid = commands.send(run_dir, commands.Kill() if force else commands.Stop("trm-tui stop"),
                         commands.sender_name("trm-tui stop"))
     ack = commands.answer(run_dir, cid, timeout_s=KEEPER_ANSWER_S)
@@ -97,6 +99,6 @@ def stop_through_keeper(run_dir: Path, force: bool, grace_s: float) -> int:
         print(f"trm-tui stop: the run is still stopping after {grace_s + KEEPER_ANSWER_S:g}s; trm-tui status shows "
               f"when it is over", file=sys.stderr)
         return EXIT_FAILED
-    st = run_status(run_dir, saved_settings(run_dir))
+    st = run_status(run_dir, settings)
     print(f"the run is {st.state} at step {st.step}; newest checkpoint: step {st.checkpoint_step}")
     return 0
